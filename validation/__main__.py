@@ -1,0 +1,7 @@
+"""``python -m validation`` is the ``metronome`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
