@@ -43,19 +43,30 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_'."
 
 
-def tokenize(text: str, path: str) -> list[Token]:
-    """Split ``text`` into tokens with 1-based line/column spans."""
+def tokenize(
+    text: str, path: str, *, first_line: int = 1, display: list[str] | None = None
+) -> list[Token]:
+    """Split ``text`` into tokens with 1-based line/column spans.
+
+    ``first_line`` numbers the first line of ``text`` (for text cut out of a larger
+    file); ``display`` gives the lines to show under diagnostics when ``text`` was
+    blanked out around the part to read.
+    """
     tokens: list[Token] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for index, raw_line in enumerate(text.splitlines()):
+        line_no = first_line + index
+        line = raw_line
         i = 0
         n = len(line)
         start = -1
 
-        def flush(end: int, line_no: int = line_no, line: str = line) -> None:
+        shown = display[index] if display is not None else line
+
+        def flush(end: int, line_no: int = line_no, line: str = line, shown: str = shown) -> None:
             nonlocal start
             if start >= 0:
                 word = line[start:end]
-                tokens.append(Token(word, SourceSpan(path, line_no, start + 1, len(word), line)))
+                tokens.append(Token(word, SourceSpan(path, line_no, start + 1, len(word), shown)))
                 start = -1
 
         while i < n:
@@ -67,7 +78,7 @@ def tokenize(text: str, path: str) -> list[Token]:
                 flush(i)
             elif ch in _BRACES:
                 flush(i)
-                tokens.append(Token(ch, SourceSpan(path, line_no, i + 1, 1, line)))
+                tokens.append(Token(ch, SourceSpan(path, line_no, i + 1, 1, shown)))
             elif ch == "-":
                 inside_word = start >= 0 and i + 1 < n and _is_word_char(line[i + 1])
                 negative = start < 0 and i + 1 < n and line[i + 1].isdigit()

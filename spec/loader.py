@@ -22,21 +22,22 @@ from .source import SpecError
 __all__ = ["HardwareFlags", "load_network", "resolve_hardware"]
 
 
-def load_network(path: str | Path) -> Network:
-    """Parse a mapping file of any supported language into a :class:`Network`."""
+def load_network(path: str | Path, *, shrink: dict[str, int] | None = None) -> Network:
+    """Parse a mapping file of any supported language into a :class:`Network`
+    (``shrink`` caps dimension sizes, see :func:`spec.maestro.parse_mapping_text`)."""
     shown = str(path)
     if Path(shown).suffix in (".yaml", ".yml"):
         raise SpecError.at(None, f"{shown}: is a scenario; run it with 'metronome validate'")
     text = read_source(path)
     if Path(shown).suffix == ".pragma" or looks_like_pragma(text):
-        return parse_pragma_text(text, shown)
+        return parse_pragma_text(text, shown, shrink=shrink)
     if looks_like_hw_file(text):
         raise SpecError.at(
             None,
             f"{shown}: is a MAESTRO hardware file, not a mapping",
             hint=f"pass it with --hw {shown}",
         )
-    return parse_mapping_text(text, shown)
+    return parse_mapping_text(text, shown, shrink=shrink)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -79,14 +79,18 @@ class _RawLayer:
 class _Cursor:
     """Position in a token list with the helpers a recursive-descent parser needs."""
 
-    def __init__(self, tokens: list[Token], path: str, text: str) -> None:
+    def __init__(self, tokens: list[Token], eof_span: SourceSpan) -> None:
         self.tokens = tokens
         self.pos = 0
-        self.path = path
+        self.eof_span = eof_span
+
+    @classmethod
+    def over_text(cls, text: str, path: str) -> _Cursor:
         lines = text.splitlines()
         last_line = len(lines) if lines else 1
         last_text = lines[-1] if lines else ""
-        self.eof_span = SourceSpan(path, last_line, len(last_text) + 1, 1, last_text)
+        eof = SourceSpan(path, last_line, len(last_text) + 1, 1, last_text)
+        return cls(tokenize(text, path), eof)
 
     def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -205,12 +209,17 @@ def _parse_directive(cur: _Cursor, keyword: Token) -> _RawDirective:
     return _RawDirective(keyword, args, dim)
 
 
-def _parse_dataflow(cur: _Cursor, opener: Token) -> list[_RawDirective]:
-    cur.expect("{", "after 'Dataflow'")
+def _parse_dataflow(cur: _Cursor, opener: Token | None) -> list[_RawDirective]:
+    """Directives up to the closing brace (``opener`` given) or the end of the tokens."""
+    if opener is not None:
+        cur.expect("{", "after 'Dataflow'")
     directives: list[_RawDirective] = []
     while True:
-        token = cur.next(f"a directive or '}}' to close 'Dataflow' (line {opener.span.line})")
-        if token.text == "}":
+        if opener is None and cur.peek() is None:
+            return directives
+        where = f" to close 'Dataflow' (line {opener.span.line})" if opener else ""
+        token = cur.next(f"a directive or '}}'{where}")
+        if token.text == "}" and opener is not None:
             return directives
         if token.text in _DIRECTIVES:
             directives.append(_parse_directive(cur, token))
@@ -281,7 +290,22 @@ def _parse_layer(cur: _Cursor, layer_kw: Token) -> _RawLayer:
             )
 
 
-def _build_layer(raw: _RawLayer, constants: dict[str, int]) -> Layer:
+def shrink_dims(declared: dict[str, int], caps: dict[str, int] | None) -> dict[str, int]:
+    """Clip declared sizes to ``caps`` (to make a layer small enough to simulate quickly),
+    never below the filter window for the sliding dimensions."""
+    if not caps:
+        return declared
+    out = dict(declared)
+    for dim, cap in caps.items():
+        if dim in out:
+            floor = {"Y": out.get("R", 1), "X": out.get("S", 1)}.get(dim, 1)
+            out[dim] = min(out[dim], max(cap, floor))
+    return out
+
+
+def _build_layer(
+    raw: _RawLayer, constants: dict[str, int], caps: dict[str, int] | None = None
+) -> Layer:
     if raw.type_token is None:
         raise SpecError.at(raw.name.span, f"layer '{raw.name.text}' has no 'Type'")
     type_text = raw.type_token.text
@@ -306,6 +330,7 @@ def _build_layer(raw: _RawLayer, constants: dict[str, int]) -> Layer:
         spans[dim] = key.span
         if declared[dim] <= 0:
             raise SpecError.at(value.span, f"dimension {dim} must be > 0, got {declared[dim]}")
+    declared = shrink_dims(declared, caps)
     if type_text == "FC" and any(d not in ("M", "N", "K") for d in declared):
         bad = next(d for d in declared if d not in ("M", "N", "K"))
         raise SpecError.at(
@@ -342,7 +367,7 @@ def _resolve_arg(arg: _Arg, what: str, layer: Layer, constants: dict[str, int]) 
 
 
 def _resolve_mapping(
-    raw: list[_RawDirective], opener: Token | None, layer: Layer, constants: dict[str, int]
+    raw: list[_RawDirective], opener: SourceSpan | None, layer: Layer, constants: dict[str, int]
 ) -> tuple[Mapping, tuple[Diagnostic, ...]]:
     directives: list[Directive] = []
     problems: list[Diagnostic] = []
@@ -381,9 +406,30 @@ def _resolve_mapping(
     )
 
 
-def parse_mapping_text(text: str, path: str = "<text>") -> Network:
-    """Parse a MAESTRO mapping (or model-only) file into a :class:`Network`."""
-    cur = _Cursor(tokenize(text, path), path, text)
+def _span(token: Token | None) -> SourceSpan | None:
+    return token.span if token is not None else None
+
+
+def parse_dataflow_tokens(
+    tokens: list[Token], eof_span: SourceSpan, layer: Layer, opener: SourceSpan | None = None
+) -> tuple[Mapping, tuple[Diagnostic, ...]]:
+    """A bare directive list (no braces), e.g. an inline dataflow of a YAML scenario,
+    resolved and validated against ``layer``."""
+    raw = _parse_dataflow(_Cursor(tokens, eof_span), None)
+    if not raw:
+        raise SpecError.at(opener or eof_span, f"the dataflow of layer '{layer.name}' is empty")
+    return _resolve_mapping(raw, opener, layer, {})
+
+
+def parse_mapping_text(
+    text: str, path: str = "<text>", *, shrink: dict[str, int] | None = None
+) -> Network:
+    """Parse a MAESTRO mapping (or model-only) file into a :class:`Network`.
+
+    ``shrink`` caps dimension sizes before ``Sz(D)`` is resolved, so a shrunken layer
+    keeps the meaning of its mapping (used to simulate large networks quickly).
+    """
+    cur = _Cursor.over_text(text, path)
     constants: dict[str, int] = {}
     network_name: str | None = None
     network_span: SourceSpan | None = None
@@ -429,7 +475,7 @@ def parse_mapping_text(text: str, path: str = "<text>") -> Network:
     previous: tuple[list[_RawDirective], Token | None] | None = None
     for raw, consts in zip(raw_layers, layer_constants, strict=True):
         try:
-            layer = _build_layer(raw, consts)
+            layer = _build_layer(raw, consts, shrink)
             inherited = False
             mapping: Mapping | None = None
             warnings: tuple[Diagnostic, ...] = ()
@@ -450,9 +496,9 @@ def parse_mapping_text(text: str, path: str = "<text>") -> Network:
     return Network(name, tuple(layers), path, None, network_span)
 
 
-def parse_mapping_file(path: str | Path) -> Network:
+def parse_mapping_file(path: str | Path, *, shrink: dict[str, int] | None = None) -> Network:
     """Read and parse a MAESTRO mapping file."""
-    return parse_mapping_text(read_source(path), str(path))
+    return parse_mapping_text(read_source(path), str(path), shrink=shrink)
 
 
 def parse_hw_text(text: str, path: str = "<text>", *, simd_lanes: int = 1) -> Hardware:

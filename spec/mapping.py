@@ -118,10 +118,11 @@ class Mapping:
         needed = prod(sizes)
         if needed > num_pes:
             clusters = [d for d in self.directives if isinstance(d, ClusterDirective)]
+            product = " x ".join(map(str, sizes)) + (f" = {needed}" if len(sizes) > 1 else "")
             raise SpecError.at(
                 clusters[0].span if clusters else self.span,
-                f"Cluster sizes {' x '.join(map(str, sizes))} = {needed} need more PEs than"
-                f" the {num_pes} available",
+                f"Cluster size{'s' if len(sizes) > 1 else ''} {product} need"
+                f"{'' if len(sizes) > 1 else 's'} {needed} PEs, but the hardware has {num_pes}",
                 hint="reduce the Cluster sizes or raise num_pes",
             )
         return (num_pes // needed, *sizes)

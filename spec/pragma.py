@@ -33,6 +33,7 @@ from pathlib import Path
 from .hardware import UNBOUNDED, Hardware
 from .layer import LayerType, make_layer
 from .lexer import Token, read_source, tokenize
+from .maestro import shrink_dims
 from .mapping import ClusterDirective, Directive, MapDirective, Mapping
 from .network import MappedLayer, Network
 from .source import Diagnostic, SourceSpan, SpecError
@@ -210,8 +211,11 @@ def _translate_merge(
     ]
 
 
-def parse_pragma_text(text: str, path: str = "<text>") -> Network:
-    """Parse a 2018 pragma file into a :class:`Network` carrying its hardware."""
+def parse_pragma_text(
+    text: str, path: str = "<text>", *, shrink: dict[str, int] | None = None
+) -> Network:
+    """Parse a 2018 pragma file into a :class:`Network` carrying its hardware
+    (``shrink`` caps loop sizes as in :func:`spec.maestro.parse_mapping_text`)."""
     reader = _Reader(tokenize(text, path), path, text)
     hw: dict[str, int] = {}
     hw_tokens: dict[str, Token] = {}
@@ -234,7 +238,7 @@ def parse_pragma_text(text: str, path: str = "<text>") -> Network:
         if _key(token) != "layer":
             raise SpecError.at(token.span, f"expected 'Layer', found '{token.text}'")
         try:
-            layers.append(_parse_layer(reader, token, hw["NumPEs"]))
+            layers.append(_parse_layer(reader, token, hw["NumPEs"], shrink))
         except SpecError as exc:
             problems.extend(exc.diagnostics)
             break
@@ -252,7 +256,9 @@ def parse_pragma_text(text: str, path: str = "<text>") -> Network:
     return Network(Path(path).stem, tuple(layers), path, hardware)
 
 
-def _parse_layer(reader: _Reader, layer_kw: Token, num_pes: int) -> MappedLayer:
+def _parse_layer(
+    reader: _Reader, layer_kw: Token, num_pes: int, shrink: dict[str, int] | None
+) -> MappedLayer:
     kind = reader.next("a layer type (CONV or FC) after 'Layer'")
     if kind.text.upper() == "POOL":
         raise SpecError.at(kind.span, "POOL layers perform no MACs and are not modelled")
@@ -279,6 +285,7 @@ def _parse_layer(reader: _Reader, layer_kw: Token, num_pes: int) -> MappedLayer:
     if kind.text.upper() == "FC":
         for var in ("R", "S", "Y", "X"):
             declared.setdefault(var, 1)
+    declared = shrink_dims(declared, shrink)
     layer = make_layer(
         name=name.text,
         type_=LayerType.CONV,
@@ -299,6 +306,6 @@ def _parse_layer(reader: _Reader, layer_kw: Token, num_pes: int) -> MappedLayer:
     return MappedLayer(layer, mapping, False, tuple(notes) + warnings)
 
 
-def parse_pragma_file(path: str | Path) -> Network:
+def parse_pragma_file(path: str | Path, *, shrink: dict[str, int] | None = None) -> Network:
     """Read and parse a 2018 pragma file."""
-    return parse_pragma_text(read_source(path), str(path))
+    return parse_pragma_text(read_source(path), str(path), shrink=shrink)

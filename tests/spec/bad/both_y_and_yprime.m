@@ -1,0 +1,9 @@
+Network n {
+  Layer L {
+    Type: CONV
+    Dimensions { K: 4, C: 1, R: 3, S: 3, Y: 8, Y': 6, X: 8 }
+    Dataflow {
+      SpatialMap(1,1) K;
+    }
+  }
+}

@@ -1,0 +1,12 @@
+// args: --num-pes 4
+Network n {
+  Layer L {
+    Type: CONV
+    Dimensions { K: 4, C: 8, R: 1, S: 1, Y: 1, X: 8 }
+    Dataflow {
+      SpatialMap(1,1) K;
+      Cluster(8, P);
+      SpatialMap(1,1) C;
+    }
+  }
+}

@@ -1,0 +1,2 @@
+num_pes: 64
+noc_bw_cstr: fast

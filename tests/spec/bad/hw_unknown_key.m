@@ -1,0 +1,2 @@
+num_pes: 64
+l1_size: 512

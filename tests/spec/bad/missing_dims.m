@@ -1,0 +1,6 @@
+Network n {
+  Layer L {
+    Type: CONV
+    Dataflow { SpatialMap(1,1) K; }
+  }
+}

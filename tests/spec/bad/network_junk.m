@@ -1,0 +1,3 @@
+Network n {
+  Dataflow { SpatialMap(1,1) K; }
+}

@@ -1,0 +1,4 @@
+Constant A 4;
+Layer L {
+  Type: CONV
+}

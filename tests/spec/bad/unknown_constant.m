@@ -1,0 +1,8 @@
+Constant TileK 4;
+Network n {
+  Layer L {
+    Type: CONV
+    Dimensions { K: 16, C: 1, R: 1, S: 1, Y: 1, X: 8 }
+    Dataflow { SpatialMap(TileC,TileK) K; }
+  }
+}
