@@ -401,9 +401,7 @@ def _resolve_mapping(
             problems.extend(exc.diagnostics)
     if problems:
         raise SpecError(problems)
-    return validate_mapping(
-        layer, Mapping(tuple(directives), opener.span if opener else layer.span)
-    )
+    return validate_mapping(layer, Mapping(tuple(directives), opener or layer.span))
 
 
 def _span(token: Token | None) -> SourceSpan | None:
@@ -482,11 +480,11 @@ def parse_mapping_text(
             if raw.dataflow is not None:
                 previous = (raw.dataflow, raw.dataflow_token)
                 mapping, warnings = _resolve_mapping(
-                    raw.dataflow, raw.dataflow_token, layer, consts
+                    raw.dataflow, _span(raw.dataflow_token), layer, consts
                 )
             elif previous is not None:
                 inherited = True
-                mapping, warnings = _resolve_mapping(previous[0], previous[1], layer, consts)
+                mapping, warnings = _resolve_mapping(previous[0], _span(previous[1]), layer, consts)
             layers.append(MappedLayer(layer, mapping, inherited, warnings))
         except SpecError as exc:
             problems.extend(exc.diagnostics)

@@ -52,6 +52,9 @@ def _check_one(name: str, hw_file: str | None, flags: object, explicit_hw: bool)
 
         scenario = load_scenario(path)
         print(f"{name}: scenario '{scenario.name}', {len(scenario.network.layers)} layer(s)")
+        print(f"  hardware: {scenario.hardware.describe()}")
+        for label, _ in scenario.variants()[1:] if scenario.sweep else ():
+            print(f"  variant: {label}")
         _print_network(scenario.network, scenario.hardware)
         return
     if path.suffix == ".m" and looks_like_hw_file(read_source(path)):

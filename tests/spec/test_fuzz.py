@@ -91,11 +91,14 @@ VOCAB = [
 
 def _parse_all(text: str) -> None:
     for parse in (parse_mapping_text, parse_pragma_text, parse_hw_text):
+        error: SpecError | None = None
         try:
             parse(text, "fuzz.m")
         except SpecError as exc:
-            assert exc.diagnostics
-            assert exc.render().startswith(("fuzz.m:", "error:", "warning:"))
+            error = exc
+        if error is not None:
+            assert error.diagnostics
+            assert error.render().startswith(("fuzz.m:", "error:", "warning:"))
 
 
 @given(st.binary(max_size=400))
