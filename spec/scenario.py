@@ -270,9 +270,12 @@ def load_scenario(path: str | Path) -> Scenario:
         network = _load_network_block(doc, top["network"][1], base)
     else:
         network = _load_inline_layers(doc, top["layers"][1], name)
-    if "hardware" not in top:
+    if "hardware" in top:
+        hardware = _load_hardware(doc, top["hardware"][1], base, network.hardware)
+    elif network.hardware is not None:
+        hardware = network.hardware
+    else:
         raise doc.error(root, "a scenario needs a 'hardware' block")
-    hardware = _load_hardware(doc, top["hardware"][1], base)
     policies, functional = POLICIES, False
     if "simulator" in top:
         policies, functional = _load_simulator(doc, top["simulator"][1])
@@ -375,7 +378,11 @@ def _load_inline_layers(doc: _Doc, node: yaml.Node, name: str) -> Network:
     return Network(name, tuple(entries), doc.path)
 
 
-def _load_hardware(doc: _Doc, node: yaml.Node, base: Path) -> Hardware:
+def _load_hardware(
+    doc: _Doc, node: yaml.Node, base: Path, carried: Hardware | None
+) -> Hardware:
+    """A hardware file, the hardware a pragma file carries, or inline fields; any field
+    given inline overrides the base."""
     block = doc.mapping(node, "hardware", ("file", *_HW_FIELDS))
     if "file" in block:
         file_node = block["file"][1]
@@ -383,6 +390,8 @@ def _load_hardware(doc: _Doc, node: yaml.Node, base: Path) -> Hardware:
         if not target.is_file():
             raise doc.error(file_node, f"no such file: {doc.scalar(file_node, 'file')}")
         hardware = parse_hw_file(target)
+    elif carried is not None:
+        hardware = carried
     elif "num_pes" not in block:
         raise doc.error(node, "hardware needs a 'file' or at least 'num_pes'")
     else:
