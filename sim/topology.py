@@ -20,6 +20,7 @@ link carries the data once.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Iterable
 from math import ceil, log2, sqrt
 
@@ -196,7 +197,7 @@ class Router:
         cached = self._routes.get(key)
         if cached is None:
             nodes = self._path(src, dst)
-            cached = tuple(zip(nodes, nodes[1:], strict=False))
+            cached = tuple(itertools.pairwise(nodes))
             self._routes[key] = cached
         return cached
 
@@ -230,7 +231,7 @@ class Router:
             y += 1 if end[2] > y else -1
             path.append(("r", x, y))
         path.append(dst)
-        if not all(self.graph.has_edge(a, b) for a, b in zip(path, path[1:], strict=False)):
+        if not all(self.graph.has_edge(a, b) for a, b in itertools.pairwise(path)):
             # A partial last mesh row can break pure XY; fall back to a shortest path.
             return list(nx.shortest_path(self.graph, src, dst))
         return path
