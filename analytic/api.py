@@ -1,0 +1,190 @@
+"""Public entry points: one layer, or a whole network, on one piece of hardware."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from math import prod
+
+from spec.energy import energy_table
+from spec.hardware import Hardware
+from spec.layer import Layer
+from spec.mapping import Mapping
+from spec.network import Network
+from spec.results import LayerResult, RunResult
+from spec.source import SpecError
+
+from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
+from .engine import LevelResult, NocLevel, analyze_problem
+from .problem import Problem, build_problem, tensor_size
+from .report import l1_counts_of, layer_result
+
+__all__ = ["ENGINE_COMPAT", "ENGINE_DEFAULT", "analyze", "analyze_network"]
+
+ENGINE_DEFAULT = "analytic"
+ENGINE_COMPAT = "analytic-maestro"
+_NO_L1 = (0, 0, 0, 0, 0, 0)
+
+
+def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, int]:
+    """Columns 19/20: MAESTRO multiplies the *declared* dimensions of each tensor."""
+    if compat:
+        declared = {d: v for d, v in layer.sizes if d in layer.declared}
+        return tuple(  # type: ignore[return-value]
+            prod(declared[d] for d in t.dims if d in declared) for t in problem.inputs
+        )
+    return tuple(tensor_size(problem, t) for t in problem.inputs)  # type: ignore[return-value]
+
+
+def _run(
+    layer: Layer,
+    mapping: Mapping,
+    hardware: Hardware,
+    quirks: Quirks,
+    nocs: tuple[NocLevel, ...] | None,
+) -> tuple[Problem, LevelResult]:
+    problem = build_problem(layer, mapping, hardware.num_pes, quirks)
+    if nocs is None:
+        noc = NocLevel(hardware.noc_bw_elems_per_cycle, hardware.noc_latency_cycles)
+        nocs = (noc,) * len(problem.levels)
+    top = analyze_problem(
+        problem,
+        nocs=nocs,
+        simd_lanes=hardware.simd_lanes,
+        offchip_bw=hardware.offchip_bw_elems_per_cycle,
+        quirks=quirks,
+    )
+    return problem, top
+
+
+def analyze_layer(
+    layer: Layer,
+    mapping: Mapping,
+    hardware: Hardware,
+    *,
+    maestro_compat: bool = False,
+    energy: str = "maestro",
+    network: str = "",
+    layer_index: int = 0,
+    previous_l1_counts: tuple[int, ...] = _NO_L1,
+    nocs: tuple[NocLevel, ...] | None = None,
+) -> tuple[LayerResult, tuple[int, ...]]:
+    """:func:`analyze` plus the layer's own top-level L1 counts (which MAESTRO's CSV
+    energy of the *next* layer uses when that one has clusters), and two knobs the
+    MAESTRO replay needs: the previous layer's L1 counts and per-level NoCs
+    (``--bw_sweep`` gives level 0 its own bandwidth)."""
+    quirks = COMPAT if maestro_compat else FIXED
+    try:
+        table = energy_table(energy)
+    except KeyError as exc:
+        raise SpecError.at(None, str(exc.args[0])) from None
+    problem, top = _run(layer, mapping, hardware, quirks, nocs)
+    multilevel = top.levels_analyzed > 1
+    own_l1 = l1_counts_of(top)
+    energy_l1 = (
+        previous_l1_counts if (multilevel and quirks.energy_uses_previous_layer_l1) else own_l1
+    )
+    inputs, weights = _tensor_elems(problem, layer, maestro_compat)
+    result = layer_result(
+        engine=ENGINE_COMPAT if maestro_compat else ENGINE_DEFAULT,
+        network=network,
+        layer_name=layer.name,
+        layer_index=layer_index,
+        top=top,
+        hardware=hardware,
+        input_elems=inputs,
+        weight_elems=weights,
+        multilevel=multilevel,
+        energy_l1_counts=energy_l1,
+        table=table,
+        compat=maestro_compat,
+    )
+    return result, own_l1
+
+
+def analyze(
+    layer: Layer,
+    mapping: Mapping,
+    hardware: Hardware,
+    *,
+    maestro_compat: bool = False,
+    energy: str = "maestro",
+    network: str = "",
+    layer_index: int = 0,
+) -> LayerResult:
+    """Analyse one layer under ``mapping`` on ``hardware``.
+
+    ``maestro_compat`` reproduces MAESTRO's numbers, quirks included (on its own, a
+    Cluster mapping's CSV energy is computed as for the first layer of a file);
+    ``energy`` names a :mod:`spec.energy` table for ``energy_nj``. Raises
+    :class:`SpecError` for mappings that do not fit the hardware or cannot be analysed.
+    """
+    result, _ = analyze_layer(
+        layer,
+        mapping,
+        hardware,
+        maestro_compat=maestro_compat,
+        energy=energy,
+        network=network,
+        layer_index=layer_index,
+    )
+    return result
+
+
+def analyze_network(
+    network: Network,
+    hardware: Hardware,
+    *,
+    maestro_compat: bool = False,
+    energy: str = "maestro",
+    layers: list[str] | tuple[str, ...] | None = None,
+) -> RunResult:
+    """Analyse every layer of ``network`` (or the named ``layers``) in file order."""
+    chosen = {id(e) for e in network.select(layers).layers}
+    try:
+        table = energy_table(energy)
+    except KeyError as exc:
+        raise SpecError.at(None, str(exc.args[0])) from None
+    results: list[LayerResult] = []
+    previous = _NO_L1
+    for index, entry in enumerate(network.layers):
+        wanted = id(entry) in chosen
+        if not wanted and not (maestro_compat and _next_is_chosen(network, index, chosen)):
+            continue
+        mapping = entry.require_mapping()
+        try:
+            result, own = analyze_layer(
+                entry.layer,
+                mapping,
+                hardware,
+                maestro_compat=maestro_compat,
+                energy=energy,
+                network=network.name,
+                layer_index=index,
+                previous_l1_counts=previous,
+            )
+        except SpecError:
+            if wanted:
+                raise
+            previous = _NO_L1
+            continue
+        previous = own
+        if wanted:
+            results.append(result)
+    quirks = COMPAT if maestro_compat else FIXED
+    return RunResult(
+        engine=ENGINE_COMPAT if maestro_compat else ENGINE_DEFAULT,
+        network=network.name,
+        source=network.path,
+        hardware=asdict(hardware),
+        layers=tuple(results),
+        info={
+            "energy_table": table.to_dict(),
+            "mode": "maestro-compat" if maestro_compat else "default",
+            "deviations_from_maestro": [d.ident for d in DEVIATIONS if not getattr(quirks, d.flag)],
+        },
+    )
+
+
+def _next_is_chosen(network: Network, index: int, chosen: set[int]) -> bool:
+    """Whether layer ``index + 1`` is selected (its CSV energy may need this layer)."""
+    return index + 1 < len(network.layers) and id(network.layers[index + 1]) in chosen

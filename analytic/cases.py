@@ -1,0 +1,100 @@
+"""Iteration cases of one cluster level: every combination of per-directive states.
+
+Per directive on dimension D (map size m, offset o, N indices in the dimensions this
+analysis runs on, U units at the level):
+
+* TemporalMap: *Init* once ("unrolled" if N <= m, "init-edge" if N < m); *Steady*
+  ``(N - m) // o`` times when m < N and that is > 0; *Edge* once when not init-edge
+  and ``steady*o + m < N``.
+* SpatialMap, coverage ``cov = m + o*(U-1)``: *Init* once (unrolled if N <= cov,
+  init-edge and "partial last unit" if N < cov); *Steady* ``s = ((N-m)//o + 1)//U - 1``
+  times when cov < N and s > 0; *Edge* once when not unrolled, not init-edge,
+  ``(s+1)*o*U + cov > N`` and ``s*o*U + cov != N``; the edge has a partially filled
+  last unit when ``(a-1)*o + m < r`` with r = N - (s+1)*o*U and a its active units.
+
+A case picks one state per directive; its occurrence count is the product. Cases are
+listed in MAESTRO's order (it matters for the order-dependent quantities): the counter
+of directive i (change period f_i = product of the state counts after it) advances
+*after* being read whenever ``case % f_i == 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .cint import cdiv
+from .problem import LevelDirective
+
+__all__ = ["EDGE", "INIT", "STEADY", "State", "directive_states", "enumerate_cases"]
+
+INIT, STEADY, EDGE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The state of one directive in a case."""
+
+    position: int
+    occurrences: int
+    unrolled: bool = False
+    init_edge: bool = False
+    partial_last_unit: bool = False
+
+    @property
+    def is_edge(self) -> bool:
+        """At an edge: the Edge position, or an Init that already overruns N."""
+        return self.position == EDGE or self.init_edge
+
+
+def directive_states(d: LevelDirective, extent: int, units: int) -> tuple[State, ...]:
+    """The states a directive goes through over ``extent`` indices."""
+    size, ofs = d.size, d.offset
+    if not d.spatial:
+        init_edge = extent < size
+        states = [State(INIT, 1, extent <= size, init_edge)]
+        steady = cdiv(extent - size, ofs)
+        if size < extent and steady > 0:
+            states.append(State(STEADY, steady))
+        if not init_edge and steady * ofs + size < extent:
+            states.append(State(EDGE, 1))
+        return tuple(states)
+    coverage = size + ofs * (units - 1)
+    unrolled, init_edge = extent <= coverage, extent < coverage
+    states = [State(INIT, 1, unrolled, init_edge, init_edge)]
+    steady = cdiv(cdiv(extent - size, ofs) + 1, units) - 1
+    stride = ofs * units
+    has_edge = (
+        not unrolled
+        and (steady + 1) * stride + coverage > extent
+        and steady * stride + coverage != extent
+    )
+    if coverage < extent and steady > 0:
+        states.append(State(STEADY, steady))
+    remaining = extent - (steady + 1) * stride
+    active = 1 if remaining < size else cdiv(remaining - size, ofs) + 1
+    partial = (active - 1) * ofs + size < remaining
+    if not init_edge and has_edge:
+        states.append(State(EDGE, 1, partial_last_unit=partial))
+    return tuple(states)
+
+
+def enumerate_cases(
+    per_directive: tuple[tuple[State, ...], ...],
+) -> list[tuple[tuple[State, ...], int]]:
+    """All cases as (state per directive, occurrences), in MAESTRO's order."""
+    counts = [len(s) for s in per_directive]
+    periods = [prod(counts[i + 1 :]) for i in range(len(counts))]
+    counters = [0] * len(counts)
+    cases: list[tuple[tuple[State, ...], int]] = []
+    for case_id in range(prod(counts)):
+        picked = []
+        occurrences = 1
+        for i, states in enumerate(per_directive):
+            state = states[counters[i]]
+            picked.append(state)
+            occurrences *= state.occurrences
+            if case_id % periods[i] == 0:
+                counters[i] = (counters[i] + 1) % counts[i]
+        cases.append((tuple(picked), occurrences))
+    return cases

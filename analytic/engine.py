@@ -1,0 +1,410 @@
+"""Cluster-level analysis: runtime, traffic and buffer needs of one level, recursively.
+
+For each iteration case c of a level (n(c) occurrences, I(c) ingress, E(c) egress,
+M(c) MACs of all units):
+
+* compute delay: innermost level ``ceil(psums of the busiest unit / SIMD lanes)``;
+  upper levels: the runtime of the level below, re-analysed with this case's tile
+  sizes as its dimensions (twice at a spatial edge with a partly filled last unit),
+  the worst of them;
+* NoC delay ``d(x) = L + ceil(x / BW) - 1`` (zero-load, latency L);
+* step: the all-Init case costs ``compute + d(I)``; any other ``max(d(I), compute,
+  d(E))`` (double buffering). At the top level off-chip transfers are folded in:
+  ``step = max(step, (L2req_in + L2req_w) / offchip_bw / 2, L2req_out / offchip_bw / 2)``;
+* runtime = sum n(c) * step(c); L2 reads of T = sum n(c) I_T(c); output L2 writes =
+  sum n(c) E(c); L1 reads of every tensor and L1 writes of the output = sum n(c) M(c);
+  L1 writes of an input = its L2 reads; L2 writes of an input = its size (one fill)
+  and L2 reads of the output = its size;
+* buffer needs: L2 = 2 x (first case's traffic) per tensor, L1 = 2 x one unit's tile;
+* NoC bandwidth: peak = max_c max(I, E) // compute, average weighted by n(c).
+
+A case whose busiest unit has no MAC is skipped (its output traffic is already counted).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from math import prod
+
+from spec.source import SpecError
+
+from .cases import State, directive_states, enumerate_cases
+from .cint import cdiv, fdiv
+from .deviations import Quirks
+from .problem import OUTPUT_OF, SLIDING, Problem
+from .tiles import level_tiles
+from .traffic import (
+    LevelModel,
+    TensorView,
+    case_macs,
+    changing_directive,
+    critical_path_psums,
+    mapped_volume,
+    spatial_egress,
+    spatial_ingress,
+    sub_level_dims,
+)
+
+__all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
+
+LONG_MIN = -(2**63)
+"""What MAESTRO prints for a delay statistic of a level with no valid case."""
+
+
+@dataclass(frozen=True, slots=True)
+class NocLevel:
+    """Bandwidth (elements/cycle) and zero-load latency (cycles) of one level's NoC."""
+
+    bandwidth: int
+    latency: int
+
+    def delay(self, elems: int) -> int:
+        """Cycles to move ``elems`` elements: latency + ceil(elems / bandwidth) - 1."""
+        sends = cdiv(elems, self.bandwidth) + (1 if elems % self.bandwidth else 0)
+        return self.latency + sends - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    """Min, max and occurrence-weighted mean (truncated) of a per-step delay."""
+
+    min: int
+    max: int
+    avg: int
+
+
+@dataclass(frozen=True, slots=True)
+class LevelResult:
+    """Everything one level analysis produces (per tensor in input, weight, output order)."""
+
+    runtime: int
+    macs: int
+    l1_reads: tuple[int, int, int]
+    l1_writes: tuple[int, int, int]
+    l2_reads: tuple[int, int, int]
+    l2_writes: tuple[int, int, int]
+    l2_size_req: tuple[int, int, int]
+    l1_size_req: tuple[int, int, int]
+    peak_bw: int
+    avg_bw: float
+    offchip_req: int
+    ingress: Delays
+    egress: Delays
+    compute: Delays
+    avg_active: float
+    arithmetic_intensity: float
+    occurrences: int
+    innermost_l1_size_req: tuple[int, int, int] = (0, 0, 0)
+    levels_analyzed: int = 1
+
+
+@dataclass(slots=True)
+class _Context:
+    problem: Problem
+    models: tuple[LevelModel, ...]
+    nocs: tuple[NocLevel, ...]
+    simd_lanes: int
+    offchip_bw: int
+    quirks: Quirks
+    strides: dict[str, int]
+    memo: dict[tuple[int, tuple[tuple[str, int], ...]], LevelResult] = field(default_factory=dict)
+    innermost_l1: tuple[int, int, int] | None = None
+    analyses: int = 0
+
+
+def _edge_units(model_dirs, units: int, dims: dict[str, int], first_spatial: int) -> int:
+    """Active units at the spatial edge, from the level's static dimensions."""
+    d = model_dirs[first_spatial]
+    extent, size, ofs = dims[d.dim], d.size, d.offset
+    if extent > ofs * (units - 1) + size:
+        steady = cdiv(cdiv(extent - size, ofs) + 1, units) - 1
+        remaining = extent - (steady + 1) * ofs * units
+        active = 1 if remaining < size else cdiv(remaining - size, ofs) + 1
+    elif extent > size:
+        active = cdiv(extent - size, ofs) + 1
+        if ofs * (active - 1) + size < extent:
+            active += 1
+    else:
+        active = 1
+    return 1 if extent <= size else active
+
+
+def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
+    models = []
+    last = len(problem.levels) - 1
+    for index, directives in enumerate(problem.levels):
+        dims = dict(problem.level_dims[index])
+        first_index = {}
+        for i, d in enumerate(directives):
+            first_index.setdefault(d.dim, i)
+        views = []
+        for tensor in problem.tensors:
+            coupled = tuple(i for i, d in enumerate(directives) if d.dim in tensor.dims)
+            by_dim = tuple(
+                (
+                    dim,
+                    first_index[dim],
+                    OUTPUT_OF.get(dim, dim) if tensor.is_output and problem.conv else dim,
+                )
+                for dim in tensor.dims
+                if dim in first_index
+            )
+            views.append(TensorView(tensor, coupled, by_dim))
+        spatial = tuple(i for i, d in enumerate(directives) if d.spatial)
+        units = problem.units[index]
+        models.append(
+            LevelModel(
+                index=index,
+                units=units,
+                edge_units=_edge_units(directives, units, dims, spatial[0]),
+                directives=directives,
+                dims=dims,
+                tiles=level_tiles(
+                    directives, dims, clip_oversized=not quirks.oversized_tile_edge_cut
+                ),
+                inputs=tuple(v for v in views if not v.tensor.is_output),
+                output=next(v for v in views if v.tensor.is_output),
+                first_spatial=spatial[0],
+                spatial=spatial,
+                innermost=index == last,
+                quirks=quirks,
+            )
+        )
+    return tuple(models)
+
+
+def _output_size(ctx: _Context, dims: dict[str, int], view: TensorView) -> int:
+    """Output elements over ``dims`` (MAESTRO: Y-R+1 whatever the stride, D2)."""
+    size = 1
+    for dim in view.tensor.dims:
+        if ctx.problem.conv and dim in SLIDING:
+            extent = dims[dim] - dims[SLIDING[dim]]
+            if ctx.quirks.stride_ignored_in_output_size:
+                size *= extent + 1
+            else:
+                size *= extent // ctx.strides.get(dim, 1) + 1
+        else:
+            size *= dims[dim]
+    return size
+
+
+def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> Delays:
+    if total == 0:
+        return Delays(LONG_MIN, 0, LONG_MIN) if compat else Delays(0, 0, 0)
+    weighted = sum(v * w for v, w in zip(values, weights, strict=True))
+    return Delays(min(values), max(values), cdiv(weighted, total))
+
+
+def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:
+    key = (index, dims_key)
+    cached = ctx.memo.get(key)
+    if cached is not None:
+        return cached
+    ctx.analyses += 1
+    model = ctx.models[index]
+    quirks = ctx.quirks
+    dims = dict(dims_key)
+    per_directive = tuple(directive_states(d, dims[d.dim], model.units) for d in model.directives)
+    views = (*model.inputs, model.output)
+    n = len(views)
+    l1_reads, l1_writes = [0] * n, [0] * n
+    l2_reads, l2_writes = [0] * n, [0] * n
+    l2_size, l1_size = [0] * n, [0] * n
+    out = n - 1
+    runtime = macs = 0
+    peak_bw = offchip_req = offchip_max = 0
+    bw_weighted = 0
+    active_sum = 0.0
+    total = 0
+    ingress_d: list[int] = []
+    egress_d: list[int] = []
+    compute_d: list[int] = []
+    weights: list[int] = []
+    intensity = 0.0
+    total_ingress = 0
+    # MAESTRO sizes the buffers at every case until one is counted (see D8).
+    resize_while_skipping = quirks.oversized_tile_edge_cut
+    sized = False
+    noc = ctx.nocs[index]
+    for states, occ in enumerate_cases(per_directive):
+        changing = changing_directive(states)
+        if not sized:
+            sized = not resize_while_skipping
+            _buffer_sizes(
+                ctx, model, dims, states, changing, views, l2_size, l1_size, l2_writes, l2_reads
+            )
+        egress = spatial_egress(model, states)
+        case_mac = case_macs(model, states)
+        l2_writes[out] += occ * egress
+        l1_writes[out] += occ * case_mac
+        l1_reads[out] += occ * case_mac
+        psums = critical_path_psums(model, states)
+        if psums <= 0:
+            continue
+        sized = True
+        ingress = 0
+        for t, view in enumerate(model.inputs):
+            volume = spatial_ingress(model, states, changing, view)
+            ingress += volume
+            l2_reads[t] += occ * volume
+            l1_writes[t] = l2_reads[t]
+            l1_reads[t] += occ * case_mac
+        intensity = fdiv(case_mac, ingress)
+        total_ingress += occ * ingress
+        compute, active = _compute(ctx, model, states, psums, dims)
+        step_in, step_out = noc.delay(ingress), noc.delay(egress)
+        if all(s.position == 0 for s in states):
+            step = compute + step_in
+        else:
+            step = max(step_out, compute, step_in)
+        if index == 0:
+            if compute == 0:
+                raise _no_valid_unit_error(ctx)
+            in_req = l2_size[0] + l2_size[1]
+            step = max(in_req // ctx.offchip_bw // 2, step, l2_size[out] // ctx.offchip_bw // 2)
+            case_req = max(l2_size[out] // compute, in_req // compute)
+            offchip_req = max(offchip_req, case_req) // 2
+            offchip_max = max(offchip_max, case_req)
+        runtime += occ * step
+        macs += occ * case_mac
+        active_sum += active * occ
+        compute = compute or 1
+        peak_bw = max(peak_bw, max(ingress, egress) // compute)
+        bw_weighted += (occ * max(ingress, egress)) // compute
+        ingress_d.append(step_in)
+        egress_d.append(step_out)
+        compute_d.append(compute)
+        weights.append(occ)
+        total += occ
+    if not quirks.offchip_req_halved_per_case:
+        offchip_req = offchip_max // 2
+    if not quirks.arithmetic_intensity_last_case:
+        intensity = fdiv(macs, total_ingress)
+    result = LevelResult(
+        runtime=runtime,
+        macs=macs,
+        l1_reads=tuple(l1_reads),
+        l1_writes=tuple(l1_writes),
+        l2_reads=tuple(l2_reads),
+        l2_writes=tuple(l2_writes),
+        l2_size_req=tuple(l2_size),
+        l1_size_req=tuple(l1_size),
+        peak_bw=peak_bw,
+        avg_bw=fdiv(bw_weighted, total),
+        offchip_req=offchip_req,
+        ingress=_delays(ingress_d, weights, total, resize_while_skipping),
+        egress=_delays(egress_d, weights, total, resize_while_skipping),
+        compute=_delays(compute_d, weights, total, resize_while_skipping),
+        avg_active=active_sum / total if total else active_sum,
+        arithmetic_intensity=intensity,
+        occurrences=total,
+    )
+    if model.innermost and ctx.innermost_l1 is None:
+        ctx.innermost_l1 = result.l1_size_req
+    ctx.memo[key] = result
+    return result
+
+
+def _buffer_sizes(
+    ctx: _Context,
+    model: LevelModel,
+    dims: dict[str, int],
+    states: tuple[State, ...],
+    changing: int,
+    views: tuple[TensorView, ...],
+    l2_size: list[int],
+    l1_size: list[int],
+    l2_writes: list[int],
+    l2_reads: list[int],
+) -> None:
+    """Buffer needs from the first case, and the one-fill L2 writes / output L2 reads.
+
+    MAESTRO does this while no case has been counted yet, so when the first cases are
+    skipped the input requirements are added up again (reproduced in compat mode).
+    """
+    for t, view in enumerate(views[:-1]):
+        l2_size[t] += 2 * spatial_ingress(model, states, changing, view)
+        l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
+        l1_size[t] += 2 * mapped_volume(model, view)
+    out = len(views) - 1
+    l2_size[out] = 2 * spatial_egress(model, states)
+    l2_reads[out] = _output_size(ctx, dims, views[out])
+    l1_size[out] = 2 * mapped_volume(model, views[out])
+
+
+def _compute(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], psums: int, dims: dict[str, int]
+) -> tuple[int, float]:
+    """Compute delay of a case and the units it keeps busy (PEs for upper levels)."""
+    sp_state = states[model.first_spatial]
+    at_edge = sp_state.is_edge
+    active = model.edge_units if at_edge else model.units
+    if model.innermost:
+        return math.ceil(psums / ctx.simd_lanes), float(active)
+    below: list[tuple[LevelResult, int]] = []
+    if at_edge and sp_state.partial_last_unit:
+        below.append((_sub(ctx, model, states, True), 1))
+        if model.edge_units - 1 > 0:
+            below.append((_sub(ctx, model, states, False), model.edge_units - 1))
+    else:
+        below.append((_sub(ctx, model, states, False), active))
+    compute = max(r.runtime for r, _ in below)
+    busy = sum(r.avg_active * count for r, count in below)
+    return compute, busy if busy != 0 else float(active)
+
+
+def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: bool) -> LevelResult:
+    return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
+
+
+def _no_valid_unit_error(ctx: _Context) -> SpecError:
+    problem = ctx.problem
+    detail = ""
+    for index in range(1, len(ctx.models)):
+        tiles = ctx.models[index].tiles
+        for ref, out in OUTPUT_OF.items():
+            if tiles.mapped.get(out, 1) <= 0:
+                filt = SLIDING[ref]
+                detail = (
+                    f": in cluster level {index} a unit's {ref} tile"
+                    f" ({tiles.mapped[ref]}) is smaller than its {filt} tile"
+                    f" ({tiles.mapped.get(filt, 0)}), so no unit can finish an output"
+                )
+                break
+        if detail:
+            break
+    return SpecError.at(
+        None,
+        f"layer '{problem.layer_name}': the sub-clusters never compute a complete output"
+        f"{detail} (MAESTRO divides by zero here and dies with SIGFPE)",
+        hint="map the filter dimension with the same extent as its input dimension in"
+        " each unit, e.g. the newer row-stationary form (SpatialMap(1,1) Y; SpatialMap(1,1) R)",
+    )
+
+
+def analyze_problem(
+    problem: Problem,
+    *,
+    nocs: tuple[NocLevel, ...],
+    simd_lanes: int,
+    offchip_bw: int,
+    quirks: Quirks,
+) -> LevelResult:
+    """Analyse every level of ``problem``; the top level's result, with the innermost
+    level's L1 requirement attached."""
+    strides = dict(problem.strides)
+    ctx = _Context(
+        problem=problem,
+        models=_level_models(problem, quirks),
+        nocs=nocs,
+        simd_lanes=simd_lanes,
+        offchip_bw=offchip_bw,
+        quirks=quirks,
+        strides=strides,
+    )
+    top = _analyze_level(ctx, 0, problem.level_dims[0])
+    if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
+        raise _no_valid_unit_error(ctx)
+    innermost = ctx.innermost_l1 if ctx.innermost_l1 is not None else top.l1_size_req
+    return replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)

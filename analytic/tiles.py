@@ -1,0 +1,66 @@
+"""Per-level tile sizes: what one unit holds of each dimension, in steady and edge steps.
+
+For a directive on dimension D with map size m, offset o over N indices (the level's
+*static* dimensions, fixed by the cluster analysis):
+
+* ``mapped(D) = m``; ``unique(D) = min(m, o)``, or 0 when a TemporalMap covers N;
+* ``s = max(0, (N - m) // o)`` steady steps; ``edge = s*o + m < N or m > N``;
+* edge size ``e = N - (s+1)*o`` (N when negative); ``mapped_edge(D) = e if edge else m``;
+  ``unique_edge(D) = max(o - (m - e), 0)``;
+* output coordinates of a sliding pair: ``mapped(Y') = mapped(Y) - mapped(R) + 1``,
+  ``unique(Y') = min(o_Y, m_Y)``, and the same with edge sizes.
+
+MAESTRO computes ``e = N - o`` when the tile is larger than the whole dimension
+(deviation D8); the fixed model clips such a tile to N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cint import cdiv
+from .problem import OUTPUT_OF, SLIDING, LevelDirective
+
+__all__ = ["Tiles", "level_tiles"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tiles:
+    """Tile extents of one cluster level, keyed by dimension (incl. ``Y'``/``X'``).
+
+    The dicts are built once and never mutated.
+    """
+
+    mapped: dict[str, int]
+    unique: dict[str, int]
+    mapped_edge: dict[str, int]
+    unique_edge: dict[str, int]
+
+
+def level_tiles(
+    directives: tuple[LevelDirective, ...], dims: dict[str, int], *, clip_oversized: bool
+) -> Tiles:
+    """Tile tables of a level with static dimensions ``dims``."""
+    mapped: dict[str, int] = {}
+    unique: dict[str, int] = {}
+    mapped_edge: dict[str, int] = {}
+    unique_edge: dict[str, int] = {}
+    for d in directives:
+        size, ofs, extent = d.size, d.offset, dims[d.dim]
+        steady = max(0, cdiv(extent - size, ofs))
+        has_edge = steady * ofs + size < extent or size > extent
+        mapped[d.dim] = size
+        unique[d.dim] = 0 if (not d.spatial and extent <= size) else min(size, ofs)
+        edge = extent - (steady + 1) * ofs
+        if edge < 0 or (clip_oversized and size > extent):
+            edge = extent
+        mapped_edge[d.dim] = edge if has_edge else size
+        unique_edge[d.dim] = max(ofs - (size - edge), 0)
+    for d in directives:
+        if d.dim in SLIDING:
+            out, filt = OUTPUT_OF[d.dim], SLIDING[d.dim]
+            mapped[out] = mapped[d.dim] - mapped.get(filt, 0) + 1
+            unique[out] = min(d.offset, d.size)
+            mapped_edge[out] = mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1
+            unique_edge[out] = min(d.offset, mapped_edge[out])
+    return Tiles(mapped, unique, mapped_edge, unique_edge)

@@ -1,0 +1,360 @@
+"""Traffic and work of one iteration case at one cluster level.
+
+Per-unit volumes (MAESTRO's reuse analysis):
+
+* *Ingress* of an input/weight tensor T. In the all-Init case every unit loads its whole
+  tile. Otherwise let d* be the changing directive (the innermost one not at Init). If
+  T has no dimension on d*, T is stationary and nothing is fetched. If it has, the tile
+  is re-fetched whole when a T-dimension after d* sits at Init without covering its
+  dimension (the tile was reset); otherwise only the new part is fetched: d*'s extent
+  becomes ``unique(d*) = min(m, o)`` (sliding-window reuse).
+* *Spatial distribution.* If T has no dimension on a SpatialMap it is multicast: one
+  tile for all units. Otherwise the first unit pays its full tile and each other unit
+  only the part it does not share with its neighbour (``unique``) on the spatial
+  dimension when that dimension is changing or was reset, else its full tile.
+* *Egress* of the output: the output tile (``Y'``/``X'`` extents) of the first unit
+  plus, when an output dimension is spatially mapped, the other units' unique tiles.
+  Units that differ only in a reduction dimension are reduced for free: one tile.
+* *MACs*: per-unit MACs = extents of all non-output directives x the output tile.
+
+At a spatial edge only ``E`` units are active (E from the level's static dimensions);
+when the last one is only partly filled it gets edge extents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cases import EDGE, INIT, STEADY, State
+from .deviations import Quirks
+from .problem import OUTPUT_OF, LevelDirective, Tensor
+from .tiles import Tiles
+
+__all__ = [
+    "LevelModel",
+    "TensorView",
+    "case_macs",
+    "changing_directive",
+    "critical_path_psums",
+    "mapped_volume",
+    "spatial_egress",
+    "spatial_ingress",
+    "sub_level_dims",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorView:
+    """A tensor seen from one level: which directives index it, in two orders."""
+
+    tensor: Tensor
+    coupled: tuple[int, ...]
+    """Indices of the directives on the tensor's dimensions, in directive order."""
+    by_tensor_dim: tuple[tuple[str, int, str], ...]
+    """(dimension, its directive index, counted dimension) in tensor order; the counted
+    dimension is ``Y'``/``X'`` for the output's ``Y``/``X``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelModel:
+    """One cluster level, ready for case-by-case analysis."""
+
+    index: int
+    units: int
+    edge_units: int
+    directives: tuple[LevelDirective, ...]
+    dims: dict[str, int]
+    tiles: Tiles
+    inputs: tuple[TensorView, ...]
+    output: TensorView
+    first_spatial: int
+    spatial: tuple[int, ...]
+    innermost: bool
+    quirks: Quirks
+
+
+def _spatial_info(
+    model: LevelModel, states: tuple[State, ...], indices: list[int]
+) -> tuple[bool, State | None, bool]:
+    """(spatially mapped, state of the last spatial directive seen, any at an edge)."""
+    mapped, last, edge = False, None, False
+    for i in indices:
+        if model.directives[i].spatial:
+            mapped, last = True, states[i]
+            edge = edge or last.is_edge
+    return mapped, last, edge
+
+
+def _pe_mapped(
+    model: LevelModel, states: tuple[State, ...], view: TensorView, first: bool, ee: bool
+) -> int:
+    """The whole tile of ``view`` held by one unit."""
+    t, e_units = model.tiles, model.edge_units
+    ret = 1
+    for i in view.coupled:
+        d, st = model.directives[i], states[i]
+        if not d.spatial:
+            ret *= t.mapped_edge[d.dim] if st.is_edge else t.mapped[d.dim]
+        elif st.is_edge:
+            if e_units == 1 and (first or ee):
+                ret *= t.mapped_edge[d.dim]
+            elif e_units > 1:
+                ret *= t.mapped_edge[d.dim] if ee else t.mapped[d.dim]
+        else:
+            ret *= t.mapped[d.dim]
+    return ret
+
+
+def _pe_ingress(
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    view: TensorView,
+    first: bool,
+    ee: bool,
+) -> int:
+    """Elements of ``view`` one unit fetches in this case (see the module docstring)."""
+    if changing < 0:
+        return _pe_mapped(model, states, view, first, ee)
+    if changing not in view.coupled:
+        return 0
+    t = model.tiles
+    reset = any(
+        states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
+    )
+    full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
+    ret = 1
+    for i in view.coupled:
+        d, st = model.directives[i], states[i]
+        dim, pos = d.dim, st.position
+        if not d.spatial:
+            if pos == INIT:
+                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+            elif pos == EDGE and not full_edge_tile:
+                if i == changing and not reset:
+                    ret *= max(t.unique_edge[dim], 1)
+                else:
+                    ret *= t.mapped_edge[dim]
+            elif i == changing and not reset:
+                ret *= max(t.unique[dim], 1)
+            else:
+                ret *= t.mapped[dim]
+            continue
+        full = t.mapped_edge[dim] if ee else t.mapped[dim]
+        part = t.unique_edge[dim] if ee else t.unique[dim]
+        if first:
+            ret *= full
+        elif pos == INIT:
+            ret *= full if i <= changing else part
+        else:
+            ret *= part if (i == changing and not reset) else full
+    return ret
+
+
+def _pe_egress(
+    model: LevelModel,
+    states: tuple[State, ...],
+    psums: bool,
+    first: bool,
+    ee: bool,
+    reuse_at_edge: bool = True,
+) -> int:
+    """One unit's output tile (``psums``: times its reduction extents, i.e. its MACs)."""
+    t, e_units = model.tiles, model.edge_units
+    view = model.output
+    ret = 1
+    if psums:
+        for i, d in enumerate(model.directives):
+            if i in view.coupled:
+                continue
+            st, dim = states[i], d.dim
+            if not d.spatial:
+                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+                continue
+            ret *= _spatial_extent(t, e_units, st, dim, dim, first, ee, psum_edge=True)
+    for dim, i, counted in view.by_tensor_dim:
+        d, st = model.directives[i], states[i]
+        if not d.spatial:
+            if st.position == INIT:
+                ret *= t.mapped_edge.get(counted, 0) if st.is_edge else t.mapped.get(counted, 0)
+            elif st.position == STEADY:
+                ret *= t.mapped.get(counted, 0)
+            else:
+                ret *= t.mapped_edge.get(counted, 0)
+            continue
+        if st.position == EDGE and e_units == 1 and (first or ee):
+            slip = model.quirks.edge_output_uses_input_extent
+            ret *= t.mapped_edge.get(dim if slip else counted, 0)
+            continue
+        ret *= _spatial_extent(
+            t, e_units, st, counted, counted, first, ee, psum_edge=False, reuse=reuse_at_edge
+        )
+    return ret
+
+
+def _spatial_extent(
+    t: Tiles,
+    e_units: int,
+    st: State,
+    dim: str,
+    counted: str,
+    first: bool,
+    ee: bool,
+    *,
+    psum_edge: bool,
+    reuse: bool = True,
+) -> int:
+    """Extent of a spatially mapped dimension in one unit's output/MAC tile."""
+    unique = t.unique.get(counted, 0)
+    rest = unique if unique != 0 else 1
+    if st.position == INIT:
+        if st.is_edge and ee:
+            if e_units == 1:
+                return t.mapped_edge.get(counted, 0)
+            if e_units > 1:
+                if psum_edge or not reuse:
+                    return t.mapped_edge.get(counted, 0)
+                return t.unique_edge.get(counted, 0)
+            return 1
+        return t.mapped.get(counted, 0) if first else rest
+    if st.position == STEADY:
+        return t.mapped.get(counted, 0) if first else rest
+    if e_units == 1 and (first or ee):
+        return t.mapped_edge.get(dim, 0)
+    if e_units > 1:
+        if ee:
+            return t.unique_edge.get(counted, 0)
+        return t.mapped.get(counted, 0) if first else rest
+    return 1
+
+
+def changing_directive(states: tuple[State, ...]) -> int:
+    """Index of the innermost directive not at Init, or -1 in the all-Init case."""
+    for i in range(len(states) - 1, -1, -1):
+        if states[i].position != INIT:
+            return i
+    return -1
+
+
+def spatial_ingress(
+    model: LevelModel, states: tuple[State, ...], changing: int, view: TensorView
+) -> int:
+    """Elements of an input/weight tensor sent from the upper buffer to all units."""
+    indices = [i for _, i, _ in view.by_tensor_dim]
+    mapped, sp_state, edge = _spatial_info(model, states, indices)
+    if not mapped:
+        return _pe_ingress(model, states, changing, view, True, False)
+    if not edge:
+        ret = _pe_ingress(model, states, changing, view, True, False)
+        if model.units > 1:
+            ret += (model.units - 1) * _pe_ingress(model, states, changing, view, False, False)
+        return ret
+    assert sp_state is not None
+    has_ee = sp_state.partial_last_unit
+    e_units = model.edge_units
+    ret = _pe_ingress(model, states, changing, view, True, e_units == 1 and has_ee)
+    if e_units > 1:
+        n_ee = 1 if has_ee else 0
+        n_full = max(e_units - n_ee - 1, 0)
+        if n_full:
+            ret += n_full * _pe_ingress(model, states, changing, view, False, False)
+        if n_ee:
+            ret += _pe_ingress(model, states, changing, view, False, True)
+    return ret
+
+
+def _output_spatial(model: LevelModel, states: tuple[State, ...], with_all_spatial: bool):
+    indices = [i for _, i, _ in model.output.by_tensor_dim]
+    mapped, sp_state, edge = _spatial_info(model, states, indices)
+    if with_all_spatial:
+        for i in model.spatial:
+            mapped, sp_state = True, states[i]
+            edge = edge or sp_state.is_edge
+    return mapped, sp_state, edge
+
+
+def spatial_egress(model: LevelModel, states: tuple[State, ...]) -> int:
+    """Output elements sent from all units to the upper buffer."""
+    mapped, sp_state, edge = _output_spatial(model, states, False)
+    if not mapped:
+        return _pe_egress(model, states, False, True, False)
+    if not edge:
+        ret = _pe_egress(model, states, False, True, False)
+        if model.units > 1:
+            ret += (model.units - 1) * _pe_egress(model, states, False, False, False)
+        return ret
+    assert sp_state is not None
+    has_ee = sp_state.partial_last_unit
+    e_units = model.edge_units
+    ret = _pe_egress(model, states, False, True, e_units == 1 and has_ee)
+    if e_units > 1:
+        n_ee = 1 if has_ee else 0
+        n_full = max(e_units - n_ee - 1, 0)
+        if n_full:
+            ret += n_full * _pe_egress(model, states, False, False, False)
+        if n_ee:
+            ret += _pe_egress(model, states, False, False, True)
+    return ret
+
+
+def critical_path_psums(model: LevelModel, states: tuple[State, ...]) -> int:
+    """MACs of the busiest unit: the first one (or the lone, partly filled edge unit)."""
+    mapped, sp_state, edge = _output_spatial(model, states, False)
+    if not mapped or not edge:
+        return _pe_egress(model, states, True, True, False)
+    assert sp_state is not None
+    ee = model.edge_units == 1 and sp_state.partial_last_unit
+    return _pe_egress(model, states, True, True, ee)
+
+
+def case_macs(model: LevelModel, states: tuple[State, ...]) -> int:
+    """MACs of all active units in this case."""
+    _, sp_state, edge = _output_spatial(model, states, True)
+    if not edge:
+        return model.units * _pe_egress(model, states, True, True, False)
+    assert sp_state is not None
+    has_ee = sp_state.partial_last_unit
+    e_units = model.edge_units
+    ret = _pe_egress(model, states, True, True, e_units == 1 and has_ee)
+    if e_units > 1:
+        n_ee = 1 if has_ee else 0
+        n_full = max(e_units - n_ee - 1, 0)
+        if n_full:
+            ret += n_full * _pe_egress(model, states, True, True, False)
+        if n_ee:
+            ret += _pe_egress(model, states, True, False, True, reuse_at_edge=False)
+    return ret
+
+
+def mapped_volume(model: LevelModel, view: TensorView) -> int:
+    """A unit's steady tile of a tensor (for the L1 size): product of map sizes."""
+    ret = 1
+    for dim in view.tensor.dims:
+        size = model.tiles.mapped.get(dim)
+        if size is not None:
+            ret *= size
+    return ret
+
+
+def sub_level_dims(
+    model: LevelModel, states: tuple[State, ...], partial_unit: bool
+) -> tuple[tuple[str, int], ...]:
+    """Dimensions the level below works on in this case (one unit's tile)."""
+    t, e_units = model.tiles, model.edge_units
+    dims: dict[str, int] = {}
+    for i, d in enumerate(model.directives):
+        st = states[i]
+        if not d.spatial:
+            size = t.mapped_edge[d.dim] if st.is_edge else t.mapped[d.dim]
+        elif st.position == STEADY or (st.position == INIT and not st.is_edge):
+            size = t.mapped[d.dim]
+        elif e_units == 1 or partial_unit:
+            size = t.mapped_edge[d.dim]
+        else:
+            size = t.mapped[d.dim]
+        dims.setdefault(d.dim, size)
+    for ref, out in OUTPUT_OF.items():
+        if ref in dims:
+            filt = "R" if ref == "Y" else "S"
+            dims.setdefault(out, dims[ref] - dims.get(filt, 0) + 1)
+    return tuple(sorted(dims.items()))
