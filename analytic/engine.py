@@ -260,7 +260,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             step = max(step_out, compute, step_in)
         if index == 0:
             if compute == 0:
-                raise _no_valid_unit_error(ctx)
+                raise _no_valid_unit_error(ctx, maestro_crashes=True)
             in_req = l2_size[0] + l2_size[1]
             step = max(in_req // ctx.offchip_bw // 2, step, l2_size[out] // ctx.offchip_bw // 2)
             case_req = max(l2_size[out] // compute, in_req // compute)
@@ -358,10 +358,10 @@ def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: b
     return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
 
 
-def _no_valid_unit_error(ctx: _Context) -> SpecError:
+def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
     problem = ctx.problem
-    detail = ""
-    for index in range(1, len(ctx.models)):
+    detail = " (no unit ever has a complete sliding window)"
+    for index in range(len(ctx.models)):
         tiles = ctx.models[index].tiles
         for ref, out in OUTPUT_OF.items():
             if tiles.mapped.get(out, 1) <= 0:
@@ -372,12 +372,17 @@ def _no_valid_unit_error(ctx: _Context) -> SpecError:
                     f" ({tiles.mapped.get(filt, 0)}), so no unit can finish an output"
                 )
                 break
-        if detail:
+        if detail.startswith(":"):
             break
     return SpecError.at(
-        None,
-        f"layer '{problem.layer_name}': the sub-clusters never compute a complete output"
-        f"{detail} (MAESTRO divides by zero here and dies with SIGFPE)",
+        problem.span,
+        f"layer '{problem.layer_name}': no unit ever computes a complete output"
+        f"{detail}"
+        + (
+            " (MAESTRO divides by zero here and dies with SIGFPE)"
+            if maestro_crashes
+            else " (MAESTRO reports 0 cycles and NaNs)"
+        ),
         hint="map the filter dimension with the same extent as its input dimension in"
         " each unit, e.g. the newer row-stationary form (SpatialMap(1,1) Y; SpatialMap(1,1) R)",
     )
@@ -405,6 +410,6 @@ def analyze_problem(
     )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
-        raise _no_valid_unit_error(ctx)
+        raise _no_valid_unit_error(ctx, maestro_crashes=False)
     innermost = ctx.innermost_l1 if ctx.innermost_l1 is not None else top.l1_size_req
     return replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)

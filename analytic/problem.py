@@ -13,12 +13,12 @@ for every input/weight dimension.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 from spec.layer import Layer, LayerType
 from spec.mapping import Mapping
-from spec.source import SpecError
+from spec.source import SourceSpan, SpecError
 
 from .deviations import Quirks
 
@@ -61,6 +61,7 @@ class Problem:
     levels: tuple[tuple[LevelDirective, ...], ...]
     level_dims: tuple[tuple[tuple[str, int], ...], ...]
     units: tuple[int, ...]
+    span: SourceSpan | None = field(default=None, compare=False)
 
     @property
     def inputs(self) -> tuple[Tensor, ...]:
@@ -221,6 +222,7 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
         levels=tuple(levels),
         level_dims=tuple(level_dims),
         units=units,
+        span=layer.span,
     )
 
 

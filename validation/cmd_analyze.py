@@ -1,0 +1,80 @@
+"""``metronome analyze MAPPING``: run the analytic model and report per layer.
+
+Prints a table (runtime, MACs, utilisation, traffic per tensor, buffer and bandwidth
+needs, energy, network totals); ``--csv`` writes MAESTRO's 52-column CSV and ``--json``
+the project's result schema. ``--maestro-compat`` reproduces MAESTRO's numbers, quirks
+included; the default fixes the bugs listed in ``docs/maestro-deviations.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from spec.energy import ENERGY_TABLES
+from spec.fileio import atomic_write_json, atomic_write_text
+from spec.loader import load_network, resolve_hardware
+from spec.source import SpecError
+
+from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``analyze`` subcommand."""
+    parser = commands.add_parser(
+        "analyze",
+        help="run the analytic (MAESTRO-semantics) cost model on a mapping",
+        description="Analyse every layer of MAPPING (or those named with --layer) with the"
+        " closed-form model and print a per-layer table. Exit 2 on bad input.",
+    )
+    parser.add_argument("mapping", metavar="MAPPING", help="MAESTRO .m or 2018 pragma file")
+    add_hardware_arguments(parser)
+    add_layer_argument(parser)
+    parser.add_argument(
+        "--maestro-compat",
+        action="store_true",
+        help="reproduce MAESTRO's numbers exactly, its bugs included",
+    )
+    parser.add_argument(
+        "--energy",
+        default="maestro",
+        metavar="TABLE",
+        help=f"energy table for energy_nj: {', '.join(ENERGY_TABLES)} (default maestro)",
+    )
+    parser.add_argument("--csv", metavar="OUT.csv", help="write MAESTRO's 52-column CSV")
+    parser.add_argument("--json", metavar="OUT.json", help="write the result schema as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Analyse, print the table, write the requested files; 0 on success."""
+    if args.energy not in ENERGY_TABLES:
+        raise SpecError.at(
+            None,
+            f"unknown energy table '{args.energy}'",
+            hint="one of " + ", ".join(ENERGY_TABLES),
+        )
+    network = load_network(args.mapping)
+    hardware = resolve_hardware(args.hw, hardware_flags(args), network)
+    selected = network.select(args.layer)
+    for entry in selected.layers:
+        for warning in entry.warnings:
+            print(warning.render(), file=sys.stderr)
+
+    import analytic
+
+    result = analytic.analyze_network(
+        network,
+        hardware,
+        maestro_compat=args.maestro_compat,
+        energy=args.energy,
+        layers=args.layer,
+    )
+    if args.csv:
+        atomic_write_text(args.csv, analytic.maestro_csv(result))
+    if args.json:
+        atomic_write_json(args.json, result.to_dict())
+    print(analytic.render_table(result))
+    return 0
