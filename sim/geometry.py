@@ -1,0 +1,87 @@
+"""What a PE's held ranges mean: its MAC rectangle in the iteration space and its tiles.
+
+Sliding-window rule: a PE holding input rows ``[a, a+m)`` and filter rows ``[b, b+n)``
+computes exactly the output rows ``y'`` whose restricted window fits,
+``y'*s + b >= a`` and ``y'*s + b + n - 1 <= a + m - 1`` (clipped to ``[0, Y')``), each
+with every filter row in ``[b, b+n)``. The same holds for ``X``/``S``/``X'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spec.layer import Layer
+
+from .loopnest import PERanges
+
+__all__ = ["Geometry", "StepTiles"]
+
+_SLIDING = {"Y'": ("Y", "R"), "X'": ("X", "S")}
+
+
+@dataclass(frozen=True, slots=True)
+class StepTiles:
+    """Per-PE rectangles of one step: ``mac_lo``/``mac_hi`` over the loop dims, and per
+    tensor ``(lo, hi)`` over its dims, each of shape ``(n_dims, n_pes)``; empty where a PE
+    is idle. ``macs`` is the MAC count per PE."""
+
+    mac_lo: np.ndarray
+    mac_hi: np.ndarray
+    macs: np.ndarray
+    tensors: tuple[tuple[np.ndarray, np.ndarray], ...]
+    active: np.ndarray
+
+
+class Geometry:
+    """Turns held ranges into MAC rectangles and tensor tiles for one layer."""
+
+    def __init__(self, layer: Layer, dims: tuple[str, ...]) -> None:
+        self.layer = layer
+        self.dims = dims
+        self.index = {d: i for i, d in enumerate(dims)}
+        self.loop_dims = layer.loop_dims
+        self.tensor_dims = tuple(t.dims for t in layer.tensors)
+        self.tensor_sizes = tuple(tuple(layer.size(d) for d in dims) for dims in self.tensor_dims)
+
+    def _outputs(self, r: PERanges, out_dim: str) -> tuple[np.ndarray, np.ndarray]:
+        in_dim, f_dim = _SLIDING[out_dim]
+        k, f = self.index[in_dim], self.index[f_dim]
+        s = self.layer.stride(in_dim)
+        a, m = r.lo[k], r.hi[k] - r.lo[k]
+        b, n = r.lo[f], r.hi[f] - r.lo[f]
+        first = np.maximum(0, -((b - a) // s))
+        last = np.minimum(self.layer.size(out_dim) - 1, (a + m - n - b) // s)
+        ok = (n > 0) & (m > 0)
+        hi = np.where(ok, np.maximum(first, last + 1), first)
+        return first, hi
+
+    def tiles(self, r: PERanges) -> StepTiles:
+        """MAC rectangles, MAC counts and tensor tiles of every PE."""
+        derived = {d: self._outputs(r, d) for d in _SLIDING if d in self.loop_dims}
+        n_pes = r.lo.shape[1]
+        mac_lo = np.zeros((len(self.loop_dims), n_pes), dtype=np.int64)
+        mac_hi = np.zeros_like(mac_lo)
+        for i, d in enumerate(self.loop_dims):
+            if d in derived:
+                mac_lo[i], mac_hi[i] = derived[d]
+            else:
+                mac_lo[i], mac_hi[i] = r.lo[self.index[d]], r.hi[self.index[d]]
+        # A PE whose window fits no output computes nothing with its filter rows.
+        extents = np.maximum(mac_hi - mac_lo, 0)
+        macs = np.where(r.active, np.prod(extents, axis=0), 0)
+        empty = macs == 0
+        mac_hi = np.where(empty[None, :], mac_lo, mac_hi)
+        tensors = []
+        for dims in self.tensor_dims:
+            t_lo = np.zeros((len(dims), n_pes), dtype=np.int64)
+            t_hi = np.zeros_like(t_lo)
+            for i, d in enumerate(dims):
+                if d in derived:
+                    t_lo[i], t_hi[i] = derived[d]
+                else:
+                    t_lo[i], t_hi[i] = r.lo[self.index[d]], r.hi[self.index[d]]
+            t_hi = np.where(r.active[None, :], t_hi, t_lo)
+            tensors.append((t_lo, t_hi))
+        return StepTiles(mac_lo, mac_hi, macs.astype(np.int64), tuple(tensors), r.active)

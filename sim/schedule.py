@@ -1,0 +1,118 @@
+"""The stream of global steps, each with a *geometry key* and a translation.
+
+Two steps with the same key see the same tiles up to a translation: every top-level loop
+contributes its position class (first, middle or last; the exact position for filter
+loops; the phase modulo the stride for strided sliding loops), which fixes the edge
+clipping, which loop advanced and which will advance next. Everything a step record
+holds is translation-invariant, so records are computed once per key; the translation
+(``base``) places a record's footprints in absolute tensor coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .loopnest import LoopNest
+
+__all__ = ["Step", "StepStream"]
+
+_OUTPUT_OF = {"Y": "Y'", "X": "X'"}
+_INPUT_OF = {"Y'": "Y", "X'": "X"}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One global step: top-level loop positions, inner index, geometry key and base."""
+
+    index: int
+    top: int
+    positions: tuple[int, ...]
+    inner: int
+    n_inner: int
+    key: tuple[object, ...]
+    base: dict[str, int]
+
+
+class StepStream:
+    """Enumerates the global steps of a loop nest in execution order."""
+
+    def __init__(self, nest: LoopNest, *, memo: bool = True) -> None:
+        self.nest = nest
+        self.memo = memo
+        self._inner: dict[tuple[object, ...], tuple[int, list[object]]] = {}
+        self.trips = nest.top_trips
+        self.loop_dims = nest.top_loop_dims()
+        layer = nest.layer
+        directives = nest.levels[0].directives
+        units = nest.units[0]
+        self._shift: list[dict[str, tuple[int, int]]] = []
+        self._phase: list[int] = []
+        for loop, dim in zip(nest.top.loops, self.loop_dims, strict=True):
+            step = nest.top.offsets[loop.directive]
+            if directives[loop.directive].spatial:
+                step *= units
+            shift: dict[str, tuple[int, int]] = {}
+            phase = 0
+            if dim in ("R", "S"):
+                phase = -1
+            elif dim in _OUTPUT_OF:
+                stride = layer.stride(dim)
+                shift[dim] = (step, 1)
+                shift[_OUTPUT_OF[dim]] = (step, stride)
+                phase = stride if stride > 1 else 0
+            elif dim in _INPUT_OF:
+                shift[dim] = (step, 1)
+                shift[_INPUT_OF[dim]] = (step * layer.stride(_INPUT_OF[dim]), 0)
+            else:
+                shift[dim] = (step, 1)
+            self._shift.append(shift)
+            self._phase.append(phase)
+
+    @property
+    def top_steps(self) -> int:
+        """Number of top-level steps."""
+        return int(np.prod(self.trips, dtype=np.int64))
+
+    def _classes(self, positions: tuple[int, ...]) -> tuple[object, ...]:
+        out: list[object] = []
+        for j, p in enumerate(positions):
+            trips = self.trips[j]
+            if self._phase[j] == -1:
+                out.append(p)
+                continue
+            cls = 0 if p == 0 else (2 if p == trips - 1 else 1)
+            if self._phase[j] > 1:
+                delta = self._shift[j][self.loop_dims[j]][0]
+                out.append((cls, (p * delta) % self._phase[j]))
+            else:
+                out.append(cls)
+        return tuple(out)
+
+    def base(self, positions: tuple[int, ...]) -> dict[str, int]:
+        """Translation of this top-level step against its key's first occurrence."""
+        base: dict[str, int] = {}
+        for j, p in enumerate(positions):
+            for dim, (step, div) in self._shift[j].items():
+                value = p * step // div if div > 1 else p * step
+                base[dim] = base.get(dim, 0) + value
+        return base
+
+    def __iter__(self) -> Iterator[tuple[Step, list[object]]]:
+        index = 0
+        for top, raw in enumerate(np.ndindex(*self.trips)):
+            positions = tuple(int(p) for p in raw)
+            classes = self._classes(positions)
+            cached = self._inner.get(classes) if self.memo else None
+            if cached is None:
+                cached = self.nest.inner_steps(positions)
+                if self.memo:
+                    self._inner[classes] = cached
+            n_inner, schedules = cached
+            base = self.base(positions)
+            for inner in range(n_inner):
+                key = (classes, inner, n_inner)
+                yield Step(index, top, positions, inner, n_inner, key, base), schedules
+                index += 1

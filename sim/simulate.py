@@ -1,0 +1,188 @@
+"""``simulate``: run one layer (or a network) and assemble the shared result schema."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from spec.hardware import Hardware
+from spec.layer import Layer
+from spec.mapping import Mapping
+from spec.network import Network
+from spec.results import RunResult
+
+from .coverage import coverage
+from .geometry import Geometry, StepTiles
+from .loopnest import LoopNest
+from .machine import Machine
+from .memory import L2Memory, L2Step
+from .noc import BusTiming
+from .options import SimOptions
+from .schedule import Step, StepStream
+from .stats import Tally, build_result
+from .timing import Transitions, initial_state
+from .traffic import RecordBuilder, StepRecord
+
+__all__ = ["SimResult", "simulate", "simulate_network"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """A simulated layer: the shared :class:`spec.results.LayerResult` plus per-PE detail."""
+
+    layer: object
+    per_pe: dict[str, list[int]]
+    wall_seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        """The layer result with per-PE detail (never the wall time)."""
+        data = self.layer.to_dict()  # type: ignore[attr-defined]
+        data["per_pe"] = self.per_pe
+        return data
+
+
+class _Run:
+    """One layer's execution: step stream, records, L2 and the tally."""
+
+    def __init__(self, layer: Layer, mapping: Mapping, hw: Hardware, options: SimOptions) -> None:
+        self.layer = layer
+        self.hw = hw
+        self.options = options
+        self.nest = LoopNest(layer, mapping, hw.num_pes)
+        self.geometry = Geometry(layer, self.nest.dims)
+        self.builder = RecordBuilder(self.nest, self.geometry, hw, options.policy)
+        self.stream = StepStream(self.nest, memo=options.fast_forward)
+        shapes = self.geometry.tensor_sizes
+        self.l2 = L2Memory(shapes, hw.l2_size_elems)
+        self.tally = Tally(self.nest.num_pes)
+        self.records: dict[tuple[object, ...], StepRecord] = {}
+
+    def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
+        ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
+        return self.geometry.tiles(ranges)
+
+    def feed(self, progress: Progress | None) -> Iterator[tuple[StepRecord, L2Step]]:
+        """Records and L2 outcomes of every step, in order."""
+        memo = self.options.fast_forward
+        it = iter(self.stream)
+        cur = next(it, None)
+        prev_tiles: StepTiles | None = None
+        cur_tiles: StepTiles | None = None
+        prev_item: tuple[Step, list[object]] | None = None
+        dims = self.geometry.tensor_dims
+        total = self.stream.top_steps
+        while cur is not None:
+            nxt = next(it, None)
+            step, schedules = cur
+            rec = self.records.get(step.key) if memo else None
+            if rec is None:
+                if cur_tiles is None:
+                    cur_tiles = self._tiles(step, schedules)
+                if prev_tiles is None and prev_item is not None:
+                    prev_tiles = self._tiles(*prev_item)
+                nxt_tiles = self._tiles(*nxt) if nxt is not None else None
+                rec = self.builder.build(
+                    prev_tiles,
+                    cur_tiles,
+                    nxt_tiles,
+                    step.key[0],
+                    step.inner,
+                    step.base,  # type: ignore[arg-type]
+                )
+                if memo:
+                    self.records[step.key] = rec
+                prev_tiles, cur_tiles = cur_tiles, nxt_tiles
+            else:
+                prev_tiles = cur_tiles = None
+            l2 = self.l2.step(step.index, rec.footprints, step.base, dims)
+            self.tally.add_step(rec, l2)
+            if progress is not None and step.index % 4096 == 0:
+                progress(step.top, total)
+            yield rec, l2
+            prev_item, cur = cur, nxt
+
+
+def simulate(
+    layer: Layer,
+    mapping: Mapping,
+    hardware: Hardware,
+    options: SimOptions | None = None,
+    *,
+    network: str = "",
+    layer_index: int = 0,
+    progress: Progress | None = None,
+) -> SimResult:
+    """Simulate one layer under ``mapping`` on ``hardware``."""
+    options = options or SimOptions()
+    started = time.perf_counter()
+    run = _Run(layer, mapping, hardware, options)
+    timing = BusTiming.of(hardware)
+    n_pes = run.nest.num_pes
+    feed = run.feed(progress)
+    if options.fast_forward:
+        trans = Transitions(timing, n_pes)
+        sid = trans.intern(initial_state(n_pes))
+        ref = 0
+        end = 0
+        for rec, l2 in feed:
+            sid, tr = trans.advance(sid, rec, l2.misses)
+            run.tally.add_timing(rec, tr, ref)
+            end = max(end, ref + tr.end)
+            ref += tr.shift
+        runtime = end
+        run.tally.events = 0
+        run.tally.detailed_transitions = len(trans._memo)
+    else:
+        machine = Machine(n_pes, timing, feed)
+        runtime = machine.run()
+        run.tally.take_machine(machine)
+    run.l2.finish()
+    cov = coverage(layer, mapping, hardware.num_pes)
+    wall = time.perf_counter() - started
+    result, per_pe = build_result(run, cov, runtime, network, layer_index)
+    return SimResult(layer=result, per_pe=per_pe, wall_seconds=wall)
+
+
+def simulate_network(
+    network: Network,
+    hardware: Hardware,
+    options: SimOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[RunResult, list[SimResult]]:
+    """Simulate every layer of ``network``; the run result and the per-layer results."""
+    options = options or SimOptions()
+    results = []
+    for index, entry in enumerate(network.layers):
+        mapping = entry.require_mapping()
+        results.append(
+            simulate(
+                entry.layer,
+                mapping,
+                hardware,
+                options,
+                network=network.name,
+                layer_index=index,
+                progress=progress,
+            )
+        )
+    run = RunResult(
+        engine=f"sim-{options.policy.name}",
+        network=network.name,
+        source=network.path,
+        hardware=_hardware_dict(hardware),
+        layers=tuple(r.layer for r in results),  # type: ignore[misc]
+        info={"policy": options.policy.name, "fast_forward": options.fast_forward},
+    )
+    return run, results
+
+
+def _hardware_dict(hw: Hardware) -> dict[str, object]:
+    from dataclasses import fields
+
+    return {f.name: getattr(hw, f.name) for f in fields(hw) if f.name != "source"} | {
+        "source": hw.source
+    }

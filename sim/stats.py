@@ -1,0 +1,228 @@
+"""Counters of a run and their assembly into the shared result schema."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from spec.energy import energy_table
+from spec.results import LayerResult, TensorCounts, make_tensors
+
+from .coverage import Coverage
+from .memory import L2Step
+from .timing import Transition
+from .traffic import StepRecord
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .simulate import _Run
+
+__all__ = ["Tally", "build_result"]
+
+
+class Tally:
+    """Per-step counters. Traffic is summed per distinct record (count x record), so a
+    record repeated a million times costs one dictionary increment per step."""
+
+    def __init__(self, n_pes: int) -> None:
+        self.n_pes = n_pes
+        self.record_counts: Counter[int] = Counter()
+        self.records: dict[int, StepRecord] = {}
+        self.l2_misses = 0
+        self.l2_rmw = 0
+        self.l2_refetch = 0
+        self.steps = 0
+        self.down_busy = 0
+        self.up_busy = 0
+        self.offchip_busy = 0
+        self.down_queue = 0
+        self.up_queue = 0
+        self.drain_waits = np.zeros(n_pes, dtype=np.int64)
+        self.starts: list[int] = []
+        self.macs_at: list[int] = []
+        self.events = 0
+        self.detailed_transitions = 0
+
+    def add_step(self, rec: StepRecord, l2: L2Step) -> None:
+        """Count one step's record and L2 outcome."""
+        self.steps += 1
+        self.record_counts[rec.rid] += 1
+        if rec.rid not in self.records:
+            self.records[rec.rid] = rec
+        self.l2_misses += l2.misses
+        self.l2_rmw += l2.rmw_reads
+        self.l2_refetch += l2.output_refetches
+        self.macs_at.append(rec.macs)
+
+    def add_timing(self, rec: StepRecord, tr: Transition, ref: int) -> None:
+        """Count one fast-path transition (times relative to ``ref``)."""
+        self.down_busy += tr.down_cycles
+        self.up_busy += tr.up_cycles
+        self.offchip_busy += tr.offchip_cycles
+        self.down_queue += tr.down_queue
+        self.up_queue += tr.up_queue
+        if tr.drain_waits is not None:
+            self.drain_waits += tr.drain_waits
+        self.starts.append(ref + tr.compute_start)
+
+    def take_machine(self, machine: Machine) -> None:
+        """Copy what the SimPy machine measured."""
+        self.down_busy = machine.bus.busy_cycles["down"]
+        self.up_busy = machine.bus.busy_cycles["up"]
+        self.offchip_busy = machine.stats.offchip_busy_cycles
+        self.down_queue = machine.stats.down_queue_cycles
+        self.up_queue = machine.stats.up_queue_cycles
+        self.drain_waits = np.array([pe.drain_wait_cycles for pe in machine.pes], dtype=np.int64)
+        self.starts = list(machine.stats.compute_starts)
+        self.events = machine.env.scheduled
+
+    def total(self, field: str) -> np.ndarray:
+        """Sum of a record field over all steps (vector fields summed element-wise)."""
+        acc: np.ndarray | int = 0
+        for rid, count in self.record_counts.items():
+            acc = acc + np.asarray(getattr(self.records[rid], field), dtype=np.int64) * count
+        return np.asarray(acc, dtype=np.int64)
+
+
+def _series(tally: Tally, runtime: int, capacity: int, bins: int) -> list[float]:
+    """Utilisation per time bin: MACs whose step started computing in the bin over the
+    bin's MAC capacity."""
+    if runtime <= 0 or not tally.starts:
+        return []
+    width = -(-runtime // bins)
+    starts = np.asarray(tally.starts, dtype=np.int64)
+    macs = np.asarray(tally.macs_at, dtype=np.int64)
+    sums = np.bincount(np.minimum(starts // width, bins - 1), weights=macs, minlength=bins)
+    return [round(float(v) / (width * capacity), 6) for v in sums]
+
+
+def build_result(
+    run: _Run, cov: Coverage, runtime: int, network: str, layer_index: int
+) -> tuple[LayerResult, dict[str, object]]:
+    """The shared result and the per-PE detail of one simulated layer."""
+    tally, hw, l2 = run.tally, run.hw, run.l2
+    policy = run.options.policy
+    n_pes = run.nest.num_pes
+    macs = int(tally.total("macs"))
+    l1_writes = tally.total("l1_writes")
+    l1_reads = tally.total("l1_reads")
+    delivered = tally.total("delivered")
+    out_elems = int(tally.total("out_elems"))
+    bus_in = int(tally.total("bus_in_elems"))
+    bus_out = int(tally.total("bus_out_elems"))
+    compute = tally.total("compute_cycles") if tally.records else np.zeros(n_pes, dtype=np.int64)
+    active_pe_steps = int(tally.total("active_pes"))
+    tensors = {
+        "input": TensorCounts(
+            l1_reads=int(l1_reads[0]),
+            l1_writes=int(l1_writes[0]),
+            l2_reads=int(delivered[0]),
+            l2_writes=l2.fills[0],
+        ),
+        "weight": TensorCounts(
+            l1_reads=int(l1_reads[1]),
+            l1_writes=int(l1_writes[1]),
+            l2_reads=int(delivered[1]),
+            l2_writes=l2.fills[1],
+        ),
+        "output": TensorCounts(
+            l1_reads=int(l1_reads[2]),
+            l1_writes=int(l1_writes[2]),
+            l2_reads=tally.l2_rmw,
+            l2_writes=out_elems,
+        ),
+    }
+    table = energy_table(run.options.energy_table)
+    l1_total = int(l1_reads.sum() + l1_writes.sum())
+    l2_total = sum(c.l2_reads + c.l2_writes for c in tensors.values())
+    offchip_reads = sum(l2.offchip_reads)
+    offchip_total = offchip_reads + l2.offchip_writes
+    energy = (
+        macs * table.mac_nj
+        + l1_total * table.l1_access_nj
+        + l2_total * table.l2_access_nj
+        + (bus_in + bus_out) * hw.noc_hops * table.noc_hop_nj
+        + offchip_total * table.offchip_access_nj
+    )
+    records = list(tally.records.values())
+    peak_bw = max(
+        (
+            (r.bus_in_elems + r.bus_out_elems) / max(1, max(r.compute_cycles, default=0))
+            for r in records
+        ),
+        default=0.0,
+    )
+    lanes = hw.simd_lanes
+    busy = int(compute.sum())
+    drain = tally.drain_waits
+    wait = np.maximum(runtime - compute - drain, 0)
+    metrics: dict[str, float | int] = {
+        "l1_size_req_elems": max((r.occupancy_peak for r in records), default=0),
+        "l2_size_req_elems": l2.peak_occupancy,
+        "noc_bw_req_peak_elems_per_cycle": round(peak_bw, 6),
+        "noc_bw_req_avg_elems_per_cycle": round((bus_in + bus_out) / runtime, 6)
+        if runtime
+        else 0.0,
+        "offchip_bw_req_elems_per_cycle": round(offchip_total / runtime, 6) if runtime else 0.0,
+        "energy_nj": round(energy, 9),
+        "avg_active_pes": round(busy / runtime, 6) if runtime else 0.0,
+        "utilization": round(macs / (runtime * n_pes * lanes), 6) if runtime else 0.0,
+        "macs_unique": cov.unique,
+        "macs_redundant": cov.redundant,
+        "macs_missing": cov.missing,
+        "offchip_reads_elems": offchip_reads,
+        "offchip_writes_elems": l2.offchip_writes,
+        "offchip_output_refetch_elems": tally.l2_refetch,
+        "l2_evicted_elems": l2.evictions,
+        "noc_down_elems": bus_in,
+        "noc_up_elems": bus_out,
+        "noc_down_busy_cycles": tally.down_busy,
+        "noc_up_busy_cycles": tally.up_busy,
+        "noc_queueing_cycles": tally.down_queue + tally.up_queue,
+        "offchip_busy_cycles": tally.offchip_busy,
+        "pe_compute_cycles_total": busy,
+        "pe_wait_data_cycles_total": int(wait.sum()),
+        "pe_wait_drain_cycles_total": int(drain.sum()),
+        "pes_used": n_pes,
+        "steps": tally.steps,
+        "pe_steps": active_pe_steps,
+        "l1_overflow_steps": int(sum(tally.record_counts[r.rid] for r in records if r.l1_overflow)),
+        "simpy_events": tally.events,
+        "steps_timed_in_detail": tally.detailed_transitions
+        if run.options.fast_forward
+        else tally.steps,
+    }
+    notes = [f"policy {policy.name}; NoC: full-duplex bus"]
+    if cov.missing:
+        notes.append(
+            f"INCOMPLETE MAPPING: {cov.missing} of {cov.layer_macs} MACs are never performed"
+        )
+    if cov.redundant:
+        notes.append(f"{cov.redundant} MAC executions are redundant (performed more than once)")
+    if metrics["l1_overflow_steps"]:
+        notes.append(
+            f"L1 too small: {metrics['l1_overflow_steps']} steps need more than"
+            f" {hw.l1_size_elems} elements in a PE"
+        )
+    if macs != cov.performed:
+        notes.append(f"internal: step MACs {macs} != coverage {cov.performed}")
+    result = LayerResult(
+        engine=f"sim-{policy.name}",
+        network=network,
+        layer=run.layer.name,
+        layer_index=layer_index,
+        runtime_cycles=int(runtime),
+        macs=macs,
+        tensors=make_tensors(tensors),
+        metrics=tuple(sorted(metrics.items())),
+        notes=tuple(notes),
+    )
+    per_pe = {
+        "compute_cycles": [int(v) for v in compute],
+        "wait_data_cycles": [int(v) for v in wait],
+        "wait_drain_cycles": [int(v) for v in drain],
+        "utilization_series": _series(tally, runtime, n_pes * lanes, run.options.utilization_bins),
+    }
+    return result, per_pe

@@ -1,0 +1,160 @@
+"""The step-to-step timing recurrence the SimPy machine realises, on a relative state.
+
+The machine's processes (:mod:`sim.machine`) each use their channel in step order, so
+every time they produce is a max of earlier times plus a duration. This module writes
+the same recurrence on a state expressed relative to the moment the L2->PE channel
+becomes free; times that can no longer matter are clamped to 0. Two steps with the same
+record, the same off-chip misses and the same relative state therefore evolve
+identically, which the fast path exploits by memoising transitions
+(:class:`Transitions`). Tests run both and compare every counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .noc import BusTiming
+from .traffic import StepRecord
+
+__all__ = ["Transition", "Transitions", "initial_state"]
+
+# State layout: (fetch_floor, up_free, prev_fits, ce1..., ce2..., d1..., d2...).
+_HEAD = 3
+
+
+def initial_state(n_pes: int) -> tuple[int, ...]:
+    """State before the first step: everything free at time 0 (the reference)."""
+    return (0, 0, 0) + (0,) * (4 * n_pes)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Effect of one step on the relative state: the next state, how far the reference
+    moved, and the step's statistics (times relative to the old reference)."""
+
+    state: tuple[int, ...]
+    shift: int
+    compute_start: int
+    down_cycles: int
+    up_cycles: int
+    offchip_cycles: int
+    down_queue: int
+    up_queue: int
+    drain_waits: tuple[int, ...] | None
+    end: int
+
+
+def step(
+    state: tuple[int, ...], rec: StepRecord, misses: int, timing: BusTiming, n_pes: int
+) -> Transition:
+    """Advance the relative state by one step."""
+    fetch_floor, up_free, prev_fits = state[0], state[1], state[2]
+    ce1 = state[_HEAD : _HEAD + n_pes]
+    ce2 = state[_HEAD + n_pes : _HEAD + 2 * n_pes]
+    d1 = state[_HEAD + 2 * n_pes : _HEAD + 3 * n_pes]
+    d2 = state[_HEAD + 3 * n_pes : _HEAD + 4 * n_pes]
+    off = timing.offchip_cycles(misses)
+    # The distributor looks at a step no earlier than it started the previous one.
+    ready = fetch_floor + off
+    involved = rec.involved
+    for p in range(n_pes):
+        if involved[p]:
+            slot = ce2[p] if prev_fits else ce1[p]
+            ready = max(ready, slot)
+    start = max(0, ready)
+    down = timing.down_cycles(rec.bus_in_elems)
+    down_queue = start - ready if rec.bus_in_elems else 0
+    dist_end = start + down
+    new_ce1, new_ce2, new_d1, new_d2 = list(ce1), list(ce2), list(d1), list(d2)
+    waits = [0] * n_pes
+    ready_out = 0
+    any_egress = False
+    end = dist_end
+    for p in range(n_pes):
+        if not involved[p]:
+            continue
+        begin = max(dist_end, ce1[p])
+        if d2[p] > begin:
+            waits[p] = d2[p] - begin
+            begin = d2[p]
+        finish = begin + rec.compute_cycles[p]
+        new_ce2[p], new_ce1[p] = ce1[p], finish
+        end = max(end, finish)
+        if rec.egress[p]:
+            any_egress = True
+            ready_out = max(ready_out, finish)
+    up = up_queue = 0
+    new_up_free = up_free
+    if any_egress:
+        up = timing.up_cycles(rec.bus_out_elems)
+        up_start = max(up_free, ready_out)
+        up_queue = up_start - ready_out
+        new_up_free = up_start + up
+        drained = new_up_free + rec.adder_cycles
+        end = max(end, drained)
+        for p in range(n_pes):
+            if involved[p] and rec.egress[p]:
+                new_d2[p], new_d1[p] = d1[p], drained
+    shift = dist_end
+    floor = start - shift
+
+    # Times before this step's start can no longer decide anything: clamp them.
+    def rel(values: list[int]) -> tuple[int, ...]:
+        return tuple(v - shift if v - shift > floor else floor for v in values)
+
+    new_state = (
+        floor,
+        new_up_free - shift if new_up_free > shift else 0,
+        int(rec.next_fits),
+        *rel(new_ce1),
+        *rel(new_ce2),
+        *rel(new_d1),
+        *rel(new_d2),
+    )
+    return Transition(
+        state=new_state,
+        shift=shift,
+        compute_start=dist_end,
+        down_cycles=down,
+        up_cycles=up,
+        offchip_cycles=off,
+        down_queue=down_queue,
+        up_queue=up_queue,
+        drain_waits=tuple(waits) if any(waits) else None,
+        end=end,
+    )
+
+
+class Transitions:
+    """Memoised :func:`step`: states are interned to small integers, so a repeated
+    (record, misses, state) costs one dictionary look-up."""
+
+    def __init__(self, timing: BusTiming, n_pes: int) -> None:
+        self.timing = timing
+        self.n_pes = n_pes
+        self.states: list[tuple[int, ...]] = []
+        self._state_ids: dict[tuple[int, ...], int] = {}
+        self._memo: dict[tuple[int, int, int], tuple[int, Transition]] = {}
+        self.records: dict[int, StepRecord] = {}
+        self.misses_memo = 0
+
+    def intern(self, state: tuple[int, ...]) -> int:
+        """The id of ``state``."""
+        sid = self._state_ids.get(state)
+        if sid is None:
+            sid = len(self.states)
+            self._state_ids[state] = sid
+            self.states.append(state)
+        return sid
+
+    def advance(self, sid: int, rec: StepRecord, misses: int) -> tuple[int, Transition]:
+        """Next state id and the transition of ``rec`` from state ``sid``."""
+        key = (rec.rid, misses, sid)
+        hit = self._memo.get(key)
+        if hit is None:
+            self.misses_memo += 1
+            trans = step(self.states[sid], rec, misses, self.timing, self.n_pes)
+            hit = (self.intern(trans.state), trans)
+            self._memo[key] = hit
+            self.records[rec.rid] = rec
+        return hit
