@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from spec.hardware import Hardware
 from spec.layer import Layer
 from spec.mapping import Mapping
 from spec.network import Network
-from spec.results import RunResult
+from spec.results import LayerResult, RunResult
 
 from .coverage import coverage
+from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
 from .loopnest import LoopNest
 from .machine import Machine
@@ -33,13 +36,14 @@ Progress = Callable[[int, int], None]
 class SimResult:
     """A simulated layer: the shared :class:`spec.results.LayerResult` plus per-PE detail."""
 
-    layer: object
-    per_pe: dict[str, list[int]]
+    layer: LayerResult
+    per_pe: dict[str, object]
     wall_seconds: float
+    output: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The layer result with per-PE detail (never the wall time)."""
-        data = self.layer.to_dict()  # type: ignore[attr-defined]
+        data = self.layer.to_dict()
         data["per_pe"] = self.per_pe
         return data
 
@@ -59,6 +63,7 @@ class _Run:
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
         self.tally = Tally(self.nest.num_pes)
         self.records: dict[tuple[object, ...], StepRecord] = {}
+        self.functional: Functional | None = None
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
@@ -97,6 +102,8 @@ class _Run:
                 prev_tiles, cur_tiles = cur_tiles, nxt_tiles
             else:
                 prev_tiles = cur_tiles = None
+            if self.functional is not None:
+                self.functional.step(self._tiles(step, schedules), rec)
             l2 = self.l2.step(step.index, rec.footprints, step.base, dims)
             self.tally.add_step(rec, l2)
             if progress is not None and step.index % 4096 == 0:
@@ -114,11 +121,18 @@ def simulate(
     network: str = "",
     layer_index: int = 0,
     progress: Progress | None = None,
+    values: dict[str, np.ndarray] | None = None,
 ) -> SimResult:
-    """Simulate one layer under ``mapping`` on ``hardware``."""
+    """Simulate one layer under ``mapping`` on ``hardware``. With ``values`` (arrays
+    ``input`` and ``weight``) the run also computes the layer's output through the
+    simulated data movement (``SimResult.output``)."""
     options = options or SimOptions()
     started = time.perf_counter()
     run = _Run(layer, mapping, hardware, options)
+    squeezed = False
+    if values is not None:
+        inp, weight, squeezed = check_inputs(layer, values)
+        run.functional = Functional(layer, inp, weight)
     timing = BusTiming.of(hardware)
     n_pes = run.nest.num_pes
     feed = run.feed(progress)
@@ -143,7 +157,12 @@ def simulate(
     cov = coverage(layer, mapping, hardware.num_pes)
     wall = time.perf_counter() - started
     result, per_pe = build_result(run, cov, runtime, network, layer_index)
-    return SimResult(layer=result, per_pe=per_pe, wall_seconds=wall)
+    output = None
+    if run.functional is not None:
+        output = run.functional.finish()
+        if squeezed:
+            output = output[0]
+    return SimResult(layer=result, per_pe=per_pe, wall_seconds=wall, output=output)
 
 
 def simulate_network(
