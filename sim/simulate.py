@@ -192,14 +192,14 @@ def simulate_network(
         engine=f"sim-{options.policy.name}",
         network=network.name,
         source=network.path,
-        hardware=_hardware_dict(hardware),
+        hardware=hardware_dict(hardware),
         layers=tuple(r.layer for r in results),  # type: ignore[misc]
         info={"policy": options.policy.name, "fast_forward": options.fast_forward},
     )
     return run, results
 
 
-def _hardware_dict(hw: Hardware) -> dict[str, object]:
+def hardware_dict(hw: Hardware) -> dict[str, object]:
     from dataclasses import fields
 
     return {f.name: getattr(hw, f.name) for f in fields(hw) if f.name != "source"} | {

@@ -1,0 +1,148 @@
+"""``metronome simulate MAPPING``: run the cycle-level simulator, print a per-layer table."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from spec.fileio import atomic_write_bytes, atomic_write_json
+from spec.loader import load_network, resolve_hardware
+from spec.source import SpecError
+
+from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
+
+__all__ = ["register", "run"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``simulate`` subcommand."""
+    parser = commands.add_parser(
+        "simulate",
+        help="run the SimPy cycle-level simulator on a mapping",
+        description="Execute each layer's mapping on simulated PEs, L1s, L2, off-chip memory"
+        " and a bus NoC; print one line per layer.",
+    )
+    parser.add_argument("mapping", metavar="MAPPING")
+    add_hardware_arguments(parser)
+    add_layer_argument(parser)
+    parser.add_argument("--policy", choices=("maestro", "realistic"), default="realistic")
+    parser.add_argument("--json", metavar="OUT.json", help="write the result schema here")
+    parser.add_argument(
+        "--no-fast-forward",
+        action="store_true",
+        help="run every step through the SimPy processes (slow; same results)",
+    )
+    parser.add_argument("--functional", action="store_true", help="carry real values")
+    parser.add_argument("--inputs", metavar="IN.npz", help="arrays 'input' and 'weight'")
+    parser.add_argument("--save-outputs", metavar="OUT.npz", help="write array 'output'")
+    parser.set_defaults(run=run)
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise SpecError.at(None, f"{path}: not a readable .npz file ({exc})") from None
+
+
+class _Progress:
+    """A hand-written progress bar on stderr, shown once a layer runs for 2 s."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self.started < 2.0 or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r{self.label} [{bar}] {100 * done // total:3d}%", end="", file=sys.stderr)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate the selected layers; 0 on success, 2 on bad input."""
+    from sim import POLICIES, SimOptions, simulate
+    from sim.simulate import hardware_dict
+
+    if args.functional and not (args.inputs and args.save_outputs):
+        raise SpecError.at(None, "--functional needs --inputs IN.npz and --save-outputs OUT.npz")
+    if (args.inputs or args.save_outputs) and not args.functional:
+        raise SpecError.at(None, "--inputs/--save-outputs need --functional")
+    network = load_network(args.mapping).select(args.layer)
+    hardware = resolve_hardware(args.hw, hardware_flags(args), network)
+    values = _load_npz(args.inputs) if args.functional else None
+    if values is not None and len(network.layers) != 1:
+        raise SpecError.at(
+            None,
+            f"--functional runs one layer; {args.mapping} selects {len(network.layers)}",
+            hint="choose it with --layer NAME",
+        )
+    options = SimOptions(policy=POLICIES[args.policy], fast_forward=not args.no_fast_forward)
+    print(f"{args.mapping}: network '{network.name}', policy {args.policy}")
+    print(f"  hardware: {hardware.describe()}")
+    header = (
+        f"  {'layer':<16} {'runtime':>12} {'MACs':>14} {'util':>7} {'L2 rd':>11} {'off-chip':>10}"
+    )
+    print(header)
+    layers = []
+    outputs = None
+    for index, entry in enumerate(network.layers):
+        mapping = entry.require_mapping()
+        bar = _Progress(entry.name)
+        result = simulate(
+            entry.layer,
+            mapping,
+            hardware,
+            options,
+            network=network.name,
+            layer_index=index,
+            progress=bar,
+            values=values,
+        )
+        bar.close()
+        lr = result.layer
+        l2_reads = sum(lr.tensor(t).l2_reads for t in ("input", "weight", "output"))
+        util, offchip = lr.metric("utilization"), lr.metric("offchip_reads_elems")
+        print(
+            f"  {entry.name:<16} {lr.runtime_cycles:>12} {lr.macs:>14}"
+            f" {util:>7.3f} {l2_reads:>11} {offchip:>10}"
+        )
+        for note in lr.notes[1:]:
+            print(f"  {entry.name}: {note}", file=sys.stderr)
+        print(f"  {entry.name}: simulated in {result.wall_seconds:.2f} s", file=sys.stderr)
+        layers.append(result)
+        outputs = result.output
+    if args.json:
+        from spec.results import RunResult
+
+        payload = RunResult(
+            engine=f"sim-{args.policy}",
+            network=network.name,
+            source=args.mapping,
+            hardware=hardware_dict(hardware),
+            layers=tuple(r.layer for r in layers),
+            info={"policy": args.policy, "fast_forward": options.fast_forward},
+        ).to_dict()
+        for entry, result in zip(payload["layers"], layers, strict=True):
+            entry["per_pe"] = result.per_pe
+        atomic_write_json(args.json, payload)
+    if args.functional and outputs is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, output=outputs)
+        atomic_write_bytes(Path(args.save_outputs), buffer.getvalue())
+    return 0
