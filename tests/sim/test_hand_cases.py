@@ -14,7 +14,7 @@ from spec.mapping import MapDirective, Mapping
 from .helpers import case, random_values, xc_hw
 
 
-def _run(name: str, pes: int, policy=REALISTIC, layer: int = 0, **hw):  # noqa: ANN001, ANN202
+def _run(name: str, pes: int, policy=REALISTIC, layer: int = 0, **hw):
     lay, mapping = case(name, layer)
     return simulate(lay, mapping, xc_hw(pes, **hw), SimOptions(policy=policy)).layer
 
@@ -30,7 +30,9 @@ def test_one_pe_maestro_writes_psums_every_step() -> None:
     assert r.macs == 16
     assert r.tensor("input").to_dict() == dict(l1_reads=16, l1_writes=16, l2_reads=16, l2_writes=16)
     assert r.tensor("weight").to_dict() == dict(l1_reads=16, l1_writes=16, l2_reads=16, l2_writes=4)
-    assert r.tensor("output").to_dict() == dict(l1_reads=16, l1_writes=16, l2_reads=12, l2_writes=16)
+    assert r.tensor("output").to_dict() == dict(
+        l1_reads=16, l1_writes=16, l2_reads=12, l2_writes=16
+    )
 
 
 def test_one_pe_realistic_keeps_weights_and_accumulates() -> None:
@@ -46,7 +48,7 @@ def test_one_pe_realistic_keeps_weights_and_accumulates() -> None:
 
 
 @pytest.mark.parametrize("policy", [MAESTRO, REALISTIC])
-def test_multicast_serves_every_pe_with_one_l2_read(policy) -> None:  # noqa: ANN001
+def test_multicast_serves_every_pe_with_one_l2_read(policy) -> None:
     # K4 X8, SpatialMap K over 4 PEs: 8 steps; each step the same input element goes to 4
     # PEs (1 L2 read, 4 L1 writes); each PE keeps its weight (4 reads in total); 4 outputs
     # leave every step. Step t: fetch [t,t+1), bus [t+1,t+2), MAC [t+2,t+3), drain
