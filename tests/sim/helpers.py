@@ -16,13 +16,13 @@ CROSSCHECK = DATA / "maestro-reference" / "crosscheck"
 VOLATILE = {"simpy_events", "steps_timed_in_detail"}
 
 # Bus bandwidth 64, latency 1, off-chip 1000 elements/cycle with no latency, big buffers.
-XC = dict(
-    l1_size_elems=1000,
-    l2_size_elems=100000,
-    noc_bw_elems_per_cycle=64,
-    noc_latency_cycles=1,
-    offchip_bw_elems_per_cycle=1000,
-)
+XC = {
+    "l1_size_elems": 1000,
+    "l2_size_elems": 100000,
+    "noc_bw_elems_per_cycle": 64,
+    "noc_latency_cycles": 1,
+    "offchip_bw_elems_per_cycle": 1000,
+}
 
 
 def xc_hw(num_pes: int, **changes: object) -> Hardware:

@@ -66,7 +66,9 @@ _MID = sorted(glob.glob(str(DATA / "maestro-reference" / "table2" / "*.m")))
 def test_fast_path_equals_full_simpy_run(path: str, policy) -> None:
     entry = load_network(path).layers[0]
     layer = make_layer(
-        name="mid", type_=LayerType.CONV, declared=dict(K=4, C=3, R=3, S=3, Y=12, X=12)
+        name="mid",
+        type_=LayerType.CONV,
+        declared={"K": 4, "C": 3, "R": 3, "S": 3, "Y": 12, "X": 12},
     )
     hw = xc_hw(16, noc_bw_elems_per_cycle=4, l2_size_elems=600)
     runs = [
@@ -89,14 +91,14 @@ def test_same_inputs_give_identical_results() -> None:
 @st.composite
 def _problems(draw):
     r = draw(st.integers(1, 3))
-    sizes = dict(
-        K=draw(st.integers(1, 3)),
-        C=draw(st.integers(1, 3)),
-        R=r,
-        S=1,
-        Y=draw(st.integers(r, r + 3)),
-        X=draw(st.integers(1, 3)),
-    )
+    sizes = {
+        "K": draw(st.integers(1, 3)),
+        "C": draw(st.integers(1, 3)),
+        "R": r,
+        "S": 1,
+        "Y": draw(st.integers(r, r + 3)),
+        "X": draw(st.integers(1, 3)),
+    }
     stride = draw(st.integers(1, 2))
     layer = make_layer(name="h", type_=LayerType.CONV, declared=sizes, stride_y=stride)
     dims = draw(st.permutations(["K", "C", "Y", "X", "R"]))

@@ -28,11 +28,24 @@ def test_one_pe_maestro_writes_psums_every_step() -> None:
     r = _run("x04_psum_writeback", 1, MAESTRO)
     assert r.runtime_cycles == 19
     assert r.macs == 16
-    assert r.tensor("input").to_dict() == dict(l1_reads=16, l1_writes=16, l2_reads=16, l2_writes=16)
-    assert r.tensor("weight").to_dict() == dict(l1_reads=16, l1_writes=16, l2_reads=16, l2_writes=4)
-    assert r.tensor("output").to_dict() == dict(
-        l1_reads=16, l1_writes=16, l2_reads=12, l2_writes=16
-    )
+    assert r.tensor("input").to_dict() == {
+        "l1_reads": 16,
+        "l1_writes": 16,
+        "l2_reads": 16,
+        "l2_writes": 16,
+    }
+    assert r.tensor("weight").to_dict() == {
+        "l1_reads": 16,
+        "l1_writes": 16,
+        "l2_reads": 16,
+        "l2_writes": 4,
+    }
+    assert r.tensor("output").to_dict() == {
+        "l1_reads": 16,
+        "l1_writes": 16,
+        "l2_reads": 12,
+        "l2_writes": 16,
+    }
 
 
 def test_one_pe_realistic_keeps_weights_and_accumulates() -> None:
@@ -135,7 +148,7 @@ def test_gemm_rows_stay_columns_stream() -> None:
 def test_dsconv_mapped_k_repeats_work_but_is_not_accumulated_twice() -> None:
     # DSCONV C2 R3 Y5 (K2 declared): K indexes no tensor, so mapping it repeats every MAC.
     layer = make_layer(
-        name="dw", type_=LayerType.DSCONV, declared=dict(K=2, C=2, R=3, S=1, Y=5, X=1)
+        name="dw", type_=LayerType.DSCONV, declared={"K": 2, "C": 2, "R": 3, "S": 1, "Y": 5, "X": 1}
     )
     mapping = Mapping(
         (
@@ -157,7 +170,9 @@ def test_dsconv_mapped_k_repeats_work_but_is_not_accumulated_twice() -> None:
 
 def test_incomplete_mapping_is_reported_loudly() -> None:
     # TemporalMap(1,1) Y with R=3: no 1-row window holds a whole filter: nothing computed.
-    layer = make_layer(name="c", type_=LayerType.CONV, declared=dict(K=1, C=1, R=3, S=1, Y=4, X=1))
+    layer = make_layer(
+        name="c", type_=LayerType.CONV, declared={"K": 1, "C": 1, "R": 3, "S": 1, "Y": 4, "X": 1}
+    )
     mapping = Mapping((MapDirective(True, "K", 1, 1), MapDirective(False, "Y", 1, 1)))
     r = simulate(layer, mapping, xc_hw(1)).layer
     assert r.metric("macs_missing") == layer.macs
