@@ -18,7 +18,14 @@ from .engine import LevelResult, NocLevel, analyze_problem
 from .problem import Problem, build_problem, tensor_size
 from .report import l1_counts_of, layer_result
 
-__all__ = ["ENGINE_COMPAT", "ENGINE_DEFAULT", "analyze", "analyze_network"]
+__all__ = [
+    "ENGINE_COMPAT",
+    "ENGINE_DEFAULT",
+    "analyze",
+    "analyze_layer",
+    "analyze_network",
+    "run_problem",
+]
 
 ENGINE_DEFAULT = "analytic"
 ENGINE_COMPAT = "analytic-maestro"
@@ -35,13 +42,15 @@ def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, in
     return tuple(tensor_size(problem, t) for t in problem.inputs)  # type: ignore[return-value]
 
 
-def _run(
+def run_problem(
     layer: Layer,
     mapping: Mapping,
     hardware: Hardware,
     quirks: Quirks,
-    nocs: tuple[NocLevel, ...] | None,
+    nocs: tuple[NocLevel, ...] | None = None,
 ) -> tuple[Problem, LevelResult]:
+    """The completed levels and the top level's raw result under explicit ``quirks``
+    (one deviation can be switched on its own, as the deviation tests do)."""
     problem = build_problem(layer, mapping, hardware.num_pes, quirks)
     if nocs is None:
         noc = NocLevel(hardware.noc_bw_elems_per_cycle, hardware.noc_latency_cycles)
@@ -77,7 +86,7 @@ def analyze_layer(
         table = energy_table(energy)
     except KeyError as exc:
         raise SpecError.at(None, str(exc.args[0])) from None
-    problem, top = _run(layer, mapping, hardware, quirks, nocs)
+    problem, top = run_problem(layer, mapping, hardware, quirks, nocs)
     multilevel = top.levels_analyzed > 1
     own_l1 = l1_counts_of(top)
     energy_l1 = (

@@ -47,8 +47,20 @@ class State:
         return self.position == EDGE or self.init_edge
 
 
-def directive_states(d: LevelDirective, extent: int, units: int) -> tuple[State, ...]:
-    """The states a directive goes through over ``extent`` indices."""
+def directive_states(
+    d: LevelDirective,
+    extent: int,
+    units: int,
+    edge_units: int = 0,
+    *,
+    init_edge_always_partial: bool = True,
+) -> tuple[State, ...]:
+    """The states a directive goes through over ``extent`` indices.
+
+    At an init-edge (fewer indices than the units cover) MAESTRO always takes the last
+    active unit as partly filled (deviation D9); fixed, it is partial only when its
+    tile, at ``(edge_units - 1) * o``, runs past the end.
+    """
     size, ofs = d.size, d.offset
     if not d.spatial:
         init_edge = extent < size
@@ -61,7 +73,10 @@ def directive_states(d: LevelDirective, extent: int, units: int) -> tuple[State,
         return tuple(states)
     coverage = size + ofs * (units - 1)
     unrolled, init_edge = extent <= coverage, extent < coverage
-    states = [State(INIT, 1, unrolled, init_edge, init_edge)]
+    partial_init = init_edge
+    if not init_edge_always_partial:
+        partial_init = init_edge and (edge_units - 1) * ofs + size > extent
+    states = [State(INIT, 1, unrolled, init_edge, partial_init)]
     steady = cdiv(cdiv(extent - size, ofs) + 1, units) - 1
     stride = ofs * units
     has_edge = (

@@ -57,6 +57,11 @@ class Quirks:
     leading case, and delay statistics of -2**63. Fixed, a layer where no unit can
     finish an output is an error."""
 
+    init_edge_last_unit_partial: bool
+    """D9: when a SpatialMap needs fewer units than the level has (init-edge), the last
+    active unit is always taken as partly filled, even when its tile is complete; its
+    output tile then counts 0 elements, so output writes are under-counted."""
+
 
 COMPAT = Quirks(**{f.name: True for f in fields(Quirks)})
 """MAESTRO as its binary behaves."""
@@ -141,6 +146,14 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "ResNeXt50_yxp_os FC1000 (X=S=7, TemporalMap(8,1) X): 0 cycles, 0 MACs, -nan",
         "the tile is clipped to the 7 columns that exist: 100,352,000 MACs",
         "test_d8_oversized_tile",
+    ),
+    Deviation(
+        "D9",
+        "init_edge_last_unit_partial",
+        "last unit of an init-edge spatial map taken as partial",
+        "K2 on 4 PEs (SpatialMap(1,1) K), X8: 8 output writes, the 2nd PE's dropped",
+        "16 output writes: both PEs write their output every step",
+        "test_d9_init_edge_last_unit",
     ),
 )
 """Every deliberate deviation, in the order of ``docs/maestro-deviations.md``."""

@@ -205,7 +205,17 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     model = ctx.models[index]
     quirks = ctx.quirks
     dims = dict(dims_key)
-    per_directive = tuple(directive_states(d, dims[d.dim], model.units) for d in model.directives)
+    always_partial = quirks.init_edge_last_unit_partial
+    per_directive = tuple(
+        directive_states(
+            d,
+            dims[d.dim],
+            model.units,
+            model.edge_units,
+            init_edge_always_partial=always_partial,
+        )
+        for d in model.directives
+    )
     views = (*model.inputs, model.output)
     n = len(views)
     l1_reads, l1_writes = [0] * n, [0] * n
