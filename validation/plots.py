@@ -52,7 +52,9 @@ def error_heatmap(
     rows, cols = len(metrics), len(scenarios)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * cols + 3), max(4.0, 0.32 * rows + 1.5)))
     shown = [[(v * 100 if v is not None else math.nan) for v in row] for row in matrix]
-    image = ax.imshow(shown, cmap=_HEAT, vmin=0, vmax=max(5.0, _finite_max(shown)), aspect="auto")
+    image = ax.imshow(
+        shown, cmap=_HEAT, vmin=0, vmax=min(100.0, max(5.0, _finite_max(shown))), aspect="auto"
+    )
     ax.set_xticks(range(cols), labels=scenarios, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(rows), labels=metrics, fontsize=8)
     for r in range(rows):
@@ -63,7 +65,7 @@ def error_heatmap(
             )
             ax.text(c, r, text, ha="center", va="center", fontsize=6.5, color="black")
     ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="median |relative error| (%)", shrink=0.8)
+    fig.colorbar(image, ax=ax, label="median |relative error| (%), saturating at 100", shrink=0.8)
     _save(fig, path)
 
 

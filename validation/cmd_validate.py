@@ -1,0 +1,82 @@
+"""``metronome validate``: both engines on scenarios, compared, explained, guarded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register"]
+
+DEFAULT_BASELINE = Path("validation") / "baseline.json"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``validate`` subcommand."""
+    parser = commands.add_parser(
+        "validate",
+        help="run both engines on scenarios, compare them, explain and report",
+        description="Run the analytic model and the simulator on every scenario, compare"
+        " them metric by metric, explain the differences and write a report. With no"
+        " scenario, runs the default suite (scenarios/default.yaml). Exit 1 when an error"
+        " grew beyond the baseline's tolerance, 2 on bad input.",
+    )
+    parser.add_argument("targets", nargs="*", metavar="SCENARIO_OR_DIR")
+    parser.add_argument(
+        "--report",
+        default="validation-report",
+        metavar="DIR",
+        help="report directory (default: validation-report)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="compare every error with this baseline; exit 1 on regression",
+    )
+    parser.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help=f"(re)write the baseline (--baseline FILE, default {DEFAULT_BASELINE}) from this run",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate; 0 when nothing regressed, 1 on regression."""
+    from . import baseline
+    from .harness import run_validation
+    from .progress import ProgressBar
+    from .report import write_report
+    from .suite import expand
+
+    paths = expand(args.targets)
+    started = time.monotonic()
+    bar = ProgressBar("validate")
+    try:
+        result = run_validation(paths, processes=max(1, args.jobs), progress=bar)
+    finally:
+        bar.close()
+    check = None
+    if args.baseline and not args.update_baseline:
+        check = baseline.check(result.rows, baseline.load(args.baseline))
+    summary = write_report(result, Path(args.report), check)
+    for line in summary:
+        print(line)
+    print(f"report: {Path(args.report) / 'report.md'} ({time.monotonic() - started:.0f} s)")
+    if args.update_baseline:
+        target = Path(args.baseline) if args.baseline else DEFAULT_BASELINE
+        baseline.write(target, result.rows)
+        print(f"baseline written: {target} ({len(result.rows)} rows)")
+        return 0
+    if check is not None:
+        if not check.ok:
+            print(f"accuracy regressed on {len(check.regressions)} row(s):", file=sys.stderr)
+            for regression in check.regressions[:30]:
+                print(f"  {regression.describe()}", file=sys.stderr)
+            return 1
+        print(f"baseline {args.baseline}: no regression ({len(check.improved)} improved)")
+    return 0

@@ -1,0 +1,101 @@
+"""Where the network congests beyond the roofline: NoC-bandwidth sweeps per topology.
+
+For every scenario that sweeps ``noc_bw_elems_per_cycle`` the simulated runtime under
+the ``maestro`` policy (so that only the network differs from the closed form) is set
+against the analytic estimate, whose NoC model is zero-load: each transfer is assumed to
+have the network to itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import plots
+
+if TYPE_CHECKING:
+    from .harness import ValidationRun
+
+__all__ = ["DEPARTURE", "CongestionFinding", "congestion_findings"]
+
+DEPARTURE = 1.05
+"""Simulated / analytic runtime above which a topology has departed from the roofline."""
+
+
+@dataclass(frozen=True, slots=True)
+class CongestionFinding:
+    """One topology's departure from the analytic curve for one layer."""
+
+    scenario: str
+    layer: str
+    topology: str
+    bandwidths: tuple[int, ...]
+    ratios: tuple[float, ...]
+    departs_below_bw: int | None
+    worst_ratio: float
+    worst_bw: int
+    plot: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding]:
+    """Findings for every swept layer, one per topology, with one plot per layer."""
+    curves: dict[tuple[str, str], dict[str, dict[int, tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for case in run.cases:
+        bw = case.settings.get("noc_bw_elems_per_cycle")
+        model, truth = case.results.get("analytic"), case.results.get("sim-maestro")
+        if bw is None or model is None or truth is None:
+            continue
+        topology = str(case.settings.get("topology", "bus"))
+        curves[(case.scenario, case.layer)][topology][int(bw)] = (
+            float(model.runtime_cycles),
+            float(truth.runtime_cycles),
+        )
+    findings = []
+    for (scenario, layer), by_topology in sorted(curves.items()):
+        plot_name = f"congestion_{scenario}_{layer}.png".replace("/", "_")
+        analytic_curve: dict[int, float] = {}
+        simulated: dict[str, list[float]] = {}
+        bandwidths: tuple[int, ...] = ()
+        for topology, points in sorted(by_topology.items()):
+            bandwidths = tuple(sorted(points))
+            ratios = tuple(points[b][1] / points[b][0] if points[b][0] else 1.0 for b in bandwidths)
+            departs = None
+            for b, r in zip(bandwidths, ratios, strict=True):
+                if r > DEPARTURE:
+                    departs = b
+            if departs is not None:
+                higher = [b for b in bandwidths if b > departs]
+                departs = higher[0] if higher else departs
+            worst = max(range(len(ratios)), key=lambda i: ratios[i])
+            findings.append(
+                CongestionFinding(
+                    scenario,
+                    layer,
+                    topology,
+                    bandwidths,
+                    ratios,
+                    departs,
+                    ratios[worst],
+                    bandwidths[worst],
+                    plot_name,
+                )
+            )
+            analytic_curve.update({b: points[b][0] for b in bandwidths})
+            simulated[topology] = [points[b][1] for b in bandwidths]
+        if len(bandwidths) > 1:
+            plots.congestion_curves(
+                bandwidths,
+                [analytic_curve[b] for b in bandwidths],
+                simulated,
+                f"{scenario} / {layer}: runtime vs NoC bandwidth",
+                out / plot_name,
+            )
+    return findings

@@ -1,0 +1,286 @@
+"""The validation run: both engines on every scenario, compared and explained.
+
+For every layer of every scenario variant the harness runs the analytic model (fixed and
+MAESTRO-compatible) and the simulator under each requested policy, then
+
+* compares them metric by metric (:mod:`validation.compare`): ``analytic~sim-realistic``
+  (how accurate is the closed form on realistic hardware?), ``analytic~sim-maestro`` (does
+  the closed form compute its own assumptions right?) and ``analytic-maestro~maestro``
+  where the scenario carries the MAESTRO binary's numbers;
+* explains the gap between the closed form and the realistic simulation: it re-runs the
+  simulator with one modelling switch at a time set to MAESTRO's assumption, and once
+  with an unbounded NoC, and reports how much of each metric's gap each one accounts for.
+  What remains between ``sim-maestro`` and ``analytic`` is the closed form's own
+  approximation of its assumptions (edge tiles, reuse it misses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spec.results import LayerResult
+from spec.scenario import Scenario, load_scenario
+from spec.source import Diagnostic, SpecError
+
+from .compare import MetricRow, compare_layer, compare_values
+from .runner import Job, Progress, run_jobs
+
+__all__ = [
+    "ASSUMPTIONS",
+    "Attribution",
+    "CaseResult",
+    "ValidationRun",
+    "run_validation",
+]
+
+ASSUMPTIONS: tuple[tuple[str, str, bool], ...] = (
+    ("psum_writeback_every_step", "partial sums written back to L2 every step", True),
+    ("l1_keeps_reusable_data", "no reuse of L1 data after an inner loop wraps", False),
+    ("free_spatial_reduction", "free, instantaneous spatial reduction", True),
+)
+"""(simulator switch, MAESTRO's assumption in words, MAESTRO's setting)."""
+
+EXPLAINED_METRICS: tuple[str, ...] = (
+    "runtime_cycles",
+    "macs",
+    "tensors.input.l2_reads",
+    "tensors.weight.l2_reads",
+    "tensors.output.l2_reads",
+    "tensors.output.l2_writes",
+)
+EXPLAIN_THRESHOLD = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """How much of the analytic-vs-realistic gap of one metric one cause accounts for."""
+
+    metric: str
+    cause: str
+    delta: float
+    share: float | None
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """Everything about one layer of one scenario variant."""
+
+    scenario: str
+    path: str
+    variant: str
+    layer: str
+    layer_index: int
+    tags: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, LayerResult] = field(default_factory=dict)
+    per_pe: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, float] = field(default_factory=dict)
+    attributions: list[Attribution] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """``scenario[variant]/layer`` for tables."""
+        variant = f"[{self.variant}]" if self.variant else ""
+        return f"{self.scenario}{variant}/{self.layer}"
+
+
+@dataclass(slots=True)
+class ValidationRun:
+    """The outcome of ``metronome validate``."""
+
+    scenarios: list[Scenario]
+    cases: list[CaseResult]
+    rows: list[MetricRow]
+    seconds: dict[str, float]
+    warnings: list[Diagnostic]
+
+
+def _base_jobs(scenario: Scenario) -> list[Job]:
+    jobs = []
+    for v in range(len(scenario.variants())):
+        for i in range(len(scenario.network.layers)):
+            jobs.append(Job(scenario.path, v, i, "analytic"))
+            jobs.append(Job(scenario.path, v, i, "analytic-maestro"))
+            jobs.extend(Job(scenario.path, v, i, f"sim-{p}") for p in scenario.policies)
+    return jobs
+
+
+def _needs_explaining(case: CaseResult) -> bool:
+    model, truth = case.results.get("analytic"), case.results.get("sim-realistic")
+    if model is None or truth is None or "sim-maestro" not in case.results:
+        return False
+    rows = compare_layer(case.scenario, case.variant, "x", model, truth)
+    return any(
+        r.metric in EXPLAINED_METRICS
+        and (r.rel_error is None or abs(r.rel_error) > EXPLAIN_THRESHOLD)
+        for r in rows
+    )
+
+
+def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
+    jobs = [
+        Job(case.path, variant, case.layer_index, "sim-realistic", ((switch, value),))
+        for switch, _, value in ASSUMPTIONS
+    ]
+    jobs.append(Job(case.path, variant, case.layer_index, "sim-realistic", (), True))
+    return jobs
+
+
+def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
+    model = case.results["analytic"].flat()
+    real = case.results["sim-realistic"].flat()
+    maestro = case.results["sim-maestro"].flat()
+    out = []
+    causes = [(f"{words} ({switch})", extra.get(switch)) for switch, words, _ in ASSUMPTIONS]
+    causes.append(
+        ("finite NoC bandwidth and contention (zero-load / unbounded NoC)", extra.get("noc"))
+    )
+    for metric in EXPLAINED_METRICS:
+        if metric not in model or metric not in real:
+            continue
+        gap = float(model[metric]) - float(real[metric])
+        if gap == 0:
+            continue
+        for cause, result in causes:
+            if result is None:
+                continue
+            delta = float(result.flat()[metric]) - float(real[metric])
+            if delta:
+                out.append(Attribution(metric, cause, delta, delta / gap))
+        own = float(model[metric]) - float(maestro[metric])
+        if own:
+            out.append(
+                Attribution(
+                    metric,
+                    "closed form vs its own assumptions executed (analytic - sim-maestro)",
+                    own,
+                    own / gap,
+                )
+            )
+    return out
+
+
+def run_validation(
+    paths: list[Path], processes: int = 2, progress: Progress | None = None
+) -> ValidationRun:
+    """Load, run, compare and explain every scenario in ``paths``."""
+    scenarios: list[Scenario] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        try:
+            scenarios.append(load_scenario(path))
+        except SpecError as exc:
+            problems.extend(exc.diagnostics)
+    if problems:
+        raise SpecError(problems)
+    for scenario in scenarios:
+        for entry in scenario.network.layers:
+            entry.require_mapping()
+            for _, hw in scenario.variants():
+                entry.require_mapping().units_per_level(hw.num_pes)
+    by_path = {s.path: s for s in scenarios}
+    payloads, seconds = run_jobs([j for s in scenarios for j in _base_jobs(s)], processes, progress)
+    cases: dict[tuple[str, int, int], CaseResult] = {}
+    for job, payload in payloads.items():
+        scenario = by_path[job.scenario]
+        key = (job.scenario, job.variant, job.layer)
+        case = cases.get(key)
+        if case is None:
+            entry = scenario.network.layers[job.layer]
+            case = cases[key] = CaseResult(
+                scenario=scenario.name,
+                path=scenario.path,
+                variant=scenario.variants()[job.variant][0],
+                layer=entry.name,
+                layer_index=job.layer,
+                tags=scenario.tags,
+                settings=_settings(scenario, job.variant),
+                reference=_reference(scenario, entry.name),
+            )
+        case.results[job.label] = LayerResult.from_dict(payload["result"])
+        if "per_pe" in payload:
+            case.per_pe[job.label] = payload["per_pe"]
+    explain = [
+        j
+        for key, c in sorted(cases.items())
+        if _needs_explaining(c)
+        for j in _explain_jobs(c, key[1])
+    ]
+    more, more_seconds = run_jobs(explain, processes, progress) if explain else ({}, {})
+    seconds.update(more_seconds)
+    extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
+    for job, payload in more.items():
+        name = "noc" if job.unbounded_noc else job.switches[0][0]
+        extra.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
+            payload["result"]
+        )
+    ordered = [
+        cases[k] for k in sorted(cases, key=lambda k: (paths_index(paths, k[0]), k[1], k[2]))
+    ]
+    rows: list[MetricRow] = []
+    for key, case in zip(
+        sorted(cases, key=lambda k: (paths_index(paths, k[0]), k[1], k[2])), ordered, strict=True
+    ):
+        if key in extra:
+            case.attributions = _attribute(case, extra[key])
+        rows.extend(_rows(case))
+    warnings = [w for s in scenarios for e in s.network.layers for w in e.warnings]
+    return ValidationRun(
+        scenarios=scenarios,
+        cases=ordered,
+        rows=rows,
+        seconds={j.label + f" {Path(j.scenario).stem}/{j.layer}": s for j, s in seconds.items()},
+        warnings=warnings,
+    )
+
+
+def paths_index(paths: list[Path], scenario_path: str) -> int:
+    """Position of a scenario in the order the user gave."""
+    for i, p in enumerate(paths):
+        if str(p) == scenario_path:
+            return i
+    return len(paths)
+
+
+def _settings(scenario: Scenario, variant: int) -> dict[str, Any]:
+    """The swept hardware fields of one variant, e.g. ``{"topology": "mesh"}``."""
+    _, hardware = scenario.variants()[variant]
+    return {name: getattr(hardware, name) for name, _ in scenario.sweep}
+
+
+def _reference(scenario: Scenario, layer: str) -> dict[str, float]:
+    for name, metrics in scenario.reference:
+        if name == layer:
+            return dict(metrics)
+    return {}
+
+
+def _rows(case: CaseResult) -> list[MetricRow]:
+    rows: list[MetricRow] = []
+    model = case.results.get("analytic")
+    for policy in ("maestro", "realistic"):
+        truth = case.results.get(f"sim-{policy}")
+        if model is not None and truth is not None:
+            rows.extend(
+                compare_layer(case.scenario, case.variant, f"analytic~sim-{policy}", model, truth)
+            )
+    compat = case.results.get("analytic-maestro")
+    if compat is not None and case.reference:
+        rows.extend(
+            compare_values(
+                scenario=case.scenario,
+                variant=case.variant,
+                layer=case.layer,
+                layer_index=case.layer_index,
+                comparison="analytic-maestro~maestro",
+                model={k: float(v) for k, v in compat.flat().items()},
+                truth=case.reference,
+            )
+        )
+    return rows
+
+
+ProgressFactory = Callable[[], Progress]

@@ -1,0 +1,127 @@
+"""Running the engines on scenarios, in parallel processes.
+
+A :class:`Job` is one engine on one layer of one scenario variant. Workers load each
+scenario once, run the job and return plain data; results are keyed by job, so the
+outcome does not depend on the order in which processes finish.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from spec.scenario import Scenario, load_scenario
+
+__all__ = ["ENGINES", "Job", "Progress", "run_jobs"]
+
+ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-realistic")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Job:
+    """One engine on one layer of one scenario variant. ``switches`` flips modelling
+    switches of the realistic simulator, one assumption at a time, to attribute a
+    difference; ``unbounded_noc`` runs it with a NoC of unbounded bandwidth."""
+
+    scenario: str
+    variant: int
+    layer: int
+    engine: str
+    switches: tuple[tuple[str, bool], ...] = ()
+    unbounded_noc: bool = False
+
+    @property
+    def label(self) -> str:
+        """Engine name plus the changes, e.g. ``sim-realistic+psum_writeback_every_step=True``."""
+        extra = [f"{k}={v}" for k, v in self.switches]
+        if self.unbounded_noc:
+            extra.append("noc=unbounded")
+        return self.engine + ("+" + ",".join(extra) if extra else "")
+
+
+_SCENARIOS: dict[str, Scenario] = {}
+
+
+def _scenario(path: str) -> Scenario:
+    cached = _SCENARIOS.get(path)
+    if cached is None:
+        cached = _SCENARIOS[path] = load_scenario(path)
+    return cached
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one job; returns the layer result dict (and, for the simulator, per-PE
+    detail). Imports each engine only when needed."""
+    scenario = _scenario(job.scenario)
+    _, hardware = scenario.variants()[job.variant]
+    if job.unbounded_noc:
+        from spec.hardware import UNBOUNDED
+
+        hardware = hardware.with_changes(noc_bw_elems_per_cycle=UNBOUNDED)
+    entry = scenario.network.layers[job.layer]
+    mapping = entry.require_mapping()
+    if job.engine.startswith("analytic"):
+        import analytic
+
+        result = analytic.analyze(
+            entry.layer,
+            mapping,
+            hardware,
+            maestro_compat=job.engine == "analytic-maestro",
+            network=scenario.network.name,
+            layer_index=job.layer,
+        )
+        return {"result": result.to_dict()}
+    import sim
+
+    policy = sim.POLICIES[job.engine.removeprefix("sim-")]
+    if job.switches:
+        policy = policy.with_switch(**dict(job.switches))
+    simulated = sim.simulate(
+        entry.layer,
+        mapping,
+        hardware,
+        sim.SimOptions(policy=policy),
+        network=scenario.network.name,
+        layer_index=job.layer,
+    )
+    return {"result": simulated.layer.to_dict(), "per_pe": simulated.per_pe}
+
+
+def _worker(job: Job) -> tuple[Job, dict[str, Any], float]:
+    started = time.perf_counter()
+    payload = run_job(job)
+    return job, payload, time.perf_counter() - started
+
+
+Progress = Callable[[int, int, Job], None]
+
+
+def run_jobs(
+    jobs: Iterable[Job], processes: int, progress: Progress | None = None
+) -> tuple[dict[Job, dict[str, Any]], dict[Job, float]]:
+    """Run every job (in ``processes`` worker processes when more than one); returns the
+    payloads and the wall seconds of each job (timings are for humans, never for
+    result files)."""
+    todo = sorted(set(jobs), key=lambda j: (not j.engine.startswith("sim"), j))
+    results: dict[Job, dict[str, Any]] = {}
+    seconds: dict[Job, float] = {}
+    if processes <= 1 or len(todo) <= 1:
+        for i, job in enumerate(todo, 1):
+            job, payload, wall = _worker(job)
+            results[job], seconds[job] = payload, wall
+            if progress:
+                progress(i, len(todo), job)
+        return results, seconds
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with context.Pool(processes=min(processes, os.cpu_count() or 1, len(todo))) as pool:
+        for i, (job, payload, wall) in enumerate(pool.imap_unordered(_worker, todo), 1):
+            results[job], seconds[job] = payload, wall
+            if progress:
+                progress(i, len(todo), job)
+    return results, seconds
