@@ -40,11 +40,8 @@ class State:
     unrolled: bool = False
     init_edge: bool = False
     partial_last_unit: bool = False
-
-    @property
-    def is_edge(self) -> bool:
-        """At an edge: the Edge position, or an Init that already overruns N."""
-        return self.position == EDGE or self.init_edge
+    is_edge: bool = False
+    """At an edge: the Edge position, or an Init that already overruns N."""
 
 
 def directive_states(
@@ -64,19 +61,19 @@ def directive_states(
     size, ofs = d.size, d.offset
     if not d.spatial:
         init_edge = extent < size
-        states = [State(INIT, 1, extent <= size, init_edge)]
+        states = [State(INIT, 1, extent <= size, init_edge, is_edge=init_edge)]
         steady = cdiv(extent - size, ofs)
         if size < extent and steady > 0:
             states.append(State(STEADY, steady))
         if not init_edge and steady * ofs + size < extent:
-            states.append(State(EDGE, 1))
+            states.append(State(EDGE, 1, is_edge=True))
         return tuple(states)
     coverage = size + ofs * (units - 1)
     unrolled, init_edge = extent <= coverage, extent < coverage
     partial_init = init_edge
     if not init_edge_always_partial:
         partial_init = init_edge and (edge_units - 1) * ofs + size > extent
-    states = [State(INIT, 1, unrolled, init_edge, partial_init)]
+    states = [State(INIT, 1, unrolled, init_edge, partial_init, init_edge)]
     steady = cdiv(cdiv(extent - size, ofs) + 1, units) - 1
     stride = ofs * units
     has_edge = (
@@ -90,7 +87,7 @@ def directive_states(
     active = 1 if remaining < size else cdiv(remaining - size, ofs) + 1
     partial = (active - 1) * ofs + size < remaining
     if not init_edge and has_edge:
-        states.append(State(EDGE, 1, partial_last_unit=partial))
+        states.append(State(EDGE, 1, partial_last_unit=partial, is_edge=True))
     return tuple(states)
 
 

@@ -37,11 +37,9 @@ from .tiles import level_tiles
 from .traffic import (
     LevelModel,
     TensorView,
-    case_macs,
     changing_directive,
-    critical_path_psums,
     mapped_volume,
-    spatial_egress,
+    output_traffic,
     spatial_ingress,
     sub_level_dims,
 )
@@ -150,8 +148,9 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
                 for dim in tensor.dims
                 if dim in first_index
             )
-            views.append(TensorView(tensor, coupled, by_dim))
+            views.append(TensorView(tensor, coupled, by_dim, tuple(i for _, i, _ in by_dim)))
         spatial = tuple(i for i, d in enumerate(directives) if d.spatial)
+        output = next(v for v in views if v.tensor.is_output)
         units = problem.units[index]
         models.append(
             LevelModel(
@@ -164,9 +163,12 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
                     directives, dims, clip_oversized=not quirks.oversized_tile_edge_cut
                 ),
                 inputs=tuple(v for v in views if not v.tensor.is_output),
-                output=next(v for v in views if v.tensor.is_output),
+                output=output,
                 first_spatial=spatial[0],
                 spatial=spatial,
+                non_output=tuple(
+                    i for i, d in enumerate(directives) if d.dim not in output.tensor.dims
+                ),
                 innermost=index == last,
                 quirks=quirks,
             )
@@ -244,12 +246,10 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             _buffer_sizes(
                 ctx, model, dims, states, changing, views, l2_size, l1_size, l2_writes, l2_reads
             )
-        egress = spatial_egress(model, states)
-        case_mac = case_macs(model, states)
+        egress, psums, case_mac = output_traffic(model, states)
         l2_writes[out] += occ * egress
         l1_writes[out] += occ * case_mac
         l1_reads[out] += occ * case_mac
-        psums = critical_path_psums(model, states)
         if psums <= 0:
             continue
         sized = True
@@ -264,7 +264,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         total_ingress += occ * ingress
         compute, active = _compute(ctx, model, states, psums, dims)
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
-        if all(s.position == 0 for s in states):
+        if changing < 0:
             step = compute + step_in
         else:
             step = max(step_out, compute, step_in)
@@ -338,7 +338,7 @@ def _buffer_sizes(
         l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
         l1_size[t] += 2 * mapped_volume(model, view)
     out = len(views) - 1
-    l2_size[out] = 2 * spatial_egress(model, states)
+    l2_size[out] = 2 * output_traffic(model, states)[0]
     l2_reads[out] = _output_size(ctx, dims, views[out])
     l1_size[out] = 2 * mapped_volume(model, views[out])
 

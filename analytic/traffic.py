@@ -23,6 +23,7 @@ when the last one is only partly filled it gets edge extents.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .cases import EDGE, INIT, STEADY, State
@@ -33,11 +34,9 @@ from .tiles import Tiles
 __all__ = [
     "LevelModel",
     "TensorView",
-    "case_macs",
     "changing_directive",
-    "critical_path_psums",
     "mapped_volume",
-    "spatial_egress",
+    "output_traffic",
     "spatial_ingress",
     "sub_level_dims",
 ]
@@ -53,6 +52,8 @@ class TensorView:
     by_tensor_dim: tuple[tuple[str, int, str], ...]
     """(dimension, its directive index, counted dimension) in tensor order; the counted
     dimension is ``Y'``/``X'`` for the output's ``Y``/``X``."""
+    order: tuple[int, ...]
+    """The directive indices of ``by_tensor_dim``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +70,14 @@ class LevelModel:
     output: TensorView
     first_spatial: int
     spatial: tuple[int, ...]
+    non_output: tuple[int, ...]
+    """Directives on dimensions that do not index the output (reductions)."""
     innermost: bool
     quirks: Quirks
 
 
 def _spatial_info(
-    model: LevelModel, states: tuple[State, ...], indices: list[int]
+    model: LevelModel, states: tuple[State, ...], indices: tuple[int, ...]
 ) -> tuple[bool, State | None, bool]:
     """(spatially mapped, state of the last spatial directive seen, any at an edge)."""
     mapped, last, edge = False, None, False
@@ -164,10 +167,9 @@ def _pe_egress(
     view = model.output
     ret = 1
     if psums:
-        for i, d in enumerate(model.directives):
-            if i in view.coupled:
-                continue
-            st, dim = states[i], d.dim
+        for i in model.non_output:
+            d, st = model.directives[i], states[i]
+            dim = d.dim
             if not d.spatial:
                 ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
                 continue
@@ -236,94 +238,92 @@ def changing_directive(states: tuple[State, ...]) -> int:
     return -1
 
 
+def _over_units(
+    model: LevelModel,
+    sp_state: State | None,
+    at_edge: bool,
+    unit: Callable[[bool, bool], int],
+    *,
+    others_as_first: bool = False,
+    partial_unit: Callable[[], int] | None = None,
+) -> int:
+    """Sum ``unit(first, partial)`` over the units active in this case.
+
+    No spatial dimension: one unit (multicast). Otherwise the first unit plus the other
+    ``U - 1``; at a spatial edge only E units are active and, when the last one is only
+    partly filled, it is counted with edge extents (``unit(False, True)``, or
+    ``partial_unit()``); a lone edge unit that is partial is the first unit itself.
+    """
+    if sp_state is None:
+        return unit(True, False)
+    if not at_edge:
+        if others_as_first:
+            return model.units * unit(True, False)
+        ret = unit(True, False)
+        if model.units > 1:
+            ret += (model.units - 1) * unit(False, False)
+        return ret
+    has_partial = sp_state.partial_last_unit
+    e_units = model.edge_units
+    ret = unit(True, e_units == 1 and has_partial)
+    if e_units > 1:
+        n_partial = 1 if has_partial else 0
+        n_full = max(e_units - n_partial - 1, 0)
+        if n_full:
+            ret += n_full * unit(others_as_first, False)
+        if n_partial:
+            ret += partial_unit() if partial_unit is not None else unit(False, True)
+    return ret
+
+
 def spatial_ingress(
     model: LevelModel, states: tuple[State, ...], changing: int, view: TensorView
 ) -> int:
     """Elements of an input/weight tensor sent from the upper buffer to all units."""
-    indices = [i for _, i, _ in view.by_tensor_dim]
-    mapped, sp_state, edge = _spatial_info(model, states, indices)
-    if not mapped:
-        return _pe_ingress(model, states, changing, view, True, False)
-    if not edge:
-        ret = _pe_ingress(model, states, changing, view, True, False)
-        if model.units > 1:
-            ret += (model.units - 1) * _pe_ingress(model, states, changing, view, False, False)
-        return ret
-    assert sp_state is not None
-    has_ee = sp_state.partial_last_unit
-    e_units = model.edge_units
-    ret = _pe_ingress(model, states, changing, view, True, e_units == 1 and has_ee)
-    if e_units > 1:
-        n_ee = 1 if has_ee else 0
-        n_full = max(e_units - n_ee - 1, 0)
-        if n_full:
-            ret += n_full * _pe_ingress(model, states, changing, view, False, False)
-        if n_ee:
-            ret += _pe_ingress(model, states, changing, view, False, True)
-    return ret
+    mapped, sp_state, edge = _spatial_info(model, states, view.order)
+    return _over_units(
+        model,
+        sp_state if mapped else None,
+        edge,
+        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee),
+    )
 
 
-def _output_spatial(model: LevelModel, states: tuple[State, ...], with_all_spatial: bool):
-    indices = [i for _, i, _ in model.output.by_tensor_dim]
-    mapped, sp_state, edge = _spatial_info(model, states, indices)
-    if with_all_spatial:
-        for i in model.spatial:
-            mapped, sp_state = True, states[i]
-            edge = edge or sp_state.is_edge
-    return mapped, sp_state, edge
+def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, int, int]:
+    """(egress of all units, MACs of the busiest unit, MACs of all units) of a case.
 
-
-def spatial_egress(model: LevelModel, states: tuple[State, ...]) -> int:
-    """Output elements sent from all units to the upper buffer."""
-    mapped, sp_state, edge = _output_spatial(model, states, False)
-    if not mapped:
-        return _pe_egress(model, states, False, True, False)
-    if not edge:
-        ret = _pe_egress(model, states, False, True, False)
-        if model.units > 1:
-            ret += (model.units - 1) * _pe_egress(model, states, False, False, False)
-        return ret
-    assert sp_state is not None
-    has_ee = sp_state.partial_last_unit
-    e_units = model.edge_units
-    ret = _pe_egress(model, states, False, True, e_units == 1 and has_ee)
-    if e_units > 1:
-        n_ee = 1 if has_ee else 0
-        n_full = max(e_units - n_ee - 1, 0)
-        if n_full:
-            ret += n_full * _pe_egress(model, states, False, False, False)
-        if n_ee:
-            ret += _pe_egress(model, states, False, False, True)
-    return ret
-
-
-def critical_path_psums(model: LevelModel, states: tuple[State, ...]) -> int:
-    """MACs of the busiest unit: the first one (or the lone, partly filled edge unit)."""
-    mapped, sp_state, edge = _output_spatial(model, states, False)
-    if not mapped or not edge:
-        return _pe_egress(model, states, True, True, False)
-    assert sp_state is not None
-    ee = model.edge_units == 1 and sp_state.partial_last_unit
-    return _pe_egress(model, states, True, True, ee)
-
-
-def case_macs(model: LevelModel, states: tuple[State, ...]) -> int:
-    """MACs of all active units in this case."""
-    _, sp_state, edge = _output_spatial(model, states, True)
-    if not edge:
-        return model.units * _pe_egress(model, states, True, True, False)
-    assert sp_state is not None
-    has_ee = sp_state.partial_last_unit
-    e_units = model.edge_units
-    ret = _pe_egress(model, states, True, True, e_units == 1 and has_ee)
-    if e_units > 1:
-        n_ee = 1 if has_ee else 0
-        n_full = max(e_units - n_ee - 1, 0)
-        if n_full:
-            ret += n_full * _pe_egress(model, states, True, True, False)
-        if n_ee:
-            ret += _pe_egress(model, states, True, False, True, reuse_at_edge=False)
-    return ret
+    The busiest unit is the first one (or the lone, partly filled edge unit); its MACs
+    set the compute delay. For the MAC total every active unit counts a full tile.
+    """
+    mapped, sp_state, edge = _spatial_info(model, states, model.output.order)
+    first_macs = _pe_egress(model, states, True, True, False)
+    egress = _over_units(
+        model,
+        sp_state if mapped else None,
+        edge,
+        lambda first, ee: _pe_egress(model, states, False, first, ee),
+    )
+    if mapped and edge:
+        assert sp_state is not None
+        busiest = _pe_egress(
+            model, states, True, True, model.edge_units == 1 and sp_state.partial_last_unit
+        )
+    else:
+        busiest = first_macs
+    for i in model.spatial:
+        sp_state = states[i]
+        edge = edge or sp_state.is_edge
+    macs = _over_units(
+        model,
+        sp_state,
+        edge,
+        lambda first, ee: (
+            first_macs if (first and not ee) else _pe_egress(model, states, True, first, ee)
+        ),
+        others_as_first=True,
+        partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
+    )
+    return egress, busiest, macs
 
 
 def mapped_volume(model: LevelModel, view: TensorView) -> int:
