@@ -162,17 +162,30 @@ def _case_blocks(case: CaseResult) -> list[Block]:
 
 
 def _paper_blocks(run: ValidationRun, out: Path) -> list[Block]:
-    cases = [c for c in run.cases if "paper" in c.tags]
-    flows = {c.scenario.removeprefix("paper_") for c in cases}
+    blocks: list[Block] = []
+    for tag, title in (
+        ("paper", "full-size VGG16 CONV1 and CONV11"),
+        (
+            "paper-small",
+            "VGG16 CONV1 and CONV11 shrunk for speed (the findings are about full-size layers)",
+        ),
+    ):
+        blocks += _paper_section(run, out, tag, title)
+    return blocks
+
+
+def _paper_section(run: ValidationRun, out: Path, tag: str, title: str) -> list[Block]:
+    cases = [c for c in run.cases if tag in c.tags]
+    flows = {c.scenario.split("_", 1)[1] for c in cases}
     if not set(paper.DATAFLOWS) <= flows:
         return []
     table = energy_table("maestro")
-    blocks: list[Block] = [Heading("Seed paper findings (section 4, Table 2 dataflows)", 2)]
+    blocks: list[Block] = [Heading(f"Seed paper findings (section 4): {title}", 2)]
     for engine in ("analytic", "sim-realistic"):
         results: dict[str, dict[str, Any]] = defaultdict(dict)
         for c in cases:
             if engine in c.results:
-                results[c.scenario.removeprefix("paper_")][c.layer] = c.results[engine]
+                results[c.scenario.split("_", 1)[1]][c.layer] = c.results[engine]
         try:
             findings = paper.evaluate(results, table)
         except KeyError:
@@ -180,23 +193,24 @@ def _paper_blocks(run: ValidationRun, out: Path) -> list[Block]:
         rows = tuple(
             (f.claim, "holds" if r.holds else "does not hold", r.evidence) for f, r in findings
         )
-        blocks.append(Paragraph(f"As measured by **{engine}**:"))
+        held = sum(1 for _, r in findings if r.holds)
+        blocks.append(Paragraph(f"As measured by **{engine}**: {held} of {len(findings)} hold."))
         blocks.append(Table(("finding", "verdict", "numbers"), rows))
         values = {
             flow: {layer: _paper_values(results[flow][layer], table) for layer in paper.LAYERS}
             for flow in paper.DATAFLOWS
         }
-        fig6, fig7 = out / f"paper_fig6_{engine}.png", out / f"paper_fig7_{engine}.png"
+        fig6, fig7 = out / f"{tag}_fig6_{engine}.png", out / f"{tag}_fig7_{engine}.png"
         plots.paper_figures(
             [paper.LABELS[f] for f in paper.DATAFLOWS],
             list(paper.LAYERS),
             {paper.LABELS[f]: v for f, v in values.items()},
-            engine,
+            f"{engine} ({tag})",
             fig6,
             fig7,
         )
-        blocks.append(Image(fig6.name, f"Fig. 6 of the seed paper, measured by {engine}"))
-        blocks.append(Image(fig7.name, f"Fig. 7 of the seed paper, measured by {engine}"))
+        blocks.append(Image(fig6.name, f"Fig. 6 of the seed paper, measured by {engine} ({tag})"))
+        blocks.append(Image(fig7.name, f"Fig. 7 of the seed paper, measured by {engine} ({tag})"))
     return blocks
 
 
