@@ -105,7 +105,7 @@ def analyze_layer(
         multilevel=multilevel,
         energy_l1_counts=energy_l1,
         table=table,
-        compat=maestro_compat,
+        int32_sizes=quirks.int32_overflow,
     )
     return result, own_l1
 

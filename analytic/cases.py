@@ -92,9 +92,13 @@ def directive_states(
 
 
 def enumerate_cases(
-    per_directive: tuple[tuple[State, ...], ...],
+    per_directive: tuple[tuple[State, ...], ...], *, int32_occurrences: bool = False
 ) -> list[tuple[tuple[State, ...], int]]:
-    """All cases as (state per directive, occurrences), in MAESTRO's order."""
+    """All cases as (state per directive, occurrences), in MAESTRO's order.
+
+    MAESTRO multiplies the occurrence counts in a C ``int``; ``int32_occurrences``
+    reproduces its wrap-around (only cases with more than 2**31 steps are affected).
+    """
     counts = [len(s) for s in per_directive]
     periods = [prod(counts[i + 1 :]) for i in range(len(counts))]
     counters = [0] * len(counts)
@@ -108,5 +112,7 @@ def enumerate_cases(
             occurrences *= state.occurrences
             if case_id % periods[i] == 0:
                 counters[i] = (counters[i] + 1) % counts[i]
+        if int32_occurrences:
+            occurrences = (occurrences + 2**31) % 2**32 - 2**31
         cases.append((tuple(picked), occurrences))
     return cases

@@ -62,6 +62,10 @@ class Quirks:
     active unit is always taken as partly filled, even when its tile is complete; its
     output tile then counts 0 elements, so output writes are under-counted."""
 
+    int32_overflow: bool
+    """D10: occurrence counts of a case and the summed L1/L2 size requirements are C
+    ``int``s and wrap around past 2**31 - 1 (negative runtimes on huge layers)."""
+
 
 COMPAT = Quirks(**{f.name: True for f in fields(Quirks)})
 """MAESTRO as its binary behaves."""
@@ -154,6 +158,14 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "K2 on 4 PEs (SpatialMap(1,1) K), X8: 8 output writes, the 2nd PE's dropped",
         "16 output writes: both PEs write their output every step",
         "test_d9_init_edge_last_unit",
+    ),
+    Deviation(
+        "D10",
+        "int32_overflow",
+        "occurrence counts and buffer totals wrap at 2**31",
+        "GEMM 65536 x 65536 x 1 on 1 PE, one step per (m, n): a negative runtime",
+        "4,294,967,296 steps counted exactly (Python integers)",
+        "test_d10_int32_overflow",
     ),
 )
 """Every deliberate deviation, in the order of ``docs/maestro-deviations.md``."""

@@ -239,7 +239,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
     noc = ctx.nocs[index]
-    for states, occ in enumerate_cases(per_directive):
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
         changing = changing_directive(states)
         if not sized:
             sized = not resize_while_skipping

@@ -175,6 +175,11 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
     sizes, strides = _dimension_table(layer, quirks)
     conv = layer.type is not LayerType.GEMM
     filters = {f: sizes[f] for f in ("R", "S")} if conv else {}
+    for directive in mapping.directives:
+        dim = getattr(directive, "dim", None)
+        if dim is not None and dim not in sizes and layer.has_dim(dim):
+            # e.g. a directive on N for a layer that does not declare N (size 1)
+            sizes[dim] = layer.size(dim)
     input_vars = sorted({d for t in tensors if not t.is_output for d in t.dims})
     missing = [d for d in input_vars if d not in sizes]
     if missing:

@@ -143,13 +143,13 @@ def layer_result(
     multilevel: bool,
     energy_l1_counts: tuple[int, ...],
     table: EnergyTable,
-    compat: bool,
+    int32_sizes: bool,
 ) -> LayerResult:
     """The result schema entry of one layer (every MAESTRO column is a metric)."""
     runtime, macs = top.runtime, top.macs
     l2_total = sum(top.l2_size_req)
     l1_total = sum(top.innermost_l1_size_req)
-    if compat:
+    if int32_sizes:
         l2_total, l1_total = _i32(l2_total), _i32(l1_total)
     noc_bw = min(hardware.noc_bw_elems_per_cycle, 2**31 - 1)
     cost = hardware_cost(hardware.num_pes, hardware.simd_lanes, noc_bw, l1_total, l2_total)

@@ -176,6 +176,22 @@ def test_d9_init_edge_last_unit() -> None:
     assert maestro.macs == ours.macs == 16
 
 
+def test_d10_int32_overflow() -> None:
+    """GEMM M=N=65536, K=1, one (m, n) pair per step on 1 PE: 2**32 steps, of which the
+    (Steady M, Steady N) case alone occurs 65535**2 = 4,294,836,225 times. In a C int
+    that wraps to -131,071 and the occurrences of all cases add up to 0: MAESTRO's
+    totals are garbage (0 MACs). Counted exactly: 2**32 MACs and steps."""
+    text = (
+        "Network n { Layer L { Type: GEMM Dimensions { M: 65536, N: 65536, K: 1 }"
+        " Dataflow { TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K; } } }"
+    )
+    hardware = Hardware.maestro_hw_file(num_pes=1, noc_bw_cstr=64)
+    maestro, ours = _both(text, hardware, DEVIATIONS[9].flag)
+    assert (maestro.occurrences, maestro.macs) == (0, 0)
+    assert (ours.occurrences, ours.macs) == (2**32, 2**32)
+    assert ours.runtime == 2**32 + 1
+
+
 def test_table_flags_are_the_quirk_fields_and_modes_are_all_or_nothing() -> None:
     fields = list(Quirks.__dataclass_fields__)
     assert [d.flag for d in DEVIATIONS] == fields
