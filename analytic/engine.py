@@ -271,24 +271,23 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if index == 0:
             if compute == 0:
                 raise _no_valid_unit_error(ctx, maestro_crashes=True)
-            in_req = l2_size[0] + l2_size[1]
-            step = max(in_req // ctx.offchip_bw // 2, step, l2_size[out] // ctx.offchip_bw // 2)
-            case_req = max(l2_size[out] // compute, in_req // compute)
-            offchip_req = max(offchip_req, case_req) // 2
+            offchip_step, case_req = _offchip(ctx, l2_size, compute)
+            step = max(step, offchip_step)
+            offchip_req = cdiv(max(offchip_req, case_req), 2)
             offchip_max = max(offchip_max, case_req)
         runtime += occ * step
         macs += occ * case_mac
         active_sum += active * occ
         compute = compute or 1
-        peak_bw = max(peak_bw, max(ingress, egress) // compute)
-        bw_weighted += (occ * max(ingress, egress)) // compute
+        peak_bw = max(peak_bw, cdiv(max(ingress, egress), compute))
+        bw_weighted += cdiv(occ * max(ingress, egress), compute)
         ingress_d.append(step_in)
         egress_d.append(step_out)
         compute_d.append(compute)
         weights.append(occ)
         total += occ
     if not quirks.offchip_req_halved_per_case:
-        offchip_req = offchip_max // 2
+        offchip_req = cdiv(offchip_max, 2)
     if not quirks.arithmetic_intensity_last_case:
         intensity = fdiv(macs, total_ingress)
     result = LevelResult(
@@ -314,6 +313,20 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _offchip(ctx: _Context, l2_size: list[int], compute: int) -> tuple[int, int]:
+    """Off-chip side of a top-level step, with L2 requirements in/w/out of the layer.
+
+    Refilling L2 while the array computes (double buffering) takes
+    ``(L2req_in + L2req_w) / offchip_bw / 2`` and ``L2req_out / offchip_bw / 2`` cycles,
+    a floor under the step; the case needs ``max(L2req_out, L2req_in + L2req_w) /
+    compute`` elements per cycle (C integer divisions).
+    """
+    in_req, out_req = l2_size[0] + l2_size[1], l2_size[-1]
+    bw = ctx.offchip_bw
+    floor = max(cdiv(cdiv(in_req, bw), 2), cdiv(cdiv(out_req, bw), 2))
+    return floor, max(cdiv(out_req, compute), cdiv(in_req, compute))
 
 
 def _buffer_sizes(
