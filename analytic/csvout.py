@@ -84,7 +84,7 @@ COLUMN_KEYS: tuple[str, ...] = (
     "runtime_cycles",
     "maestro_csv_energy_nj",
     "throughput_macs_per_cycle",
-    "throughput_per_energy_gmacs_per_s_j",
+    "throughput_per_energy_macs_per_cycle_per_j",
     "area_um2",
     "power_mw",
     "noc_bw_req_elems_per_cycle",

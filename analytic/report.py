@@ -174,7 +174,7 @@ def layer_result(
         "simd_lanes": hardware.simd_lanes,
         "maestro_csv_energy_nj": energy_csv,
         "throughput_macs_per_cycle": throughput,
-        "throughput_per_energy_gmacs_per_s_j": perf_per_energy,
+        "throughput_per_energy_macs_per_cycle_per_j": perf_per_energy,
         "ops_per_j": ops_per_j,
         "area_um2": cost.area_um2,
         "power_mw": cost.power_mw,
