@@ -8,7 +8,7 @@ output coordinates ``Y'``/``X'`` become input-coordinate directives (size + filt
 previous); every input/weight dimension still missing is appended as
 ``TemporalMap(N, N)``; strided ``Y``/``X`` directives are rewritten (see
 :func:`_apply_stride`). The next level's dimensions are ``min(map size, dimension)``
-for every input/weight dimension.
+for every input/weight dimension (and any other dimension the level maps).
 """
 
 from __future__ import annotations
@@ -216,7 +216,9 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
         first = {}
         for d in directives:
             first.setdefault(d.dim, d)
-        dims = {var: min(first[var].size, dims[var]) for var in input_vars}
+        # MAESTRO keeps only the input/weight dimensions below the top level (and dies
+        # on a directive on any other one, e.g. K of a DSCONV); keep those too.
+        dims = {var: min(d.size, dims[var]) for var, d in first.items()}
         upper = tuple(directives)
     return Problem(
         layer_name=layer.name,
