@@ -206,7 +206,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     ctx.analyses += 1
     model = ctx.models[index]
     quirks = ctx.quirks
-    dims = dict(dims_key)
+    # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
+    dims = {**model.dims, **dict(dims_key)}
     always_partial = quirks.init_edge_last_unit_partial
     per_directive = tuple(
         directive_states(

@@ -218,7 +218,11 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
             first.setdefault(d.dim, d)
         # MAESTRO keeps only the input/weight dimensions below the top level (and dies
         # on a directive on any other one, e.g. K of a DSCONV); keep those too.
-        dims = {var: min(d.size, dims[var]) for var, d in first.items()}
+        dims = {
+            var: min(first[var].size, size) if var in first else size
+            for var, size in dims.items()
+            if var not in ("Y'", "X'")
+        }
         upper = tuple(directives)
     return Problem(
         layer_name=layer.name,
