@@ -51,12 +51,15 @@ def directive_states(
     edge_units: int = 0,
     *,
     init_edge_always_partial: bool = True,
+    steps_past_the_end: bool = True,
 ) -> tuple[State, ...]:
     """The states a directive goes through over ``extent`` indices.
 
     At an init-edge (fewer indices than the units cover) MAESTRO always takes the last
     active unit as partly filled (deviation D9); fixed, it is partial only when its
-    tile, at ``(edge_units - 1) * o``, runs past the end.
+    tile, at ``(edge_units - 1) * o``, runs past the end. With gaps between tiles
+    (offset > size, e.g. after stride rewriting) MAESTRO adds an edge step or unit that
+    starts at or past the end of the dimension (D11); fixed, there is none.
     """
     size, ofs = d.size, d.offset
     if not d.spatial:
@@ -65,7 +68,8 @@ def directive_states(
         steady = cdiv(extent - size, ofs)
         if size < extent and steady > 0:
             states.append(State(STEADY, steady))
-        if not init_edge and steady * ofs + size < extent:
+        past_end = not steps_past_the_end and (steady + 1) * ofs >= extent
+        if not init_edge and steady * ofs + size < extent and not past_end:
             states.append(State(EDGE, 1, is_edge=True))
         return tuple(states)
     coverage = size + ofs * (units - 1)
@@ -86,6 +90,9 @@ def directive_states(
     remaining = extent - (steady + 1) * stride
     active = 1 if remaining < size else cdiv(remaining - size, ofs) + 1
     partial = (active - 1) * ofs + size < remaining
+    if not steps_past_the_end:
+        has_edge = has_edge and remaining > 0
+        partial = partial and active * ofs < remaining
     if not init_edge and has_edge:
         states.append(State(EDGE, 1, partial_last_unit=partial, is_edge=True))
     return tuple(states)

@@ -66,6 +66,17 @@ class Quirks:
     """D10: occurrence counts of a case and the summed L1/L2 size requirements are C
     ``int``s and wrap around past 2**31 - 1 (negative runtimes on huge layers)."""
 
+    steps_past_the_end: bool
+    """D11: with gaps between tiles (offset > size, as stride rewriting makes them) an
+    edge step, or an extra unit, is added that starts at or past the end of the
+    dimension, and a unit whose input tile is narrower than the filter counts a
+    *negative* number of outputs: such tiles are counted and MACs can cancel out."""
+
+    partial_unit_displaces_full: bool
+    """D12: at a spatial Edge whose last unit is only partly filled, the partial unit is
+    counted *instead of* one of the full units (with a single full unit, instead of
+    it), so part of the dimension is never computed."""
+
 
 COMPAT = Quirks(**{f.name: True for f in fields(Quirks)})
 """MAESTRO as its binary behaves."""
@@ -166,6 +177,22 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "GEMM 65536 x 65536 x 1 on 1 PE, one step per (m, n): a negative runtime",
         "4,294,967,296 steps counted exactly (Python integers)",
         "test_d10_int32_overflow",
+    ),
+    Deviation(
+        "D11",
+        "steps_past_the_end",
+        "edge steps and units past the end of a gapped dimension",
+        "Y=3, R=2, stride 3, SpatialMap(1,1) Y' on 2 PEs: a 2nd unit at row 3, 0 MACs",
+        "one unit, one window: 2 MACs",
+        "test_d11_steps_past_the_end",
+    ),
+    Deviation(
+        "D12",
+        "partial_unit_displaces_full",
+        "partial last unit at a spatial edge replaces a full unit",
+        "K=7, SpatialMap(2,2) K on 2 PEs: the edge step counts K6 only, 5 of 7 channels",
+        "the edge step has K4-5 on one PE and K6 on the other: all 7 channels",
+        "test_d12_partial_unit_at_spatial_edge",
     ),
 )
 """Every deliberate deviation, in the order of ``docs/maestro-deviations.md``."""

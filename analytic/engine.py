@@ -29,10 +29,10 @@ from math import prod
 
 from spec.source import SpecError
 
-from .cases import State, directive_states, enumerate_cases
+from .cases import EDGE, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
-from .problem import OUTPUT_OF, SLIDING, Problem
+from .problem import OUTPUT_OF, SLIDING, LevelDirective, Problem
 from .tiles import level_tiles
 from .traffic import (
     LevelModel,
@@ -107,13 +107,21 @@ class _Context:
     quirks: Quirks
     strides: dict[str, int]
     memo: dict[tuple[int, tuple[tuple[str, int], ...]], LevelResult] = field(default_factory=dict)
+    with_partial_unit: dict[int, LevelModel] = field(default_factory=dict)
     innermost_l1: tuple[int, int, int] | None = None
     analyses: int = 0
 
 
-def _edge_units(model_dirs, units: int, dims: dict[str, int], first_spatial: int) -> int:
-    """Active units at the spatial edge, from the level's static dimensions."""
-    d = model_dirs[first_spatial]
+def _edge_units(
+    directives: tuple[LevelDirective, ...],
+    units: int,
+    dims: dict[str, int],
+    first_spatial: int,
+    unit_past_the_end: bool,
+) -> int:
+    """Active units at the spatial edge, from the level's static dimensions (MAESTRO
+    counts one more unit for a partial tile even when it starts past the end, D11)."""
+    d = directives[first_spatial]
     extent, size, ofs = dims[d.dim], d.size, d.offset
     if extent > ofs * (units - 1) + size:
         steady = cdiv(cdiv(extent - size, ofs) + 1, units) - 1
@@ -121,7 +129,7 @@ def _edge_units(model_dirs, units: int, dims: dict[str, int], first_spatial: int
         active = 1 if remaining < size else cdiv(remaining - size, ofs) + 1
     elif extent > size:
         active = cdiv(extent - size, ofs) + 1
-        if ofs * (active - 1) + size < extent:
+        if ofs * (active - 1) + size < extent and (unit_past_the_end or ofs * active < extent):
             active += 1
     else:
         active = 1
@@ -156,11 +164,16 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
             LevelModel(
                 index=index,
                 units=units,
-                edge_units=_edge_units(directives, units, dims, spatial[0]),
+                edge_units=_edge_units(
+                    directives, units, dims, spatial[0], quirks.steps_past_the_end
+                ),
                 directives=directives,
                 dims=dims,
                 tiles=level_tiles(
-                    directives, dims, clip_oversized=not quirks.oversized_tile_edge_cut
+                    directives,
+                    dims,
+                    clip_oversized=not quirks.oversized_tile_edge_cut,
+                    no_edge_past_the_end=not quirks.steps_past_the_end,
                 ),
                 inputs=tuple(v for v in views if not v.tensor.is_output),
                 output=output,
@@ -216,6 +229,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             model.units,
             model.edge_units,
             init_edge_always_partial=always_partial,
+            steps_past_the_end=quirks.steps_past_the_end,
         )
         for d in model.directives
     )
@@ -242,12 +256,22 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     noc = ctx.nocs[index]
     for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
         changing = changing_directive(states)
+        case_model = _case_model(ctx, model, states)
         if not sized:
             sized = not resize_while_skipping
             _buffer_sizes(
-                ctx, model, dims, states, changing, views, l2_size, l1_size, l2_writes, l2_reads
+                ctx,
+                case_model,
+                dims,
+                states,
+                changing,
+                views,
+                l2_size,
+                l1_size,
+                l2_writes,
+                l2_reads,
             )
-        egress, psums, case_mac = output_traffic(model, states)
+        egress, psums, case_mac = output_traffic(case_model, states)
         l2_writes[out] += occ * egress
         l1_writes[out] += occ * case_mac
         l1_reads[out] += occ * case_mac
@@ -256,14 +280,14 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         sized = True
         ingress = 0
         for t, view in enumerate(model.inputs):
-            volume = spatial_ingress(model, states, changing, view)
+            volume = spatial_ingress(case_model, states, changing, view)
             ingress += volume
             l2_reads[t] += occ * volume
             l1_writes[t] = l2_reads[t]
             l1_reads[t] += occ * case_mac
         intensity = fdiv(case_mac, ingress)
         total_ingress += occ * ingress
-        compute, active = _compute(ctx, model, states, psums, dims)
+        compute, active = _compute(ctx, case_model, states, psums, dims)
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         if changing < 0:
             step = compute + step_in
@@ -314,6 +338,25 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:
+    """The level as this case sees it.
+
+    At a spatial Edge whose last unit is only partly filled, E full units are active
+    *and* the partial one; MAESTRO lets the partial unit take the place of a full one
+    (D12), which the fixed model counts as one more active unit.
+    """
+    if ctx.quirks.partial_unit_displaces_full:
+        return model
+    state = states[model.first_spatial]
+    if state.position != EDGE or not state.partial_last_unit:
+        return model
+    bumped = ctx.with_partial_unit.get(model.index)
+    if bumped is None:
+        bumped = replace(model, edge_units=model.edge_units + 1)
+        ctx.with_partial_unit[model.index] = bumped
+    return bumped
 
 
 def _offchip(ctx: _Context, l2_size: list[int], compute: int) -> tuple[int, int]:

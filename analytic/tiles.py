@@ -38,9 +38,17 @@ class Tiles:
 
 
 def level_tiles(
-    directives: tuple[LevelDirective, ...], dims: dict[str, int], *, clip_oversized: bool
+    directives: tuple[LevelDirective, ...],
+    dims: dict[str, int],
+    *,
+    clip_oversized: bool,
+    no_edge_past_the_end: bool = False,
 ) -> Tiles:
-    """Tile tables of a level with static dimensions ``dims``."""
+    """Tile tables of a level with static dimensions ``dims``.
+
+    ``no_edge_past_the_end`` (fixed D11): with gaps between tiles the "edge" tile would
+    start at or past N; there is no such tile, the last one is a full one.
+    """
     mapped: dict[str, int] = {}
     unique: dict[str, int] = {}
     mapped_edge: dict[str, int] = {}
@@ -52,15 +60,22 @@ def level_tiles(
         mapped[d.dim] = size
         unique[d.dim] = 0 if (not d.spatial and extent <= size) else min(size, ofs)
         edge = extent - (steady + 1) * ofs
-        if edge < 0 or (clip_oversized and size > extent):
+        if clip_oversized and size > extent:
+            edge = extent
+        elif no_edge_past_the_end and edge <= 0:
+            edge = size
+        elif edge < 0:
             edge = extent
         mapped_edge[d.dim] = edge if has_edge else size
         unique_edge[d.dim] = max(ofs - (size - edge), 0)
+    # An input tile narrower than the filter holds no window: MAESTRO counts a negative
+    # number of outputs (D11); fixed, none.
+    low = 0 if no_edge_past_the_end else -(2**63)
     for d in directives:
         if d.dim in SLIDING:
             out, filt = OUTPUT_OF[d.dim], SLIDING[d.dim]
-            mapped[out] = mapped[d.dim] - mapped.get(filt, 0) + 1
+            mapped[out] = max(low, mapped[d.dim] - mapped.get(filt, 0) + 1)
             unique[out] = min(d.offset, d.size)
-            mapped_edge[out] = mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1
+            mapped_edge[out] = max(low, mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1)
             unique_edge[out] = min(d.offset, mapped_edge[out])
     return Tiles(mapped, unique, mapped_edge, unique_edge)

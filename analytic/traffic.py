@@ -356,5 +356,6 @@ def sub_level_dims(
     for ref, out in OUTPUT_OF.items():
         if ref in dims:
             filt = "R" if ref == "Y" else "S"
-            dims.setdefault(out, dims[ref] - dims.get(filt, 0) + 1)
+            extent = dims[ref] - dims.get(filt, 0) + 1
+            dims.setdefault(out, extent if model.quirks.steps_past_the_end else max(extent, 0))
     return tuple(sorted(dims.items()))

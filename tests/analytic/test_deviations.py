@@ -192,6 +192,49 @@ def test_d10_int32_overflow() -> None:
     assert ours.runtime == 2**32 + 1
 
 
+def test_d11_steps_past_the_end() -> None:
+    """X=8, S=1, stride 3: outputs at columns 0, 3 and 6. TemporalMap(1,1) X' becomes
+    (1, 3): steps at 0, 3, 6, and since 6 + 1 < 8 MAESTRO adds an edge step at column 9,
+    past the end; its size N - 9 < 0 is replaced by N = 8, an 8-column tile: 3 + 8 = 11
+    MACs in 4 steps. Without the phantom step: 3 MACs in 3 steps."""
+    text = (
+        "Network n { Layer L { Type: CONV Stride { X: 3 } Dimensions { K: 1, C: 1, R: 1,"
+        " S: 1, Y: 1, X: 8 } Dataflow { SpatialMap(1,1) K; TemporalMap(1,1) X'; } } }"
+    )
+    maestro, ours = _both(text, _hw("xc_pe1_bw64"), DEVIATIONS[10].flag)
+    assert (maestro.macs, maestro.occurrences) == (11, 4)
+    assert (ours.macs, ours.occurrences) == (3, 3)
+
+
+def test_d11_narrow_partial_unit_counts_no_output() -> None:
+    """X=4, S=3, stride 3: one window (columns 0-2). SpatialMap(1,1) X' becomes (3, 3)
+    on 2 PEs; the 2nd PE gets column 3 alone, narrower than the filter: MAESTRO counts
+    1 - 3 + 1 = -1 output columns there, which cancels the 1st PE's 3 MACs (0 MACs).
+    Fixed: the 2nd PE has no window, the layer 3 MACs."""
+    text = (
+        "Network n { Layer L { Type: CONV Stride { X: 3 } Dimensions { K: 1, C: 1, R: 1,"
+        " S: 3, Y: 1, X: 4 } Dataflow { SpatialMap(1,1) X'; TemporalMap(Sz(S),Sz(S)) S; } } }"
+    )
+    maestro, ours = _both(text, _hw("xc_pe2_bw64"), DEVIATIONS[10].flag)
+    assert maestro.macs == 0
+    assert ours.macs == 3
+
+
+def test_d12_partial_unit_at_spatial_edge() -> None:
+    """K=7, SpatialMap(2,2) K on 2 PEs, X=2: first step K0-3 on both PEs, edge step
+    K4-5 on one PE and K6 on the other. MAESTRO counts only the partial unit at the edge
+    (K6): 4 + 1 = 5 channels per X step, 10 MACs and 10 output writes. Fixed: 7
+    channels, 14 MACs, 14 writes."""
+    text = (
+        "Network n { Layer L { Type: CONV Dimensions { K: 7, C: 1, R: 1, S: 1, Y: 1, X: 2 }"
+        " Dataflow { SpatialMap(2,2) K; TemporalMap(1,1) X; } } }"
+    )
+    maestro, ours = _both(text, _hw("xc_pe2_bw64"), DEVIATIONS[11].flag)
+    assert (maestro.macs, maestro.l2_writes[2]) == (10, 10)
+    assert (ours.macs, ours.l2_writes[2]) == (14, 14)
+    assert ours.l2_reads[1] == 7
+
+
 def test_table_flags_are_the_quirk_fields_and_modes_are_all_or_nothing() -> None:
     fields = list(Quirks.__dataclass_fields__)
     assert [d.flag for d in DEVIATIONS] == fields

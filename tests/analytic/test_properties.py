@@ -1,9 +1,9 @@
 """Properties of the analytic model on small random layers and mappings.
 
 Mappings are built from templates: one or two cluster levels; at each level every
-data dimension gets a tile that divides its extent (stride 1, so the tiles cover the
-iteration space exactly, with spatial edges when the units do not divide the tile
-count), one of them spatial, R/S whole. Then, in the default mode:
+data dimension gets a tile of size = offset (stride 1, so the tiles cover the
+iteration space exactly; temporal and spatial edges where they do not divide it), one
+of them spatial, R/S whole. Then, in the default mode:
 
 * MACs equal the layer's MAC count;
 * runtime x PEs x SIMD lanes >= MACs (no more than one MAC per lane per cycle);
@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analytic
+from spec.fileio import dumps_json
 from spec.hardware import Hardware
 from spec.maestro import parse_mapping_text
 from spec.network import Network
 from spec.results import LayerResult
+from spec.source import SpecError
 
 settings.register_profile(
     "analytic-properties",
@@ -55,11 +57,15 @@ def _divisors(n: int) -> list[int]:
 
 @st.composite
 def _level(draw: st.DrawFn, extents: dict[str, int], fixed: tuple[str, ...]) -> list[str]:
-    """One cluster level: a dividing tile per data dimension, one spatial, in any order."""
+    """One cluster level: a tile per data dimension (dividing it or not; offset = size,
+    so no index is skipped or computed twice), one of them spatial, in any order."""
     spatial = draw(st.sampled_from(sorted(extents)))
     directives = []
     for dim in draw(st.permutations(sorted(extents))):
-        tile = draw(st.sampled_from(_divisors(extents[dim])))
+        if draw(st.booleans()):
+            tile = draw(st.sampled_from(_divisors(extents[dim])))
+        else:
+            tile = draw(st.integers(1, extents[dim]))
         kind = "SpatialMap" if dim == spatial else "TemporalMap"
         directives.append((dim, f"{kind}({tile},{tile}) {dim};", tile))
     directives += [(d, f"TemporalMap(Sz({d}),Sz({d})) {d};", 0) for d in fixed]
@@ -171,3 +177,68 @@ def test_results_do_not_depend_on_file_order(one: Case, two: Case) -> None:
     by_name_ab = {r.layer: r.flat() for r in ab}
     by_name_ba = {r.layer: r.flat() for r in ba}
     assert by_name_ab == by_name_ba
+
+
+@st.composite
+def wild_cases(draw: st.DrawFn) -> tuple[str, Hardware]:
+    """Any layer type, sizes, strides and up to three levels of arbitrary directives
+    (overlapping, gapped or oversized tiles, dimensions mapped only below the top)."""
+    kind = draw(st.sampled_from(["CONV", "DSCONV", "NGCONV", "TRCONV", "GEMM"]))
+    if kind == "GEMM":
+        dims = {d: draw(st.integers(1, 9)) for d in GEMM_DIMS}
+        names = list(GEMM_DIMS)
+        stride = ""
+    else:
+        r, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        dims = {"K": draw(st.integers(1, 6)), "C": draw(st.integers(1, 6)), "R": r, "S": s}
+        dims |= {"Y": r + draw(st.integers(0, 7)), "X": s + draw(st.integers(0, 7))}
+        if kind == "NGCONV":
+            dims["G"] = draw(st.integers(1, 3))
+        names = [d for d in dims if d not in ("R", "S", "Y", "X")] + ["Y", "X", "Y'", "X'"]
+        sy, sx = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        stride = f"Stride {{ X: {sx}, Y: {sy} }}"
+    lines: list[str] = []
+    for level in range(draw(st.integers(1, 3))):
+        if level:
+            lines.append(f"Cluster({draw(st.integers(1, 3))},P);")
+        chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True))
+        chosen = [d for d in chosen if not (d.endswith("'") and d[0] in chosen)]
+        spatial = draw(st.sampled_from(chosen))
+        for dim in chosen:
+            size, offset = draw(st.integers(1, 6)), draw(st.integers(1, 7))
+            keyword = "SpatialMap" if dim == spatial else "TemporalMap"
+            lines.append(f"{keyword}({size},{offset}) {dim};")
+        if kind != "GEMM":
+            lines += [f"TemporalMap(Sz({f}),Sz({f})) {f};" for f in ("R", "S")]
+    declared = ", ".join(f"{k}: {v}" for k, v in dims.items())
+    text = (
+        f"Network n {{ Layer L {{ Type: {kind} {stride} Dimensions {{ {declared} }}"
+        f" Dataflow {{ {' '.join(lines)} }} }} }}"
+    )
+    hardware = Hardware.maestro_hw_file(
+        num_pes=draw(st.integers(1, 16)),
+        noc_bw_cstr=draw(st.sampled_from([1, 3, 64])),
+        simd_lanes=draw(st.sampled_from([1, 2])),
+    )
+    return text, hardware
+
+
+@PROPERTY
+@given(wild_cases(), st.booleans())
+def test_any_mapping_gives_a_result_or_a_spec_error(
+    case: tuple[str, Hardware], compat: bool
+) -> None:
+    """Never a traceback: a result that serialises (JSON without NaN, MAESTRO CSV,
+    table), or a SpecError. Default-mode results have positive runtime and MACs."""
+    text, hardware = case
+    try:
+        network = parse_mapping_text(text)
+        run = analytic.analyze_network(network, hardware, maestro_compat=compat)
+    except SpecError:
+        return
+    dumps_json(run.to_dict())
+    assert analytic.maestro_csv(run).count("\n") == 2
+    assert run.layers[0].layer in analytic.render_table(run)
+    if not compat:
+        assert run.layers[0].runtime_cycles > 0
+        assert run.layers[0].macs > 0
