@@ -11,7 +11,9 @@ For a directive on dimension D with map size m, offset o over N indices (the lev
   ``unique(Y') = min(o_Y, m_Y)``, and the same with edge sizes.
 
 MAESTRO computes ``e = N - o`` when the tile is larger than the whole dimension
-(deviation D8); the fixed model clips such a tile to N.
+(deviation D8) and keeps edge tiles that would start past the end and negative output
+extents (D11); the fixed model clips such a tile to N, has no edge tile past the end
+(the last tile is a full one) and counts no outputs for a tile narrower than the filter.
 """
 
 from __future__ import annotations
