@@ -34,12 +34,14 @@ _NO_L1 = (0, 0, 0, 0, 0, 0)
 
 def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, int]:
     """Columns 19/20: MAESTRO multiplies the *declared* dimensions of each tensor."""
+    inputs, weights = problem.inputs
     if compat:
         declared = {d: v for d, v in layer.sizes if d in layer.declared}
-        return tuple(  # type: ignore[return-value]
-            prod(declared[d] for d in t.dims if d in declared) for t in problem.inputs
+        return (
+            prod(declared[d] for d in inputs.dims if d in declared),
+            prod(declared[d] for d in weights.dims if d in declared),
         )
-    return tuple(tensor_size(problem, t) for t in problem.inputs)  # type: ignore[return-value]
+    return tensor_size(problem, inputs), tensor_size(problem, weights)
 
 
 def run_problem(

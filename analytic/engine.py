@@ -78,12 +78,12 @@ class LevelResult:
 
     runtime: int
     macs: int
-    l1_reads: tuple[int, int, int]
-    l1_writes: tuple[int, int, int]
-    l2_reads: tuple[int, int, int]
-    l2_writes: tuple[int, int, int]
-    l2_size_req: tuple[int, int, int]
-    l1_size_req: tuple[int, int, int]
+    l1_reads: tuple[int, ...]
+    l1_writes: tuple[int, ...]
+    l2_reads: tuple[int, ...]
+    l2_writes: tuple[int, ...]
+    l2_size_req: tuple[int, ...]
+    l1_size_req: tuple[int, ...]
     peak_bw: int
     avg_bw: float
     offchip_req: int
@@ -93,7 +93,7 @@ class LevelResult:
     avg_active: float
     arithmetic_intensity: float
     occurrences: int
-    innermost_l1_size_req: tuple[int, int, int] = (0, 0, 0)
+    innermost_l1_size_req: tuple[int, ...] = (0, 0, 0)
     levels_analyzed: int = 1
 
 
@@ -108,7 +108,7 @@ class _Context:
     strides: dict[str, int]
     memo: dict[tuple[int, tuple[tuple[str, int], ...]], LevelResult] = field(default_factory=dict)
     with_partial_unit: dict[int, LevelModel] = field(default_factory=dict)
-    innermost_l1: tuple[int, int, int] | None = None
+    innermost_l1: tuple[int, ...] | None = None
     analyses: int = 0
 
 
@@ -211,7 +211,62 @@ def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> 
     return Delays(min(values), max(values), cdiv(weighted, total))
 
 
+@dataclass(slots=True)
+class _Totals:
+    """Running sums of one level analysis (per tensor: input, weight, output)."""
+
+    l1_reads: list[int] = field(default_factory=lambda: [0, 0, 0])
+    l1_writes: list[int] = field(default_factory=lambda: [0, 0, 0])
+    l2_reads: list[int] = field(default_factory=lambda: [0, 0, 0])
+    l2_writes: list[int] = field(default_factory=lambda: [0, 0, 0])
+    l2_size: list[int] = field(default_factory=lambda: [0, 0, 0])
+    l1_size: list[int] = field(default_factory=lambda: [0, 0, 0])
+    runtime: int = 0
+    macs: int = 0
+    peak_bw: int = 0
+    bw_weighted: int = 0
+    offchip_req: int = 0
+    offchip_max: int = 0
+    active_sum: float = 0.0
+    occurrences: int = 0
+    intensity: float = 0.0
+    ingress_total: int = 0
+    ingress: list[int] = field(default_factory=list)
+    egress: list[int] = field(default_factory=list)
+    compute: list[int] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+
+    def finish(self, quirks: Quirks) -> LevelResult:
+        """The level's result once every case is counted."""
+        if not quirks.offchip_req_halved_per_case:
+            self.offchip_req = cdiv(self.offchip_max, 2)
+        if not quirks.arithmetic_intensity_last_case:
+            self.intensity = fdiv(self.macs, self.ingress_total)
+        total, weights = self.occurrences, self.weights
+        garbage = quirks.oversized_tile_edge_cut
+        return LevelResult(
+            runtime=self.runtime,
+            macs=self.macs,
+            l1_reads=tuple(self.l1_reads),
+            l1_writes=tuple(self.l1_writes),
+            l2_reads=tuple(self.l2_reads),
+            l2_writes=tuple(self.l2_writes),
+            l2_size_req=tuple(self.l2_size),
+            l1_size_req=tuple(self.l1_size),
+            peak_bw=self.peak_bw,
+            avg_bw=fdiv(self.bw_weighted, total),
+            offchip_req=self.offchip_req,
+            ingress=_delays(self.ingress, weights, total, garbage),
+            egress=_delays(self.egress, weights, total, garbage),
+            compute=_delays(self.compute, weights, total, garbage),
+            avg_active=self.active_sum / total if total else self.active_sum,
+            arithmetic_intensity=self.intensity,
+            occurrences=total,
+        )
+
+
 def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:
+    """Analyse level ``index`` over the dimensions ``dims_key`` (memoised per layer)."""
     key = (index, dims_key)
     cached = ctx.memo.get(key)
     if cached is not None:
@@ -221,123 +276,85 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     quirks = ctx.quirks
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
-    always_partial = quirks.init_edge_last_unit_partial
     per_directive = tuple(
         directive_states(
             d,
             dims[d.dim],
             model.units,
             model.edge_units,
-            init_edge_always_partial=always_partial,
+            init_edge_always_partial=quirks.init_edge_last_unit_partial,
             steps_past_the_end=quirks.steps_past_the_end,
         )
         for d in model.directives
     )
-    views = (*model.inputs, model.output)
-    n = len(views)
-    l1_reads, l1_writes = [0] * n, [0] * n
-    l2_reads, l2_writes = [0] * n, [0] * n
-    l2_size, l1_size = [0] * n, [0] * n
-    out = n - 1
-    runtime = macs = 0
-    peak_bw = offchip_req = offchip_max = 0
-    bw_weighted = 0
-    active_sum = 0.0
-    total = 0
-    ingress_d: list[int] = []
-    egress_d: list[int] = []
-    compute_d: list[int] = []
-    weights: list[int] = []
-    intensity = 0.0
-    total_ingress = 0
+    totals = _Totals()
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
-    noc = ctx.nocs[index]
     for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
         changing = changing_directive(states)
         case_model = _case_model(ctx, model, states)
         if not sized:
             sized = not resize_while_skipping
-            _buffer_sizes(
-                ctx,
-                case_model,
-                dims,
-                states,
-                changing,
-                views,
-                l2_size,
-                l1_size,
-                l2_writes,
-                l2_reads,
-            )
-        egress, psums, case_mac = output_traffic(case_model, states)
-        l2_writes[out] += occ * egress
-        l1_writes[out] += occ * case_mac
-        l1_reads[out] += occ * case_mac
-        if psums <= 0:
-            continue
-        sized = True
-        ingress = 0
-        for t, view in enumerate(model.inputs):
-            volume = spatial_ingress(case_model, states, changing, view)
-            ingress += volume
-            l2_reads[t] += occ * volume
-            l1_writes[t] = l2_reads[t]
-            l1_reads[t] += occ * case_mac
-        intensity = fdiv(case_mac, ingress)
-        total_ingress += occ * ingress
-        compute, active = _compute(ctx, case_model, states, psums, dims)
-        step_in, step_out = noc.delay(ingress), noc.delay(egress)
-        if changing < 0:
-            step = compute + step_in
-        else:
-            step = max(step_out, compute, step_in)
-        if index == 0:
-            if compute == 0:
-                raise _no_valid_unit_error(ctx, maestro_crashes=True)
-            offchip_step, case_req = _offchip(ctx, l2_size, compute)
-            step = max(step, offchip_step)
-            offchip_req = cdiv(max(offchip_req, case_req), 2)
-            offchip_max = max(offchip_max, case_req)
-        runtime += occ * step
-        macs += occ * case_mac
-        active_sum += active * occ
-        compute = compute or 1
-        peak_bw = max(peak_bw, cdiv(max(ingress, egress), compute))
-        bw_weighted += cdiv(occ * max(ingress, egress), compute)
-        ingress_d.append(step_in)
-        egress_d.append(step_out)
-        compute_d.append(compute)
-        weights.append(occ)
-        total += occ
-    if not quirks.offchip_req_halved_per_case:
-        offchip_req = cdiv(offchip_max, 2)
-    if not quirks.arithmetic_intensity_last_case:
-        intensity = fdiv(macs, total_ingress)
-    result = LevelResult(
-        runtime=runtime,
-        macs=macs,
-        l1_reads=tuple(l1_reads),
-        l1_writes=tuple(l1_writes),
-        l2_reads=tuple(l2_reads),
-        l2_writes=tuple(l2_writes),
-        l2_size_req=tuple(l2_size),
-        l1_size_req=tuple(l1_size),
-        peak_bw=peak_bw,
-        avg_bw=fdiv(bw_weighted, total),
-        offchip_req=offchip_req,
-        ingress=_delays(ingress_d, weights, total, resize_while_skipping),
-        egress=_delays(egress_d, weights, total, resize_while_skipping),
-        compute=_delays(compute_d, weights, total, resize_while_skipping),
-        avg_active=active_sum / total if total else active_sum,
-        arithmetic_intensity=intensity,
-        occurrences=total,
-    )
+            _buffer_sizes(ctx, case_model, dims, states, changing, totals)
+        if _count_case(ctx, case_model, dims, states, changing, occ, totals):
+            sized = True
+    result = totals.finish(quirks)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _count_case(
+    ctx: _Context,
+    model: LevelModel,
+    dims: dict[str, int],
+    states: tuple[State, ...],
+    changing: int,
+    occ: int,
+    totals: _Totals,
+) -> bool:
+    """Add one case (``occ`` steps) to ``totals``; False if MAESTRO skips it because its
+    busiest unit has no MAC (its output traffic is counted all the same)."""
+    egress, psums, case_mac = output_traffic(model, states)
+    totals.l2_writes[2] += occ * egress
+    totals.l1_writes[2] += occ * case_mac
+    totals.l1_reads[2] += occ * case_mac
+    if psums <= 0:
+        return False
+    ingress = 0
+    for t, view in enumerate(model.inputs):
+        volume = spatial_ingress(model, states, changing, view)
+        ingress += volume
+        totals.l2_reads[t] += occ * volume
+        totals.l1_writes[t] = totals.l2_reads[t]
+        totals.l1_reads[t] += occ * case_mac
+    totals.intensity = fdiv(case_mac, ingress)
+    totals.ingress_total += occ * ingress
+    compute, active = _compute(ctx, model, states, psums, dims)
+    noc = ctx.nocs[model.index]
+    step_in, step_out = noc.delay(ingress), noc.delay(egress)
+    step = compute + step_in if changing < 0 else max(step_out, compute, step_in)
+    if model.index == 0:
+        if compute == 0:
+            raise _no_valid_unit_error(ctx, maestro_crashes=True)
+        offchip_step, case_req = _offchip(ctx, totals.l2_size, compute)
+        step = max(step, offchip_step)
+        totals.offchip_req = cdiv(max(totals.offchip_req, case_req), 2)
+        totals.offchip_max = max(totals.offchip_max, case_req)
+    totals.runtime += occ * step
+    totals.macs += occ * case_mac
+    totals.active_sum += active * occ
+    compute = compute or 1
+    totals.peak_bw = max(totals.peak_bw, cdiv(max(ingress, egress), compute))
+    totals.bw_weighted += cdiv(occ * max(ingress, egress), compute)
+    totals.ingress.append(step_in)
+    totals.egress.append(step_out)
+    totals.compute.append(compute)
+    totals.weights.append(occ)
+    totals.occurrences += occ
+    return True
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:
@@ -379,25 +396,20 @@ def _buffer_sizes(
     dims: dict[str, int],
     states: tuple[State, ...],
     changing: int,
-    views: tuple[TensorView, ...],
-    l2_size: list[int],
-    l1_size: list[int],
-    l2_writes: list[int],
-    l2_reads: list[int],
+    totals: _Totals,
 ) -> None:
     """Buffer needs from the first case, and the one-fill L2 writes / output L2 reads.
 
     MAESTRO does this while no case has been counted yet, so when the first cases are
     skipped the input requirements are added up again (reproduced in compat mode).
     """
-    for t, view in enumerate(views[:-1]):
-        l2_size[t] += 2 * spatial_ingress(model, states, changing, view)
-        l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
-        l1_size[t] += 2 * mapped_volume(model, view)
-    out = len(views) - 1
-    l2_size[out] = 2 * output_traffic(model, states)[0]
-    l2_reads[out] = _output_size(ctx, dims, views[out])
-    l1_size[out] = 2 * mapped_volume(model, views[out])
+    for t, view in enumerate(model.inputs):
+        totals.l2_size[t] += 2 * spatial_ingress(model, states, changing, view)
+        totals.l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
+        totals.l1_size[t] += 2 * mapped_volume(model, view)
+    totals.l2_size[2] = 2 * output_traffic(model, states)[0]
+    totals.l2_reads[2] = _output_size(ctx, dims, model.output)
+    totals.l1_size[2] = 2 * mapped_volume(model, model.output)
 
 
 def _compute(
