@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+from spec.fileio import atomic_write_text
 from spec.results import LayerResult, RunResult
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "maestro_csv",
     "maestro_csv_text",
     "row_values",
+    "write_maestro_csv",
 ]
 
 MAESTRO_CSV_HEADER = (
@@ -154,3 +157,9 @@ def row_values(result: LayerResult) -> tuple[int | float | str, ...]:
 def maestro_csv(run: RunResult) -> str:
     """MAESTRO's CSV for a whole run: header and one row per layer."""
     return maestro_csv_text(row_values(layer) for layer in run.layers)
+
+
+def write_maestro_csv(run: RunResult, path: str | Path) -> None:
+    """Write :func:`maestro_csv` of ``run`` to ``path`` atomically (replacing it; MAESTRO
+    itself appends to an existing file)."""
+    atomic_write_text(path, maestro_csv(run))

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from spec.energy import ENERGY_TABLES
-from spec.fileio import atomic_write_json, atomic_write_text
+from spec.fileio import atomic_write_json
 from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layer,
     )
     if args.csv:
-        atomic_write_text(args.csv, analytic.maestro_csv(result))
+        analytic.write_maestro_csv(result, args.csv)
     if args.json:
         atomic_write_json(args.json, result.to_dict())
     print(analytic.render_table(result))
