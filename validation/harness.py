@@ -79,6 +79,7 @@ class CaseResult:
     per_pe: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, float] = field(default_factory=dict)
     attributions: list[Attribution] = field(default_factory=list)
+    functional: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -105,6 +106,8 @@ def _base_jobs(scenario: Scenario) -> list[Job]:
             jobs.append(Job(scenario.path, v, i, "analytic"))
             jobs.append(Job(scenario.path, v, i, "analytic-maestro"))
             jobs.extend(Job(scenario.path, v, i, f"sim-{p}") for p in scenario.policies)
+            if scenario.functional and v == 0:
+                jobs.append(Job(scenario.path, v, i, "sim-functional"))
     return jobs
 
 
@@ -200,6 +203,9 @@ def run_validation(
                 settings=_settings(scenario, job.variant),
                 reference=_reference(scenario, entry.name),
             )
+        if "functional" in payload:
+            case.functional = payload["functional"]
+            continue
         case.results[job.label] = LayerResult.from_dict(payload["result"])
         if "per_pe" in payload:
             case.per_pe[job.label] = payload["per_pe"]

@@ -256,6 +256,25 @@ def _congestion_blocks(findings: Sequence[CongestionFinding]) -> list[Block]:
     ]
 
 
+def _functional_blocks(run: ValidationRun) -> list[Block]:
+    checked = [c for c in run.cases if c.functional is not None]
+    if not checked:
+        return []
+    rows = []
+    for c in checked:
+        f = c.functional or {}
+        verdict = "equal" if f.get("ok") else f"{f.get('mismatched_elems')} differ"
+        rows.append((c.name, fmt(f.get("output_elems")), verdict, fmt(f.get("max_abs_diff"))))
+    return [
+        Heading("Functional check", 2),
+        Paragraph(
+            "The simulator carried real int64 values through its data movement; its output is"
+            " compared element by element with the layer computed directly by numpy."
+        ),
+        Table(("layer", "output elements", "vs numpy", "max |difference|"), tuple(rows), "lrlr"),
+    ]
+
+
 def _baseline_blocks(check: BaselineCheck | None) -> list[Block]:
     if check is None:
         return []
@@ -343,6 +362,7 @@ def _results_json(
                 "layer_index": c.layer_index,
                 "results": {k: v.to_dict() for k, v in sorted(c.results.items())},
                 "reference": c.reference,
+                "functional": c.functional,
                 "attributions": [
                     {"metric": a.metric, "cause": a.cause, "delta": a.delta, "share": a.share}
                     for a in c.attributions
@@ -435,6 +455,7 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
             f"congestion: {f.scenario}/{f.layer} on {f.topology} departs below"
             f" {f.departs_below_bw or '-'} elems/cycle, worst {f.worst_ratio:.2f}x"
         )
+    blocks += _functional_blocks(run)
     blocks += _baseline_blocks(check)
     blocks += _plots(run, out)
     for f in congestion:

@@ -79,6 +79,14 @@ def run_job(job: Job) -> dict[str, Any]:
         return {"result": result.to_dict()}
     import sim
 
+    if job.engine == "sim-functional":
+        from . import functional
+
+        values = functional.make_inputs(entry.layer, f"{scenario.name}/{entry.name}")
+        simulated = sim.simulate(entry.layer, mapping, hardware, sim.SimOptions(), values=values)
+        assert simulated.output is not None
+        check = functional.compare(simulated.output, functional.reference(entry.layer, values))
+        return {"functional": check.to_dict()}
     policy = sim.POLICIES[job.engine.removeprefix("sim-")]
     if job.switches:
         policy = policy.with_switch(**dict(job.switches))
