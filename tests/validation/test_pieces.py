@@ -1,0 +1,176 @@
+"""Unit tests of the harness's pieces: comparison rows, the baseline guard, scenario
+discovery, the report document model, the congestion finding and the paper findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spec.energy import energy_table
+from spec.results import LayerResult, TensorCounts
+from spec.source import SpecError
+from tests.conftest import REPO
+from validation import baseline, paper
+from validation.compare import MetricRow
+from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
+from validation.suite import expand
+
+
+def _row(model: float, truth: float, metric: str = "runtime_cycles") -> MetricRow:
+    return MetricRow("s", "", "L", 0, "analytic~sim-realistic", metric, model, truth)
+
+
+def test_relative_error_is_signed_and_defined_only_for_nonzero_truth() -> None:
+    assert _row(12, 10).rel_error == pytest.approx(0.2)
+    assert _row(8, 10).rel_error == pytest.approx(-0.2)
+    assert _row(0, 0).rel_error == 0.0
+    assert _row(3, 0).rel_error is None
+    assert _row(1, 2).key == "s/0:L/analytic~sim-realistic/runtime_cycles"
+
+
+def test_baseline_tolerance_and_undefined_errors(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    baseline.write(path, [_row(11, 10), _row(3, 0, "macs")], tolerance=0.01)
+    stored = baseline.load(path)
+    # 10% -> 10.5%: within the 1-point tolerance.
+    assert baseline.check([_row(11.05, 10), _row(3, 0, "macs")], stored).ok
+    # 10% -> 12%: a regression.
+    result = baseline.check([_row(11.2, 10), _row(3, 0, "macs")], stored)
+    assert [r.key for r in result.regressions] == ["s/0:L/analytic~sim-realistic/runtime_cycles"]
+    # 10% -> exact: improved; undefined -> defined: improved.
+    result = baseline.check([_row(10, 10), _row(0, 0, "macs")], stored)
+    assert result.ok
+    assert len(result.improved) == 2
+    # A defined error that becomes undefined regresses.
+    baseline.write(path, [_row(1, 1)], tolerance=0.01)
+    assert not baseline.check([_row(1, 0)], baseline.load(path)).ok
+
+
+def test_baseline_file_errors_are_spec_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such file"):
+        baseline.load(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": \n')
+    with pytest.raises(SpecError, match=r"broken\.json:2:1: error: invalid JSON"):
+        baseline.load(broken)
+    other = tmp_path / "other.json"
+    other.write_text('{"schema": "something else"}')
+    with pytest.raises(SpecError, match="not a Metronome baseline"):
+        baseline.load(other)
+
+
+def test_suite_expansion_follows_includes_without_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPO)
+    default = expand([])
+    assert Path("scenarios/crosscheck/x01_ws_kspatial__pe4.yaml") in default
+    assert len(default) == len(set(default))
+    again = expand(["scenarios/default.yaml", "scenarios/crosscheck"])
+    assert again == default
+    with pytest.raises(SpecError, match="not a scenario"):
+        expand(["README.md"])
+
+
+def test_markdown_and_html_carry_the_same_content() -> None:
+    blocks = [
+        Heading("Title", 1),
+        Paragraph("a **bold** and `code` text"),
+        Items(("one", "two")),
+        Table(("k", "v"), (("a|b", "1"),), "lr"),
+        Image("x.png", "a picture"),
+    ]
+    md = to_markdown(blocks)
+    html = to_html(blocks, "t")
+    assert "# Title" in md
+    assert "| a\\|b | 1 |" in md
+    assert "|---|---:|" in md
+    assert "<b>bold</b>" in html
+    assert "<code>code</code>" in html
+    assert "<td class='r'>1</td>" in html
+    assert "<img src='x.png'" in html
+
+
+def _result(
+    flow: str,
+    layer: str,
+    *,
+    runtime: int,
+    macs: int,
+    l1: int,
+    l2: int,
+    pes: float,
+    l1req: int,
+    bw: int,
+) -> LayerResult:
+    counts = TensorCounts(l1_reads=l1, l1_writes=0, l2_reads=l2, l2_writes=0)
+    zero = TensorCounts(l1_reads=0, l1_writes=0, l2_reads=0, l2_writes=0)
+    return LayerResult(
+        engine="test",
+        network=flow,
+        layer=layer,
+        layer_index=0,
+        runtime_cycles=runtime,
+        macs=macs,
+        tensors=(("input", counts), ("weight", zero), ("output", zero)),
+        metrics=(
+            ("avg_active_pes", pes),
+            ("l1_size_req_elems", l1req),
+            ("noc_bw_req_peak_elems_per_cycle", bw),
+        ),
+    )
+
+
+def test_paper_findings_verdicts_on_made_up_numbers() -> None:
+    """A world built so that every finding holds: NLR needs the least L1 (3 PEs x 10),
+    has the largest L2 share; NVDLA burns most on CONV1 and half as much on CONV11; RS is
+    the most efficient; RS is slower than NVDLA on CONV1 and faster on CONV11; ShiDianNao
+    needs the most L1."""
+    spec = {
+        # flow: (L2 CONV1, L2 CONV11, L1 req, PEs, runtime CONV1, runtime CONV11, bw1, bw11)
+        "nlr": (400, 800, 10, 3, 100, 100, 5, 5),
+        "ws": (300, 700, 20, 64, 100, 100, 5, 5),
+        "shidiannao_os": (300, 700, 90, 64, 100, 100, 5, 5),
+        "eyeriss_rs": (10, 10, 20, 63, 200, 40, 5, 5),
+        "nvdla_ws": (900, 200, 20, 64, 100, 50, 5, 60),
+    }
+    results = {}
+    for flow, (l2a, l2b, l1req, pes, rt1, rt11, bw1, bw11) in spec.items():
+        l1 = 1 if flow == "nlr" else 1000
+        results[flow] = {
+            "VGG16_CONV1": _result(
+                flow,
+                "VGG16_CONV1",
+                runtime=rt1,
+                macs=1000,
+                l1=l1,
+                l2=l2a,
+                pes=pes,
+                l1req=l1req,
+                bw=bw1,
+            ),
+            "VGG16_CONV11": _result(
+                flow,
+                "VGG16_CONV11",
+                runtime=rt11,
+                macs=1000,
+                l1=l1,
+                l2=l2b,
+                pes=pes,
+                l1req=l1req,
+                bw=bw11,
+            ),
+        }
+    verdicts = {f.key: r.holds for f, r in paper.evaluate(results, energy_table("maestro"))}
+    assert verdicts == dict.fromkeys(verdicts, True)
+    # Ties do not count: make WS's L1 as large as ShiDianNao's.
+    for layer in paper.LAYERS:
+        results["ws"][layer] = _result(
+            "ws", layer, runtime=100, macs=1000, l1=1000, l2=300, pes=64, l1req=90, bw=5
+        )
+    verdicts = {
+        f.key: (r.holds, r.evidence) for f, r in paper.evaluate(results, energy_table("maestro"))
+    }
+    assert verdicts["shi-most-l1"][0] is False
+    assert "tied with WS" in verdicts["shi-most-l1"][1]
