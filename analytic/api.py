@@ -78,12 +78,15 @@ def analyze_layer(
     layer_index: int = 0,
     previous_l1_counts: tuple[int, ...] = _NO_L1,
     nocs: tuple[NocLevel, ...] | None = None,
+    quirks: Quirks | None = None,
 ) -> tuple[LayerResult, tuple[int, ...]]:
     """:func:`analyze` plus the layer's own top-level L1 counts (which MAESTRO's CSV
     energy of the *next* layer uses when that one has clusters), and two knobs the
     MAESTRO replay needs: the previous layer's L1 counts and per-level NoCs
-    (``--bw_sweep`` gives level 0 its own bandwidth)."""
-    quirks = COMPAT if maestro_compat else FIXED
+    (``--bw_sweep`` gives level 0 its own bandwidth). ``quirks`` overrides the mode's
+    set of reproduced MAESTRO bugs (the harness turns them on one at a time)."""
+    if quirks is None:
+        quirks = COMPAT if maestro_compat else FIXED
     try:
         table = energy_table(energy)
     except KeyError as exc:
@@ -121,13 +124,16 @@ def analyze(
     energy: str = "maestro",
     network: str = "",
     layer_index: int = 0,
+    quirks: Quirks | None = None,
 ) -> LayerResult:
     """Analyse one layer under ``mapping`` on ``hardware``.
 
     ``maestro_compat`` reproduces MAESTRO's numbers, quirks included (on its own, a
     Cluster mapping's CSV energy is computed as for the first layer of a file);
-    ``energy`` names a :mod:`spec.energy` table for ``energy_nj``. Raises
-    :class:`SpecError` for mappings that do not fit the hardware or cannot be analysed.
+    ``quirks`` picks exactly which MAESTRO bugs to reproduce instead (see
+    :mod:`analytic.deviations`); ``energy`` names a :mod:`spec.energy` table for
+    ``energy_nj``. Raises :class:`SpecError` for mappings that do not fit the hardware or
+    cannot be analysed.
     """
     result, _ = analyze_layer(
         layer,
@@ -137,6 +143,7 @@ def analyze(
         energy=energy,
         network=network,
         layer_index=layer_index,
+        quirks=quirks,
     )
     return result
 

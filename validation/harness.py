@@ -79,6 +79,7 @@ class CaseResult:
     per_pe: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, float] = field(default_factory=dict)
     attributions: list[Attribution] = field(default_factory=list)
+    maestro_bugs: list[Attribution] = field(default_factory=list)
     functional: dict[str, Any] | None = None
 
     @property
@@ -121,6 +122,44 @@ def _needs_explaining(case: CaseResult) -> bool:
         and (r.rel_error is None or abs(r.rel_error) > EXPLAIN_THRESHOLD)
         for r in rows
     )
+
+
+def _bug_jobs(case: CaseResult, variant: int) -> list[Job]:
+    """One fixed-model run per MAESTRO bug, that bug alone switched back on, for layers
+    where MAESTRO's numbers differ from the fixed model's."""
+    fixed, compat = case.results.get("analytic"), case.results.get("analytic-maestro")
+    if fixed is None or compat is None:
+        return []
+    a, b = fixed.flat(), compat.flat()
+    if all(a.get(m) == b.get(m) for m in EXPLAINED_METRICS):
+        return []
+    from analytic.deviations import DEVIATIONS
+
+    return [
+        Job(case.path, variant, case.layer_index, "analytic", ((d.flag, True),)) for d in DEVIATIONS
+    ]
+
+
+def _bug_attributions(case: CaseResult, runs: dict[str, LayerResult]) -> list[Attribution]:
+    """How much of MAESTRO's difference from the fixed model each of its bugs makes."""
+    from analytic.deviations import DEVIATIONS
+
+    fixed, compat = case.results["analytic"].flat(), case.results["analytic-maestro"].flat()
+    out = []
+    for metric in EXPLAINED_METRICS:
+        gap = float(compat.get(metric, 0)) - float(fixed.get(metric, 0))
+        if not gap:
+            continue
+        for d in DEVIATIONS:
+            run = runs.get(d.flag)
+            if run is None:
+                continue
+            delta = float(run.flat()[metric]) - float(fixed[metric])
+            if delta:
+                out.append(
+                    Attribution(metric, f"MAESTRO bug {d.ident}: {d.title}", delta, delta / gap)
+                )
+    return out
 
 
 def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
@@ -215,12 +254,15 @@ def run_validation(
         if _needs_explaining(c)
         for j in _explain_jobs(c, key[1])
     ]
+    explain += [j for key, c in sorted(cases.items()) for j in _bug_jobs(c, key[1])]
     more, more_seconds = run_jobs(explain, processes, progress) if explain else ({}, {})
     seconds.update(more_seconds)
     extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
+    bugs: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     for job, payload in more.items():
+        target = bugs if job.engine == "analytic" else extra
         name = "noc" if job.unbounded_noc else job.switches[0][0]
-        extra.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
+        target.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
             payload["result"]
         )
     ordered = [
@@ -232,6 +274,8 @@ def run_validation(
     ):
         if key in extra:
             case.attributions = _attribute(case, extra[key])
+        if key in bugs:
+            case.maestro_bugs = _bug_attributions(case, bugs[key])
         rows.extend(_rows(case))
     warnings = [w for s in scenarios for e in s.network.layers for w in e.warnings]
     return ValidationRun(

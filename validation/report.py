@@ -155,6 +155,19 @@ def _case_blocks(case: CaseResult) -> list[Block]:
             )
         )
         blocks.append(Items(tuple(items)))
+    if case.maestro_bugs:
+        items = [
+            f"`{a.metric}`: {a.cause} changes it by {fmt(a.delta)}"
+            + (f" ({a.share:.0%} of MAESTRO's difference)" if a.share is not None else "")
+            for a in case.maestro_bugs
+        ]
+        blocks.append(
+            Paragraph(
+                "Why MAESTRO's own numbers (analytic-maestro) differ from the fixed model"
+                " (each bug switched back on alone):"
+            )
+        )
+        blocks.append(Items(tuple(items)))
     notes = sorted({n for r in case.results.values() for n in r.notes})
     if notes:
         blocks.append(Items(tuple(f"note: {n}" for n in notes)))
@@ -366,6 +379,10 @@ def _results_json(
                 "attributions": [
                     {"metric": a.metric, "cause": a.cause, "delta": a.delta, "share": a.share}
                     for a in c.attributions
+                ],
+                "maestro_bugs": [
+                    {"metric": a.metric, "cause": a.cause, "delta": a.delta, "share": a.share}
+                    for a in c.maestro_bugs
                 ],
             }
             for c in run.cases

@@ -24,9 +24,10 @@ ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-
 
 @dataclass(frozen=True, slots=True, order=True)
 class Job:
-    """One engine on one layer of one scenario variant. ``switches`` flips modelling
-    switches of the realistic simulator, one assumption at a time, to attribute a
-    difference; ``unbounded_noc`` runs it with a NoC of unbounded bandwidth."""
+    """One engine on one layer of one scenario variant. ``switches`` flips one modelling
+    switch of the realistic simulator, or turns one MAESTRO bug back on in the fixed
+    analytic model, to attribute a difference; ``unbounded_noc`` runs the simulator with
+    a NoC of unbounded bandwidth."""
 
     scenario: str
     variant: int
@@ -67,7 +68,11 @@ def run_job(job: Job) -> dict[str, Any]:
     mapping = entry.require_mapping()
     if job.engine.startswith("analytic"):
         import analytic
+        from analytic.deviations import FIXED
 
+        quirks = (
+            FIXED.__class__(**{**_fields(FIXED), **dict(job.switches)}) if job.switches else None
+        )
         result = analytic.analyze(
             entry.layer,
             mapping,
@@ -75,6 +80,7 @@ def run_job(job: Job) -> dict[str, Any]:
             maestro_compat=job.engine == "analytic-maestro",
             network=scenario.network.name,
             layer_index=job.layer,
+            quirks=quirks,
         )
         return {"result": result.to_dict()}
     import sim
@@ -99,6 +105,12 @@ def run_job(job: Job) -> dict[str, Any]:
         layer_index=job.layer,
     )
     return {"result": simulated.layer.to_dict(), "per_pe": simulated.per_pe}
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
 
 
 def _worker(job: Job) -> tuple[Job, dict[str, Any], float]:
