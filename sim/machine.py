@@ -6,10 +6,13 @@ Processes, in creation order (which fixes SimPy's tie-breaking):
   (one step ahead of the distributor: it starts once step ``t-1`` started distributing);
 * ``distributor``: waits for the fetch and for buffer room in every PE of the step (its
   step-before-last finished computing when double buffering fits in L1, else its last),
-  then sends the step's new tiles as one multicast over the NoC;
+  then injects the step's distribution phase (multicasts from L2, forwards between
+  neighbours) into the NoC's distribution plane and waits until that plane is free; each
+  PE may compute once its own data has arrived;
 * one process per PE (:mod:`sim.pe`);
 * ``collector``: once every PE whose partial sums leave at step ``t`` has computed it,
-  sends them to L2 over the NoC, where an adder tree may add latency before they land.
+  injects the step's collection phase into the collection plane; the partial sums land
+  when every message has reached L2 and been added there.
 """
 
 from __future__ import annotations
@@ -19,24 +22,13 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from .memory import L2Step
-from .noc import L2_NODE, Bus, BusTiming
+from .memory import L2Step, OffchipTiming
+from .noc import CountingEnvironment, NoC
 from .pe import PE, PEWork
+from .phases import COLLECTION, DISTRIBUTION, Fabric, PhaseBuilder
 from .traffic import StepRecord
 
 __all__ = ["Machine", "MachineStats"]
-
-
-class CountingEnvironment(simpy.Environment):
-    """An environment that counts the events it schedules."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scheduled = 0
-
-    def schedule(self, event: simpy.Event, priority: int = 1, delay: int = 0) -> None:  # type: ignore[override]
-        self.scheduled += 1
-        super().schedule(event, priority, delay)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -46,19 +38,30 @@ class MachineStats:
     offchip_busy_cycles: int = 0
     down_queue_cycles: int = 0
     up_queue_cycles: int = 0
+    down_busy_cycles: int = 0
+    up_busy_cycles: int = 0
     compute_starts: list[int] = field(default_factory=list)
+    noc_busy_at: dict[int, int] = field(default_factory=dict)
     end: int = 0
 
 
 class Machine:
-    """One layer's run on the bus machine, fed step by step."""
+    """One layer's run, fed step by step."""
 
     def __init__(
-        self, n_pes: int, timing: BusTiming, feed: Iterator[tuple[StepRecord, L2Step]]
+        self,
+        n_pes: int,
+        timing: OffchipTiming,
+        fabric: Fabric,
+        phases: PhaseBuilder,
+        feed: Iterator[tuple[StepRecord, L2Step]],
+        *,
+        round_robin: bool = False,
     ) -> None:
         self.env = CountingEnvironment()
         self.timing = timing
-        self.bus = Bus(self.env, timing)
+        self.noc = NoC(self.env, fabric, round_robin=round_robin)
+        self.phases = phases
         self.offchip = simpy.Resource(self.env, capacity=1)
         self.stats = MachineStats()
         self._feed = feed
@@ -116,28 +119,29 @@ class Machine:
                     waits.append(pe.done(history[p][-depth]))
             yield simpy.AllOf(self.env, waits)
             ready = max([prev_start, *(int(e.value) for e in waits)])  # type: ignore[call-overload]
-            delivered = self.env.event()
             started = self._event(self._started, t)
             start = self.env.now
             prev_start = start
-            if rec.bus_in_elems:
+            phase = self.phases.phase(rec, DISTRIBUTION)
+            if phase.messages:
                 self.stats.down_queue_cycles += start - ready
             started.succeed(start)
-            if rec.bus_in_elems:
-                yield self.env.process(
-                    self.bus.transfer(L2_NODE, _pes(rec.involved), rec.bus_in_elems)
-                )
-            delivered.succeed()
-            self.stats.compute_starts.append(int(self.env.now))
+            run = self.noc.start(phase)
+            now = self.env.event().succeed()
             egress = tuple(p for p, e in enumerate(rec.egress) if e)
             if egress:
                 self._event(self.drained, t)
             for p, pe in enumerate(self.pes):
                 if rec.involved[p]:
+                    delivered = run.delivered.get(p, now)
                     pe.inbox.put(PEWork(t, delivered, rec.compute_cycles[p], rec.egress[p]))
                     history[p].append(t)
                     if len(history[p]) > 2:
                         pe.forget(history[p].pop(0))
+            yield run.done
+            self.stats.down_busy_cycles += int(self.env.now) - int(start)
+            self.stats.compute_starts.append(int(self.env.now))
+            self._busy(t, run.busy)
             if egress:
                 self._outbox.put((t, [self.pes[p].done(t) for p in egress], rec))
             prev_fits = rec.next_fits
@@ -159,13 +163,17 @@ class Machine:
             yield simpy.AllOf(self.env, done)
             ready = max(int(e.value) for e in done)  # type: ignore[arg-type]
             self.stats.up_queue_cycles += self.env.now - ready
-            yield self.env.process(self.bus.transfer("PEs", (L2_NODE,), rec.bus_out_elems))
-            self.env.process(self._land(t, rec.adder_cycles))
+            start = int(self.env.now)
+            run = self.noc.start(self.phases.phase(rec, COLLECTION))
+            self.env.process(self._land(t, run.landed))
+            yield run.done
+            self.stats.up_busy_cycles += int(self.env.now) - start
+            self._busy(t, run.busy)
 
-    def _land(self, t: int, adder_cycles: int) -> Generator[simpy.Event, object, None]:
-        yield self.env.timeout(adder_cycles)
+    def _land(self, t: int, landed: simpy.Event) -> Generator[simpy.Event, object, None]:
+        """Partial sums of step ``t`` are in L2 (added) when ``landed`` fires."""
+        yield landed
         self.drained[t].succeed(self.env.now)
 
-
-def _pes(involved: tuple[bool, ...]) -> tuple[int, ...]:
-    return tuple(p for p, flag in enumerate(involved) if flag)
+    def _busy(self, t: int, cycles: int) -> None:
+        self.stats.noc_busy_at[t] = self.stats.noc_busy_at.get(t, 0) + cycles

@@ -14,11 +14,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spec.hardware import Hardware
+
 from .traffic import Footprint
 
-__all__ = ["L2Memory", "L2Step"]
+__all__ = ["L2Memory", "L2Step", "OffchipTiming"]
 
 _EVICT_TO = 7 / 8
+
+
+@dataclass(frozen=True, slots=True)
+class OffchipTiming:
+    """How long a fetch from off-chip memory into L2 takes."""
+
+    latency_cycles: int
+    elems_per_cycle: int
+
+    @classmethod
+    def of(cls, hw: Hardware) -> OffchipTiming:
+        """The off-chip timing of ``hw``."""
+        return cls(hw.offchip_latency_cycles, hw.offchip_bw_elems_per_cycle)
+
+    def offchip_cycles(self, n_elems: int) -> int:
+        """Cycles to bring ``n_elems`` from off-chip into L2 (0 for nothing)."""
+        if n_elems <= 0:
+            return 0
+        return self.latency_cycles + -(-n_elems // self.elems_per_cycle)
 
 
 @dataclass(frozen=True, slots=True)

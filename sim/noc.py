@@ -1,93 +1,345 @@
-"""The network between L2 and the PEs. This issue's NoC is a full-duplex bus: one channel
-carries tiles from L2 to the PEs (a multicast is one transfer), the other carries partial
-sums back. A transfer of ``n`` elements holds its channel for ``L + ceil(n / B) - 1``
-cycles (latency not overlapped with the next transfer; ``B`` is the bus bandwidth, capped
-by the L2 port on that side). Transfers queue first come, first served.
+"""The network-on-chip as SimPy processes: links that serve one message at a time.
 
-Any NoC offers ``transfer(src, dsts, n_elems)``, a SimPy process body, plus statistics,
-so a topology (issue 5) can replace the bus without touching the PEs or the L2.
+The NoC has two planes of the same topology (:mod:`sim.topology`), one for
+distribution (tiles from L2, forwards between neighbours) and one for collection
+(partial sums to L2), as accelerators with separate distribution and reduction networks
+have; a plane runs one step's phase (:mod:`sim.phases`) at a time.
+
+A hop of ``n`` elements on a link of bandwidth ``B`` and latency ``L`` needs
+``ser = ceil(n / B)`` cycles of transmission. It may start once its data reaches the
+link's source node: at the phase start for a source hop, ``L_parent`` cycles after its
+parent started for a hop that streams on (cut-through), and once every incoming stream
+has fully arrived plus the merge point's adder latency for a merge. A link serves one
+hop at a time, the others queue (FIFO by arrival, or round robin over the nodes they
+come from, FIFO within one). The last element arrives at
+``tail = max(start + ser - 1, tail_of_parent, start) + L`` (MAESTRO's ``L + ceil(n/B) - 1``
+on a single link; a link never outruns the stream feeding it) and the link stays held
+until then. Links with the same ``resource`` share one server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import simpy
 
-from spec.hardware import Hardware
+from .phases import Fabric, Hop, Message, Phase
+from .topology import L2
 
-__all__ = ["L2_NODE", "Bus", "BusTiming"]
+__all__ = [
+    "CountingEnvironment",
+    "LinkServer",
+    "LinkStats",
+    "NoC",
+    "PhaseOracle",
+    "PhaseOutcome",
+    "PhaseRun",
+]
 
-L2_NODE = "L2"
-"""Name of the L2 end of every transfer."""
+_STAT_FIELDS = 5  # elements, busy cycles, queueing cycles, max queueing, requests
+
+
+class CountingEnvironment(simpy.Environment):
+    """An environment that counts the events it schedules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled = 0
+
+    def schedule(self, event: simpy.Event, priority: int = 1, delay: int = 0) -> None:  # type: ignore[override]
+        self.scheduled += 1
+        super().schedule(event, priority, delay)  # type: ignore[arg-type]
+
+
+class LinkServer:
+    """One resource of one plane: grants one hop at a time, FIFO or round robin."""
+
+    def __init__(self, env: simpy.Environment, round_robin: bool, last_port: int = -1) -> None:
+        self.env = env
+        self.round_robin = round_robin
+        self.last_port = last_port
+        self.busy = False
+        self.waiting: list[tuple[int, simpy.Event]] = []
+        self.peak_queue = 0
+
+    def request(self, port: int) -> simpy.Event:
+        """An event granted when this hop (entering from node ``port``) holds the link."""
+        event = self.env.event()
+        if self.busy:
+            self.waiting.append((port, event))
+            self.peak_queue = max(self.peak_queue, len(self.waiting))
+        else:
+            self.busy = True
+            self.last_port = port
+            event.succeed()
+        return event
+
+    def release(self) -> None:
+        """Hand the link to the next waiting hop."""
+        if not self.waiting:
+            self.busy = False
+            return
+        pick = 0
+        if self.round_robin:
+            after = self.last_port
+
+            def turn(i: int) -> tuple[bool, int, int]:
+                port = self.waiting[i][0]
+                return (port <= after, port, i)
+
+            pick = min(range(len(self.waiting)), key=turn)
+        port, event = self.waiting.pop(pick)
+        self.last_port = port
+        event.succeed()
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Per edge of one plane: ``[elements, busy cycles, queueing cycles, max queueing
+    cycles, hops served]``."""
+
+    edges: dict[int, list[int]] = field(default_factory=dict)
+
+    def add_hop(self, edge: int, elems: int, busy: int, wait: int) -> None:
+        """Count one hop."""
+        row = self.edges.get(edge)
+        if row is None:
+            row = self.edges[edge] = [0] * _STAT_FIELDS
+        row[0] += elems
+        row[1] += busy
+        row[2] += wait
+        row[3] = max(row[3], wait)
+        row[4] += 1
 
 
 @dataclass(frozen=True, slots=True)
-class BusTiming:
-    """Zero-load durations of the bus and of off-chip fetches, in cycles."""
+class PhaseOutcome:
+    """What one phase did, times relative to its start: when each receiving PE has all
+    its data, when every link is free again (``done``), when the partial sums are added
+    in L2 (``landed``), total busy and queueing cycles, and per-link statistics."""
 
-    latency_cycles: int
-    down_elems_per_cycle: int
-    up_elems_per_cycle: int
-    offchip_latency_cycles: int
-    offchip_elems_per_cycle: int
-
-    @classmethod
-    def of(cls, hw: Hardware) -> BusTiming:
-        """Timing for ``hw``: each direction limited by the bus and its L2 port."""
-        return cls(
-            latency_cycles=hw.noc_latency_cycles,
-            down_elems_per_cycle=min(hw.noc_bw_elems_per_cycle, hw.l2_read_bw_elems_per_cycle),
-            up_elems_per_cycle=min(hw.noc_bw_elems_per_cycle, hw.l2_write_bw_elems_per_cycle),
-            offchip_latency_cycles=hw.offchip_latency_cycles,
-            offchip_elems_per_cycle=hw.offchip_bw_elems_per_cycle,
-        )
-
-    def down_cycles(self, n_elems: int) -> int:
-        """Cycles L2 -> PEs for ``n_elems`` (0 for nothing to send)."""
-        if n_elems <= 0:
-            return 0
-        return max(0, self.latency_cycles + -(-n_elems // self.down_elems_per_cycle) - 1)
-
-    def up_cycles(self, n_elems: int) -> int:
-        """Cycles PEs -> L2 for ``n_elems``."""
-        if n_elems <= 0:
-            return 0
-        return max(0, self.latency_cycles + -(-n_elems // self.up_elems_per_cycle) - 1)
-
-    def offchip_cycles(self, n_elems: int) -> int:
-        """Cycles to bring ``n_elems`` from off-chip into L2."""
-        if n_elems <= 0:
-            return 0
-        return self.offchip_latency_cycles + -(-n_elems // self.offchip_elems_per_cycle)
+    oid: int
+    plane: int
+    deliveries: tuple[tuple[int, int], ...]
+    done: int
+    landed: int
+    busy: int
+    queueing: int
+    edges: tuple[tuple[int, int, int, int, int, int], ...]
+    peaks: tuple[tuple[int, int], ...]
+    empty: bool
 
 
-class Bus:
-    """A full-duplex bus: ``transfer`` holds the channel of its direction."""
+class PhaseRun:
+    """One phase in flight: per-PE delivery events, ``done`` (all links released) and
+    ``landed`` (every message's partial sums added in L2)."""
 
-    def __init__(self, env: simpy.Environment, timing: BusTiming) -> None:
+    def __init__(self, env: simpy.Environment, fabric: Fabric, phase: Phase) -> None:
         self.env = env
-        self.timing = timing
-        self.down = simpy.Resource(env, capacity=1)
-        self.up = simpy.Resource(env, capacity=1)
-        self.busy_cycles = {"down": 0, "up": 0}
-        self.elems = {"down": 0, "up": 0}
-        self.transfers = {"down": 0, "up": 0}
+        self.start = int(env.now)
+        self.delivered: dict[int, simpy.Event] = {}
+        self._pending_pe: dict[int, int] = {}
+        self._last_pe: dict[int, int] = {}
+        self._into_l2: list[int] = []
+        for msg in phase.messages:
+            for hop in msg.hops:
+                for p in hop.deliver:
+                    self._pending_pe[p] = self._pending_pe.get(p, 0) + 1
+            self._into_l2.append(sum(1 for h in msg.hops if fabric.edges[h.edge][1] == L2))
+        for p in self._pending_pe:
+            self.delivered[p] = env.event()
+        self._hops_left = sum(len(m.hops) for m in phase.messages)
+        self._landing = [self.start] * len(phase.messages)
+        self._messages_left = sum(1 for n in self._into_l2 if n)
+        self.done = env.event()
+        self.landed = env.event()
+        self._landed_at = self.start
+        self.busy = 0
+        self.queueing = 0
+        if not self._hops_left:
+            self.done.succeed(self.start)
+        if not self._messages_left:
+            self.landed.succeed(self.start)
 
-    def transfer(
-        self, src: str | int, dsts: tuple[str | int, ...], n_elems: int
+    def _at(self, when: int, event: simpy.Event) -> None:
+        delay = when - int(self.env.now)
+        if delay <= 0:
+            event.succeed(when)
+            return
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(lambda _: event.succeed(when))
+
+    def granted(self, m: int, msg: Message, hop: Hop, tail: int, into_l2: bool) -> None:
+        """Hop ``hop`` of message ``m`` started; its last element arrives at ``tail``."""
+        for p in hop.deliver:
+            self._pending_pe[p] -= 1
+            self._last_pe[p] = max(self._last_pe.get(p, tail), tail)
+            if not self._pending_pe[p]:
+                self._at(self._last_pe[p], self.delivered[p])
+        if into_l2:
+            self._landing[m] = max(self._landing[m], tail)
+            self._into_l2[m] -= 1
+            if not self._into_l2[m]:
+                self._landed_at = max(self._landed_at, self._landing[m] + msg.l2_adder_cycles)
+                self._messages_left -= 1
+                if not self._messages_left:
+                    self._at(self._landed_at, self.landed)
+
+    def released(self) -> None:
+        """One hop released its link."""
+        self._hops_left -= 1
+        if not self._hops_left:
+            self.done.succeed(int(self.env.now))
+
+
+class NoC:
+    """Both planes of the network: link servers, hop processes and statistics.
+
+    ``contention=False`` gives the zero-load network (every hop starts as soon as its
+    data is there), used to split the runtime."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        fabric: Fabric,
+        *,
+        round_robin: bool = False,
+        contention: bool = True,
+        pointers: tuple[dict[int, int], dict[int, int]] | None = None,
+    ) -> None:
+        self.env = env
+        self.fabric = fabric
+        self.round_robin = round_robin
+        self.contention = contention
+        self.servers: tuple[dict[int, LinkServer], dict[int, LinkServer]] = ({}, {})
+        self._pointers = pointers or ({}, {})
+        self.stats = (LinkStats(), LinkStats())
+
+    def server(self, plane: int, resource: int) -> LinkServer:
+        """The server of ``resource`` on ``plane`` (created on first use)."""
+        found = self.servers[plane].get(resource)
+        if found is None:
+            last = self._pointers[plane].get(resource, -1)
+            found = LinkServer(self.env, self.round_robin, last)
+            self.servers[plane][resource] = found
+        return found
+
+    def pointers(self, plane: int) -> dict[int, int]:
+        """Round-robin state: the last port each server of ``plane`` granted."""
+        out = dict(self._pointers[plane])
+        out.update({r: s.last_port for r, s in self.servers[plane].items()})
+        return out
+
+    def peaks(self, plane: int) -> dict[int, int]:
+        """Peak queue length of every server of ``plane`` used so far."""
+        return {r: s.peak_queue for r, s in self.servers[plane].items() if s.peak_queue}
+
+    def start(self, phase: Phase) -> PhaseRun:
+        """Inject every message of ``phase`` now."""
+        run = PhaseRun(self.env, self.fabric, phase)
+        for m, msg in enumerate(phase.messages):
+            events = [self.env.event() for _ in msg.hops]
+            for h in range(len(msg.hops)):
+                self.env.process(self._hop(run, phase.plane, m, msg, h, events))
+        return run
+
+    def _hop(
+        self, run: PhaseRun, plane: int, m: int, msg: Message, h: int, events: list[simpy.Event]
     ) -> Generator[simpy.Event, object, None]:
-        """Move ``n_elems`` from ``src`` to every node of ``dsts`` (one multicast)."""
-        del dsts  # every PE hears the bus; the L2 end decides the direction
-        side = "down" if src == L2_NODE else "up"
-        channel = self.down if side == "down" else self.up
-        cycles = (
-            self.timing.down_cycles(n_elems) if side == "down" else self.timing.up_cycles(n_elems)
+        """One hop: wait for its data, hold the link, stream the elements through."""
+        env, fabric = self.env, self.fabric
+        hop = msg.hops[h]
+        tail_prev = -1
+        if hop.parents:
+            if hop.merge is None:
+                parent = hop.parents[0]
+                p_start, tail_prev = yield events[parent]  # type: ignore[misc]
+                ready = p_start + fabric.latency[msg.hops[parent].edge]
+            else:
+                got = yield simpy.AllOf(env, [events[i] for i in hop.parents])
+                ready = max(v[1] for v in got.values()) + hop.merge  # type: ignore[attr-defined]
+            if ready > env.now:
+                yield env.timeout(ready - int(env.now))
+        asked = int(env.now)
+        server = self.server(plane, fabric.resource[hop.edge])
+        if self.contention:
+            yield server.request(hop.port)
+        start = int(env.now)
+        ser = -(-hop.elems // fabric.bandwidth[hop.edge])
+        tail = max(start + ser - 1, tail_prev, start) + fabric.latency[hop.edge]
+        events[h].succeed((start, tail))
+        run.granted(m, msg, hop, tail, fabric.edges[hop.edge][1] == L2)
+        self.stats[plane].add_hop(hop.edge, hop.elems, tail - start, start - asked)
+        run.busy += tail - start
+        run.queueing += start - asked
+        if tail > env.now:
+            yield env.timeout(tail - int(env.now))
+        if self.contention:
+            server.release()
+        run.released()
+
+
+class PhaseOracle:
+    """Phase outcomes for the fast path: each distinct phase (and round-robin state) is
+    run once through the same SimPy processes on an otherwise idle plane, then looked up.
+
+    This is exact because a plane runs one phase at a time and every hop holds its link
+    until its own last element arrives, so when a phase ends all its links are free: a
+    phase's outcome depends only on its messages and the round-robin pointers."""
+
+    def __init__(self, fabric: Fabric, *, round_robin: bool, contention: bool) -> None:
+        self.fabric = fabric
+        self.round_robin = round_robin and contention
+        self.contention = contention
+        self.outcomes: list[PhaseOutcome] = []
+        self._memo: dict[tuple[int, int, int], tuple[PhaseOutcome, int]] = {}
+        self._states: list[tuple[tuple[int, int], ...]] = [()]
+        self._state_ids: dict[tuple[tuple[int, int], ...], int] = {(): 0}
+        self.events = 0
+
+    def outcome(self, phase: Phase, pointers: int = 0) -> tuple[PhaseOutcome, int]:
+        """The outcome of ``phase`` from round-robin state ``pointers``, and the state
+        after it."""
+        key = (phase.key, phase.plane, pointers)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._run(phase, pointers)
+        return hit
+
+    def _run(self, phase: Phase, pointers: int) -> tuple[PhaseOutcome, int]:
+        env = CountingEnvironment()
+        seed = dict(self._states[pointers])
+        plane = phase.plane
+        seeds: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        seeds[plane].update(seed)
+        noc = NoC(
+            env,
+            self.fabric,
+            round_robin=self.round_robin,
+            contention=self.contention,
+            pointers=seeds,
         )
-        with channel.request() as req:
-            yield req
-            self.busy_cycles[side] += cycles
-            self.elems[side] += n_elems
-            self.transfers[side] += 1
-            yield self.env.timeout(cycles)
+        run = noc.start(phase)
+        env.run()
+        self.events += env.scheduled
+        after = pointers
+        if self.round_robin:
+            state = tuple(sorted(noc.pointers(plane).items()))
+            after = self._state_ids.setdefault(state, len(self._states))
+            if after == len(self._states):
+                self._states.append(state)
+        outcome = PhaseOutcome(
+            oid=len(self.outcomes),
+            plane=plane,
+            deliveries=tuple(sorted((p, int(e.value)) for p, e in run.delivered.items())),
+            done=int(run.done.value),
+            landed=int(run.landed.value),
+            busy=run.busy,
+            queueing=run.queueing,
+            edges=tuple((e, *row) for e, row in sorted(noc.stats[plane].edges.items())),
+            peaks=tuple(sorted(noc.peaks(plane).items())),
+            empty=not phase.messages,
+        )
+        self.outcomes.append(outcome)
+        return outcome, after

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 __all__ = ["MAESTRO", "POLICIES", "REALISTIC", "Policy", "SimOptions"]
 
 
@@ -18,7 +20,9 @@ class Policy:
     element are reduced for free (one element on the NoC); otherwise every PE's partial
     sums travel and an adder tree at L2 adds ``ceil(log2(fan-in)) * adder_latency``.
     ``double_buffering``: the next step's tiles may arrive while the current step
-    computes, if L1 has room for both.
+    computes, if L1 has room for both. ``forwarding``: a PE takes what a neighbour held in
+    the previous step from that neighbour over a PE-to-PE link instead of from L2 (on
+    topologies with such links).
     """
 
     name: str
@@ -26,6 +30,7 @@ class Policy:
     psum_writeback_every_step: bool
     free_spatial_reduction: bool
     double_buffering: bool = True
+    forwarding: bool = False
 
     def with_switch(self, **changes: bool) -> Policy:
         """A copy with some switches flipped, named after the change."""
@@ -34,6 +39,7 @@ class Policy:
             "psum_writeback_every_step": self.psum_writeback_every_step,
             "free_spatial_reduction": self.free_spatial_reduction,
             "double_buffering": self.double_buffering,
+            "forwarding": self.forwarding,
         }
         fields.update(changes)
         suffix = ",".join(f"{k}={v}" for k, v in sorted(changes.items()))
@@ -47,15 +53,18 @@ MAESTRO = Policy(
     free_spatial_reduction=True,
 )
 """MAESTRO's assumptions: L1 holds exactly the current tile, partial sums leave every
-step, spatial reduction is free, ingress of the next step overlaps compute."""
+step, spatial reduction is free, ingress of the next step overlaps compute, every tile
+comes from L2."""
 
 REALISTIC = Policy(
     name="realistic",
     l1_keeps_reusable_data=True,
     psum_writeback_every_step=False,
     free_spatial_reduction=False,
+    forwarding=True,
 )
-"""The default: reuse what fits, accumulate partial sums in L1, pay for reductions."""
+"""The default: reuse what fits, accumulate partial sums in L1, pay for reductions,
+forward between neighbours where links allow."""
 
 POLICIES: dict[str, Policy] = {p.name: p for p in (MAESTRO, REALISTIC)}
 
@@ -66,7 +75,9 @@ class SimOptions:
 
     ``fast_forward`` memoises step records and step-to-step timing transitions (exact;
     see docs/simulator.md); ``False`` runs every step through the SimPy processes.
-    ``utilization_bins`` is the length of the utilisation time series.
+    ``utilization_bins`` is the length of the utilisation time series. ``noc_graph``
+    replaces the topology named by the hardware with a user's ``nx.DiGraph`` (nodes
+    ``"L2"`` and ``("pe", i)``; see :mod:`sim.topology`).
     """
 
     policy: Policy = field(default=REALISTIC)
@@ -74,3 +85,4 @@ class SimOptions:
     energy_table: str = "maestro"
     utilization_bins: int = 50
     per_pe_detail: bool = True
+    noc_graph: nx.DiGraph | None = field(default=None, compare=False)

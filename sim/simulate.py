@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
 from spec.hardware import Hardware
@@ -19,12 +20,14 @@ from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
 from .loopnest import LoopNest
 from .machine import Machine
-from .memory import L2Memory, L2Step
-from .noc import BusTiming
+from .memory import L2Memory, L2Step, OffchipTiming
+from .noc import PhaseOracle, PhaseOutcome
 from .options import SimOptions
+from .phases import COLLECTION, DISTRIBUTION, Fabric, PhaseBuilder
 from .schedule import Step, StepStream
 from .stats import Tally, build_result
-from .timing import Transitions, initial_state
+from .timing import IDEAL, Clock
+from .topology import Router, build_topology, prepare_graph
 from .traffic import RecordBuilder, StepRecord
 
 __all__ = ["SimResult", "simulate", "simulate_network"]
@@ -40,11 +43,15 @@ class SimResult:
     per_pe: dict[str, object]
     wall_seconds: float
     output: np.ndarray | None = None
+    noc: dict[str, object] = field(default_factory=dict)
+    graph: nx.DiGraph | None = field(default=None, compare=False)
+    link_utilization: dict[tuple[Hashable, Hashable], float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        """The layer result with per-PE detail (never the wall time)."""
+        """The layer result with per-PE detail and the NoC section (never the wall time)."""
         data = self.layer.to_dict()
         data["per_pe"] = self.per_pe
+        data["noc"] = self.noc
         return data
 
 
@@ -57,7 +64,17 @@ class _Run:
         self.options = options
         self.nest = LoopNest(layer, mapping, hw.num_pes)
         self.geometry = Geometry(layer, self.nest.dims)
-        self.builder = RecordBuilder(self.nest, self.geometry, hw, options.policy)
+        n_pes = self.nest.num_pes
+        if options.noc_graph is not None:
+            graph = prepare_graph(options.noc_graph, hw, n_pes)
+        else:
+            graph = build_topology(hw, n_pes)
+        self.fabric = Fabric(graph)
+        self.phases = PhaseBuilder(self.fabric, hw, options.policy)
+        router = self.phases.router
+        self.builder = RecordBuilder(
+            self.nest, self.geometry, hw, options.policy, _neighbours(router)
+        )
         self.stream = StepStream(self.nest, memo=options.fast_forward)
         shapes = self.geometry.tensor_sizes
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
@@ -133,36 +150,89 @@ def simulate(
     if values is not None:
         inp, weight, squeezed = check_inputs(layer, values)
         run.functional = Functional(layer, inp, weight)
-    timing = BusTiming.of(hardware)
+    timing = OffchipTiming.of(hardware)
     n_pes = run.nest.num_pes
-    feed = run.feed(progress)
+    round_robin = hardware.noc_arbitration == "round_robin"
+    split = _Split(run, timing, n_pes)
+    feed = split.watch(run.feed(progress))
     if options.fast_forward:
-        trans = Transitions(timing, n_pes)
-        sid = trans.intern(initial_state(n_pes))
-        ref = 0
-        end = 0
+        oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
+        clock = Clock(timing, n_pes)
+        pointers = (0, 0)
+        fifo: dict[int, tuple[PhaseOutcome, PhaseOutcome]] = {}
         for rec, l2 in feed:
-            sid, tr = trans.advance(sid, rec, l2.misses)
-            run.tally.add_timing(rec, tr, ref)
-            end = max(end, ref + tr.end)
-            ref += tr.shift
-        runtime = end
+            outcomes = fifo.get(rec.rid) if not round_robin else None
+            if outcomes is None:
+                down, dptr = oracle.outcome(run.phases.phase(rec, DISTRIBUTION), pointers[0])
+                up, uptr = oracle.outcome(run.phases.phase(rec, COLLECTION), pointers[1])
+                pointers = (dptr, uptr)
+                outcomes = fifo[rec.rid] = (down, up)
+            tr, ref = clock.advance(rec, l2.misses, *outcomes)
+            run.tally.add_timing(rec, tr, ref, outcomes)
+        runtime = clock.end
         run.tally.events = 0
-        run.tally.detailed_transitions = len(trans._memo)
+        run.tally.detailed_transitions = len(clock.transitions._memo)
+        run.tally.take_outcomes(oracle.outcomes)
     else:
-        machine = Machine(n_pes, timing, feed)
+        machine = Machine(n_pes, timing, run.fabric, run.phases, feed, round_robin=round_robin)
         runtime = machine.run()
         run.tally.take_machine(machine)
     run.l2.finish()
     cov = coverage(layer, mapping, hardware.num_pes)
     wall = time.perf_counter() - started
-    result, per_pe = build_result(run, cov, runtime, network, layer_index)
+    result, per_pe, noc = build_result(run, cov, runtime, network, layer_index, split.ends())
     output = None
     if run.functional is not None:
         output = run.functional.finish()
         if squeezed:
             output = output[0]
-    return SimResult(layer=result, per_pe=per_pe, wall_seconds=wall, output=output)
+    return SimResult(
+        layer=result,
+        per_pe=per_pe,
+        wall_seconds=wall,
+        output=output,
+        noc=noc.section,
+        graph=run.fabric.graph,
+        link_utilization=noc.utilization,
+    )
+
+
+class _Split:
+    """The runtime split: the same steps timed on a contention-free NoC and on an
+    instantaneous one, alongside the real run (fast recurrences, exact)."""
+
+    def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int) -> None:
+        self.run = run
+        self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
+        self.zero_clock = Clock(timing, n_pes)
+        self.ideal_clock = Clock(timing, n_pes)
+        self._zero: dict[int, tuple[PhaseOutcome, PhaseOutcome]] = {}
+
+    def watch(
+        self, feed: Iterator[tuple[StepRecord, L2Step]]
+    ) -> Iterator[tuple[StepRecord, L2Step]]:
+        """Pass the feed through, timing every step on both reference NoCs."""
+        phases = self.run.phases
+        for rec, l2 in feed:
+            zero = self._zero.get(rec.rid)
+            if zero is None:
+                zero = self._zero[rec.rid] = (
+                    self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
+                    self.zero.outcome(phases.phase(rec, COLLECTION))[0],
+                )
+            self.zero_clock.advance(rec, l2.misses, *zero)
+            self.ideal_clock.advance(rec, l2.misses, IDEAL, IDEAL)
+            yield rec, l2
+
+    def ends(self) -> tuple[int, int]:
+        """Runtimes on the instantaneous and on the contention-free NoC."""
+        return self.ideal_clock.end, self.zero_clock.end
+
+
+def _neighbours(router: Router) -> Callable[[int], tuple[int, ...]] | None:
+    if not router.graph.graph.get("pe_links"):
+        return None
+    return router.neighbours
 
 
 def simulate_network(
@@ -194,7 +264,11 @@ def simulate_network(
         source=network.path,
         hardware=hardware_dict(hardware),
         layers=tuple(r.layer for r in results),  # type: ignore[misc]
-        info={"policy": options.policy.name, "fast_forward": options.fast_forward},
+        info={
+            "policy": options.policy.name,
+            "fast_forward": options.fast_forward,
+            "topology": results[0].noc.get("topology") if results else hardware.topology,
+        },
     )
     return run, results
 

@@ -12,6 +12,8 @@ from spec.results import LayerResult, TensorCounts, make_tensors
 
 from .coverage import Coverage
 from .memory import L2Step
+from .noc import PhaseOutcome
+from .noc_report import NocReport, NocTotals, busy_series, noc_report
 from .timing import Transition
 from .traffic import StepRecord
 
@@ -44,6 +46,9 @@ class Tally:
         self.macs_at: list[int] = []
         self.events = 0
         self.detailed_transitions = 0
+        self.outcome_counts: Counter[int] = Counter()
+        self.noc_busy_at: list[int] = []
+        self.noc = NocTotals(({}, {}), ({}, {}))
 
     def add_step(self, rec: StepRecord, l2: L2Step) -> None:
         """Count one step's record and L2 outcome."""
@@ -56,8 +61,21 @@ class Tally:
         self.l2_refetch += l2.output_refetches
         self.macs_at.append(rec.macs)
 
-    def add_timing(self, rec: StepRecord, tr: Transition, ref: int) -> None:
-        """Count one fast-path transition (times relative to ``ref``)."""
+    def add_timing(
+        self,
+        rec: StepRecord,
+        tr: Transition,
+        ref: int,
+        outcomes: tuple[PhaseOutcome, PhaseOutcome],
+    ) -> None:
+        """Count one fast-path transition (times relative to ``ref``) and its phases."""
+        down, up = outcomes
+        self.outcome_counts[tr.down] += 1
+        busy = down.busy
+        if tr.up >= 0:
+            self.outcome_counts[tr.up] += 1
+            busy += up.busy
+        self.noc_busy_at.append(busy)
         self.down_busy += tr.down_cycles
         self.up_busy += tr.up_cycles
         self.offchip_busy += tr.offchip_cycles
@@ -67,10 +85,17 @@ class Tally:
             self.drain_waits += tr.drain_waits
         self.starts.append(ref + tr.compute_start)
 
+    def take_outcomes(self, outcomes: list[PhaseOutcome]) -> None:
+        """NoC totals of the fast path from the phase outcomes it counted."""
+        self.noc = NocTotals.from_outcomes(self.outcome_counts, outcomes)
+
     def take_machine(self, machine: Machine) -> None:
         """Copy what the SimPy machine measured."""
-        self.down_busy = machine.bus.busy_cycles["down"]
-        self.up_busy = machine.bus.busy_cycles["up"]
+        self.down_busy = machine.stats.down_busy_cycles
+        self.up_busy = machine.stats.up_busy_cycles
+        self.noc = NocTotals.from_noc(machine.noc)
+        busy = machine.stats.noc_busy_at
+        self.noc_busy_at = [busy.get(t, 0) for t in range(self.steps)]
         self.offchip_busy = machine.stats.offchip_busy_cycles
         self.down_queue = machine.stats.down_queue_cycles
         self.up_queue = machine.stats.up_queue_cycles
@@ -99,9 +124,15 @@ def _series(tally: Tally, runtime: int, capacity: int, bins: int) -> list[float]
 
 
 def build_result(
-    run: _Run, cov: Coverage, runtime: int, network: str, layer_index: int
-) -> tuple[LayerResult, dict[str, object]]:
-    """The shared result and the per-PE detail of one simulated layer."""
+    run: _Run,
+    cov: Coverage,
+    runtime: int,
+    network: str,
+    layer_index: int,
+    references: tuple[int, int],
+) -> tuple[LayerResult, dict[str, object], NocReport]:
+    """The shared result, the per-PE detail and the NoC report of one simulated layer;
+    ``references`` are the runtimes on an instantaneous and on a contention-free NoC."""
     tally, hw, l2 = run.tally, run.hw, run.l2
     policy = run.options.policy
     n_pes = run.nest.num_pes
@@ -139,13 +170,19 @@ def build_result(
     l2_total = sum(c.l2_reads + c.l2_writes for c in tensors.values())
     offchip_reads = sum(l2.offchip_reads)
     offchip_total = offchip_reads + l2.offchip_writes
+    links_used = sum(len(t) for t in tally.noc.edges)
+    series = busy_series(
+        tally.starts, tally.noc_busy_at, runtime, run.options.utilization_bins, links_used
+    )
+    noc = noc_report(run.fabric, tally.noc, runtime, series, hw.noc_arbitration)
     energy = (
         macs * table.mac_nj
         + l1_total * table.l1_access_nj
         + l2_total * table.l2_access_nj
-        + (bus_in + bus_out) * hw.noc_hops * table.noc_hop_nj
+        + int(noc.metrics["noc_traversals_elem_hops"]) * table.noc_hop_nj
         + offchip_total * table.offchip_access_nj
     )
+    ideal, zero_load = references
     records = list(tally.records.values())
     peak_bw = max(
         (
@@ -193,8 +230,16 @@ def build_result(
         "steps_timed_in_detail": tally.detailed_transitions
         if run.options.fast_forward
         else tally.steps,
+        "noc_forwarded_elems": int(tally.total("forwarded").sum()) if records else 0,
+        "noc_multicast_deliveries_elems": int(tally.total("multicast_deliveries")),
+        "runtime_noc_ideal_cycles": ideal,
+        "runtime_noc_zero_load_cycles": zero_load,
+        "runtime_split_compute_cycles": ideal,
+        "runtime_split_transfer_cycles": zero_load - ideal,
+        "runtime_split_queueing_cycles": runtime - zero_load,
+        **noc.metrics,
     }
-    notes = [f"policy {policy.name}; NoC: full-duplex bus"]
+    notes = [f"policy {policy.name}; NoC: {_describe(run)}"]
     if cov.missing:
         notes.append(
             f"INCOMPLETE MAPPING: {cov.missing} of {cov.layer_macs} MACs are never performed"
@@ -225,4 +270,19 @@ def build_result(
         "wait_drain_cycles": [int(v) for v in drain],
         "utilization_series": _series(tally, runtime, n_pes * lanes, run.options.utilization_bins),
     }
-    return result, per_pe
+    return result, per_pe, noc
+
+
+def _describe(run: _Run) -> str:
+    """One phrase for the NoC: ``full-duplex bus``, ``mesh 8x8 (XY), L2 at corner``..."""
+    graph = run.fabric.graph
+    name = run.fabric.name
+    if name == "bus":
+        return "full-duplex bus"
+    if name == "mesh":
+        cols, rows = graph.graph["shape"]
+        return f"mesh {cols}x{rows} (XY), L2 at {run.hw.mesh_l2_position}"
+    if name == "systolic":
+        cols, rows = graph.graph["shape"]
+        return f"systolic {cols}x{rows}"
+    return f"{name} ({graph.number_of_nodes()} nodes, {graph.number_of_edges()} links)"

@@ -1,10 +1,12 @@
 """The step-to-step timing recurrence the SimPy machine realises, on a relative state.
 
-The machine's processes (:mod:`sim.machine`) each use their channel in step order, so
-every time they produce is a max of earlier times plus a duration. This module writes
-the same recurrence on a state expressed relative to the moment the L2->PE channel
-becomes free; times that can no longer matter are clamped to 0. Two steps with the same
-record, the same off-chip misses and the same relative state therefore evolve
+The machine's processes (:mod:`sim.machine`) each use their NoC plane in step order, so
+every time they produce is a max of earlier times plus a duration. Within a step, a
+plane's phase is a function of the step's messages alone (:class:`sim.noc.PhaseOracle`):
+it gives each PE's delivery offset, when the plane is free again and when partial sums
+land. This module writes the recurrence on a state expressed relative to the moment the
+distribution plane becomes free; times that can no longer matter are clamped. Two steps
+with the same record, off-chip misses, phase outcomes and relative state therefore evolve
 identically, which the fast path exploits by memoising transitions
 (:class:`Transitions`). Tests run both and compare every counter.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .noc import BusTiming
+from .memory import OffchipTiming
+from .noc import PhaseOutcome
 from .traffic import StepRecord
 
 __all__ = ["Transition", "Transitions", "initial_state"]
@@ -42,12 +45,21 @@ class Transition:
     up_queue: int
     drain_waits: tuple[int, ...] | None
     end: int
+    down: int
+    up: int
+    up_start: int
 
 
 def step(
-    state: tuple[int, ...], rec: StepRecord, misses: int, timing: BusTiming, n_pes: int
+    state: tuple[int, ...],
+    rec: StepRecord,
+    misses: int,
+    timing: OffchipTiming,
+    n_pes: int,
+    down: PhaseOutcome,
+    up: PhaseOutcome,
 ) -> Transition:
-    """Advance the relative state by one step."""
+    """Advance the relative state by one step whose phases have these outcomes."""
     fetch_floor, up_free, prev_fits = state[0], state[1], state[2]
     ce1 = state[_HEAD : _HEAD + n_pes]
     ce2 = state[_HEAD + n_pes : _HEAD + 2 * n_pes]
@@ -62,9 +74,10 @@ def step(
             slot = ce2[p] if prev_fits else ce1[p]
             ready = max(ready, slot)
     start = max(0, ready)
-    down = timing.down_cycles(rec.bus_in_elems)
-    down_queue = start - ready if rec.bus_in_elems else 0
-    dist_end = start + down
+    down_cycles = down.done
+    down_queue = start - ready if not down.empty else 0
+    dist_end = start + down_cycles
+    arrive = dict(down.deliveries)
     new_ce1, new_ce2, new_d1, new_d2 = list(ce1), list(ce2), list(d1), list(d2)
     waits = [0] * n_pes
     ready_out = 0
@@ -73,7 +86,7 @@ def step(
     for p in range(n_pes):
         if not involved[p]:
             continue
-        begin = max(dist_end, ce1[p])
+        begin = max(start + arrive.get(p, 0), ce1[p])
         if d2[p] > begin:
             waits[p] = d2[p] - begin
             begin = d2[p]
@@ -83,14 +96,14 @@ def step(
         if rec.egress[p]:
             any_egress = True
             ready_out = max(ready_out, finish)
-    up = up_queue = 0
+    up_cycles = up_queue = up_start = 0
     new_up_free = up_free
     if any_egress:
-        up = timing.up_cycles(rec.bus_out_elems)
+        up_cycles = up.done
         up_start = max(up_free, ready_out)
         up_queue = up_start - ready_out
-        new_up_free = up_start + up
-        drained = new_up_free + rec.adder_cycles
+        new_up_free = up_start + up_cycles
+        drained = up_start + up.landed
         end = max(end, drained)
         for p in range(n_pes):
             if involved[p] and rec.egress[p]:
@@ -115,13 +128,16 @@ def step(
         state=new_state,
         shift=shift,
         compute_start=dist_end,
-        down_cycles=down,
-        up_cycles=up,
+        down_cycles=down_cycles,
+        up_cycles=up_cycles,
         offchip_cycles=off,
         down_queue=down_queue,
         up_queue=up_queue,
         drain_waits=tuple(waits) if any(waits) else None,
         end=end,
+        down=down.oid,
+        up=up.oid if any_egress else -1,
+        up_start=up_start,
     )
 
 
@@ -129,12 +145,12 @@ class Transitions:
     """Memoised :func:`step`: states are interned to small integers, so a repeated
     (record, misses, state) costs one dictionary look-up."""
 
-    def __init__(self, timing: BusTiming, n_pes: int) -> None:
+    def __init__(self, timing: OffchipTiming, n_pes: int) -> None:
         self.timing = timing
         self.n_pes = n_pes
         self.states: list[tuple[int, ...]] = []
         self._state_ids: dict[tuple[int, ...], int] = {}
-        self._memo: dict[tuple[int, int, int], tuple[int, Transition]] = {}
+        self._memo: dict[tuple[int, int, int, int, int], tuple[int, Transition]] = {}
         self.records: dict[int, StepRecord] = {}
         self.misses_memo = 0
 
@@ -147,14 +163,52 @@ class Transitions:
             self.states.append(state)
         return sid
 
-    def advance(self, sid: int, rec: StepRecord, misses: int) -> tuple[int, Transition]:
+    def advance(
+        self, sid: int, rec: StepRecord, misses: int, down: PhaseOutcome, up: PhaseOutcome
+    ) -> tuple[int, Transition]:
         """Next state id and the transition of ``rec`` from state ``sid``."""
-        key = (rec.rid, misses, sid)
+        key = (rec.rid, misses, sid, down.oid, up.oid)
         hit = self._memo.get(key)
         if hit is None:
             self.misses_memo += 1
-            trans = step(self.states[sid], rec, misses, self.timing, self.n_pes)
+            trans = step(self.states[sid], rec, misses, self.timing, self.n_pes, down, up)
             hit = (self.intern(trans.state), trans)
             self._memo[key] = hit
             self.records[rec.rid] = rec
         return hit
+
+
+IDEAL = PhaseOutcome(
+    oid=-2,
+    plane=0,
+    deliveries=(),
+    done=0,
+    landed=0,
+    busy=0,
+    queueing=0,
+    edges=(),
+    peaks=(),
+    empty=True,
+)
+"""An instantaneous NoC: every phase takes no time (for the runtime split)."""
+
+
+class Clock:
+    """One timing recurrence run by the fast path: its memo, state and absolute times."""
+
+    def __init__(self, timing: OffchipTiming, n_pes: int) -> None:
+        self.transitions = Transitions(timing, n_pes)
+        self.sid = self.transitions.intern(initial_state(n_pes))
+        self.ref = 0
+        self.end = 0
+
+    def advance(
+        self, rec: StepRecord, misses: int, down: PhaseOutcome, up: PhaseOutcome
+    ) -> tuple[Transition, int]:
+        """Advance by one step; returns its transition and the reference it is relative to."""
+        self.sid, tr = self.transitions.advance(self.sid, rec, misses, down, up)
+        ref = self.ref
+        if ref + tr.end > self.end:
+            self.end = ref + tr.end
+        self.ref = ref + tr.shift
+        return tr, ref

@@ -7,12 +7,16 @@ once per geometry key; the full path computes it for every step. Counting rules:
   holds its previous tile, plus, under ``l1_keeps_reusable_data``, the tiles of the
   innermost enclosing loop that revisits them when that loop body's footprint fits;
 * one L2 read serves every PE that needs an element in the same step (``multicast``);
+  with forwarding, an element a neighbour held in the previous step comes from it;
 * partial sums leave a PE every step, or when its output tile moves on; spatially reduced
-  partial sums are merged for free or travel separately to an adder tree at L2.
+  partial sums are merged for free or added on the way (:mod:`sim.phases`).
+
+The flows themselves (who sends what to whom) come from :mod:`sim.flows`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil, log2, prod
 
@@ -20,6 +24,7 @@ import numpy as np
 
 from spec.hardware import Hardware
 
+from .flows import Flow, demand, merge, reduction_flows
 from .geometry import Geometry, StepTiles
 from .loopnest import LoopNest
 from .options import Policy
@@ -53,6 +58,11 @@ class StepRecord:
     bus_out_elems: int
     out_elems: int
     adder_cycles: int
+    down_flows: tuple[Flow, ...]
+    forwards: tuple[tuple[int, int, int], ...]
+    forwarded: tuple[int, int]
+    multicast_deliveries: int
+    up_flows: tuple[Flow, ...]
     footprints: tuple[Footprint | None, Footprint | None, Footprint | None]
     occupancy_peak: int
     next_fits: bool
@@ -67,40 +77,19 @@ def _intersection(a_lo, a_hi, b_lo, b_hi) -> np.ndarray:
     return _volume(np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi))
 
 
-def _paint(
-    lo: np.ndarray, hi: np.ndarray, pes: np.ndarray, minus: tuple[np.ndarray, np.ndarray] | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Count canvas over the bounding box of the chosen PEs' rectangles (minus, per PE,
-    what it already holds). Returns ``(corner, counts)`` or ``None`` if empty."""
-    chosen = [p for p in np.flatnonzero(pes) if np.all(hi[:, p] > lo[:, p])]
-    if not chosen:
-        return None
-    corner = lo[:, chosen].min(axis=1)
-    top = hi[:, chosen].max(axis=1)
-    counts = np.zeros(tuple(int(x) for x in top - corner), dtype=np.int32)
-    for p in chosen:
-        box = tuple(
-            slice(int(a), int(b)) for a, b in zip(lo[:, p] - corner, hi[:, p] - corner, strict=True)
-        )
-        if minus is None:
-            counts[box] += 1
-            continue
-        mask = np.ones(tuple(int(x) for x in hi[:, p] - lo[:, p]), dtype=bool)
-        h_lo = np.maximum(minus[0][:, p], lo[:, p]) - lo[:, p]
-        h_hi = np.minimum(minus[1][:, p], hi[:, p]) - lo[:, p]
-        if np.all(h_hi > h_lo):
-            mask[tuple(slice(int(a), int(b)) for a, b in zip(h_lo, h_hi, strict=True))] = False
-        counts[box] += mask
-    return corner, counts
-
-
 class RecordBuilder:
     """Computes step records for one layer, mapping, hardware and policy."""
 
     def __init__(
-        self, nest: LoopNest, geometry: Geometry, hardware: Hardware, policy: Policy
+        self,
+        nest: LoopNest,
+        geometry: Geometry,
+        hardware: Hardware,
+        policy: Policy,
+        neighbours: Callable[[int], tuple[int, ...]] | None = None,
     ) -> None:
         self.nest = nest
+        self.neighbours = neighbours if policy.forwarding else None
         self.geometry = geometry
         self.hardware = hardware
         self.policy = policy
@@ -181,6 +170,9 @@ class RecordBuilder:
         footprints: list[Footprint | None] = [None, None, None]
         occupancy = np.zeros(active.size, dtype=np.int64)
         dims = self.geometry.tensor_dims
+        flows: list[Flow] = []
+        forwards: list[tuple[int, int, int]] = []
+        forwarded = [0, 0]
         for t in range(2):
             lo, hi = cur.tensors[t]
             size = _volume(lo, hi)
@@ -190,13 +182,16 @@ class RecordBuilder:
             held = prev.tensors[t] if prev is not None else None
             new = size - (_intersection(lo, hi, *held) if held is not None else 0)
             l1_writes[t] = int(new[active].sum())
-            painted = _paint(lo, hi, active & (new > 0), held)
-            if painted is None:
+            need = demand(lo, hi, active & (new > 0), held, self.neighbours, hw.multicast)
+            if need.canvas is None:
+                forwards.extend(need.forwards)
+                forwarded[t] = need.forwarded
                 continue
-            corner, counts = painted
-            mask = counts > 0
-            distinct = int(mask.sum())
-            delivered[t] = distinct if hw.multicast else l1_writes[t]
+            corner, mask = need.canvas
+            delivered[t] = need.l2_reads
+            forwarded[t] = need.forwarded
+            flows.extend(need.l2_flows)
+            forwards.extend(need.forwards)
             rel = tuple(int(c) - base.get(d, 0) for c, d in zip(corner, dims[t], strict=True))
             footprints[t] = Footprint(rel, mask)
         o_lo, o_hi = cur.tensors[2]
@@ -210,11 +205,11 @@ class RecordBuilder:
             same = np.all((n_lo == o_lo) & (n_hi == o_hi), axis=0) & nxt.active
             egress = has_out & ~same
         bus_out = out_elems = adder = 0
-        painted = _paint(o_lo, o_hi, egress, None)
-        if painted is not None:
-            corner, counts = painted
-            out_elems = int((counts > 0).sum())
-            fan_in = int(counts.max())
+        up_flows, canvas = reduction_flows(o_lo, o_hi, egress)
+        if canvas is not None:
+            corner, mask = canvas
+            out_elems = sum(n for _, n in up_flows)
+            fan_in = max(len(pes) for pes, _ in up_flows)
             if policy.free_spatial_reduction:
                 bus_out = out_elems
             else:
@@ -222,7 +217,7 @@ class RecordBuilder:
                 if fan_in > 1:
                     adder = ceil(log2(fan_in)) * hw.adder_latency_cycles
             rel = tuple(int(c) - base.get(d, 0) for c, d in zip(corner, dims[2], strict=True))
-            footprints[2] = Footprint(rel, counts > 0)
+            footprints[2] = Footprint(rel, mask)
         next_need = 0
         if nxt is not None:
             next_need = _volume(*nxt.tensors[0]) + _volume(*nxt.tensors[1])
@@ -245,11 +240,23 @@ class RecordBuilder:
             bus_out_elems=bus_out,
             out_elems=out_elems,
             adder_cycles=adder,
+            down_flows=merge(flows),
+            forwards=_merge_forwards(forwards),
+            forwarded=(forwarded[0], forwarded[1]),
+            multicast_deliveries=sum(n * len(pes) for pes, n in flows if len(pes) > 1),
+            up_flows=tuple(up_flows),
             footprints=(footprints[0], footprints[1], footprints[2]),
             occupancy_peak=peak,
             next_fits=fits and policy.double_buffering,
             l1_overflow=peak > hw.l1_size_elems,
         )
+
+
+def _merge_forwards(forwards: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
+    out: dict[tuple[int, int], int] = {}
+    for q, p, n in forwards:
+        out[q, p] = out.get((q, p), 0) + n
+    return tuple((q, p, n) for (q, p), n in sorted(out.items()))
 
 
 def tensor_elems(geometry: Geometry) -> tuple[int, int, int]:

@@ -37,11 +37,28 @@ def test_every_pe_is_reachable_from_l2_and_back(topology: str) -> None:
     assert all(graph.nodes[n]["pos"] is not None for n in graph.nodes)
 
 
-def test_bus_links_share_one_medium_with_the_transfer_latency() -> None:
+def test_bus_is_one_medium_per_direction_with_the_transfer_latency() -> None:
+    """Changed from "every bus link shares one resource": the previous issue's bus is
+    full duplex (tiles down and partial sums up never wait for each other), so each
+    direction is its own medium; the PE taps carry no latency, unbounded bandwidth, and
+    never hold a medium."""
     graph = build_topology(_hw("bus"))
-    assert {d["resource"] for _, _, d in graph.edges(data=True)} == {"bus"}
-    # The whole transfer latency sits on the L2 -> bus link (MAESTRO's L).
-    assert sum(graph.edges[e]["latency"] for e in Router(graph).route(L2, pe(3))) == 3
+    assert graph.edges[L2, "bus"]["resource"] == "bus:down"
+    assert graph.edges["bus", L2]["resource"] == "bus:up"
+    taps = [d for a, b, d in graph.edges(data=True) if L2 not in (a, b)]
+    assert all(d["latency"] == 0 and d["energy_hops"] == 0 for d in taps)
+    # The whole transfer latency sits on the L2 <-> bus links (MAESTRO's L), both ways.
+    router = Router(graph)
+    assert sum(graph.edges[e]["latency"] for e in router.route(L2, pe(3))) == 3
+    assert sum(graph.edges[e]["latency"] for e in router.route(pe(3), L2)) == 3
+    assert graph.graph["broadcast"]
+
+
+def test_links_at_l2_are_capped_by_its_ports() -> None:
+    graph = build_topology(_hw("mesh", l2_read_bw_elems_per_cycle=3, l2_write_bw_elems_per_cycle=5))
+    assert graph.edges[L2, ("r", 0, 0)]["bandwidth"] == 3
+    assert graph.edges[("r", 0, 0), L2]["bandwidth"] == 5
+    assert graph.edges[("r", 0, 0), ("r", 1, 0)]["bandwidth"] == 8
 
 
 def test_mesh_xy_route_goes_along_x_then_y() -> None:
@@ -83,13 +100,48 @@ def test_fat_tree_bandwidth_doubles_towards_the_root() -> None:
 
 
 def test_systolic_array_has_only_neighbour_links_and_edge_injection() -> None:
-    """2x2 array: PE0 PE1 / PE2 PE3. Right and down links only; L2 injects into the
-    left column (PE0, PE2) and the top row (PE1)."""
+    """2x2 array: PE0 PE1 / PE2 PE3. Neighbour links only, now in both directions
+    (changed from right/down only: in MAESTRO's mappings a sliding window hands PE i
+    what PE i+1 held, i.e. leftwards, so a right/down array could never forward); L2
+    injects into the left column (PE0, PE2) and the top row (PE1) and drains from the
+    right column and the bottom row (PE1, PE2, PE3)."""
     graph = build_topology(_hw("systolic"))
     pe_links = {(a, b) for a, b in graph.edges if a != L2 and b != L2}
-    assert pe_links == {(pe(0), pe(1)), (pe(0), pe(2)), (pe(1), pe(3)), (pe(2), pe(3))}
+    right_down = {(pe(0), pe(1)), (pe(0), pe(2)), (pe(1), pe(3)), (pe(2), pe(3))}
+    assert pe_links == right_down | {(b, a) for a, b in right_down}
     assert sorted(b for a, b in graph.edges if a == L2) == [pe(0), pe(1), pe(2)]
-    assert Router(graph).hops(L2, pe(3)) == 2
+    assert sorted(a for a, b in graph.edges if b == L2) == [pe(1), pe(2), pe(3)]
+    router = Router(graph)
+    assert router.hops(L2, pe(3)) == 2
+    assert router.neighbours(0) == (1, 2)
+    assert all(graph.nodes[pe(i)]["adder"] for i in range(4))
+
+
+def test_mesh_neighbours_are_pes_at_adjacent_routers() -> None:
+    """3x3 mesh: PE 4 sits in the middle, its neighbours are PEs 1, 3, 5, 7; a corner
+    PE has two. Trees and buses have no PE-to-PE links, so nothing is forwarded."""
+    router = Router(build_topology(_hw("mesh", pes=9)))
+    assert router.neighbours(4) == (1, 3, 5, 7)
+    assert router.neighbours(0) == (1, 3)
+    assert router.route(pe(1), pe(4)) == (
+        (pe(1), ("r", 1, 0)),
+        (("r", 1, 0), ("r", 1, 1)),
+        (("r", 1, 1), pe(4)),
+    )
+    assert Router(build_topology(_hw("tree"))).neighbours(1) == ()
+
+
+def test_routes_into_l2_form_a_tree() -> None:
+    """Every node's route to L2 continues along its next node's route (one breadth-first
+    tree), so streams that meet never split again: what a reduction needs."""
+    for topology in ("systolic", "crossbar", "tree"):
+        graph = build_topology(_hw(topology, pes=9))
+        router = Router(graph)
+        for i in range(9):
+            route = router.route(pe(i), L2)
+            for k, (a, _b) in enumerate(route[1:], start=1):
+                if a[0] == "pe":
+                    assert router.route(a, L2) == route[k:]
 
 
 def test_custom_graph_is_routed_by_shortest_paths() -> None:

@@ -1,0 +1,147 @@
+"""Who sends what to whom in one step: multicast flows from L2, forwarding between
+neighbours, and partial-sum flows back to L2, derived exactly from the PEs' tiles.
+
+A *flow* is a set of elements that travel together because they have the same
+endpoints: every element a PE set needs from L2 (and no other PE needs) forms one
+multicast flow to that set; every partial sum held by the same set of egressing PEs forms
+one reduction flow from that set. Flows are found by partition refinement on a canvas of
+the step's footprint: each PE's region splits the element classes it touches, so the
+final classes are exactly the elements with identical PE sets (no hashing, no
+per-element sets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Demand", "demand", "reduction_flows", "refine"]
+
+Flow = tuple[tuple[int, ...], int]
+"""(PE indices, elements)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """One tensor's traffic into the PEs at one step: multicast flows from L2
+    (``(dests, elems)``), forwards ``(src PE, dst PE, elems)``, the elements L2 reads, and
+    the canvas of those elements (corner, boolean mask) for L2 residency."""
+
+    l2_flows: tuple[Flow, ...]
+    forwards: tuple[tuple[int, int, int], ...]
+    l2_reads: int
+    forwarded: int
+    canvas: tuple[np.ndarray, np.ndarray] | None
+
+
+def refine(
+    regions: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]],
+) -> tuple[list[Flow], tuple[np.ndarray, np.ndarray] | None]:
+    """Partition the union of ``regions`` (``(member, lo, hi, mask)``: a box and an
+    optional boolean mask over it) into classes of elements covered by the same members.
+    Returns ``(members, count)`` per class, members ascending, and the union's canvas."""
+    if not regions:
+        return [], None
+    corner = np.min([r[1] for r in regions], axis=0)
+    top = np.max([r[2] for r in regions], axis=0)
+    ids = np.zeros(tuple(int(v) for v in top - corner), dtype=np.int64)
+    members: list[tuple[int, ...]] = [()]
+    for member, lo, hi, mask in regions:
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo - corner, hi - corner, strict=True))
+        view = ids[box]
+        sub = view if mask is None else view[mask]
+        uniq, inverse = np.unique(sub, return_inverse=True)
+        fresh = len(members) + inverse.reshape(sub.shape)
+        members.extend(members[int(u)] + (member,) for u in uniq)
+        if mask is None:
+            view[...] = fresh
+        else:
+            view[mask] = fresh
+    counts = np.bincount(ids.ravel(), minlength=len(members))
+    flows = [(members[i], int(counts[i])) for i in np.flatnonzero(counts[1:]) + 1]
+    return flows, (corner, ids > 0)
+
+
+def _cut(mask: np.ndarray, lo: np.ndarray, cut_lo: np.ndarray, cut_hi: np.ndarray) -> tuple:
+    """The slice of ``mask`` (a box starting at ``lo``) inside ``[cut_lo, cut_hi)``, or
+    ``()`` when they do not meet."""
+    a = np.maximum(cut_lo - lo, 0)
+    b = np.minimum(cut_hi - lo, mask.shape)
+    if np.any(b <= a):
+        return ()
+    return tuple(slice(int(x), int(y)) for x, y in zip(a, b, strict=True))
+
+
+def demand(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    receivers: np.ndarray,
+    held: tuple[np.ndarray, np.ndarray] | None,
+    neighbours: Callable[[int], tuple[int, ...]] | None,
+    multicast: bool,
+) -> Demand:
+    """Traffic of one tensor whose tiles are ``[lo, hi)`` (shape ``(dims, PEs)``) to the
+    PEs in ``receivers``. Each PE lacks its tile minus what it ``held`` (its previous
+    tile); with ``neighbours``, what a neighbour held comes from the first neighbour (in
+    the router's order) that held it, the rest from L2."""
+    regions: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    forwards: list[tuple[int, int, int]] = []
+    unicast_reads = 0
+    for p in np.flatnonzero(receivers).tolist():
+        plo, phi = lo[:, p], hi[:, p]
+        mask = np.ones(tuple(int(v) for v in phi - plo), dtype=bool)
+        if held is not None:
+            box = _cut(mask, plo, held[0][:, p], held[1][:, p])
+            if box:
+                mask[box] = False
+        if neighbours is not None and held is not None:
+            for q in neighbours(p):
+                box = _cut(mask, plo, held[0][:, q], held[1][:, q])
+                if not box:
+                    continue
+                n = int(np.count_nonzero(mask[box]))
+                if n:
+                    forwards.append((q, p, n))
+                    mask[box] = False
+        need = int(np.count_nonzero(mask))
+        if need:
+            unicast_reads += need
+            regions.append((p, plo, phi, None if need == mask.size else mask))
+    flows, canvas = refine(regions)
+    if not multicast:
+        flows = [((r[0],), int(r[3].sum()) if r[3] is not None else _size(r)) for r in regions]
+    l2_reads = sum(n for _, n in flows) if multicast else unicast_reads
+    return Demand(
+        l2_flows=tuple(flows),
+        forwards=tuple(forwards),
+        l2_reads=l2_reads,
+        forwarded=sum(f[2] for f in forwards),
+        canvas=canvas,
+    )
+
+
+def _size(region: tuple[int, np.ndarray, np.ndarray, np.ndarray | None]) -> int:
+    return int(np.prod(region[2] - region[1]))
+
+
+def reduction_flows(
+    lo: np.ndarray, hi: np.ndarray, senders: np.ndarray
+) -> tuple[list[Flow], tuple[np.ndarray, np.ndarray] | None]:
+    """Partial sums leaving the PEs in ``senders`` (output tiles ``[lo, hi)``): one flow
+    per set of PEs holding the same output elements, and the canvas of those elements."""
+    regions = [
+        (p, lo[:, p], hi[:, p], None)
+        for p in np.flatnonzero(senders).tolist()
+        if np.all(hi[:, p] > lo[:, p])
+    ]
+    return refine(regions)
+
+
+def merge(flows: Sequence[Flow]) -> tuple[Flow, ...]:
+    """Flows with the same PE set summed, ordered by PE set."""
+    out: dict[tuple[int, ...], int] = {}
+    for pes, n in flows:
+        out[pes] = out.get(pes, 0) + n
+    return tuple(sorted(out.items()))

@@ -1,0 +1,145 @@
+"""NoC statistics of a run: per-link totals, the result metrics and the ``noc`` section.
+
+Both execution paths end with the same totals: the SimPy machine's link statistics, or
+the fast path's phase outcomes each multiplied by how often it occurred.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .noc import NoC, PhaseOutcome
+from .phases import PLANES, Fabric
+from .topology import node_label
+
+__all__ = ["NocReport", "NocTotals", "busy_series", "noc_report"]
+
+_HOTTEST = 5
+
+
+@dataclass(frozen=True, slots=True)
+class NocTotals:
+    """Per plane: edge -> [elements, busy cycles, queueing cycles, max queueing cycles,
+    hops served]; resource -> peak queue length."""
+
+    edges: tuple[dict[int, list[int]], ...]
+    peaks: tuple[dict[int, int], ...]
+
+    @classmethod
+    def from_outcomes(cls, counts: Counter[int], outcomes: Sequence[PhaseOutcome]) -> NocTotals:
+        """Totals of the fast path: each phase outcome times its number of occurrences."""
+        edges: tuple[dict[int, list[int]], ...] = ({}, {})
+        peaks: tuple[dict[int, int], ...] = ({}, {})
+        for oid, count in sorted(counts.items()):
+            out = outcomes[oid]
+            table = edges[out.plane]
+            for e, elems, busy, wait, wait_max, hops in out.edges:
+                row = table.setdefault(e, [0, 0, 0, 0, 0])
+                row[0] += count * elems
+                row[1] += count * busy
+                row[2] += count * wait
+                row[3] = max(row[3], wait_max)
+                row[4] += count * hops
+            for r, peak in out.peaks:
+                peaks[out.plane][r] = max(peaks[out.plane].get(r, 0), peak)
+        return cls(edges, peaks)
+
+    @classmethod
+    def from_noc(cls, noc: NoC) -> NocTotals:
+        """Totals the SimPy machine measured."""
+        return cls(
+            tuple({e: list(row) for e, row in s.edges.items()} for s in noc.stats),
+            (noc.peaks(0), noc.peaks(1)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NocReport:
+    """Metrics for the result, the JSON ``noc`` section, and link utilisation keyed by
+    the graph's (src, dst) nodes (the busier plane where both use a link)."""
+
+    metrics: dict[str, int | float]
+    section: dict[str, object]
+    utilization: dict[tuple[Hashable, Hashable], float]
+
+
+def noc_report(
+    fabric: Fabric,
+    totals: NocTotals,
+    runtime: int,
+    busy_series: list[float],
+    arbitration: str,
+) -> NocReport:
+    """Summarise the totals of a run lasting ``runtime`` cycles."""
+    links = []
+    utilization: dict[tuple[Hashable, Hashable], float] = {}
+    traversals = elem_links = queueing = 0
+    for plane, table in enumerate(totals.edges):
+        for e, (elems, busy, wait, wait_max, hops) in sorted(table.items()):
+            src, dst = fabric.label(e)
+            util = busy / runtime if runtime else 0.0
+            peak = totals.peaks[plane].get(fabric.resource[e], 0)
+            traversals += elems * fabric.energy_hops[e]
+            elem_links += elems
+            queueing += wait
+            node_pair = fabric.edges[e]
+            utilization[node_pair] = max(utilization.get(node_pair, 0.0), round(util, 6))
+            links.append(
+                {
+                    "src": src,
+                    "dst": dst,
+                    "plane": PLANES[plane],
+                    "elems": elems,
+                    "busy_cycles": busy,
+                    "utilization": round(util, 6),
+                    "hops": hops,
+                    "queueing_cycles": wait,
+                    "mean_queue_len": round(wait / runtime, 6) if runtime else 0.0,
+                    "peak_queue_len": peak,
+                    "mean_queueing_delay_cycles": round(wait / hops, 6) if hops else 0.0,
+                    "max_queueing_delay_cycles": wait_max,
+                }
+            )
+    hottest = sorted(links, key=lambda x: (-x["utilization"], -x["queueing_cycles"]))  # type: ignore[operator]
+    peak_queue = max((max(p.values(), default=0) for p in totals.peaks), default=0)
+    metrics: dict[str, int | float] = {
+        "noc_traversals_elem_hops": traversals,
+        "noc_link_elems_total": elem_links,
+        "noc_link_queueing_cycles": queueing,
+        "noc_links_used": len(links),
+        "noc_peak_queue_len": peak_queue,
+        "noc_max_link_utilization": hottest[0]["utilization"] if hottest else 0.0,  # type: ignore[dict-item]
+    }
+    section: dict[str, object] = {
+        "topology": fabric.name,
+        "arbitration": arbitration,
+        "planes": list(PLANES),
+        "links": links,
+        "hottest_links": hottest[:_HOTTEST],
+        "link_utilization": [[*fabric_pair, u] for fabric_pair, u in _labelled(utilization)],
+        "busy_series": busy_series,
+    }
+    return NocReport(metrics, section, utilization)
+
+
+def _labelled(
+    utilization: dict[tuple[Hashable, Hashable], float],
+) -> list[tuple[tuple[str, str], float]]:
+    return [((node_label(a), node_label(b)), u) for (a, b), u in utilization.items()]
+
+
+def busy_series(
+    starts: Sequence[int], busy: Sequence[int], runtime: int, bins: int, links: int
+) -> list[float]:
+    """Mean fraction of the used links busy per time bin, each step's link-busy cycles
+    counted in the bin where its compute starts."""
+    if runtime <= 0 or not len(starts) or links <= 0:
+        return []
+    width = -(-runtime // bins)
+    where = np.minimum(np.asarray(starts, dtype=np.int64) // width, bins - 1)
+    sums = np.bincount(where, weights=np.asarray(busy, dtype=np.float64), minlength=bins)
+    return [round(float(v) / (width * links), 6) for v in sums]
