@@ -61,14 +61,13 @@ class LinkServer:
         self.last_port = last_port
         self.busy = False
         self.waiting: list[tuple[int, simpy.Event]] = []
-        self.peak_queue = 0
+        self.waits: list[tuple[int, int]] = []
 
     def request(self, port: int) -> simpy.Event:
         """An event granted when this hop (entering from node ``port``) holds the link."""
         event = self.env.event()
         if self.busy:
             self.waiting.append((port, event))
-            self.peak_queue = max(self.peak_queue, len(self.waiting))
         else:
             self.busy = True
             self.last_port = port
@@ -92,6 +91,15 @@ class LinkServer:
         port, event = self.waiting.pop(pick)
         self.last_port = port
         event.succeed()
+
+    def peak_queue(self) -> int:
+        """Most hops ever waiting for this link at once (for a positive time)."""
+        changes = sorted([(s, -1) for _, s in self.waits] + [(a, 1) for a, _ in self.waits])
+        peak = length = 0
+        for _, step in changes:
+            length += step
+            peak = max(peak, length)
+        return peak
 
 
 @dataclass(slots=True)
@@ -233,7 +241,8 @@ class NoC:
 
     def peaks(self, plane: int) -> dict[int, int]:
         """Peak queue length of every server of ``plane`` used so far."""
-        return {r: s.peak_queue for r, s in self.servers[plane].items() if s.peak_queue}
+        peaks = {r: s.peak_queue() for r, s in self.servers[plane].items()}
+        return {r: p for r, p in peaks.items() if p}
 
     def start(self, phase: Phase) -> PhaseRun:
         """Inject every message of ``phase`` now."""
@@ -266,6 +275,8 @@ class NoC:
         if self.contention:
             yield server.request(hop.port)
         start = int(env.now)
+        if start > asked:
+            server.waits.append((asked, start))
         ser = -(-hop.elems // fabric.bandwidth[hop.edge])
         tail = max(start + ser - 1, tail_prev, start) + fabric.latency[hop.edge]
         events[h].succeed((start, tail))

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .noc import NoC, PhaseOutcome
-from .phases import PLANES, Fabric
-from .topology import node_label
+from .phases import COLLECTION, PLANES, Fabric
+from .topology import L2, node_label
 
 __all__ = ["NocReport", "NocTotals", "busy_series", "noc_report"]
 
@@ -77,7 +77,7 @@ def noc_report(
     """Summarise the totals of a run lasting ``runtime`` cycles."""
     links = []
     utilization: dict[tuple[Hashable, Hashable], float] = {}
-    traversals = elem_links = queueing = 0
+    traversals = elem_links = queueing = into_l2 = 0
     for plane, table in enumerate(totals.edges):
         for e, (elems, busy, wait, wait_max, hops) in sorted(table.items()):
             src, dst = fabric.label(e)
@@ -87,6 +87,8 @@ def noc_report(
             elem_links += elems
             queueing += wait
             node_pair = fabric.edges[e]
+            if plane == COLLECTION and node_pair[1] == L2:
+                into_l2 += elems
             utilization[node_pair] = max(utilization.get(node_pair, 0.0), round(util, 6))
             links.append(
                 {
@@ -108,6 +110,7 @@ def noc_report(
     peak_queue = max((max(p.values(), default=0) for p in totals.peaks), default=0)
     metrics: dict[str, int | float] = {
         "noc_traversals_elem_hops": traversals,
+        "noc_into_l2_elems": into_l2,
         "noc_link_elems_total": elem_links,
         "noc_link_queueing_cycles": queueing,
         "noc_links_used": len(links),

@@ -121,9 +121,12 @@ class PhaseBuilder:
                 messages = self._distribution(rec)
             else:
                 messages = self._collection(rec)
-            key = self._keys.setdefault(messages, len(self._keys))
-            cached = self._cache[rec.rid, plane] = Phase(plane, messages, key)
+            cached = self._cache[rec.rid, plane] = self.make(plane, messages)
         return cached
+
+    def make(self, plane: int, messages: tuple[Message, ...]) -> Phase:
+        """A phase of these messages (phases with equal messages share a key)."""
+        return Phase(plane, messages, self._keys.setdefault(messages, len(self._keys)))
 
     # -- distribution -----------------------------------------------------------------
     def _distribution(self, rec: StepRecord) -> tuple[Message, ...]:
@@ -135,16 +138,16 @@ class PhaseBuilder:
             for pes, n in rec.down_flows:
                 for p in pes:
                     loads[p] += n
-            return (self._out_tree(L2, involved, rec.bus_in_elems, loads),)
-        messages = [self._out_tree(L2, pes, n, None) for pes, n in rec.down_flows]
-        messages += [self._out_tree(pe(q), (p,), n, None) for q, p, n in rec.forwards]
+            return (self.multicast(L2, involved, rec.bus_in_elems, loads),)
+        messages = [self.multicast(L2, pes, n, None) for pes, n in rec.down_flows]
+        messages += [self.multicast(pe(q), (p,), n, None) for q, p, n in rec.forwards]
         return tuple(messages)
 
-    def _out_tree(
+    def multicast(
         self, src: Hashable, dsts: Sequence[int], elems: int, taps: dict[int, int] | None
     ) -> Message:
-        """A multicast from ``src``: every link carries ``elems`` (on a broadcast bus the
-        tap into PE p carries ``taps[p]``)."""
+        """A multicast from node ``src`` to PEs ``dsts``: every link of the tree carries
+        ``elems`` (on a broadcast bus the tap into PE p carries ``taps[p]``)."""
         fabric = self.fabric
         targets = [pe(p) for p in dsts]
         edges = self.router.multicast(src, targets)
@@ -174,11 +177,12 @@ class PhaseBuilder:
         if not flows:
             return ()
         if self.fabric.broadcast:
-            return (self._in_tree(flows),)
-        return tuple(self._in_tree((flow,)) for flow in flows)
+            return (self.reduction(flows),)
+        return tuple(self.reduction((flow,)) for flow in flows)
 
-    def _in_tree(self, flows: Sequence[Flow]) -> Message:
-        """Reduction flows towards L2 as one message (one flow, or all of a bus's)."""
+    def reduction(self, flows: Sequence[Flow]) -> Message:
+        """Reduction flows ``(PEs, elems)`` towards L2 as one message (one flow, or all
+        of a bus's)."""
         fabric = self.fabric
         depth: dict[tuple[Hashable, Hashable], int] = {}
         per_flow: list[tuple[dict[Hashable, Hashable], set[Hashable], int]] = []

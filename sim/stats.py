@@ -214,7 +214,7 @@ def build_result(
         "offchip_output_refetch_elems": tally.l2_refetch,
         "l2_evicted_elems": l2.evictions,
         "noc_down_elems": bus_in,
-        "noc_up_elems": bus_out,
+        "noc_up_elems": noc.metrics.pop("noc_into_l2_elems"),
         "noc_down_busy_cycles": tally.down_busy,
         "noc_up_busy_cycles": tally.up_busy,
         "noc_queueing_cycles": tally.down_queue + tally.up_queue,

@@ -97,7 +97,7 @@ def _both(
     _link(graph, b, a, bw, latency, energy_hops=energy_hops)
 
 
-def _bus(hw: Hardware, n: int) -> nx.DiGraph:
+def _bus(hw: Hardware, n: int, shape: tuple[int, int]) -> nx.DiGraph:
     """A full-duplex shared bus: one medium per direction carrying the whole transfer
     latency (MAESTRO's ``L``); every PE taps both (taps are free and never contend)."""
     g = nx.DiGraph(name="bus", pe_links=False, broadcast=True)
@@ -112,7 +112,7 @@ def _bus(hw: Hardware, n: int) -> nx.DiGraph:
     return g
 
 
-def _crossbar(hw: Hardware, n: int) -> nx.DiGraph:
+def _crossbar(hw: Hardware, n: int, shape: tuple[int, int]) -> nx.DiGraph:
     """L2 port into a crossbar with one output link per PE: contention only at ports."""
     g = nx.DiGraph(name="crossbar", pe_links=False, broadcast=False)
     g.add_node(L2, pos=(n / 2 - 0.5, 2.0), adder=False)
@@ -125,10 +125,10 @@ def _crossbar(hw: Hardware, n: int) -> nx.DiGraph:
     return g
 
 
-def _mesh(hw: Hardware, n: int) -> nx.DiGraph:
+def _mesh(hw: Hardware, n: int, shape: tuple[int, int]) -> nx.DiGraph:
     """2-D mesh of routers, one PE per router, L2 attached at a corner or mid-edge.
     Routers add partial sums that meet there (the attached PE's adder)."""
-    cols, rows = mesh_shape(n)
+    cols, rows = shape
     g = nx.DiGraph(name="mesh", pe_links=True, broadcast=False, shape=(cols, rows))
     bw, hop = hw.noc_bw_elems_per_cycle, hw.noc_hop_latency_cycles
     for i in range(n):
@@ -148,7 +148,7 @@ def _mesh(hw: Hardware, n: int) -> nx.DiGraph:
     return g
 
 
-def _tree(hw: Hardware, n: int) -> nx.DiGraph:
+def _tree(hw: Hardware, n: int, shape: tuple[int, int]) -> nx.DiGraph:
     """Binary fat tree: L2 at the root, PEs at the leaves, link bandwidth doubling at
     each level towards the root (so a level never carries less than the one below).
     Switches add partial sums that meet there (a reduction tree)."""
@@ -181,12 +181,12 @@ def _tree(hw: Hardware, n: int) -> nx.DiGraph:
     return g
 
 
-def _systolic(hw: Hardware, n: int) -> nx.DiGraph:
+def _systolic(hw: Hardware, n: int, shape: tuple[int, int]) -> nx.DiGraph:
     """2-D array of PEs with links only between neighbours (both directions: sliding
     windows hand data from PE i+1 to PE i, the other direction carries partial sums
     out); L2 injects at the left column and the top row and drains from the right
     column and the bottom row. PEs add partial sums passing through them."""
-    cols, rows = mesh_shape(n)
+    cols, rows = shape
     g = nx.DiGraph(name="systolic", pe_links=True, broadcast=False, shape=(cols, rows))
     bw, hop = hw.noc_bw_elems_per_cycle, hw.noc_hop_latency_cycles
     g.add_node(L2, pos=(-1.5, 1.0), adder=False)
@@ -218,11 +218,18 @@ _BUILDERS = {
 }
 
 
-def build_topology(hardware: Hardware, num_pes: int | None = None) -> nx.DiGraph:
+def build_topology(
+    hardware: Hardware, num_pes: int | None = None, *, shape: tuple[int, int] | None = None
+) -> nx.DiGraph:
     """The NoC graph named by ``hardware.topology`` for ``num_pes`` PEs (default: all),
-    with the L2 ports' bandwidth applied to the links at L2."""
+    with the L2 ports' bandwidth applied to the links at L2. ``shape`` (columns, rows)
+    lays out a mesh or systolic array (default: the most square grid)."""
     n = hardware.num_pes if num_pes is None else num_pes
-    graph = _BUILDERS[hardware.topology](hardware, n)
+    if shape is None:
+        shape = mesh_shape(n)
+    elif shape[0] * shape[1] < n or shape[0] * (shape[1] - 1) >= n:
+        raise ValueError(f"a {shape[0]}x{shape[1]} grid does not fit {n} PEs row by row")
+    graph = _BUILDERS[hardware.topology](hardware, n, shape)
     _cap_l2_ports(graph, hardware)
     return graph
 

@@ -61,22 +61,48 @@ def test_functional_output_equals_numpy_on_shipped_mappings(item) -> None:
 _MID = sorted(glob.glob(str(DATA / "maestro-reference" / "table2" / "*.m")))
 
 
+_NOCS = {
+    "bus": {},
+    "mesh": {"topology": "mesh", "noc_hop_latency_cycles": 1},
+    "tree": {"topology": "tree", "noc_hop_latency_cycles": 1, "adder_latency_cycles": 2},
+    "systolic-rr": {
+        "topology": "systolic",
+        "noc_hop_latency_cycles": 2,
+        "noc_arbitration": "round_robin",
+    },
+}
+
+
+_PATHS = [
+    (noc, policy)
+    for noc in _NOCS
+    for policy in (MAESTRO, REALISTIC)
+    if noc != "systolic-rr" or policy is REALISTIC
+]
+
+
 @pytest.mark.parametrize("path", _MID, ids=[p.split("/")[-1] for p in _MID])
-@pytest.mark.parametrize("policy", [MAESTRO, REALISTIC], ids=["maestro", "realistic"])
-def test_fast_path_equals_full_simpy_run(path: str, policy) -> None:
+@pytest.mark.parametrize(
+    ("noc", "policy"), _PATHS, ids=[f"{noc}-{policy.name}" for noc, policy in _PATHS]
+)
+def test_fast_path_equals_full_simpy_run(path: str, noc: str, policy) -> None:
+    """Every counter, per-PE detail and per-link statistic of the fast path equals the
+    full SimPy run, on the bus, a mesh, a fat tree, and a systolic array arbitrated
+    round robin (whose phase outcomes depend on the arbiters' state)."""
     entry = load_network(path).layers[0]
     layer = make_layer(
         name="mid",
         type_=LayerType.CONV,
         declared={"K": 4, "C": 3, "R": 3, "S": 3, "Y": 12, "X": 12},
     )
-    hw = xc_hw(16, noc_bw_elems_per_cycle=4, l2_size_elems=600)
+    hw = xc_hw(16, noc_bw_elems_per_cycle=4, l2_size_elems=600, **_NOCS[noc])
     runs = [
         simulate(layer, entry.mapping, hw, SimOptions(policy=policy, fast_forward=ff))
         for ff in (True, False)
     ]
     fast, full = (stable(r.to_dict()) for r in runs)
     assert fast == full
+    assert runs[0].link_utilization == runs[1].link_utilization
     assert runs[1].layer.metric("simpy_events") > 0
 
 
