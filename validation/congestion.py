@@ -34,8 +34,11 @@ class CongestionFinding:
     bandwidths: tuple[int, ...]
     ratios: tuple[float, ...]
     departs_below_bw: int | None
+    """Bandwidth below which the simulation is more than 5% slower than the closed form
+    (None: never within the sweep; 0: at every bandwidth swept)."""
     worst_ratio: float
     worst_bw: int
+    queueing_share_at_worst: float | None = None
     plot: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +51,7 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
     curves: dict[tuple[str, str], dict[str, dict[int, tuple[float, float]]]] = defaultdict(
         lambda: defaultdict(dict)
     )
+    queueing: dict[tuple[str, str, str, int], float | None] = {}
     for case in run.cases:
         bw = case.settings.get("noc_bw_elems_per_cycle")
         model, truth = case.results.get("analytic"), case.results.get("sim-maestro")
@@ -58,6 +62,12 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
             float(model.runtime_cycles),
             float(truth.runtime_cycles),
         )
+        split = truth.flat().get("runtime_split_queueing_cycles")
+        queueing[(case.scenario, case.layer, topology, int(bw))] = (
+            float(split) / truth.runtime_cycles
+            if split is not None and truth.runtime_cycles
+            else None
+        )
     findings = []
     for (scenario, layer), by_topology in sorted(curves.items()):
         plot_name = f"congestion_{scenario}_{layer}.png".replace("/", "_")
@@ -67,25 +77,26 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
         for topology, points in sorted(by_topology.items()):
             bandwidths = tuple(sorted(points))
             ratios = tuple(points[b][1] / points[b][0] if points[b][0] else 1.0 for b in bandwidths)
+            departing = [b for b, r in zip(bandwidths, ratios, strict=True) if r > DEPARTURE]
             departs = None
-            for b, r in zip(bandwidths, ratios, strict=True):
-                if r > DEPARTURE:
-                    departs = b
-            if departs is not None:
-                higher = [b for b in bandwidths if b > departs]
-                departs = higher[0] if higher else departs
+            if departing:
+                higher = [b for b in bandwidths if b > max(departing)]
+                departs = higher[0] if higher else 0
             worst = max(range(len(ratios)), key=lambda i: ratios[i])
             findings.append(
                 CongestionFinding(
-                    scenario,
-                    layer,
-                    topology,
-                    bandwidths,
-                    ratios,
-                    departs,
-                    ratios[worst],
-                    bandwidths[worst],
-                    plot_name,
+                    scenario=scenario,
+                    layer=layer,
+                    topology=topology,
+                    bandwidths=bandwidths,
+                    ratios=ratios,
+                    departs_below_bw=departs,
+                    worst_ratio=ratios[worst],
+                    worst_bw=bandwidths[worst],
+                    queueing_share_at_worst=queueing.get(
+                        (scenario, layer, topology, bandwidths[worst])
+                    ),
+                    plot=plot_name,
                 )
             )
             analytic_curve.update({b: points[b][0] for b in bandwidths})
