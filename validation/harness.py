@@ -168,6 +168,7 @@ def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
         for switch, _, value in ASSUMPTIONS
     ]
     jobs.append(Job(case.path, variant, case.layer_index, "sim-realistic", (), True))
+    jobs.append(Job(case.path, variant, case.layer_index, "analytic", (), False, True))
     return jobs
 
 
@@ -180,6 +181,7 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
     causes.append(
         ("finite NoC bandwidth and contention (zero-load / unbounded NoC)", extra.get("noc"))
     )
+    offchip = extra.get("offchip")
     for metric in EXPLAINED_METRICS:
         if metric not in model or metric not in real:
             continue
@@ -192,6 +194,18 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
             delta = float(result.flat()[metric]) - float(real[metric])
             if delta:
                 out.append(Attribution(metric, cause, delta, delta / gap))
+        if offchip is not None:
+            delta = float(model[metric]) - float(offchip.flat()[metric])
+            if delta:
+                out.append(
+                    Attribution(
+                        metric,
+                        "the closed form's off-chip model (every step's L2 tiles refetched at the"
+                        " off-chip bandwidth; the simulator fetches each element once)",
+                        delta,
+                        delta / gap,
+                    )
+                )
         own = float(model[metric]) - float(maestro[metric])
         if own:
             out.append(
@@ -260,8 +274,13 @@ def run_validation(
     extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     bugs: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     for job, payload in more.items():
-        target = bugs if job.engine == "analytic" else extra
-        name = "noc" if job.unbounded_noc else job.switches[0][0]
+        target = bugs if job.engine == "analytic" and job.switches else extra
+        if job.unbounded_noc:
+            name = "noc"
+        elif job.unbounded_offchip:
+            name = "offchip"
+        else:
+            name = job.switches[0][0]
         target.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
             payload["result"]
         )

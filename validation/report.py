@@ -147,17 +147,18 @@ def _case_blocks(case: CaseResult) -> list[Block]:
         items = []
         for a in case.attributions:
             share = f" ({a.share:.0%} of the gap)" if a.share is not None else ""
-            items.append(f"`{a.metric}`: {a.cause} moves it by {fmt(a.delta)}{share}")
+            items.append(f"`{a.metric}`: {a.cause}: {fmt(a.delta)}{share}")
         blocks.append(
             Paragraph(
-                "Where the difference comes from (simulator re-run with one assumption at a"
-                " time set to MAESTRO's):"
+                "Where the analytic-vs-realistic difference comes from (the simulator re-run"
+                " with one assumption at a time set to MAESTRO's, the closed form re-run with"
+                " unbounded off-chip bandwidth; each line: the change and its share of the gap):"
             )
         )
         blocks.append(Items(tuple(items)))
     if case.maestro_bugs:
         items = [
-            f"`{a.metric}`: {a.cause} changes it by {fmt(a.delta)}"
+            f"`{a.metric}`: {a.cause}: {fmt(a.delta)}"
             + (f" ({a.share:.0%} of MAESTRO's difference)" if a.share is not None else "")
             for a in case.maestro_bugs
         ]

@@ -26,8 +26,8 @@ ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-
 class Job:
     """One engine on one layer of one scenario variant. ``switches`` flips one modelling
     switch of the realistic simulator, or turns one MAESTRO bug back on in the fixed
-    analytic model, to attribute a difference; ``unbounded_noc`` runs the simulator with
-    a NoC of unbounded bandwidth."""
+    analytic model, to attribute a difference; ``unbounded_noc`` / ``unbounded_offchip``
+    run with that bandwidth unbounded."""
 
     scenario: str
     variant: int
@@ -35,6 +35,7 @@ class Job:
     engine: str
     switches: tuple[tuple[str, bool], ...] = ()
     unbounded_noc: bool = False
+    unbounded_offchip: bool = False
 
     @property
     def label(self) -> str:
@@ -42,6 +43,8 @@ class Job:
         extra = [f"{k}={v}" for k, v in self.switches]
         if self.unbounded_noc:
             extra.append("noc=unbounded")
+        if self.unbounded_offchip:
+            extra.append("offchip=unbounded")
         return self.engine + ("+" + ",".join(extra) if extra else "")
 
 
@@ -60,10 +63,11 @@ def run_job(job: Job) -> dict[str, Any]:
     detail). Imports each engine only when needed."""
     scenario = _scenario(job.scenario)
     _, hardware = scenario.variants()[job.variant]
-    if job.unbounded_noc:
+    if job.unbounded_noc or job.unbounded_offchip:
         from spec.hardware import UNBOUNDED
 
-        hardware = hardware.with_changes(noc_bw_elems_per_cycle=UNBOUNDED)
+        key = "noc_bw_elems_per_cycle" if job.unbounded_noc else "offchip_bw_elems_per_cycle"
+        hardware = hardware.with_changes(**{key: UNBOUNDED})
     entry = scenario.network.layers[job.layer]
     mapping = entry.require_mapping()
     if job.engine.startswith("analytic"):
