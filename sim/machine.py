@@ -41,7 +41,7 @@ class MachineStats:
     down_busy_cycles: int = 0
     up_busy_cycles: int = 0
     compute_starts: list[int] = field(default_factory=list)
-    noc_busy_at: dict[int, int] = field(default_factory=dict)
+    phase_busy_at: dict[int, list[dict[tuple[int, int], int]]] = field(default_factory=dict)
     end: int = 0
 
 
@@ -141,7 +141,7 @@ class Machine:
             yield run.done
             self.stats.down_busy_cycles += int(self.env.now) - int(start)
             self.stats.compute_starts.append(int(self.env.now))
-            self._busy(t, run.busy)
+            self._busy(t, DISTRIBUTION, run.edge_busy)
             if egress:
                 self._outbox.put((t, [self.pes[p].done(t) for p in egress], rec))
             prev_fits = rec.next_fits
@@ -168,12 +168,14 @@ class Machine:
             self.env.process(self._land(t, run.landed))
             yield run.done
             self.stats.up_busy_cycles += int(self.env.now) - start
-            self._busy(t, run.busy)
+            self._busy(t, COLLECTION, run.edge_busy)
 
     def _land(self, t: int, landed: simpy.Event) -> Generator[simpy.Event, object, None]:
         """Partial sums of step ``t`` are in L2 (added) when ``landed`` fires."""
         yield landed
         self.drained[t].succeed(self.env.now)
 
-    def _busy(self, t: int, cycles: int) -> None:
-        self.stats.noc_busy_at[t] = self.stats.noc_busy_at.get(t, 0) + cycles
+    def _busy(self, t: int, plane: int, edge_busy: dict[int, int]) -> None:
+        """Remember the link-busy cycles of step ``t``'s phase on ``plane``."""
+        table = {(plane, e): busy for e, busy in edge_busy.items()}
+        self.stats.phase_busy_at.setdefault(t, []).append(table)

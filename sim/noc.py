@@ -165,6 +165,7 @@ class PhaseRun:
         self._landed_at = self.start
         self.busy = 0
         self.queueing = 0
+        self.edge_busy: dict[int, int] = {}
         if not self._hops_left:
             self.done.succeed(self.start)
         if not self._messages_left:
@@ -283,6 +284,7 @@ class NoC:
         run.granted(m, msg, hop, tail, fabric.edges[hop.edge][1] == L2)
         self.stats[plane].add_hop(hop.edge, hop.elems, tail - start, start - asked)
         run.busy += tail - start
+        run.edge_busy[hop.edge] = run.edge_busy.get(hop.edge, 0) + tail - start
         run.queueing += start - asked
         if tail > env.now:
             yield env.timeout(tail - int(env.now))

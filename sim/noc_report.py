@@ -71,10 +71,12 @@ def noc_report(
     fabric: Fabric,
     totals: NocTotals,
     runtime: int,
-    busy_series: list[float],
+    timeline: tuple[Sequence[int], Sequence[int], dict[int, dict[tuple[int, int], int]], int],
     arbitration: str,
 ) -> NocReport:
-    """Summarise the totals of a run lasting ``runtime`` cycles."""
+    """Summarise the totals of a run lasting ``runtime`` cycles; ``timeline`` is (each
+    step's compute start, each step's two phase ids, each phase's busy cycles per
+    (plane, edge), number of bins)."""
     links = []
     utilization: dict[tuple[Hashable, Hashable], float] = {}
     traversals = elem_links = queueing = into_l2 = 0
@@ -107,6 +109,11 @@ def noc_report(
                 }
             )
     hottest = sorted(links, key=lambda x: (-x["utilization"], -x["queueing_cycles"]))  # type: ignore[operator]
+    hot_key = None
+    if hottest:
+        top = hottest[0]
+        hot_key = (PLANES.index(top["plane"]), fabric.edge_id[_find(fabric, top)])  # type: ignore[arg-type]
+    mean, hot = busy_series(*timeline, runtime=runtime, links=len(links), hot=hot_key)
     peak_queue = max((max(p.values(), default=0) for p in totals.peaks), default=0)
     metrics: dict[str, int | float] = {
         "noc_traversals_elem_hops": traversals,
@@ -124,7 +131,8 @@ def noc_report(
         "links": links,
         "hottest_links": hottest[:_HOTTEST],
         "link_utilization": [[*fabric_pair, u] for fabric_pair, u in _labelled(utilization)],
-        "busy_series": busy_series,
+        "busy_series": mean,
+        "hottest_link_busy_series": hot,
     }
     return NocReport(metrics, section, utilization)
 
@@ -135,14 +143,40 @@ def _labelled(
     return [((node_label(a), node_label(b)), u) for (a, b), u in utilization.items()]
 
 
+def _find(fabric: Fabric, link: dict[str, object]) -> tuple[Hashable, Hashable]:
+    for e in range(len(fabric.edges)):
+        if fabric.label(e) == (link["src"], link["dst"]):
+            return fabric.edges[e]
+    raise KeyError(link)
+
+
 def busy_series(
-    starts: Sequence[int], busy: Sequence[int], runtime: int, bins: int, links: int
-) -> list[float]:
-    """Mean fraction of the used links busy per time bin, each step's link-busy cycles
-    counted in the bin where its compute starts."""
+    starts: Sequence[int],
+    phase_at: Sequence[int],
+    phase_busy: dict[int, dict[tuple[int, int], int]],
+    bins: int,
+    *,
+    runtime: int,
+    links: int,
+    hot: tuple[int, int] | None,
+) -> tuple[list[float], list[float]]:
+    """Per time bin: the mean fraction of the used links busy, and the fraction of the
+    hottest link busy; each step's link-busy cycles count in the bin where its compute
+    starts."""
     if runtime <= 0 or not len(starts) or links <= 0:
-        return []
+        return [], []
     width = -(-runtime // bins)
+    n = max(phase_busy, default=-1) + 2  # the last slot stays 0: phase id -1 = none
+    total = np.zeros(n, dtype=np.float64)
+    on_hot = np.zeros(n, dtype=np.float64)
+    for sig, table in phase_busy.items():
+        total[sig] = sum(table.values())
+        on_hot[sig] = table.get(hot, 0) if hot is not None else 0
+    pairs = np.asarray(phase_at, dtype=np.int64).reshape(-1, 2)
     where = np.minimum(np.asarray(starts, dtype=np.int64) // width, bins - 1)
-    sums = np.bincount(where, weights=np.asarray(busy, dtype=np.float64), minlength=bins)
-    return [round(float(v) / (width * links), 6) for v in sums]
+    out = []
+    for table, scale in ((total, width * links), (on_hot, width)):
+        per_step = table[pairs[:, 0]] + table[pairs[:, 1]]
+        sums = np.bincount(where, weights=per_step, minlength=bins)
+        out.append([round(float(v) / scale, 6) for v in sums])
+    return out[0], out[1]

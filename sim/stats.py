@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from spec.results import LayerResult, TensorCounts, make_tensors
 from .coverage import Coverage
 from .memory import L2Step
 from .noc import PhaseOutcome
-from .noc_report import NocReport, NocTotals, busy_series, noc_report
+from .noc_report import NocReport, NocTotals, noc_report
 from .timing import Transition
 from .traffic import StepRecord
 
@@ -47,7 +48,8 @@ class Tally:
         self.events = 0
         self.detailed_transitions = 0
         self.outcome_counts: Counter[int] = Counter()
-        self.noc_busy_at: list[int] = []
+        self.phase_at = array("i")
+        self.phase_busy: dict[int, dict[tuple[int, int], int]] = {}
         self.noc = NocTotals(({}, {}), ({}, {}))
 
     def add_step(self, rec: StepRecord, l2: L2Step) -> None:
@@ -69,13 +71,12 @@ class Tally:
         outcomes: tuple[PhaseOutcome, PhaseOutcome],
     ) -> None:
         """Count one fast-path transition (times relative to ``ref``) and its phases."""
-        down, up = outcomes
+        del outcomes
         self.outcome_counts[tr.down] += 1
-        busy = down.busy
         if tr.up >= 0:
             self.outcome_counts[tr.up] += 1
-            busy += up.busy
-        self.noc_busy_at.append(busy)
+        self.phase_at.append(tr.down)
+        self.phase_at.append(tr.up)
         self.down_busy += tr.down_cycles
         self.up_busy += tr.up_cycles
         self.offchip_busy += tr.offchip_cycles
@@ -88,14 +89,24 @@ class Tally:
     def take_outcomes(self, outcomes: list[PhaseOutcome]) -> None:
         """NoC totals of the fast path from the phase outcomes it counted."""
         self.noc = NocTotals.from_outcomes(self.outcome_counts, outcomes)
+        self.phase_busy = {
+            oid: {(outcomes[oid].plane, row[0]): row[2] for row in outcomes[oid].edges}
+            for oid in self.outcome_counts
+        }
 
     def take_machine(self, machine: Machine) -> None:
         """Copy what the SimPy machine measured."""
         self.down_busy = machine.stats.down_busy_cycles
         self.up_busy = machine.stats.up_busy_cycles
         self.noc = NocTotals.from_noc(machine.noc)
-        busy = machine.stats.noc_busy_at
-        self.noc_busy_at = [busy.get(t, 0) for t in range(self.steps)]
+        self.phase_at = array("i")
+        for t in range(self.steps):
+            tables = machine.stats.phase_busy_at.get(t, [])
+            sigs = []
+            for table in tables:
+                sigs.append(len(self.phase_busy))
+                self.phase_busy[len(self.phase_busy)] = table
+            self.phase_at.extend([*sigs, -1, -1][:2])
         self.offchip_busy = machine.stats.offchip_busy_cycles
         self.down_queue = machine.stats.down_queue_cycles
         self.up_queue = machine.stats.up_queue_cycles
@@ -170,11 +181,13 @@ def build_result(
     l2_total = sum(c.l2_reads + c.l2_writes for c in tensors.values())
     offchip_reads = sum(l2.offchip_reads)
     offchip_total = offchip_reads + l2.offchip_writes
-    links_used = sum(len(t) for t in tally.noc.edges)
-    series = busy_series(
-        tally.starts, tally.noc_busy_at, runtime, run.options.utilization_bins, links_used
+    noc = noc_report(
+        run.fabric,
+        tally.noc,
+        runtime,
+        (tally.starts, tally.phase_at, tally.phase_busy, run.options.utilization_bins),
+        hw.noc_arbitration,
     )
-    noc = noc_report(run.fabric, tally.noc, runtime, series, hw.noc_arbitration)
     energy = (
         macs * table.mac_nj
         + l1_total * table.l1_access_nj

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from spec.fileio import atomic_write_bytes, atomic_write_json
+from spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
 from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
@@ -26,7 +27,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "simulate",
         help="run the SimPy cycle-level simulator on a mapping",
         description="Execute each layer's mapping on simulated PEs, L1s, L2, off-chip memory"
-        " and a bus NoC; print one line per layer.",
+        " and a NoC (bus, crossbar, mesh, fat tree or systolic array); print one line per"
+        " layer.",
     )
     parser.add_argument("mapping", metavar="MAPPING")
     add_hardware_arguments(parser)
@@ -37,6 +39,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--no-fast-forward",
         action="store_true",
         help="run every step through the SimPy processes (slow; same results)",
+    )
+    noc = parser.add_argument_group("network-on-chip (simulator only)")
+    noc.add_argument("--topology", choices=TOPOLOGIES, help="NoC topology (default: bus)")
+    noc.add_argument(
+        "--noc-arbitration", choices=ARBITRATIONS, help="link arbitration (default: fifo)"
+    )
+    noc.add_argument(
+        "--mesh-l2-position", choices=L2_POSITIONS, help="where L2 joins a mesh (default: corner)"
+    )
+    noc.add_argument(
+        "--adder-latency", type=int, metavar="N", help="cycles per reduction adder (default 1)"
+    )
+    noc.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="draw each layer's network (links coloured by utilisation) and a timeline of"
+        " PE utilisation and NoC occupancy into DIR",
     )
     parser.add_argument("--functional", action="store_true", help="carry real values")
     parser.add_argument("--inputs", metavar="IN.npz", help="arrays 'input' and 'weight'")
@@ -84,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.inputs or args.save_outputs) and not args.functional:
         raise SpecError.at(None, "--inputs/--save-outputs need --functional")
     network = load_network(args.mapping).select(args.layer)
-    hardware = resolve_hardware(args.hw, hardware_flags(args), network)
+    hardware = _noc_flags(resolve_hardware(args.hw, hardware_flags(args), network), args)
     values = _load_npz(args.inputs) if args.functional else None
     if values is not None and len(network.layers) != 1:
         raise SpecError.at(
@@ -124,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in lr.notes[1:]:
             print(f"  {entry.name}: {note}", file=sys.stderr)
+        print(f"  {entry.name}: {_noc_line(result)}", file=sys.stderr)
+        if args.plot:
+            _plot(Path(args.plot), index, entry.name, result, hardware)
         print(f"  {entry.name}: simulated in {result.wall_seconds:.2f} s", file=sys.stderr)
         layers.append(result)
         outputs = result.output
@@ -140,9 +162,82 @@ def run(args: argparse.Namespace) -> int:
         ).to_dict()
         for entry, result in zip(payload["layers"], layers, strict=True):
             entry["per_pe"] = result.per_pe
+            entry["noc"] = result.noc
         atomic_write_json(args.json, payload)
     if args.functional and outputs is not None:
         buffer = io.BytesIO()
         np.savez(buffer, output=outputs)
         atomic_write_bytes(Path(args.save_outputs), buffer.getvalue())
     return 0
+
+
+def _noc_flags(hardware: Hardware, args: argparse.Namespace) -> Hardware:
+    """The hardware with the simulator-only NoC flags applied."""
+    changes = {
+        "topology": args.topology,
+        "noc_arbitration": args.noc_arbitration,
+        "mesh_l2_position": args.mesh_l2_position,
+        "adder_latency_cycles": args.adder_latency,
+    }
+    given = {k: v for k, v in changes.items() if v is not None}
+    return hardware.with_changes(**given) if given else hardware
+
+
+def _noc_line(result) -> str:  # type: ignore[no-untyped-def]
+    """Where the time went and the hottest link, in one line."""
+    lr = result.layer
+    split = [lr.metric(f"runtime_split_{k}_cycles") for k in ("compute", "transfer", "queueing")]
+    runtime = max(1, lr.runtime_cycles)
+    parts = ", ".join(
+        f"{name} {value / runtime:.0%}"
+        for name, value in zip(("compute", "zero-load transfer", "queueing"), split, strict=True)
+    )
+    hot = result.noc.get("hottest_links") or []
+    where = ""
+    if hot:
+        top = hot[0]
+        where = (
+            f"; hottest link {top['src']}->{top['dst']} ({top['plane']}) busy"
+            f" {top['utilization']:.0%}, queue peak {top['peak_queue_len']}"
+        )
+    return f"NoC {result.noc.get('topology')}: runtime = {parts}{where}"
+
+
+def _plot(folder: Path, index: int, name: str, result, hardware: Hardware) -> None:  # type: ignore[no-untyped-def]
+    """The network picture and the timeline of one layer."""
+    from .plots import link_utilization, pe_timeline
+
+    stem = f"{index:02d}_{''.join(c if c.isalnum() else '_' for c in name)}"
+    lr = result.layer
+    runtime = lr.runtime_cycles
+    hot = result.noc.get("hottest_links") or []
+    title = (
+        f"{name}: {result.noc.get('topology')}, {hardware.num_pes} PEs, link bandwidth"
+        f" {hardware.noc_bw_elems_per_cycle} elems/cycle, {runtime} cycles"
+    )
+    notes = [_noc_line(result).split(": ", 1)[1].split(";")[0]]
+    notes += [
+        f"{x['src']:>7} -> {x['dst']:<7} {x['plane']:<12} busy {x['utilization']:>6.1%}"
+        f"  {x['elems']} elems, queue peak {x['peak_queue_len']},"
+        f" mean wait {x['mean_queueing_delay_cycles']:.1f} cycles"
+        for x in hot[:3]
+    ]
+    link_utilization(
+        result.graph, result.link_utilization, title, folder / f"{stem}_noc.png", notes
+    )
+    util = result.per_pe["utilization_series"]
+    busy = result.noc.get("busy_series") or [0.0] * len(util)
+    bins = max(1, len(util))
+    width = -(-max(runtime, 1) // bins)
+    pes = lr.metric("pes_used")
+    hot_label = f"{hot[0]['src']} -> {hot[0]['dst']} ({hot[0]['plane']})" if hot else ""
+    pe_timeline(
+        [i * width for i in range(len(util))],
+        [u * pes for u in util],
+        busy,
+        int(pes),
+        f"{name}: PE utilisation and NoC occupancy ({runtime} cycles)",
+        folder / f"{stem}_timeline.png",
+        hot_link=result.noc.get("hottest_link_busy_series") if hot else None,
+        hot_label=f"hottest link {hot_label}",
+    )

@@ -138,57 +138,95 @@ def congestion_curves(
     _save(fig, path)
 
 
+_LINKS = LinearSegmentedColormap.from_list(
+    "links", ["#d9d9d9", "#fdd49e", "#fc8d59", "#d7301f", "#67000d"]
+)
+
+
 def link_utilization(
     graph: nx.DiGraph,
     utilization: Mapping[tuple[Hashable, Hashable], float],
     title: str,
     path: Path,
+    notes: Sequence[str] = (),
 ) -> None:
-    """The network with every link coloured by its utilisation (busy cycles / runtime);
-    the hottest links are drawn thickest and labelled."""
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    """The network with every link coloured by its utilisation (busy cycles / runtime):
+    idle links thin and grey, busy ones thick and dark red, the three hottest labelled;
+    ``notes`` go in a box under the drawing. Large graphs draw each pair of opposite
+    links as one line (the busier direction)."""
     pos = {n: graph.nodes[n]["pos"] for n in graph.nodes}
-    cmap = plt.get_cmap("inferno_r")
-    edges = list(graph.edges)
-    values = [utilization.get(e, 0.0) for e in edges]
-    widths = [0.6 + 4.0 * v for v in values]
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1.0)
+    size = min(12.0, max(6.5, 0.35 * span + 5))
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    collapse = graph.number_of_edges() > 300
+    if collapse:
+        merged: dict[tuple[Hashable, Hashable], float] = {}
+        for a, b in graph.edges:
+            key = (a, b) if (b, a) not in merged else (b, a)
+            merged[key] = max(merged.get(key, 0.0), utilization.get((a, b), 0.0))
+        edges, values = list(merged), list(merged.values())
+    else:
+        edges = list(graph.edges)
+        values = [utilization.get(e, 0.0) for e in edges]
+    order = sorted(range(len(edges)), key=lambda i: values[i])  # hottest drawn last
+    edges = [edges[i] for i in order]
+    values = [values[i] for i in order]
+    widths = [0.4 + 6.0 * v for v in values]
     pe_nodes = [n for n in graph.nodes if isinstance(n, tuple) and n and n[0] == "pe"]
     other = [n for n in graph.nodes if n not in pe_nodes and n != "L2"]
-    nx.draw_networkx_nodes(graph, pos, nodelist=pe_nodes, node_size=60, node_color="#4c72b0", ax=ax)
-    nx.draw_networkx_nodes(graph, pos, nodelist=other, node_size=25, node_color="#999999", ax=ax)
+    small = 900 / max(30, len(pe_nodes))
     nx.draw_networkx_nodes(
-        graph, pos, nodelist=["L2"], node_size=220, node_color="#2ca02c", ax=ax, node_shape="s"
+        graph, pos, nodelist=pe_nodes, node_size=small * 2, node_color="#9ecae1", ax=ax
     )
+    nx.draw_networkx_nodes(graph, pos, nodelist=other, node_size=small, node_color="#bdbdbd", ax=ax)
     nx.draw_networkx_edges(
         graph,
         pos,
         edgelist=edges,
         edge_color=values,
-        edge_cmap=cmap,
+        edge_cmap=_LINKS,
         edge_vmin=0.0,
         edge_vmax=1.0,
         width=widths,
-        arrows=True,
-        arrowsize=6,
-        connectionstyle="arc3,rad=0.08",
+        arrows=not collapse,
+        arrowsize=7,
+        node_size=small * 2,
+        connectionstyle="arc3,rad=0.15" if not collapse else "arc3",
         ax=ax,
     )
-    hottest = sorted(zip(values, edges, strict=True), key=lambda t: -t[0])[:3]
-    for value, (a, b) in hottest:
+    nx.draw_networkx_nodes(
+        graph, pos, nodelist=["L2"], node_size=160, node_color="#2ca02c", ax=ax, node_shape="s"
+    )
+    for value, (a, b) in sorted(zip(values, edges, strict=True), key=lambda t: -t[0])[:3]:
         if value <= 0:
             continue
         (xa, ya), (xb, yb) = pos[a], pos[b]
         ax.annotate(
             f"{value:.0%}",
             ((xa + xb) / 2, (ya + yb) / 2),
-            fontsize=8,
-            color="#b30000",
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=9,
+            color="#67000d",
             weight="bold",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#67000d", "alpha": 0.85},
         )
-    ax.text(pos["L2"][0], pos["L2"][1] + 0.25, "L2", ha="center", fontsize=9)
-    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-    fig.colorbar(mappable, ax=ax, label="link utilisation (busy cycles / runtime)", shrink=0.8)
+    ax.annotate("L2", pos["L2"], xytext=(0, 9), textcoords="offset points", ha="center", fontsize=9)
+    mappable = plt.cm.ScalarMappable(cmap=_LINKS, norm=plt.Normalize(0, 1))
+    fig.colorbar(mappable, ax=ax, label="link utilisation (busy cycles / runtime)", shrink=0.7)
     ax.set_title(title, fontsize=10)
+    if notes:
+        ax.text(
+            0.0,
+            -0.02,
+            "\n".join(notes),
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            family="monospace",
+        )
     ax.set_axis_off()
     _save(fig, path)
 
@@ -200,14 +238,22 @@ def pe_timeline(
     num_pes: int,
     title: str,
     path: Path,
+    hot_link: Sequence[float] | None = None,
+    hot_label: str = "hottest link",
 ) -> None:
-    """PE utilisation and NoC occupancy over time (one sample per window)."""
+    """PE utilisation and NoC occupancy over time (one sample per window); with
+    ``hot_link`` the busy fraction of the hottest link is drawn over the mean."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.0, 4.8), sharex=True)
     top.fill_between(cycles, active_pes, step="post", alpha=0.6, color="#4c72b0")
     top.set_ylim(0, max(num_pes, 1) * 1.05)
     top.set_ylabel("active PEs")
     top.axhline(num_pes, color="grey", ls=":", lw=1)
-    bottom.fill_between(cycles, noc_busy, step="post", alpha=0.6, color="#dd8452")
+    bottom.fill_between(
+        cycles, noc_busy, step="post", alpha=0.6, color="#dd8452", label="mean over used links"
+    )
+    if hot_link is not None:
+        bottom.step(cycles, hot_link, where="post", color="#67000d", lw=1.5, label=hot_label)
+        bottom.legend(fontsize=8, loc="lower right")
     bottom.set_ylim(0, 1.05)
     bottom.set_ylabel("NoC busy (fraction)")
     bottom.set_xlabel("cycle")

@@ -1,0 +1,62 @@
+"""``metronome simulate`` with the NoC flags: topology, arbitration, L2 position, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from validation.cli import main
+
+from .helpers import CROSSCHECK
+
+
+def test_simulate_on_a_mesh_writes_the_noc_section_and_both_pictures(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "simulate",
+            str(CROSSCHECK / "x01_ws_kspatial.m"),
+            "--num-pes",
+            "4",
+            "--noc-bw",
+            "2",
+            "--noc-hop-latency",
+            "1",
+            "--topology",
+            "mesh",
+            "--mesh-l2-position",
+            "edge",
+            "--noc-arbitration",
+            "round_robin",
+            "--plot",
+            str(tmp_path / "plots"),
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "NoC mesh: runtime = compute" in err
+    layer = json.loads(out.read_text())["layers"][0]
+    noc = layer["noc"]
+    assert noc["topology"] == "mesh"
+    assert noc["arbitration"] == "round_robin"
+    assert {"src", "dst", "plane", "utilization", "peak_queue_len"} <= set(noc["links"][0])
+    assert noc["hottest_links"][0]["utilization"] == layer["noc_max_link_utilization"]
+    split = sum(layer[f"runtime_split_{k}_cycles"] for k in ("compute", "transfer", "queueing"))
+    assert split == layer["runtime_cycles"]
+    pictures = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pictures == ["00_L_noc.png", "00_L_timeline.png"]
+    assert all((tmp_path / "plots" / p).stat().st_size > 10_000 for p in pictures)
+
+
+def test_noc_flags_apply_on_top_of_a_hardware_file(tmp_path: Path, capsys) -> None:
+    hw = tmp_path / "hw.m"
+    hw.write_text("num_pes: 4\nnoc_bw_cstr: 2\n")
+    code = main(
+        ["simulate", str(CROSSCHECK / "x01_ws_kspatial.m"), "--hw", str(hw), "--topology", "tree"]
+    )
+    assert code == 0
+    assert "NoC tree" in capsys.readouterr().err
