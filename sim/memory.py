@@ -18,7 +18,7 @@ from spec.hardware import Hardware
 
 from .traffic import Footprint
 
-__all__ = ["L2Memory", "L2Step", "OffchipTiming"]
+__all__ = ["L2Memory", "L2Step", "OffchipTiming", "SegmentL2"]
 
 _EVICT_TO = 7 / 8
 
@@ -69,6 +69,8 @@ class L2Memory:
         self.offchip_writes = 0
         self.fills = [0, 0, 0]
         self.evictions = 0
+        self._cells: dict[int, tuple[Footprint, np.ndarray]] = {}
+        self._batch_steps = 1 << 30
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -137,6 +139,204 @@ class L2Memory:
         self.occupancy -= int(order.size)
         self.evictions += int(order.size)
 
+    def cells(self, fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:
+        """Flat offsets of a footprint's elements from its corner (cached)."""
+        hit = self._cells.get(id(fp))
+        if hit is None or hit[0] is not fp:
+            hit = self._cells[id(fp)] = (fp, _flat_cells(fp, shape))
+        return hit[1]
+
+    def segment(
+        self,
+        first: int,
+        footprints: list[tuple[Footprint | None, Footprint | None, Footprint | None]],
+        bases: list[dict[str, int]],
+        delta: dict[str, int],
+        count: int,
+        dims: tuple[tuple[str, ...], ...],
+    ) -> SegmentL2:
+        """Account ``count`` repetitions of a block of steps (footprints and bases of
+        the first repetition; repetition ``b`` is translated by ``b * delta``) exactly as
+        :meth:`step` would one step at a time, in batches between evictions."""
+        m = len(footprints)
+        total = m * count
+        out = SegmentL2(total)
+        tensors = [
+            _Segmenter(self, t, [fp[t] for fp in footprints], bases, delta, dims[t])
+            for t in range(3)
+        ]
+        per_step = int(sum(t.per_step.sum() for t in tensors)) / max(1, m)
+        s = 0
+        while s < total:
+            span = max(1, min(self._batch_steps, int(_BATCH_ENTRIES / max(1.0, per_step))))
+            s = self._batch(first, tensors, s, min(total, s + span), out)
+        return out
+
+    def _batch(
+        self, first: int, tensors: list[_Segmenter], s0: int, s1: int, out: SegmentL2
+    ) -> int:
+        """Steps ``[s0, s1)`` up to the first eviction; returns the next step to do."""
+        n = s1 - s0
+        inc = np.zeros(n, dtype=np.int64)
+        batches: list[L2Batch | None] = []
+        fresh_masks: list[np.ndarray | None] = []
+        for t in range(2):
+            skip = self.never_evicts and self.resident[t] == self.sizes[t]
+            batch = None if skip else tensors[t].touches(s0, s1)
+            batches.append(batch)
+            if batch is None:
+                fresh_masks.append(None)
+                continue
+            view = self.last_use[t].reshape(-1)
+            missing = view[batch.pos] < 0
+            fresh_masks.append(missing)
+            inc += np.bincount(batch.first[missing] - s0, minlength=n)
+        out_batch = tensors[2].touches(s0, s1)
+        if out_batch is not None:
+            lu = self.last_use[2].reshape(-1)[out_batch.pos]
+            written = self.written.reshape(-1)[out_batch.pos]
+            absent = lu < 0
+            inc += np.bincount(out_batch.first[absent] - s0, minlength=n)
+        occupancy = self.occupancy + np.cumsum(inc)
+        over = np.flatnonzero(occupancy > self.capacity)
+        end = s1 - 1 if not over.size else s0 + int(over[0])
+        # Apply steps [s0, end].
+        for t in range(2):
+            batch, missing = batches[t], fresh_masks[t]
+            if batch is None or missing is None:
+                continue
+            done = batch.first <= end
+            hit = missing & done
+            k = int(hit.sum())
+            out.misses[s0 : end + 1] += np.bincount(batch.first[hit] - s0, minlength=end + 1 - s0)
+            self.resident[t] += k
+            self.offchip_reads[t] += k
+            self.fills[t] += k
+            view = self.last_use[t].reshape(-1)
+            if not self.never_evicts:
+                view[batch.pos[done]] = first + batch.last(end)
+            else:
+                view[batch.pos[hit]] = first + batch.first[hit]
+        if out_batch is not None:
+            done = out_batch.first <= end
+            touches = int(tensors[2].per_step[np.arange(s0, end + 1) % tensors[2].m].sum())
+            new = ~written & done
+            out.rmw += touches - int(new.sum())
+            refetch = int((written & absent & done).sum())
+            out.refetch += refetch
+            self.offchip_reads[2] += refetch
+            self.resident[2] += int((absent & done).sum())
+            self.last_use[2].reshape(-1)[out_batch.pos[done]] = first + out_batch.last(end)
+            self.written.reshape(-1)[out_batch.pos[done]] = True
+        self.occupancy = int(occupancy[end - s0])
+        self.peak_occupancy = max(self.peak_occupancy, int(occupancy[: end + 1 - s0].max()))
+        if over.size:
+            self._evict()
+            self._batch_steps = max(16, 2 * (end + 1 - s0))
+        return end + 1
+
     def finish(self) -> None:
         """Write every output still held in L2 off-chip."""
         self.offchip_writes += int((self.last_use[2] >= 0).sum())
+
+
+_BATCH_ENTRIES = 1 << 21
+"""Most (element, step) touches handled in one batch of :meth:`L2Memory.segment`."""
+_NEVER = np.iinfo(np.int64).max
+
+
+class L2Batch:
+    """The touches of a run of steps on one tensor: flat element index, step."""
+
+    def __init__(self, flat: np.ndarray, steps: np.ndarray) -> None:
+        self.flat = flat
+        self.steps = steps
+        lo = int(flat.min())
+        self.lo = lo
+        first = np.full(int(flat.max()) - lo + 1, _NEVER, dtype=np.int64)
+        np.minimum.at(first, flat - lo, steps)
+        self.touched = np.flatnonzero(first != _NEVER)
+        self.first = first[self.touched]
+        self.pos = self.touched + lo
+
+    def last(self, until: int) -> np.ndarray:
+        """Last step (at most ``until``) touching each element first touched by then."""
+        keep = self.steps <= until
+        last = np.full(self.first.size and int(self.touched[-1]) + 1, -1, dtype=np.int64)
+        np.maximum.at(last, self.flat[keep] - self.lo, self.steps[keep])
+        return last[self.touched[self.first <= until]]
+
+
+class SegmentL2:
+    """What L2 did over a segment: misses per step (for the timing) and totals."""
+
+    def __init__(self, steps: int) -> None:
+        self.misses = np.zeros(steps, dtype=np.int64)
+        self.rmw = 0
+        self.refetch = 0
+
+
+def _flat_cells(fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:
+    strides = np.array([int(np.prod(shape[d + 1 :])) for d in range(len(shape))], dtype=np.int64)
+    cells = np.nonzero(fp.canvas)
+    flat = np.zeros(cells[0].size, dtype=np.int64)
+    for d, coords in enumerate(cells):
+        flat += coords.astype(np.int64) * strides[d]
+    return flat
+
+
+class _Segmenter:
+    """Batches of a segment's touches on one tensor. Steps whose footprints share a
+    canvas form a group, handled with a few array operations per batch."""
+
+    def __init__(
+        self,
+        memory: L2Memory,
+        t: int,
+        fps: list[Footprint | None],
+        bases: list[dict[str, int]],
+        delta: dict[str, int],
+        dims: tuple[str, ...],
+    ) -> None:
+        shape = memory.shapes[t]
+        strides = [int(np.prod(shape[d + 1 :])) for d in range(len(shape))]
+        self.m = len(fps)
+        corner = np.zeros(self.m, dtype=np.int64)
+        group = np.full(self.m, -1, dtype=np.int64)
+        self.cells: list[np.ndarray] = []
+        ids: dict[int, int] = {}
+        sizes = np.zeros(self.m, dtype=np.int64)
+        for j, (fp, base) in enumerate(zip(fps, bases, strict=True)):
+            if fp is None:
+                continue
+            where = zip(fp.rel_lo, dims, strides, strict=True)
+            corner[j] = sum((r + base.get(d, 0)) * k for r, d, k in where)
+            g = ids.get(id(fp.canvas))
+            if g is None:
+                g = ids[id(fp.canvas)] = len(self.cells)
+                self.cells.append(memory.cells(fp, shape))
+            group[j] = g
+            sizes[j] = self.cells[g].size
+        self.corner = corner
+        self.group = group
+        self.per_step = sizes
+        self.delta = sum(delta.get(d, 0) * k for d, k in zip(dims, strides, strict=True))
+
+    def touches(self, s0: int, s1: int) -> L2Batch | None:
+        """Touches of steps ``[s0, s1)`` (segment-relative), or ``None``."""
+        steps_all = np.arange(s0, s1, dtype=np.int64)
+        j = steps_all % self.m
+        groups = self.group[j]
+        flats, steps = [], []
+        for g, cells in enumerate(self.cells):
+            if not cells.size:
+                continue
+            chosen = steps_all[groups == g]
+            if not chosen.size:
+                continue
+            corners = self.corner[chosen % self.m] + (chosen // self.m) * self.delta
+            flats.append((corners[:, None] + cells[None, :]).ravel())
+            steps.append(np.repeat(chosen, cells.size))
+        if not flats:
+            return None
+        return L2Batch(np.concatenate(flats), np.concatenate(steps))

@@ -17,7 +17,10 @@ import numpy as np
 
 from .loopnest import LoopNest
 
-__all__ = ["Step", "StepStream"]
+__all__ = ["Segment", "Step", "StepStream"]
+
+_BLOCK_LIMIT = 8192
+"""Most steps in one block of a segment."""
 
 _OUTPUT_OF = {"Y": "Y'", "X": "X'"}
 _INPUT_OF = {"Y'": "Y", "X'": "X"}
@@ -34,6 +37,37 @@ class Step:
     n_inner: int
     key: tuple[object, ...]
     base: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Consecutive steps: one block of steps repeated ``count`` times, repetition ``b``
+    advancing top-level loop ``loop`` by ``b`` positions and translating every step by
+    ``b * delta``. Steps of a repetition have the keys (so the records) of the first."""
+
+    steps: tuple[Step, ...]
+    schedules: tuple[list[object], ...]
+    count: int
+    loop: int
+    delta: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Number of steps."""
+        return len(self.steps) * self.count
+
+    def step_at(self, b: int, j: int) -> Step:
+        """Step ``j`` of repetition ``b``."""
+        first = self.steps[j]
+        if b == 0:
+            return first
+        positions = list(first.positions)
+        positions[self.loop] += b
+        base = dict(first.base)
+        for dim, d in self.delta.items():
+            base[dim] = base.get(dim, 0) + b * d
+        index = first.index + b * len(self.steps)
+        return Step(index, first.top, tuple(positions), first.inner, first.n_inner, first.key, base)
 
 
 class StepStream:
@@ -116,3 +150,66 @@ class StepStream:
                 key = (classes, inner, n_inner)
                 yield Step(index, top, positions, inner, n_inner, key, base), schedules
                 index += 1
+
+    def _run_loop(self) -> int | None:
+        """The outermost top-level loop whose middle positions can repeat a block: at
+        least 3 trips, a translation linear in its position, and a block (every position
+        of the loops inside it) of at most ``_BLOCK_LIMIT`` steps."""
+        zero = tuple(0 for _ in self.trips)
+        n_inner = self.nest.inner_steps(zero)[0] if self.trips else 1
+        for j, trips in enumerate(self.trips):
+            inside = int(np.prod(self.trips[j + 1 :], dtype=np.int64)) * n_inner
+            if trips >= 3 and self._phase[j] == 0 and inside <= _BLOCK_LIMIT:
+                return j
+        return None
+
+    def _block(
+        self, index: int, top: int, head: tuple[int, ...], tail_trips: tuple[int, ...]
+    ) -> tuple[list[Step], list[list[object]], int]:
+        """Every step of the top-level positions ``head + (any inner position)``."""
+        steps: list[Step] = []
+        schedules: list[list[object]] = []
+        for raw in np.ndindex(*tail_trips):
+            positions = head + tuple(int(p) for p in raw)
+            classes = self._classes(positions)
+            cached = self._inner.get(classes)
+            if cached is None:
+                cached = self._inner[classes] = self.nest.inner_steps(positions)
+            n_inner, sched = cached
+            base = self.base(positions)
+            for inner in range(n_inner):
+                key = (classes, inner, n_inner)
+                steps.append(Step(index, top, positions, inner, n_inner, key, base))
+                schedules.append(sched)
+                index += 1
+            top += 1
+        return steps, schedules, index
+
+    def single_steps(self) -> Iterator[Segment]:
+        """Every step as a segment of its own (for runs that need each step's tiles)."""
+        for step, schedules in self:
+            yield Segment((step,), (schedules,), 1, 0, {})
+
+    def segments(self) -> Iterator[Segment]:
+        """Every step in execution order, grouped into segments (see :class:`Segment`):
+        the middle positions of one top-level loop form one segment per position of the
+        loops around it; everything else comes one top-level step at a time."""
+        j = self._run_loop()
+        if j is None:
+            index = 0
+            for top, raw in enumerate(np.ndindex(*self.trips)):
+                steps, scheds, index = self._block(index, top, tuple(int(p) for p in raw), ())
+                yield Segment(tuple(steps), tuple(scheds), 1, 0, {})
+            return
+        trips = self.trips
+        inside = trips[j + 1 :]
+        per_position = int(np.prod(inside, dtype=np.int64))
+        delta = {dim: step for dim, (step, _div) in self._shift[j].items()}
+        index = top = 0
+        for raw in np.ndindex(*trips[:j]):
+            outer = tuple(int(p) for p in raw)
+            for p, count in ((0, 1), (1, trips[j] - 2), (trips[j] - 1, 1)):
+                steps, scheds, end = self._block(index, top, (*outer, p), inside)
+                yield Segment(tuple(steps), tuple(scheds), count, j, delta)
+                index += (end - index) * count
+                top += per_position * count

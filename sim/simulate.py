@@ -16,6 +16,7 @@ from spec.network import Network
 from spec.results import LayerResult, RunResult
 
 from .coverage import coverage
+from .fast import FastPath
 from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
 from .loopnest import LoopNest
@@ -76,6 +77,7 @@ class _Run:
             self.nest, self.geometry, hw, options.policy, _neighbours(router)
         )
         self.stream = StepStream(self.nest, memo=options.fast_forward)
+        self.records: dict[tuple[object, ...], StepRecord] = {}
         shapes = self.geometry.tensor_sizes
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
         self.tally = Tally(self.nest.num_pes)
@@ -153,34 +155,28 @@ def simulate(
     timing = OffchipTiming.of(hardware)
     n_pes = run.nest.num_pes
     round_robin = hardware.noc_arbitration == "round_robin"
-    split = _Split(run, timing, n_pes)
-    feed = split.watch(run.feed(progress))
     if options.fast_forward:
-        oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
-        clock = Clock(timing, n_pes)
-        pointers = (0, 0)
-        fifo: dict[int, tuple[PhaseOutcome, PhaseOutcome]] = {}
-        for rec, l2 in feed:
-            outcomes = fifo.get(rec.rid) if not round_robin else None
-            if outcomes is None:
-                down, dptr = oracle.outcome(run.phases.phase(rec, DISTRIBUTION), pointers[0])
-                up, uptr = oracle.outcome(run.phases.phase(rec, COLLECTION), pointers[1])
-                pointers = (dptr, uptr)
-                outcomes = fifo[rec.rid] = (down, up)
-            tr, ref = clock.advance(rec, l2.misses, *outcomes)
-            run.tally.add_timing(rec, tr, ref, outcomes)
-        runtime = clock.end
-        run.tally.events = 0
-        run.tally.detailed_transitions = len(clock.transitions._memo)
-        run.tally.take_outcomes(oracle.outcomes)
+        fast = FastPath(run, timing, n_pes, round_robin=round_robin)
+        stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
+        runtime = fast.execute(stream, progress)
+        references = fast.references()
     else:
-        machine = Machine(n_pes, timing, run.fabric, run.phases, feed, round_robin=round_robin)
+        split = _Split(run, timing, n_pes)
+        machine = Machine(
+            n_pes,
+            timing,
+            run.fabric,
+            run.phases,
+            split.watch(run.feed(progress)),
+            round_robin=round_robin,
+        )
         runtime = machine.run()
         run.tally.take_machine(machine)
+        references = split.ends()
     run.l2.finish()
     cov = coverage(layer, mapping, hardware.num_pes)
     wall = time.perf_counter() - started
-    result, per_pe, noc = build_result(run, cov, runtime, network, layer_index, split.ends())
+    result, per_pe, noc = build_result(run, cov, runtime, network, layer_index, references)
     output = None
     if run.functional is not None:
         output = run.functional.finish()

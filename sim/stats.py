@@ -22,7 +22,37 @@ if TYPE_CHECKING:
     from .machine import Machine
     from .simulate import _Run
 
-__all__ = ["Tally", "build_result"]
+__all__ = ["Column", "Tally", "build_result"]
+
+
+class Column:
+    """An int64 column built from single values and whole numpy chunks."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._tail = array("q")
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, value: int) -> None:
+        """Add one value."""
+        self._tail.append(value)
+        self._size += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        """Add many values."""
+        if self._tail:
+            self._chunks.append(np.frombuffer(self._tail, dtype=np.int64).copy())
+            self._tail = array("q")
+        self._chunks.append(np.asarray(values, dtype=np.int64).ravel())
+        self._size += self._chunks[-1].size
+
+    def array(self) -> np.ndarray:
+        """Everything, in order."""
+        parts = [*self._chunks, np.frombuffer(self._tail, dtype=np.int64)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 class Tally:
@@ -43,12 +73,12 @@ class Tally:
         self.down_queue = 0
         self.up_queue = 0
         self.drain_waits = np.zeros(n_pes, dtype=np.int64)
-        self.starts: list[int] = []
-        self.macs_at: list[int] = []
+        self.starts = Column()
+        self.macs_at = Column()
         self.events = 0
         self.detailed_transitions = 0
         self.outcome_counts: Counter[int] = Counter()
-        self.phase_at = array("i")
+        self.phase_at = Column()
         self.phase_busy: dict[int, dict[tuple[int, int], int]] = {}
         self.noc = NocTotals(({}, {}), ({}, {}))
 
@@ -63,15 +93,22 @@ class Tally:
         self.l2_refetch += l2.output_refetches
         self.macs_at.append(rec.macs)
 
-    def add_timing(
-        self,
-        rec: StepRecord,
-        tr: Transition,
-        ref: int,
-        outcomes: tuple[PhaseOutcome, PhaseOutcome],
+    def add_segment(
+        self, recs: list[StepRecord], count: int, misses: int, rmw: int, refetch: int
     ) -> None:
+        """Count a block of records repeated ``count`` times and its L2 totals."""
+        self.steps += len(recs) * count
+        for rec in recs:
+            self.record_counts[rec.rid] += count
+            if rec.rid not in self.records:
+                self.records[rec.rid] = rec
+        self.l2_misses += misses
+        self.l2_rmw += rmw
+        self.l2_refetch += refetch
+        self.macs_at.extend(np.tile(np.array([r.macs for r in recs], dtype=np.int64), count))
+
+    def add_timing(self, tr: Transition, ref: int) -> None:
         """Count one fast-path transition (times relative to ``ref``) and its phases."""
-        del outcomes
         self.outcome_counts[tr.down] += 1
         if tr.up >= 0:
             self.outcome_counts[tr.up] += 1
@@ -86,6 +123,26 @@ class Tally:
             self.drain_waits += tr.drain_waits
         self.starts.append(ref + tr.compute_start)
 
+    def add_repeats(self, block: list[tuple[Transition, int]], times: int, shift: int) -> None:
+        """Count a block of transitions ``(transition, reference)`` ``times`` more times,
+        each repetition ``shift`` cycles after the previous one."""
+        for tr, _ in block:
+            self.outcome_counts[tr.down] += times
+            if tr.up >= 0:
+                self.outcome_counts[tr.up] += times
+            self.down_busy += times * tr.down_cycles
+            self.up_busy += times * tr.up_cycles
+            self.offchip_busy += times * tr.offchip_cycles
+            self.down_queue += times * tr.down_queue
+            self.up_queue += times * tr.up_queue
+            if tr.drain_waits is not None:
+                self.drain_waits += times * np.asarray(tr.drain_waits, dtype=np.int64)
+        first = np.array([ref + tr.compute_start + shift for tr, ref in block], dtype=np.int64)
+        later = np.arange(times, dtype=np.int64)[:, None] * shift
+        self.starts.extend(later + first[None, :])
+        pairs = np.array([(tr.down, tr.up) for tr, _ in block], dtype=np.int64).ravel()
+        self.phase_at.extend(np.tile(pairs, times))
+
     def take_outcomes(self, outcomes: list[PhaseOutcome]) -> None:
         """NoC totals of the fast path from the phase outcomes it counted."""
         self.noc = NocTotals.from_outcomes(self.outcome_counts, outcomes)
@@ -99,19 +156,20 @@ class Tally:
         self.down_busy = machine.stats.down_busy_cycles
         self.up_busy = machine.stats.up_busy_cycles
         self.noc = NocTotals.from_noc(machine.noc)
-        self.phase_at = array("i")
+        self.phase_at = Column()
         for t in range(self.steps):
             tables = machine.stats.phase_busy_at.get(t, [])
             sigs = []
             for table in tables:
                 sigs.append(len(self.phase_busy))
                 self.phase_busy[len(self.phase_busy)] = table
-            self.phase_at.extend([*sigs, -1, -1][:2])
+            self.phase_at.extend(np.array([*sigs, -1, -1][:2]))
         self.offchip_busy = machine.stats.offchip_busy_cycles
         self.down_queue = machine.stats.down_queue_cycles
         self.up_queue = machine.stats.up_queue_cycles
         self.drain_waits = np.array([pe.drain_wait_cycles for pe in machine.pes], dtype=np.int64)
-        self.starts = list(machine.stats.compute_starts)
+        self.starts = Column()
+        self.starts.extend(np.array(machine.stats.compute_starts, dtype=np.int64))
         self.events = machine.env.scheduled
 
     def total(self, field: str) -> np.ndarray:
@@ -125,11 +183,11 @@ class Tally:
 def _series(tally: Tally, runtime: int, capacity: int, bins: int) -> list[float]:
     """Utilisation per time bin: MACs whose step started computing in the bin over the
     bin's MAC capacity."""
-    if runtime <= 0 or not tally.starts:
+    if runtime <= 0 or not len(tally.starts):
         return []
     width = -(-runtime // bins)
-    starts = np.asarray(tally.starts, dtype=np.int64)
-    macs = np.asarray(tally.macs_at, dtype=np.int64)
+    starts = tally.starts.array()
+    macs = tally.macs_at.array()
     sums = np.bincount(np.minimum(starts // width, bins - 1), weights=macs, minlength=bins)
     return [round(float(v) / (width * capacity), 6) for v in sums]
 
@@ -185,7 +243,12 @@ def build_result(
         run.fabric,
         tally.noc,
         runtime,
-        (tally.starts, tally.phase_at, tally.phase_busy, run.options.utilization_bins),
+        (
+            tally.starts.array(),
+            tally.phase_at.array(),
+            tally.phase_busy,
+            run.options.utilization_bins,
+        ),
         hw.noc_arbitration,
     )
     energy = (

@@ -1,0 +1,194 @@
+"""The fast path: the same results as the SimPy machine, without stepping through it.
+
+Three memoisations, each exact (``tests/sim`` compares every counter with the full run):
+
+1. Step records per geometry key (:mod:`sim.schedule`), so a segment's repeated block
+   needs records for its first repetition only.
+2. L2 residency per segment in batches between evictions (:meth:`L2Memory.segment`),
+   element by element, as one step at a time would do it.
+3. Timing transitions per (record, misses, relative state, phase outcomes)
+   (:mod:`sim.timing`), with NoC phase outcomes per distinct phase
+   (:class:`sim.noc.PhaseOracle`). When a block starts from the same states as the
+   previous block and sees the same misses, it repeats that block exactly, and so do
+   the following blocks with those misses: they are counted in bulk.
+
+Alongside the real run, two reference clocks time the same steps on a contention-free
+NoC and on an instantaneous one (the runtime split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .memory import OffchipTiming
+from .noc import PhaseOracle, PhaseOutcome
+from .phases import COLLECTION, DISTRIBUTION
+from .schedule import Segment, Step
+from .timing import IDEAL, Clock, Transition
+from .traffic import StepRecord
+
+if TYPE_CHECKING:
+    from .simulate import _Run
+
+__all__ = ["FastPath"]
+
+Progress = Callable[[int, int], None]
+Outcomes = tuple[PhaseOutcome, PhaseOutcome]
+
+
+class FastPath:
+    """Runs a layer's segments through records, L2 and the three clocks."""
+
+    def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int, *, round_robin: bool) -> None:
+        self.run = run
+        self.round_robin = round_robin
+        self.oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
+        self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
+        self.clocks = (Clock(timing, n_pes), Clock(timing, n_pes), Clock(timing, n_pes))
+        self.pointers = (0, 0)
+        self._fifo: dict[int, Outcomes] = {}
+        self._zero: dict[int, Outcomes] = {}
+
+    # -- phase outcomes ----------------------------------------------------------------
+    def _actual(self, rec: StepRecord) -> Outcomes:
+        hit = self._fifo.get(rec.rid) if not self.round_robin else None
+        if hit is None:
+            phases = self.run.phases
+            down, dptr = self.oracle.outcome(phases.phase(rec, DISTRIBUTION), self.pointers[0])
+            up, uptr = self.oracle.outcome(phases.phase(rec, COLLECTION), self.pointers[1])
+            self.pointers = (dptr, uptr)
+            hit = self._fifo[rec.rid] = (down, up)
+        return hit
+
+    def _zero_load(self, rec: StepRecord) -> Outcomes:
+        hit = self._zero.get(rec.rid)
+        if hit is None:
+            phases = self.run.phases
+            hit = self._zero[rec.rid] = (
+                self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
+                self.zero.outcome(phases.phase(rec, COLLECTION))[0],
+            )
+        return hit
+
+    # -- the run -----------------------------------------------------------------------
+    def execute(self, segments: Iterator[Segment], progress: Progress | None) -> int:
+        """Run every segment; returns the runtime."""
+        run = self.run
+        total = run.stream.top_steps
+        before: tuple[Step, list[object]] | None = None
+        pending = next(segments, None)
+        reported = 0
+        while pending is not None:
+            following = next(segments, None)
+            recs = self._records(pending, before, following)
+            m = len(recs)
+            if run.functional is not None:
+                for step, schedules, rec in zip(
+                    pending.steps, pending.schedules, recs, strict=True
+                ):
+                    run.functional.step(run._tiles(step, schedules), rec)
+            l2 = run.l2.segment(
+                pending.steps[0].index,
+                [rec.footprints for rec in recs],
+                [step.base for step in pending.steps],
+                pending.delta,
+                pending.count,
+                run.geometry.tensor_dims,
+            )
+            run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
+            self._time(recs, l2.misses, pending.count)
+            last = pending.steps[-1]
+            before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
+            if progress is not None:
+                tops = last.top - pending.steps[0].top + 1
+                done = pending.steps[0].top + tops * pending.count
+                if done - reported >= 4096 or following is None:
+                    progress(done, total)
+                    reported = done
+            pending = following
+        run.tally.events = 0
+        run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
+        run.tally.take_outcomes(self.oracle.outcomes)
+        return self.clocks[0].end
+
+    def references(self) -> tuple[int, int]:
+        """Runtimes on an instantaneous and on a contention-free NoC."""
+        return self.clocks[2].end, self.clocks[1].end
+
+    def _records(
+        self,
+        seg: Segment,
+        before: tuple[Step, list[object]] | None,
+        following: Segment | None,
+    ) -> list[StepRecord]:
+        """Records of the segment's block (built from the neighbouring steps' tiles
+        where the key is new)."""
+        run = self.run
+        out = []
+        m = len(seg.steps)
+        for j, step in enumerate(seg.steps):
+            rec = run.records.get(step.key)
+            if rec is None:
+                prev = (seg.steps[j - 1], seg.schedules[j - 1]) if j else before
+                if j + 1 < m:
+                    nxt: tuple[Step, list[object]] | None = (seg.steps[j + 1], seg.schedules[j + 1])
+                elif seg.count > 1:
+                    nxt = (seg.step_at(1, 0), seg.schedules[0])
+                elif following is not None:
+                    nxt = (following.steps[0], following.schedules[0])
+                else:
+                    nxt = None
+                rec = run.builder.build(
+                    run._tiles(*prev) if prev is not None else None,
+                    run._tiles(step, seg.schedules[j]),
+                    run._tiles(*nxt) if nxt is not None else None,
+                    step.key[0],  # type: ignore[arg-type]
+                    step.inner,
+                    step.base,
+                )
+                run.records[step.key] = rec
+            out.append(rec)
+        return out
+
+    def _time(self, recs: list[StepRecord], misses: np.ndarray, count: int) -> None:
+        """Time ``count`` repetitions of the block ``recs``."""
+        m = len(recs)
+        tally = self.run.tally
+        actual, zero, ideal = self.clocks
+        previous: tuple[object, ...] | None = None
+        block: list[list[tuple[Transition, int]]] = []
+        rows = misses.reshape(count, m)
+        b = 0
+        while b < count:
+            row = rows[b]
+            state = (actual.sid, zero.sid, ideal.sid, self.pointers)
+            if block and state == previous and np.array_equal(row, rows[b - 1]):
+                same = np.all(rows[b:] == row, axis=1)
+                times = count - b if same.all() else int(np.argmin(same))
+                self._repeat(block, times)
+                b += times
+                continue
+            previous = state
+            block = [[], [], []]
+            for j in range(m):
+                rec, miss = recs[j], int(row[j])
+                tr, ref = actual.advance(rec, miss, *self._actual(rec))
+                tally.add_timing(tr, ref)
+                block[0].append((tr, ref))
+                block[1].append(zero.advance(rec, miss, *self._zero_load(rec)))
+                block[2].append(ideal.advance(rec, miss, IDEAL, IDEAL))
+            b += 1
+
+    def _repeat(self, block: list[list[tuple[Transition, int]]], times: int) -> None:
+        """The last block, ``times`` more times (every clock is at a fixed point)."""
+        for k, clock in enumerate(self.clocks):
+            steps = block[k]
+            shift = clock.ref - steps[0][1]
+            last = max(ref + tr.end for tr, ref in steps) + times * shift
+            clock.end = max(clock.end, last)
+            clock.ref += times * shift
+            if k == 0:
+                self.run.tally.add_repeats(steps, times, shift)
