@@ -71,6 +71,7 @@ class L2Memory:
         self.evictions = 0
         self._cells: dict[int, tuple[Footprint, np.ndarray]] = {}
         self._batch_steps = 1 << 30
+        self._scratch: list[np.ndarray | None] = [None, None, None]
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -125,7 +126,16 @@ class L2Memory:
         excess = self.occupancy - target
         stamps = np.concatenate([a.ravel() for a in self.last_use])
         resident = np.flatnonzero(stamps >= 0)
-        order = resident[np.argsort(stamps[resident], kind="stable")][:excess]
+        values = stamps[resident]
+        if excess >= values.size:
+            order = resident
+        else:
+            # The `excess` least recently used, ties to the lower position (a stable sort's
+            # choice), found by selection instead of sorting.
+            kth = np.partition(values, excess - 1)[excess - 1]
+            below = resident[values < kth]
+            ties = resident[values == kth][: excess - below.size]
+            order = np.concatenate([below, ties])
         offsets = np.cumsum([0, *self.sizes])
         for t in range(3):
             chosen = order[(order >= offsets[t]) & (order < offsets[t + 1])] - offsets[t]
@@ -138,6 +148,13 @@ class L2Memory:
                 self.offchip_writes += int(chosen.size)
         self.occupancy -= int(order.size)
         self.evictions += int(order.size)
+
+    def scratch(self, t: int) -> np.ndarray:
+        """A tensor-sized work array of ``_NEVER`` (callers leave it so)."""
+        found = self._scratch[t]
+        if found is None:
+            found = self._scratch[t] = np.full(self.sizes[t], _NEVER, dtype=np.int64)
+        return found
 
     def cells(self, fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:
         """Flat offsets of a footprint's elements from its corner (cached)."""
@@ -233,6 +250,8 @@ class L2Memory:
         if over.size:
             self._evict()
             self._batch_steps = max(16, 2 * (end + 1 - s0))
+        else:
+            self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
 
     def finish(self) -> None:
@@ -246,25 +265,30 @@ _NEVER = np.iinfo(np.int64).max
 
 
 class L2Batch:
-    """The touches of a run of steps on one tensor: flat element index, step."""
+    """The touches of a run of steps on one tensor (flat element index, step), with each
+    touched element's first step. ``scratch`` is a tensor-sized array of ``_NEVER`` that
+    is left as found."""
 
-    def __init__(self, flat: np.ndarray, steps: np.ndarray) -> None:
+    def __init__(self, flat: np.ndarray, steps: np.ndarray, scratch: np.ndarray) -> None:
         self.flat = flat
         self.steps = steps
-        lo = int(flat.min())
-        self.lo = lo
-        first = np.full(int(flat.max()) - lo + 1, _NEVER, dtype=np.int64)
-        np.minimum.at(first, flat - lo, steps)
-        self.touched = np.flatnonzero(first != _NEVER)
-        self.first = first[self.touched]
-        self.pos = self.touched + lo
+        self.scratch = scratch
+        np.minimum.at(scratch, flat, steps)
+        # A step touches an element at most once: exactly one touch carries its first step.
+        firsts = scratch[flat] == steps
+        self.pos = flat[firsts]
+        self.first = steps[firsts]
+        scratch[self.pos] = _NEVER
 
     def last(self, until: int) -> np.ndarray:
         """Last step (at most ``until``) touching each element first touched by then."""
         keep = self.steps <= until
-        last = np.full(self.first.size and int(self.touched[-1]) + 1, -1, dtype=np.int64)
-        np.maximum.at(last, self.flat[keep] - self.lo, self.steps[keep])
-        return last[self.touched[self.first <= until]]
+        scratch = self.scratch
+        scratch[self.pos] = -1
+        np.maximum.at(scratch, self.flat[keep], self.steps[keep])
+        out = scratch[self.pos[self.first <= until]]
+        scratch[self.pos] = _NEVER
+        return out
 
 
 class SegmentL2:
@@ -317,6 +341,7 @@ class _Segmenter:
                 self.cells.append(memory.cells(fp, shape))
             group[j] = g
             sizes[j] = self.cells[g].size
+        self.scratch = memory.scratch(t)
         self.corner = corner
         self.group = group
         self.per_step = sizes
@@ -339,4 +364,4 @@ class _Segmenter:
             steps.append(np.repeat(chosen, cells.size))
         if not flats:
             return None
-        return L2Batch(np.concatenate(flats), np.concatenate(steps))
+        return L2Batch(np.concatenate(flats), np.concatenate(steps), self.scratch)
