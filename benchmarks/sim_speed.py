@@ -1,55 +1,111 @@
-"""Simulator speed on full-size layers: prints wall time, peak RSS, simulated cycles/s,
-PE-steps/s and SimPy events/s per case. Usage: python benchmarks/sim_speed.py [--quick]"""
+"""Simulator speed on full-size layers, one case per subprocess (so the peak RSS is the
+case's own): wall time, peak RSS, simulated cycles/s, PE-steps/s and SimPy events/s
+(the fast path's events are those of its NoC phase runs), against the targets.
+
+Usage: python benchmarks/sim_speed.py [--topology bus|mesh|tree|...] [--only TEXT]
+[--quick] (issue 4: Table-2 dataflows on VGG16 CONV1/CONV11 with 64 PEs, ResNet50
+layers on 256 PEs, each <= 60 s and <= 2 GiB)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
-
-from sim import SimOptions, simulate
-from spec.loader import load_network
-from spec.maestro import parse_hw_file
 
 REF = Path(__file__).parent.parent / "tests" / "data"
 HW64 = REF / "maestro-reference" / "hw" / "table2_pe64_bw64.m"
 RESNET = REF / "maestro-inputs" / "data" / "mapping" / "Resnet50_kcp_ws.m"
 RESNET_LAYERS = ("CONV1", "CONV2_1_2", "CONV3_1_2", "CONV5_1_1")
+GIB = 1024**3
 
 
-def cases() -> list[tuple[str, object, object, object]]:
+def table2_cases() -> list[tuple[str, str, str, int]]:
+    """(name, mapping file, layer, PEs) of the Table-2 dataflows on VGG16."""
     out = []
-    hw64 = parse_hw_file(HW64)
     for path in sorted((REF / "maestro-reference" / "table2").glob("*.m")):
-        for entry in load_network(path).layers:
-            out.append((f"{path.stem}:{entry.name}", entry.layer, entry.mapping, hw64))
-    hw256 = hw64.with_changes(num_pes=256)
-    network = load_network(RESNET)
-    for name in RESNET_LAYERS:
-        entry = network.layer(name)
-        out.append((f"resnet50_kcp_ws:{name}", entry.layer, entry.mapping, hw256))
+        for layer in ("VGG16_CONV1", "VGG16_CONV11"):
+            out.append((f"{path.stem}:{layer}", str(path), layer, 64))
     return out
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
+def resnet_cases(
+    pes: int, layers: tuple[str, ...] = RESNET_LAYERS
+) -> list[tuple[str, str, str, int]]:
+    """ResNet50 (KCP weight-stationary) layers on ``pes`` PEs."""
+    return [(f"resnet50_kcp_ws:{name}@{pes}", str(RESNET), name, pes) for name in layers]
+
+
+def run_case(path: str, layer: str, pes: int, topology: str) -> dict[str, float]:
+    """Simulate one layer in this process; the measurements as a dict."""
+    from sim import SimOptions, simulate
+    from spec.loader import load_network
+    from spec.maestro import parse_hw_file
+
+    hw = parse_hw_file(HW64).with_changes(num_pes=pes, topology=topology)
+    entry = load_network(path).layer(layer)
+    started = time.perf_counter()
+    result = simulate(entry.layer, entry.mapping, hw, SimOptions())
+    wall = time.perf_counter() - started
+    lr = result.layer
+    return {
+        "wall_s": wall,
+        "rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cycles": lr.runtime_cycles,
+        "steps": lr.metric("steps"),
+        "pe_steps": lr.metric("pe_steps"),
+        "events": lr.metric("simpy_events"),
+        "queueing_share": lr.metric("runtime_split_queueing_cycles") / max(1, lr.runtime_cycles),
+    }
+
+
+def measure(cases: list[tuple[str, str, str, int]], topology: str, limit_s: float) -> bool:
+    """Run every case in a subprocess and print a table; True if all met the targets."""
+    print(f"topology {topology}; targets: <= {limit_s:.0f} s and <= 2 GiB per case")
     print(
-        f"{'case':<36} {'wall s':>8} {'RSS MiB':>8} {'cycles':>12} {'cyc/s':>12}"
-        f" {'PE-steps/s':>12} {'events/s':>10}"
+        f"{'case':<34} {'wall s':>7} {'RSS MiB':>8} {'cycles':>11} {'cyc/s':>11}"
+        f" {'PE-steps/s':>11} {'events/s':>9} {'queue%':>6}  verdict"
     )
-    for name, layer, mapping, hw in cases()[: 2 if quick else None]:
-        started = time.perf_counter()
-        result = simulate(layer, mapping, hw, SimOptions())  # type: ignore[arg-type]
-        wall = time.perf_counter() - started
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        lr = result.layer
-        cycles = lr.runtime_cycles
+    ok = True
+    for name, path, layer, pes in cases:
+        cmd = [sys.executable, __file__, "--case", path, layer, str(pes), topology]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{name:<34} FAILED: {done.stderr.strip().splitlines()[-1:]}", flush=True)
+            ok = False
+            continue
+        m = json.loads(done.stdout.strip().splitlines()[-1])
+        wall = m["wall_s"]
+        good = wall <= limit_s and m["rss_bytes"] <= 2 * GIB
+        ok &= good
         print(
-            f"{name:<36} {wall:>8.1f} {rss:>8.0f} {cycles:>12} {cycles / wall:>12.0f}"
-            f" {lr.metric('pe_steps') / wall:>12.0f} {lr.metric('simpy_events') / wall:>10.0f}",
+            f"{name:<34} {wall:>7.1f} {m['rss_bytes'] / 2**20:>8.0f} {m['cycles']:>11.0f}"
+            f" {m['cycles'] / wall:>11.0f} {m['pe_steps'] / wall:>11.0f}"
+            f" {m['events'] / wall:>9.0f} {100 * m['queueing_share']:>5.1f}%  "
+            + ("ok" if good else "OVER"),
             flush=True,
         )
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topology", default="bus")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--quick", action="store_true", help="the first two cases only")
+    parser.add_argument("--case", nargs=4, metavar=("PATH", "LAYER", "PES", "TOPOLOGY"))
+    args = parser.parse_args()
+    if args.case:
+        path, layer, pes, topology = args.case
+        print(json.dumps(run_case(path, layer, int(pes), topology)))
+        return
+    cases = [c for c in table2_cases() + resnet_cases(256) if args.only in c[0]]
+    if args.quick:
+        cases = cases[:2]
+    sys.exit(0 if measure(cases, args.topology, 60.0) else 1)
 
 
 if __name__ == "__main__":

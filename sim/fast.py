@@ -109,7 +109,7 @@ class FastPath:
                     progress(done, total)
                     reported = done
             pending = following
-        run.tally.events = 0
+        run.tally.events = self.oracle.events + self.zero.events
         run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
         run.tally.take_outcomes(self.oracle.outcomes)
         return self.clocks[0].end

@@ -61,6 +61,9 @@ class L2Memory:
         self.last_use = [np.full(shape, -1, dtype=np.int64) for shape in shapes]
         self.written = np.zeros(shapes[2], dtype=bool)
         self.sizes = [int(np.prod(shape)) for shape in shapes]
+        self.strides = [
+            [int(np.prod(shape[d + 1 :])) for d in range(len(shape))] for shape in shapes
+        ]
         self.resident = [0, 0, 0]
         self.never_evicts = sum(self.sizes) <= capacity_elems
         self.occupancy = 0
@@ -323,7 +326,7 @@ class _Segmenter:
         dims: tuple[str, ...],
     ) -> None:
         shape = memory.shapes[t]
-        strides = [int(np.prod(shape[d + 1 :])) for d in range(len(shape))]
+        strides = memory.strides[t]
         self.m = len(fps)
         corner = np.zeros(self.m, dtype=np.int64)
         group = np.full(self.m, -1, dtype=np.int64)

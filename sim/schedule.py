@@ -19,8 +19,10 @@ from .loopnest import LoopNest
 
 __all__ = ["Segment", "Step", "StepStream"]
 
-_BLOCK_LIMIT = 8192
+_BLOCK_LIMIT = 1 << 16
 """Most steps in one block of a segment."""
+_CHUNK = 4096
+"""Steps per segment where nothing repeats."""
 
 _OUTPUT_OF = {"Y": "Y'", "X": "X'"}
 _INPUT_OF = {"Y'": "Y", "X'": "X"}
@@ -196,10 +198,18 @@ class StepStream:
         loops around it; everything else comes one top-level step at a time."""
         j = self._run_loop()
         if j is None:
+            # Nothing repeats: chunks of whole top-level steps, one segment each.
             index = 0
+            chunk: tuple[list[Step], list[list[object]]] = ([], [])
             for top, raw in enumerate(np.ndindex(*self.trips)):
                 steps, scheds, index = self._block(index, top, tuple(int(p) for p in raw), ())
-                yield Segment(tuple(steps), tuple(scheds), 1, 0, {})
+                chunk[0].extend(steps)
+                chunk[1].extend(scheds)
+                if len(chunk[0]) >= _CHUNK:
+                    yield Segment(tuple(chunk[0]), tuple(chunk[1]), 1, 0, {})
+                    chunk = ([], [])
+            if chunk[0]:
+                yield Segment(tuple(chunk[0]), tuple(chunk[1]), 1, 0, {})
             return
         trips = self.trips
         inside = trips[j + 1 :]
