@@ -9,7 +9,7 @@ import sys
 
 from sim_speed import measure, resnet_cases, table2_cases
 
-BIG_MESH_LAYERS = ("CONV1", "CONV2_1_3")
+BIG_MESH_LAYERS = ("CONV1", "CONV2_1_2", "CONV2_1_3", "CONV5_1_2")
 
 
 def main() -> None:

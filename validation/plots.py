@@ -193,21 +193,31 @@ def link_utilization(
         arrows=not collapse,
         arrowsize=7,
         node_size=small * 2,
-        connectionstyle="arc3,rad=0.15" if not collapse else "arc3",
         ax=ax,
+        **({} if collapse else {"connectionstyle": "arc3,rad=0.15"}),
     )
     nx.draw_networkx_nodes(
         graph, pos, nodelist=["L2"], node_size=160, node_color="#2ca02c", ax=ax, node_shape="s"
     )
+    placed: list[tuple[float, float]] = []
     for value, (a, b) in sorted(zip(values, edges, strict=True), key=lambda t: -t[0])[:3]:
         if value <= 0:
             continue
         (xa, ya), (xb, yb) = pos[a], pos[b]
+        # Beside the link, on the side its arc bends to (opposite links get opposite sides).
+        length = max(math.hypot(xb - xa, yb - ya), 1e-9)
+        side = (0.0, 0.0) if collapse else ((yb - ya) / length, -(xb - xa) / length)
+        at = ((xa + xb) / 2 + 0.12 * side[0], (ya + yb) / 2 + 0.12 * side[1])
+        if any(math.hypot(at[0] - x, at[1] - y) < 0.06 * span for x, y in placed):
+            continue
+        placed.append(at)
         ax.annotate(
             f"{value:.0%}",
-            ((xa + xb) / 2, (ya + yb) / 2),
-            xytext=(6, 6),
+            at,
+            xytext=(14 * side[0], 14 * side[1]),
             textcoords="offset points",
+            ha="center",
+            va="center",
             fontsize=9,
             color="#67000d",
             weight="bold",
