@@ -42,6 +42,7 @@ __all__ = [
     "node_label",
     "pe",
     "prepare_graph",
+    "utilization_by_edge",
 ]
 
 L2 = "L2"
@@ -63,6 +64,16 @@ def node_label(node: Hashable) -> str:
     if isinstance(node, tuple) and node and isinstance(node[0], str):
         return node[0] + ",".join(str(x) for x in node[1:])
     return str(node)
+
+
+def utilization_by_edge(
+    graph: nx.DiGraph, rows: Iterable[tuple[str, str, float]]
+) -> dict[Edge, float]:
+    """Link utilisation keyed by ``graph``'s (src, dst) nodes from the ``[src, dst,
+    utilisation]`` rows of a result's ``noc.link_utilization`` (node labels), e.g. to
+    redraw a run on ``build_topology(hardware)``."""
+    nodes = {node_label(n): n for n in graph.nodes}
+    return {(nodes[a], nodes[b]): float(u) for a, b, u in rows}
 
 
 def mesh_shape(num_pes: int) -> tuple[int, int]:

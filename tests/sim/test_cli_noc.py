@@ -60,3 +60,20 @@ def test_noc_flags_apply_on_top_of_a_hardware_file(tmp_path: Path, capsys) -> No
     )
     assert code == 0
     assert "NoC tree" in capsys.readouterr().err
+
+
+def test_json_link_utilisation_redraws_on_the_rebuilt_topology(tmp_path: Path) -> None:
+    """The harness only has the JSON and the hardware: rebuilding the topology and
+    mapping the labelled rows back gives the run's utilisation on the graph's edges."""
+    from sim import SimOptions, simulate
+    from sim.topology import build_topology, utilization_by_edge
+
+    from .helpers import case, xc_hw
+
+    layer, mapping = case("x01_ws_kspatial")
+    hw = xc_hw(4, topology="mesh", noc_bw_elems_per_cycle=2, noc_hop_latency_cycles=1)
+    result = simulate(layer, mapping, hw, SimOptions())
+    rows = json.loads(json.dumps(result.to_dict()))["noc"]["link_utilization"]
+    graph = build_topology(hw)
+    assert utilization_by_edge(graph, rows) == result.link_utilization
+    assert set(result.link_utilization) <= set(graph.edges)

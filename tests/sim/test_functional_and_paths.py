@@ -180,3 +180,33 @@ def test_generated_layers_fast_path_equals_simpy_under_l2_pressure(problem, l2, 
         for ff in (True, False)
     )
     assert fast == full
+
+
+def test_segments_expand_to_the_step_stream() -> None:
+    """The fast path walks segments (a block of steps repeated, translated per repeat);
+    expanded, they are exactly the step-by-step stream: indices, positions, keys, bases."""
+    from sim.loopnest import LoopNest
+    from sim.schedule import StepStream
+
+    mid = make_layer(
+        name="mid",
+        type_=LayerType.CONV,
+        declared={"K": 4, "C": 3, "R": 3, "S": 3, "Y": 12, "X": 12},
+    )
+    problems = [
+        (layer, m, max(2, 2 * int(np.prod(m.cluster_sizes or (1,))))) for _, layer, m in _CASES
+    ]
+    problems += [(mid, load_network(path).layers[0].mapping, 16) for path in _MID]
+    checked = 0
+    for layer, mapping, pes in problems:
+        nest = LoopNest(layer, mapping, pes)
+        per_step = [(s.index, s.positions, s.inner, s.key, s.base) for s, _ in StepStream(nest)]
+        expanded = [
+            (s.index, s.positions, s.inner, s.key, s.base)
+            for seg in StepStream(nest).segments()
+            for b in range(seg.count)
+            for s in (seg.step_at(b, j) for j in range(len(seg.steps)))
+        ]
+        assert expanded == per_step
+        checked += any(seg.count > 1 for seg in StepStream(nest).segments())
+    assert checked >= 5
