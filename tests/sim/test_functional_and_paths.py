@@ -106,11 +106,13 @@ def test_fast_path_equals_full_simpy_run(path: str, noc: str, policy) -> None:
     assert runs[1].layer.metric("simpy_events") > 0
 
 
-def test_same_inputs_give_identical_results() -> None:
+@pytest.mark.parametrize("topology", ["bus", "mesh", "tree"])
+def test_same_inputs_give_identical_results(topology: str) -> None:
     entry = load_network(_MID[0]).layers[0]
     layer, mapping = shrink(entry.layer, entry.mapping)
-    first = simulate(layer, mapping, xc_hw(16)).to_dict()
-    second = simulate(layer, mapping, xc_hw(16)).to_dict()
+    hw = xc_hw(16, topology=topology, noc_bw_elems_per_cycle=2, noc_hop_latency_cycles=1)
+    first = simulate(layer, mapping, hw).to_dict()
+    second = simulate(layer, mapping, hw).to_dict()
     assert first == second
 
 
