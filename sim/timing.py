@@ -47,7 +47,6 @@ class Transition:
     end: int
     down: int
     up: int
-    up_start: int
 
 
 def step(
@@ -137,7 +136,6 @@ def step(
         end=end,
         down=down.oid,
         up=up.oid if any_egress else -1,
-        up_start=up_start,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import ceil, log2, prod
+from math import prod
 
 import numpy as np
 
@@ -57,7 +57,6 @@ class StepRecord:
     bus_in_elems: int
     bus_out_elems: int
     out_elems: int
-    adder_cycles: int
     down_flows: tuple[Flow, ...]
     forwards: tuple[tuple[int, int, int], ...]
     forwarded: tuple[int, int]
@@ -204,18 +203,13 @@ class RecordBuilder:
             n_lo, n_hi = nxt.tensors[2]
             same = np.all((n_lo == o_lo) & (n_hi == o_hi), axis=0) & nxt.active
             egress = has_out & ~same
-        bus_out = out_elems = adder = 0
+        bus_out = out_elems = 0
         up_flows, canvas = reduction_flows(o_lo, o_hi, egress)
         if canvas is not None:
             corner, mask = canvas
             out_elems = sum(n for _, n in up_flows)
-            fan_in = max(len(pes) for pes, _ in up_flows)
-            if policy.free_spatial_reduction:
-                bus_out = out_elems
-            else:
-                bus_out = int(o_size[egress].sum())
-                if fan_in > 1:
-                    adder = ceil(log2(fan_in)) * hw.adder_latency_cycles
+            # Partial sums injected into the NoC (reduced for free, or one per PE).
+            bus_out = out_elems if policy.free_spatial_reduction else int(o_size[egress].sum())
             rel = tuple(int(c) - base.get(d, 0) for c, d in zip(corner, dims[2], strict=True))
             footprints[2] = Footprint(rel, mask)
         next_need = 0
@@ -239,7 +233,6 @@ class RecordBuilder:
             bus_in_elems=delivered[0] + delivered[1],
             bus_out_elems=bus_out,
             out_elems=out_elems,
-            adder_cycles=adder,
             down_flows=merge(flows),
             forwards=_merge_forwards(forwards),
             forwarded=(forwarded[0], forwarded[1]),
