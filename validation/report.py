@@ -195,7 +195,7 @@ def _paper_section(run: ValidationRun, out: Path, tag: str, title: str) -> list[
         return []
     table = energy_table("maestro")
     blocks: list[Block] = [Heading(f"Seed paper findings (section 4): {title}", 2)]
-    for engine in ("analytic", "sim-realistic"):
+    for engine in ("analytic", "sim-maestro", "sim-realistic"):
         results: dict[str, dict[str, Any]] = defaultdict(dict)
         for c in cases:
             if engine in c.results:
