@@ -167,5 +167,6 @@ class Hardware:
             f"{self.num_pes} PEs x {self.simd_lanes} lanes, L1 {show(self.l1_size_elems)},"
             f" L2 {show(self.l2_size_elems)} elems, NoC {show(self.noc_bw_elems_per_cycle)}"
             f" elems/cycle latency {self.noc_latency_cycles}, off-chip"
-            f" {show(self.offchip_bw_elems_per_cycle)} elems/cycle ({self.source})"
+            f" {show(self.offchip_bw_elems_per_cycle)} elems/cycle, {self.topology} NoC"
+            f" ({self.source})"
         )

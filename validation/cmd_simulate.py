@@ -8,8 +8,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from spec.fileio import atomic_write_bytes, atomic_write_json
 from spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
@@ -17,6 +16,10 @@ from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
+from .simview import draw_simulation, noc_summary
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["register", "run"]
 
@@ -64,6 +67,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -143,9 +148,10 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in lr.notes[1:]:
             print(f"  {entry.name}: {note}", file=sys.stderr)
-        print(f"  {entry.name}: {_noc_line(result)}", file=sys.stderr)
+        print(f"  {entry.name}: {noc_summary(result)}", file=sys.stderr)
         if args.plot:
-            _plot(Path(args.plot), index, entry.name, result, hardware)
+            stem = f"{index:02d}_{''.join(c if c.isalnum() else '_' for c in entry.name)}"
+            draw_simulation(Path(args.plot), stem, entry.name, result, hardware)
         print(f"  {entry.name}: simulated in {result.wall_seconds:.2f} s", file=sys.stderr)
         layers.append(result)
         outputs = result.output
@@ -165,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
             entry["noc"] = result.noc
         atomic_write_json(args.json, payload)
     if args.functional and outputs is not None:
+        import numpy as np
+
         buffer = io.BytesIO()
         np.savez(buffer, output=outputs)
         atomic_write_bytes(Path(args.save_outputs), buffer.getvalue())
@@ -181,63 +189,3 @@ def _noc_flags(hardware: Hardware, args: argparse.Namespace) -> Hardware:
     }
     given = {k: v for k, v in changes.items() if v is not None}
     return hardware.with_changes(**given) if given else hardware
-
-
-def _noc_line(result) -> str:  # type: ignore[no-untyped-def]
-    """Where the time went and the hottest link, in one line."""
-    lr = result.layer
-    split = [lr.metric(f"runtime_split_{k}_cycles") for k in ("compute", "transfer", "queueing")]
-    runtime = max(1, lr.runtime_cycles)
-    parts = ", ".join(
-        f"{name} {value / runtime:.0%}"
-        for name, value in zip(("compute", "zero-load transfer", "queueing"), split, strict=True)
-    )
-    hot = result.noc.get("hottest_links") or []
-    where = ""
-    if hot:
-        top = hot[0]
-        where = (
-            f"; hottest link {top['src']}->{top['dst']} ({top['plane']}) busy"
-            f" {top['utilization']:.0%}, queue peak {top['peak_queue_len']}"
-        )
-    return f"NoC {result.noc.get('topology')}: runtime = {parts}{where}"
-
-
-def _plot(folder: Path, index: int, name: str, result, hardware: Hardware) -> None:  # type: ignore[no-untyped-def]
-    """The network picture and the timeline of one layer."""
-    from .plots import link_utilization, pe_timeline
-
-    stem = f"{index:02d}_{''.join(c if c.isalnum() else '_' for c in name)}"
-    lr = result.layer
-    runtime = lr.runtime_cycles
-    hot = result.noc.get("hottest_links") or []
-    title = (
-        f"{name}: {result.noc.get('topology')}, {hardware.num_pes} PEs, link bandwidth"
-        f" {hardware.noc_bw_elems_per_cycle} elems/cycle, {runtime} cycles"
-    )
-    notes = [_noc_line(result).split(": ", 1)[1].split(";")[0]]
-    notes += [
-        f"{x['src']:>7} -> {x['dst']:<7} {x['plane']:<12} busy {x['utilization']:>6.1%}"
-        f"  {x['elems']} elems, queue peak {x['peak_queue_len']},"
-        f" mean wait {x['mean_queueing_delay_cycles']:.1f} cycles"
-        for x in hot[:3]
-    ]
-    link_utilization(
-        result.graph, result.link_utilization, title, folder / f"{stem}_noc.png", notes
-    )
-    util = result.per_pe["utilization_series"]
-    busy = result.noc.get("busy_series") or [0.0] * len(util)
-    bins = max(1, len(util))
-    width = -(-max(runtime, 1) // bins)
-    pes = lr.metric("pes_used")
-    hot_label = f"{hot[0]['src']} -> {hot[0]['dst']} ({hot[0]['plane']})" if hot else ""
-    pe_timeline(
-        [i * width for i in range(len(util))],
-        [u * pes for u in util],
-        busy,
-        int(pes),
-        f"{name}: PE utilisation and NoC occupancy ({runtime} cycles)",
-        folder / f"{stem}_timeline.png",
-        hot_link=result.noc.get("hottest_link_busy_series") if hot else None,
-        hot_label=f"hottest link {hot_label}",
-    )

@@ -77,6 +77,8 @@ class CaseResult:
     settings: dict[str, Any] = field(default_factory=dict)
     results: dict[str, LayerResult] = field(default_factory=dict)
     per_pe: dict[str, Any] = field(default_factory=dict)
+    noc: dict[str, Any] = field(default_factory=dict)
+    variant_index: int = 0
     reference: dict[str, float] = field(default_factory=dict)
     attributions: list[Attribution] = field(default_factory=list)
     maestro_bugs: list[Attribution] = field(default_factory=list)
@@ -254,6 +256,7 @@ def run_validation(
                 layer_index=job.layer,
                 tags=scenario.tags,
                 settings=_settings(scenario, job.variant),
+                variant_index=job.variant,
                 reference=_reference(scenario, entry.name),
             )
         if "functional" in payload:
@@ -262,6 +265,7 @@ def run_validation(
         case.results[job.label] = LayerResult.from_dict(payload["result"])
         if "per_pe" in payload:
             case.per_pe[job.label] = payload["per_pe"]
+            case.noc[job.label] = payload["noc"]
     explain = [
         j
         for key, c in sorted(cases.items())

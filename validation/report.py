@@ -25,6 +25,8 @@ from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from .harness import CaseResult, ValidationRun
+from .runner import Job, job_hardware, simulate_job
+from .simview import draw_simulation, noc_summary
 
 __all__ = ["write_report"]
 
@@ -239,6 +241,45 @@ def _paper_values(result: Any, table: Any) -> dict[str, float]:
         "l1_energy": parts["l1"],
         "l2_energy": parts["l2"],
     }
+
+
+def _hot_spot(
+    run: ValidationRun, congestion: Sequence[CongestionFinding], out: Path
+) -> list[Block]:
+    """The network picture of the most congested case: the worst slowdown of a sweep,
+    else the layer whose busiest link is busiest."""
+    chosen: tuple[CaseResult, str] | None = None
+    if congestion:
+        worst = max(congestion, key=lambda f: (f.worst_ratio, f.scenario, f.layer))
+        for case in run.cases:
+            if (
+                (case.scenario, case.layer) == (worst.scenario, worst.layer)
+                and str(case.settings.get("topology", "bus")) == worst.topology
+                and case.settings.get("noc_bw_elems_per_cycle") == worst.worst_bw
+            ):
+                chosen = (case, "sim-maestro")
+    if chosen is None:
+        busiest = [
+            (float(c.results[e].flat().get("noc_max_link_utilization", 0)), c.name, c, e)
+            for c in run.cases
+            for e in ("sim-realistic", "sim-maestro")
+            if e in c.results
+        ]
+        if busiest:
+            _, _, case, engine = max(busiest, key=lambda t: (t[0], t[1]))
+            chosen = (case, engine)
+    if chosen is None:
+        return []
+    case, engine = chosen
+    job = Job(case.path, case.variant_index, case.layer_index, engine)
+    result = simulate_job(job)
+    pictures = draw_simulation(out, "hot_spot", case.name, result, job_hardware(job))
+    return [
+        Heading("The hot spot", 2),
+        Paragraph(f"{case.name} ({engine}): {noc_summary(result)}."),
+        Image(pictures[0].name, f"Link utilisation of {case.name} ({engine})"),
+        Image(pictures[1].name, f"PE utilisation and NoC occupancy over time, {case.name}"),
+    ]
 
 
 def _departure(f: CongestionFinding) -> str:
@@ -495,8 +536,9 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     blocks += _baseline_blocks(check)
     blocks += _plots(run, out)
     for f in congestion:
-        if f.plot:
+        if f.plot and Image(f.plot, "") not in blocks:
             blocks.append(Image(f.plot, f"Runtime vs NoC bandwidth, {f.scenario}/{f.layer}"))
+    blocks += _hot_spot(run, congestion, out)
     blocks += _paper_blocks(run, out)
     blocks.append(Heading("Every layer", 2))
     for case in run.cases:

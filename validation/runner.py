@@ -13,11 +13,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from spec.hardware import UNBOUNDED, Hardware
 from spec.scenario import Scenario, load_scenario
 
-__all__ = ["ENGINES", "Job", "Progress", "run_jobs"]
+if TYPE_CHECKING:
+    from sim import SimResult
+
+__all__ = ["ENGINES", "Job", "Progress", "job_hardware", "run_jobs", "simulate_job"]
 
 ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-realistic")
 
@@ -62,12 +66,7 @@ def run_job(job: Job) -> dict[str, Any]:
     """Run one job; returns the layer result dict (and, for the simulator, per-PE
     detail). Imports each engine only when needed."""
     scenario = _scenario(job.scenario)
-    _, hardware = scenario.variants()[job.variant]
-    if job.unbounded_noc or job.unbounded_offchip:
-        from spec.hardware import UNBOUNDED
-
-        key = "noc_bw_elems_per_cycle" if job.unbounded_noc else "offchip_bw_elems_per_cycle"
-        hardware = hardware.with_changes(**{key: UNBOUNDED})
+    hardware = job_hardware(job)
     entry = scenario.network.layers[job.layer]
     mapping = entry.require_mapping()
     if job.engine.startswith("analytic"):
@@ -97,18 +96,37 @@ def run_job(job: Job) -> dict[str, Any]:
         assert simulated.output is not None
         check = functional.compare(simulated.output, functional.reference(entry.layer, values))
         return {"functional": check.to_dict()}
+    simulated = simulate_job(job)
+    return {"result": simulated.layer.to_dict(), "per_pe": simulated.per_pe, "noc": simulated.noc}
+
+
+def job_hardware(job: Job) -> Hardware:
+    """The hardware a job runs on (its variant, with any bandwidth unbounded)."""
+    _, hardware = _scenario(job.scenario).variants()[job.variant]
+    if job.unbounded_noc or job.unbounded_offchip:
+        key = "noc_bw_elems_per_cycle" if job.unbounded_noc else "offchip_bw_elems_per_cycle"
+        hardware = hardware.with_changes(**{key: UNBOUNDED})
+    return hardware
+
+
+def simulate_job(job: Job) -> SimResult:
+    """Run a simulator job and return the whole :class:`sim.SimResult` (with its NoC
+    graph, for pictures)."""
+    import sim
+
+    scenario = _scenario(job.scenario)
+    entry = scenario.network.layers[job.layer]
     policy = sim.POLICIES[job.engine.removeprefix("sim-")]
     if job.switches:
         policy = policy.with_switch(**dict(job.switches))
-    simulated = sim.simulate(
+    return sim.simulate(
         entry.layer,
-        mapping,
-        hardware,
+        entry.require_mapping(),
+        job_hardware(job),
         sim.SimOptions(policy=policy),
         network=scenario.network.name,
         layer_index=job.layer,
     )
-    return {"result": simulated.layer.to_dict(), "per_pe": simulated.per_pe}
 
 
 def _fields(obj: object) -> dict[str, Any]:
