@@ -378,9 +378,7 @@ def _load_inline_layers(doc: _Doc, node: yaml.Node, name: str) -> Network:
     return Network(name, tuple(entries), doc.path)
 
 
-def _load_hardware(
-    doc: _Doc, node: yaml.Node, base: Path, carried: Hardware | None
-) -> Hardware:
+def _load_hardware(doc: _Doc, node: yaml.Node, base: Path, carried: Hardware | None) -> Hardware:
     """A hardware file, the hardware a pragma file carries, or inline fields; any field
     given inline overrides the base."""
     block = doc.mapping(node, "hardware", ("file", *_HW_FIELDS))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spec.mapping import ClusterDirective, MapDirective, Mapping
 from spec.maestro import parse_mapping_file
+from spec.mapping import ClusterDirective, MapDirective, Mapping
 from spec.pragma import parse_pragma_file, parse_pragma_text
 from spec.source import SpecError
 from tests.conftest import MAESTRO_REFERENCE, REPO
