@@ -16,7 +16,6 @@ MAESTRO-compatible) and the simulator under each requested policy, then
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,13 +287,11 @@ def run_validation(
         target.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
             payload["result"]
         )
-    ordered = [
-        cases[k] for k in sorted(cases, key=lambda k: (paths_index(paths, k[0]), k[1], k[2]))
-    ]
+    position = {str(p): i for i, p in enumerate(paths)}
+    keys = sorted(cases, key=lambda k: (position.get(k[0], len(paths)), k[1], k[2]))
     rows: list[MetricRow] = []
-    for key, case in zip(
-        sorted(cases, key=lambda k: (paths_index(paths, k[0]), k[1], k[2])), ordered, strict=True
-    ):
+    for key in keys:
+        case = cases[key]
         if key in extra:
             case.attributions = _attribute(case, extra[key])
         if key in bugs:
@@ -303,19 +300,11 @@ def run_validation(
     warnings = [w for s in scenarios for e in s.network.layers for w in e.warnings]
     return ValidationRun(
         scenarios=scenarios,
-        cases=ordered,
+        cases=[cases[k] for k in keys],
         rows=rows,
         seconds={j.label + f" {Path(j.scenario).stem}/{j.layer}": s for j, s in seconds.items()},
         warnings=warnings,
     )
-
-
-def paths_index(paths: list[Path], scenario_path: str) -> int:
-    """Position of a scenario in the order the user gave."""
-    for i, p in enumerate(paths):
-        if str(p) == scenario_path:
-            return i
-    return len(paths)
 
 
 def _settings(scenario: Scenario, variant: int) -> dict[str, Any]:
@@ -354,6 +343,3 @@ def _rows(case: CaseResult) -> list[MetricRow]:
             )
         )
     return rows
-
-
-ProgressFactory = Callable[[], Progress]

@@ -12,6 +12,7 @@ import io
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -436,14 +437,8 @@ def _results_json(
                 "results": {k: v.to_dict() for k, v in sorted(c.results.items())},
                 "reference": c.reference,
                 "functional": c.functional,
-                "attributions": [
-                    {"metric": a.metric, "cause": a.cause, "delta": a.delta, "share": a.share}
-                    for a in c.attributions
-                ],
-                "maestro_bugs": [
-                    {"metric": a.metric, "cause": a.cause, "delta": a.delta, "share": a.share}
-                    for a in c.maestro_bugs
-                ],
+                "attributions": [asdict(a) for a in c.attributions],
+                "maestro_bugs": [asdict(a) for a in c.maestro_bugs],
             }
             for c in run.cases
         ],
