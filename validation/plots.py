@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import networkx as nx
 from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.ticker import NullFormatter
 
 from spec.fileio import atomic_write_bytes
 
@@ -306,8 +307,10 @@ def paper_figures(
         ax.set_xticks(range(len(layers)), labels=layers)
         ax.set_ylabel(label)
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.subplots_adjust(wspace=0.38)
     fig.suptitle(f"Fig. 6 (seed paper) as measured by {engine}: 64 PEs, VGG16", fontsize=11)
     _save(fig, fig6_path)
 
