@@ -10,6 +10,7 @@ result schema; ``maestro_csv`` / ``write_maestro_csv`` give MAESTRO's 52-column 
 from __future__ import annotations
 
 from .api import ENGINE_COMPAT, ENGINE_DEFAULT, analyze, analyze_network
+from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .csvout import MAESTRO_CSV_HEADER, maestro_csv, write_maestro_csv
 from .deviations import DEVIATIONS, Deviation
 from .table import render_table
@@ -18,7 +19,9 @@ __all__ = [
     "DEVIATIONS",
     "ENGINE_COMPAT",
     "ENGINE_DEFAULT",
+    "MAESTRO_ASSUMPTIONS",
     "MAESTRO_CSV_HEADER",
+    "Assumptions",
     "Deviation",
     "analyze",
     "analyze_network",

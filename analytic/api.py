@@ -13,6 +13,7 @@ from spec.network import Network
 from spec.results import LayerResult, RunResult
 from spec.source import SpecError
 
+from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
 from .engine import LevelResult, NocLevel, analyze_problem
 from .problem import Problem, build_problem, tensor_size
@@ -50,6 +51,7 @@ def run_problem(
     hardware: Hardware,
     quirks: Quirks,
     nocs: tuple[NocLevel, ...] | None = None,
+    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
 ) -> tuple[Problem, LevelResult]:
     """The completed levels and the top level's raw result under explicit ``quirks``
     (one deviation can be switched on its own, as the deviation tests do)."""
@@ -63,6 +65,7 @@ def run_problem(
         simd_lanes=hardware.simd_lanes,
         offchip_bw=hardware.offchip_bw_elems_per_cycle,
         quirks=quirks,
+        assumptions=assumptions,
     )
     return problem, top
 
@@ -79,19 +82,22 @@ def analyze_layer(
     previous_l1_counts: tuple[int, ...] = _NO_L1,
     nocs: tuple[NocLevel, ...] | None = None,
     quirks: Quirks | None = None,
+    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
 ) -> tuple[LayerResult, tuple[int, ...]]:
     """:func:`analyze` plus the layer's own top-level L1 counts (which MAESTRO's CSV
     energy of the *next* layer uses when that one has clusters), and two knobs the
     MAESTRO replay needs: the previous layer's L1 counts and per-level NoCs
     (``--bw_sweep`` gives level 0 its own bandwidth). ``quirks`` overrides the mode's
-    set of reproduced MAESTRO bugs (the harness turns them on one at a time)."""
+    set of reproduced MAESTRO bugs (the harness turns them on one at a time);
+    ``assumptions`` changes a modelling assumption that is not a bug (the harness flips
+    them to attribute differences from the simulator)."""
     if quirks is None:
         quirks = COMPAT if maestro_compat else FIXED
     try:
         table = energy_table(energy)
     except KeyError as exc:
         raise SpecError.at(None, str(exc.args[0])) from None
-    problem, top = run_problem(layer, mapping, hardware, quirks, nocs)
+    problem, top = run_problem(layer, mapping, hardware, quirks, nocs, assumptions)
     multilevel = top.levels_analyzed > 1
     own_l1 = l1_counts_of(top)
     energy_l1 = (
@@ -125,13 +131,15 @@ def analyze(
     network: str = "",
     layer_index: int = 0,
     quirks: Quirks | None = None,
+    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
 ) -> LayerResult:
     """Analyse one layer under ``mapping`` on ``hardware``.
 
     ``maestro_compat`` reproduces MAESTRO's numbers, quirks included (on its own, a
     Cluster mapping's CSV energy is computed as for the first layer of a file);
     ``quirks`` picks exactly which MAESTRO bugs to reproduce instead (see
-    :mod:`analytic.deviations`); ``energy`` names a :mod:`spec.energy` table for
+    :mod:`analytic.deviations`); ``assumptions`` flips modelling assumptions that are
+    not bugs (:mod:`analytic.assumptions`); ``energy`` names a :mod:`spec.energy` table for
     ``energy_nj``. Raises :class:`SpecError` for mappings that do not fit the hardware or
     cannot be analysed.
     """
@@ -144,6 +152,7 @@ def analyze(
         network=network,
         layer_index=layer_index,
         quirks=quirks,
+        assumptions=assumptions,
     )
     return result
 

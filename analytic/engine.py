@@ -8,8 +8,10 @@ M(c) MACs of all units):
   sizes as its dimensions (twice at a spatial edge with a partly filled last unit),
   the worst of them;
 * NoC delay ``d(x) = L + ceil(x / BW) - 1`` (zero-load, latency L);
-* step: the all-Init case costs ``compute + d(I)``; any other ``max(d(I), compute,
-  d(E))`` (double buffering). At the top level off-chip transfers are folded in:
+* step: the all-Init case costs ``compute + d(I)`` (a nested level's too, so the level
+  above pays that fill in each of its steps; :mod:`analytic.assumptions`); any other
+  ``max(d(I), compute, d(E))`` (double buffering). At the top level off-chip transfers
+  are folded in:
   ``step = max(step, (L2req_in + L2req_w) / offchip_bw / 2, L2req_out / offchip_bw / 2)``;
 * runtime = sum n(c) * step(c); L2 reads of T = sum n(c) I_T(c); output L2 writes =
   sum n(c) E(c); L1 reads of every tensor and L1 writes of the output = sum n(c) M(c);
@@ -29,6 +31,7 @@ from math import prod
 
 from spec.source import SpecError
 
+from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
@@ -106,6 +109,7 @@ class _Context:
     offchip_bw: int
     quirks: Quirks
     strides: dict[str, int]
+    assumptions: Assumptions = MAESTRO_ASSUMPTIONS
     memo: dict[tuple[int, tuple[tuple[str, int], ...]], LevelResult] = field(default_factory=dict)
     with_partial_unit: dict[int, LevelModel] = field(default_factory=dict)
     innermost_l1: tuple[int, ...] | None = None
@@ -335,7 +339,8 @@ def _count_case(
     compute, active = _compute(ctx, model, states, psums, dims)
     noc = ctx.nocs[model.index]
     step_in, step_out = noc.delay(ingress), noc.delay(egress)
-    step = compute + step_in if changing < 0 else max(step_out, compute, step_in)
+    serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
+    step = compute + step_in if serial_fill else max(step_out, compute, step_in)
     if model.index == 0:
         if compute == 0:
             raise _no_valid_unit_error(ctx, maestro_crashes=True)
@@ -474,6 +479,7 @@ def analyze_problem(
     simd_lanes: int,
     offchip_bw: int,
     quirks: Quirks,
+    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
 ) -> LevelResult:
     """Analyse every level of ``problem``; the top level's result, with the innermost
     level's L1 requirement attached."""
@@ -486,6 +492,7 @@ def analyze_problem(
         offchip_bw=offchip_bw,
         quirks=quirks,
         strides=strides,
+        assumptions=assumptions,
     )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:

@@ -18,7 +18,7 @@ from . import plots
 if TYPE_CHECKING:
     from .harness import ValidationRun
 
-__all__ = ["DEPARTURE", "CongestionFinding", "congestion_findings"]
+__all__ = ["DEPARTURE", "CongestionFinding", "congestion_findings", "saturation"]
 
 DEPARTURE = 1.05
 """Simulated / analytic runtime above which a topology has departed from the roofline."""
@@ -40,6 +40,11 @@ class CongestionFinding:
     worst_bw: int
     queueing_share_at_worst: float | None = None
     plot: str = ""
+    sim_saturates_at_bw: int = 0
+    """Lowest bandwidth from which more bandwidth no longer speeds the simulation up by
+    more than 5% (the network is then bound by message count and latency, not width)."""
+    roofline_saturates_at_bw: int = 0
+    """The same for the analytic curve."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -97,6 +102,10 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
                         (scenario, layer, topology, bandwidths[worst])
                     ),
                     plot=plot_name,
+                    sim_saturates_at_bw=saturation(bandwidths, [points[b][1] for b in bandwidths]),
+                    roofline_saturates_at_bw=saturation(
+                        bandwidths, [points[b][0] for b in bandwidths]
+                    ),
                 )
             )
             analytic_curve.update({b: points[b][0] for b in bandwidths})
@@ -110,3 +119,13 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
                 out / plot_name,
             )
     return findings
+
+
+def saturation(bandwidths: tuple[int, ...], runtimes: list[float]) -> int:
+    """Lowest swept bandwidth whose runtime is within 5% of the best at any higher one."""
+    at = bandwidths[-1]
+    for i in range(len(bandwidths) - 1, -1, -1):
+        if runtimes[i] > min(runtimes[i:]) * DEPARTURE:
+            break
+        at = bandwidths[i]
+    return at

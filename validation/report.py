@@ -302,6 +302,7 @@ def _congestion_blocks(findings: Sequence[CongestionFinding]) -> list[Block]:
             _departure(f),
             f"{f.worst_ratio:.2f}x at {fmt(f.worst_bw)}",
             "n/a" if f.queueing_share_at_worst is None else f"{f.queueing_share_at_worst:.0%}",
+            f"{fmt(f.sim_saturates_at_bw)} (roofline {fmt(f.roofline_saturates_at_bw)})",
         )
         for f in findings
     )
@@ -311,9 +312,14 @@ def _congestion_blocks(findings: Sequence[CongestionFinding]) -> list[Block]:
             "Simulated runtime (maestro policy, so only the network differs from the closed"
             " form) against the analytic zero-load estimate over a NoC-bandwidth sweep. A"
             " topology *departs* at the bandwidth below which the simulation is more than 5%"
-            " slower than the analytic roofline; the last column is the part of the"
+            " slower than the analytic roofline; the queueing share is the part of the"
             " simulated runtime spent queueing for busy links (contention), as opposed to"
-            " computing or moving data at zero load."
+            " computing or moving data at zero load. The last column is the bandwidth from"
+            " which more bandwidth stops helping: where the simulated curve flattens well"
+            " before the roofline does, the hottest link is bound by the number of messages"
+            " it serialises (each holds the link at least one cycle plus its latency,"
+            " whatever its width), so a wider network cannot recover the difference, only"
+            " fewer messages (multicast, a gather or reduction network, another mapping)."
         ),
         Table(
             (
@@ -323,9 +329,10 @@ def _congestion_blocks(findings: Sequence[CongestionFinding]) -> list[Block]:
                 "against the roofline",
                 "worst slowdown",
                 "queueing share of runtime there",
+                "stops improving at (elems/cycle)",
             ),
             rows,
-            "lllrlr",
+            "lllrlrr",
         ),
     ]
 
@@ -525,13 +532,16 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     for f in congestion:
         summary.append(
             f"congestion: {f.scenario}/{f.layer} on {f.topology} {_departure(f)},"
-            f" worst {f.worst_ratio:.2f}x"
+            f" worst {f.worst_ratio:.2f}x; stops improving at {fmt(f.sim_saturates_at_bw)}"
+            f" elems/cycle (roofline {fmt(f.roofline_saturates_at_bw)})"
         )
     blocks += _functional_blocks(run)
     blocks += _baseline_blocks(check)
     blocks += _plots(run, out)
+    plotted: set[str] = set()
     for f in congestion:
-        if f.plot and Image(f.plot, "") not in blocks:
+        if f.plot and f.plot not in plotted:
+            plotted.add(f.plot)
             blocks.append(Image(f.plot, f"Runtime vs NoC bandwidth, {f.scenario}/{f.layer}"))
     blocks += _hot_spot(run, congestion, out)
     blocks += _paper_blocks(run, out)

@@ -30,7 +30,8 @@ ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-
 class Job:
     """One engine on one layer of one scenario variant. ``switches`` flips one modelling
     switch of the realistic simulator, or turns one MAESTRO bug back on in the fixed
-    analytic model, to attribute a difference; ``unbounded_noc`` / ``unbounded_offchip``
+    analytic model, to attribute a difference; ``assumptions`` changes one modelling
+    assumption of the analytic model; ``unbounded_noc`` / ``unbounded_offchip``
     run with that bandwidth unbounded."""
 
     scenario: str
@@ -40,11 +41,13 @@ class Job:
     switches: tuple[tuple[str, bool], ...] = ()
     unbounded_noc: bool = False
     unbounded_offchip: bool = False
+    assumptions: tuple[tuple[str, bool], ...] = ()
+    """Modelling assumptions of the analytic model changed (:mod:`analytic.assumptions`)."""
 
     @property
     def label(self) -> str:
         """Engine name plus the changes, e.g. ``sim-realistic+psum_writeback_every_step=True``."""
-        extra = [f"{k}={v}" for k, v in self.switches]
+        extra = [f"{k}={v}" for k, v in self.switches + self.assumptions]
         if self.unbounded_noc:
             extra.append("noc=unbounded")
         if self.unbounded_offchip:
@@ -84,6 +87,7 @@ def run_job(job: Job) -> dict[str, Any]:
             network=scenario.network.name,
             layer_index=job.layer,
             quirks=quirks,
+            assumptions=analytic.Assumptions(**dict(job.assumptions)),
         )
         return {"result": result.to_dict()}
     import sim

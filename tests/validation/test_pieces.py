@@ -11,7 +11,7 @@ from spec.energy import energy_table
 from spec.results import LayerResult, TensorCounts
 from spec.source import SpecError
 from tests.conftest import REPO
-from validation import baseline, paper
+from validation import baseline, congestion, paper
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.suite import expand
@@ -174,3 +174,15 @@ def test_paper_findings_verdicts_on_made_up_numbers() -> None:
     }
     assert verdicts["shi-most-l1"][0] is False
     assert "tied with WS" in verdicts["shi-most-l1"][1]
+
+
+def test_saturation_is_where_more_bandwidth_stops_helping() -> None:
+    bandwidths = (1, 2, 4, 8, 16)
+    # Halves until 8, then flat: more than 8 elements/cycle buys nothing.
+    assert congestion.saturation(bandwidths, [800.0, 400.0, 200.0, 100.0, 99.0]) == 8
+    # Flat from the start: the curve is bound by something other than link width.
+    assert congestion.saturation(bandwidths, [700.0, 699.0, 698.0, 698.0, 698.0]) == 1
+    # Still improving at the top of the sweep.
+    assert congestion.saturation(bandwidths, [16.0, 8.0, 4.0, 2.0, 1.0]) == 16
+    # A 6% bump below the flat part ends the flat part there.
+    assert congestion.saturation(bandwidths, [500.0, 106.0, 100.0, 101.0, 100.0]) == 4
