@@ -77,6 +77,11 @@ class Quirks:
     counted *instead of* one of the full units (with a single full unit, instead of
     it), so part of the dimension is never computed."""
 
+    stride_ignored_in_tile_outputs: bool
+    """D13: a strided Y/X tile of m rows over a filter of R >= s rows is counted as
+    holding m - R + 1 output windows (the stride-1 count) instead of (m - R) // s + 1,
+    over-counting MACs and output writes whenever a tile holds more than one window."""
+
 
 COMPAT = Quirks(**{f.name: True for f in fields(Quirks)})
 """MAESTRO as its binary behaves."""
@@ -193,6 +198,14 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "K=7, SpatialMap(2,2) K on 2 PEs: the edge step counts K6 only, 5 of 7 channels",
         "the edge step has K4-5 on one PE and K6 on the other: all 7 channels",
         "test_d12_partial_unit_at_spatial_edge",
+    ),
+    Deviation(
+        "D13",
+        "stride_ignored_in_tile_outputs",
+        "strided tiles counted with stride-1 windows",
+        "Y=9, R=3, stride 2, TemporalMap(5,4) Y: 3 windows per tile, 36 MACs for 24",
+        "(5-3)//2+1 = 2 windows per tile: 24 MACs, the layer's count",
+        "test_d13_strided_tile_holds_fewer_windows",
     ),
 )
 """Every deliberate deviation, in the order of ``docs/maestro-deviations.md``."""

@@ -178,6 +178,9 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
                     dims,
                     clip_oversized=not quirks.oversized_tile_edge_cut,
                     no_edge_past_the_end=not quirks.steps_past_the_end,
+                    strides=None
+                    if quirks.stride_ignored_in_tile_outputs
+                    else dict(problem.strides),
                 ),
                 inputs=tuple(v for v in views if not v.tensor.is_output),
                 output=output,

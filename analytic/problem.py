@@ -146,14 +146,20 @@ def _to_input_centric(directives: list[LevelDirective], dims: dict[str, int]) ->
 
 
 def _apply_stride(
-    directives: list[LevelDirective], strides: dict[str, int], filters: dict[str, int], top: bool
+    directives: list[LevelDirective],
+    strides: dict[str, int],
+    filters: dict[str, int],
+    top: bool,
+    compact: bool = True,
 ) -> None:
     """MAESTRO's stride rewriting of ``Y``/``X`` directives whose size covers the filter.
 
     With filter size R, stride s and map size m >= R: ``out = (m + s - R) // s``,
     size := ``out * min(s, R) + max(R - s, 0)``, offset := ``out * s`` (``out * R``
     below the top level when R < s). Users write the stride-1 mapping, e.g.
-    ``TemporalMap(Sz(R),1) Y``, and get (R, s).
+    ``TemporalMap(Sz(R),1) Y``, and get (R, s). With ``compact`` off (fixed D13) a
+    filter smaller than the stride keeps input coordinates too: size
+    ``(out - 1) * s + R``, offset ``out * s``.
     """
     for i, d in enumerate(directives):
         stride = strides.get(d.dim, 1)
@@ -163,8 +169,11 @@ def _apply_stride(
         if d.size < window:
             continue
         out = (d.size + stride - window) // stride
-        size = out * min(stride, window) + max(window - stride, 0)
-        offset = out * window if (not top and window < stride) else out * stride
+        if compact:
+            size = out * min(stride, window) + max(window - stride, 0)
+            offset = out * window if (not top and window < stride) else out * stride
+        else:
+            size, offset = (out - 1) * stride + window, out * stride
         directives[i] = LevelDirective(d.dim, d.spatial, size, offset)
 
 
@@ -204,7 +213,13 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
                 directives.append(LevelDirective(var, False, dims[var], dims[var]))
                 present.add(var)
         if conv:
-            _apply_stride(directives, strides, filters, top=index == 0)
+            _apply_stride(
+                directives,
+                strides,
+                filters,
+                top=index == 0,
+                compact=quirks.stride_ignored_in_tile_outputs,
+            )
         unknown = [d for d in directives if d.dim not in dims]
         if unknown:
             raise SpecError.at(

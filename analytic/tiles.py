@@ -45,11 +45,14 @@ def level_tiles(
     *,
     clip_oversized: bool,
     no_edge_past_the_end: bool = False,
+    strides: dict[str, int] | None = None,
 ) -> Tiles:
     """Tile tables of a level with static dimensions ``dims``.
 
     ``no_edge_past_the_end`` (fixed D11): with gaps between tiles the "edge" tile would
     start at or past N; there is no such tile, the last one is a full one.
+    ``strides`` (fixed D13): a strided sliding tile of m rows over a filter of R rows
+    (in input coordinates) holds ``(m - R) // s + 1`` windows, not ``m - R + 1``.
     """
     mapped: dict[str, int] = {}
     unique: dict[str, int] = {}
@@ -80,4 +83,15 @@ def level_tiles(
             unique[out] = min(d.offset, d.size)
             mapped_edge[out] = max(low, mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1)
             unique_edge[out] = min(d.offset, mapped_edge[out])
+            stride = strides.get(d.dim, 1) if strides else 1
+            if stride > 1:
+                mapped[out] = _windows(mapped[d.dim], mapped.get(filt, 0), stride)
+                mapped_edge[out] = _windows(mapped_edge[d.dim], mapped_edge.get(filt, 0), stride)
+                unique[out] = min(d.offset // stride, mapped[out])
+                unique_edge[out] = min(d.offset // stride, mapped_edge[out])
     return Tiles(mapped, unique, mapped_edge, unique_edge)
+
+
+def _windows(rows: int, window: int, stride: int) -> int:
+    """Windows of ``window`` rows at ``stride`` that fit in ``rows`` rows."""
+    return (rows - window) // stride + 1 if rows >= window else 0

@@ -150,13 +150,22 @@ def _bug_jobs(case: CaseResult, variant: int) -> list[Job]:
         return []
     from analytic.deviations import DEVIATIONS
 
-    return [
+    alone = [
         Job(case.path, variant, case.layer_index, "analytic", ((d.flag, True),)) for d in DEVIATIONS
     ]
+    removed = [
+        Job(case.path, variant, case.layer_index, "analytic-maestro", ((d.flag, False),))
+        for d in DEVIATIONS
+    ]
+    return alone + removed
 
 
-def _bug_attributions(case: CaseResult, runs: dict[str, LayerResult]) -> list[Attribution]:
-    """How much of MAESTRO's difference from the fixed model each of its bugs makes."""
+def _bug_attributions(
+    case: CaseResult, alone: dict[str, LayerResult], removed: dict[str, LayerResult]
+) -> list[Attribution]:
+    """How much of MAESTRO's difference from the fixed model each of its bugs makes: the
+    fixed model with that bug alone switched on, or, for a bug that matters only together
+    with others, MAESTRO with that bug alone fixed."""
     from analytic.deviations import DEVIATIONS
 
     fixed, compat = case.results["analytic"].flat(), case.results["analytic-maestro"].flat()
@@ -166,14 +175,14 @@ def _bug_attributions(case: CaseResult, runs: dict[str, LayerResult]) -> list[At
         if not gap:
             continue
         for d in DEVIATIONS:
-            run = runs.get(d.flag)
-            if run is None:
-                continue
-            delta = float(run.flat()[metric]) - float(fixed[metric])
+            cause = f"MAESTRO bug {d.ident}: {d.title}"
+            on, off = alone.get(d.flag), removed.get(d.flag)
+            delta = float(on.flat()[metric]) - float(fixed[metric]) if on else 0.0
+            if not delta and off is not None:
+                delta = float(compat[metric]) - float(off.flat()[metric])
+                cause += " (jointly with another bug; the share is what fixing it alone removes)"
             if delta:
-                out.append(
-                    Attribution(metric, f"MAESTRO bug {d.ident}: {d.title}", delta, delta / gap)
-                )
+                out.append(Attribution(metric, cause, delta, delta / gap))
     return out
 
 
@@ -310,8 +319,13 @@ def run_validation(
     seconds.update(more_seconds)
     extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     bugs: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
+    fixes: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     for job, payload in more.items():
-        target = bugs if job.engine == "analytic" and job.switches else extra
+        target = extra
+        if job.engine == "analytic" and job.switches:
+            target = bugs
+        elif job.engine == "analytic-maestro":
+            target = fixes
         if job.unbounded_noc:
             name = "noc"
         elif job.unbounded_offchip:
@@ -331,7 +345,7 @@ def run_validation(
         if key in extra:
             case.attributions = _attribute(case, extra[key])
         if key in bugs:
-            case.maestro_bugs = _bug_attributions(case, bugs[key])
+            case.maestro_bugs = _bug_attributions(case, bugs[key], fixes.get(key, {}))
         rows.extend(_rows(case))
     warnings = [w for s in scenarios for e in s.network.layers for w in e.warnings]
     return ValidationRun(

@@ -26,6 +26,7 @@ from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from .harness import CaseResult, ValidationRun
+from .maccount import MODELS, MacCheck, mac_check
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
 
@@ -356,6 +357,40 @@ def _functional_blocks(run: ValidationRun) -> list[Block]:
     ]
 
 
+def _mac_blocks(check: MacCheck | None) -> list[Block]:
+    if check is None:
+        return []
+    blocks: list[Block] = [
+        Heading("MAC counts the simulator makes certain", 2),
+        Paragraph(
+            f"On {check.exact_layers} layer(s) the simulator performed every MAC exactly once"
+            " (none missing, none redundant), so the layer's MAC count is certain there."
+            + "".join(
+                f" {name}: wrong on {check.wrong[name]}." for name in MODELS if name in check.wrong
+            )
+            + " Causes come from re-running the fixed model with one MAESTRO bug at a time"
+            " switched on, or MAESTRO's model with one of them fixed."
+        ),
+    ]
+    if check.cases:
+        rows = tuple(
+            (
+                c.case,
+                fmt(c.executed_macs),
+                *(
+                    f"{fmt(c.reported_macs[m])} ({(c.reported_macs[m] / c.executed_macs - 1):+.0%})"
+                    if m in c.reported_macs
+                    else "n/a"
+                    for m in MODELS
+                ),
+                "; ".join(c.causes) or "not a MAESTRO bug the fixed model knows",
+            )
+            for c in check.cases
+        )
+        blocks.append(Table(("layer", "executed MACs", *MODELS, "why"), rows, "lrrrl"))
+    return blocks
+
+
 def _baseline_blocks(check: BaselineCheck | None) -> list[Block]:
     if check is None:
         return []
@@ -421,7 +456,10 @@ def _plots(run: ValidationRun, out: Path) -> list[Block]:
 
 
 def _results_json(
-    run: ValidationRun, congestion: Sequence[CongestionFinding], check: BaselineCheck | None
+    run: ValidationRun,
+    congestion: Sequence[CongestionFinding],
+    check: BaselineCheck | None,
+    macs: MacCheck | None,
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -451,6 +489,7 @@ def _results_json(
         ],
         "rows": [r.to_dict() for r in run.rows],
         "congestion": [f.to_dict() for f in congestion],
+        "mac_counts": None if macs is None else macs.to_dict(),
         "baseline": None
         if check is None
         else {
@@ -535,7 +574,11 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
             f" worst {f.worst_ratio:.2f}x; stops improving at {fmt(f.sim_saturates_at_bw)}"
             f" elems/cycle (roofline {fmt(f.roofline_saturates_at_bw)})"
         )
+    macs = mac_check(run)
+    if macs is not None:
+        summary.append(macs.summary())
     blocks += _functional_blocks(run)
+    blocks += _mac_blocks(macs)
     blocks += _baseline_blocks(check)
     blocks += _plots(run, out)
     plotted: set[str] = set()
@@ -555,6 +598,6 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
         ]
     atomic_write_text(out / "report.md", to_markdown(blocks))
     atomic_write_text(out / "report.html", to_html(blocks, "Metronome validation report"))
-    atomic_write_json(out / "results.json", _results_json(run, congestion, check))
+    atomic_write_json(out / "results.json", _results_json(run, congestion, check, macs))
     atomic_write_text(out / "results.csv", _results_csv(run.rows))
     return summary

@@ -28,11 +28,12 @@ ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-
 
 @dataclass(frozen=True, slots=True, order=True)
 class Job:
-    """One engine on one layer of one scenario variant. ``switches`` flips one modelling
-    switch of the realistic simulator, or turns one MAESTRO bug back on in the fixed
-    analytic model, to attribute a difference; ``assumptions`` changes one modelling
-    assumption of the analytic model; ``unbounded_noc`` / ``unbounded_offchip``
-    run with that bandwidth unbounded."""
+    """One engine on one layer of one scenario variant, to compare or to attribute a
+    difference: ``switches`` flips one modelling switch of the realistic simulator,
+    turns one MAESTRO bug back on in the fixed analytic model, or fixes one in the
+    MAESTRO-compatible one; ``assumptions`` changes one modelling assumption of the
+    analytic model; ``unbounded_noc`` / ``unbounded_offchip`` run with that bandwidth
+    unbounded."""
 
     scenario: str
     variant: int
@@ -74,11 +75,10 @@ def run_job(job: Job) -> dict[str, Any]:
     mapping = entry.require_mapping()
     if job.engine.startswith("analytic"):
         import analytic
-        from analytic.deviations import FIXED
+        from analytic.deviations import COMPAT, FIXED
 
-        quirks = (
-            FIXED.__class__(**{**_fields(FIXED), **dict(job.switches)}) if job.switches else None
-        )
+        base = COMPAT if job.engine == "analytic-maestro" else FIXED
+        quirks = base.__class__(**{**_fields(base), **dict(job.switches)}) if job.switches else None
         result = analytic.analyze(
             entry.layer,
             mapping,

@@ -235,6 +235,25 @@ def test_d12_partial_unit_at_spatial_edge() -> None:
     assert ours.l2_reads[1] == 7
 
 
+def test_d13_strided_tile_holds_fewer_windows() -> None:
+    """K2 C1 R3 S1 Y9 X1, stride 2 on Y (Y' = (9-3)//2+1 = 4), SpatialMap(1,1) K on
+    2 PEs, TemporalMap(5,4) Y: tiles rows 0-4 and 4-8, each holding the windows at rows
+    0, 2 (then 4, 6): 2 windows of 3 MACs per PE and step. Two steps: 2 x 2 x 2 x 3 = 24
+    MACs and 2 x 2 x 2 = 8 output writes. MAESTRO counts 5 - 3 + 1 = 3 windows per
+    tile: 36 MACs and 12 writes. Runtime (fixed): init 6 + d(5 + 6) = 7, then
+    max(d(4), 6, d(4)) = 6 -> 13; MAESTRO computes 9 per step: 10 + 9 = 19. Input reads
+    5 + 4 = 9 in both."""
+    text = (
+        "Network n { Layer L { Type: CONV Stride { Y: 2 } Dimensions { K: 2, C: 1, R: 3,"
+        " S: 1, Y: 9, X: 1 } Dataflow { SpatialMap(1,1) K; TemporalMap(5,4) Y;"
+        " TemporalMap(Sz(R),Sz(R)) R; } } }"
+    )
+    maestro, ours = _both(text, _hw("xc_pe2_bw64"), DEVIATIONS[12].flag)
+    assert (maestro.macs, maestro.l2_writes[2], maestro.runtime) == (36, 12, 19)
+    assert (ours.macs, ours.l2_writes[2], ours.runtime) == (24, 8, 13)
+    assert maestro.l2_reads[0] == ours.l2_reads[0] == 9
+
+
 def test_table_flags_are_the_quirk_fields_and_modes_are_all_or_nothing() -> None:
     fields = list(Quirks.__dataclass_fields__)
     assert [d.flag for d in DEVIATIONS] == fields

@@ -136,9 +136,12 @@ def test_macs_equal_the_layer_when_the_mapping_covers_it_exactly(case: Case) -> 
 
 
 @PROPERTY
-@given(cases(), st.booleans())
-def test_no_more_than_one_mac_per_lane_per_cycle(case: Case, compat: bool) -> None:
-    _, (result,) = _run(case, "L", compat=compat)
+@given(cases())
+def test_no_more_than_one_mac_per_lane_per_cycle(case: Case) -> None:
+    """The fixed model only: MAESTRO's spatial-edge over-count (D1) can report more MACs
+    than its own runtime allows (K1 C1 S3 X5 under SpatialMap(2,2) X' on 1 PE: 15 MACs in
+    12 cycles for a 9-MAC layer)."""
+    _, (result,) = _run(case, "L")
     lanes = case.hardware.num_pes * case.hardware.simd_lanes
     assert result.runtime_cycles * lanes >= result.macs
     assert 0 < result.metric("utilization") <= 1
