@@ -18,6 +18,7 @@ MAESTRO-compatible) and the simulator under each requested policy, then
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,25 @@ def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
     return jobs
 
 
+def _where(case: CaseResult, assumption: str) -> str:
+    """The directives an analytic assumption acts on, with their source positions."""
+    if assumption != "nested_fill_serialised":
+        return ""
+    from spec.mapping import ClusterDirective
+
+    from .runner import scenario_of
+
+    mapping = scenario_of(case.path).network.layers[case.layer_index].require_mapping()
+    clusters = [d for d in mapping.directives if isinstance(d, ClusterDirective)]
+    if not clusters:
+        return ""
+    named = ", ".join(
+        f"{c} at {os.path.normpath(c.span.path)}:{c.span.line}:{c.span.col}" if c.span else str(c)
+        for c in clusters
+    )
+    return f" (the level{'s' if len(clusters) > 1 else ''} below {named})"
+
+
 def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
     model = case.results["analytic"].flat()
     real = case.results["sim-realistic"].flat()
@@ -217,7 +237,7 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
     )
     offchip = extra.get("offchip")
     model_side = [
-        (words, extra.get(assumption))
+        (words + _where(case, assumption), extra.get(assumption))
         for assumption, words in MODEL_ASSUMPTIONS
         if extra.get(assumption) is not None
     ]

@@ -59,7 +59,8 @@ class Job:
 _SCENARIOS: dict[str, Scenario] = {}
 
 
-def _scenario(path: str) -> Scenario:
+def scenario_of(path: str) -> Scenario:
+    """The scenario at ``path``, parsed once per process."""
     cached = _SCENARIOS.get(path)
     if cached is None:
         cached = _SCENARIOS[path] = load_scenario(path)
@@ -69,7 +70,7 @@ def _scenario(path: str) -> Scenario:
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job; returns the layer result dict (and, for the simulator, per-PE
     detail). Imports each engine only when needed."""
-    scenario = _scenario(job.scenario)
+    scenario = scenario_of(job.scenario)
     hardware = job_hardware(job)
     entry = scenario.network.layers[job.layer]
     mapping = entry.require_mapping()
@@ -106,7 +107,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def job_hardware(job: Job) -> Hardware:
     """The hardware a job runs on (its variant, with any bandwidth unbounded)."""
-    _, hardware = _scenario(job.scenario).variants()[job.variant]
+    _, hardware = scenario_of(job.scenario).variants()[job.variant]
     if job.unbounded_noc or job.unbounded_offchip:
         key = "noc_bw_elems_per_cycle" if job.unbounded_noc else "offchip_bw_elems_per_cycle"
         hardware = hardware.with_changes(**{key: UNBOUNDED})
@@ -118,7 +119,7 @@ def simulate_job(job: Job) -> SimResult:
     graph, for pictures)."""
     import sim
 
-    scenario = _scenario(job.scenario)
+    scenario = scenario_of(job.scenario)
     entry = scenario.network.layers[job.layer]
     policy = sim.POLICIES[job.engine.removeprefix("sim-")]
     if job.switches:

@@ -56,6 +56,18 @@ def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> No
     assert any("l1_keeps_reusable_data" in c for c in causes)
 
 
+def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> None:
+    data = json.loads((report / "results.json").read_text())
+    case = next(c for c in data["cases"] if c["layer"] == "GEMM1")
+    (cause,) = (
+        a["cause"]
+        for a in case["attributions"]
+        if a["metric"] == "runtime_cycles" and "nested cluster" in a["cause"]
+    )
+    assert "below Cluster(8,P) at " in cause
+    assert cause.endswith("scenarios/default/gemm_small.yaml:11:7)")
+
+
 def test_same_inputs_give_byte_identical_results(report: Path, tmp_path: Path) -> None:
     assert main(["validate", *SCENARIOS, "--report", str(tmp_path), "--jobs", "2"]) == 0
     for name in ("results.json", "results.csv", "report.md", "report.html"):
