@@ -18,7 +18,6 @@ MAESTRO-compatible) and the simulator under each requested policy, then
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +175,7 @@ def _bug_attributions(
         if not gap:
             continue
         for d in DEVIATIONS:
-            cause = f"MAESTRO bug {d.ident}: {d.title}"
+            cause = f"MAESTRO bug {d.ident}: {d.title}" + _where(case, d.ident)
             on, off = alone.get(d.flag), removed.get(d.flag)
             delta = float(on.flat()[metric]) - float(fixed[metric]) if on else 0.0
             if not delta and off is not None:
@@ -207,23 +206,13 @@ def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
     return jobs
 
 
-def _where(case: CaseResult, assumption: str) -> str:
-    """The directives an analytic assumption acts on, with their source positions."""
-    if assumption != "nested_fill_serialised":
-        return ""
-    from spec.mapping import ClusterDirective
-
+def _where(case: CaseResult, cause: str) -> str:
+    """The directives behind ``cause`` in this layer's mapping, with their positions."""
     from .runner import scenario_of
+    from .sites import describe_sites
 
-    mapping = scenario_of(case.path).network.layers[case.layer_index].require_mapping()
-    clusters = [d for d in mapping.directives if isinstance(d, ClusterDirective)]
-    if not clusters:
-        return ""
-    named = ", ".join(
-        f"{c} at {os.path.normpath(c.span.path)}:{c.span.line}:{c.span.col}" if c.span else str(c)
-        for c in clusters
-    )
-    return f" (the level{'s' if len(clusters) > 1 else ''} below {named})"
+    entry = scenario_of(case.path).network.layers[case.layer_index]
+    return describe_sites(cause, entry.layer, entry.require_mapping())
 
 
 def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:

@@ -64,7 +64,7 @@ def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> Non
         for a in case["attributions"]
         if a["metric"] == "runtime_cycles" and "nested cluster" in a["cause"]
     )
-    assert "below Cluster(8,P) at " in cause
+    assert "(from Cluster(8,P) at " in cause
     assert cause.endswith("scenarios/default/gemm_small.yaml:11:7)")
 
 
