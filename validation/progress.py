@@ -1,5 +1,6 @@
 """A progress bar on stderr for long runs: redrawn in place on a terminal, a line every
-tenth of the way otherwise, silent for runs that finish within ``delay_s`` seconds."""
+tenth of the way otherwise, silent for runs that finish within ``delay_s`` seconds.
+A count that goes down starts a new phase (the harness's explaining re-runs)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ class ProgressBar:
         self.delay_s = delay_s
         self.tty = self.stream.isatty()
         self.last_tenth = -1
+        self.last_done = 0
         self.drawn = False
 
     def __call__(self, done: int, total: int, label: object = "") -> None:
         elapsed = time.monotonic() - self.started
+        if done < self.last_done:  # a new phase of work (e.g. the explaining re-runs)
+            self.last_tenth = -1
+        self.last_done = done
         if elapsed < self.delay_s and done < total:
             return
         fraction = done / total if total else 1.0

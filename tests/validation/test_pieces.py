@@ -3,6 +3,7 @@ discovery, the report document model, the congestion finding and the paper findi
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tests.conftest import REPO
 from validation import baseline, congestion, paper
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
+from validation.progress import ProgressBar
 from validation.suite import expand
 
 
@@ -186,3 +188,20 @@ def test_saturation_is_where_more_bandwidth_stops_helping() -> None:
     assert congestion.saturation(bandwidths, [16.0, 8.0, 4.0, 2.0, 1.0]) == 16
     # A 6% bump below the flat part ends the flat part there.
     assert congestion.saturation(bandwidths, [500.0, 106.0, 100.0, 101.0, 100.0]) == 4
+
+
+def test_progress_lines_start_again_for_a_second_phase() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar("validate", stream=stream, delay_s=0.0)
+    for phase_total in (4, 2):
+        for done in range(1, phase_total + 1):
+            bar(done, phase_total)
+    lines = [line.split(" after")[0] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "validate: 1/4 (25%)",
+        "validate: 2/4 (50%)",
+        "validate: 3/4 (75%)",
+        "validate: 4/4 (100%)",
+        "validate: 1/2 (50%)",
+        "validate: 2/2 (100%)",
+    ]
