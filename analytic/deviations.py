@@ -78,9 +78,11 @@ class Quirks:
     it), so part of the dimension is never computed."""
 
     stride_ignored_in_tile_outputs: bool
-    """D13: a strided Y/X tile of m rows over a filter of R >= s rows is counted as
-    holding m - R + 1 output windows (the stride-1 count) instead of (m - R) // s + 1,
-    over-counting MACs and output writes whenever a tile holds more than one window."""
+    """D13: a strided Y/X tile of m rows over a filter of R rows is counted as holding
+    m - R + 1 output windows (the stride-1 count) instead of (m - R) // s + 1, and with
+    R < s it is compacted to ``out`` rows while the dimension stays in input rows, so
+    MACs and output writes are over-counted whenever a tile holds more than one
+    window."""
 
 
 COMPAT = Quirks(**{f.name: True for f in fields(Quirks)})

@@ -254,6 +254,21 @@ def test_d13_strided_tile_holds_fewer_windows() -> None:
     assert maestro.l2_reads[0] == ours.l2_reads[0] == 9
 
 
+def test_d13_filter_smaller_than_stride_keeps_input_coordinates() -> None:
+    """K2 C1 R1 S1 Y6 X1, stride 2 on Y (Y' = 3: rows 0, 2, 4), SpatialMap(1,1) K on
+    2 PEs, TemporalMap(3,4) Y: tiles rows 0-2 (windows 0, 2) and 4-5 (window 4), 3
+    windows per PE: 6 MACs, 6 output writes. Runtime: init 2 + d(3 + 2) = 3, then
+    max(d, 1, d) = 1 -> 4. MAESTRO compacts the tile to 2 rows at offset 4 while Y stays
+    6, so both steps hold 2 windows: 8 MACs, 8 writes, 3 + 2 = 5 cycles."""
+    text = (
+        "Network n { Layer L { Type: CONV Stride { Y: 2 } Dimensions { K: 2, C: 1, R: 1,"
+        " S: 1, Y: 6, X: 1 } Dataflow { SpatialMap(1,1) K; TemporalMap(3,4) Y; } } }"
+    )
+    maestro, ours = _both(text, _hw("xc_pe2_bw64"), DEVIATIONS[12].flag)
+    assert (maestro.macs, maestro.l2_writes[2], maestro.runtime) == (8, 8, 5)
+    assert (ours.macs, ours.l2_writes[2], ours.runtime) == (6, 6, 4)
+
+
 def test_table_flags_are_the_quirk_fields_and_modes_are_all_or_nothing() -> None:
     fields = list(Quirks.__dataclass_fields__)
     assert [d.flag for d in DEVIATIONS] == fields
