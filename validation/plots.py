@@ -192,10 +192,9 @@ def link_utilization(
         edge_vmax=1.0,
         width=widths,
         arrows=not collapse,
-        arrowsize=7,
         node_size=small * 2,
         ax=ax,
-        **({} if collapse else {"connectionstyle": "arc3,rad=0.15"}),
+        **({} if collapse else {"connectionstyle": "arc3,rad=0.15", "arrowsize": 7}),
     )
     nx.draw_networkx_nodes(
         graph, pos, nodelist=["L2"], node_size=160, node_color="#2ca02c", ax=ax, node_shape="s"

@@ -25,7 +25,7 @@ from .baseline import BaselineCheck
 from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
-from .harness import CaseResult, ValidationRun
+from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun
 from .maccount import MODELS, MacCheck, mac_check
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
@@ -91,6 +91,24 @@ def _summary_table(rows: list[MetricRow], comparison: str) -> Table | None:
     )
 
 
+def _largest_cause(case: CaseResult, gap: float) -> str:
+    """The named cause with the largest runtime effect; the residual (analytic vs
+    sim-maestro) only when no named cause covers at least half of the gap."""
+    causes = sorted(
+        (a for a in case.attributions if a.metric == "runtime_cycles"),
+        key=lambda a: (-abs(a.delta), a.cause),
+    )
+    named = [a for a in causes if a.cause != RESIDUAL_CAUSE]
+    if named and gap and abs(named[0].delta) >= abs(gap) / 2:
+        best = named[0]
+    elif causes:
+        best = causes[0]
+    else:
+        return "-"
+    share = f" ({best.delta / gap:.0%} of the gap)" if gap else ""
+    return f"{best.cause}: {fmt(best.delta)} cycles{share}"
+
+
 def _worst_cases(run: ValidationRun, n: int = 8) -> Table | None:
     scored = []
     for case in run.cases:
@@ -98,11 +116,7 @@ def _worst_cases(run: ValidationRun, n: int = 8) -> Table | None:
         if model is None or truth is None or truth.runtime_cycles == 0:
             continue
         error = (model.runtime_cycles - truth.runtime_cycles) / truth.runtime_cycles
-        top = sorted(
-            (a for a in case.attributions if a.metric == "runtime_cycles"),
-            key=lambda a: -abs(a.delta),
-        )
-        why = f"{top[0].cause}: {fmt(top[0].delta)} cycles" if top else "-"
+        why = _largest_cause(case, model.runtime_cycles - truth.runtime_cycles)
         scored.append((abs(error), case, error, why))
     scored.sort(key=lambda t: (-t[0], t[1].name))
     if not scored:
