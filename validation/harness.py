@@ -219,6 +219,19 @@ def _where(case: CaseResult, cause: str) -> str:
     return describe_sites(cause, entry.layer, entry.require_mapping())
 
 
+def _contention_cause(case: CaseResult) -> str:
+    """Contention in the simulated network, with its hottest link."""
+    words = (
+        "contention: transfers queueing for busy links (the closed form's NoC is zero-load,"
+        " one delay per step whatever the number of messages)"
+    )
+    hot = case.noc.get("sim-realistic", {}).get("hottest_links") or []
+    if hot:
+        top = hot[0]
+        words += f"; hottest link {top['src']}->{top['dst']} busy {top['utilization']:.0%}"
+    return words
+
+
 def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
     model = case.results["analytic"].flat()
     real = case.results["sim-realistic"].flat()
@@ -258,6 +271,11 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
                         delta / gap,
                     )
                 )
+        if metric == "runtime_cycles" and "runtime_noc_zero_load_cycles" in real:
+            # The simulator's own clock on a contention-free network: no extra run.
+            delta = float(real["runtime_noc_zero_load_cycles"]) - float(real[metric])
+            if delta:
+                out.append(Attribution(metric, _contention_cause(case), delta, delta / gap))
         for cause, result in model_side:
             assert result is not None
             delta = float(model[metric]) - float(result.flat()[metric])
