@@ -12,7 +12,7 @@ from spec.energy import energy_table
 from spec.results import LayerResult, TensorCounts
 from spec.source import SpecError
 from tests.conftest import REPO
-from validation import baseline, congestion, paper
+from validation import baseline, congestion, harness, paper
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.progress import ProgressBar
@@ -205,3 +205,39 @@ def test_progress_lines_start_again_for_a_second_phase() -> None:
         "validate: 1/2 (50%)",
         "validate: 2/2 (100%)",
     ]
+
+
+def test_contention_is_attributed_from_the_simulators_zero_load_clock() -> None:
+    """Closed form 100 cycles; the realistic simulation 180, of which its own clock on a
+    contention-free network is 110: contention makes -70 of the -80 gap (88%)."""
+    zero = TensorCounts(l1_reads=0, l1_writes=0, l2_reads=0, l2_writes=0)
+
+    def result(engine: str, runtime: int, metrics: tuple[tuple[str, float], ...] = ()):  # type: ignore[no-untyped-def]
+        tensors = (("input", zero), ("weight", zero), ("output", zero))
+        return LayerResult(
+            engine=engine,
+            network="n",
+            layer="L",
+            layer_index=0,
+            runtime_cycles=runtime,
+            macs=8,
+            tensors=tensors,
+            metrics=metrics,
+        )
+
+    case = harness.CaseResult(
+        scenario="s", path="s.yaml", variant="", layer="L", layer_index=0, tags=()
+    )
+    case.results = {
+        "analytic": result("analytic", 100),
+        "sim-maestro": result("sim-maestro", 170),
+        "sim-realistic": result("sim-realistic", 180, (("runtime_noc_zero_load_cycles", 110),)),
+    }
+    case.noc = {
+        "sim-realistic": {
+            "hottest_links": [{"src": "L2", "dst": "r0,0", "utilization": 0.9}],
+        }
+    }
+    (contention,) = (a for a in harness._attribute(case, {}) if a.cause.startswith("contention"))
+    assert (contention.delta, round(contention.share or 0, 3)) == (-70.0, 0.875)
+    assert contention.cause.endswith("hottest link L2->r0,0 busy 90%")
