@@ -9,6 +9,8 @@ __all__ = ["cdiv", "fdiv"]
 
 def cdiv(a: int, b: int) -> int:
     """``a / b`` on C integers: the quotient truncated toward zero (``b != 0``)."""
+    if a >= 0 and b > 0:
+        return a // b
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
 
