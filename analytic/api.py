@@ -59,6 +59,8 @@ def run_problem(
     if nocs is None:
         noc = NocLevel(hardware.noc_bw_elems_per_cycle, hardware.noc_latency_cycles)
         nocs = (noc,) * len(problem.levels)
+    if not assumptions.nested_noc_charged:
+        nocs = nocs[:1] + tuple(NocLevel(n.bandwidth, n.latency, free=True) for n in nocs[1:])
     top = analyze_problem(
         problem,
         nocs=nocs,

@@ -23,5 +23,12 @@ class Assumptions:
     nested fill with compute like every later step (``max(d(I), compute, d(E))``), as a
     machine that prefetches the next outer step's first tiles does."""
 
+    nested_noc_charged: bool = True
+    """Every cluster level has its own NoC with the hardware's bandwidth and latency,
+    and a nested level's steps pay its delays inside each step of the level above: data
+    going from L2 to a PE is charged once per level it crosses. False charges only the
+    top level's NoC (one network from L2 to the PEs, as the simulator has); nested
+    levels move their tiles for free."""
+
 
 MAESTRO_ASSUMPTIONS = Assumptions()

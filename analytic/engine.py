@@ -59,9 +59,13 @@ class NocLevel:
 
     bandwidth: int
     latency: int
+    free: bool = False
+    """A level whose transfers cost nothing (``Assumptions.nested_noc_charged`` off)."""
 
     def delay(self, elems: int) -> int:
         """Cycles to move ``elems`` elements: latency + ceil(elems / bandwidth) - 1."""
+        if self.free:
+            return 0
         sends = cdiv(elems, self.bandwidth) + (1 if elems % self.bandwidth else 0)
         return self.latency + sends - 1
 

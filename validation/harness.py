@@ -52,6 +52,12 @@ MODEL_ASSUMPTIONS: tuple[tuple[str, str], ...] = (
         "the closed form pays each nested cluster's fill (its first ingress, then compute)"
         " in every step of the level above; executed, it overlaps the previous compute",
     ),
+    (
+        "nested_noc_charged",
+        "the closed form charges every cluster level its own NoC delay, so data is paid"
+        " for once per level it crosses; the simulated machine has one network from L2 to"
+        " the PEs",
+    ),
 )
 """(analytic assumption switched off on its own, what it costs in words): assumptions
 whose effect shows between the closed form and ``sim-maestro`` (the same assumptions

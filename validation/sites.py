@@ -93,6 +93,7 @@ RULES: dict[str, Callable[[Layer, Mapping], list[MapDirective] | list[ClusterDir
     "D12": _first_spatial_per_level,
     "D13": _several_windows,
     "nested_fill_serialised": _clusters,
+    "nested_noc_charged": _clusters,
 }
 """Cause (MAESTRO deviation or analytic assumption) -> the directives that trigger it."""
 

@@ -267,3 +267,24 @@ def test_nested_fill_assumption_changes_nothing_on_one_level(case: str) -> None:
     overlapped = analytic.Assumptions(nested_fill_serialised=False)
     changed = analytic.analyze(entry.layer, entry.mapping, hardware, assumptions=overlapped)
     assert changed == analytic.analyze(entry.layer, entry.mapping, hardware)
+
+
+def test_x09_nested_noc_free() -> None:
+    """x09 with only the top level's NoC charged (``nested_noc_charged=False``).
+
+    Sub-level: its transfers cost 0, so init 1 + 0 = 1, then max(0, 1, 0) = 1 -> 2
+    cycles. Top: init 2 + d(I) = 1 -> 3, then 3 x max(1, 2, 1) = 6 -> 9, against 13
+    when the sub-level's 1-cycle deliveries are charged too. Traffic is unchanged.
+    """
+    network = parse_mapping_file(MAESTRO_REFERENCE / "crosscheck" / "x09_two_level.m")
+    hardware = _hw("xc_pe8_bw64")
+    entry = network.layers[0]
+    charged = analytic.analyze(entry.layer, entry.mapping, hardware)
+    free = analytic.analyze(
+        entry.layer,
+        entry.mapping,
+        hardware,
+        assumptions=analytic.Assumptions(nested_noc_charged=False),
+    )
+    assert (charged.runtime_cycles, free.runtime_cycles) == (13, 9)
+    assert free.tensors == charged.tensors
