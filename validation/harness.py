@@ -79,7 +79,8 @@ names (edge tiles, reuse the closed form misses, its off-chip and fill models)."
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """How much of the analytic-vs-realistic gap of one metric one cause accounts for."""
+    """How much of the gap between the closed form and the simulation (realistic, or
+    maestro-policy where only that ran) one cause accounts for, for one metric."""
 
     metric: str
     cause: str
@@ -137,8 +138,14 @@ def _base_jobs(scenario: Scenario) -> list[Job]:
     return jobs
 
 
+def _truth_label(case: CaseResult) -> str:
+    """The simulation the closed form is explained against: the realistic one, or the
+    maestro-policy one in scenarios that run only that (the congestion sweeps)."""
+    return "sim-realistic" if "sim-realistic" in case.results else "sim-maestro"
+
+
 def _needs_explaining(case: CaseResult) -> bool:
-    model, truth = case.results.get("analytic"), case.results.get("sim-realistic")
+    model, truth = case.results.get("analytic"), case.results.get(_truth_label(case))
     if model is None or truth is None or "sim-maestro" not in case.results:
         return False
     rows = compare_layer(case.scenario, case.variant, "x", model, truth)
@@ -197,11 +204,13 @@ def _bug_attributions(
 
 
 def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
-    jobs = [
-        Job(case.path, variant, case.layer_index, "sim-realistic", ((switch, value),))
-        for switch, _, value in ASSUMPTIONS
-    ]
-    jobs.append(Job(case.path, variant, case.layer_index, "sim-realistic", (), True))
+    jobs = []
+    if "sim-realistic" in case.results:
+        jobs += [
+            Job(case.path, variant, case.layer_index, "sim-realistic", ((switch, value),))
+            for switch, _, value in ASSUMPTIONS
+        ]
+        jobs.append(Job(case.path, variant, case.layer_index, "sim-realistic", (), True))
     jobs.append(Job(case.path, variant, case.layer_index, "analytic", (), False, True))
     for assumption, _ in MODEL_ASSUMPTIONS:
         jobs.append(
@@ -231,7 +240,7 @@ def _contention_cause(case: CaseResult) -> str:
         "contention: transfers queueing for busy links (the closed form's NoC is zero-load,"
         " one delay per step whatever the number of messages)"
     )
-    hot = case.noc.get("sim-realistic", {}).get("hottest_links") or []
+    hot = case.noc.get(_truth_label(case), {}).get("hottest_links") or []
     if hot:
         top = hot[0]
         words += f"; hottest link {top['src']}->{top['dst']} busy {top['utilization']:.0%}"
@@ -240,7 +249,7 @@ def _contention_cause(case: CaseResult) -> str:
 
 def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
     model = case.results["analytic"].flat()
-    real = case.results["sim-realistic"].flat()
+    real = case.results[_truth_label(case)].flat()
     maestro = case.results["sim-maestro"].flat()
     out = []
     causes = [(f"{words} ({switch})", extra.get(switch)) for switch, words, _ in ASSUMPTIONS]

@@ -166,11 +166,14 @@ def _case_blocks(case: CaseResult) -> list[Block]:
         for a in case.attributions:
             share = f" ({a.share:.0%} of the gap)" if a.share is not None else ""
             items.append(f"`{a.metric}`: {a.cause}: {fmt(a.delta)}{share}")
+        truth = "realistic" if "sim-realistic" in case.results else "maestro-policy"
         blocks.append(
             Paragraph(
-                "Where the analytic-vs-realistic difference comes from (the simulator re-run"
-                " with one assumption at a time set to MAESTRO's, the closed form re-run with"
-                " unbounded off-chip bandwidth; each line: the change and its share of the gap):"
+                f"Where the difference between the closed form and the {truth} simulation"
+                " comes from (the simulator re-run with one assumption at a time set to"
+                " MAESTRO's where it ran the realistic policy, its own contention-free clock,"
+                " the closed form re-run with unbounded off-chip bandwidth and with each of"
+                " its timing assumptions off; each line: the change and its share of the gap):"
             )
         )
         blocks.append(Items(tuple(items)))
