@@ -5,7 +5,9 @@ Prints two tables:
 1. in-process time per layer on ``data/hw/accelerator_1.m`` for every ResNet50,
    MobileNetV2 and Transformer mapping (and a few slow dataflows for context): each
    layer analysed ``--repeats`` times on its own, its median taken, then the median
-   and maximum over the network's layers; plus whole-network time / layers;
+   and maximum over the network's layers; the same with each layer's fastest run
+   ("best", less sensitive to this shared machine's bursts of noise); plus
+   whole-network time / layers;
 2. wall time of the ``metronome analyze`` command (process start included) on
    Resnet50_kcp_ws.m, median of ``--runs`` runs, against MAESTRO's 0.29 s (-O0).
 
@@ -52,14 +54,14 @@ MAESTRO_MS_PER_LAYER = {
 MAESTRO_RESNET50_WALL_S = 0.2903
 
 
-def _per_layer(name: str, repeats: int, compat: bool) -> tuple[list[float], float]:
+def _per_layer(name: str, repeats: int, compat: bool) -> tuple[list[float], list[float], float]:
     from analytic import analyze, analyze_network
     from spec.loader import load_network
     from spec.maestro import parse_hw_file
 
     network = load_network(INPUTS / "mapping" / f"{name}.m")
     hardware = parse_hw_file(HW)
-    medians = []
+    medians, bests = [], []
     for entry in network.layers:
         mapping = entry.require_mapping()
         times = []
@@ -68,12 +70,13 @@ def _per_layer(name: str, repeats: int, compat: bool) -> tuple[list[float], floa
             analyze(entry.layer, mapping, hardware, maestro_compat=compat)
             times.append(time.perf_counter() - start)
         medians.append(statistics.median(times) * 1e3)
+        bests.append(min(times) * 1e3)
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         analyze_network(network, hardware, maestro_compat=compat)
         runs.append((time.perf_counter() - start) * 1e3 / len(network.layers))
-    return medians, statistics.median(runs)
+    return medians, bests, statistics.median(runs)
 
 
 def _cli_wall(runs: int) -> list[float]:
@@ -97,26 +100,29 @@ def main() -> int:
     print(f"in-process, {HW.relative_to(REPO)}, median of {args.repeats} per layer")
     header = (
         f"{'mapping':22} {'mode':7} {'layers':>6} {'median ms':>9} {'max ms':>7}"
-        f" {'net ms/L':>8} {'MAESTRO O0/O2':>14}"
+        f" {'best ms':>7} {'net ms/L':>8} {'MAESTRO O0/O2':>14}"
     )
     print(header)
     print("-" * len(header))
-    worst_target = 0.0
+    worst_target = worst_best = 0.0
     for name in NETWORKS:
         for compat in (False, True):
-            medians, network_ms = _per_layer(name, args.repeats, compat)
-            median = statistics.median(medians)
+            medians, bests, network_ms = _per_layer(name, args.repeats, compat)
+            median, best = statistics.median(medians), statistics.median(bests)
             if name.startswith(TARGETS):
                 worst_target = max(worst_target, median)
+                worst_best = max(worst_best, best)
             ref = MAESTRO_MS_PER_LAYER.get(name)
             ref_text = f"{ref[0]:.2f}/{ref[1]:.2f}" if ref else ""
             mode = "compat" if compat else "default"
             print(
                 f"{name:22} {mode:7} {len(medians):6d} {median:9.3f} {max(medians):7.3f}"
-                f" {network_ms:8.3f} {ref_text:>14}"
+                f" {best:7.3f} {network_ms:8.3f} {ref_text:>14}"
             )
     print(
         f"\nworst median over the ResNet50/MobileNetV2/Transformer mappings: {worst_target:.3f} ms"
+        f" (target <= 1 ms); with each layer's best of {args.repeats} instead of its median"
+        f" (what the code costs without the machine's bursts of noise): {worst_best:.3f} ms"
     )
 
     walls = _cli_wall(args.runs)
