@@ -37,6 +37,7 @@ __all__ = [
     "CaseResult",
     "ValidationRun",
     "run_validation",
+    "truth_label",
 ]
 
 ASSUMPTIONS: tuple[tuple[str, str, bool], ...] = (
@@ -138,14 +139,14 @@ def _base_jobs(scenario: Scenario) -> list[Job]:
     return jobs
 
 
-def _truth_label(case: CaseResult) -> str:
+def truth_label(case: CaseResult) -> str:
     """The simulation the closed form is explained against: the realistic one, or the
     maestro-policy one in scenarios that run only that (the congestion sweeps)."""
     return "sim-realistic" if "sim-realistic" in case.results else "sim-maestro"
 
 
 def _needs_explaining(case: CaseResult) -> bool:
-    model, truth = case.results.get("analytic"), case.results.get(_truth_label(case))
+    model, truth = case.results.get("analytic"), case.results.get(truth_label(case))
     if model is None or truth is None or "sim-maestro" not in case.results:
         return False
     rows = compare_layer(case.scenario, case.variant, "x", model, truth)
@@ -240,7 +241,7 @@ def _contention_cause(case: CaseResult) -> str:
         "contention: transfers queueing for busy links (the closed form's NoC is zero-load,"
         " one delay per step whatever the number of messages)"
     )
-    hot = case.noc.get(_truth_label(case), {}).get("hottest_links") or []
+    hot = case.noc.get(truth_label(case), {}).get("hottest_links") or []
     if hot:
         top = hot[0]
         words += f"; hottest link {top['src']}->{top['dst']} busy {top['utilization']:.0%}"
@@ -249,7 +250,7 @@ def _contention_cause(case: CaseResult) -> str:
 
 def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
     model = case.results["analytic"].flat()
-    real = case.results[_truth_label(case)].flat()
+    real = case.results[truth_label(case)].flat()
     maestro = case.results["sim-maestro"].flat()
     out = []
     causes = [(f"{words} ({switch})", extra.get(switch)) for switch, words, _ in ASSUMPTIONS]

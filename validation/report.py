@@ -25,7 +25,7 @@ from .baseline import BaselineCheck
 from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
-from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun
+from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck, mac_check
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
@@ -166,10 +166,10 @@ def _case_blocks(case: CaseResult) -> list[Block]:
         for a in case.attributions:
             share = f" ({a.share:.0%} of the gap)" if a.share is not None else ""
             items.append(f"`{a.metric}`: {a.cause}: {fmt(a.delta)}{share}")
-        truth = "realistic" if "sim-realistic" in case.results else "maestro-policy"
+        truth = truth_label(case).removeprefix("sim-")
         blocks.append(
             Paragraph(
-                f"Where the difference between the closed form and the {truth} simulation"
+                f"Where the difference between the closed form and the {truth}-policy simulation"
                 " comes from (the simulator re-run with one assumption at a time set to"
                 " MAESTRO's where it ran the realistic policy, its own contention-free clock,"
                 " the closed form re-run with unbounded off-chip bandwidth and with each of"
