@@ -84,7 +84,8 @@ def level_tiles(
             mapped_edge[out] = max(low, mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1)
             unique_edge[out] = min(d.offset, mapped_edge[out])
             stride = strides.get(d.dim, 1) if strides else 1
-            if stride > 1:
+            # Only tiles that hold a whole window were rewritten for the stride.
+            if stride > 1 and mapped[d.dim] >= mapped.get(filt, 0):
                 mapped[out] = _windows(mapped[d.dim], mapped.get(filt, 0), stride)
                 mapped_edge[out] = _windows(mapped_edge[d.dim], mapped_edge.get(filt, 0), stride)
                 unique[out] = min(d.offset // stride, mapped[out])
