@@ -79,17 +79,19 @@ def level_tiles(
     for d in directives:
         if d.dim in SLIDING:
             out, filt = OUTPUT_OF[d.dim], SLIDING[d.dim]
-            mapped[out] = max(low, mapped[d.dim] - mapped.get(filt, 0) + 1)
-            unique[out] = min(d.offset, d.size)
-            mapped_edge[out] = max(low, mapped_edge[d.dim] - mapped_edge.get(filt, 0) + 1)
-            unique_edge[out] = min(d.offset, mapped_edge[out])
+            window, window_edge = mapped.get(filt, 0), mapped_edge.get(filt, 0)
             stride = strides.get(d.dim, 1) if strides else 1
             # Only tiles that hold a whole window were rewritten for the stride.
-            if stride > 1 and mapped[d.dim] >= mapped.get(filt, 0):
-                mapped[out] = _windows(mapped[d.dim], mapped.get(filt, 0), stride)
-                mapped_edge[out] = _windows(mapped_edge[d.dim], mapped_edge.get(filt, 0), stride)
+            if stride > 1 and mapped[d.dim] >= window:
+                mapped[out] = _windows(mapped[d.dim], window, stride)
+                mapped_edge[out] = _windows(mapped_edge[d.dim], window_edge, stride)
                 unique[out] = min(d.offset // stride, mapped[out])
                 unique_edge[out] = min(d.offset // stride, mapped_edge[out])
+            else:
+                mapped[out] = max(low, mapped[d.dim] - window + 1)
+                unique[out] = min(d.offset, d.size)
+                mapped_edge[out] = max(low, mapped_edge[d.dim] - window_edge + 1)
+                unique_edge[out] = min(d.offset, mapped_edge[out])
     return Tiles(mapped, unique, mapped_edge, unique_edge)
 
 
