@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from spec.results import LayerResult
-from spec.scenario import Scenario, load_scenario
+from spec.scenario import Scenario
 from spec.source import Diagnostic, SpecError
 
 from .compare import MetricRow, compare_layer, compare_values
-from .runner import Job, Progress, run_jobs
+from .runner import Job, Progress, run_jobs, scenario_of
 
 __all__ = [
     "ASSUMPTIONS",
@@ -228,7 +228,6 @@ def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
 
 def _where(case: CaseResult, cause: str) -> str:
     """The directives behind ``cause`` in this layer's mapping, with their positions."""
-    from .runner import scenario_of
     from .sites import describe_sites
 
     entry = scenario_of(case.path).network.layers[case.layer_index]
@@ -318,7 +317,7 @@ def run_validation(
     problems: list[Diagnostic] = []
     for path in paths:
         try:
-            scenarios.append(load_scenario(path))
+            scenarios.append(scenario_of(str(path)))
         except SpecError as exc:
             problems.extend(exc.diagnostics)
     if problems:

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from spec.hardware import UNBOUNDED, Hardware
@@ -79,7 +79,7 @@ def run_job(job: Job) -> dict[str, Any]:
         from analytic.deviations import COMPAT, FIXED
 
         base = COMPAT if job.engine == "analytic-maestro" else FIXED
-        quirks = base.__class__(**{**_fields(base), **dict(job.switches)}) if job.switches else None
+        quirks = replace(base, **dict(job.switches)) if job.switches else None
         result = analytic.analyze(
             entry.layer,
             mapping,
@@ -132,12 +132,6 @@ def simulate_job(job: Job) -> SimResult:
         network=scenario.network.name,
         layer_index=job.layer,
     )
-
-
-def _fields(obj: object) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
 
 
 def _worker(job: Job) -> tuple[Job, dict[str, Any], float]:
