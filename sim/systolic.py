@@ -174,8 +174,10 @@ class _Machine:
         folds: Sequence[FoldShape],
         stream: Sequence[int],
         load: Sequence[int],
+        fast_forward: bool = True,
     ) -> None:
         self.rows, self.cols, self.stationary = rows, cols, stationary
+        self.fast_forward = fast_forward
         self.folds, self.stream, self.load = list(folds), list(stream), list(load)
         self.t_of = np.array([f.t for f in self.folds] + [1], dtype=np.int64)
         self.state = _State(rows, cols)
@@ -376,9 +378,10 @@ class _Machine:
                     self.ends[fold] = cycle
                 elif self.remaining[fold] < 0:
                     raise Hazard(cycle, f"fold {fold} produced too many outputs")
-            sig = self.state.signature(cycle)
+            sig = self.state.signature(cycle) if self.fast_forward else b""
             if (
-                prev_sig == sig
+                self.fast_forward
+                and prev_sig == sig
                 and prev_delta is not None
                 and np.array_equal(prev_delta, delta)
                 and prev_done == done
@@ -419,15 +422,19 @@ def execute_folds(
     folds: Sequence[FoldShape],
     stream: Sequence[int],
     load: Sequence[int] = (),
+    fast_forward: bool = True,
 ) -> ArrayRun:
     """Execute ``folds`` issued at the given cycles; raise :class:`Hazard` on a conflict.
 
     ``stream[f]`` is the cycle fold ``f``'s first streaming word enters row 0 (and, in
     OS, column 0); ``load[f]`` the cycle its first stationary word enters column 0.
+    ``fast_forward=False`` executes every cycle (same result, slower).
     """
     if stationary and len(load) != len(folds):
         raise ValueError("a stationary dataflow needs a load cycle per fold")
-    machine = _Machine(rows, cols, stationary, folds, stream, load if stationary else [])
+    machine = _Machine(
+        rows, cols, stationary, folds, stream, load if stationary else [], fast_forward
+    )
     longest = max(stream) + max(f.t for f in folds) + 2 * (rows + cols) + 4
     if stationary:
         longest += max(load) + rows

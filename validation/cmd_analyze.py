@@ -17,6 +17,7 @@ from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
+from .cmd_systolic import add_systolic_arguments, run_systolic
 
 __all__ = ["register"]
 
@@ -29,7 +30,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Analyse every layer of MAPPING (or those named with --layer) with the"
         " closed-form model and print a per-layer table. Exit 2 on bad input.",
     )
-    parser.add_argument("mapping", metavar="MAPPING", help="MAESTRO .m or 2018 pragma file")
+    parser.add_argument(
+        "mapping", metavar="MAPPING", help="MAESTRO .m, 2018 pragma, or (systolic) topology CSV"
+    )
     add_hardware_arguments(parser)
     add_layer_argument(parser)
     parser.add_argument(
@@ -45,11 +48,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--csv", metavar="OUT.csv", help="write MAESTRO's 52-column CSV")
     parser.add_argument("--json", metavar="OUT.json", help="write the result schema as JSON")
+    add_systolic_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Analyse, print the table, write the requested files; 0 on success."""
+    if args.scalesim_config or args.overlap_folds:
+        if args.csv or args.maestro_compat:
+            raise SpecError.at(None, "--csv and --maestro-compat do not apply to systolic mode")
+        return run_systolic(args, "analytic")
     if args.energy not in ENERGY_TABLES:
         raise SpecError.at(
             None,

@@ -16,6 +16,7 @@ from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
+from .cmd_systolic import add_systolic_arguments, run_systolic
 from .simview import draw_simulation, noc_summary
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         " and a NoC (bus, crossbar, mesh, fat tree or systolic array); print one line per"
         " layer.",
     )
-    parser.add_argument("mapping", metavar="MAPPING")
+    parser.add_argument(
+        "mapping", metavar="MAPPING", help="MAESTRO .m, 2018 pragma, or (systolic) topology CSV"
+    )
     add_hardware_arguments(parser)
     add_layer_argument(parser)
     parser.add_argument("--policy", choices=("maestro", "realistic"), default="realistic")
@@ -63,6 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--functional", action="store_true", help="carry real values")
     parser.add_argument("--inputs", metavar="IN.npz", help="arrays 'input' and 'weight'")
     parser.add_argument("--save-outputs", metavar="OUT.npz", help="write array 'output'")
+    add_systolic_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -100,6 +104,8 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate the selected layers; 0 on success, 2 on bad input."""
+    if args.scalesim_config or args.overlap_folds:
+        return run_systolic(args, "sim")
     from sim import POLICIES, SimOptions, simulate
     from sim.simulate import hardware_dict
 
