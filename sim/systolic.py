@@ -475,7 +475,10 @@ def _runs(
 
 @dataclass(frozen=True, slots=True)
 class LayerExecution:
-    """A layer's folds executed on the array: cycles, SRAM words and fold statistics."""
+    """A layer's folds executed on the array: cycles, SRAM words and fold statistics.
+
+    ``fold_cycles`` are each fold's cycles from its first word in to its last output out
+    (alone on the array, or as scheduled for ``whole`` executions)."""
 
     cycles: int
     folds: int
