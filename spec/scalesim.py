@@ -325,6 +325,11 @@ _INT_KEYS: dict[str, str] = {
     "ofmapoffset": "ofmap_offset",
 }
 _REQUIRED: tuple[str, ...] = ("arrayheight", "arraywidth", "dataflow")
+_SPELLING: dict[str, str] = {
+    "arrayheight": "ArrayHeight",
+    "arraywidth": "ArrayWidth",
+    "dataflow": "Dataflow",
+}
 _DEFAULTS: dict[str, int] = {
     "ifmap_sram_kb": 64,
     "filter_sram_kb": 64,
@@ -345,6 +350,7 @@ def parse_config(path: str) -> ScaleSimConfig:
     text = _read(path)
     section = ""
     found: dict[str, tuple[str, SourceSpan]] = {}
+    spelled: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";")):
@@ -368,23 +374,28 @@ def parse_config(path: str) -> ScaleSimConfig:
         key = match.group(1).lower()
         span = SourceSpan(path, number, match.start(2) + 1, max(1, len(match.group(2))), line)
         found[key] = (match.group(2), span)
+        spelled[key] = match.group(1)
     for key in _REQUIRED:
         if key not in found:
             raise SpecError.at(
                 SourceSpan(path, 1, 1, 1, text.splitlines()[0] if text else ""),
-                f"[architecture_presets] has no '{key}' (SCALE-Sim needs it)",
+                f"no '{_SPELLING[key]}' in the config (SCALE-Sim needs it)",
             )
     ints: dict[str, int] = dict(_DEFAULTS)
     for key, field_name in _INT_KEYS.items():
         if key in found:
             value, span = found[key]
             if not re.fullmatch(r"[0-9]+", value):
-                raise SpecError.at(span, f"{key} must be a non-negative integer, found '{value}'")
+                raise SpecError.at(
+                    span, f"{spelled[key]} must be a non-negative integer, found '{value}'"
+                )
             ints[field_name] = int(value)
     for key in ("array_rows", "array_cols"):
         if ints[key] < 1:
             raw = "arrayheight" if key == "array_rows" else "arraywidth"
-            raise SpecError.at(found[raw][1], f"{raw} must be at least 1, found {ints[key]}")
+            raise SpecError.at(
+                found[raw][1], f"{spelled[raw]} must be at least 1, found {ints[key]}"
+            )
     dataflow, df_span = found["dataflow"]
     if dataflow.lower() not in DATAFLOWS:
         raise SpecError.at(df_span, f"unknown dataflow '{dataflow}'", hint="one of os, ws, is")
@@ -417,11 +428,13 @@ def parse_config(path: str) -> ScaleSimConfig:
         if key in found and found[key][0].lower() not in ("false", "0", "no", "off"):
             value, span = found[key]
             if value.lower() in ("true", "1", "yes", "on"):
-                raise SpecError.at(span, f"{key} = {value} is not modelled (set it to False)")
-            raise SpecError.at(span, f"{key} must be True or False, found '{value}'")
+                raise SpecError.at(
+                    span, f"{spelled[key]} = {value} is not modelled (set it to False)"
+                )
+            raise SpecError.at(span, f"{spelled[key]} must be True or False, found '{value}'")
     return ScaleSimConfig(
         path=path,
-        run_name=found.get("run_name", ("sim", None))[0] or "sim",
+        run_name=found["run_name"][0] if "run_name" in found else "sim",
         dataflow=dataflow.lower(),
         bandwidth_words_per_cycle=bandwidth,
         interface_bandwidth=interface,

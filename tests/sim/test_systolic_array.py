@@ -133,7 +133,8 @@ def test_every_overlapped_issue_is_the_earliest(
     """Issuing any one fold a cycle earlier (its load or its stream) meets a hazard when
     the whole layer is executed: the schedule is the greedy earliest one."""
     low = lower(layer, _config(rows, cols, dataflow))
-    shapes = [FoldShape(r, c, low.t) for r, c in low.fold_extents()]
+    # The first 8 folds: a greedy schedule's prefix is the prefix's schedule.
+    shapes = [FoldShape(r, c, low.t) for r, c in low.fold_extents()][:8]
     stationary = dataflow != "os"
     plan = schedule_layer(rows, cols, stationary, shapes, overlap=True)
     for index in range(1, len(shapes)):
