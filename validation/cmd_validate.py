@@ -45,6 +45,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
+def run_systolic_manifests(paths: list[Path], report: Path) -> int:
+    """Compare the systolic manifests' runs (``kind: systolic``); 1 if an exact metric
+    differs between the closed form, the executed array and SCALE-Sim."""
+    from spec.fileio import atomic_write_text
+
+    from .systolic_suite import EXACT, compare_systolic, load_manifest, render_markdown
+
+    rows = compare_systolic([case for path in paths for case in load_manifest(path)])
+    atomic_write_text(report / "systolic.md", render_markdown(rows))
+    bad = [r for r in rows if not r.ok]
+    runs = len({r.run for r in rows})
+    checked = sum(1 for r in rows if r.metric in EXACT)
+    print(f"systolic: {runs} run(s), {checked - len(bad)}/{checked} exact metrics equal")
+    for row in bad:
+        print(
+            f"  {row.run} {row.layer} {row.metric}: analytic {row.analytic:g},"
+            f" sim {row.sim:g}, SCALE-Sim {row.scalesim}",
+            file=sys.stderr,
+        )
+    print(f"report: {report / 'systolic.md'}")
+    return 1 if bad else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate; 0 when nothing regressed, 1 on regression."""
     from . import baseline
@@ -52,9 +75,16 @@ def run(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
     from .report import write_report
     from .suite import expand
+    from .systolic_suite import is_systolic_manifest
 
     paths = expand(args.targets)
     started = time.monotonic()
+    systolic = [p for p in paths if is_systolic_manifest(p)]
+    if systolic:
+        paths = [p for p in paths if p not in systolic]
+        code = run_systolic_manifests(systolic, Path(args.report))
+        if not paths:
+            return code
     bar = ProgressBar("validate")
     try:
         result = run_validation(paths, processes=max(1, args.jobs), progress=bar)
