@@ -129,10 +129,9 @@ def load_manifest(path: Path) -> list[SystolicCase]:
         for key in ("name", "topology", "config"):
             if key not in fields:
                 raise SpecError.at(_span(path, entry, lines), f"run has no '{key}'")
-        base = path.parent
 
         def resolve(node: yaml.Node) -> str:
-            target = base / str(node.value)
+            target = path.parent / str(node.value)
             if not target.exists():
                 raise SpecError.at(_span(path, node, lines), f"no such file: {node.value}")
             return str(target)
