@@ -2,7 +2,7 @@
 bundled mapping files (tests/data/maestro-inputs), as SCALE-Sim takes them: CONV layers
 only, one row per layer, every row ending with a comma. SCALE-Sim has no padding field,
 so the IFMAP is given padded by ``(R - 1) // 2`` on each side ("same" convolution, as
-the reference runs do: VGG16 CONV1 is 226 x 226).
+the reference runs do: VGG16 CONV1 is 226 x 226), unless the filter covers the input.
 
 Usage: python scenarios/systolic/generate.py (from the repository root)."""
 
@@ -31,7 +31,9 @@ def topology(mapping: Path) -> str:
         if layer.type is not LayerType.CONV:
             continue
         size = dict(layer.sizes)
-        pad_y, pad_x = 2 * ((size["R"] - 1) // 2), 2 * ((size["S"] - 1) // 2)
+        # A filter as large as its input (ResNet50's FC1000 as a 7x7 conv) is not padded.
+        pad_y = 2 * ((size["R"] - 1) // 2) if size["R"] < size["Y"] else 0
+        pad_x = 2 * ((size["S"] - 1) // 2) if size["S"] < size["X"] else 0
         rows.append(
             f"{entry.name}, {size['Y'] + pad_y}, {size['X'] + pad_x}, {size['R']}, {size['S']},"
             f" {size['C']}, {size['K']}, {layer.stride_y},"
