@@ -23,6 +23,13 @@ _CONFLICTS: tuple[str, ...] = (
     "noc_hop_latency",
     "offchip_bw",
     "simd_lanes",
+    "topology",
+    "noc_arbitration",
+    "mesh_l2_position",
+    "adder_latency",
+    "plot",
+    "inputs",
+    "save_outputs",
 )
 
 
@@ -48,6 +55,7 @@ def add_systolic_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_flags(args: argparse.Namespace) -> None:
     given = [name for name in _CONFLICTS if getattr(args, name, None) is not None]
+    given += [name for name in ("functional", "no_fast_forward") if getattr(args, name, False)]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise SpecError.at(
