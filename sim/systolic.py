@@ -192,7 +192,9 @@ class _Machine:
         self.executed = 0
 
     # ----- edge ports ---------------------------------------------------------------
-    def _inject(self, cycle: int, starts: Sequence[int], lanes: np.ndarray, port: str) -> tuple:
+    def _inject(
+        self, cycle: int, starts: Sequence[int], lanes: np.ndarray, port: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Words entering a port this cycle: (fold, t, real) per lane, ``-1`` = none.
 
         Lane ``x`` of fold ``f`` carries word ``t = cycle - start - x`` for
@@ -216,7 +218,7 @@ class _Machine:
             shape = self.folds[f]
             if port == "left":
                 real[live] = lanes[live] < shape.rows_used
-            elif port == "top" or port == "psum":
+            elif port in ("top", "psum"):
                 real[live] = lanes[live] < shape.cols_used
             else:  # stationary word k of column j is destined for row rows-1-k
                 real[live] = (lanes[live] < shape.cols_used) & (

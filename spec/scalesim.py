@@ -4,8 +4,9 @@ A systolic run is described exactly as SCALE-Sim v3 takes it, so its users can b
 files unchanged. Topology rows are ``name, IFMAP H, IFMAP W, R, S, C, K, stride,`` (conv)
 or ``name, M, N, K,`` under a header starting ``Layer, M, N, K`` (GEMM); like SCALE-Sim,
 the first line is a header, empty lines are skipped and the field after the last comma is
-dropped (SCALE-Sim's rows end with a comma). Bad files raise :class:`SpecError` pointing
-at the offending text.
+dropped (SCALE-Sim's rows end with a comma); a conv layer whose name contains ``DP`` is
+split per channel, as SCALE-Sim does for depthwise layers. Bad files raise
+:class:`SpecError` pointing at the offending text.
 
 The lowering (:func:`lower`) is SCALE-Sim's: im2col turns a conv into a GEMM of
 ``ofmap pixels x window`` by ``window x filters``; the dataflow chooses which GEMM
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .source import SourceSpan, SpecError
@@ -248,7 +249,16 @@ def parse_topology(path: str) -> ScaleSimTopology:
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        layers.append(_layer_row(path, number, line, names, gemm))
+        layer = _layer_row(path, number, line, names, gemm)
+        if not gemm and "DP" in layer.name:
+            # SCALE-Sim runs a layer whose name contains "DP" (depthwise) as one
+            # single-channel layer per channel, named <name>Channel_<i>.
+            layers.extend(
+                replace(layer, name=f"{layer.name}Channel_{i}", channels=1)
+                for i in range(layer.channels)
+            )
+            continue
+        layers.append(layer)
     if not layers:
         raise SpecError.at(
             SourceSpan(path, 1, 1, max(1, len(lines[0])), lines[0]),

@@ -52,6 +52,18 @@ def test_conv_rows_as_scalesim_reads_them(tmp_path: Path) -> None:
     assert (second.name, second.ofmap_h, second.ifmap_words) == ("s2", 4, 162)
 
 
+def test_depthwise_rows_split_per_channel_as_scalesim_does(tmp_path: Path) -> None:
+    topo = tmp_path / "dw.csv"
+    topo.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,"
+        " Num Filter, Strides,\nconv_DP1, 8, 8, 3, 3, 3, 1, 1,\n",
+        encoding="utf-8",
+    )
+    layers = parse_topology(str(topo)).layers
+    assert [layer.name for layer in layers] == [f"conv_DP1Channel_{i}" for i in range(3)]
+    assert {layer.channels for layer in layers} == {1}
+
+
 def test_gemm_rows_become_scalesims_conv(tmp_path: Path) -> None:
     topo = tmp_path / "g.csv"
     topo.write_text("Layer, M, N, K,\ngemm64, 64, 32, 16,\n", encoding="utf-8")
