@@ -65,13 +65,14 @@ class ScaleSimLayer:
 
     @property
     def ofmap_h(self) -> int:
-        """Output rows, SCALE-Sim's ``ceil((H - R + s) / s)`` (no padding)."""
-        return (self.ifmap_h - self.filter_h) // self.stride + 1
+        """Output rows, SCALE-Sim's ``ceil((H - R + s) / s)`` (no padding; when the stride
+        does not divide ``H - R`` the last window hangs over the IFMAP's edge)."""
+        return -(-(self.ifmap_h - self.filter_h + self.stride) // self.stride)
 
     @property
     def ofmap_w(self) -> int:
-        """Output columns."""
-        return (self.ifmap_w - self.filter_w) // self.stride + 1
+        """Output columns, as :attr:`ofmap_h`."""
+        return -(-(self.ifmap_w - self.filter_w + self.stride) // self.stride)
 
     @property
     def ofmap_px(self) -> int:
@@ -90,13 +91,16 @@ class ScaleSimLayer:
 
     @property
     def ifmap_words(self) -> int:
-        """Distinct IFMAP words some window reads (a stride larger than the filter skips
-        rows and columns)."""
+        """Distinct IFMAP words some window reads: the union of the windows, clipped to
+        the IFMAP (a stride larger than the filter skips rows and columns)."""
 
         def touched(extent: int, size: int, out: int) -> int:
-            return (
-                out * size if self.stride >= size else min(extent, (out - 1) * self.stride + size)
-            )
+            total = covered = 0
+            for start in range(0, out * self.stride, self.stride):
+                end = min(start + size, extent)
+                total += max(0, end - max(start, covered))
+                covered = max(covered, end)
+            return total
 
         rows = touched(self.ifmap_h, self.filter_h, self.ofmap_h)
         cols = touched(self.ifmap_w, self.filter_w, self.ofmap_w)
