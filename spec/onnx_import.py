@@ -180,8 +180,9 @@ class _Graph:
 
 
 def _set_batch(model: Any, batch: int | None, path: str) -> int:
-    """Fix the batch dimension of every graph input (``batch`` or the model's own);
-    returns the batch size. Any other symbolic dimension is an error."""
+    """Give the symbolic batch dimension (the first) of every graph input ``batch``
+    (default 1); returns the model's batch size. Any other symbolic dimension, or a
+    ``batch`` that contradicts a fixed one, is an error."""
     inits = {i.name for i in model.graph.initializer}
     found: int | None = None
     for info in model.graph.input:
@@ -189,7 +190,7 @@ def _set_batch(model: Any, batch: int | None, path: str) -> int:
             continue
         dims = info.type.tensor_type.shape.dim
         for i, dim in enumerate(dims):
-            if dim.HasField("dim_value") and not (i == 0 and batch is not None):
+            if dim.HasField("dim_value"):
                 continue
             if i != 0:
                 raise SpecError.at(
@@ -200,9 +201,15 @@ def _set_batch(model: Any, batch: int | None, path: str) -> int:
                 )
             dim.Clear()
             dim.dim_value = batch if batch is not None else 1
-        if dims:
-            found = found or int(dims[0].dim_value)
-    return batch if batch is not None else (found or 1)
+        if found is None and dims:
+            found = int(dims[0].dim_value)
+            if batch is not None and found != batch:
+                raise SpecError.at(
+                    _where(path),
+                    f"--batch {batch}: input '{info.name}' has a fixed batch of {found}",
+                    hint="export the model with a symbolic batch dimension",
+                )
+    return found or 1
 
 
 def load_onnx(
