@@ -113,15 +113,11 @@ def _kcp_ws(layer: Layer, hw: Hardware, knob: int) -> list[Directive]:
     ]
 
 
-def _ckp_ws(layer: Layer, hw: Hardware, p: int, *, nvdla: bool) -> list[Directive]:
+def _ckp_ws(layer: Layer, p: int) -> list[Directive]:
     if not layer.type.is_conv:
         return _gemm_two_level("K", "N", p)
-    r, s, sy, sx = _window(layer)
-    if nvdla:
-        rows = [_t(r, sy, "Y"), _t(s, sx, "X")]
-    else:
-        rows = [_t(1, 1, "Y'"), _t(1, 1, "X'")]
-    filt = [_t(r, r, "R"), _t(s, s, "S")]
+    rows = [_t(1, 1, "Y'"), _t(1, 1, "X'")]
+    filt = [_t(layer.size("R"), layer.size("R"), "R"), _t(layer.size("S"), layer.size("S"), "S")]
     if layer.type is LayerType.DSCONV:
         return [*_conv_prefix(layer), _s(1, 1, "C"), *filt, *rows]
     return [
@@ -212,8 +208,8 @@ _BUILDERS: dict[str, Callable[[Layer, Hardware, int], list[Directive]]] = {
     "yxp_os": lambda layer, hw, _k: _yxp_os(layer, min(8, hw.num_pes), shidiannao=False),
     "rs": _rs,
     "nlr": _nlr,
-    "ckp_ws": lambda layer, hw, _k: _ckp_ws(layer, hw, min(64, hw.num_pes), nvdla=False),
-    "nvdla": lambda layer, hw, _k: _ckp_ws(layer, hw, _square_side(hw.num_pes), nvdla=True),
+    "ckp_ws": lambda layer, hw, _k: _ckp_ws(layer, min(64, hw.num_pes)),
+    "nvdla": lambda layer, hw, _k: _ckp_ws(layer, _square_side(hw.num_pes)),
     "shidiannao": lambda layer, hw, _k: _yxp_os(layer, _square_side(hw.num_pes), shidiannao=True),
 }
 
@@ -228,6 +224,12 @@ def l1_footprint_elems(layer: Layer, mapping: Mapping) -> int:
     sizes = {dim: layer.size(dim) for dim in layer.dims}
     for directives in mapping.level_directives():
         sizes = _next_level_sizes(layer, directives, sizes)
+        mapped = {d.dim for d in directives}
+        for in_dim, filt, out_dim in (("Y", "R", "Y'"), ("X", "S", "X'")):
+            if layer.type.is_conv and in_dim in mapped and out_dim not in mapped:
+                # An input tile holds the windows that fit in it.
+                windows = (sizes[in_dim] - sizes[filt]) // layer.stride(in_dim) + 1
+                sizes[out_dim] = min(sizes[out_dim], max(1, windows))
     if layer.type.is_conv:
         # The innermost input tile is what its output tile's windows read.
         for in_dim, filt, out_dim in (("Y", "R", "Y'"), ("X", "S", "X'")):

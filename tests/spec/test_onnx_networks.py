@@ -144,7 +144,12 @@ DEPARTURES: dict[str, dict[str, str]] = {
             " the grouped 3x3 conv"
             for s in (3, 4, 5)
         },
-        **{f"CONV{s}_1_2": "" for s in (3, 4, 5)},
+        # The strided grouped convs depart twice (C and stride); one reason says both.
+        **{
+            f"CONV{s}_1_2": "NGCONV C is the total input width, not the per-group width; and"
+            " no stride (the paper strides this conv)"
+            for s in (3, 4, 5)
+        },
         "CONV3_2_1": f"C: 256, the network has 512 ({_C_OF_BLOCK_INPUT})",
         "CONV3_3_1": f"C: 256, the network has 512 ({_C_OF_BLOCK_INPUT})",
         "CONV3_4_1": f"C: 256, the network has 512 ({_C_OF_BLOCK_INPUT})",
@@ -156,12 +161,6 @@ DEPARTURES: dict[str, dict[str, str]] = {
     },
     "MobileNetV2": {},
 }
-# The strided grouped convs of ResNeXt50 depart twice (C and stride); one reason says both.
-for _s in (3, 4, 5):
-    DEPARTURES["ResNeXt50"][f"CONV{_s}_1_2"] = (
-        "NGCONV C is the total input width, not the per-group width; and no stride"
-        " (the paper strides this conv)"
-    )
 
 _MB_WIDTH = (
     "the stage's first projection keeps the expanded width and the later blocks expand to"
