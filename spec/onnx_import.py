@@ -343,6 +343,12 @@ def _conv(graph: _Graph, node: Any, name: str, maestro_dims: bool) -> ImportedOp
     k_out, c_per_group, r, s = w
     out_h, out_w = out[2], out[3]
     group = int(attrs.get("group", 1))
+    if group < 1 or c_per_group * group != c_in or k_out % group:
+        raise SpecError.at(
+            _where(graph.path),
+            f"Conv node '{name}': weight {list(w)} with group {group} does not fit an input"
+            f" of {c_in} channels",
+        )
     sy, sx = strides
     dy, dx = dilations
     notes: list[str] = []
