@@ -4,9 +4,9 @@ same layers and mappings (the tests check the round trip)."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import fields
-
-import yaml
 
 from .hardware import Hardware
 from .layer import Layer
@@ -61,18 +61,6 @@ def _hardware_fields(hardware: Hardware) -> dict[str, object]:
     return out
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block scalars for multi-line text (the dataflows)."""
-
-
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
 def write_scenario(
     name: str,
     description: str,
@@ -80,18 +68,31 @@ def write_scenario(
     hardware: Hardware,
 ) -> str:
     """A YAML scenario with inline layers, ready for ``metronome validate``."""
-    layers = []
+    lines = [f"name: {_q(name)}", f"description: {_q(description)}", "layers:"]
     for layer, mapping in entries:
-        item: dict[str, object] = {"name": layer.name, "type": layer.type.value}
+        lines.append(f"  - name: {_q(layer.name)}")
+        lines.append(f"    type: {layer.type.value}")
         if layer.type.is_conv and (layer.stride_y, layer.stride_x) != (1, 1):
-            item["stride"] = {"Y": layer.stride_y, "X": layer.stride_x}
-        item["dims"] = _dims(layer)
-        item["dataflow"] = "\n".join(format_dataflow(mapping)) + "\n"
-        layers.append(item)
-    doc = {
-        "name": name,
-        "description": description,
-        "layers": layers,
-        "hardware": _hardware_fields(hardware),
-    }
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100)
+            lines.append(f"    stride: {{Y: {layer.stride_y}, X: {layer.stride_x}}}")
+        dims = ", ".join(f"{_q(d)}: {v}" for d, v in _dims(layer).items())
+        lines.append(f"    dims: {{{dims}}}")
+        lines.append("    dataflow: |")
+        lines.extend(f"      {text}" for text in format_dataflow(mapping))
+    lines.append("hardware:")
+    for key, value in _hardware_fields(hardware).items():
+        shown = _q(value) if isinstance(value, str) else str(value).lower()
+        lines.append(f"  {key}: {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def _q(value: object) -> str:
+    """A YAML scalar: plain for simple tokens, else double-quoted (JSON's quoting is
+    valid YAML)."""
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text)
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null", "y", "n"})

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"Imported from {args.model} by metronome import"
         f" ({'MAESTRO dims' if args.maestro_dims else 'padded dims'}, batch {model.batch},"
         f" dataflow {args.dataflow}, {hardware.num_pes} PEs).",
-        *(f"{op.name}: {op.op_type}, {op.note}" for op in model.ops if op.layer is None),
+        *_skipped_lines(model),
     ]
     if suffix == ".m":
         text = write_m_network(model.name, list(mapped), header)
@@ -126,6 +126,21 @@ def _load(args: argparse.Namespace) -> ImportedModel:
         f"{args.model}: no such file",
         hint="give an .onnx file, torchvision:NAME or module:function",
     )
+
+
+def _skipped_lines(model: ImportedModel) -> list[str]:
+    """The nodes left out of the network: counts per operator, and each one whose cost
+    is not modelled by name."""
+    counts: dict[str, int] = {}
+    for op in model.ops:
+        if op.layer is None and op.kind != "not modelled":
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+    lines = []
+    if counts:
+        shown = ", ".join(f"{n} {op_type}" for op_type, n in sorted(counts.items()))
+        lines.append(f"Without MACs (not in the network): {shown}.")
+    lines += [f"Not modelled: {op.name} ({op.op_type}): {op.note}." for op in model.not_modelled]
+    return lines
 
 
 def _table(model: ImportedModel) -> str:
