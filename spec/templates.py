@@ -220,7 +220,10 @@ the K tile is half of it, as in MAESTRO's K 2 / C 4)."""
 
 def l1_footprint_elems(layer: Layer, mapping: Mapping) -> int:
     """L1 elements one PE needs: twice (double buffering) the input, weight and output
-    tiles of the innermost cluster level."""
+    tiles of the innermost cluster level. Never less than the simulator's need (a step's
+    tiles plus the next step's input and weight tiles); the analytic model's
+    ``l1_size_req_elems`` counts an output tile as its input window's extent, so it
+    reports more for windows larger than 1x1 (294 for this 198 on a 7x7 ``kcp_ws``)."""
     sizes = {dim: layer.size(dim) for dim in layer.dims}
     for directives in mapping.level_directives():
         sizes = _next_level_sizes(layer, directives, sizes)
