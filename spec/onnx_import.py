@@ -237,7 +237,8 @@ def _first_line(exc: BaseException) -> str:
 def import_model(
     model: Any, path: str, *, batch: int | None = None, maestro_dims: bool = False
 ) -> ImportedModel:
-    """Turn an in-memory ``onnx.ModelProto`` into an :class:`ImportedModel`."""
+    """Turn an in-memory ``onnx.ModelProto`` into an :class:`ImportedModel` (its
+    symbolic batch dimension is fixed in place)."""
     onnx = _onnx()
     if batch is not None and batch < 1:
         raise SpecError.at(None, f"--batch must be >= 1, got {batch}")
@@ -332,12 +333,11 @@ def _conv(graph: _Graph, node: Any, name: str, maestro_dims: bool) -> ImportedOp
     # A 1-D convolution is a 2-D one with a single row.
     if spatial == 1:
         x, w, out = (*x[:2], 1, x[2]), (*w[:2], 1, w[2]), (*out[:2], 1, out[2])
-    kernel = _ints(attrs.get("kernel_shape"), spatial, 0) or list(w[2:])
     strides = _ints(attrs.get("strides"), spatial, 1)
     dilations = _ints(attrs.get("dilations"), spatial, 1)
     pads = _ints(attrs.get("pads"), 2 * spatial, 0)
     if spatial == 1:
-        kernel, strides, dilations = [1, kernel[0]], [1, strides[0]], [1, dilations[0]]
+        strides, dilations = [1, strides[0]], [1, dilations[0]]
         pads = [0, pads[0], 0, pads[1]]
     n, c_in, h, wid = x
     k_out, c_per_group, r, s = w
