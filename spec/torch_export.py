@@ -27,6 +27,12 @@ def _module(spec: str) -> Any:
                 f"{spec}: torchvision models need PyTorch and torchvision",
                 hint="install them with: pip install 'metronome[torch]' torchvision",
             ) from None
+        except Exception as exc:  # a torchvision built for another torch fails here
+            raise SpecError.at(
+                None,
+                f"{spec}: torchvision does not load: {exc}",
+                hint="install the torchvision release built for the installed torch",
+            ) from None
         if not hasattr(models, name):
             raise SpecError.at(None, f"{spec}: torchvision has no model '{name}'")
         return getattr(models, name)(weights=None)
