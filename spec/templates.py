@@ -12,8 +12,9 @@ as functions of the layer (``R``, ``S``, strides, type) and the hardware (PEs, L
 * ``rs`` clusters ``S`` PEs, one per filter column (the shipped files always use 3);
 * depthwise layers drop ``K``, grouped layers walk ``G`` outermost, batches walk ``N``;
   GEMM layers get the style's GEMM form (see :data:`GEMM_FORMS`);
-* temporal tiles that live in a PE's L1 shrink until ``2 x`` (double buffering, as
-  MAESTRO's L1 requirement counts) the PE's input, weight and output tiles fit in L1.
+* L1: a PE holds twice (double buffering) its input, weight and output tiles; ``rs``
+  halves its channel tiles until they fit, the other styles' PE tiles are one window
+  already (see :func:`l1_footprint_elems`).
 
 :func:`template` returns a validated :class:`~spec.mapping.Mapping`; a layer that cannot
 fit (L1 smaller than one window) is a :class:`~spec.source.SpecError`.
