@@ -1,4 +1,4 @@
-"""The ``metronome`` command: ``check``, ``analyze``, ``simulate`` and ``validate``.
+"""The ``metronome`` command: ``check``, ``analyze``, ``simulate``, ``validate`` and ``sweep``.
 
 Bad input (a :class:`spec.SpecError`) prints ``file:line:col: error: ...`` with the source
 line and a caret, and exits 2 without a traceback. Each subcommand lives in its own
@@ -17,7 +17,7 @@ from spec.source import SpecError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("check", "analyze", "simulate", "validate")
+COMMANDS: tuple[str, ...] = ("check", "analyze", "simulate", "validate", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
