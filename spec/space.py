@@ -61,6 +61,7 @@ __all__ = [
     "Constraint",
     "SweepSpace",
     "load_space",
+    "maestro_text",
 ]
 
 HARDWARE_AXES: tuple[tuple[str, str, int | str], ...] = (
@@ -279,6 +280,26 @@ def _parse_template(text: str, layer: Layer, span: SourceSpan | None) -> Mapping
     return mapping
 
 
+def maestro_text(network: Network) -> str:
+    """``network`` as a MAESTRO mapping file (resolved sizes, one Dataflow per layer)."""
+    lines = [f"Network {network.name or 'sweep'} {{"]
+    for entry in network.layers:
+        layer = entry.layer
+        dims = ", ".join(f"{d}: {v}" for d, v in layer.sizes if d in layer.declared)
+        lines += [
+            f"Layer {layer.name} {{",
+            f"Type: {layer.keyword or layer.type.name}",
+            f"Stride {{ X: {layer.stride_x}, Y: {layer.stride_y} }}",
+            f"Dimensions {{ {dims} }}",
+            "Dataflow {",
+            *(f"    {d};" for d in entry.require_mapping().directives),
+            "}",
+            "}",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def load_space(path: str | Path) -> SweepSpace:
     """Read and check a design-space YAML file."""
     shown = str(path)
@@ -332,8 +353,8 @@ def load_space(path: str | Path) -> SweepSpace:
                     hint="one of maestro, realistic",
                 )
     description = doc.scalar(top["description"][1], "description") if "description" in top else ""
-    digest = hashlib.sha256(text.encode())
-    digest.update(repr(network).encode())
+    digest = hashlib.sha256(f"sweep-format-1\n{text}".encode())
+    digest.update(maestro_text(network).encode())
     return SweepSpace(
         name=name,
         path=shown,

@@ -319,101 +319,114 @@ def _used_names(space: SweepSpace) -> set[str]:
     return {n.id for c in space.constraints for n in ast.walk(c.tree) if isinstance(n, ast.Name)}
 
 
-def _axis_digits(space: SweepSpace, layout: Layout, designs: np.ndarray) -> dict[str, np.ndarray]:
-    """Each axis' value index for ``designs``."""
+def _outer_digits(space: SweepSpace, layout: Layout, outer: np.ndarray) -> dict[str, np.ndarray]:
+    """The value index of every mapping, PE and relevant axis for outer indices."""
     out: dict[str, np.ndarray] = {}
-    rest = designs
+    rest = outer
     for axis in reversed(space.axes):
+        if axis.name in INNER:
+            continue
         rest, out[axis.name] = np.divmod(rest, len(axis.values))
     return out
 
 
+def chunk_range(space: SweepSpace, index: int) -> tuple[int, int]:
+    """Outer indices ``[lo, hi)`` of chunk ``index``: whole outer groups, about
+    ``chunk_designs`` designs (at least one group)."""
+    layout = Layout.of(space)
+    groups = max(1, space.chunk_designs // layout.inner)
+    outers = layout.designs // layout.inner
+    return index * groups, min(outers, (index + 1) * groups)
+
+
+def chunk_count(space: SweepSpace) -> int:
+    """How many chunks ``space`` is evaluated in."""
+    layout = Layout.of(space)
+    groups = max(1, space.chunk_designs // layout.inner)
+    return -(-(layout.designs // layout.inner) // groups)
+
+
 def evaluate_chunk(space: SweepSpace, index: int) -> dict[str, np.ndarray]:
     """Chunk ``index`` of ``space``: counts, infeasibility reasons, sensitivity per axis
-    value (best runtime and feasible designs) and the chunk's Pareto front."""
+    value (best runtime and feasible designs) and the chunk's Pareto front.
+
+    Arrays are (outer index, inner index): designs ``o * inner + j``.
+    """
     layout = Layout.of(space)
-    lo = index * space.chunk_designs
-    hi = min(layout.designs, lo + space.chunk_designs)
-    o_lo, o_hi = lo // layout.inner, (hi - 1) // layout.inner + 1
+    o_lo, o_hi = chunk_range(space, index)
     outer = _Outer(space, layout, o_lo, o_hi)
-    designs = np.arange(lo, hi, dtype=np.int64)
-    n_l2 = len(space.axis("l2").values)
-    n_top = len(space.axis("topology").values)
-    if layout.inner == 1:
-        oi = designs - lo
-        l1_i = l2_i = np.zeros(len(designs), dtype=np.int64)
-    else:
-        o, inner = np.divmod(designs, layout.inner)
-        oi = o - o_lo
-        l1_i = inner // (n_l2 * n_top)
-        l2_i = (inner // n_top) % n_l2
+    n_l1, n_l2, n_top = (len(space.axis(n).values) for n in INNER)
+    inner_shape = (n_l1, n_l2, n_top)
     l1_values = np.asarray(space.axis("l1").values, dtype=np.int64)
     l2_values = np.asarray(space.axis("l2").values, dtype=np.int64)
+    # Inner value indices in design order (topology fastest), as (1, inner) rows.
+    l1_i = np.repeat(np.arange(n_l1), n_l2 * n_top)[None, :]
+    l2_i = np.tile(np.repeat(np.arange(n_l2), n_top), n_l1)[None, :]
     terms = _area_terms(space)
-    area = (outer.lanes_area[oi] + terms["l1"][l1_i]) * outer.pes[oi] + terms["l2"][l2_i]
-    area += outer.bus_arbiter_area[oi]
-    ok = outer.ok[oi]
-    fits_l1 = outer.l1_req[oi] <= l1_values[l1_i]
-    fits_l2 = outer.l2_req[oi] <= l2_values[l2_i]
+    col = np.s_[:, None]
+    area = (outer.lanes_area[col] + terms["l1"][l1_i]) * outer.pes[col] + terms["l2"][l2_i]
+    area += outer.bus_arbiter_area[col]
+    n_designs = area.size
+    ok = np.broadcast_to(outer.ok[col], area.shape)
+    fits_l1 = outer.l1_req[col] <= l1_values[l1_i]
+    fits_l2 = outer.l2_req[col] <= l2_values[l2_i]
     reasons = np.zeros(len(INFEASIBLE_REASONS), dtype=np.int64)
-    reasons[0] = len(designs) - int(ok.sum())
+    n_ok = int(outer.ok.sum()) * layout.inner
+    reasons[0] = n_designs - n_ok
     feasible = ok & fits_l1
-    reasons[1] = int(ok.sum() - feasible.sum())
-    before = int(feasible.sum())
+    n_fit1 = int(feasible.sum())
+    reasons[1] = n_ok - n_fit1
     feasible &= fits_l2
-    reasons[2] = before - int(feasible.sum())
+    n_fit2 = int(feasible.sum())
+    reasons[2] = n_fit1 - n_fit2
     used = _used_names(space)
     if used:
-        digits = _axis_digits(space, layout, designs)
+        digits = _outer_digits(space, layout, np.arange(o_lo, o_hi, dtype=np.int64))
+        inner_digits = {"l1": l1_i, "l2": l2_i}
         names: dict[str, np.ndarray] = {}
         for name in used:
             if name == "runtime_cycles":
-                names[name] = outer.runtime[oi]
+                names[name] = outer.runtime[col]
             elif name == "energy_nj":
-                names[name] = outer.energy[oi]
+                names[name] = outer.energy[col]
             elif name == "chip_area_um2":
                 names[name] = area
             elif name == "l1_size_req_elems":
-                names[name] = outer.l1_req[oi]
+                names[name] = outer.l1_req[col]
             elif name == "l2_size_req_elems":
-                names[name] = outer.l2_req[oi]
+                names[name] = outer.l2_req[col]
             else:
                 values = np.asarray(space.axis(name).values, dtype=np.int64)
-                names[name] = values[digits[name]]
-        before = int(feasible.sum())
+                if name in inner_digits:
+                    names[name] = values[inner_digits[name]]
+                else:
+                    names[name] = values[digits[name]][col]
         for constraint in space.constraints:
-            feasible &= np.broadcast_to(
-                _constraint_value(constraint.tree, names).astype(bool), feasible.shape
-            )
-        reasons[3] = before - int(feasible.sum())
+            feasible &= _constraint_value(constraint.tree, names).astype(bool)
+        reasons[3] = n_fit2 - int(feasible.sum())
     # Designs of one outer index share runtime and energy: only its smallest feasible
     # chip can be on the front.
     masked = np.where(feasible, area, np.inf)
-    if layout.inner > 1:
-        starts = np.flatnonzero(np.r_[True, oi[1:] != oi[:-1]])
-        smallest = np.minimum.reduceat(masked, starts)
-        candidate = feasible & (masked == smallest[oi - oi[0]])
-    else:
-        candidate = feasible
-    rows = np.flatnonzero(candidate)
-    cand_oi = oi[rows]
+    smallest = masked.min(axis=1)
+    o_rows, j_cols = np.nonzero(feasible & (masked == smallest[col]))
     front = {
-        "design": designs[rows],
-        "runtime_cycles": outer.runtime[cand_oi],
-        "energy_nj": outer.energy[cand_oi],
-        "chip_area_um2": area[rows],
-        "macs": outer.macs[cand_oi],
-        "l1_size_req_elems": outer.l1_req[cand_oi],
-        "l2_size_req_elems": outer.l2_req[cand_oi],
-        "noc_bw_req_peak_elems_per_cycle": outer.peak[cand_oi],
-        "offchip_bw_req_elems_per_cycle": outer.offchip[cand_oi],
+        "design": (o_lo + o_rows) * layout.inner + j_cols,
+        "runtime_cycles": outer.runtime[o_rows],
+        "energy_nj": outer.energy[o_rows],
+        "chip_area_um2": area[o_rows, j_cols],
+        "macs": outer.macs[o_rows],
+        "l1_size_req_elems": outer.l1_req[o_rows],
+        "l2_size_req_elems": outer.l2_req[o_rows],
+        "noc_bw_req_peak_elems_per_cycle": outer.peak[o_rows],
+        "offchip_bw_req_elems_per_cycle": outer.offchip[o_rows],
     }
     keep = pareto_mask(front["runtime_cycles"], front["energy_nj"], front["chip_area_um2"])
     result = {f"front.{k}": v[keep] for k, v in front.items()}
-    result["designs"] = np.asarray([len(designs)], dtype=np.int64)
+    result["designs"] = np.asarray([n_designs], dtype=np.int64)
     result["feasible"] = np.asarray([int(feasible.sum())], dtype=np.int64)
     result["reasons"] = reasons
-    result.update(_sensitivity(space, layout, designs, oi, outer, feasible))
+    per_value = feasible.reshape(len(outer.ok), *inner_shape)
+    result.update(_sensitivity(space, layout, o_lo, o_hi, outer.runtime, per_value))
     first_error = outer.errors[0] if outer.errors else ""
     result["error"] = np.asarray([first_error])
     return result
@@ -422,22 +435,31 @@ def evaluate_chunk(space: SweepSpace, index: int) -> dict[str, np.ndarray]:
 def _sensitivity(
     space: SweepSpace,
     layout: Layout,
-    designs: np.ndarray,
-    oi: np.ndarray,
-    outer: _Outer,
+    o_lo: int,
+    o_hi: int,
+    runtime: np.ndarray,
     feasible: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Per axis and value: the best feasible runtime and how many designs are feasible."""
-    rows = np.flatnonzero(feasible)
-    runtime = outer.runtime[oi[rows]]
-    digits = _axis_digits(space, layout, designs[rows])
+    """Per axis and value: the best feasible runtime and how many designs are feasible
+    (``feasible`` shaped (outer, l1, l2, topology))."""
     out = {}
+    per_outer = feasible.sum(axis=(1, 2, 3))
+    reached = np.where(per_outer > 0, runtime, _NO_RUNTIME)
+    digits = _outer_digits(space, layout, np.arange(o_lo, o_hi, dtype=np.int64))
     for axis in space.axes:
         k = len(axis.values)
-        best = np.full(k, _NO_RUNTIME, dtype=np.int64)
-        np.minimum.at(best, digits[axis.name], runtime)
-        out[f"best.{axis.name}"] = best
-        out[f"count.{axis.name}"] = np.bincount(digits[axis.name], minlength=k).astype(np.int64)
+        if axis.name in INNER:
+            position = 1 + INNER.index(axis.name)
+            others = tuple(a for a in (1, 2, 3) if a != position)
+            counts = feasible.sum(axis=(0, *others))
+            any_here = np.moveaxis(feasible.any(axis=others), 0, 0)
+            best = np.where(any_here, runtime[:, None], _NO_RUNTIME).min(axis=0)
+        else:
+            best = np.full(k, _NO_RUNTIME, dtype=np.int64)
+            np.minimum.at(best, digits[axis.name], reached)
+            counts = np.bincount(digits[axis.name], weights=per_outer, minlength=k)
+        out[f"best.{axis.name}"] = best.astype(np.int64)
+        out[f"count.{axis.name}"] = counts.astype(np.int64)
     return out
 
 

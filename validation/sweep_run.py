@@ -33,18 +33,23 @@ import numpy as np
 from analytic.cint import fdiv
 from spec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from spec.hardware import Hardware
-from spec.network import Network
 from spec.source import SpecError
-from spec.space import HARDWARE_AXES, SweepSpace
+from spec.space import HARDWARE_AXES, SweepSpace, maestro_text
 
 from .progress import ProgressBar
-from .sweep import FRONT_COLUMNS, INFEASIBLE_REASONS, Layout, evaluate_chunk, merge_fronts
+from .sweep import (
+    FRONT_COLUMNS,
+    INFEASIBLE_REASONS,
+    Layout,
+    chunk_count,
+    evaluate_chunk,
+    merge_fronts,
+)
 
 __all__ = [
     "Executor",
     "SweepOutcome",
     "kendall_tau",
-    "maestro_text",
     "run_sweep",
     "simulate_front",
 ]
@@ -247,26 +252,6 @@ class _Totals:
 # ----------------------------------------------------------------------------- outputs
 
 
-def maestro_text(network: Network) -> str:
-    """``network`` as a MAESTRO mapping file (resolved sizes, one Dataflow per layer)."""
-    lines = [f"Network {network.name or 'sweep'} {{"]
-    for entry in network.layers:
-        layer = entry.layer
-        dims = ", ".join(f"{d}: {v}" for d, v in layer.sizes if d in layer.declared)
-        lines += [
-            f"Layer {layer.name} {{",
-            f"Type: {layer.keyword or layer.type.name}",
-            f"Stride {{ X: {layer.stride_x}, Y: {layer.stride_y} }}",
-            f"Dimensions {{ {dims} }}",
-            "Dataflow {",
-            *(f"    {d};" for d in entry.require_mapping().directives),
-            "}",
-            "}",
-        ]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
 def _map_path(out: Path, mapping_index: int) -> Path:
     return out / "maps" / f"mapping-{mapping_index:06d}.m"
 
@@ -414,11 +399,11 @@ def _plots(space: SweepSpace, out: Path, totals: _Totals) -> None:
         sub.plot(x[found], best[found], marker="o")
         sub.set_xticks(x, [str(v)[:12] for v in axis.values], rotation=60, fontsize=6)
         sub.set_title(axis.name, fontsize=9)
-        sub.set_yscale("log")
+        sub.tick_params(axis="y", labelsize=7)
         sub.set_ylabel("best runtime (cycles)", fontsize=7)
     for k in range(len(swept), rows_n * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.94, wspace=0.35, hspace=0.6)
     _save(fig, out / "sensitivity.png")
     plt.close(fig)
 
@@ -443,8 +428,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Evaluate every unfinished chunk of ``space`` and write the outputs into ``out``."""
     started = time.perf_counter()
-    layout = Layout.of(space)
-    total_chunks = -(-layout.designs // space.chunk_designs)
+    total_chunks = chunk_count(space)
     out.mkdir(parents=True, exist_ok=True)
     _prepare(out, space)
     totals = _Totals(space)

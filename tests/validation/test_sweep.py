@@ -21,7 +21,7 @@ from spec.source import SpecError
 from spec.space import load_space
 from tests.conftest import REPO
 from validation.cli import main
-from validation.sweep import INFEASIBLE_REASONS, Layout, evaluate_chunk, pareto_mask
+from validation.sweep import INFEASIBLE_REASONS, chunk_count, evaluate_chunk, pareto_mask
 from validation.sweep_run import (
     Executor,
     _design_hardware,
@@ -80,8 +80,7 @@ def _space(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
 def _all_designs(space_path: Path) -> dict[int, dict[str, object]]:
     """Every design's result from the chunks: the rows the prefilter keeps plus counts."""
     space = load_space(space_path)
-    chunks = -(-Layout.of(space).designs // space.chunk_designs)
-    return {i: evaluate_chunk(space, i) for i in range(chunks)}
+    return {i: evaluate_chunk(space, i) for i in range(chunk_count(space))}
 
 
 @pytest.mark.parametrize("text", [SPACE, TEMPLATE])
@@ -134,10 +133,11 @@ def test_every_design_is_counted_and_classified(tmp_path: Path) -> None:
     reasons = sum(r["reasons"] for r in results.values())
     expected_reasons = dict.fromkeys(INFEASIBLE_REASONS, 0)
     expected_feasible = 0
-    needs: dict[int, tuple[int, int] | None] = {}
+    needs: dict[tuple[object, ...], tuple[int, int, int] | None] = {}
+    best = {a.name: [None] * len(a.values) for a in space.axes}
     for design in range(space.designs):
         values = space.design_values(design)
-        key = int(values["pes"])
+        key = tuple(values[n] for n in ("pes", "noc_bw", "hop_latency", "offchip_bw", "lanes"))
         if key not in needs:
             hardware = _design_hardware(values)
             try:
@@ -150,12 +150,13 @@ def test_every_design_is_counted_and_classified(tmp_path: Path) -> None:
                 needs[key] = (
                     max(r.metric("l1_size_req_elems") for r in res),
                     max(r.metric("l2_size_req_elems") for r in res),
+                    sum(r.runtime_cycles for r in res),
                 )
         need = needs[key]
         if need is None:
             expected_reasons["mapping"] += 1
             continue
-        l1, l2 = need
+        l1, l2, runtime = need
         if l1 > int(values["l1"]):
             expected_reasons["l1"] += 1
         elif l2 > int(values["l2"]):
@@ -167,7 +168,17 @@ def test_every_design_is_counted_and_classified(tmp_path: Path) -> None:
             expected_reasons["constraints"] += 1
         else:
             expected_feasible += 1
+            for axis in space.axes:
+                at = axis.values.index(values[axis.name])
+                seen = best[axis.name][at]
+                best[axis.name][at] = runtime if seen is None else min(seen, runtime)
     assert feasible == expected_feasible
+    for axis in space.axes:
+        counts = sum(r[f"count.{axis.name}"] for r in results.values())
+        assert int(counts.sum()) == feasible
+        fastest = np.minimum.reduce([r[f"best.{axis.name}"] for r in results.values()])
+        nothing = np.iinfo(np.int64).max
+        assert [None if v == nothing else int(v) for v in fastest] == best[axis.name]
     assert dict(zip(INFEASIBLE_REASONS, reasons.tolist(), strict=True)) == expected_reasons
     assert all(expected_reasons.values())
 
@@ -288,3 +299,24 @@ def test_bad_space_points_at_the_text(
     assert f"{path}{where} error:" in err, err
     assert message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_fingerprint_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    """A re-run in a new process must recognise its chunks (set order varies by seed)."""
+    import subprocess
+    import sys
+
+    path = _space(tmp_path, SPACE)
+    code = f"from spec.space import load_space; print(load_space({str(path)!r}).fingerprint)"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(seen) == 1
