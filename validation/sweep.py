@@ -38,7 +38,7 @@ from analytic.report import (
     _SRAM_AREA,
     _activity_energy_nj,
 )
-from analytic.vectorised import HardwareArrays, VectorModel
+from analytic.vectorised import HardwareArrays, TopArrays, VectorModel
 from spec.energy import energy_table
 from spec.hardware import UNBOUNDED
 from spec.source import SpecError
@@ -136,9 +136,15 @@ def _structure(space: SweepSpace, mapping_index: int, num_pes: int) -> _Structur
         network = space.network_for(mapping_index)
         runtime, peak, offchip = empty.copy(), empty.copy(), empty.copy()
         energy, macs, l1_req, l2_req = 0.0, 0, 0, 0
+        seen: dict[tuple[object, ...], tuple[VectorModel, TopArrays]] = {}
         for entry in network.layers:
-            model = VectorModel(entry.layer, entry.require_mapping(), num_pes)
-            arrays = model.evaluate(hw)
+            layer = entry.layer
+            # Repeated blocks (ResNet's) are the same problem: evaluate it once.
+            key = (layer.type, layer.sizes, layer.stride_x, layer.stride_y, str(entry.mapping))
+            if key not in seen:
+                model = VectorModel(layer, entry.require_mapping(), num_pes)
+                seen[key] = (model, model.evaluate(hw))
+            model, arrays = seen[key]
             runtime += arrays.runtime
             peak = np.maximum(peak, arrays.peak_bw)
             offchip = np.maximum(offchip, arrays.offchip_req)

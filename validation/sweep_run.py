@@ -285,7 +285,7 @@ def _command(space: SweepSpace, out: Path, design: int) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float | np.floating):
         return repr(float(value))
-    return str(value)
+    return " ".join(str(value).splitlines())
 
 
 def _front_rows(space: SweepSpace, front: dict[str, np.ndarray]) -> list[dict[str, object]]:
@@ -462,7 +462,7 @@ def run_sweep(
     wall = time.perf_counter() - started
     summary = _summary(space, totals, rows, total_chunks, wall, evaluated_now, executor)
     if simulate_top > 0 and rows:
-        summary["simulation"] = simulate_front(space, out, rows, simulate_top)
+        summary["simulation"] = simulate_front(space, out, rows, simulate_top, executor)
     if plots:
         _plots(space, out, totals)
     atomic_write_json(out / "summary.json", summary)
@@ -497,48 +497,68 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (concordant - discordant) / (pairs_a * pairs_b) ** 0.5
 
 
+def _simulate_layer(task: tuple[Any, Any, Hardware, str]) -> int:
+    """Simulated runtime of one layer under one mapping on one hardware."""
+    import sim
+
+    layer, mapping, hardware, policy = task
+    result = sim.simulate(layer, mapping, hardware, sim.SimOptions(policy=sim.POLICIES[policy]))
+    return result.layer.runtime_cycles
+
+
+def _layer_key(entry: Any, hardware: Hardware) -> tuple[object, ...]:
+    """Identical layers (ResNet repeats its blocks) are simulated once per hardware."""
+    layer = entry.layer
+    return (
+        layer.type,
+        layer.sizes,
+        layer.stride_x,
+        layer.stride_y,
+        str(entry.require_mapping()),
+        hardware,
+    )
+
+
 def simulate_front(
-    space: SweepSpace, out: Path, rows: list[dict[str, object]], k: int
+    space: SweepSpace,
+    out: Path,
+    rows: list[dict[str, object]],
+    k: int,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Simulate the ``k`` fastest designs of the front and ``k`` others drawn from it
     (seeded), and say whether the closed form ranks them as the simulator does."""
-    import sim
-
     started = time.perf_counter()
     best = rows[:k]
     others = rows[k:]
     drawn = random.Random(space.fingerprint).sample(others, min(k, len(others)))
     chosen = best + sorted(drawn, key=lambda r: int(r["design"]))  # type: ignore[call-overload]
-    policy = sim.POLICIES[space.simulate_policy]
-    report = []
-    bar = ProgressBar("simulating front designs", delay_s=1.0)
-    for n, row in enumerate(chosen, 1):
+    tasks: dict[tuple[object, ...], tuple[Any, Any, Hardware, str]] = {}
+    per_design: list[list[tuple[object, ...]]] = []
+    for row in chosen:
         design = int(row["design"])  # type: ignore[call-overload]
-        values = space.design_values(design)
-        hardware = _design_hardware(values)
-        network = space.network_for(_mapping_index(space, design))
-        simulated = 0
-        for index, entry in enumerate(network.layers):
-            result = sim.simulate(
-                entry.layer,
-                entry.require_mapping(),
-                hardware,
-                sim.SimOptions(policy=policy),
-                network=network.name,
-                layer_index=index,
+        hardware = _design_hardware(space.design_values(design))
+        keys = []
+        for entry in space.network_for(_mapping_index(space, design)).layers:
+            key = _layer_key(entry, hardware)
+            tasks.setdefault(
+                key, (entry.layer, entry.require_mapping(), hardware, space.simulate_policy)
             )
-            simulated += result.layer.runtime_cycles
+            keys.append(key)
+        per_design.append(keys)
+    runtimes = _run_simulations(tasks, executor or Executor())
+    report = []
+    for n, (row, keys) in enumerate(zip(chosen, per_design, strict=True), 1):
+        design = int(row["design"])  # type: ignore[call-overload]
         report.append(
             {
                 "design": design,
                 "picked": "top" if n <= len(best) else "random",
                 "analytic_runtime_cycles": int(row["runtime_cycles"]),  # type: ignore[call-overload]
-                "simulated_runtime_cycles": simulated,
+                "simulated_runtime_cycles": sum(runtimes[key] for key in keys),
                 "command": _command(space, out, design),
             }
         )
-        bar(n, len(chosen), design)
-    bar.close()
     analytic_rt = [float(r["analytic_runtime_cycles"]) for r in report]
     simulated_rt = [float(r["simulated_runtime_cycles"]) for r in report]
     tau = kendall_tau(analytic_rt, simulated_rt)
@@ -560,6 +580,7 @@ def simulate_front(
     atomic_write_text(out / "simulated.csv", "\n".join(lines) + "\n")
     return {
         "policy": space.simulate_policy,
+        "layer_simulations": len(tasks),
         "designs_simulated": len(report),
         "kendall_tau": None if tau != tau else round(tau, 6),
         "analytic_winner": analytic_winner["design"],
@@ -570,6 +591,31 @@ def simulate_front(
         "simulated_winner_runtime_cycles": simulated_winner["simulated_runtime_cycles"],
         "simulation_wall_time_s": round(time.perf_counter() - started, 3),
     }
+
+
+def _run_simulations(
+    tasks: dict[tuple[object, ...], tuple[Any, Any, Hardware, str]], executor: Executor
+) -> dict[tuple[object, ...], int]:
+    """Every task's simulated runtime, on local processes when ``executor`` has them."""
+    keys = list(tasks)
+    bar = ProgressBar("simulating front designs (layers)", delay_s=1.0)
+    out: dict[tuple[object, ...], int] = {}
+    if executor.jobs <= 1 or len(keys) <= 1:
+        for n, key in enumerate(keys, 1):
+            out[key] = _simulate_layer(tasks[key])
+            bar(n, len(keys))
+    else:
+        import multiprocessing
+
+        start = "fork" if sys.platform.startswith("linux") else "spawn"
+        context = multiprocessing.get_context(start)
+        with ProcessPoolExecutor(max_workers=executor.jobs, mp_context=context) as pool:
+            futures = {pool.submit(_simulate_layer, tasks[key]): key for key in keys}
+            for n, future in enumerate(as_completed(futures), 1):
+                out[futures[future]] = future.result()
+                bar(n, len(keys))
+    bar.close()
+    return out
 
 
 def comparable(summary: dict[str, Any]) -> dict[str, Any]:

@@ -320,3 +320,48 @@ def test_fingerprint_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
         for seed in ("1", "2", "3")
     }
     assert len(seen) == 1
+
+
+def test_simulate_top_checks_the_front_against_the_simulator(tmp_path: Path) -> None:
+    """The simulated runtimes are the simulator's own (re-run here one design at a time)."""
+    import sim
+
+    text = f"""\
+name: simtop
+network:
+  file: {MAPS}/Resnet50_kcp_ws.m
+  layers: [CONV2_1_2, CONV2_1_3]
+  shrink: {{Y: 6, X: 6, K: 8, C: 8}}
+axes:
+  pes: [8, 16]
+  noc_bw: [1, 2, 8]
+  offchip_bw: [2, 64]
+mapping:
+  style: kcp_ws
+  params:
+    c_tile: [8]
+    cluster: [4, 8]
+"""
+    space = load_space(_space(tmp_path, text))
+    out = tmp_path / "out"
+    outcome = run_sweep(
+        space, out, Executor(), simulate_top=2, plots=False, progress=lambda *a: None
+    )
+    check = outcome.summary["simulation"]
+    lines = (out / "simulated.csv").read_text().splitlines()[1:]
+    assert check["designs_simulated"] == len(lines) == min(4, outcome.front_rows)
+    analytic, simulated = [], []
+    for line in lines:
+        design, _, a, s, _ = line.split(",", 4)
+        hardware = _design_hardware(space.design_values(int(design)))
+        network = space.network_for(int(design) // (space.designs // space.mappings))
+        expected = sum(
+            sim.simulate(e.layer, e.require_mapping(), hardware).layer.runtime_cycles
+            for e in network.layers
+        )
+        assert int(s) == expected
+        analytic.append(int(a))
+        simulated.append(int(s))
+    assert check["kendall_tau"] == round(kendall_tau(analytic, simulated), 6)
+    fastest = min(zip(simulated, map(int, (ln.split(",")[0] for ln in lines)), strict=True))
+    assert check["simulated_winner"] == fastest[1]
