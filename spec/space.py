@@ -5,7 +5,7 @@ Example (paths relative to the file)::
 
     name: resnet50_conv2_hw
     network:                          # as in scenarios: file (+ layers, shrink), or
-      file: ../maps/Resnet50_kcp_ws.m #   inline `layers:`
+      file: ../maps/Resnet50_kcp_ws.m #   inline `layers:`, or `scenario: x.yaml`
       layers: [CONV2_1_2]
     hardware:                         # base values (MAESTRO's flag defaults otherwise)
       noc_hops: 1
@@ -50,7 +50,13 @@ from .lexer import tokenize
 from .maestro import parse_dataflow_tokens
 from .mapping import Mapping
 from .network import MappedLayer, Network
-from .scenario import _Doc, _load_inline_layers, _load_network_block, compose_yaml
+from .scenario import (
+    _Doc,
+    _load_inline_layers,
+    _load_network_block,
+    compose_yaml,
+    load_scenario,
+)
 from .source import SourceSpan, SpecError
 
 __all__ = [
@@ -158,6 +164,7 @@ _TOP_KEYS = (
     "description",
     "network",
     "layers",
+    "scenario",
     "hardware",
     "axes",
     "mapping",
@@ -308,12 +315,21 @@ def load_space(path: str | Path) -> SweepSpace:
     top = doc.mapping(root, "the design space", _TOP_KEYS)
     base = Path(shown).parent
     name = doc.scalar(top["name"][1], "name") if "name" in top else Path(shown).stem
-    if ("network" in top) == ("layers" in top):
-        raise doc.error(root, "a design space needs exactly one of 'network' or 'layers'")
+    given = [k for k in ("network", "layers", "scenario") if k in top]
+    if len(given) != 1:
+        raise doc.error(
+            root, "a design space needs exactly one of 'network', 'layers' or 'scenario'"
+        )
     if "network" in top:
         network = _load_network_block(doc, top["network"][1], base)
-    else:
+    elif "layers" in top:
         network = _load_inline_layers(doc, top["layers"][1], name)
+    else:
+        file_node = top["scenario"][1]
+        target = base / doc.scalar(file_node, "scenario file")
+        if not target.is_file():
+            raise doc.error(file_node, f"no such file: {doc.scalar(file_node, 'scenario')}")
+        network = load_scenario(target).network
     defaults: dict[str, int | str] = {n: d for n, _, d in HARDWARE_AXES}
     spans: dict[str, SourceSpan] = {}
     names = tuple(n for n, _, _ in HARDWARE_AXES)

@@ -365,3 +365,12 @@ mapping:
     assert check["kendall_tau"] == round(kendall_tau(analytic, simulated), 6)
     fastest = min(zip(simulated, map(int, (ln.split(",")[0] for ln in lines)), strict=True))
     assert check["simulated_winner"] == fastest[1]
+
+
+def test_a_scenario_gives_the_layers(tmp_path: Path) -> None:
+    scenario = REPO / "scenarios/crosscheck/x01_ws_kspatial__pe4.yaml"
+    text = f"scenario: {scenario}\naxes:\n  pes: [2, 4]\n  noc_bw: [1, 64]\n"
+    space = load_space(_space(tmp_path, text))
+    assert [e.name for e in space.network.layers] == ["L"]
+    outcome = run_sweep(space, tmp_path / "o", Executor(), plots=False, progress=lambda *a: None)
+    assert outcome.summary["designs_evaluated"] == 4
