@@ -7,9 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from spec.source import SpecError
-
 from .cliargs import _positive_int
+from .dask_exec import add_dask_arguments, dask_target
 
 __all__ = ["register", "run"]
 
@@ -34,16 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="N",
         help="local worker processes (default 1)",
     )
-    parser.add_argument(
-        "--dask",
-        action="store_true",
-        help="run the chunks on a dask.distributed LocalCluster with --jobs workers",
-    )
-    parser.add_argument(
-        "--dask-scheduler",
-        metavar="ADDR",
-        help="run the chunks on an existing Dask cluster (e.g. tcp://host:8786)",
-    )
+    add_dask_arguments(parser)
     parser.add_argument(
         "--simulate-top",
         type=_positive_int,
@@ -63,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from .sweep_run import Executor, run_sweep
 
     space = load_space(args.space)
-    if args.dask and args.dask_scheduler:
-        raise SpecError.at(None, "give --dask or --dask-scheduler, not both")
+    jobs = max(1, args.jobs)
+    target = dask_target(args, jobs)
     out = Path(args.out or f"sweep-{space.name}")
-    executor = Executor(jobs=max(1, args.jobs), dask=args.dask, scheduler=args.dask_scheduler)
+    executor = Executor(
+        jobs=jobs, dask=target is not None, scheduler=target.scheduler if target else None
+    )
     outcome = run_sweep(
         space, out, executor, simulate_top=args.simulate_top, plots=not args.no_plots
     )

@@ -33,9 +33,9 @@ import numpy as np
 from analytic.cint import fdiv
 from spec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from spec.hardware import Hardware
-from spec.source import SpecError
 from spec.space import HARDWARE_AXES, SweepSpace, maestro_text
 
+from .dask_exec import DaskTarget, dask_map
 from .progress import ProgressBar
 from .sweep import (
     FRONT_COLUMNS,
@@ -82,10 +82,8 @@ class Executor:
 
     def describe(self) -> str:
         """For the summary and messages."""
-        if self.scheduler:
-            return f"dask scheduler {self.scheduler}"
-        if self.dask:
-            return f"dask LocalCluster with {self.jobs} workers"
+        if self.dask or self.scheduler:
+            return DaskTarget(self.jobs, self.scheduler).describe()
         return f"{self.jobs} local process{'es' if self.jobs > 1 else ''}"
 
 
@@ -116,32 +114,6 @@ def _dask_chunk(space: SweepSpace, index: int) -> tuple[int, dict[str, np.ndarra
     return index, evaluate_chunk(space, index)
 
 
-def _dask_client(executor: Executor) -> Any:
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise SpecError.at(
-            None,
-            "--dask and --dask-scheduler need dask.distributed, which is not installed",
-            hint="pip install 'metronome[dask]' (or: pip install 'dask[distributed]')",
-        ) from None
-    if executor.scheduler:
-        try:
-            return Client(executor.scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise SpecError.at(
-                None, f"cannot reach the Dask scheduler at {executor.scheduler}: {exc}"
-            ) from None
-    cluster = LocalCluster(
-        n_workers=executor.jobs,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=40,
-    )
-    return Client(cluster)
-
-
 def _run_chunks(
     space: SweepSpace, todo: list[int], executor: Executor
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -149,19 +121,8 @@ def _run_chunks(
     if not todo:
         return
     if executor.dask or executor.scheduler:
-        client = _dask_client(executor)
-        try:
-            from dask.distributed import as_completed as dask_completed
-
-            shared = client.scatter(space, broadcast=True)
-            futures = [client.submit(_dask_chunk, shared, i, pure=False) for i in todo]
-            for future in dask_completed(futures):
-                yield future.result()
-        finally:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        target = DaskTarget(executor.jobs, executor.scheduler)
+        yield from dask_map(target, _dask_chunk, todo, space)
         return
     if executor.jobs <= 1 or len(todo) == 1:
         for index in todo:

@@ -374,3 +374,32 @@ def test_a_scenario_gives_the_layers(tmp_path: Path) -> None:
     assert [e.name for e in space.network.layers] == ["L"]
     outcome = run_sweep(space, tmp_path / "o", Executor(), plots=False, progress=lambda *a: None)
     assert outcome.summary["designs_evaluated"] == 4
+
+
+def test_validate_on_a_dask_cluster_gives_the_same_results(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    scenario = str(REPO / "scenarios/crosscheck/x05_spatial_reduction__pe4.yaml")
+    assert main(["validate", scenario, "--report", str(tmp_path / "a"), "--jobs", "1"]) == 0
+    argv = ["validate", scenario, "--report", str(tmp_path / "b"), "--jobs", "2", "--dask"]
+    assert main(argv) == 0
+    for name in ("results.json", "results.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_dask_options_need_dask_or_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name: str, *args: object, **kwargs: object) -> object:
+        if name == "dask" or name.startswith("dask."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    path = _space(tmp_path, TEMPLATE)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--dask"]) == 2
+    assert "pip install 'metronome[dask]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
