@@ -208,6 +208,8 @@ class _Totals:
             self.count[axis.name] += result[f"count.{axis.name}"]
         if str(result["error"][0]):
             self.errors[index] = str(result["error"][0])
+            if len(self.errors) > 5:  # constant memory: the first few are enough
+                del self.errors[max(self.errors)]
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -309,9 +311,7 @@ def _summary(
         "designs_on_front": len(rows),
         "chunks": {"done": totals.chunks, "total": total_chunks},
         "complete": totals.chunks == total_chunks,
-        "mapping_errors": [
-            {"chunk": i, "message": m} for i, m in sorted(totals.errors.items())[:5]
-        ],
+        "mapping_errors": [{"chunk": i, "message": m} for i, m in sorted(totals.errors.items())],
         "best_runtime": _plain(rows[0]) if rows else None,
         "wall_time_s": round(wall, 3),
         "designs_per_s": round(evaluated_now / wall) if wall > 0 else 0,

@@ -403,3 +403,14 @@ def test_dask_options_need_dask_or_say_so(
     assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--dask"]) == 2
     assert "pip install 'metronome[dask]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("style", ["kcp_ws", "xp_ws", "yxp_os", "nlr", "rs"])
+def test_style_defaults_reproduce_the_shipped_mapping(style: str) -> None:
+    from spec.space import STYLES, _parse_template, instantiate
+
+    template, defaults = STYLES[style]
+    entry = load_network(MAPS / f"Resnet50_{style}.m").layer("CONV2_1_2")
+    text = instantiate(template, {k: v[0] for k, v in defaults.items()})
+    mapping = _parse_template(text, entry.layer, None)
+    assert mapping.directives == entry.require_mapping().directives
