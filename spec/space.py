@@ -446,6 +446,7 @@ def _load_mapping(
         raise doc.error(node, "mapping needs exactly one of 'style' or 'template'")
     params: dict[str, tuple[int | str, ...]] = {}
     spans: dict[str, SourceSpan] = {}
+    key_nodes: dict[str, yaml.Node] = {}
     if "style" in block:
         style_node = block["style"][1]
         style = doc.scalar(style_node, "style")
@@ -464,6 +465,7 @@ def _load_mapping(
         for key, (key_node, value) in doc.mapping(block["params"][1], "params", None).items():
             params[key] = _param_values(doc, key, value)
             spans[key] = doc.span(key_node)
+            key_nodes[key] = key_node
     used = set(_PLACEHOLDER.findall(template))
     for value in (v for values in params.values() for v in values):
         used |= set(_PLACEHOLDER.findall(str(value)))
@@ -475,10 +477,7 @@ def _load_mapping(
         )
     for key in params:
         if key not in used:
-            raise doc.error(
-                block["params"][1] if key not in spans else _key_node(doc, block, key),
-                f"parameter '{key}' is not used by the template",
-            )
+            raise doc.error(key_nodes[key], f"parameter '{key}' is not used by the template")
     axes = tuple(Axis(k, v, spans.get(k)) for k, v in params.items())
     first = instantiate(template, {a.name: a.values[0] for a in axes})
     for entry in network.layers:
@@ -491,11 +490,6 @@ def _load_mapping(
                 f" '{entry.layer.name}': {exc.first.message}",
             ) from None
     return template, template_span, axes
-
-
-def _key_node(doc: _Doc, block: dict[str, tuple[yaml.Node, yaml.Node]], key: str) -> yaml.Node:
-    params = doc.mapping(block["params"][1], "params", None)
-    return params[key][0]
 
 
 def _param_values(doc: _Doc, key: str, node: yaml.Node) -> tuple[int | str, ...]:
