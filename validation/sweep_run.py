@@ -550,6 +550,15 @@ def simulate_front(
         == simulated_winner["design"],
         "analytic_winner_simulated_runtime_cycles": analytic_winner["simulated_runtime_cycles"],
         "simulated_winner_runtime_cycles": simulated_winner["simulated_runtime_cycles"],
+        # How much slower (simulated) the closed form's pick is than the best one found.
+        "analytic_winner_regret": round(
+            fdiv(
+                analytic_winner["simulated_runtime_cycles"],
+                simulated_winner["simulated_runtime_cycles"],
+            )
+            - 1.0,
+            6,
+        ),
         "simulation_wall_time_s": round(time.perf_counter() - started, 3),
     }
 

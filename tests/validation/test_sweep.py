@@ -365,6 +365,9 @@ mapping:
     assert check["kendall_tau"] == round(kendall_tau(analytic, simulated), 6)
     fastest = min(zip(simulated, map(int, (ln.split(",")[0] for ln in lines)), strict=True))
     assert check["simulated_winner"] == fastest[1]
+    picked = min(zip(analytic, map(int, (ln.split(",")[0] for ln in lines)), strict=True))
+    picked_sim = simulated[[int(ln.split(",")[0]) for ln in lines].index(picked[1])]
+    assert check["analytic_winner_regret"] == round(picked_sim / fastest[0] - 1, 6)
 
 
 def test_a_scenario_gives_the_layers(tmp_path: Path) -> None:
