@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -95,17 +96,28 @@ def dask_map(
 ) -> Iterator[R]:
     """``function(*shared, item)`` for every item on the cluster, yielded as each
     finishes (the ``shared`` arguments are sent to every worker once)."""
-    items = list(items)
-    if not items:
+    pending = iter(items)
+    first = list(itertools.islice(pending, 1))
+    if not first:
         return
     client = _client(target)
     try:
         from dask.distributed import as_completed
 
         scattered = [client.scatter(s, broadcast=True) for s in shared]
-        futures = [client.submit(function, *scattered, item, pure=False) for item in items]
-        for future in as_completed(futures):
+
+        def submit(item: T) -> Any:
+            return client.submit(function, *scattered, item, pure=False)
+
+        # A bounded window of submitted items keeps memory constant in their number.
+        width = 4 * max(1, len(client.scheduler_info().get("workers", {})), target.workers)
+        running = as_completed([submit(first[0])])
+        for item in itertools.islice(pending, width - 1):
+            running.add(submit(item))
+        for future in running:
             yield future.result()
+            for item in itertools.islice(pending, 1):
+                running.add(submit(item))
     finally:
         cluster = client.cluster
         client.close()

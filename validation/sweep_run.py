@@ -17,13 +17,14 @@ Files in the output directory:
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import random
 import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,17 @@ def _run_chunks(
         initializer=_init_worker,
         initargs=(space,),
     ) as pool:
-        futures = [pool.submit(_worker_chunk, i) for i in todo]
-        for future in as_completed(futures):
-            yield future.result()
+        # A bounded window of submitted chunks keeps memory constant in their number.
+        pending = iter(todo)
+        window = {
+            pool.submit(_worker_chunk, i) for i in itertools.islice(pending, 4 * executor.jobs)
+        }
+        while window:
+            done, window = wait(window, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: f.result()[0]):
+                yield future.result()
+                for index in itertools.islice(pending, 1):
+                    window.add(pool.submit(_worker_chunk, index))
 
 
 # ------------------------------------------------------------------------------ chunks
