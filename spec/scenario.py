@@ -226,22 +226,8 @@ def _closest(key: str, allowed: tuple[str, ...]) -> list[str]:
     return difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
 
 
-_TOP_KEYS = (
-    "name",
-    "description",
-    "network",
-    "layers",
-    "hardware",
-    "simulator",
-    "sweep",
-    "tolerances",
-    "reference",
-    "tags",
-)
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and check a YAML scenario file."""
+def compose_yaml(path: str | Path, what: str) -> tuple[_Doc, yaml.Node]:
+    """The YAML node tree of ``path`` (a ``what`` file), errors at their position."""
     shown = str(path)
     text = read_source(path)
     doc = _Doc(text, shown)
@@ -260,7 +246,28 @@ def load_scenario(path: str | Path) -> Scenario:
     except yaml.YAMLError as exc:
         raise SpecError.at(None, f"{shown}: invalid YAML: {exc}") from None
     if root is None:
-        raise SpecError.at(SourceSpan(shown, 1, 1, 1, ""), "empty scenario file")
+        raise SpecError.at(SourceSpan(shown, 1, 1, 1, ""), f"empty {what} file")
+    return doc, root
+
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "network",
+    "layers",
+    "hardware",
+    "simulator",
+    "sweep",
+    "tolerances",
+    "reference",
+    "tags",
+)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a YAML scenario file."""
+    shown = str(path)
+    doc, root = compose_yaml(path, "scenario")
     top = doc.mapping(root, "the scenario", _TOP_KEYS)
     base = Path(shown).parent
     name = doc.scalar(top["name"][1], "name") if "name" in top else Path(shown).stem

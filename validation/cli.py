@@ -1,4 +1,5 @@
-"""The ``metronome`` command: ``check``, ``analyze``, ``simulate``, ``validate`` and ``import``.
+"""The ``metronome`` command: ``check``, ``analyze``, ``simulate``, ``validate``, ``import`` and
+``sweep``.
 
 Bad input (a :class:`spec.SpecError`) prints ``file:line:col: error: ...`` with the source
 line and a caret, and exits 2 without a traceback. Each subcommand lives in its own
@@ -17,7 +18,7 @@ from spec.source import SpecError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("check", "analyze", "simulate", "validate", "import")
+COMMANDS: tuple[str, ...] = ("check", "analyze", "simulate", "validate", "import", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

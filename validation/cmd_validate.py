@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .dask_exec import add_dask_arguments, dask_target
+
 __all__ = ["register"]
 
 DEFAULT_BASELINE = Path("validation") / "baseline.json"
@@ -42,6 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)"
     )
+    add_dask_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from .systolic_suite import is_systolic_manifest
 
     paths = expand(args.targets)
+    dask = dask_target(args, max(1, args.jobs))
     started = time.monotonic()
     systolic = [p for p in paths if is_systolic_manifest(p)]
     if systolic:
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             return code
     bar = ProgressBar("validate")
     try:
-        result = run_validation(paths, processes=max(1, args.jobs), progress=bar)
+        result = run_validation(paths, processes=max(1, args.jobs), progress=bar, dask=dask)
     finally:
         bar.close()
     check = None

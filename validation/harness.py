@@ -27,6 +27,7 @@ from spec.scenario import Scenario
 from spec.source import Diagnostic, SpecError
 
 from .compare import MetricRow, compare_layer, compare_values
+from .dask_exec import DaskTarget
 from .runner import Job, Progress, run_jobs, scenario_of
 
 __all__ = [
@@ -310,7 +311,10 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
 
 
 def run_validation(
-    paths: list[Path], processes: int = 2, progress: Progress | None = None
+    paths: list[Path],
+    processes: int = 2,
+    progress: Progress | None = None,
+    dask: DaskTarget | None = None,
 ) -> ValidationRun:
     """Load, run, compare and explain every scenario in ``paths``."""
     scenarios: list[Scenario] = []
@@ -328,7 +332,9 @@ def run_validation(
             for _, hw in scenario.variants():
                 entry.require_mapping().units_per_level(hw.num_pes)
     by_path = {s.path: s for s in scenarios}
-    payloads, seconds = run_jobs([j for s in scenarios for j in _base_jobs(s)], processes, progress)
+    payloads, seconds = run_jobs(
+        [j for s in scenarios for j in _base_jobs(s)], processes, progress, dask
+    )
     cases: dict[tuple[str, int, int], CaseResult] = {}
     for job, payload in payloads.items():
         scenario = by_path[job.scenario]
@@ -361,7 +367,7 @@ def run_validation(
         for j in _explain_jobs(c, key[1])
     ]
     explain += [j for key, c in sorted(cases.items()) for j in _bug_jobs(c, key[1])]
-    more, more_seconds = run_jobs(explain, processes, progress) if explain else ({}, {})
+    more, more_seconds = run_jobs(explain, processes, progress, dask) if explain else ({}, {})
     seconds.update(more_seconds)
     extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
     bugs: dict[tuple[str, int, int], dict[str, LayerResult]] = {}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from spec.hardware import UNBOUNDED, Hardware
 from spec.scenario import Scenario, load_scenario
 
+from .dask_exec import DaskTarget, dask_map
+
 if TYPE_CHECKING:
     from sim import SimResult
 
@@ -144,14 +146,23 @@ Progress = Callable[[int, int, Job], None]
 
 
 def run_jobs(
-    jobs: Iterable[Job], processes: int, progress: Progress | None = None
+    jobs: Iterable[Job],
+    processes: int,
+    progress: Progress | None = None,
+    dask: DaskTarget | None = None,
 ) -> tuple[dict[Job, dict[str, Any]], dict[Job, float]]:
-    """Run every job (in ``processes`` worker processes when more than one); returns the
-    payloads and the wall seconds of each job (timings are for humans, never for
-    result files)."""
+    """Run every job (in ``processes`` worker processes when more than one, or on
+    ``dask``); returns the payloads and the wall seconds of each job (timings are for
+    humans, never for result files)."""
     todo = sorted(set(jobs), key=lambda j: (not j.engine.startswith("sim"), j))
     results: dict[Job, dict[str, Any]] = {}
     seconds: dict[Job, float] = {}
+    if dask is not None:
+        for i, (job, payload, wall) in enumerate(dask_map(dask, _worker, todo), 1):
+            results[job], seconds[job] = payload, wall
+            if progress:
+                progress(i, len(todo), job)
+        return results, seconds
     if processes <= 1 or len(todo) <= 1:
         for i, job in enumerate(todo, 1):
             job, payload, wall = _worker(job)
