@@ -98,3 +98,21 @@ def test_header_cycles_flag_slows_small_messages_and_rejects_bad_values(capsys) 
     with pytest.raises(SystemExit) as exc:
         main([*args, "--noc-header-cycles", "x"])
     assert exc.value.code == 2
+
+
+def test_header_cycles_is_a_yaml_hardware_key_checked_at_its_line(tmp_path: Path) -> None:
+    from spec.scenario import load_scenario
+    from spec.source import SpecError
+
+    def scenario(value: str) -> Path:
+        path = tmp_path / f"s{value}.yaml"
+        path.write_text(
+            f"name: h\nnetwork:\n  file: {CROSSCHECK / 'x09_two_level.m'}\n"
+            f"hardware:\n  num_pes: 8\n  topology: mesh\n  noc_header_cycles: {value}\n"
+        )
+        return path
+
+    assert load_scenario(scenario("3")).hardware.noc_header_cycles == 3
+    with pytest.raises(SpecError) as exc:
+        load_scenario(scenario("-1"))
+    assert f"{tmp_path / 's-1.yaml'}:7:22: error:" in exc.value.render()
