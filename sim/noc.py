@@ -1,20 +1,30 @@
-"""The network-on-chip as SimPy processes: links that serve one message at a time.
+"""The network-on-chip as SimPy processes: pipelined links that accept one message at a time.
 
 The NoC has two planes of the same topology (:mod:`sim.topology`), one for
 distribution (tiles from L2, forwards between neighbours) and one for collection
 (partial sums to L2), as accelerators with separate distribution and reduction networks
 have; a plane runs one step's phase (:mod:`sim.phases`) at a time.
 
-A hop of ``n`` elements on a link of bandwidth ``B`` and latency ``L`` needs
-``ser = ceil(n / B)`` cycles of transmission. It may start once its data reaches the
-link's source node: at the phase start for a source hop, ``L_parent`` cycles after its
-parent started for a hop that streams on (cut-through), and once every incoming stream
-has fully arrived plus the merge point's adder latency for a merge. A link serves one
-hop at a time, the others queue (FIFO by arrival, or round robin over the nodes they
-come from, FIFO within one). The last element arrives at
-``tail = max(start + ser - 1, tail_of_parent, start) + L`` (MAESTRO's ``L + ceil(n/B) - 1``
-on a single link; a link never outruns the stream feeding it) and the link stays held
-until then. Links with the same ``resource`` share one server.
+Link timing. A hop of ``n > 0`` elements on a link of bandwidth ``B`` and latency ``L``
+*occupies* the link for ``H + ceil(n / B)`` cycles: ``H`` header cycles (the fabric's
+``header_cycles``, paid by every message on every link) and the payload's serialisation,
+so at least one cycle whatever ``L`` is. ``L`` is pipeline delay, not occupancy: an
+element that enters the link in cycle ``c`` is at the far node at ``c + L`` (``L = 0``:
+a wire without a register, the element is there in the cycle it enters). The hop may
+start once its head reaches the link's source node: at the phase start for a source hop,
+``L_parent`` cycles after its parent started for a hop that streams on (cut-through),
+and once every incoming stream has fully arrived plus the merge point's adder latency
+for a merge. Its last element enters at ``last = max(start + H + ceil(n/B) - 1, last of
+the feeding hop + its L)`` (a link fed more slowly than its own bandwidth waits for its
+last element), is received (by a PE, L2 or an adder) at ``tail = last + max(L, 1)``
+(MAESTRO's ``L + ceil(n/B) - 1`` on a single link with ``H = 0`` and ``L >= 1``; with
+``L = 0`` an element crosses within the cycle it enters, and can be sent on over the
+next link in that cycle, but a transfer still takes at least one cycle), and the link
+accepts the next message at ``last + 1`` (never after the data it carried are received).
+A link serves one hop at a time, the others queue (FIFO by arrival, or round robin over
+the nodes they come from, FIFO within one). Links with the same ``resource`` share one
+server. A hop of no elements, or on a bus tap (the medium itself), occupies nothing and
+adds nothing: its tail is ``max(max(start, feed) + L, tail of the feeding hop)``.
 """
 
 from __future__ import annotations
@@ -124,8 +134,9 @@ class LinkStats:
 @dataclass(frozen=True, slots=True)
 class PhaseOutcome:
     """What one phase did, times relative to its start: when each receiving PE has all
-    its data, when every link is free again (``done``), when the partial sums are added
-    in L2 (``landed``), total busy and queueing cycles, and per-link statistics."""
+    its data, when every link is free again (``done``: the plane may take the next
+    phase; data can still be in flight), when the partial sums are added in L2
+    (``landed``), total busy (occupied) and queueing cycles, and per-link statistics."""
 
     oid: int
     plane: int
@@ -257,18 +268,18 @@ class NoC:
     def _hop(
         self, run: PhaseRun, plane: int, m: int, msg: Message, h: int, events: list[simpy.Event]
     ) -> Generator[simpy.Event, object, None]:
-        """One hop: wait for its data, hold the link, stream the elements through."""
+        """One hop: wait for its head, hold the link until its last element entered."""
         env, fabric = self.env, self.fabric
         hop = msg.hops[h]
-        tail_prev = -1
+        feed = inherited = -1
         if hop.parents:
             if hop.merge is None:
                 parent = hop.parents[0]
-                p_start, tail_prev = yield events[parent]  # type: ignore[misc]
+                p_start, feed, inherited = yield events[parent]  # type: ignore[misc]
                 ready = p_start + fabric.latency[msg.hops[parent].edge]
             else:
                 got = yield simpy.AllOf(env, [events[i] for i in hop.parents])
-                ready = max(v[1] for v in got.values()) + hop.merge  # type: ignore[attr-defined]
+                ready = max(v[2] for v in got.values()) + hop.merge  # type: ignore[attr-defined]
             if ready > env.now:
                 yield env.timeout(ready - int(env.now))
         asked = int(env.now)
@@ -278,16 +289,24 @@ class NoC:
         start = int(env.now)
         if start > asked:
             server.waits.append((asked, start))
-        ser = -(-hop.elems // fabric.bandwidth[hop.edge])
-        tail = max(start + ser - 1, tail_prev, start) + fabric.latency[hop.edge]
-        events[h].succeed((start, tail))
+        latency = fabric.latency[hop.edge]
+        if hop.elems and not fabric.tap[hop.edge]:
+            occupy = fabric.header_cycles + -(-hop.elems // fabric.bandwidth[hop.edge])
+            last = max(start + occupy - 1, feed)
+            release = last + 1
+            tail = last + max(latency, 1)
+        else:
+            last = max(start, feed)
+            release = start
+            tail = max(last + latency, inherited)
+        events[h].succeed((start, last + latency, tail))
         run.granted(m, msg, hop, tail, fabric.edges[hop.edge][1] == L2)
-        self.stats[plane].add_hop(hop.edge, hop.elems, tail - start, start - asked)
-        run.busy += tail - start
-        run.edge_busy[hop.edge] = run.edge_busy.get(hop.edge, 0) + tail - start
+        self.stats[plane].add_hop(hop.edge, hop.elems, release - start, start - asked)
+        run.busy += release - start
+        run.edge_busy[hop.edge] = run.edge_busy.get(hop.edge, 0) + release - start
         run.queueing += start - asked
-        if tail > env.now:
-            yield env.timeout(tail - int(env.now))
+        if release > env.now:
+            yield env.timeout(release - int(env.now))
         if self.contention:
             server.release()
         run.released()
@@ -297,9 +316,15 @@ class PhaseOracle:
     """Phase outcomes for the fast path: each distinct phase (and round-robin state) is
     run once through the same SimPy processes on an otherwise idle plane, then looked up.
 
-    This is exact because a plane runs one phase at a time and every hop holds its link
-    until its own last element arrives, so when a phase ends all its links are free: a
-    phase's outcome depends only on its messages and the round-robin pointers."""
+    This is exact because a plane runs one phase at a time: the next phase on a plane
+    starts no earlier than ``done``, when every hop of this one has released its link
+    (its last element has entered it; hops still to start are waiting for data of the
+    same phase, so ``done`` comes after them too). Elements still in flight then hold no
+    link (latency is pipeline delay, not occupancy), so the next phase finds its plane as
+    idle as the oracle's, and what this phase still delivers after ``done`` (deliveries
+    and landing, which may come up to a path latency later) are offsets from its own
+    start that nothing later can change. A phase's outcome depends only on its messages
+    and the round-robin pointers."""
 
     def __init__(self, fabric: Fabric, *, round_robin: bool, contention: bool) -> None:
         self.fabric = fabric

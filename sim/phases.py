@@ -78,10 +78,12 @@ class Phase:
 
 class Fabric:
     """A topology graph flattened for simulation: numbered edges with bandwidth,
-    latency, resource and energy hops, and numbered nodes."""
+    latency, resource and energy hops, numbered nodes, and the header cycles every
+    message pays on every link (:mod:`sim.noc`)."""
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: nx.DiGraph, *, header_cycles: int = 0) -> None:
         self.graph = graph
+        self.header_cycles = header_cycles
         self.name = str(graph.graph.get("name", "custom"))
         self.nodes = list(graph.nodes)
         self.node_id = {n: i for i, n in enumerate(self.nodes)}
@@ -95,6 +97,9 @@ class Fabric:
         self.resource = [names.setdefault(str(d["resource"]), len(names)) for d in data]
         self.resource_names = list(names)
         self.broadcast = bool(graph.graph.get("broadcast", False))
+        # On a broadcast medium the links between it and the PEs are taps: the medium
+        # itself, so they take no link time of their own.
+        self.tap = [self.broadcast and (is_pe(a) or is_pe(b)) for a, b in self.edges]
 
     def label(self, edge: int) -> tuple[str, str]:
         """Printable (src, dst) of an edge."""

@@ -70,7 +70,7 @@ class _Run:
             graph = prepare_graph(options.noc_graph, hw, n_pes)
         else:
             graph = build_topology(hw, n_pes)
-        self.fabric = Fabric(graph)
+        self.fabric = Fabric(graph, header_cycles=hw.noc_header_cycles)
         self.phases = PhaseBuilder(self.fabric, hw, options.policy)
         router = self.phases.router
         self.builder = RecordBuilder(

@@ -54,6 +54,7 @@ class Hardware:
     l2_write_bw_elems_per_cycle: int = UNBOUNDED
     offchip_latency_cycles: int = 0
     adder_latency_cycles: int = 1
+    noc_header_cycles: int = 0
     source: str = field(default="defaults", compare=False)
 
     def __post_init__(self) -> None:

@@ -58,6 +58,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--adder-latency", type=int, metavar="N", help="cycles per reduction adder (default 1)"
     )
     noc.add_argument(
+        "--noc-header-cycles",
+        type=int,
+        metavar="H",
+        help="cycles every message occupies each link before its payload (default 0)",
+    )
+    noc.add_argument(
         "--plot",
         metavar="DIR",
         help="draw each layer's network (links coloured by utilisation) and a timeline of"
@@ -192,6 +198,7 @@ def _noc_flags(hardware: Hardware, args: argparse.Namespace) -> Hardware:
         "noc_arbitration": args.noc_arbitration,
         "mesh_l2_position": args.mesh_l2_position,
         "adder_latency_cycles": args.adder_latency,
+        "noc_header_cycles": args.noc_header_cycles,
     }
     given = {k: v for k, v in changes.items() if v is not None}
     return hardware.with_changes(**given) if given else hardware

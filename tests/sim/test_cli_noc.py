@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from validation.cli import main
 
 from .helpers import CROSSCHECK
@@ -77,3 +79,40 @@ def test_json_link_utilisation_redraws_on_the_rebuilt_topology(tmp_path: Path) -
     graph = build_topology(hw)
     assert utilization_by_edge(graph, rows) == result.link_utilization
     assert set(result.link_utilization) <= set(graph.edges)
+
+
+def test_header_cycles_flag_slows_small_messages_and_rejects_bad_values(capsys) -> None:
+    """x09 on an 8-PE mesh sends one-element messages: a 2-cycle header makes each take
+    3 cycles of a link instead of 1, so the run is slower; a negative or non-integer
+    value is refused with exit 2 and nothing run."""
+    args = ["simulate", str(CROSSCHECK / "x09_two_level.m"), "--num-pes", "8"]
+    args += ["--topology", "mesh", "--layer", "A"]
+    runtimes = []
+    for header in ("0", "2"):
+        assert main([*args, "--noc-header-cycles", header]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["A"])
+        runtimes.append(int(line.split()[1]))
+    assert runtimes[1] > runtimes[0]
+    assert main([*args, "--noc-header-cycles", "-1"]) == 2
+    assert "noc_header_cycles must be an integer >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--noc-header-cycles", "x"])
+    assert exc.value.code == 2
+
+
+def test_header_cycles_is_a_yaml_hardware_key_checked_at_its_line(tmp_path: Path) -> None:
+    from spec.scenario import load_scenario
+    from spec.source import SpecError
+
+    def scenario(value: str) -> Path:
+        path = tmp_path / f"s{value}.yaml"
+        path.write_text(
+            f"name: h\nnetwork:\n  file: {CROSSCHECK / 'x09_two_level.m'}\n"
+            f"hardware:\n  num_pes: 8\n  topology: mesh\n  noc_header_cycles: {value}\n"
+        )
+        return path
+
+    assert load_scenario(scenario("3")).hardware.noc_header_cycles == 3
+    with pytest.raises(SpecError) as exc:
+        load_scenario(scenario("-1"))
+    assert f"{tmp_path / 's-1.yaml'}:7:22: error:" in exc.value.render()
