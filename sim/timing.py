@@ -99,7 +99,9 @@ def step(
     new_up_free = up_free
     if any_egress:
         up_cycles = up.done
-        up_start = max(up_free, ready_out)
+        # The collector takes a step once its distribution phase is over (the machine
+        # hands it over then), its egressing PEs finished and the plane is free.
+        up_start = max(up_free, ready_out, dist_end)
         up_queue = up_start - ready_out
         new_up_free = up_start + up_cycles
         drained = up_start + up.landed

@@ -39,7 +39,6 @@ def both(layer: Layer, mapping: Mapping, hw: Hardware, policy=REALISTIC):
     )
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet")
 def test_partial_last_fold_sends_its_partial_sums() -> None:
     """C=100 over 32 PEs: 4 folds, the last holding C 96..99 on PEs 0-3 only. PEs 4-31
     finish their output tile at fold 2 and must send their sums when the next step's
@@ -54,7 +53,6 @@ def test_partial_last_fold_sends_its_partial_sums() -> None:
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet")
 def test_double_buffering_before_a_partial_last_tile() -> None:
     """C=7 in tiles of 2: the step before the partial tile (C 6) sees a smaller next
     tile, so double buffering fits where it does not before a full one."""
@@ -68,7 +66,6 @@ def test_double_buffering_before_a_partial_last_tile() -> None:
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet")
 def test_collector_hand_off_matches_the_machine() -> None:
     """Strided layer on a mesh with slow links: the collection of a step starts no
     earlier than its distribution phase ended, in both paths."""
