@@ -30,6 +30,7 @@ _CHUNK = 4096
 
 _OUTPUT_OF = {"Y": "Y'", "X": "X'"}
 _INPUT_OF = {"Y'": "Y", "X'": "X"}
+_FILTER_OF = {"Y": "R", "X": "S"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +93,14 @@ class StepStream:
         units = nest.units[0]
         self._shift: list[dict[str, tuple[int, int]]] = []
         self._phase: list[int] = []
+        exact_zone: list[tuple[int, int]] = []
         for loop, dim in zip(nest.top.loops, self.loop_dims, strict=True):
             step = nest.top.offsets[loop.directive]
+            reach = nest.top.sizes[loop.directive]
             if directives[loop.directive].spatial:
+                reach += (units - 1) * step
                 step *= units
+            exact_zone.append(self._zone(dim, step, reach, loop.trips))
             shift: dict[str, tuple[int, int]] = {}
             phase = 0
             if dim in ("R", "S"):
@@ -113,11 +118,32 @@ class StepStream:
             self._shift.append(shift)
             self._phase.append(phase)
         self._class_info = tuple(
-            (trips - 1, phase, self._shift[j][dim][0] if phase > 1 else 0)
+            (trips - 1, phase, self._shift[j][dim][0] if phase > 1 else 0, *exact_zone[j])
             for j, (trips, phase, dim) in enumerate(
                 zip(self.trips, self._phase, self.loop_dims, strict=True)
             )
         )
+
+    def _zone(self, dim: str, step: int, reach: int, trips: int) -> tuple[int, int]:
+        """Positions ``[lo, hi]`` of a top-level loop whose tiles are translations of
+        each other; positions outside get a class of their own. A sliding window is
+        clipped at the layer's edge: a tile of input rows ``[a, a + reach)`` with filter
+        rows anywhere in ``[0, R)`` holds every window it would hold elsewhere when
+        ``a >= R - 1`` and ``a + reach <= Y - R + 1``. Ranges an inner level maps in
+        output coordinates are kept absolute (:meth:`LoopNest._base`), so there every
+        position is its own."""
+        nest = self.nest
+        sliding = dim in _OUTPUT_OF or dim in _INPUT_OF
+        if sliding and nest._inner_maps_outputs:
+            return trips, -1
+        if dim not in _OUTPUT_OF:
+            return 0, trips - 1
+        window = nest.layer.size(_FILTER_OF[dim])
+        if window <= 1:
+            return 0, trips - 1
+        lo = -(-(window - 1) // step)
+        hi = (nest.layer.size(dim) - window + 1 - reach) // step
+        return lo, min(hi, trips - 1)
 
     @property
     def top_steps(self) -> int:
@@ -126,12 +152,15 @@ class StepStream:
 
     def _classes(self, positions: tuple[int, ...]) -> tuple[object, ...]:
         out: list[object] = []
-        for p, (last, phase, delta) in zip(positions, self._class_info, strict=True):
+        for p, (last, phase, delta, lo, hi) in zip(positions, self._class_info, strict=True):
             if phase == -1:
                 out.append(p)
                 continue
             cls = 0 if p == 0 else (2 if p == last else 1)
-            out.append((cls, (p * delta) % phase) if phase > 1 else cls)
+            if p < lo or p > hi:
+                out.append((cls, (p * delta) % phase if phase > 1 else 0, p))
+            else:
+                out.append((cls, (p * delta) % phase) if phase > 1 else cls)
         return tuple(out)
 
     def base(self, positions: tuple[int, ...]) -> dict[str, int]:
@@ -208,16 +237,23 @@ class StepStream:
                 yield Step(index, top, positions, inner, n_inner, keys[inner], base), schedules
                 index += 1
 
+    def _middle(self, j: int) -> tuple[int, int]:
+        """First and last position of top-level loop ``j`` whose tiles are plain
+        translations of their neighbours' (neither first nor last nor near an edge)."""
+        last, _phase, _delta, lo, hi = self._class_info[j]
+        return max(1, lo), min(last - 1, hi)
+
     def _run_loop(self) -> int | None:
         """The outermost top-level loop whose middle positions can repeat a block: at
-        least 5 trips (positions 2 to trips-3 have middle neighbours on both sides), a
-        translation linear in its position, and a block (every position of the loops
-        inside it) of at most ``_BLOCK_LIMIT`` steps."""
+        least 3 middle positions (all but the two outer ones have middle neighbours on
+        both sides), a translation linear in its position, and a block (every position
+        of the loops inside it) of at most ``_BLOCK_LIMIT`` steps."""
         zero = tuple(0 for _ in self.trips)
         n_inner = self.nest.inner_steps(zero)[0] if self.trips else 1
-        for j, trips in enumerate(self.trips):
+        for j in range(len(self.trips)):
             inside = int(np.prod(self.trips[j + 1 :], dtype=np.int64)) * n_inner
-            if trips >= 5 and self._phase[j] == 0 and inside <= _BLOCK_LIMIT:
+            first, last = self._middle(j)
+            if last - first >= 2 and self._phase[j] == 0 and inside <= _BLOCK_LIMIT:
                 return j
         return None
 
@@ -268,19 +304,22 @@ class StepStream:
         index = top = 0
         for raw in np.ndindex(*trips[:j]):
             outer = tuple(int(p) for p in raw)
-            last = trips[j] - 1
+            m0, m1 = self._middle(j)
+            plan = [(p, 1) for p in range(m0 + 1)] + [(m0 + 1, m1 - m0 - 1)]
+            plan += [(p, 1) for p in range(m1, trips[j])]
             second: Segment | None = None
-            for p, count in ((0, 1), (1, 1), (2, last - 3), (last - 1, 1), (last, 1)):
-                if second is None or p == last:
+            for p, count in plan:
+                if p <= m0 or p > m1:
                     steps, scheds, end = self._block(index, top, (*outer, p), inside)
                     seg = Segment(tuple(steps), tuple(scheds), count, j, delta)
-                    if p == 1:
+                    if p == m0:
                         second = seg
                 else:
-                    # Positions 2 and last-1: position 1's block moved on, its edge
+                    # Middle positions past the first: its block moved on, the edge
                     # steps' neighbour keys replaced.
-                    seg = self._moved(second, p - 1, top - second.steps[0].top, count)
-                    if p == last - 1:
+                    assert second is not None
+                    seg = self._moved(second, p - m0, top - second.steps[0].top, count)
+                    if p == m1:
                         seg = self._with_last_key(seg)
                     end = index + len(seg.steps)
                 yield seg
