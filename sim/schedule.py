@@ -127,9 +127,10 @@ class StepStream:
     def _zone(self, dim: str, step: int, reach: int, trips: int) -> tuple[int, int]:
         """Positions ``[lo, hi]`` of a top-level loop whose tiles are translations of
         each other; positions outside get a class of their own. A sliding window is
-        clipped at the layer's edge: a tile of input rows ``[a, a + reach)`` with filter
-        rows anywhere in ``[0, R)`` holds every window it would hold elsewhere when
-        ``a >= R - 1`` and ``a + reach <= Y - R + 1``. Ranges an inner level maps in
+        clipped at the layer's edge when a level splits the filter: a tile of input rows
+        ``[a, a + reach)`` with filter rows anywhere in ``[0, R)`` holds every window it
+        would hold elsewhere when ``a >= R - 1`` and ``a + reach <= Y - R + 1`` (with
+        the whole filter, always). Ranges an inner level maps in
         output coordinates are kept absolute (:meth:`LoopNest._base`), so there every
         position is its own."""
         nest = self.nest
@@ -139,7 +140,13 @@ class StepStream:
         if dim not in _OUTPUT_OF:
             return 0, trips - 1
         window = nest.layer.size(_FILTER_OF[dim])
-        if window <= 1:
+        split = any(
+            d.dim == _FILTER_OF[dim] and d.size < window
+            for level in nest.levels
+            for d in level.directives
+        )
+        if not split:
+            # Every PE holds the whole filter: its windows are never clipped.
             return 0, trips - 1
         lo = -(-(window - 1) // step)
         hi = (nest.layer.size(dim) - window + 1 - reach) // step
