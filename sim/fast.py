@@ -99,7 +99,7 @@ class FastPath:
                 run.geometry.tensor_dims,
             )
             run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-            self._time(recs, l2.misses, pending.count)
+            self._time(recs, l2.traffic(), pending.count)
             last = pending.steps[-1]
             before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
             if progress is not None:
@@ -153,14 +153,15 @@ class FastPath:
             out.append(rec)
         return out
 
-    def _time(self, recs: list[StepRecord], misses: np.ndarray, count: int) -> None:
-        """Time ``count`` repetitions of the block ``recs``."""
+    def _time(self, recs: list[StepRecord], traffic: np.ndarray, count: int) -> None:
+        """Time ``count`` repetitions of the block ``recs`` whose steps move ``traffic``
+        (off-chip elements read and written per step, shape ``(steps, 2)``)."""
         m = len(recs)
         tally = self.run.tally
         actual, zero, ideal = self.clocks
         previous: tuple[object, ...] | None = None
         block: list[list[tuple[Transition, int]]] = []
-        rows = misses.reshape(count, m)
+        rows = traffic.reshape(count, 2 * m)
         b = 0
         while b < count:
             row = rows[b]
@@ -173,13 +174,14 @@ class FastPath:
                 continue
             previous = state
             block = [[], [], []]
+            moved = row.tolist()
             for j in range(m):
-                rec, miss = recs[j], int(row[j])
-                tr, ref = actual.advance(rec, miss, *self._actual(rec))
+                rec, step = recs[j], (moved[2 * j], moved[2 * j + 1])
+                tr, ref = actual.advance(rec, step, *self._actual(rec))
                 tally.add_timing(tr, ref)
                 block[0].append((tr, ref))
-                block[1].append(zero.advance(rec, miss, *self._zero_load(rec)))
-                block[2].append(ideal.advance(rec, miss, IDEAL, IDEAL))
+                block[1].append(zero.advance(rec, step, *self._zero_load(rec)))
+                block[2].append(ideal.advance(rec, step, IDEAL, IDEAL))
             b += 1
 
     def _repeat(self, block: list[list[tuple[Transition, int]]], times: int) -> None:

@@ -73,13 +73,14 @@ def test_one_step_on_a_2x2_mesh_end_to_end() -> None:
     its data at 3, PE1 at 5 (w1 follows the inputs on r00 -> r10), PE2 at 6, PE3 at 8
     (w3 waits for w1 on r00 -> r10). 2 MACs each: PE3 ends at 10. The four partial
     sums go up XY (PE3: r11 -> r01 -> r00): they reach r00 -> L2 at 10, 11, 11, 12
-    and leave at 10, 11, 12, 13, one cycle each: the last lands at 14."""
+    and leave at 10, 11, 12, 13, one cycle each: the last lands at 14, and the four
+    outputs go off-chip in one more cycle: 15."""
     layer = _layer(K=4, C=2)
     mapping = Mapping((MapDirective(True, "K", 1, 1), MapDirective(False, "C", 2, 2)))
     hw = xc_hw(4, topology="mesh", noc_hop_latency_cycles=1, noc_bw_elems_per_cycle=2)
     result = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC))
     r = result.layer
-    assert r.runtime_cycles == 14
+    assert r.runtime_cycles == 15
     links = {(x["plane"], x["src"], x["dst"]): x for x in result.noc["links"]}
     injection = links["distribution", "L2", "r0,0"]
     assert (injection["elems"], injection["queueing_cycles"]) == (10, 10)
@@ -93,7 +94,7 @@ def test_one_step_on_a_2x2_mesh_end_to_end() -> None:
     # distribution ends at 5 instead of 8 (PE3's weights: L2 at 1, r00 -> r10 -> r11 -> PE3
     # tails 2, 3, 4, 4... the inputs' multicast ends at 4; w3 alone 1 -> 5), and so on.
     split = [r.metric(f"runtime_split_{k}_cycles") for k in ("compute", "transfer", "queueing")]
-    assert sum(split) == 14
+    assert sum(split) == 15
     assert split[2] > 0
 
 
@@ -170,7 +171,7 @@ def test_forwarding_on_a_1x4_systolic_row_replaces_l2_reads() -> None:
     assert r.tensor("input").l1_writes == 12
     assert r.metric("noc_forwarded_elems") == 6
     assert r.tensor("weight").l2_reads == 3
-    assert r.runtime_cycles == 9
+    assert r.runtime_cycles == 9 + 1  # + the outputs' off-chip write-back (1 cycle)
     forwards = {
         (x["src"], x["dst"]): x["elems"]
         for x in result.noc["links"]
@@ -217,12 +218,13 @@ def test_reduction_in_a_mapping_on_a_tree() -> None:
     L2 -> root, which it holds 2 cycles (latency 2): PEs get their data at 7, 9, 11, 13
     (each message: L2 -> root, root -> sw1, sw1 -> PE, two cycles each; the second on a
     switch follows the first). The last PE computes [13, 14); the reduction then takes
-    12 cycles (previous test): runtime 26. L2 receives one element, not four."""
+    12 cycles (previous test): 26, and the output goes off-chip in one more cycle: 27.
+    L2 receives one element, not four."""
     layer = _layer(C=4)
     mapping = Mapping((MapDirective(True, "C", 1, 1),))
     hw = xc_hw(4, topology="tree", noc_hop_latency_cycles=2, adder_latency_cycles=3)
     r = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC)).layer
-    assert r.runtime_cycles == 26
+    assert r.runtime_cycles == 27
     assert r.metric("noc_up_elems") == 1
 
 
