@@ -47,6 +47,7 @@ class FastPath:
         self.round_robin = round_robin
         self.oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
         self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
+        self.timing = timing
         self.clocks = (Clock(timing, n_pes), Clock(timing, n_pes), Clock(timing, n_pes))
         self.pointers = (0, 0)
         self._fifo: dict[int, Outcomes] = {}
@@ -99,7 +100,7 @@ class FastPath:
                 run.geometry.tensor_dims,
             )
             run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-            self._time(recs, l2.traffic(), pending.count)
+            self._time(recs, self.timing.transfers(l2.traffic()), pending.count)
             last = pending.steps[-1]
             before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
             if progress is not None:
@@ -153,15 +154,15 @@ class FastPath:
             out.append(rec)
         return out
 
-    def _time(self, recs: list[StepRecord], traffic: np.ndarray, count: int) -> None:
-        """Time ``count`` repetitions of the block ``recs`` whose steps move ``traffic``
-        (off-chip elements read and written per step, shape ``(steps, 2)``)."""
+    def _time(self, recs: list[StepRecord], transfers: np.ndarray, count: int) -> None:
+        """Time ``count`` repetitions of the block ``recs`` whose steps' off-chip
+        transfers take ``transfers`` (channel cycles, latency; shape ``(steps, 2)``)."""
         m = len(recs)
         tally = self.run.tally
         actual, zero, ideal = self.clocks
         previous: tuple[object, ...] | None = None
         block: list[list[tuple[Transition, int]]] = []
-        rows = traffic.reshape(count, 2 * m)
+        rows = transfers.reshape(count, 2 * m)
         b = 0
         while b < count:
             row = rows[b]
@@ -173,15 +174,14 @@ class FastPath:
                 b += times
                 continue
             previous = state
-            block = [[], [], []]
             moved = row.tolist()
-            for j in range(m):
-                rec, step = recs[j], (moved[2 * j], moved[2 * j + 1])
-                tr, ref = actual.advance(rec, step, *self._actual(rec))
-                tally.add_timing(tr, ref)
-                block[0].append((tr, ref))
-                block[1].append(zero.advance(rec, step, *self._zero_load(rec)))
-                block[2].append(ideal.advance(rec, step, IDEAL, IDEAL))
+            steps = list(zip(moved[0::2], moved[1::2], strict=True))
+            block = [
+                actual.run(recs, steps, [self._actual(rec) for rec in recs]),
+                zero.run(recs, steps, [self._zero_load(rec) for rec in recs]),
+                ideal.run(recs, steps, [(IDEAL, IDEAL)] * m),
+            ]
+            tally.add_repeats(block[0], 1, 0)
             b += 1
 
     def _repeat(self, block: list[list[tuple[Transition, int]]], times: int) -> None:

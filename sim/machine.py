@@ -99,12 +99,10 @@ class Machine:
             if t >= ahead:
                 yield self._event(self._started, t - ahead)
             fetched = self._event(self._fetched, t)
-            reads, writes = l2.traffic
-            cycles = self.timing.transfer_cycles(reads + writes)
+            cycles, latency = self.timing.transfer(*l2.traffic)
             if cycles:
                 self.stats.offchip_busy_cycles += cycles
                 yield self.env.timeout(cycles)
-            latency = self.timing.latency_cycles if reads and cycles else 0
             if latency:
                 self.env.process(self._arrive(latency, fetched))
             else:

@@ -48,6 +48,18 @@ class OffchipTiming:
             return 0
         return -(-n_elems // self.elems_per_cycle)
 
+    def transfer(self, reads: int, writes: int) -> tuple[int, int]:
+        """A step's transfer: channel cycles, and the latency before its reads arrive."""
+        cycles = self.transfer_cycles(reads + writes)
+        return cycles, self.latency_cycles if reads and cycles else 0
+
+    def transfers(self, traffic: np.ndarray) -> np.ndarray:
+        """:meth:`transfer` of every row of ``traffic`` (reads, writes), as an array."""
+        reads, moved = traffic[:, 0], traffic[:, 0] + traffic[:, 1]
+        cycles = -(-moved // self.elems_per_cycle)
+        latency = np.where((reads > 0) & (cycles > 0), self.latency_cycles, 0)
+        return np.stack([cycles, latency], axis=1)
+
 
 @dataclass(frozen=True, slots=True)
 class L2Step:
@@ -62,7 +74,7 @@ class L2Step:
 
     @property
     def traffic(self) -> tuple[int, int]:
-        """Off-chip elements read and written for this step (its channel transfer)."""
+        """Off-chip elements read and written for this step."""
         return self.misses + self.output_refetches, self.writes
 
 

@@ -203,6 +203,7 @@ class _Split:
 
     def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int) -> None:
         self.run = run
+        self.timing = timing
         self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
         self.zero_clock = Clock(timing, n_pes)
         self.ideal_clock = Clock(timing, n_pes)
@@ -220,8 +221,9 @@ class _Split:
                     self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
                     self.zero.outcome(phases.phase(rec, COLLECTION))[0],
                 )
-            self.zero_clock.advance(rec, l2.traffic, *zero)
-            self.ideal_clock.advance(rec, l2.traffic, IDEAL, IDEAL)
+            transfer = self.timing.transfer(*l2.traffic)
+            self.zero_clock.advance(rec, transfer, *zero)
+            self.ideal_clock.advance(rec, transfer, IDEAL, IDEAL)
             yield rec, l2
 
     def ends(self) -> tuple[int, int]:

@@ -54,14 +54,15 @@ class Transition:
 def step(
     state: tuple[int, ...],
     rec: StepRecord,
-    traffic: tuple[int, int],
+    transfer: tuple[int, int],
     timing: OffchipTiming,
     n_pes: int,
     down: PhaseOutcome,
     up: PhaseOutcome,
 ) -> Transition:
-    """Advance the relative state by one step whose off-chip transfer moves ``traffic``
-    (elements read, written) and whose phases have these outcomes."""
+    """Advance the relative state by one step whose off-chip transfer takes
+    ``transfer`` (channel cycles, latency before its reads arrive;
+    :meth:`OffchipTiming.transfer`) and whose phases have these outcomes."""
     up_free, prev_fits, channel_free = state[0], state[1], state[2]
     k = timing.max_outstanding
     issue = state[_HEAD : _HEAD + k]
@@ -70,13 +71,12 @@ def step(
     ce2 = state[head + n_pes : head + 2 * n_pes]
     d1 = state[head + 2 * n_pes : head + 3 * n_pes]
     d2 = state[head + 3 * n_pes : head + 4 * n_pes]
-    reads, writes = traffic
-    off = timing.transfer_cycles(reads + writes)
+    off, latency = transfer
     # The request goes out once the step max_outstanding before started distributing,
     # in step order; the channel moves one transfer at a time, and a read's data
     # follows its transfer after the latency.
     channel_free = max(issue[0], channel_free) + off
-    fetched = channel_free + (timing.latency_cycles if reads and off else 0)
+    fetched = channel_free + latency
     # The distributor looks at a step no earlier than it started the previous one.
     ready = max(issue[-1], fetched)
     involved = rec.involved
@@ -182,16 +182,16 @@ class Transitions:
         self,
         sid: int,
         rec: StepRecord,
-        traffic: tuple[int, int],
+        transfer: tuple[int, int],
         down: PhaseOutcome,
         up: PhaseOutcome,
     ) -> tuple[int, Transition]:
         """Next state id and the transition of ``rec`` from state ``sid``."""
-        key = (rec.rid, traffic, sid, down.oid, up.oid)
+        key = (rec.rid, transfer, sid, down.oid, up.oid)
         hit = self._memo.get(key)
         if hit is None:
             self.misses_memo += 1
-            trans = step(self.states[sid], rec, traffic, self.timing, self.n_pes, down, up)
+            trans = step(self.states[sid], rec, transfer, self.timing, self.n_pes, down, up)
             hit = (self.intern(trans.state), trans)
             self._memo[key] = hit
             self.records[rec.rid] = rec
@@ -222,11 +222,33 @@ class Clock:
         self.ref = 0
         self.end = 0
 
+    def run(
+        self,
+        recs: list[StepRecord],
+        transfers: list[tuple[int, int]],
+        outcomes: list[tuple[PhaseOutcome, PhaseOutcome]],
+    ) -> list[tuple[Transition, int]]:
+        """:meth:`advance` over consecutive steps; their transitions and references."""
+        memo = self.transitions._memo
+        sid, ref, end = self.sid, self.ref, self.end
+        out = []
+        for rec, transfer, (down, up) in zip(recs, transfers, outcomes, strict=True):
+            hit = memo.get((rec.rid, transfer, sid, down.oid, up.oid))
+            if hit is None:
+                hit = self.transitions.advance(sid, rec, transfer, down, up)
+            sid, tr = hit
+            if ref + tr.end > end:
+                end = ref + tr.end
+            out.append((tr, ref))
+            ref += tr.shift
+        self.sid, self.ref, self.end = sid, ref, end
+        return out
+
     def advance(
-        self, rec: StepRecord, traffic: tuple[int, int], down: PhaseOutcome, up: PhaseOutcome
+        self, rec: StepRecord, transfer: tuple[int, int], down: PhaseOutcome, up: PhaseOutcome
     ) -> tuple[Transition, int]:
         """Advance by one step; returns its transition and the reference it is relative to."""
-        self.sid, tr = self.transitions.advance(self.sid, rec, traffic, down, up)
+        self.sid, tr = self.transitions.advance(self.sid, rec, transfer, down, up)
         ref = self.ref
         if ref + tr.end > self.end:
             self.end = ref + tr.end
