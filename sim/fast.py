@@ -52,6 +52,7 @@ class FastPath:
         self.pointers = (0, 0)
         self._fifo: dict[int, Outcomes] = {}
         self._zero: dict[int, Outcomes] = {}
+        self._same: dict[int, bool] = {}
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -71,6 +72,18 @@ class FastPath:
             hit = self._zero[rec.rid] = (
                 self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
                 self.zero.outcome(phases.phase(rec, COLLECTION))[0],
+            )
+        return hit
+
+    def _uncontended(self, rec: StepRecord) -> bool:
+        """Whether ``rec``'s phases time the same with and without contention."""
+        hit = self._same.get(rec.rid)
+        if hit is None:
+            pairs = zip(self._actual(rec), self._zero_load(rec), strict=True)
+            hit = self._same[rec.rid] = all(
+                (a.deliveries, a.done, a.landed, a.empty)
+                == (z.deliveries, z.done, z.landed, z.empty)
+                for a, z in pairs
             )
         return hit
 
@@ -176,11 +189,18 @@ class FastPath:
             previous = state
             moved = row.tolist()
             steps = list(zip(moved[0::2], moved[1::2], strict=True))
-            block = [
-                actual.run(recs, steps, [self._actual(rec) for rec in recs]),
-                zero.run(recs, steps, [self._zero_load(rec) for rec in recs]),
-                ideal.run(recs, steps, [(IDEAL, IDEAL)] * m),
-            ]
+            before = (actual.transitions.states[actual.sid], actual.ref)
+            timed = actual.run(recs, steps, [self._actual(rec) for rec in recs])
+            if (
+                not self.round_robin
+                and before[0] == zero.transitions.states[zero.sid]
+                and all(self._uncontended(rec) for rec in recs)
+            ):
+                # Same state, same phase timings: the contention-free clock does the same.
+                free = zero.follow(actual, timed, before[1])
+            else:
+                free = zero.run(recs, steps, [self._zero_load(rec) for rec in recs])
+            block = [timed, free, ideal.run(recs, steps, [(IDEAL, IDEAL)] * m)]
             tally.add_repeats(block[0], 1, 0)
             b += 1
 

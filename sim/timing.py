@@ -244,6 +244,18 @@ class Clock:
         self.sid, self.ref, self.end = sid, ref, end
         return out
 
+    def follow(
+        self, other: Clock, block: list[tuple[Transition, int]], ref: int
+    ) -> list[tuple[Transition, int]]:
+        """Take the transitions ``other`` just made from ``ref`` on, from the same state:
+        this clock's own times are offset by the difference of the references."""
+        offset = self.ref - ref
+        out = [(tr, r + offset) for tr, r in block]
+        self.end = max(self.end, max((r + tr.end for tr, r in out), default=0))
+        self.ref = other.ref + offset
+        self.sid = self.transitions.intern(other.transitions.states[other.sid])
+        return out
+
     def advance(
         self, rec: StepRecord, transfer: tuple[int, int], down: PhaseOutcome, up: PhaseOutcome
     ) -> tuple[Transition, int]:
