@@ -94,6 +94,7 @@ def problems(draw, max_steps: int = MAX_STEPS) -> Problem:
         noc_latency_cycles=draw(st.integers(0, 2)),
         offchip_bw_elems_per_cycle=draw(small),
         offchip_latency_cycles=draw(st.integers(0, 6)),
+        offchip_max_outstanding_requests=draw(st.sampled_from([1, 2, 16])),
         l2_read_bw_elems_per_cycle=draw(small),
         l2_write_bw_elems_per_cycle=draw(small),
         adder_latency_cycles=draw(st.integers(0, 2)),
