@@ -47,10 +47,12 @@ class FastPath:
         self.round_robin = round_robin
         self.oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
         self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
+        self.timing = timing
         self.clocks = (Clock(timing, n_pes), Clock(timing, n_pes), Clock(timing, n_pes))
         self.pointers = (0, 0)
         self._fifo: dict[int, Outcomes] = {}
         self._zero: dict[int, Outcomes] = {}
+        self._same: dict[int, bool] = {}
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -70,6 +72,18 @@ class FastPath:
             hit = self._zero[rec.rid] = (
                 self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
                 self.zero.outcome(phases.phase(rec, COLLECTION))[0],
+            )
+        return hit
+
+    def _uncontended(self, rec: StepRecord) -> bool:
+        """Whether ``rec``'s phases time the same with and without contention."""
+        hit = self._same.get(rec.rid)
+        if hit is None:
+            pairs = zip(self._actual(rec), self._zero_load(rec), strict=True)
+            hit = self._same[rec.rid] = all(
+                (a.deliveries, a.done, a.landed, a.empty)
+                == (z.deliveries, z.done, z.landed, z.empty)
+                for a, z in pairs
             )
         return hit
 
@@ -99,7 +113,7 @@ class FastPath:
                 run.geometry.tensor_dims,
             )
             run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-            self._time(recs, l2.misses, pending.count)
+            self._time(recs, self.timing.transfers(l2.traffic()), pending.count)
             last = pending.steps[-1]
             before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
             if progress is not None:
@@ -153,14 +167,15 @@ class FastPath:
             out.append(rec)
         return out
 
-    def _time(self, recs: list[StepRecord], misses: np.ndarray, count: int) -> None:
-        """Time ``count`` repetitions of the block ``recs``."""
+    def _time(self, recs: list[StepRecord], transfers: np.ndarray, count: int) -> None:
+        """Time ``count`` repetitions of the block ``recs`` whose steps' off-chip
+        transfers take ``transfers`` (channel cycles, latency; shape ``(steps, 2)``)."""
         m = len(recs)
         tally = self.run.tally
         actual, zero, ideal = self.clocks
         previous: tuple[object, ...] | None = None
         block: list[list[tuple[Transition, int]]] = []
-        rows = misses.reshape(count, m)
+        rows = transfers.reshape(count, 2 * m)
         b = 0
         while b < count:
             row = rows[b]
@@ -172,14 +187,21 @@ class FastPath:
                 b += times
                 continue
             previous = state
-            block = [[], [], []]
-            for j in range(m):
-                rec, miss = recs[j], int(row[j])
-                tr, ref = actual.advance(rec, miss, *self._actual(rec))
-                tally.add_timing(tr, ref)
-                block[0].append((tr, ref))
-                block[1].append(zero.advance(rec, miss, *self._zero_load(rec)))
-                block[2].append(ideal.advance(rec, miss, IDEAL, IDEAL))
+            moved = row.tolist()
+            steps = list(zip(moved[0::2], moved[1::2], strict=True))
+            before = (actual.transitions.states[actual.sid], actual.ref)
+            timed = actual.run(recs, steps, [self._actual(rec) for rec in recs])
+            if (
+                not self.round_robin
+                and before[0] == zero.transitions.states[zero.sid]
+                and all(self._uncontended(rec) for rec in recs)
+            ):
+                # Same state, same phase timings: the contention-free clock does the same.
+                free = zero.follow(actual, timed, before[1])
+            else:
+                free = zero.run(recs, steps, [self._zero_load(rec) for rec in recs])
+            block = [timed, free, ideal.run(recs, steps, [(IDEAL, IDEAL)] * m)]
+            tally.add_repeats(block[0], 1, 0)
             b += 1
 
     def _repeat(self, block: list[list[tuple[Transition, int]]], times: int) -> None:

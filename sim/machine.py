@@ -2,8 +2,9 @@
 
 Processes, in creation order (which fixes SimPy's tie-breaking):
 
-* ``fetcher``: before step ``t`` may be distributed, brings its L2 misses from off-chip
-  (one step ahead of the distributor: it starts once step ``t-1`` started distributing);
+* ``fetcher``: before step ``t`` may be distributed, moves its off-chip traffic over the
+  channel (requests up to ``max_outstanding`` steps ahead of the distributor, in order;
+  reads arrive after the off-chip latency);
 * ``distributor``: waits for the fetch and for buffer room in every PE of the step (its
   step-before-last finished computing when double buffering fits in L1, else its last),
   then injects the step's distribution phase (multicasts from L2, forwards between
@@ -62,7 +63,6 @@ class Machine:
         self.timing = timing
         self.noc = NoC(self.env, fabric, round_robin=round_robin)
         self.phases = phases
-        self.offchip = simpy.Resource(self.env, capacity=1)
         self.stats = MachineStats()
         self._feed = feed
         self._fetched: dict[int, simpy.Event] = {}
@@ -88,19 +88,30 @@ class Machine:
         return self.stats.end
 
     def fetcher(self) -> Generator[simpy.Event, object, None]:
-        """Fetch each step's L2 misses from off-chip, one step ahead of distribution."""
+        """Move each step's off-chip traffic (L2 misses and output refetches in, evicted
+        outputs out) over the channel, in step order. The request for step ``t`` goes
+        out once step ``t - max_outstanding`` started distributing, so up to
+        ``max_outstanding`` requests are in flight; a read's data arrives
+        ``latency_cycles`` after its transfer."""
+        ahead = self.timing.max_outstanding
         for t, (rec, l2) in enumerate(self._feed):
             self._steps[t] = (rec, l2)
-            if t > 0:
-                yield self._event(self._started, t - 1)
+            if t >= ahead:
+                yield self._event(self._started, t - ahead)
             fetched = self._event(self._fetched, t)
-            if l2.misses:
-                cycles = self.timing.offchip_cycles(l2.misses)
-                with self.offchip.request() as req:
-                    yield req
-                    self.stats.offchip_busy_cycles += cycles
-                    yield self.env.timeout(cycles)
-            fetched.succeed(self.env.now)
+            cycles, latency = self.timing.transfer(*l2.traffic)
+            if cycles:
+                self.stats.offchip_busy_cycles += cycles
+                yield self.env.timeout(cycles)
+            if latency:
+                self.env.process(self._arrive(latency, fetched))
+            else:
+                fetched.succeed(int(self.env.now))
+
+    def _arrive(self, delay: int, event: simpy.Event) -> Generator[simpy.Event, object, None]:
+        """Fire ``event`` (value: its time) ``delay`` cycles from now."""
+        yield self.env.timeout(delay)
+        event.succeed(int(self.env.now))
 
     def distributor(self) -> Generator[simpy.Event, object, None]:
         """Send every step's tiles once the fetch and the PEs' buffers allow it."""
@@ -147,7 +158,7 @@ class Machine:
             prev_fits = rec.next_fits
             self._steps.pop(t)
             self._fetched.pop(t, None)
-            self._started.pop(t - 1, None)
+            self._started.pop(t - self.timing.max_outstanding, None)
             t += 1
         for pe in self.pes:
             pe.inbox.put(None)

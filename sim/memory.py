@@ -25,31 +25,57 @@ _EVICT_TO = 7 / 8
 
 @dataclass(frozen=True, slots=True)
 class OffchipTiming:
-    """How long a fetch from off-chip memory into L2 takes."""
+    """The off-chip channel: one transfer at a time at ``elems_per_cycle``; a read's data
+    arrives ``latency_cycles`` after its transfer, and up to ``max_outstanding`` steps'
+    requests may be in flight at once (pipelined latency)."""
 
     latency_cycles: int
     elems_per_cycle: int
+    max_outstanding: int = 1
 
     @classmethod
     def of(cls, hw: Hardware) -> OffchipTiming:
         """The off-chip timing of ``hw``."""
-        return cls(hw.offchip_latency_cycles, hw.offchip_bw_elems_per_cycle)
+        return cls(
+            hw.offchip_latency_cycles,
+            hw.offchip_bw_elems_per_cycle,
+            hw.offchip_max_outstanding_requests,
+        )
 
-    def offchip_cycles(self, n_elems: int) -> int:
-        """Cycles to bring ``n_elems`` from off-chip into L2 (0 for nothing)."""
+    def transfer_cycles(self, n_elems: int) -> int:
+        """Cycles the channel is busy moving ``n_elems`` (0 for nothing)."""
         if n_elems <= 0:
             return 0
-        return self.latency_cycles + -(-n_elems // self.elems_per_cycle)
+        return -(-n_elems // self.elems_per_cycle)
+
+    def transfer(self, reads: int, writes: int) -> tuple[int, int]:
+        """A step's transfer: channel cycles, and the latency before its reads arrive."""
+        cycles = self.transfer_cycles(reads + writes)
+        return cycles, self.latency_cycles if reads and cycles else 0
+
+    def transfers(self, traffic: np.ndarray) -> np.ndarray:
+        """:meth:`transfer` of every row of ``traffic`` (reads, writes), as an array."""
+        reads, moved = traffic[:, 0], traffic[:, 0] + traffic[:, 1]
+        cycles = -(-moved // self.elems_per_cycle)
+        latency = np.where((reads > 0) & (cycles > 0), self.latency_cycles, 0)
+        return np.stack([cycles, latency], axis=1)
 
 
 @dataclass(frozen=True, slots=True)
 class L2Step:
     """What L2 did for one step: off-chip elements fetched before distribution, output
-    elements read for read-modify-write, and output elements fetched back from off-chip."""
+    elements read for read-modify-write, output elements fetched back from off-chip, and
+    output elements written off-chip by the eviction this step caused."""
 
     misses: int
     rmw_reads: int
     output_refetches: int
+    writes: int = 0
+
+    @property
+    def traffic(self) -> tuple[int, int]:
+        """Off-chip elements read and written for this step."""
+        return self.misses + self.output_refetches, self.writes
 
 
 class L2Memory:
@@ -120,11 +146,11 @@ class L2Memory:
             view[fp.canvas] = index
             written[fp.canvas] = True
         self.peak_occupancy = max(self.peak_occupancy, self.occupancy)
-        if self.occupancy > self.capacity:
-            self._evict()
-        return L2Step(misses, rmw, refetch)
+        writes = self._evict() if self.occupancy > self.capacity else 0
+        return L2Step(misses, rmw, refetch, writes)
 
-    def _evict(self) -> None:
+    def _evict(self) -> int:
+        """Evict down to 7/8 of the capacity; returns the outputs written off-chip."""
         target = int(self.capacity * _EVICT_TO)
         excess = self.occupancy - target
         stamps = np.concatenate([a.ravel() for a in self.last_use])
@@ -140,6 +166,7 @@ class L2Memory:
             ties = resident[values == kth][: excess - below.size]
             order = np.concatenate([below, ties])
         offsets = np.cumsum([0, *self.sizes])
+        written = 0
         for t in range(3):
             chosen = order[(order >= offsets[t]) & (order < offsets[t + 1])] - offsets[t]
             if chosen.size == 0:
@@ -148,9 +175,11 @@ class L2Memory:
             flat[chosen] = -1
             self.resident[t] -= chosen.size
             if t == 2:
-                self.offchip_writes += int(chosen.size)
+                written = int(chosen.size)
+                self.offchip_writes += written
         self.occupancy -= int(order.size)
         self.evictions += int(order.size)
+        return written
 
     def scratch(self, t: int) -> np.ndarray:
         """A tensor-sized work array of ``_NEVER`` (callers leave it so)."""
@@ -242,8 +271,12 @@ class L2Memory:
             touches = int(tensors[2].per_step[np.arange(s0, end + 1) % tensors[2].m].sum())
             new = ~written & done
             out.rmw += touches - int(new.sum())
-            refetch = int((written & absent & done).sum())
+            back = written & absent & done
+            refetch = int(back.sum())
             out.refetch += refetch
+            out.refetches[s0 : end + 1] += np.bincount(
+                out_batch.first[back] - s0, minlength=end + 1 - s0
+            )
             self.offchip_reads[2] += refetch
             self.resident[2] += int((absent & done).sum())
             self.last_use[2].reshape(-1)[out_batch.pos[done]] = first + out_batch.last(end)
@@ -251,15 +284,17 @@ class L2Memory:
         self.occupancy = int(occupancy[end - s0])
         self.peak_occupancy = max(self.peak_occupancy, int(occupancy[: end + 1 - s0].max()))
         if over.size:
-            self._evict()
+            out.writes[end] += self._evict()
             self._batch_steps = max(16, 2 * (end + 1 - s0))
         else:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
 
-    def finish(self) -> None:
-        """Write every output still held in L2 off-chip."""
-        self.offchip_writes += int((self.last_use[2] >= 0).sum())
+    def finish(self) -> int:
+        """Write every output still held in L2 off-chip; returns how many."""
+        held = int((self.last_use[2] >= 0).sum())
+        self.offchip_writes += held
+        return held
 
 
 _BATCH_ENTRIES = 1 << 21
@@ -295,12 +330,19 @@ class L2Batch:
 
 
 class SegmentL2:
-    """What L2 did over a segment: misses per step (for the timing) and totals."""
+    """What L2 did over a segment: misses, output refetches and off-chip writes per step
+    (for the timing) and totals."""
 
     def __init__(self, steps: int) -> None:
         self.misses = np.zeros(steps, dtype=np.int64)
+        self.refetches = np.zeros(steps, dtype=np.int64)
+        self.writes = np.zeros(steps, dtype=np.int64)
         self.rmw = 0
         self.refetch = 0
+
+    def traffic(self) -> np.ndarray:
+        """Off-chip (reads, writes) per step, shape ``(steps, 2)``."""
+        return np.stack([self.misses + self.refetches, self.writes], axis=1)
 
 
 def _flat_cells(fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:

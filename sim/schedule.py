@@ -1,16 +1,20 @@
 """The stream of global steps, each with a *geometry key* and a translation.
 
-Two steps with the same key see the same tiles up to a translation: every top-level loop
-contributes its position class (first, middle or last; the exact position for filter
-loops; the phase modulo the stride for strided sliding loops), which fixes the edge
-clipping, which loop advanced and which will advance next. Everything a step record
-holds is translation-invariant, so records are computed once per key; the translation
-(``base``) places a record's footprints in absolute tensor coordinates.
+A step record depends on the step's own tiles and on its neighbours' (what the PE held
+before, whether its output tile moves on, whether the next tiles fit beside it). The
+key captures all three: each top-level loop contributes its position class (first,
+middle or last; the exact position for filter loops; the phase modulo the stride for
+strided sliding loops), which fixes the edge clipping, which loop advanced and which
+will advance next; the key is the step's own (classes, inner index, inner count) with
+those of the previous and of the next step. Two steps with the same key see the same
+three tiles up to one translation, so everything a record holds is the same: records
+are computed once per key; the translation (``base``) places a record's footprints in
+absolute tensor coordinates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +30,7 @@ _CHUNK = 4096
 
 _OUTPUT_OF = {"Y": "Y'", "X": "X'"}
 _INPUT_OF = {"Y'": "Y", "X'": "X"}
+_FILTER_OF = {"Y": "R", "X": "S"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,9 @@ class Step:
 class Segment:
     """Consecutive steps: one block of steps repeated ``count`` times, repetition ``b``
     advancing top-level loop ``loop`` by ``b`` positions and translating every step by
-    ``b * delta``. Steps of a repetition have the keys (so the records) of the first."""
+    ``b * delta``. Steps of a repetition have the keys (so the records) of the first:
+    a repeated block lies strictly inside the loop's middle positions, so its
+    neighbouring blocks are middle positions too."""
 
     steps: tuple[Step, ...]
     schedules: tuple[list[object], ...]
@@ -86,10 +93,14 @@ class StepStream:
         units = nest.units[0]
         self._shift: list[dict[str, tuple[int, int]]] = []
         self._phase: list[int] = []
+        exact_zone: list[tuple[int, int]] = []
         for loop, dim in zip(nest.top.loops, self.loop_dims, strict=True):
             step = nest.top.offsets[loop.directive]
+            reach = nest.top.sizes[loop.directive]
             if directives[loop.directive].spatial:
+                reach += (units - 1) * step
                 step *= units
+            exact_zone.append(self._zone(dim, step, reach, loop.trips))
             shift: dict[str, tuple[int, int]] = {}
             phase = 0
             if dim in ("R", "S"):
@@ -106,6 +117,40 @@ class StepStream:
                 shift[dim] = (step, 1)
             self._shift.append(shift)
             self._phase.append(phase)
+        self._class_info = tuple(
+            (trips - 1, phase, self._shift[j][dim][0] if phase > 1 else 0, *exact_zone[j])
+            for j, (trips, phase, dim) in enumerate(
+                zip(self.trips, self._phase, self.loop_dims, strict=True)
+            )
+        )
+
+    def _zone(self, dim: str, step: int, reach: int, trips: int) -> tuple[int, int]:
+        """Positions ``[lo, hi]`` of a top-level loop whose tiles are translations of
+        each other; positions outside get a class of their own. A sliding window is
+        clipped at the layer's edge when a level splits the filter: a tile of input rows
+        ``[a, a + reach)`` with filter rows anywhere in ``[0, R)`` holds every window it
+        would hold elsewhere when ``a >= R - 1`` and ``a + reach <= Y - R + 1`` (with
+        the whole filter, always). Ranges an inner level maps in
+        output coordinates are kept absolute (:meth:`LoopNest._base`), so there every
+        position is its own."""
+        nest = self.nest
+        sliding = dim in _OUTPUT_OF or dim in _INPUT_OF
+        if sliding and nest._inner_maps_outputs:
+            return trips, -1
+        if dim not in _OUTPUT_OF:
+            return 0, trips - 1
+        window = nest.layer.size(_FILTER_OF[dim])
+        split = any(
+            d.dim == _FILTER_OF[dim] and d.size < window
+            for level in nest.levels
+            for d in level.directives
+        )
+        if not split:
+            # Every PE holds the whole filter: its windows are never clipped.
+            return 0, trips - 1
+        lo = -(-(window - 1) // step)
+        hi = (nest.layer.size(dim) - window + 1 - reach) // step
+        return lo, min(hi, trips - 1)
 
     @property
     def top_steps(self) -> int:
@@ -114,17 +159,15 @@ class StepStream:
 
     def _classes(self, positions: tuple[int, ...]) -> tuple[object, ...]:
         out: list[object] = []
-        for j, p in enumerate(positions):
-            trips = self.trips[j]
-            if self._phase[j] == -1:
+        for p, (last, phase, delta, lo, hi) in zip(positions, self._class_info, strict=True):
+            if phase == -1:
                 out.append(p)
                 continue
-            cls = 0 if p == 0 else (2 if p == trips - 1 else 1)
-            if self._phase[j] > 1:
-                delta = self._shift[j][self.loop_dims[j]][0]
-                out.append((cls, (p * delta) % self._phase[j]))
+            cls = 0 if p == 0 else (2 if p == last else 1)
+            if p < lo or p > hi:
+                out.append((cls, (p * delta) % phase if phase > 1 else 0, p))
             else:
-                out.append(cls)
+                out.append((cls, (p * delta) % phase) if phase > 1 else cls)
         return tuple(out)
 
     def base(self, positions: tuple[int, ...]) -> dict[str, int]:
@@ -136,32 +179,88 @@ class StepStream:
                 base[dim] = base.get(dim, 0) + value
         return base
 
+    def _top_step(self, positions: tuple[int, ...]) -> tuple[tuple[object, ...], int, list[object]]:
+        """Classes, inner step count and schedules of a top-level step (per class when
+        memoising)."""
+        classes = self._classes(positions)
+        cached = self._inner.get(classes) if self.memo else None
+        if cached is None:
+            cached = self.nest.inner_steps(positions)
+            if self.memo:
+                self._inner[classes] = cached
+        return classes, cached[0], cached[1]
+
+    def _neighbour(self, positions: tuple[int, ...], step: int) -> tuple[int, ...] | None:
+        """The top-level positions one odometer step before (``-1``) or after (``+1``)."""
+        pos = list(positions)
+        for j in range(len(pos) - 1, -1, -1):
+            pos[j] += step
+            if 0 <= pos[j] < self.trips[j]:
+                return tuple(pos)
+            pos[j] = 0 if step > 0 else self.trips[j] - 1
+        return None
+
+    def _walk(
+        self, positions: Iterable[tuple[int, ...]], before: tuple[int, ...] | None
+    ) -> Iterator[tuple[tuple[int, ...], int, list[object], list[tuple[object, ...]]]]:
+        """Top-level steps in order, each with its inner step count, schedules and the
+        keys of its inner steps: each step's own (classes, inner, count) with its
+        predecessor's and successor's (``None`` at the ends of the layer). ``before`` is
+        the top-level step preceding the first one (``None`` at the start)."""
+        prev = self._top_step(before) if before is not None else None
+        it = iter(positions)
+        cur_pos = next(it, None)
+        cur = self._top_step(cur_pos) if cur_pos is not None else None
+        while cur_pos is not None and cur is not None:
+            nxt_pos = next(it, None)
+            if nxt_pos is None:
+                after = self._neighbour(cur_pos, 1)
+                nxt = self._top_step(after) if after is not None else None
+            else:
+                nxt = self._top_step(nxt_pos)
+            classes, n_inner, schedules = cur
+            local = [(classes, inner, n_inner) for inner in range(n_inner)]
+            first = (prev[0], prev[1] - 1, prev[1]) if prev is not None else None
+            last = (nxt[0], 0, nxt[1]) if nxt is not None else None
+            keys = [
+                (
+                    classes,
+                    inner,
+                    n_inner,
+                    local[inner - 1] if inner else first,
+                    local[inner + 1] if inner + 1 < n_inner else last,
+                )
+                for inner in range(n_inner)
+            ]
+            yield cur_pos, n_inner, schedules, keys
+            prev, cur, cur_pos = cur, nxt, nxt_pos
+
     def __iter__(self) -> Iterator[tuple[Step, list[object]]]:
         index = 0
-        for top, raw in enumerate(np.ndindex(*self.trips)):
-            positions = tuple(int(p) for p in raw)
-            classes = self._classes(positions)
-            cached = self._inner.get(classes) if self.memo else None
-            if cached is None:
-                cached = self.nest.inner_steps(positions)
-                if self.memo:
-                    self._inner[classes] = cached
-            n_inner, schedules = cached
+        every = (tuple(int(p) for p in raw) for raw in np.ndindex(*self.trips))
+        for top, (positions, n_inner, schedules, keys) in enumerate(self._walk(every, None)):
             base = self.base(positions)
             for inner in range(n_inner):
-                key = (classes, inner, n_inner)
-                yield Step(index, top, positions, inner, n_inner, key, base), schedules
+                yield Step(index, top, positions, inner, n_inner, keys[inner], base), schedules
                 index += 1
+
+    def _middle(self, j: int) -> tuple[int, int]:
+        """First and last position of top-level loop ``j`` whose tiles are plain
+        translations of their neighbours' (neither first nor last nor near an edge)."""
+        last, _phase, _delta, lo, hi = self._class_info[j]
+        return max(1, lo), min(last - 1, hi)
 
     def _run_loop(self) -> int | None:
         """The outermost top-level loop whose middle positions can repeat a block: at
-        least 3 trips, a translation linear in its position, and a block (every position
+        least 3 middle positions (all but the two outer ones have middle neighbours on
+        both sides), a translation linear in its position, and a block (every position
         of the loops inside it) of at most ``_BLOCK_LIMIT`` steps."""
         zero = tuple(0 for _ in self.trips)
         n_inner = self.nest.inner_steps(zero)[0] if self.trips else 1
-        for j, trips in enumerate(self.trips):
+        for j in range(len(self.trips)):
             inside = int(np.prod(self.trips[j + 1 :], dtype=np.int64)) * n_inner
-            if trips >= 3 and self._phase[j] == 0 and inside <= _BLOCK_LIMIT:
+            first, last = self._middle(j)
+            if last - first >= 2 and self._phase[j] == 0 and inside <= _BLOCK_LIMIT:
                 return j
         return None
 
@@ -171,17 +270,12 @@ class StepStream:
         """Every step of the top-level positions ``head + (any inner position)``."""
         steps: list[Step] = []
         schedules: list[list[object]] = []
-        for raw in np.ndindex(*tail_trips):
-            positions = head + tuple(int(p) for p in raw)
-            classes = self._classes(positions)
-            cached = self._inner.get(classes)
-            if cached is None:
-                cached = self._inner[classes] = self.nest.inner_steps(positions)
-            n_inner, sched = cached
+        tops = [head + tuple(int(p) for p in raw) for raw in np.ndindex(*tail_trips)]
+        before = self._neighbour(tops[0], -1)
+        for positions, n_inner, sched, keys in self._walk(tops, before):
             base = self.base(positions)
             for inner in range(n_inner):
-                key = (classes, inner, n_inner)
-                steps.append(Step(index, top, positions, inner, n_inner, key, base))
+                steps.append(Step(index, top, positions, inner, n_inner, keys[inner], base))
                 schedules.append(sched)
                 index += 1
             top += 1
@@ -194,18 +288,17 @@ class StepStream:
 
     def segments(self) -> Iterator[Segment]:
         """Every step in execution order, grouped into segments (see :class:`Segment`):
-        the middle positions of one top-level loop form one segment per position of the
-        loops around it; everything else comes one top-level step at a time."""
+        the middle positions of one top-level loop whose neighbours are middle positions
+        too form one segment per position of the loops around it; everything else comes
+        one top-level step at a time."""
         j = self._run_loop()
         if j is None:
             # Nothing repeats: chunks of whole top-level steps, one segment each.
-            index = 0
             chunk: tuple[list[Step], list[list[object]]] = ([], [])
-            for top, raw in enumerate(np.ndindex(*self.trips)):
-                steps, scheds, index = self._block(index, top, tuple(int(p) for p in raw), ())
-                chunk[0].extend(steps)
-                chunk[1].extend(scheds)
-                if len(chunk[0]) >= _CHUNK:
+            for step, scheds in self:
+                chunk[0].append(step)
+                chunk[1].append(scheds)
+                if len(chunk[0]) >= _CHUNK and step.inner + 1 == step.n_inner:
                     yield Segment(tuple(chunk[0]), tuple(chunk[1]), 1, 0, {})
                     chunk = ([], [])
             if chunk[0]:
@@ -218,8 +311,54 @@ class StepStream:
         index = top = 0
         for raw in np.ndindex(*trips[:j]):
             outer = tuple(int(p) for p in raw)
-            for p, count in ((0, 1), (1, trips[j] - 2), (trips[j] - 1, 1)):
-                steps, scheds, end = self._block(index, top, (*outer, p), inside)
-                yield Segment(tuple(steps), tuple(scheds), count, j, delta)
+            m0, m1 = self._middle(j)
+            plan = [(p, 1) for p in range(m0 + 1)] + [(m0 + 1, m1 - m0 - 1)]
+            plan += [(p, 1) for p in range(m1, trips[j])]
+            second: Segment | None = None
+            for p, count in plan:
+                if p <= m0 or p > m1:
+                    steps, scheds, end = self._block(index, top, (*outer, p), inside)
+                    seg = Segment(tuple(steps), tuple(scheds), count, j, delta)
+                    if p == m0:
+                        second = seg
+                else:
+                    # Middle positions past the first: its block moved on, the edge
+                    # steps' neighbour keys replaced.
+                    assert second is not None
+                    seg = self._moved(second, p - m0, top - second.steps[0].top, count)
+                    if p == m1:
+                        seg = self._with_last_key(seg)
+                    end = index + len(seg.steps)
+                yield seg
                 index += (end - index) * count
                 top += per_position * count
+
+    def _moved(self, seg: Segment, b: int, tops: int, count: int) -> Segment:
+        """Repetition ``b`` of ``seg``'s block (``tops`` top-level steps later) as a new
+        segment of ``count`` repetitions, its first step preceded by a middle step."""
+        m = len(seg.steps)
+        steps = []
+        for j in range(m):
+            s = seg.step_at(b, j)
+            steps.append(
+                Step(s.index, s.top + tops, s.positions, s.inner, s.n_inner, s.key, s.base)
+            )
+        first = steps[0]
+        key = (*first.key[:3], seg.steps[-1].key[:3], first.key[4])
+        steps[0] = Step(
+            first.index, first.top, first.positions, first.inner, first.n_inner, key, first.base
+        )
+        return Segment(tuple(steps), seg.schedules, count, seg.loop, seg.delta)
+
+    def _with_last_key(self, seg: Segment) -> Segment:
+        """``seg`` with its last step's successor key recomputed."""
+        steps = list(seg.steps)
+        s = steps[-1]
+        after = self._neighbour(s.positions, 1)
+        nxt = None
+        if after is not None:
+            classes, n_inner, _ = self._top_step(after)
+            nxt = (classes, 0, n_inner)
+        key = (*s.key[:4], nxt)
+        steps[-1] = Step(s.index, s.top, s.positions, s.inner, s.n_inner, key, s.base)
+        return Segment(tuple(steps), seg.schedules, seg.count, seg.loop, seg.delta)

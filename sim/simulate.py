@@ -173,7 +173,11 @@ def simulate(
         runtime = machine.run()
         run.tally.take_machine(machine)
         references = split.ends()
-    run.l2.finish()
+    # The outputs still in L2 go off-chip once the last step is done.
+    flush = timing.transfer_cycles(run.l2.finish())
+    runtime += flush
+    references = (references[0] + flush, references[1] + flush)
+    run.tally.offchip_busy += flush
     cov = coverage(layer, mapping, hardware.num_pes)
     wall = time.perf_counter() - started
     result, per_pe, noc = build_result(run, cov, runtime, network, layer_index, references)
@@ -199,6 +203,7 @@ class _Split:
 
     def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int) -> None:
         self.run = run
+        self.timing = timing
         self.zero = PhaseOracle(run.fabric, round_robin=False, contention=False)
         self.zero_clock = Clock(timing, n_pes)
         self.ideal_clock = Clock(timing, n_pes)
@@ -216,8 +221,9 @@ class _Split:
                     self.zero.outcome(phases.phase(rec, DISTRIBUTION))[0],
                     self.zero.outcome(phases.phase(rec, COLLECTION))[0],
                 )
-            self.zero_clock.advance(rec, l2.misses, *zero)
-            self.ideal_clock.advance(rec, l2.misses, IDEAL, IDEAL)
+            transfer = self.timing.transfer(*l2.traffic)
+            self.zero_clock.advance(rec, transfer, *zero)
+            self.ideal_clock.advance(rec, transfer, IDEAL, IDEAL)
             yield rec, l2
 
     def ends(self) -> tuple[int, int]:

@@ -107,25 +107,10 @@ class Tally:
         self.l2_refetch += refetch
         self.macs_at.extend(np.tile(np.array([r.macs for r in recs], dtype=np.int64), count))
 
-    def add_timing(self, tr: Transition, ref: int) -> None:
-        """Count one fast-path transition (times relative to ``ref``) and its phases."""
-        self.outcome_counts[tr.down] += 1
-        if tr.up >= 0:
-            self.outcome_counts[tr.up] += 1
-        self.phase_at.append(tr.down)
-        self.phase_at.append(tr.up)
-        self.down_busy += tr.down_cycles
-        self.up_busy += tr.up_cycles
-        self.offchip_busy += tr.offchip_cycles
-        self.down_queue += tr.down_queue
-        self.up_queue += tr.up_queue
-        if tr.drain_waits is not None:
-            self.drain_waits += tr.drain_waits
-        self.starts.append(ref + tr.compute_start)
-
     def add_repeats(self, block: list[tuple[Transition, int]], times: int, shift: int) -> None:
-        """Count a block of transitions ``(transition, reference)`` ``times`` more times,
-        each repetition ``shift`` cycles after the previous one."""
+        """Count ``times`` repetitions of a block of fast-path transitions ``(transition,
+        reference)``, repetition ``i`` (from 1) ``i * shift`` cycles after the block's own
+        times; ``times=1, shift=0`` counts the block itself."""
         for tr, _ in block:
             self.outcome_counts[tr.down] += times
             if tr.up >= 0:

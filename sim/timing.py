@@ -21,13 +21,15 @@ from .traffic import StepRecord
 
 __all__ = ["Transition", "Transitions", "initial_state"]
 
-# State layout: (fetch_floor, up_free, prev_fits, ce1..., ce2..., d1..., d2...).
+# State layout: (up_free, prev_fits, channel_free, issue..., ce1..., ce2..., d1..., d2...),
+# where issue holds the distribution starts of the last ``max_outstanding`` steps (the
+# request for the next step is issued when the oldest of them started).
 _HEAD = 3
 
 
-def initial_state(n_pes: int) -> tuple[int, ...]:
+def initial_state(n_pes: int, outstanding: int = 1) -> tuple[int, ...]:
     """State before the first step: everything free at time 0 (the reference)."""
-    return (0, 0, 0) + (0,) * (4 * n_pes)
+    return (0, 0, 0) + (0,) * outstanding + (0,) * (4 * n_pes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +54,31 @@ class Transition:
 def step(
     state: tuple[int, ...],
     rec: StepRecord,
-    misses: int,
+    transfer: tuple[int, int],
     timing: OffchipTiming,
     n_pes: int,
     down: PhaseOutcome,
     up: PhaseOutcome,
 ) -> Transition:
-    """Advance the relative state by one step whose phases have these outcomes."""
-    fetch_floor, up_free, prev_fits = state[0], state[1], state[2]
-    ce1 = state[_HEAD : _HEAD + n_pes]
-    ce2 = state[_HEAD + n_pes : _HEAD + 2 * n_pes]
-    d1 = state[_HEAD + 2 * n_pes : _HEAD + 3 * n_pes]
-    d2 = state[_HEAD + 3 * n_pes : _HEAD + 4 * n_pes]
-    off = timing.offchip_cycles(misses)
+    """Advance the relative state by one step whose off-chip transfer takes
+    ``transfer`` (channel cycles, latency before its reads arrive;
+    :meth:`OffchipTiming.transfer`) and whose phases have these outcomes."""
+    up_free, prev_fits, channel_free = state[0], state[1], state[2]
+    k = timing.max_outstanding
+    issue = state[_HEAD : _HEAD + k]
+    head = _HEAD + k
+    ce1 = state[head : head + n_pes]
+    ce2 = state[head + n_pes : head + 2 * n_pes]
+    d1 = state[head + 2 * n_pes : head + 3 * n_pes]
+    d2 = state[head + 3 * n_pes : head + 4 * n_pes]
+    off, latency = transfer
+    # The request goes out once the step max_outstanding before started distributing,
+    # in step order; the channel moves one transfer at a time, and a read's data
+    # follows its transfer after the latency.
+    channel_free = max(issue[0], channel_free) + off
+    fetched = channel_free + latency
     # The distributor looks at a step no earlier than it started the previous one.
-    ready = fetch_floor + off
+    ready = max(issue[-1], fetched)
     involved = rec.involved
     for p in range(n_pes):
         if involved[p]:
@@ -99,7 +111,9 @@ def step(
     new_up_free = up_free
     if any_egress:
         up_cycles = up.done
-        up_start = max(up_free, ready_out)
+        # The collector takes a step once its distribution phase is over (the machine
+        # hands it over then), its egressing PEs finished and the plane is free.
+        up_start = max(up_free, ready_out, dist_end)
         up_queue = up_start - ready_out
         new_up_free = up_start + up_cycles
         drained = up_start + up.landed
@@ -114,10 +128,13 @@ def step(
     def rel(values: list[int]) -> tuple[int, ...]:
         return tuple(v - shift if v - shift > floor else floor for v in values)
 
+    window = (*issue[1:], start)
     new_state = (
-        floor,
         new_up_free - shift if new_up_free > shift else 0,
         int(rec.next_fits),
+        # The channel is never used before the next request goes out.
+        max(channel_free, window[0]) - shift,
+        *(v - shift for v in window),
         *rel(new_ce1),
         *rel(new_ce2),
         *rel(new_d1),
@@ -148,7 +165,7 @@ class Transitions:
         self.n_pes = n_pes
         self.states: list[tuple[int, ...]] = []
         self._state_ids: dict[tuple[int, ...], int] = {}
-        self._memo: dict[tuple[int, int, int, int, int], tuple[int, Transition]] = {}
+        self._memo: dict[tuple[int, tuple[int, int], int, int, int], tuple[int, Transition]] = {}
         self.records: dict[int, StepRecord] = {}
         self.misses_memo = 0
 
@@ -162,14 +179,19 @@ class Transitions:
         return sid
 
     def advance(
-        self, sid: int, rec: StepRecord, misses: int, down: PhaseOutcome, up: PhaseOutcome
+        self,
+        sid: int,
+        rec: StepRecord,
+        transfer: tuple[int, int],
+        down: PhaseOutcome,
+        up: PhaseOutcome,
     ) -> tuple[int, Transition]:
         """Next state id and the transition of ``rec`` from state ``sid``."""
-        key = (rec.rid, misses, sid, down.oid, up.oid)
+        key = (rec.rid, transfer, sid, down.oid, up.oid)
         hit = self._memo.get(key)
         if hit is None:
             self.misses_memo += 1
-            trans = step(self.states[sid], rec, misses, self.timing, self.n_pes, down, up)
+            trans = step(self.states[sid], rec, transfer, self.timing, self.n_pes, down, up)
             hit = (self.intern(trans.state), trans)
             self._memo[key] = hit
             self.records[rec.rid] = rec
@@ -196,15 +218,49 @@ class Clock:
 
     def __init__(self, timing: OffchipTiming, n_pes: int) -> None:
         self.transitions = Transitions(timing, n_pes)
-        self.sid = self.transitions.intern(initial_state(n_pes))
+        self.sid = self.transitions.intern(initial_state(n_pes, timing.max_outstanding))
         self.ref = 0
         self.end = 0
 
+    def run(
+        self,
+        recs: list[StepRecord],
+        transfers: list[tuple[int, int]],
+        outcomes: list[tuple[PhaseOutcome, PhaseOutcome]],
+    ) -> list[tuple[Transition, int]]:
+        """:meth:`advance` over consecutive steps; their transitions and references."""
+        memo = self.transitions._memo
+        sid, ref, end = self.sid, self.ref, self.end
+        out = []
+        for rec, transfer, (down, up) in zip(recs, transfers, outcomes, strict=True):
+            hit = memo.get((rec.rid, transfer, sid, down.oid, up.oid))
+            if hit is None:
+                hit = self.transitions.advance(sid, rec, transfer, down, up)
+            sid, tr = hit
+            if ref + tr.end > end:
+                end = ref + tr.end
+            out.append((tr, ref))
+            ref += tr.shift
+        self.sid, self.ref, self.end = sid, ref, end
+        return out
+
+    def follow(
+        self, other: Clock, block: list[tuple[Transition, int]], ref: int
+    ) -> list[tuple[Transition, int]]:
+        """Take the transitions ``other`` just made from ``ref`` on, from the same state:
+        this clock's own times are offset by the difference of the references."""
+        offset = self.ref - ref
+        out = [(tr, r + offset) for tr, r in block]
+        self.end = max(self.end, max((r + tr.end for tr, r in out), default=0))
+        self.ref = other.ref + offset
+        self.sid = self.transitions.intern(other.transitions.states[other.sid])
+        return out
+
     def advance(
-        self, rec: StepRecord, misses: int, down: PhaseOutcome, up: PhaseOutcome
+        self, rec: StepRecord, transfer: tuple[int, int], down: PhaseOutcome, up: PhaseOutcome
     ) -> tuple[Transition, int]:
         """Advance by one step; returns its transition and the reference it is relative to."""
-        self.sid, tr = self.transitions.advance(self.sid, rec, misses, down, up)
+        self.sid, tr = self.transitions.advance(self.sid, rec, transfer, down, up)
         ref = self.ref
         if ref + tr.end > self.end:
             self.end = ref + tr.end

@@ -5,7 +5,8 @@ A topology is an ``nx.DiGraph`` whose nodes are the L2 (``"L2"``), the PEs
 edge is a link with
 
 * ``bandwidth`` – elements per cycle (links leaving L2 are capped by the L2 read port,
-  links entering it by the write port),
+  links entering it by the write port; several links at L2 that together outrun the
+  port share it as one resource),
 * ``latency`` – cycles per hop,
 * ``resource`` – the name of the physical medium it uses; links sharing a resource
   serialise, others run in parallel,
@@ -246,10 +247,20 @@ def build_topology(
 
 
 def _cap_l2_ports(graph: nx.DiGraph, hw: Hardware) -> None:
-    for _, _, data in graph.out_edges(L2, data=True):
-        data["bandwidth"] = min(data["bandwidth"], hw.l2_read_bw_elems_per_cycle)
-    for _, _, data in graph.in_edges(L2, data=True):
-        data["bandwidth"] = min(data["bandwidth"], hw.l2_write_bw_elems_per_cycle)
+    """No link at L2 is faster than its port, and where the links together are faster
+    than the port (several links, as in a systolic array) they share it: one server,
+    one hop at a time."""
+    ports = (
+        ("L2:read", graph.out_edges(L2, data=True), hw.l2_read_bw_elems_per_cycle),
+        ("L2:write", graph.in_edges(L2, data=True), hw.l2_write_bw_elems_per_cycle),
+    )
+    for name, edges, bw in ports:
+        links = [data for _, _, data in edges]
+        shared = len(links) > 1 and sum(d["bandwidth"] for d in links) > bw
+        for data in links:
+            data["bandwidth"] = min(data["bandwidth"], bw)
+            if shared:
+                data["resource"] = name
 
 
 def prepare_graph(graph: nx.DiGraph, hardware: Hardware, num_pes: int) -> nx.DiGraph:

@@ -53,6 +53,8 @@ class Hardware:
     l2_read_bw_elems_per_cycle: int = UNBOUNDED
     l2_write_bw_elems_per_cycle: int = UNBOUNDED
     offchip_latency_cycles: int = 0
+    # Steps whose off-chip requests may be in flight at once (the fetcher's lookahead).
+    offchip_max_outstanding_requests: int = 16
     adder_latency_cycles: int = 1
     noc_header_cycles: int = 0
     source: str = field(default="defaults", compare=False)
@@ -61,7 +63,7 @@ class Hardware:
         problems = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith(("_elems", "_per_cycle")) or f.name in (
+            if f.name.endswith(("_elems", "_per_cycle", "_requests")) or f.name in (
                 "num_pes",
                 "simd_lanes",
                 "bytes_per_elem",

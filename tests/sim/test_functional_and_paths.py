@@ -211,4 +211,5 @@ def test_segments_expand_to_the_step_stream() -> None:
         ]
         assert expanded == per_step
         checked += any(seg.count > 1 for seg in StepStream(nest).segments())
-    assert checked >= 5
+    # A block repeats only over loops of at least 5 trips (see StepStream._run_loop).
+    assert checked >= 4

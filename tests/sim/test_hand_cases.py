@@ -24,9 +24,10 @@ def test_one_pe_maestro_writes_psums_every_step() -> None:
     # every step: 16 L1 writes each. The output x leaves every step: 16 L2 writes, of
     # which 12 find a partial sum already there (read-modify-write). Timing: step t is
     # fetched in [t, t+1), distributed in [t+1, t+2), computed in [t+2, t+3), drained in
-    # [t+3, t+4): the last drain ends at 19.
+    # [t+3, t+4): the last drain ends at 19; the 4 outputs then go off-chip in one
+    # cycle (1000 elements/cycle): 20.
     r = _run("x04_psum_writeback", 1, MAESTRO)
-    assert r.runtime_cycles == 19
+    assert r.runtime_cycles == 20
     assert r.macs == 16
     assert r.tensor("input").to_dict() == {
         "l1_reads": 16,
@@ -51,9 +52,9 @@ def test_one_pe_maestro_writes_psums_every_step() -> None:
 def test_one_pe_realistic_keeps_weights_and_accumulates() -> None:
     # Same layer: the 4 weights stay in L1 after the first X iteration (4 L1 writes), and
     # the output x accumulates over C, leaving once per x (4 L2 writes, no RMW). Inputs
-    # still arrive every step, so the timing is unchanged: 19.
+    # still arrive every step, so the timing is unchanged: 20.
     r = _run("x04_psum_writeback", 1, REALISTIC)
-    assert r.runtime_cycles == 19
+    assert r.runtime_cycles == 20
     assert r.tensor("weight").l1_writes == 4
     assert r.tensor("weight").l2_reads == 4
     assert r.tensor("output").l2_writes == 4
@@ -65,9 +66,9 @@ def test_multicast_serves_every_pe_with_one_l2_read(policy) -> None:
     # K4 X8, SpatialMap K over 4 PEs: 8 steps; each step the same input element goes to 4
     # PEs (1 L2 read, 4 L1 writes); each PE keeps its weight (4 reads in total); 4 outputs
     # leave every step. Step t: fetch [t,t+1), bus [t+1,t+2), MAC [t+2,t+3), drain
-    # [t+3,t+4): runtime 7 + 4 = 11.
+    # [t+3,t+4): 7 + 4 = 11, then the 32 outputs go off-chip in one cycle: 12.
     r = _run("x01_ws_kspatial", 4, policy)
-    assert r.runtime_cycles == 11
+    assert r.runtime_cycles == 12
     assert r.tensor("input").l2_reads == 8
     assert r.tensor("input").l1_writes == 32
     assert r.tensor("weight").l2_reads == 4

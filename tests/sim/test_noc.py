@@ -81,13 +81,14 @@ def test_one_step_on_a_2x2_mesh_end_to_end() -> None:
     port 8). 2 MACs each: PE3 computes [9, 11). The four partial sums (one message each,
     all injected at 11) go up XY (PE3: r11 -> r01 -> r00) and take r00 -> L2 at 11
     (PE0), 12 (PE1), 13 (PE2, asked at 12, waits 1) and 14 (PE3, asked at 13, waits 1),
-    one cycle each: the last is received at 15."""
+    one cycle each: the last is received at 15. The four outputs then go off-chip
+    in one more cycle: 16."""
     layer = _layer(K=4, C=2)
     mapping = Mapping((MapDirective(True, "K", 1, 1), MapDirective(False, "C", 2, 2)))
     hw = xc_hw(4, topology="mesh", noc_hop_latency_cycles=1, noc_bw_elems_per_cycle=2)
     result = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC))
     r = result.layer
-    assert r.runtime_cycles == 15
+    assert r.runtime_cycles == 16
     links = {(x["plane"], x["src"], x["dst"]): x for x in result.noc["links"]}
     injection = links["distribution", "L2", "r0,0"]
     assert (injection["elems"], injection["queueing_cycles"]) == (10, 10)
@@ -100,7 +101,7 @@ def test_one_step_on_a_2x2_mesh_end_to_end() -> None:
     # Zero-load: every hop starts when its data is there; without queueing every message
     # leaves L2 at 1 and PE3 has its data at 5 instead of 9, so queueing is part of it.
     split = [r.metric(f"runtime_split_{k}_cycles") for k in ("compute", "transfer", "queueing")]
-    assert sum(split) == 15
+    assert sum(split) == 16
     assert split[2] > 0
 
 
@@ -177,7 +178,7 @@ def test_forwarding_on_a_1x4_systolic_row_replaces_l2_reads() -> None:
     assert r.tensor("input").l1_writes == 12
     assert r.metric("noc_forwarded_elems") == 6
     assert r.tensor("weight").l2_reads == 3
-    assert r.runtime_cycles == 9
+    assert r.runtime_cycles == 9 + 1  # + the outputs' off-chip write-back (1 cycle)
     forwards = {
         (x["src"], x["dst"]): x["elems"]
         for x in result.noc["links"]
@@ -225,12 +226,13 @@ def test_reduction_in_a_mapping_on_a_tree() -> None:
     i takes L2 -> root at 1+i; root -> sw1 at 3+i (msg 1 follows msg 0 on sw1,0, msg 3
     msg 2 on sw1,1, one cycle later, in time); sw1 -> PE at 5+i, tail 7+i: PEs get their
     data at 7, 8, 9, 10. The last PE computes [10, 11); the reduction then takes 12
-    cycles (previous test): runtime 23. L2 receives one element, not four."""
+    cycles (previous test): 23, and the output goes off-chip in one more
+    cycle: 24. L2 receives one element, not four."""
     layer = _layer(C=4)
     mapping = Mapping((MapDirective(True, "C", 1, 1),))
     hw = xc_hw(4, topology="tree", noc_hop_latency_cycles=2, adder_latency_cycles=3)
     r = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC)).layer
-    assert r.runtime_cycles == 23
+    assert r.runtime_cycles == 24
     assert r.metric("noc_up_elems") == 1
 
 

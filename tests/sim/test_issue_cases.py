@@ -1,0 +1,148 @@
+"""Hand-written cases where the fast path once disagreed with the full SimPy run, or
+where a cost never reached the clock. Each is small enough to reason about by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim import MAESTRO, REALISTIC, SimOptions, simulate
+from spec.hardware import Hardware
+from spec.layer import Layer
+from spec.maestro import parse_mapping_text
+from spec.mapping import Mapping
+
+from .helpers import stable
+
+_DIMS_1A = "K: 4, C: 100, R: 1, S: 1, Y: 4, X: 4"
+_MAP_1A = (
+    "TemporalMap(1,1) K; TemporalMap(1,1) Y; TemporalMap(1,1) X; SpatialMap(1,1) C;"
+    " TemporalMap(1,1) R; TemporalMap(1,1) S;"
+)
+
+
+def load(dims: str, dataflow: str, stride: str = "") -> tuple[Layer, Mapping]:
+    """One CONV layer in MAESTRO's syntax."""
+    block = f"  Stride {{ {stride} }}\n" if stride else ""
+    text = (
+        f"Network t {{\nLayer L {{\n  Type: CONV\n{block}  Dimensions {{ {dims} }}\n"
+        f"  Dataflow {{\n    {dataflow}\n  }}\n}}\n}}\n"
+    )
+    entry = parse_mapping_text(text).layers[0]
+    return entry.layer, entry.require_mapping()
+
+
+def both(layer: Layer, mapping: Mapping, hw: Hardware, policy=REALISTIC):
+    """The fast path's and the full SimPy run's results."""
+    return tuple(
+        simulate(layer, mapping, hw, SimOptions(policy=policy, fast_forward=ff))
+        for ff in (True, False)
+    )
+
+
+def test_partial_last_fold_sends_its_partial_sums() -> None:
+    """C=100 over 32 PEs: 4 folds, the last holding C 96..99 on PEs 0-3 only. PEs 4-31
+    finish their output tile at fold 2 and must send their sums when the next step's
+    fold (the partial one) leaves them idle."""
+    layer, mapping = load(_DIMS_1A, _MAP_1A)
+    hw = Hardware.maestro_flags(num_pes=32, noc_bw=64, noc_hop_latency=1)
+    fast, full = both(layer, mapping, hw)
+    # Every PE that computed an output's partial sum sends it: 64 outputs x 32 PEs
+    # for folds 0-2 (each PE's sums leave once per output, at fold 2 for PEs 4-31 and
+    # at fold 3 for PEs 0-3) = 2048 elements collected.
+    assert full.layer.metric("noc_up_elems") == 2048
+    assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+def test_double_buffering_before_a_partial_last_tile() -> None:
+    """C=7 in tiles of 2: the step before the partial tile (C 6) sees a smaller next
+    tile, so double buffering fits where it does not before a full one."""
+    layer, mapping = load(
+        "K: 1, C: 7, R: 1, S: 1, Y: 1, X: 64",
+        "TemporalMap(1,1) K; TemporalMap(1,1) X; TemporalMap(2,2) C; SpatialMap(1,1) Y;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware.maestro_flags(num_pes=1, l1_size=8, noc_bw=1, noc_hop_latency=1)
+    fast, full = both(layer, mapping, hw)
+    assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+def test_collector_hand_off_matches_the_machine() -> None:
+    """Strided layer on a mesh with slow links: the collection of a step starts no
+    earlier than its distribution phase ended, in both paths."""
+    layer, mapping = load(
+        "K: 6, C: 8, R: 1, S: 1, Y: 4, X: 2",
+        "TemporalMap(1,1) K; TemporalMap(Sz(R),Sz(R)) R; TemporalMap(3,3) C;"
+        " TemporalMap(Sz(S),Sz(S)) S; TemporalMap(3,4) Y; SpatialMap(1,2) X;",
+        stride="X: 2, Y: 2",
+    )
+    hw = Hardware.maestro_flags(num_pes=8, noc_bw=1, noc_hop_latency=2, simd_lanes=4).with_changes(
+        topology="mesh", adder_latency_cycles=0
+    )
+    fast, full = both(layer, mapping, hw, MAESTRO)
+    assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+def test_every_offchip_transfer_takes_time() -> None:
+    """L2 of 64 elements, off-chip 1 element/cycle: partial sums evicted and fetched
+    back, and every off-chip write, share the channel with the misses."""
+    layer, mapping = load(
+        "K: 1, C: 8, R: 1, S: 1, Y: 1, X: 64",
+        "TemporalMap(1,1) K; TemporalMap(1,1) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware.maestro_flags(num_pes=1, l2_size=64, offchip_bw=1)
+    fast, full = both(layer, mapping, hw)
+    for result in (fast, full):
+        r = result.layer
+        moved = r.metric("offchip_reads_elems") + r.metric("offchip_writes_elems")
+        assert r.runtime_cycles >= moved  # 1 element/cycle
+    assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+@pytest.mark.parametrize(
+    "topology",
+    ["bus", "crossbar", "mesh", "tree", "systolic"],
+)
+def test_l2_ports_are_shared_whatever_the_topology(topology: str) -> None:
+    """16 PEs, L2 read and write ports 1 element/cycle: every element leaving or
+    entering L2 passes one port, whatever the number of links at L2."""
+    layer, mapping = load(
+        "K: 16, C: 16, R: 1, S: 1, Y: 1, X: 1",
+        "SpatialMap(1,1) K; TemporalMap(16,16) C; TemporalMap(1,1) Y; TemporalMap(1,1) X;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware(
+        num_pes=16,
+        topology=topology,
+        l2_read_bw_elems_per_cycle=1,
+        l2_write_bw_elems_per_cycle=1,
+        noc_hop_latency_cycles=1,
+    )
+    fast, full = both(layer, mapping, hw)
+    for result in (fast, full):
+        r = result.layer
+        assert r.runtime_cycles >= r.metric("noc_down_elems")
+        assert r.runtime_cycles >= r.metric("noc_up_elems")
+    assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+@pytest.mark.parametrize(("outstanding", "cycles"), [(1, 6466), (16, 421), (64, 166)])
+def test_offchip_latency_is_pipelined(outstanding: int, cycles: int) -> None:
+    """64 one-element steps with an off-chip latency of 100 (unbounded bandwidth: each
+    transfer takes 1 cycle). Hand-derived: with k requests in flight, request t goes out
+    when step t-k started; group g of k steps gets its data at 101*(g+1) + (its index
+    in the group), computes 1 cycle, and the 64 outputs leave in 1 cycle at the end.
+    k=64: step t's data at t+101, the last step ends at 63+102 = 165, +1 = 166.
+    k=16: group 3's data from 404, step 63 ends 404+15+1 = 420, +1 = 421.
+    k=1: each step waits for its own request: 64*101 + 1 + 1 = 6466."""
+    layer, mapping = load(
+        "K: 1, C: 1, R: 1, S: 1, Y: 1, X: 64",
+        "TemporalMap(1,1) K; TemporalMap(1,1) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware(
+        num_pes=1, offchip_latency_cycles=100, offchip_max_outstanding_requests=outstanding
+    )
+    fast, full = both(layer, mapping, hw)
+    assert full.layer.runtime_cycles == cycles
+    assert stable(fast.to_dict()) == stable(full.to_dict())
