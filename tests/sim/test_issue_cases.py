@@ -126,15 +126,18 @@ def test_l2_ports_are_shared_whatever_the_topology(topology: str) -> None:
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
 
-@pytest.mark.parametrize(("outstanding", "cycles"), [(1, 6466), (16, 421), (64, 166)])
+@pytest.mark.parametrize(("outstanding", "cycles"), [(1, 6468), (16, 423), (64, 168)])
 def test_offchip_latency_is_pipelined(outstanding: int, cycles: int) -> None:
     """64 one-element steps with an off-chip latency of 100 (unbounded bandwidth: each
     transfer takes 1 cycle). Hand-derived: with k requests in flight, request t goes out
-    when step t-k started; group g of k steps gets its data at 101*(g+1) + (its index
-    in the group), computes 1 cycle, and the 64 outputs leave in 1 cycle at the end.
-    k=64: step t's data at t+101, the last step ends at 63+102 = 165, +1 = 166.
-    k=16: group 3's data from 404, step 63 ends 404+15+1 = 420, +1 = 421.
-    k=1: each step waits for its own request: 64*101 + 1 + 1 = 6466."""
+    when step t-k started; group g of k steps has its data in L2 at 101*(g+1) + (its
+    index in the group), on the PE one bus cycle later (latency 0 still takes a cycle),
+    computes 1 cycle; the last output crosses the collection bus in 1 cycle and the 64
+    outputs leave for off-chip in 1 cycle at the end.
+    k=64: step t's data at t+102, the last step ends at 63+103 = 166, +1+1 = 168.
+    k=16: group 3's data from 405, step 63 ends 405+15+1 = 421, +1+1 = 423.
+    k=1: each step waits for its own request (its bus cycle overlaps the next request):
+    64*101 + 1 + 1 + 1 + 1 = 6468."""
     layer, mapping = load(
         "K: 1, C: 1, R: 1, S: 1, Y: 1, X: 64",
         "TemporalMap(1,1) K; TemporalMap(1,1) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;"
