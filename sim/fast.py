@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .geometry import StepTiles
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
@@ -53,6 +54,7 @@ class FastPath:
         self._fifo: dict[int, Outcomes] = {}
         self._zero: dict[int, Outcomes] = {}
         self._same: dict[int, bool] = {}
+        self._by_content: dict[tuple[object, ...], StepRecord] = {}
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -155,17 +157,42 @@ class FastPath:
                     nxt = (following.steps[0], following.schedules[0])
                 else:
                     nxt = None
-                rec = run.builder.build(
+                tiles = (
                     run._tiles(*prev) if prev is not None else None,
                     run._tiles(step, seg.schedules[j]),
                     run._tiles(*nxt) if nxt is not None else None,
-                    step.key[0],  # type: ignore[arg-type]
-                    step.inner,
-                    step.base,
                 )
+                # Keys that differ only in how the neighbours are classed often see the
+                # same three tiles: such steps share one record.
+                content = self._content(tiles, step)
+                rec = self._by_content.get(content)
+                if rec is None:
+                    rec = self._by_content[content] = run.builder.build(
+                        *tiles,
+                        step.key[0],  # type: ignore[arg-type]
+                        step.inner,
+                        step.base,
+                    )
                 run.records[step.key] = rec
             out.append(rec)
         return out
+
+    def _content(
+        self, tiles: tuple[StepTiles | None, StepTiles, StepTiles | None], step: Step
+    ) -> tuple[object, ...]:
+        """What a record is built from: the step's classes and inner index, and the three
+        steps' tiles relative to the step's base."""
+        dims = self.run.geometry.tensor_dims
+        parts: list[object] = [step.key[0], step.inner]
+        for st in tiles:
+            if st is None:
+                parts.append(None)
+                continue
+            for t, (lo, hi) in enumerate(st.tensors):
+                off = np.array([step.base.get(d, 0) for d in dims[t]], dtype=np.int64)[:, None]
+                parts.append((lo - off).tobytes() + (hi - off).tobytes())
+            parts.append(st.active.tobytes() + st.macs.tobytes())
+        return tuple(parts)
 
     def _time(self, recs: list[StepRecord], transfers: np.ndarray, count: int) -> None:
         """Time ``count`` repetitions of the block ``recs`` whose steps' off-chip
