@@ -63,6 +63,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="H",
         help="cycles every message occupies each link before its payload (default 0)",
     )
+    parser.add_argument(
+        "--offchip-outstanding",
+        type=int,
+        metavar="N",
+        help="off-chip requests in flight at once, one per step (default 16; simulator only)",
+    )
     noc.add_argument(
         "--plot",
         metavar="DIR",
@@ -199,6 +205,7 @@ def _noc_flags(hardware: Hardware, args: argparse.Namespace) -> Hardware:
         "mesh_l2_position": args.mesh_l2_position,
         "adder_latency_cycles": args.adder_latency,
         "noc_header_cycles": args.noc_header_cycles,
+        "offchip_max_outstanding_requests": args.offchip_outstanding,
     }
     given = {k: v for k, v in changes.items() if v is not None}
     return hardware.with_changes(**given) if given else hardware

@@ -116,3 +116,20 @@ def test_header_cycles_is_a_yaml_hardware_key_checked_at_its_line(tmp_path: Path
     with pytest.raises(SpecError) as exc:
         load_scenario(scenario("-1"))
     assert f"{tmp_path / 's-1.yaml'}:7:22: error:" in exc.value.render()
+
+
+def test_offchip_outstanding_flag_reaches_the_hardware_and_rejects_zero(
+    tmp_path: Path, capsys
+) -> None:
+    """``--offchip-outstanding N`` sets how many off-chip requests may be in flight (the
+    JSON echoes the hardware); 0 is refused with exit 2 and no file written."""
+    out = tmp_path / "r.json"
+    args = ["simulate", str(CROSSCHECK / "x01_ws_kspatial.m"), "--num-pes", "4"]
+    assert main([*args, "--offchip-outstanding", "3", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["hardware"]["offchip_max_outstanding_requests"] == 3
+    out.unlink()
+    assert main([*args, "--offchip-outstanding", "0", "--json", str(out)]) == 2
+    assert "offchip_max_outstanding_requests must be an integer > 0, got 0" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
