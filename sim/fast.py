@@ -127,6 +127,10 @@ class FastPath:
         """Records of the segment's block (built from the neighbouring steps' tiles
         where the key is new)."""
         run = self.run
+        if run.l1 is not None:
+            # L1 contents depend on history: one step per segment, records per L1 outcome.
+            nxt = (following.steps[0], following.schedules[0]) if following else None
+            return [run.residency_record((seg.steps[0], seg.schedules[0]), before, nxt)]
         out = []
         m = len(seg.steps)
         for j, step in enumerate(seg.steps):

@@ -19,6 +19,7 @@ from .coverage import coverage
 from .fast import FastPath
 from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
+from .l1 import EVICTIONS, L1Residency
 from .loopnest import LoopNest
 from .machine import Machine
 from .memory import L2Memory, L2Step, OffchipTiming
@@ -81,12 +82,64 @@ class _Run:
         shapes = self.geometry.tensor_sizes
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
         self.tally = Tally(self.nest.num_pes)
-        self.records: dict[tuple[object, ...], StepRecord] = {}
         self.functional: Functional | None = None
+        self._recent: dict[int, StepTiles] = {}
+        self.l1: L1Residency | None = None
+        policy = options.policy
+        if policy.l1_keeps_reusable_data:
+            if options.l1_eviction not in EVICTIONS:
+                raise ValueError(f"l1_eviction must be one of {EVICTIONS}")
+            self.l1 = L1Residency(
+                shapes,
+                n_pes,
+                hw.l1_size_elems,
+                options.l1_eviction,
+                psum_every_step=policy.psum_writeback_every_step,
+                steps=((step.index, self._tiles(step, sched)) for step, sched in self.stream),
+            )
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
+
+    def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
+        """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
+        step = item[0]
+        hit = self._recent.get(step.index)
+        if hit is None:
+            hit = self._recent[step.index] = self._tiles(*item)
+            self._recent.pop(step.index - 3, None)
+        return hit
+
+    def residency_record(
+        self,
+        item: tuple[Step, list[object]],
+        prev: tuple[Step, list[object]] | None,
+        nxt: tuple[Step, list[object]] | None,
+    ) -> StepRecord:
+        """Step ``item``'s record under L1 residency: the L1s act, and the record is
+        memoised on the geometry key and what the L1s did (relative to the tiles)."""
+        assert self.l1 is not None
+        step = item[0]
+        cur = self._tiles_of(item)
+        nxt_tiles = self._tiles_of(nxt) if nxt is not None else None
+        l1 = self.l1.step(step.index, cur, nxt_tiles)
+        key = (step.key, l1.signature)
+        rec = self.records.get(key) if self.options.fast_forward else None
+        if rec is None:
+            prev_tiles = self._tiles_of(prev) if prev is not None else None
+            rec = self.builder.build(
+                prev_tiles,
+                cur,
+                nxt_tiles,
+                step.key[0],
+                step.inner,
+                step.base,
+                l1,  # type: ignore[arg-type]
+            )
+            if self.options.fast_forward:
+                self.records[key] = rec
+        return rec
 
     def feed(self, progress: Progress | None) -> Iterator[tuple[StepRecord, L2Step]]:
         """Records and L2 outcomes of every step, in order."""
@@ -101,8 +154,10 @@ class _Run:
         while cur is not None:
             nxt = next(it, None)
             step, schedules = cur
-            rec = self.records.get(step.key) if memo else None
-            if rec is None:
+            rec = self.records.get(step.key) if memo and self.l1 is None else None
+            if self.l1 is not None:
+                rec = self.residency_record(cur, prev_item, nxt)
+            elif rec is None:
                 if cur_tiles is None:
                     cur_tiles = self._tiles(step, schedules)
                 if prev_tiles is None and prev_item is not None:
@@ -157,7 +212,8 @@ def simulate(
     round_robin = hardware.noc_arbitration == "round_robin"
     if options.fast_forward:
         fast = FastPath(run, timing, n_pes, round_robin=round_robin)
-        stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
+        whole = run.functional is None and run.l1 is None
+        stream = run.stream.segments() if whole else run.stream.single_steps()
         runtime = fast.execute(stream, progress)
         references = fast.references()
     else:

@@ -147,13 +147,15 @@ def test_reuse_is_not_granted_when_l1_is_too_small() -> None:
 
 
 def test_optimal_eviction_keeps_the_inputs_reused_soonest() -> None:
-    # Furthest-next-use eviction at L1 = 68: during k = 0 the L1 holds the 8 weights, the
-    # current output, the current input and 58 inputs kept (68 - 10); each new input has
-    # the latest next use, so the first 58 inputs (x*8 + c < 58) stay. In k = 1 dead
-    # elements (k = 0's weights, used inputs) make room, so only inputs 58..62 miss (63
-    # was the last one kept): 64 + 5 = 69 fills. LRU fills 128.
+    # Furthest-next-use eviction at L1 = 68. After step 55 (x = 6 done, its output gone)
+    # the L1 holds 8 weights + 56 inputs = 64. Steps 56..63 (x = 7) add 8 inputs and
+    # out(0, 7): 73, so 5 evictions, from step 59 on; weight (0, c) is dead after step
+    # 56 + c (never touched again), and dead elements go first: only weights leave. In
+    # k = 1 the dead weights and used inputs make room: all 64 inputs hit, 64 fills (the
+    # minimum). LRU at the same size fills 128.
     r = _run(SWEEP, num_pes=1, l1_size_elems=68, eviction="optimal").layer
-    assert r.tensor("input").l1_writes == 69
+    assert r.tensor("input").l1_writes == 64
+    assert r.tensor("weight").l1_writes == 16
 
 
 # -- properties

@@ -1,0 +1,241 @@
+"""Each PE's L1 as an element-exact cache: what it holds, misses, evicts and writes back.
+
+Step ``t`` of PE ``p`` touches its working set: its input, weight and output tiles. An
+input or weight element it does not hold is a miss (delivered, one L1 write); after the
+step the working set is resident, and a PE holding more than its capacity evicts
+elements outside the working set, least recently touched first (``lru``) or furthest next
+touch first (``optimal``), ties to the lower (tensor, element). Output elements
+accumulate while resident and leave when evicted or after the PE's last touch of them
+(every step with ``psum_writeback_every_step``). Double buffering needs each involved
+PE's two consecutive working sets to fit together. See docs/simulator.md ("What L1
+keeps").
+
+All PEs' elements share one key space, ``pe * total + tensor offset + flat index``, so a
+step is a handful of sorted-array operations whatever the number of PEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import StepTiles
+
+__all__ = ["EVICTIONS", "L1Residency", "StepL1"]
+
+EVICTIONS = ("lru", "optimal")
+_NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True)
+class StepL1:
+    """What the L1s did at one step. ``missing[t][p]``: PE ``p``'s mask of tensor ``t``'s
+    tile (input, weight) it lacked, ``None`` when it lacked nothing or is idle.
+    ``egress[p]``: output elements leaving PE ``p`` after the step as ``(lo, hi, mask)``
+    (absolute coordinates), or ``None``. ``signature`` identifies all of it relative to
+    the PEs' tiles (translation-invariant)."""
+
+    missing: tuple[list[np.ndarray | None], list[np.ndarray | None]]
+    egress: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+    working: np.ndarray
+    next_fits: bool
+    overflow: bool
+    signature: bytes
+
+
+class _Keys:
+    """Keys of one step's working sets: sorted, with each key's PE and tensor and each
+    (tensor, PE) tile's slice."""
+
+    def __init__(self, keys: np.ndarray, slices: dict[tuple[int, int], tuple[int, int]]) -> None:
+        self.keys = keys
+        self.slices = slices
+
+
+class L1Residency:
+    """The L1s of all PEs over one layer's steps, fed in order."""
+
+    def __init__(
+        self,
+        shapes: tuple[tuple[int, ...], ...],
+        n_pes: int,
+        capacity: int,
+        eviction: str,
+        *,
+        psum_every_step: bool,
+        steps: Iterable[tuple[int, StepTiles]],
+    ) -> None:
+        self.shapes = shapes
+        self.n_pes = n_pes
+        self.capacity = capacity
+        self.eviction = eviction
+        self.psum_every_step = psum_every_step
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.offsets = [0, sizes[0], sizes[0] + sizes[1]]
+        self.total = sum(sizes)
+        self.strides = [
+            np.array([int(np.prod(s[d + 1 :])) for d in range(len(s))], dtype=np.int64)
+            for s in shapes
+        ]
+        self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.stamp = np.zeros(0, dtype=np.int64)
+        self.next_use = np.zeros(0, dtype=np.int64)
+        self._cached: tuple[int, _Keys] | None = None
+        self._touches, self._span = self._future(steps)
+
+    # -- keys ----------------------------------------------------------------------
+    def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
+        hit = self._grids.get((t, shape))
+        if hit is None:
+            idx = np.indices(shape, dtype=np.int64).reshape(len(shape), -1)
+            hit = self._grids[t, shape] = (idx * self.strides[t][:, None]).sum(axis=0)
+        return hit
+
+    def working_keys(self, tiles: StepTiles) -> _Keys:
+        """The keys every active PE touches, sorted (PE, then tensor, then element)."""
+        parts: list[np.ndarray] = []
+        slices: dict[tuple[int, int], tuple[int, int]] = {}
+        n = 0
+        for p in np.flatnonzero(tiles.active).tolist():
+            for t in range(3):
+                lo, hi = tiles.tensors[t]
+                shape = tuple(int(v) for v in hi[:, p] - lo[:, p])
+                if not shape or min(shape) <= 0:
+                    continue
+                corner = int((lo[:, p] * self.strides[t]).sum())
+                keys = p * self.total + self.offsets[t] + corner + self._grid(t, shape)
+                parts.append(keys)
+                slices[t, p] = (n, n + keys.size)
+                n += keys.size
+        keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return _Keys(keys, slices)
+
+    def _future(self, steps: Iterable[tuple[int, StepTiles]]) -> tuple[np.ndarray, int]:
+        """Every (key, step) touch the next-use queries need, encoded ``key * span +
+        step`` and sorted: outputs always, every tensor under ``optimal``."""
+        codes: list[np.ndarray] = []
+        pairs: list[tuple[np.ndarray, int]] = []
+        last = 0
+        for index, tiles in steps:
+            wk = self.working_keys(tiles)
+            keys = wk.keys
+            if self.eviction != "optimal":
+                keys = keys[(keys % self.total) >= self.offsets[2]]
+            pairs.append((keys, index))
+            last = index
+        span = last + 2
+        for keys, index in pairs:
+            codes.append(keys * span + index)
+        touches = np.sort(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+        return touches, span
+
+    def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
+        """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
+        if not self._touches.size:
+            return np.full(keys.size, _NEVER, dtype=np.int64)
+        codes = keys * self._span + index
+        at = np.searchsorted(self._touches, codes, side="right")
+        found = np.full(keys.size, _NEVER, dtype=np.int64)
+        ok = at < self._touches.size
+        hit = self._touches[np.minimum(at, self._touches.size - 1)]
+        same = ok & (hit // self._span == keys)
+        found[same] = hit[same] % self._span
+        return found
+
+    # -- one step ------------------------------------------------------------------
+    def step(self, index: int, cur: StepTiles, nxt: StepTiles | None) -> StepL1:
+        """Touch step ``index``'s working sets (``nxt``: the next step's tiles, for
+        double buffering)."""
+        wk = self._cached[1] if self._cached and self._cached[0] == index else None
+        if wk is None:
+            wk = self.working_keys(cur)
+        touched = wk.keys
+        pe_of = touched // self.total
+        n_pes, cap = self.n_pes, self.capacity
+        sizes = np.bincount(pe_of, minlength=n_pes)
+        pos = np.searchsorted(self.keys, touched)
+        hit = np.zeros(touched.size, dtype=bool)
+        inside = pos < self.keys.size
+        hit[inside] = self.keys[pos[inside]] == touched[inside]
+        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
+            [None] * n_pes,
+            [None] * n_pes,
+        )
+        sig: list[bytes] = []
+        for (t, p), (a, b) in sorted(wk.slices.items()):
+            if t == 2:
+                continue
+            miss = ~hit[a:b]
+            if miss.any():
+                lo, hi = cur.tensors[t]
+                shape = tuple(int(v) for v in hi[:, p] - lo[:, p])
+                missing[t][p] = miss.reshape(shape)
+                sig.append(np.array([t, p], dtype=np.int64).tobytes() + np.packbits(miss).tobytes())
+        # Touch: refresh what was held, insert what was missing.
+        nxt_use = self._next(touched, index)
+        self.stamp[pos[hit]] = index
+        self.next_use[pos[hit]] = nxt_use[hit]
+        fresh = ~hit
+        at = pos[fresh]
+        self.keys = np.insert(self.keys, at, touched[fresh])
+        self.stamp = np.insert(self.stamp, at, index)
+        self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
+        # Outputs leaving: after every step, or after the PE's last touch.
+        is_out = (self.keys % self.total) >= self.offsets[2]
+        touched_now = self.stamp == index
+        if self.psum_every_step:
+            done = is_out & touched_now
+        else:
+            done = is_out & touched_now & (self.next_use == _NEVER)
+        # Evict outside the working set until each PE fits.
+        pe_all = self.keys // self.total
+        held = np.bincount(pe_all[~done], minlength=n_pes)
+        excess = held - cap
+        evicted = np.zeros(self.keys.size, dtype=bool)
+        if (excess > 0).any():
+            cand = np.flatnonzero((excess[pe_all] > 0) & ~touched_now & ~done)
+            if self.eviction == "optimal":
+                prio = -self.next_use[cand]
+            else:
+                prio = self.stamp[cand]
+            order = cand[np.lexsort((self.keys[cand], prio, pe_all[cand]))]
+            groups = pe_all[order]
+            first = np.searchsorted(groups, groups, side="left")
+            rank = np.arange(order.size) - first
+            evicted[order[rank < excess[groups]]] = True
+        leaving = done | (evicted & is_out)
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_pes
+        o_lo = cur.tensors[2][0]
+        out_keys = self.keys[leaving]
+        if out_keys.size:
+            shape = self.shapes[2]
+            for p in np.unique(out_keys // self.total).tolist():
+                flat = out_keys[out_keys // self.total == p] - p * self.total - self.offsets[2]
+                coords = np.array(np.unravel_index(flat, shape), dtype=np.int64)
+                lo, hi = coords.min(axis=1), coords.max(axis=1) + 1
+                mask = np.zeros(tuple(int(v) for v in hi - lo), dtype=bool)
+                mask[tuple(coords - lo[:, None])] = True
+                egress[p] = (lo, hi, mask)
+                head = np.array([2, p, *(lo - o_lo[:, p]), *mask.shape], dtype=np.int64)
+                sig.append(head.tobytes() + np.packbits(mask).tobytes())
+        keep = ~(leaving | evicted)
+        self.keys, self.stamp, self.next_use = (
+            self.keys[keep],
+            self.stamp[keep],
+            self.next_use[keep],
+        )
+        overflow = bool((sizes > cap).any())
+        fits = True
+        if nxt is not None:
+            nk = self.working_keys(nxt)
+            self._cached = (index + 1, nk)
+            both = np.isin(touched, nk.keys, assume_unique=True)
+            shared = np.bincount(pe_of[both], minlength=n_pes)
+            nsizes = np.bincount(nk.keys // self.total, minlength=n_pes)
+            union = sizes + nsizes - shared
+            fits = bool(np.all(union[cur.active] <= cap))
+        sig.append(bytes((fits, overflow)))
+        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
