@@ -46,12 +46,14 @@ class StepL1:
 
 
 class _Keys:
-    """Keys of one step's working sets: sorted, with each key's PE and tensor and each
-    (tensor, PE) tile's slice."""
+    """Keys of one step's working sets: sorted, and per (tensor, tile shape) group the
+    PEs and their keys (one row per PE, in tile order)."""
 
-    def __init__(self, keys: np.ndarray, slices: dict[tuple[int, int], tuple[int, int]]) -> None:
+    def __init__(
+        self, keys: np.ndarray, groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]]
+    ) -> None:
         self.keys = keys
-        self.slices = slices
+        self.groups = groups
 
 
 class L1Residency:
@@ -96,22 +98,31 @@ class L1Residency:
 
     def working_keys(self, tiles: StepTiles) -> _Keys:
         """The keys every active PE touches, sorted (PE, then tensor, then element)."""
-        parts: list[np.ndarray] = []
-        slices: dict[tuple[int, int], tuple[int, int]] = {}
-        n = 0
-        for p in np.flatnonzero(tiles.active).tolist():
-            for t in range(3):
-                lo, hi = tiles.tensors[t]
-                shape = tuple(int(v) for v in hi[:, p] - lo[:, p])
-                if not shape or min(shape) <= 0:
-                    continue
-                corner = int((lo[:, p] * self.strides[t]).sum())
-                keys = p * self.total + self.offsets[t] + corner + self._grid(t, shape)
-                parts.append(keys)
-                slices[t, p] = (n, n + keys.size)
-                n += keys.size
-        keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return _Keys(keys, slices)
+        groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]] = []
+        active = tiles.active
+        for t in range(3):
+            lo, hi = tiles.tensors[t]
+            ext = hi - lo
+            live = active & np.all(ext > 0, axis=0)
+            if not live.any():
+                continue
+            pes = np.flatnonzero(live)
+            sub = ext[:, pes]
+            if np.all(sub == sub[:, :1]):
+                shapes, inverse = sub[:, :1].T, np.zeros(pes.size, dtype=np.int64)
+            else:
+                shapes, inverse = np.unique(sub.T, axis=0, return_inverse=True)
+            for g, shape in enumerate(shapes):
+                ps = pes[inverse.ravel() == g]
+                corner = (lo[:, ps] * self.strides[t][:, None]).sum(axis=0)
+                base = ps * self.total + self.offsets[t] + corner
+                tile = tuple(int(v) for v in shape)
+                groups.append((t, ps, tile, base[:, None] + self._grid(t, tile)[None, :]))
+        if groups:
+            keys = np.sort(np.concatenate([g[3].ravel() for g in groups]))
+        else:
+            keys = np.zeros(0, dtype=np.int64)
+        return _Keys(keys, groups)
 
     def _future(self, steps: Iterable[tuple[int, StepTiles]]) -> tuple[np.ndarray, int]:
         """Every (key, step) touch the next-use queries need, encoded ``key * span +
@@ -165,15 +176,19 @@ class L1Residency:
             [None] * n_pes,
         )
         sig: list[bytes] = []
-        for (t, p), (a, b) in sorted(wk.slices.items()):
+        for t, ps, shape, rows in wk.groups:
             if t == 2:
                 continue
-            miss = ~hit[a:b]
-            if miss.any():
-                lo, hi = cur.tensors[t]
-                shape = tuple(int(v) for v in hi[:, p] - lo[:, p])
-                missing[t][p] = miss.reshape(shape)
-                sig.append(np.array([t, p], dtype=np.int64).tobytes() + np.packbits(miss).tobytes())
+            at = np.searchsorted(self.keys, rows)
+            held = np.zeros(rows.shape, dtype=bool)
+            ok = at < self.keys.size
+            held[ok] = self.keys[at[ok]] == rows[ok]
+            lacking = ~held
+            for i in np.flatnonzero(lacking.any(axis=1)).tolist():
+                p = int(ps[i])
+                missing[t][p] = lacking[i].reshape(shape)
+            sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
+            sig.append(np.packbits(lacking).tobytes())
         # Touch: refresh what was held, insert what was missing.
         nxt_use = self._next(touched, index)
         self.stamp[pos[hit]] = index
