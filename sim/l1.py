@@ -16,7 +16,7 @@ step is a handful of sorted-array operations whatever the number of PEs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,14 +46,26 @@ class StepL1:
 
 
 class _Keys:
-    """Keys of one step's working sets: sorted, and per (tensor, tile shape) group the
-    PEs and their keys (one row per PE, in tile order)."""
+    """Keys of one step's working sets: sorted (with each key's tensor), and per (tensor,
+    tile shape) group the PEs and their keys (one row per PE, in tile order)."""
 
     def __init__(
-        self, keys: np.ndarray, groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]]
+        self,
+        keys: np.ndarray,
+        tensor: np.ndarray,
+        groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]],
     ) -> None:
         self.keys = keys
+        self.tensor = tensor
         self.groups = groups
+
+    def shifted(self, by: np.ndarray) -> _Keys:
+        """The same working sets translated by ``by[t]`` flat elements in tensor ``t``
+        (order is kept: every key stays inside its PE's and tensor's range)."""
+        if not by.any():
+            return self
+        groups = [(t, ps, shape, rows + by[t]) for t, ps, shape, rows in self.groups]
+        return _Keys(self.keys + by[self.tensor], self.tensor, groups)
 
 
 class L1Residency:
@@ -67,7 +79,8 @@ class L1Residency:
         eviction: str,
         *,
         psum_every_step: bool,
-        steps: Iterable[tuple[int, StepTiles]],
+        dims: tuple[tuple[str, ...], ...],
+        memo: bool,
     ) -> None:
         self.shapes = shapes
         self.n_pes = n_pes
@@ -85,8 +98,11 @@ class L1Residency:
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
         self.next_use = np.zeros(0, dtype=np.int64)
-        self._cached: tuple[int, _Keys] | None = None
-        self._touches, self._span = self._future(steps)
+        self.dims = dims
+        self.memo = memo
+        self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
+        self._touches = np.zeros(0, dtype=np.int64)
+        self._span = 1
 
     # -- keys ----------------------------------------------------------------------
     def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -118,30 +134,48 @@ class L1Residency:
                 base = ps * self.total + self.offsets[t] + corner
                 tile = tuple(int(v) for v in shape)
                 groups.append((t, ps, tile, base[:, None] + self._grid(t, tile)[None, :]))
-        if groups:
-            keys = np.sort(np.concatenate([g[3].ravel() for g in groups]))
-        else:
-            keys = np.zeros(0, dtype=np.int64)
-        return _Keys(keys, groups)
+        if not groups:
+            return _Keys(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), groups)
+        flat = np.concatenate([g[3].ravel() for g in groups])
+        tensor = np.concatenate([np.full(g[3].size, g[0], dtype=np.int64) for g in groups])
+        order = np.argsort(flat, kind="stable")
+        return _Keys(flat[order], tensor[order], groups)
 
-    def _future(self, steps: Iterable[tuple[int, StepTiles]]) -> tuple[np.ndarray, int]:
-        """Every (key, step) touch the next-use queries need, encoded ``key * span +
-        step`` and sorted: outputs always, every tensor under ``optimal``."""
-        codes: list[np.ndarray] = []
+    def keys_of(self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]) -> _Keys:
+        """Working keys of a step with geometry ``key`` and translation ``base``: with
+        ``memo``, the key's first occurrence translated (tiles are translation-invariant
+        per key, :mod:`sim.schedule`); else computed from ``tiles()``."""
+        if not self.memo:
+            return self.working_keys(tiles())
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = (base, self.working_keys(tiles()))
+        first, keys = hit
+        by = np.array(
+            [
+                sum(
+                    (base.get(d, 0) - first.get(d, 0)) * int(k)
+                    for d, k in zip(dims, strides, strict=True)
+                )
+                for dims, strides in zip(self.dims, self.strides, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        return keys.shifted(by)
+
+    def record_future(self, steps: Iterable[tuple[int, _Keys]]) -> None:
+        """Remember every (key, step) touch the next-use queries need: outputs always
+        (a PE's last touch of an output sends it home), every tensor under ``optimal``.
+        Encoded ``key * span + step`` and sorted."""
         pairs: list[tuple[np.ndarray, int]] = []
         last = 0
-        for index, tiles in steps:
-            wk = self.working_keys(tiles)
-            keys = wk.keys
-            if self.eviction != "optimal":
-                keys = keys[(keys % self.total) >= self.offsets[2]]
+        for index, wk in steps:
+            keys = wk.keys if self.eviction == "optimal" else wk.keys[wk.tensor == 2]
             pairs.append((keys, index))
             last = index
-        span = last + 2
-        for keys, index in pairs:
-            codes.append(keys * span + index)
-        touches = np.sort(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
-        return touches, span
+        self._span = span = last + 2
+        codes = [keys * span + index for keys, index in pairs]
+        self._touches = np.sort(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
@@ -157,12 +191,9 @@ class L1Residency:
         return found
 
     # -- one step ------------------------------------------------------------------
-    def step(self, index: int, cur: StepTiles, nxt: StepTiles | None) -> StepL1:
-        """Touch step ``index``'s working sets (``nxt``: the next step's tiles, for
-        double buffering)."""
-        wk = self._cached[1] if self._cached and self._cached[0] == index else None
-        if wk is None:
-            wk = self.working_keys(cur)
+    def step(self, index: int, wk: _Keys, nk: _Keys | None, out_base: np.ndarray) -> StepL1:
+        """Touch step ``index``'s working sets ``wk`` (``nk``: the next step's, for double
+        buffering; ``out_base``: the step's translation in output coordinates)."""
         touched = wk.keys
         pe_of = touched // self.total
         n_pes, cap = self.n_pes, self.capacity
@@ -190,7 +221,12 @@ class L1Residency:
             sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
             sig.append(np.packbits(lacking).tobytes())
         # Touch: refresh what was held, insert what was missing.
-        nxt_use = self._next(touched, index)
+        if self.eviction == "optimal":
+            nxt_use = self._next(touched, index)
+        else:
+            nxt_use = np.full(touched.size, _NEVER, dtype=np.int64)
+            outs = wk.tensor == 2
+            nxt_use[outs] = self._next(touched[outs], index)
         self.stamp[pos[hit]] = index
         self.next_use[pos[hit]] = nxt_use[hit]
         fresh = ~hit
@@ -223,7 +259,6 @@ class L1Residency:
             evicted[order[rank < excess[groups]]] = True
         leaving = done | (evicted & is_out)
         egress: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_pes
-        o_lo = cur.tensors[2][0]
         out_keys = self.keys[leaving]
         if out_keys.size:
             shape = self.shapes[2]
@@ -234,7 +269,7 @@ class L1Residency:
                 mask = np.zeros(tuple(int(v) for v in hi - lo), dtype=bool)
                 mask[tuple(coords - lo[:, None])] = True
                 egress[p] = (lo, hi, mask)
-                head = np.array([2, p, *(lo - o_lo[:, p]), *mask.shape], dtype=np.int64)
+                head = np.array([2, p, *(lo - out_base), *mask.shape], dtype=np.int64)
                 sig.append(head.tobytes() + np.packbits(mask).tobytes())
         keep = ~(leaving | evicted)
         self.keys, self.stamp, self.next_use = (
@@ -244,13 +279,11 @@ class L1Residency:
         )
         overflow = bool((sizes > cap).any())
         fits = True
-        if nxt is not None:
-            nk = self.working_keys(nxt)
-            self._cached = (index + 1, nk)
+        if nk is not None:
             both = np.isin(touched, nk.keys, assume_unique=True)
             shared = np.bincount(pe_of[both], minlength=n_pes)
             nsizes = np.bincount(nk.keys // self.total, minlength=n_pes)
             union = sizes + nsizes - shared
-            fits = bool(np.all(union[cur.active] <= cap))
+            fits = bool(np.all(union[sizes > 0] <= cap))
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))

@@ -95,8 +95,10 @@ class _Run:
                 hw.l1_size_elems,
                 options.l1_eviction,
                 psum_every_step=policy.psum_writeback_every_step,
-                steps=((step.index, self._tiles(step, sched)) for step, sched in self.stream),
+                dims=self.geometry.tensor_dims,
+                memo=options.fast_forward,
             )
+            self.l1.record_future((item[0].index, self._keys(item)) for item in self.stream)
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
@@ -107,9 +109,16 @@ class _Run:
         step = item[0]
         hit = self._recent.get(step.index)
         if hit is None:
+            if len(self._recent) > 4:
+                self._recent.clear()
             hit = self._recent[step.index] = self._tiles(*item)
-            self._recent.pop(step.index - 3, None)
         return hit
+
+    def _keys(self, item: tuple[Step, list[object]]):
+        """The L1 working keys of a step (memoised per geometry key on the fast path)."""
+        assert self.l1 is not None
+        step = item[0]
+        return self.l1.keys_of(step.key, step.base, lambda: self._tiles_of(item))
 
     def residency_record(
         self,
@@ -121,21 +130,20 @@ class _Run:
         memoised on the geometry key and what the L1s did (relative to the tiles)."""
         assert self.l1 is not None
         step = item[0]
-        cur = self._tiles_of(item)
-        nxt_tiles = self._tiles_of(nxt) if nxt is not None else None
-        l1 = self.l1.step(step.index, cur, nxt_tiles)
+        out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
+        following = self._keys(nxt) if nxt is not None else None
+        l1 = self.l1.step(step.index, self._keys(item), following, out_base)
         key = (step.key, l1.signature)
         rec = self.records.get(key) if self.options.fast_forward else None
         if rec is None:
-            prev_tiles = self._tiles_of(prev) if prev is not None else None
             rec = self.builder.build(
-                prev_tiles,
-                cur,
-                nxt_tiles,
-                step.key[0],
+                self._tiles_of(prev) if prev is not None else None,
+                self._tiles_of(item),
+                self._tiles_of(nxt) if nxt is not None else None,
+                step.key[0],  # type: ignore[arg-type]
                 step.inner,
                 step.base,
-                l1,  # type: ignore[arg-type]
+                l1,
             )
             if self.options.fast_forward:
                 self.records[key] = rec
