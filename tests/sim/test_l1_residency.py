@@ -6,6 +6,9 @@ unless a test says otherwise.
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -223,3 +226,66 @@ def test_mono_fast_path_equals_simpy(size: int) -> None:
         for ff in (True, False)
     )
     assert fast == full
+
+
+def _reference_lru(layer, mapping, hw) -> tuple[int, int, int]:
+    """Input and weight L1 fills and output L2 writes of the documented LRU L1, one
+    element at a time in plain Python (an independent check of :mod:`sim.l1`)."""
+    from sim.geometry import Geometry
+    from sim.loopnest import LoopNest
+    from sim.schedule import StepStream
+
+    nest = LoopNest(layer, mapping, hw.num_pes)
+    geometry = Geometry(layer, nest.dims)
+    steps = []
+    for step, schedules in StepStream(nest, memo=False):
+        tiles = geometry.tiles(nest.pe_ranges(step.positions, step.inner, schedules))
+        work = {}
+        for p in np.flatnonzero(tiles.active).tolist():
+            elems = set()
+            for t in range(3):
+                lo, hi = tiles.tensors[t]
+                ranges = [range(int(a), int(b)) for a, b in zip(lo[:, p], hi[:, p], strict=True)]
+                elems |= {(t, c) for c in itertools.product(*ranges)}
+            work[p] = elems
+        steps.append(work)
+    last: dict[tuple[int, object], int] = {}
+    for i, work in enumerate(steps):
+        for p, elems in work.items():
+            for e in elems:
+                if e[0] == 2:
+                    last[p, e] = i
+    cache: dict[int, dict[object, int]] = {}
+    fills = [0, 0]
+    writes = 0
+    for i, work in enumerate(steps):
+        leaving = set()
+        for p, elems in work.items():
+            held = cache.setdefault(p, {})
+            for e in elems:
+                if e[0] < 2 and e not in held:
+                    fills[e[0]] += 1
+                held[e] = i
+            for e in [e for e in elems if e[0] == 2 and last[p, e] == i]:
+                leaving.add(e)
+                del held[e]
+            over = len(held) - hw.l1_size_elems
+            victims = sorted((s, e) for e, s in held.items() if s < i)[: max(0, over)]
+            for _, e in victims:
+                del held[e]
+                if e[0] == 2:
+                    leaving.add(e)
+        writes += len(leaving)
+    return fills[0], fills[1], writes
+
+
+@settings(max_examples=40, deadline=None)
+@given(_problems(), st.integers(2, 40))
+def test_lru_equals_a_plain_python_cache(problem, l1) -> None:
+    layer, mapping, hw, _policy = problem
+    hw = hw.with_changes(l1_size_elems=l1)
+    r = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC)).layer
+    fills_in, fills_w, writes = _reference_lru(layer, mapping, hw)
+    assert r.tensor("input").l1_writes == fills_in
+    assert r.tensor("weight").l1_writes == fills_w
+    assert r.tensor("output").l2_writes == writes
