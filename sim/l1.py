@@ -34,11 +34,11 @@ class StepL1:
     """What the L1s did at one step. ``missing[t][p]``: PE ``p``'s mask of tensor ``t``'s
     tile (input, weight) it lacked, ``None`` when it lacked nothing or is idle.
     ``egress[p]``: output elements leaving PE ``p`` after the step as ``(lo, hi, mask)``
-    (absolute coordinates), or ``None``. ``signature`` identifies all of it relative to
-    the PEs' tiles (translation-invariant)."""
+    (absolute coordinates; mask ``None``: the whole box), or ``None``. ``signature``
+    identifies all of it relative to the PEs' tiles (translation-invariant)."""
 
     missing: tuple[list[np.ndarray | None], list[np.ndarray | None]]
-    egress: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+    egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]
     working: np.ndarray
     next_fits: bool
     overflow: bool
@@ -98,7 +98,12 @@ class L1Residency:
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
         self.next_use = np.zeros(0, dtype=np.int64)
+        self.count = np.zeros(n_pes, dtype=np.int64)
         self.dims = dims
+        self._pairs = [
+            list(zip(names, (int(k) for k in strides), strict=True))
+            for names, strides in zip(dims, self.strides, strict=True)
+        ]
         self.memo = memo
         self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
         self._touches = np.zeros(0, dtype=np.int64)
@@ -147,30 +152,46 @@ class L1Residency:
         per key, :mod:`sim.schedule`); else computed from ``tiles()``."""
         if not self.memo:
             return self.working_keys(tiles())
+        first, keys = self._entry(key, base, tiles)
+        return keys.shifted(self._shift(base, first))
+
+    def _entry(
+        self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
+    ) -> tuple[dict[str, int], _Keys]:
+        """The memoised first occurrence of geometry ``key``: its base and keys."""
         hit = self._memo.get(key)
         if hit is None:
             hit = self._memo[key] = (base, self.working_keys(tiles()))
-        first, keys = hit
-        by = np.array(
-            [
-                sum(
-                    (base.get(d, 0) - first.get(d, 0)) * int(k)
-                    for d, k in zip(dims, strides, strict=True)
-                )
-                for dims, strides in zip(self.dims, self.strides, strict=True)
-            ],
-            dtype=np.int64,
-        )
-        return keys.shifted(by)
+        return hit
 
-    def record_future(self, steps: Iterable[tuple[int, _Keys]]) -> None:
+    def _shift(self, base: dict[str, int], first: dict[str, int]) -> np.ndarray:
+        """Flat translation per tensor from ``first`` to ``base``."""
+        moved = {d: v - first.get(d, 0) for d, v in base.items()}
+        moved.update({d: -v for d, v in first.items() if d not in base})
+        by = [sum(moved.get(d, 0) * k for d, k in pairs) for pairs in self._pairs]
+        return np.array(by, dtype=np.int64)
+
+    def future_keys(
+        self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
+    ) -> np.ndarray:
+        """The keys of a step that next-use queries ask about: its outputs (every key
+        under ``optimal``)."""
+        if self.memo:
+            first, wk = self._entry(key, base, tiles)
+            by = self._shift(base, first)
+        else:
+            wk, by = self.working_keys(tiles()), np.zeros(3, dtype=np.int64)
+        if self.eviction == "optimal":
+            return wk.keys + by[wk.tensor]
+        return wk.keys[wk.tensor == 2] + by[2]
+
+    def record_future(self, steps: Iterable[tuple[int, np.ndarray]]) -> None:
         """Remember every (key, step) touch the next-use queries need: outputs always
         (a PE's last touch of an output sends it home), every tensor under ``optimal``.
         Encoded ``key * span + step`` and sorted."""
         pairs: list[tuple[np.ndarray, int]] = []
         last = 0
-        for index, wk in steps:
-            keys = wk.keys if self.eviction == "optimal" else wk.keys[wk.tensor == 2]
+        for index, keys in steps:
             pairs.append((keys, index))
             last = index
         self._span = span = last + 2
@@ -234,53 +255,63 @@ class L1Residency:
         self.keys = np.insert(self.keys, at, touched[fresh])
         self.stamp = np.insert(self.stamp, at, index)
         self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
+        self.count += np.bincount(pe_of[fresh], minlength=n_pes)
         # Outputs leaving: after every step, or after the PE's last touch.
-        is_out = (self.keys % self.total) >= self.offsets[2]
-        touched_now = self.stamp == index
-        if self.psum_every_step:
-            done = is_out & touched_now
-        else:
-            done = is_out & touched_now & (self.next_use == _NEVER)
+        outs = wk.tensor == 2
+        done = touched[outs if self.psum_every_step else outs & (nxt_use == _NEVER)]
+        gone = [np.searchsorted(self.keys, done)]
+        done_pe = np.bincount(done // self.total, minlength=n_pes)
         # Evict outside the working set until each PE fits.
-        pe_all = self.keys // self.total
-        held = np.bincount(pe_all[~done], minlength=n_pes)
-        excess = held - cap
-        evicted = np.zeros(self.keys.size, dtype=bool)
-        if (excess > 0).any():
-            cand = np.flatnonzero((excess[pe_all] > 0) & ~touched_now & ~done)
-            if self.eviction == "optimal":
-                prio = -self.next_use[cand]
-            else:
-                prio = self.stamp[cand]
-            order = cand[np.lexsort((self.keys[cand], prio, pe_all[cand]))]
-            groups = pe_all[order]
+        excess = self.count - done_pe - cap
+        over = np.flatnonzero(excess > 0)
+        if over.size:
+            starts = np.searchsorted(self.keys, over * self.total)
+            ends = np.searchsorted(self.keys, (over + 1) * self.total)
+            lengths = ends - starts
+            cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+                int(lengths.sum())
+            )
+            cand = cand[self.stamp[cand] != index]
+            prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
+            cand_pe = self.keys[cand] // self.total
+            order = cand[np.lexsort((self.keys[cand], prio, cand_pe))]
+            groups = self.keys[order] // self.total
             first = np.searchsorted(groups, groups, side="left")
             rank = np.arange(order.size) - first
-            evicted[order[rank < excess[groups]]] = True
-        leaving = done | (evicted & is_out)
-        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_pes
-        out_keys = self.keys[leaving]
+            gone.append(order[rank < excess[groups]])
+        removed = np.concatenate(gone)
+        self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
+        leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * n_pes
+        out_keys = np.sort(self.keys[leaving])
         if out_keys.size:
-            shape = self.shapes[2]
-            for p in np.unique(out_keys // self.total).tolist():
-                flat = out_keys[out_keys // self.total == p] - p * self.total - self.offsets[2]
-                coords = np.array(np.unravel_index(flat, shape), dtype=np.int64)
-                lo, hi = coords.min(axis=1), coords.max(axis=1) + 1
-                mask = np.zeros(tuple(int(v) for v in hi - lo), dtype=bool)
-                mask[tuple(coords - lo[:, None])] = True
-                egress[p] = (lo, hi, mask)
-                head = np.array([2, p, *(lo - out_base), *mask.shape], dtype=np.int64)
-                sig.append(head.tobytes() + np.packbits(mask).tobytes())
-        keep = ~(leaving | evicted)
-        self.keys, self.stamp, self.next_use = (
-            self.keys[keep],
-            self.stamp[keep],
-            self.next_use[keep],
-        )
+            pe_o = out_keys // self.total
+            flat = out_keys - pe_o * self.total - self.offsets[2]
+            coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
+            ps, starts = np.unique(pe_o, return_index=True)
+            lo = np.minimum.reduceat(coords, starts, axis=1)
+            hi = np.maximum.reduceat(coords, starts, axis=1) + 1
+            counts = np.diff(np.append(starts, out_keys.size))
+            full = counts == np.prod(hi - lo, axis=0)
+            head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
+            sig.append(b"o" + head.astype(np.int64).tobytes())
+            for i, p in enumerate(ps.tolist()):
+                mask = None
+                if not full[i]:
+                    mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
+                    mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=bool)
+                    mask[tuple(mine)] = True
+                    sig.append(np.packbits(mask).tobytes())
+                egress[p] = (lo[:, i], hi[:, i], mask)
+        if removed.size:
+            self.keys = np.delete(self.keys, removed)
+            self.stamp = np.delete(self.stamp, removed)
+            self.next_use = np.delete(self.next_use, removed)
         overflow = bool((sizes > cap).any())
         fits = True
         if nk is not None:
-            both = np.isin(touched, nk.keys, assume_unique=True)
+            at = np.minimum(np.searchsorted(nk.keys, touched), max(0, nk.keys.size - 1))
+            both = nk.keys[at] == touched if nk.keys.size else np.zeros(touched.size, bool)
             shared = np.bincount(pe_of[both], minlength=n_pes)
             nsizes = np.bincount(nk.keys // self.total, minlength=n_pes)
             union = sizes + nsizes - shared

@@ -98,7 +98,10 @@ class _Run:
                 dims=self.geometry.tensor_dims,
                 memo=options.fast_forward,
             )
-            self.l1.record_future((item[0].index, self._keys(item)) for item in self.stream)
+            self.l1.record_future(
+                (step.index, self.l1.future_keys(step.key, step.base, self._lazy((step, sched))))
+                for step, sched in self.stream
+            )
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
@@ -118,7 +121,10 @@ class _Run:
         """The L1 working keys of a step (memoised per geometry key on the fast path)."""
         assert self.l1 is not None
         step = item[0]
-        return self.l1.keys_of(step.key, step.base, lambda: self._tiles_of(item))
+        return self.l1.keys_of(step.key, step.base, self._lazy(item))
+
+    def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
+        return lambda: self._tiles_of(item)
 
     def residency_record(
         self,

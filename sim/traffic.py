@@ -149,7 +149,7 @@ class RecordBuilder:
         if l1 is not None:
             leaving = l1.egress
             egress = np.array([e is not None for e in leaving], dtype=bool)
-            sent = np.array([0 if e is None else int(e[2].sum()) for e in leaving])
+            sent = np.array([_count(e) for e in leaving], dtype=np.int64)
             up_flows, canvas = refine([(p, *e) for p, e in enumerate(leaving) if e is not None])
         else:
             if policy.psum_writeback_every_step or nxt is None:
@@ -201,6 +201,14 @@ class RecordBuilder:
             next_fits=fits and policy.double_buffering,
             l1_overflow=peak > hw.l1_size_elems if l1 is None else l1.overflow,
         )
+
+
+def _count(region: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None) -> int:
+    """Elements of a ``(lo, hi, mask)`` region (mask ``None``: the whole box)."""
+    if region is None:
+        return 0
+    lo, hi, mask = region
+    return int(np.prod(hi - lo)) if mask is None else int(mask.sum())
 
 
 def _merge_forwards(forwards: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
