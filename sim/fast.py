@@ -83,25 +83,17 @@ class FastPath:
         reported = 0
         while pending is not None:
             following = next(segments, None)
-            recs = self._records(pending, before, following)
-            m = len(recs)
-            if run.functional is not None:
-                for step, schedules, rec in zip(
-                    pending.steps, pending.schedules, recs, strict=True
-                ):
-                    run.functional.step(run._tiles(step, schedules), rec)
-            l2 = run.l2.segment(
-                pending.steps[0].index,
-                [rec.footprints for rec in recs],
-                [step.base for step in pending.steps],
-                pending.delta,
-                pending.count,
-                run.geometry.tensor_dims,
-            )
-            run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-            self._time(recs, l2.misses, pending.count)
+            if run.l1 is None:
+                pieces = iter([(pending, self._records(pending, before, following))])
+            else:
+                pieces = self._residency(pending, before, following)
+            for piece, recs in pieces:
+                self._piece(piece, recs)
             last = pending.steps[-1]
-            before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
+            before = (
+                pending.step_at(pending.count - 1, len(pending.steps) - 1),
+                pending.schedules[-1],
+            )
             if progress is not None:
                 tops = last.top - pending.steps[0].top + 1
                 done = pending.steps[0].top + tops * pending.count
@@ -113,6 +105,69 @@ class FastPath:
         run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
         run.tally.take_outcomes(self.oracle.outcomes)
         return self.clocks[0].end
+
+    def _piece(self, piece: Segment, recs: list[StepRecord]) -> None:
+        """Count and time a segment whose repetitions all have the records ``recs``."""
+        run = self.run
+        if run.functional is not None:
+            for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
+                run.functional.step(run._tiles(step, schedules), rec)
+        l2 = run.l2.segment(
+            piece.steps[0].index,
+            [rec.footprints for rec in recs],
+            [step.base for step in piece.steps],
+            piece.delta,
+            piece.count,
+            run.geometry.tensor_dims,
+        )
+        run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
+        self._time(recs, l2.misses, piece.count)
+
+    def _residency(
+        self,
+        seg: Segment,
+        before: tuple[Step, list[object]] | None,
+        following: Segment | None,
+    ) -> Iterator[tuple[Segment, list[StepRecord]]]:
+        """A segment under L1 residency, as pieces with their records. Repetitions run
+        step by step through the L1s until one starts from the previous one's L1 state
+        translated by a repetition and every later next-touch answer is translated too:
+        then every repetition up to the last but one repeats it (one piece, in bulk)."""
+        run = self.run
+        l1 = run.l1
+        assert l1 is not None
+        m = len(seg.steps)
+        shift = l1.shift_of(seg.delta)
+        prev = before
+        b = 0
+        while b < seg.count:
+            items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
+            start = l1.snapshot()
+            recs = []
+            for j, item in enumerate(items):
+                if j + 1 < m:
+                    nxt: tuple[Step, list[object]] | None = items[j + 1]
+                elif b + 1 < seg.count:
+                    nxt = (seg.step_at(b + 1, 0), seg.schedules[0])
+                elif following is not None:
+                    nxt = (following.steps[0], following.schedules[0])
+                else:
+                    nxt = None
+                recs.append(run.residency_record(item, prev, nxt))
+                prev = item
+            yield Segment(tuple(s for s, _ in items), seg.schedules, 1, seg.loop, seg.delta), recs
+            b += 1
+            times = seg.count - 1 - b
+            if times <= 0 or not l1.repeats(start, shift, m):
+                continue
+            touches = [(s.index, run.future_keys((s, sch))) for s, sch in items]
+            if not l1.future_repeats(touches, shift, m, times):
+                continue
+            steps = tuple(seg.step_at(b, j) for j in range(m))
+            yield Segment(steps, seg.schedules, times, seg.loop, seg.delta), recs
+            l1.advance(shift, m, times)
+            b += times
+            prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -127,10 +182,6 @@ class FastPath:
         """Records of the segment's block (built from the neighbouring steps' tiles
         where the key is new)."""
         run = self.run
-        if run.l1 is not None:
-            # L1 contents depend on history: one step per segment, records per L1 outcome.
-            nxt = (following.steps[0], following.schedules[0]) if following else None
-            return [run.residency_record((seg.steps[0], seg.schedules[0]), before, nxt)]
         out = []
         m = len(seg.steps)
         for j, step in enumerate(seg.steps):

@@ -185,6 +185,55 @@ class L1Residency:
             return wk.keys + by[wk.tensor]
         return wk.keys[wk.tensor == 2] + by[2]
 
+    def shift_of(self, delta: dict[str, int]) -> np.ndarray:
+        """Flat translation per tensor of one repetition moving by ``delta``."""
+        return self._shift(delta, {})
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A copy of the L1 state (keys, last touches, next touches)."""
+        return self.keys.copy(), self.stamp.copy(), self.next_use.copy()
+
+    def _tensor(self, keys: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.array(self.offsets[1:]), keys % self.total, side="right")
+
+    def repeats(
+        self, before: tuple[np.ndarray, np.ndarray, np.ndarray], shift: np.ndarray, m: int
+    ) -> bool:
+        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps."""
+        keys, stamp, nxt = before
+        if keys.size != self.keys.size:
+            return False
+        moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
+        return bool(
+            np.array_equal(keys + shift[self._tensor(keys)], self.keys)
+            and np.array_equal(stamp + m, self.stamp)
+            and np.array_equal(moved, self.next_use)
+        )
+
+    def future_repeats(
+        self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
+    ) -> bool:
+        """Whether the next touch of every key in ``touches`` (step, keys), translated by
+        ``k`` repetitions for ``k`` in 1..``times``, is its own translated."""
+        keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
+        if not keys.size:
+            return True
+        index = np.concatenate([np.full(k.size, i, dtype=np.int64) for i, k in touches])
+        own = shift[self._tensor(keys)]
+        base = np.concatenate([self._next(k, i) for i, k in touches])
+        for k in range(1, times + 1):
+            found = self._next_many(keys + k * own, index + k * m)
+            if not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+                return False
+        return True
+
+    def advance(self, shift: np.ndarray, m: int, times: int) -> None:
+        """Translate the state by ``times`` repetitions (they repeated it exactly)."""
+        self.keys[:] = self.keys + times * shift[self._tensor(self.keys)]
+        self.stamp[:] = self.stamp + times * m
+        live = self.next_use != _NEVER
+        self.next_use[live] += times * m
+
     def record_future(self, steps: Iterable[tuple[int, np.ndarray]]) -> None:
         """Remember every (key, step) touch the next-use queries need: outputs always
         (a PE's last touch of an output sends it home), every tensor under ``optimal``.
@@ -200,6 +249,10 @@ class L1Residency:
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
+        return self._next_many(keys, np.full(keys.size, index, dtype=np.int64))
+
+    def _next_many(self, keys: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Each key's next touch after its own step in ``index``."""
         if not self._touches.size:
             return np.full(keys.size, _NEVER, dtype=np.int64)
         codes = keys * self._span + index

@@ -123,6 +123,12 @@ class _Run:
         step = item[0]
         return self.l1.keys_of(step.key, step.base, self._lazy(item))
 
+    def future_keys(self, item: tuple[Step, list[object]]) -> np.ndarray:
+        """The keys of a step the L1s' next-touch queries ask about."""
+        assert self.l1 is not None
+        step = item[0]
+        return self.l1.future_keys(step.key, step.base, self._lazy(item))
+
     def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
         return lambda: self._tiles_of(item)
 
@@ -226,8 +232,7 @@ def simulate(
     round_robin = hardware.noc_arbitration == "round_robin"
     if options.fast_forward:
         fast = FastPath(run, timing, n_pes, round_robin=round_robin)
-        whole = run.functional is None and run.l1 is None
-        stream = run.stream.segments() if whole else run.stream.single_steps()
+        stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
         runtime = fast.execute(stream, progress)
         references = fast.references()
     else:
