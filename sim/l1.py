@@ -108,6 +108,52 @@ class L1Residency:
         self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
         self._touches = np.zeros(0, dtype=np.int64)
         self._span = 1
+        self.rep_of: np.ndarray | None = None
+        self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
+
+    # -- classes of PEs ------------------------------------------------------------
+    def classify(self, first_tiles: Iterable[StepTiles]) -> None:
+        """Simulate one PE per class: PEs whose tiles at every step are one fixed
+        translation (per tensor) of each other's, with the same shapes and activity, have
+        the same L1 behaviour translated (keys keep their order, next touches move with
+        them). ``first_tiles``: the tiles of each geometry key's first occurrence (every
+        step is one of them translated alike for all PEs). Only with ``memo``."""
+        rows: list[np.ndarray] = []
+        first: list[np.ndarray] | None = None
+        for tiles in first_tiles:
+            if first is None:
+                first = [tiles.tensors[t][0] for t in range(3)]
+            rows.append(tiles.active.astype(np.int64)[None, :])
+            for t in range(3):
+                lo, hi = tiles.tensors[t]
+                rows.extend((hi - lo, lo - first[t]))
+        if first is None:
+            return
+        table = np.concatenate(rows, axis=0).T
+        _, reps, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        rep_of = reps[inverse.ravel()].astype(np.int64)
+        if np.all(rep_of == np.arange(self.n_pes)):
+            return
+        self.rep_of = rep_of
+        self._out_offset = first[2] - first[2][:, rep_of]
+        self._memo.clear()
+
+    def expand(self, s: StepL1) -> StepL1:
+        """``s`` (computed for each class's first PE) for every PE: a class's PEs lack the
+        same masks over their tiles and send their representative's outputs translated."""
+        rep_of = self.rep_of
+        if rep_of is None:
+            return s
+        missing = ([None] * self.n_pes, [None] * self.n_pes)
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * self.n_pes
+        for q, r in enumerate(rep_of.tolist()):
+            missing[0][q] = s.missing[0][r]
+            missing[1][q] = s.missing[1][r]
+            e = s.egress[r]
+            if e is not None:
+                off = self._out_offset[:, q]
+                egress[q] = (e[0] + off, e[1] + off, e[2])
+        return StepL1(missing, egress, s.working[rep_of], s.next_fits, s.overflow, s.signature)
 
     # -- keys ----------------------------------------------------------------------
     def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -125,6 +171,8 @@ class L1Residency:
             lo, hi = tiles.tensors[t]
             ext = hi - lo
             live = active & np.all(ext > 0, axis=0)
+            if self.rep_of is not None:
+                live &= self.rep_of == np.arange(self.n_pes)
             if not live.any():
                 continue
             pes = np.flatnonzero(live)

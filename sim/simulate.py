@@ -98,6 +98,8 @@ class _Run:
                 dims=self.geometry.tensor_dims,
                 memo=options.fast_forward,
             )
+            if options.fast_forward:
+                self.l1.classify(self._first_tiles())
             self.l1.record_future(
                 (step.index, self.l1.future_keys(step.key, step.base, self._lazy((step, sched))))
                 for step, sched in self.stream
@@ -106,6 +108,14 @@ class _Run:
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
+
+    def _first_tiles(self) -> Iterator[StepTiles]:
+        """The tiles of each geometry key's first step, in order."""
+        seen: set[object] = set()
+        for step, schedules in self.stream:
+            if step.key not in seen:
+                seen.add(step.key)
+                yield self._tiles(step, schedules)
 
     def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
         """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
@@ -155,7 +165,7 @@ class _Run:
                 step.key[0],  # type: ignore[arg-type]
                 step.inner,
                 step.base,
-                l1,
+                self.l1.expand(l1),
             )
             if self.options.fast_forward:
                 self.records[key] = rec
