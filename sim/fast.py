@@ -143,6 +143,7 @@ class FastPath:
         while b < seg.count:
             items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
             start = l1.snapshot()
+            l1.log = []
             recs = []
             for j, item in enumerate(items):
                 if j + 1 < m:
@@ -158,8 +159,23 @@ class FastPath:
             yield Segment(tuple(s for s, _ in items), seg.schedules, 1, seg.loop, seg.delta), recs
             b += 1
             times = seg.count - 1 - b
-            if times <= 0 or not l1.repeats(start, shift, m):
+            if times <= 0:
                 continue
+            if not l1.repeats(start, shift, m):
+                applied = 0
+                while applied < times:
+                    n = l1.bulk_calm(shift, m, items[0][0].index, applied, times - applied)
+                    if not n:
+                        break
+                    applied += n
+                l1.log = None
+                if applied:
+                    steps = tuple(seg.step_at(b, j) for j in range(m))
+                    yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
+                    b += applied
+                    prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
+                continue
+            l1.log = None
             touches = [(s.index, run.future_keys((s, sch))) for s, sch in items]
             if not l1.future_repeats(touches, shift, m, times):
                 continue

@@ -109,6 +109,7 @@ class L1Residency:
         self._touches = np.zeros(0, dtype=np.int64)
         self._span = 1
         self.rep_of: np.ndarray | None = None
+        self.log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] | None = None
         self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
 
     # -- classes of PEs ------------------------------------------------------------
@@ -275,6 +276,82 @@ class L1Residency:
                 return False
         return True
 
+    def bulk_calm(self, shift: np.ndarray, m: int, first: int, skip: int, times: int) -> int:
+        """Repeat the logged repetition (``self.log``: its ``m`` steps, the first at
+        ``first``) up to ``times`` more times after the ``skip`` already applied, translated
+        by ``shift`` each, if nothing
+        is evicted in it nor in them and every touch hits or misses and every output
+        leaves as in it: the state then follows from first and last touches alone (no
+        eviction: an element is held iff held now or touched since). Returns how many
+        repetitions it applied (0: none; the state is unchanged)."""
+        log = self.log
+        if log is None or len(log) != m or any(e for *_, e in log) or times <= 0:
+            return 0
+        per = sum(k.size for k, *_ in log)
+        times = min(times, max(1, 4_000_000 // max(1, per)))
+        step_keys = np.concatenate([k for k, *_ in log])
+        tensor = np.concatenate([t for _, t, *_ in log])
+        ref_hit = np.concatenate([h for _, _, h, _, _ in log])
+        ref_done = np.concatenate([d for *_, d, _ in log])
+        local = np.concatenate(
+            [np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]
+        )
+        reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
+        keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
+        index = (first + local[None, :] + reps * m).ravel()
+        tens = np.tile(tensor, times)
+        outs = tens == 2
+        at = np.searchsorted(self.keys, keys)
+        held = np.zeros(keys.size, dtype=bool)
+        ok = at < self.keys.size
+        held[ok] = self.keys[at[ok]] == keys[ok]
+        _, first_at = np.unique(keys, return_index=True)
+        earlier = np.ones(keys.size, dtype=bool)
+        earlier[first_at] = False
+        hit = held | earlier
+        nxt = np.full(keys.size, _NEVER, dtype=np.int64)
+        asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
+        nxt[asked] = self._next_many(keys[asked], index[asked])
+        if self.psum_every_step:
+            hit &= ~outs
+            done = outs
+        else:
+            done = outs & (nxt == _NEVER)
+        if not (
+            np.array_equal(hit, np.tile(ref_hit, times))
+            and np.array_equal(done, np.tile(ref_done, times))
+        ):
+            return 0
+        # Occupancy after each step (inserts minus leaving outputs) never above capacity.
+        pe = keys // self.total
+        delta = (~hit).astype(np.int64) - done
+        order = np.argsort(pe, kind="stable")
+        pe_o, idx_o = pe[order], index[order]
+        run = np.cumsum(delta[order])
+        starts = np.searchsorted(pe_o, pe_o, side="left")
+        before = np.concatenate([[0], run])[starts]
+        occ = self.count[pe_o] + run - before
+        ends = np.ones(occ.size, dtype=bool)
+        ends[:-1] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        if occ.size and int(occ[ends].max()) > self.capacity:
+            return 0
+        # The state after them: last touches' stamps and next touches, minus what left.
+        _, last_rev = np.unique(keys[::-1], return_index=True)
+        last = keys.size - 1 - last_rev
+        new_keys = keys[last]
+        keep_new = ~done[last]
+        new_keys = new_keys[keep_new]
+        new_stamp = index[last][keep_new]
+        new_next = nxt[last][keep_new]
+        old = ~np.isin(self.keys, keys)
+        all_keys = np.concatenate([self.keys[old], new_keys])
+        sort = np.argsort(all_keys, kind="stable")
+        self.keys = all_keys[sort]
+        self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
+        self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
+        self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
+        return times
+
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
         self.keys[:] = self.keys + times * shift[self._tensor(self.keys)]
@@ -359,7 +436,8 @@ class L1Residency:
         self.count += np.bincount(pe_of[fresh], minlength=n_pes)
         # Outputs leaving: after every step, or after the PE's last touch.
         outs = wk.tensor == 2
-        done = touched[outs if self.psum_every_step else outs & (nxt_use == _NEVER)]
+        done_mask = outs if self.psum_every_step else outs & (nxt_use == _NEVER)
+        done = touched[done_mask]
         gone = [np.searchsorted(self.keys, done)]
         done_pe = np.bincount(done // self.total, minlength=n_pes)
         # Evict outside the working set until each PE fits.
@@ -380,6 +458,9 @@ class L1Residency:
             first = np.searchsorted(groups, groups, side="left")
             rank = np.arange(order.size) - first
             gone.append(order[rank < excess[groups]])
+        if self.log is not None:
+            evicted = sum(g.size for g in gone[1:])
+            self.log.append((touched, wk.tensor, hit, done_mask, evicted))
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
