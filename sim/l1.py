@@ -359,17 +359,25 @@ class L1Residency:
         live = self.next_use != _NEVER
         self.next_use[live] += times * m
 
-    def record_future(self, steps: Iterable[tuple[int, np.ndarray]]) -> None:
+    def record_future(self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]]) -> None:
         """Remember every (key, step) touch the next-use queries need: outputs always
         (a PE's last touch of an output sends it home), every tensor under ``optimal``.
+        ``blocks``: ``(step, keys, shift, m, count)``, the step's keys and their
+        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor.
         Encoded ``key * span + step`` and sorted."""
-        pairs: list[tuple[np.ndarray, int]] = []
+        pairs: list[tuple[np.ndarray, np.ndarray]] = []
         last = 0
-        for index, keys in steps:
-            pairs.append((keys, index))
-            last = index
+        for index, keys, shift, m, count in blocks:
+            reps = np.arange(count, dtype=np.int64)
+            by = shift[self._tensor(keys)] if keys.size and shift.any() else None
+            moved = keys[None, :] if by is None else keys[None, :] + reps[:, None] * by[None, :]
+            steps = index + reps * m
+            pairs.append(
+                (np.broadcast_to(moved, (count, keys.size)).ravel(), np.repeat(steps, keys.size))
+            )
+            last = max(last, int(steps[-1]))
         self._span = span = last + 2
-        codes = [keys * span + index for keys, index in pairs]
+        codes = [keys * span + steps for keys, steps in pairs]
         self._touches = np.sort(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:

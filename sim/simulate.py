@@ -26,7 +26,7 @@ from .memory import L2Memory, L2Step, OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .options import SimOptions
 from .phases import COLLECTION, DISTRIBUTION, Fabric, PhaseBuilder
-from .schedule import Step, StepStream
+from .schedule import Segment, Step, StepStream
 from .stats import Tally, build_result
 from .timing import IDEAL, Clock
 from .topology import Router, build_topology, prepare_graph
@@ -98,24 +98,40 @@ class _Run:
                 dims=self.geometry.tensor_dims,
                 memo=options.fast_forward,
             )
+            l1 = self.l1
             if options.fast_forward:
-                self.l1.classify(self._first_tiles())
-            self.l1.record_future(
-                (step.index, self.l1.future_keys(step.key, step.base, self._lazy((step, sched))))
-                for step, sched in self.stream
-            )
+                l1.classify(self._first_tiles(self.stream.segments()))
+                l1.record_future(
+                    (
+                        s.index,
+                        self.future_keys((s, sched)),
+                        l1.shift_of(seg.delta),
+                        len(seg.steps),
+                        seg.count,
+                    )
+                    for seg in self.stream.segments()
+                    for s, sched in zip(seg.steps, seg.schedules, strict=True)
+                )
+            else:
+                none = np.zeros(3, dtype=np.int64)
+                l1.record_future(
+                    (step.index, self.future_keys((step, sched)), none, 1, 1)
+                    for step, sched in self.stream
+                )
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
 
-    def _first_tiles(self) -> Iterator[StepTiles]:
-        """The tiles of each geometry key's first step, in order."""
+    def _first_tiles(self, segments: Iterator[Segment]) -> Iterator[StepTiles]:
+        """The tiles of each geometry key's first step, in order (a segment's
+        repetitions have its first repetition's keys)."""
         seen: set[object] = set()
-        for step, schedules in self.stream:
-            if step.key not in seen:
-                seen.add(step.key)
-                yield self._tiles(step, schedules)
+        for seg in segments:
+            for step, schedules in zip(seg.steps, seg.schedules, strict=True):
+                if step.key not in seen:
+                    seen.add(step.key)
+                    yield self._tiles(step, schedules)
 
     def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
         """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
