@@ -86,7 +86,8 @@ class FastPath:
             if run.l1 is None:
                 pieces = iter([(pending, self._records(pending, before, following))])
             else:
-                pieces = self._residency(pending, before, following)
+                after = (following.steps[0], following.schedules[0]) if following else None
+                pieces = self._residency(pending, before, after)
             for piece, recs in pieces:
                 self._piece(piece, recs)
             last = pending.steps[-1]
@@ -127,63 +128,84 @@ class FastPath:
         self,
         seg: Segment,
         before: tuple[Step, list[object]] | None,
-        following: Segment | None,
+        following: tuple[Step, list[object]] | None,
+        nested: bool = False,
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
-        """A segment under L1 residency, as pieces with their records. Repetitions run
-        step by step through the L1s until one starts from the previous one's L1 state
-        translated by a repetition and every later next-touch answer is translated too:
-        then every repetition up to the last but one repeats it (one piece, in bulk)."""
+        """A segment under L1 residency, as pieces with their records. A repetition runs
+        through the L1s as its inner loops' segments (:func:`_split`, recursively) or step
+        by step; then the repetitions up to the last but one go in bulk when they repeat
+        it: when it started from the previous one's L1 state translated by a repetition
+        and every later next-touch answer is translated too, or when neither it nor they
+        evict anything and they hit, miss and send outputs home as it did."""
         run = self.run
         l1 = run.l1
         assert l1 is not None
         m = len(seg.steps)
         shift = l1.shift_of(seg.delta)
         prev = before
+        if l1.log is None:
+            l1.log = []
+        log = l1.log
         b = 0
         while b < seg.count:
             items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
+            after = following
+            if b + 1 < seg.count:
+                after = (seg.step_at(b + 1, 0), seg.schedules[0])
             start = l1.snapshot()
-            l1.log = []
-            recs = []
-            for j, item in enumerate(items):
-                if j + 1 < m:
-                    nxt: tuple[Step, list[object]] | None = items[j + 1]
-                elif b + 1 < seg.count:
-                    nxt = (seg.step_at(b + 1, 0), seg.schedules[0])
-                elif following is not None:
-                    nxt = (following.steps[0], following.schedules[0])
-                else:
-                    nxt = None
-                recs.append(run.residency_record(item, prev, nxt))
-                prev = item
-            yield Segment(tuple(s for s, _ in items), seg.schedules, 1, seg.loop, seg.delta), recs
+            mark = len(log)
+            recs: list[StepRecord] = []
+            subs = _split(seg, b)
+            if subs is None:
+                for j, item in enumerate(items):
+                    nxt = items[j + 1] if j + 1 < m else after
+                    recs.append(run.residency_record(item, prev, nxt))
+                    prev = item
+                yield (
+                    Segment(tuple(s for s, _ in items), seg.schedules, 1, seg.loop, seg.delta),
+                    recs,
+                )
+            else:
+                for i, sub in enumerate(subs):
+                    nfollow = (
+                        (subs[i + 1].steps[0], subs[i + 1].schedules[0])
+                        if i + 1 < len(subs)
+                        else after
+                    )
+                    for piece, precs in self._residency(sub, prev, nfollow, nested=True):
+                        yield piece, precs
+                        recs.extend(precs * piece.count)
+                    prev = (sub.step_at(sub.count - 1, len(sub.steps) - 1), sub.schedules[-1])
             b += 1
+            rep_log = log[mark:]
             times = seg.count - 1 - b
-            if times <= 0:
-                continue
-            if not l1.repeats(start, shift, m):
-                applied = 0
-                while applied < times:
-                    n = l1.bulk_calm(shift, m, items[0][0].index, applied, times - applied)
-                    if not n:
-                        break
-                    applied += n
-                l1.log = None
-                if applied:
-                    steps = tuple(seg.step_at(b, j) for j in range(m))
-                    yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
-                    b += applied
-                    prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
-                continue
+            applied = 0
+            if times > 0:
+                if l1.repeats(start, shift, m) and l1.future_repeats(
+                    [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
+                ):
+                    l1.advance(shift, m, times)
+                    applied = times
+                else:
+                    while applied < times:
+                        n = l1.bulk_calm(
+                            rep_log, shift, m, items[0][0].index, applied, times - applied
+                        )
+                        if not n:
+                            break
+                        applied += n
+            if applied:
+                steps = tuple(seg.step_at(b, j) for j in range(m))
+                yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
+                b += applied
+                prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
+            if not nested:
+                del log[mark:]
+            elif applied and len(rep_log) == m:
+                for k in range(1, applied + 1):
+                    log.extend((keys + k * shift[t], t, h, d, e) for keys, t, h, d, e in rep_log)
+        if not nested:
             l1.log = None
-            touches = [(s.index, run.future_keys((s, sch))) for s, sch in items]
-            if not l1.future_repeats(touches, shift, m, times):
-                continue
-            steps = tuple(seg.step_at(b, j) for j in range(m))
-            yield Segment(steps, seg.schedules, times, seg.loop, seg.delta), recs
-            l1.advance(shift, m, times)
-            b += times
-            prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -263,3 +285,68 @@ class FastPath:
             clock.ref += times * shift
             if k == 0:
                 self.run.tally.add_repeats(steps, times, shift)
+
+
+def _split(seg: Segment, b: int) -> list[Segment] | None:
+    """Repetition ``b`` of ``seg`` as segments of the outermost top-level loop inside it
+    whose position changes: its first and last positions one each, the middle ones one
+    segment when they repeat the first middle one translated (keys, schedules, a constant
+    move per position), else one each. ``None`` when no top-level loop moves inside."""
+    steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
+    scheds = list(seg.schedules)
+    loop = next(
+        (
+            i
+            for i in range(len(steps[0].positions))
+            if steps[0].positions[i] != steps[-1].positions[i]
+        ),
+        None,
+    )
+    if loop is None:
+        return None
+    cuts = [0] + [
+        j for j in range(1, len(steps)) if steps[j].positions[loop] != steps[j - 1].positions[loop]
+    ]
+    cuts.append(len(steps))
+    groups = [(cuts[g], cuts[g + 1]) for g in range(len(cuts) - 1)]
+
+    def single(lo: int, hi: int) -> Segment:
+        return Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), 1, loop, {})
+
+    middle = groups[1:-1]
+    uniform = len(middle) >= 2 and _uniform(steps, scheds, middle, loop)
+    if not uniform:
+        return [single(lo, hi) for lo, hi in groups]
+    lo, hi = middle[0]
+    delta = _moved(steps[lo].base, steps[middle[1][0]].base)
+    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), len(middle), loop, delta)
+    return [single(*groups[0]), mid, single(*groups[-1])]
+
+
+def _moved(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """``b - a`` per dimension (absent: 0), zero moves left out."""
+    out = {d: b.get(d, 0) - a.get(d, 0) for d in set(a) | set(b)}
+    return {d: v for d, v in sorted(out.items()) if v}
+
+
+def _uniform(
+    steps: list[Step], scheds: list[list[object]], groups: list[tuple[int, int]], loop: int
+) -> bool:
+    """Whether every group repeats the first with the same keys and schedules, moved by a
+    constant per group, one position further each."""
+    lo0, hi0 = groups[0]
+    size = hi0 - lo0
+    delta = _moved(steps[lo0].base, steps[groups[1][0]].base)
+    for g, (lo, hi) in enumerate(groups):
+        if hi - lo != size:
+            return False
+        for j in range(size):
+            a, s = steps[lo0 + j], steps[lo + j]
+            moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
+            if s.key != a.key or s.inner != a.inner or s.positions != moved:
+                return False
+            if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
+                return False
+            if _moved(a.base, s.base) != {d: g * v for d, v in delta.items() if g * v}:
+                return False
+    return True

@@ -276,16 +276,23 @@ class L1Residency:
                 return False
         return True
 
-    def bulk_calm(self, shift: np.ndarray, m: int, first: int, skip: int, times: int) -> int:
-        """Repeat the logged repetition (``self.log``: its ``m`` steps, the first at
+    def bulk_calm(
+        self,
+        log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]],
+        shift: np.ndarray,
+        m: int,
+        first: int,
+        skip: int,
+        times: int,
+    ) -> int:
+        """Repeat the logged repetition (``log``: its ``m`` steps, the first at
         ``first``) up to ``times`` more times after the ``skip`` already applied, translated
         by ``shift`` each, if nothing
         is evicted in it nor in them and every touch hits or misses and every output
         leaves as in it: the state then follows from first and last touches alone (no
         eviction: an element is held iff held now or touched since). Returns how many
         repetitions it applied (0: none; the state is unchanged)."""
-        log = self.log
-        if log is None or len(log) != m or any(e for *_, e in log) or times <= 0:
+        if len(log) != m or any(e for *_, e in log) or times <= 0:
             return 0
         per = sum(k.size for k, *_ in log)
         times = min(times, max(1, 4_000_000 // max(1, per)))
