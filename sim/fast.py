@@ -88,7 +88,7 @@ class FastPath:
             else:
                 after = (following.steps[0], following.schedules[0]) if following else None
                 pieces = self._residency(pending, before, after)
-            for piece, recs in pieces:
+            for piece, recs in _merged(pieces):
                 self._piece(piece, recs)
             last = pending.steps[-1]
             before = (
@@ -350,3 +350,25 @@ def _uniform(
             if _moved(a.base, s.base) != {d: g * v for d, v in delta.items() if g * v}:
                 return False
     return True
+
+
+def _merged(
+    pieces: Iterator[tuple[Segment, list[StepRecord]]],
+) -> Iterator[tuple[Segment, list[StepRecord]]]:
+    """``pieces`` with consecutive single repetitions joined into one (fewer, longer L2
+    and timing passes; the steps and records are the same)."""
+    steps: list[Step] = []
+    scheds: list[list[object]] = []
+    recs: list[StepRecord] = []
+    for piece, precs in pieces:
+        if piece.count == 1:
+            steps.extend(piece.steps)
+            scheds.extend(piece.schedules)
+            recs.extend(precs)
+            continue
+        if steps:
+            yield Segment(tuple(steps), tuple(scheds), 1, 0, {}), recs
+            steps, scheds, recs = [], [], []
+        yield piece, precs
+    if steps:
+        yield Segment(tuple(steps), tuple(scheds), 1, 0, {}), recs
