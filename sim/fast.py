@@ -187,13 +187,14 @@ class FastPath:
                     l1.advance(shift, m, times)
                     applied = times
                 else:
+                    chunk = 1
                     while applied < times:
-                        n = l1.bulk_calm(
-                            rep_log, shift, m, items[0][0].index, applied, times - applied
-                        )
+                        ask = min(chunk, times - applied)
+                        n = l1.bulk_calm(rep_log, shift, m, items[0][0].index, applied, ask)
                         if not n:
                             break
                         applied += n
+                        chunk *= 2
             if applied:
                 steps = tuple(seg.step_at(b, j) for j in range(m))
                 yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs

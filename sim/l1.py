@@ -312,27 +312,32 @@ class L1Residency:
         held = np.zeros(keys.size, dtype=bool)
         ok = at < self.keys.size
         held[ok] = self.keys[at[ok]] == keys[ok]
-        _, first_at = np.unique(keys, return_index=True)
+        # Touches grouped by key in step order: a group's first is the key's first touch.
+        by_key = np.argsort(keys, kind="stable")
+        sorted_keys = keys[by_key]
+        head = np.ones(keys.size, dtype=bool)
+        head[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        tail = np.ones(keys.size, dtype=bool)
+        tail[:-1] = head[1:]
         earlier = np.ones(keys.size, dtype=bool)
-        earlier[first_at] = False
+        earlier[by_key[head]] = False
         hit = held | earlier
+        if self.psum_every_step:
+            hit &= ~outs
+        if not np.array_equal(hit, np.tile(ref_hit, times)):
+            return 0
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
         nxt[asked] = self._next_many(keys[asked], index[asked])
-        if self.psum_every_step:
-            hit &= ~outs
-            done = outs
-        else:
-            done = outs & (nxt == _NEVER)
-        if not (
-            np.array_equal(hit, np.tile(ref_hit, times))
-            and np.array_equal(done, np.tile(ref_done, times))
-        ):
+        done = outs if self.psum_every_step else outs & (nxt == _NEVER)
+        if not np.array_equal(done, np.tile(ref_done, times)):
             return 0
         # Occupancy after each step (inserts minus leaving outputs) never above capacity.
         pe = keys // self.total
         delta = (~hit).astype(np.int64) - done
-        order = np.argsort(pe, kind="stable")
+        order = np.argsort(pe, kind="stable") if pe.size and pe.min() != pe.max() else None
+        if order is None:
+            order = np.arange(pe.size)
         pe_o, idx_o = pe[order], index[order]
         run = np.cumsum(delta[order])
         starts = np.searchsorted(pe_o, pe_o, side="left")
@@ -343,14 +348,15 @@ class L1Residency:
         if occ.size and int(occ[ends].max()) > self.capacity:
             return 0
         # The state after them: last touches' stamps and next touches, minus what left.
-        _, last_rev = np.unique(keys[::-1], return_index=True)
-        last = keys.size - 1 - last_rev
+        last = by_key[tail]
         new_keys = keys[last]
         keep_new = ~done[last]
         new_keys = new_keys[keep_new]
         new_stamp = index[last][keep_new]
         new_next = nxt[last][keep_new]
-        old = ~np.isin(self.keys, keys)
+        uniq = sorted_keys[head]
+        at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
+        old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
         all_keys = np.concatenate([self.keys[old], new_keys])
         sort = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[sort]

@@ -85,6 +85,7 @@ class _Run:
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
         self.l1: L1Residency | None = None
+        self.segments: list[Segment] | None = None
         policy = options.policy
         if policy.l1_keeps_reusable_data:
             if options.l1_eviction not in EVICTIONS:
@@ -100,18 +101,9 @@ class _Run:
             )
             l1 = self.l1
             if options.fast_forward:
-                l1.classify(self._first_tiles(self.stream.segments()))
-                l1.record_future(
-                    (
-                        s.index,
-                        self.future_keys((s, sched)),
-                        l1.shift_of(seg.delta),
-                        len(seg.steps),
-                        seg.count,
-                    )
-                    for seg in self.stream.segments()
-                    for s, sched in zip(seg.steps, seg.schedules, strict=True)
-                )
+                self.segments = list(self.stream.segments())
+                l1.classify(self._first_tiles(self.segments))
+                l1.record_future(self._future_blocks(self.segments))
             else:
                 none = np.zeros(3, dtype=np.int64)
                 l1.record_future(
@@ -123,7 +115,18 @@ class _Run:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
 
-    def _first_tiles(self, segments: Iterator[Segment]) -> Iterator[StepTiles]:
+    def _future_blocks(
+        self, segments: list[Segment]
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, int, int]]:
+        """Per step of each segment's first repetition: its next-use keys and how they
+        repeat (:meth:`L1Residency.record_future`)."""
+        assert self.l1 is not None
+        for seg in segments:
+            shift = self.l1.shift_of(seg.delta)
+            for s, sched in zip(seg.steps, seg.schedules, strict=True):
+                yield s.index, self.future_keys((s, sched)), shift, len(seg.steps), seg.count
+
+    def _first_tiles(self, segments: list[Segment]) -> Iterator[StepTiles]:
         """The tiles of each geometry key's first step, in order (a segment's
         repetitions have its first repetition's keys)."""
         seen: set[object] = set()
@@ -259,6 +262,8 @@ def simulate(
     if options.fast_forward:
         fast = FastPath(run, timing, n_pes, round_robin=round_robin)
         stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
+        if run.functional is None and run.segments is not None:
+            stream = iter(run.segments)
         runtime = fast.execute(stream, progress)
         references = fast.references()
     else:
