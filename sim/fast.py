@@ -188,9 +188,10 @@ class FastPath:
                     applied = times
                 else:
                     chunk = 1
-                    while applied < times:
+                    logged = l1.logged(rep_log, m)
+                    while logged is not None and applied < times:
                         ask = min(chunk, times - applied)
-                        n = l1.bulk_calm(rep_log, shift, m, items[0][0].index, applied, ask)
+                        n = l1.bulk_calm(logged, shift, m, items[0][0].index, applied, ask)
                         if not n:
                             break
                         applied += n

@@ -276,33 +276,40 @@ class L1Residency:
                 return False
         return True
 
+    def logged(
+        self, log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]], m: int
+    ) -> tuple[np.ndarray, ...] | None:
+        """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
+        leaving, step within the repetition; ``None`` if incomplete or it evicted."""
+        if len(log) != m or any(e for *_, e in log):
+            return None
+        return (
+            np.concatenate([k for k, *_ in log]),
+            np.concatenate([t for _, t, *_ in log]),
+            np.concatenate([h for _, _, h, _, _ in log]),
+            np.concatenate([d for *_, d, _ in log]),
+            np.concatenate([np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]),
+        )
+
     def bulk_calm(
         self,
-        log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]],
+        rep: tuple[np.ndarray, ...],
         shift: np.ndarray,
         m: int,
         first: int,
         skip: int,
         times: int,
     ) -> int:
-        """Repeat the logged repetition (``log``: its ``m`` steps, the first at
-        ``first``) up to ``times`` more times after the ``skip`` already applied, translated
-        by ``shift`` each, if nothing
-        is evicted in it nor in them and every touch hits or misses and every output
-        leaves as in it: the state then follows from first and last touches alone (no
-        eviction: an element is held iff held now or touched since). Returns how many
-        repetitions it applied (0: none; the state is unchanged)."""
-        if len(log) != m or any(e for *_, e in log) or times <= 0:
+        """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
+        first at ``first``) up to ``times`` more times after the ``skip`` already applied,
+        translated by ``shift`` each, if nothing is evicted in them and every touch hits
+        or misses and every output leaves as in it: the state then follows from first
+        and last touches alone (no eviction: an element is held iff held now or touched
+        since). Returns how many repetitions it applied (0: none; state unchanged)."""
+        step_keys, tensor, ref_hit, ref_done, local = rep
+        if times <= 0:
             return 0
-        per = sum(k.size for k, *_ in log)
-        times = min(times, max(1, 4_000_000 // max(1, per)))
-        step_keys = np.concatenate([k for k, *_ in log])
-        tensor = np.concatenate([t for _, t, *_ in log])
-        ref_hit = np.concatenate([h for _, _, h, _, _ in log])
-        ref_done = np.concatenate([d for *_, d, _ in log])
-        local = np.concatenate(
-            [np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]
-        )
+        times = min(times, max(1, 4_000_000 // max(1, step_keys.size)))
         reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
