@@ -146,16 +146,17 @@ class FastPath:
         if l1.log is None:
             l1.log = []
         log = l1.log
+        layout = _layout(seg)
         b = 0
         while b < seg.count:
             items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
             after = following
             if b + 1 < seg.count:
                 after = (seg.step_at(b + 1, 0), seg.schedules[0])
-            start = l1.snapshot()
+            start = l1.snapshot() if seg.count - 2 - b > 0 else None
             mark = len(log)
             recs: list[StepRecord] = []
-            subs = _split(seg, b)
+            subs = _split(seg, b, layout)
             if subs is None:
                 for j, item in enumerate(items):
                     nxt = items[j + 1] if j + 1 < m else after
@@ -181,6 +182,7 @@ class FastPath:
             times = seg.count - 1 - b
             applied = 0
             if times > 0:
+                assert start is not None
                 if l1.repeats(start, shift, m) and l1.future_repeats(
                     [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
                 ):
@@ -289,12 +291,16 @@ class FastPath:
                 self.run.tally.add_repeats(steps, times, shift)
 
 
-def _split(seg: Segment, b: int) -> list[Segment] | None:
-    """Repetition ``b`` of ``seg`` as segments of the outermost top-level loop inside it
-    whose position changes: its first and last positions one each, the middle ones one
-    segment when they repeat the first middle one translated (keys, schedules, a constant
-    move per position), else one each. ``None`` when no top-level loop moves inside."""
-    steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
+_Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None]
+
+
+def _layout(seg: Segment) -> _Layout | None:
+    """How a repetition of ``seg`` splits (the same for every repetition: they differ by
+    a translation): the outermost top-level loop whose position changes inside it, its
+    positions' step ranges, and the middle positions' move per position when they repeat
+    the first middle one translated (keys, schedules, a constant move), else ``None``.
+    ``None`` when no top-level loop moves inside."""
+    steps = list(seg.steps)
     scheds = list(seg.schedules)
     loop = next(
         (
@@ -311,17 +317,30 @@ def _split(seg: Segment, b: int) -> list[Segment] | None:
     ]
     cuts.append(len(steps))
     groups = [(cuts[g], cuts[g + 1]) for g in range(len(cuts) - 1)]
+    middle = groups[1:-1]
+    delta = None
+    if len(middle) >= 2 and _uniform(steps, scheds, middle, loop):
+        delta = _moved(steps[middle[0][0]].base, steps[middle[1][0]].base)
+    return loop, groups, delta
+
+
+def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None:
+    """Repetition ``b`` of ``seg`` as segments of its ``layout``'s loop: its first and
+    last positions one each, the middle ones one segment when they repeat, else one
+    each."""
+    if layout is None:
+        return None
+    loop, groups, delta = layout
+    steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
+    scheds = seg.schedules
 
     def single(lo: int, hi: int) -> Segment:
         return Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), 1, loop, {})
 
-    middle = groups[1:-1]
-    uniform = len(middle) >= 2 and _uniform(steps, scheds, middle, loop)
-    if not uniform:
+    if delta is None:
         return [single(lo, hi) for lo, hi in groups]
-    lo, hi = middle[0]
-    delta = _moved(steps[lo].base, steps[middle[1][0]].base)
-    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), len(middle), loop, delta)
+    lo, hi = groups[1]
+    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), len(groups) - 2, loop, delta)
     return [single(*groups[0]), mid, single(*groups[-1])]
 
 
