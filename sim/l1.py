@@ -47,17 +47,20 @@ class StepL1:
 
 class _Keys:
     """Keys of one step's working sets: sorted (with each key's tensor), and per (tensor,
-    tile shape) group the PEs and their keys (one row per PE, in tile order)."""
+    tile shape) group the PEs and their keys (one row per PE, in tile order); ``rank``:
+    where each group key (groups' rows concatenated) sits among the sorted keys."""
 
     def __init__(
         self,
         keys: np.ndarray,
         tensor: np.ndarray,
         groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]],
+        rank: np.ndarray,
     ) -> None:
         self.keys = keys
         self.tensor = tensor
         self.groups = groups
+        self.rank = rank
 
     def shifted(self, by: np.ndarray) -> _Keys:
         """The same working sets translated by ``by[t]`` flat elements in tensor ``t``
@@ -65,7 +68,7 @@ class _Keys:
         if not by.any():
             return self
         groups = [(t, ps, shape, rows + by[t]) for t, ps, shape, rows in self.groups]
-        return _Keys(self.keys + by[self.tensor], self.tensor, groups)
+        return _Keys(self.keys + by[self.tensor], self.tensor, groups, self.rank)
 
 
 class L1Residency:
@@ -189,11 +192,14 @@ class L1Residency:
                 tile = tuple(int(v) for v in shape)
                 groups.append((t, ps, tile, base[:, None] + self._grid(t, tile)[None, :]))
         if not groups:
-            return _Keys(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), groups)
+            empty = np.zeros(0, dtype=np.int64)
+            return _Keys(empty, empty, groups, empty)
         flat = np.concatenate([g[3].ravel() for g in groups])
         tensor = np.concatenate([np.full(g[3].size, g[0], dtype=np.int64) for g in groups])
         order = np.argsort(flat, kind="stable")
-        return _Keys(flat[order], tensor[order], groups)
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        return _Keys(flat[order], tensor[order], groups, rank)
 
     def keys_of(self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]) -> _Keys:
         """Working keys of a step with geometry ``key`` and translation ``base``: with
@@ -434,14 +440,12 @@ class L1Residency:
             [None] * n_pes,
         )
         sig: list[bytes] = []
+        offset = 0
         for t, ps, shape, rows in wk.groups:
+            offset += rows.size
             if t == 2:
                 continue
-            at = np.searchsorted(self.keys, rows)
-            held = np.zeros(rows.shape, dtype=bool)
-            ok = at < self.keys.size
-            held[ok] = self.keys[at[ok]] == rows[ok]
-            lacking = ~held
+            lacking = ~hit[wk.rank[offset - rows.size : offset]].reshape(rows.shape)
             for i in np.flatnonzero(lacking.any(axis=1)).tolist():
                 p = int(ps[i])
                 missing[t][p] = lacking[i].reshape(shape)
