@@ -315,7 +315,7 @@ class L1Residency:
         step_keys, tensor, ref_hit, ref_done, local = rep
         if times <= 0:
             return 0
-        times = min(times, max(1, 4_000_000 // max(1, step_keys.size)))
+        times = min(times, max(1, 1_000_000 // max(1, step_keys.size)))
         reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
@@ -385,26 +385,23 @@ class L1Residency:
         live = self.next_use != _NEVER
         self.next_use[live] += times * m
 
-    def record_future(self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]]) -> None:
+    def record_future(
+        self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
+    ) -> None:
         """Remember every (key, step) touch the next-use queries need: outputs always
         (a PE's last touch of an output sends it home), every tensor under ``optimal``.
         ``blocks``: ``(step, keys, shift, m, count)``, the step's keys and their
-        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor.
-        Encoded ``key * span + step`` and sorted."""
-        pairs: list[tuple[np.ndarray, np.ndarray]] = []
-        last = 0
+        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor;
+        ``steps``: the layer's. Encoded ``key * span + step`` and sorted."""
+        self._span = span = steps + 1
+        codes: list[np.ndarray] = []
         for index, keys, shift, m, count in blocks:
-            reps = np.arange(count, dtype=np.int64)
-            by = shift[self._tensor(keys)] if keys.size and shift.any() else None
-            moved = keys[None, :] if by is None else keys[None, :] + reps[:, None] * by[None, :]
-            steps = index + reps * m
-            pairs.append(
-                (np.broadcast_to(moved, (count, keys.size)).ravel(), np.repeat(steps, keys.size))
-            )
-            last = max(last, int(steps[-1]))
-        self._span = span = last + 2
-        codes = [keys * span + steps for keys, steps in pairs]
-        self._touches = np.sort(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+            reps = np.arange(count, dtype=np.int64)[:, None]
+            by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
+            codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+        self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+        codes.clear()
+        self._touches.sort()
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""

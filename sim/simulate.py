@@ -103,13 +103,15 @@ class _Run:
             if options.fast_forward:
                 self.segments = list(self.stream.segments())
                 l1.classify(self._first_tiles(self.segments))
-                l1.record_future(self._future_blocks(self.segments))
+                steps = sum(len(seg.steps) * seg.count for seg in self.segments)
+                l1.record_future(self._future_blocks(self.segments), steps)
             else:
                 none = np.zeros(3, dtype=np.int64)
-                l1.record_future(
+                blocks = [
                     (step.index, self.future_keys((step, sched)), none, 1, 1)
                     for step, sched in self.stream
-                )
+                ]
+                l1.record_future(blocks, blocks[-1][0] + 1 if blocks else 0)
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
