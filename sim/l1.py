@@ -481,8 +481,15 @@ class L1Residency:
             )
             cand = cand[self.stamp[cand] != index]
             prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
-            cand_pe = self.keys[cand] // self.total
-            order = cand[np.lexsort((self.keys[cand], prio, cand_pe))]
+            cand_keys = self.keys[cand]
+            cand_pe = cand_keys // self.total
+            span = (index + 1) * self.total
+            if self.eviction == "lru" and self.n_pes * span < 2**62:
+                # (PE, last touch, key) as one integer: one sort instead of three.
+                code = cand_pe * span + prio * self.total + (cand_keys - cand_pe * self.total)
+                order = cand[np.argsort(code)]
+            else:
+                order = cand[np.lexsort((cand_keys, prio, cand_pe))]
             groups = self.keys[order] // self.total
             first = np.searchsorted(groups, groups, side="left")
             rank = np.arange(order.size) - first
