@@ -484,16 +484,23 @@ class L1Residency:
             cand_keys = self.keys[cand]
             cand_pe = cand_keys // self.total
             span = (index + 1) * self.total
-            if self.eviction == "lru" and self.n_pes * span < 2**62:
-                # (PE, last touch, key) as one integer: one sort instead of three.
-                code = cand_pe * span + prio * self.total + (cand_keys - cand_pe * self.total)
-                order = cand[np.argsort(code)]
+            if self.eviction == "lru" and span < 2**62:
+                # Per PE (candidates come grouped by PE), its `excess` least (last touch,
+                # key), packed into one unique integer: a partition, not a sort.
+                code = prio * self.total + (cand_keys - cand_pe * self.total)
+                cuts = np.flatnonzero(np.diff(cand_pe)) + 1
+                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
+                    k = int(excess[cand_pe[lo]]) if hi > lo else 0
+                    if k >= hi - lo:
+                        gone.append(cand[lo:hi])
+                    elif k > 0:
+                        gone.append(cand[lo + np.argpartition(code[lo:hi], k - 1)[:k]])
             else:
                 order = cand[np.lexsort((cand_keys, prio, cand_pe))]
-            groups = self.keys[order] // self.total
-            first = np.searchsorted(groups, groups, side="left")
-            rank = np.arange(order.size) - first
-            gone.append(order[rank < excess[groups]])
+                groups = self.keys[order] // self.total
+                first = np.searchsorted(groups, groups, side="left")
+                rank = np.arange(order.size) - first
+                gone.append(order[rank < excess[groups]])
         if self.log is not None:
             evicted = sum(g.size for g in gone[1:])
             self.log.append((touched, wk.tensor, hit, done_mask, evicted))
