@@ -99,25 +99,18 @@ class FastPath:
         reported = 0
         while pending is not None:
             following = next(segments, None)
-            recs = self._records(pending, before, following)
-            m = len(recs)
-            if run.functional is not None:
-                for step, schedules, rec in zip(
-                    pending.steps, pending.schedules, recs, strict=True
-                ):
-                    run.functional.step(run._tiles(step, schedules), rec)
-            l2 = run.l2.segment(
-                pending.steps[0].index,
-                [rec.footprints for rec in recs],
-                [step.base for step in pending.steps],
-                pending.delta,
-                pending.count,
-                run.geometry.tensor_dims,
-            )
-            run.tally.add_segment(recs, pending.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-            self._time(recs, self.timing.transfers(l2.traffic()), pending.count)
+            if run.l1 is None:
+                pieces = iter([(pending, self._records(pending, before, following))])
+            else:
+                after = (following.steps[0], following.schedules[0]) if following else None
+                pieces = self._residency(pending, before, after)
+            for piece, recs in _merged(pieces):
+                self._piece(piece, recs)
             last = pending.steps[-1]
-            before = (pending.step_at(pending.count - 1, m - 1), pending.schedules[-1])
+            before = (
+                pending.step_at(pending.count - 1, len(pending.steps) - 1),
+                pending.schedules[-1],
+            )
             if progress is not None:
                 tops = last.top - pending.steps[0].top + 1
                 done = pending.steps[0].top + tops * pending.count
@@ -129,6 +122,110 @@ class FastPath:
         run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
         run.tally.take_outcomes(self.oracle.outcomes)
         return self.clocks[0].end
+
+    def _piece(self, piece: Segment, recs: list[StepRecord]) -> None:
+        """Count and time a segment whose repetitions all have the records ``recs``."""
+        run = self.run
+        if run.functional is not None:
+            for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
+                run.functional.step(run._tiles(step, schedules), rec)
+        l2 = run.l2.segment(
+            piece.steps[0].index,
+            [rec.footprints for rec in recs],
+            [step.base for step in piece.steps],
+            piece.delta,
+            piece.count,
+            run.geometry.tensor_dims,
+        )
+        run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
+        self._time(recs, self.timing.transfers(l2.traffic()), piece.count)
+
+    def _residency(
+        self,
+        seg: Segment,
+        before: tuple[Step, list[object]] | None,
+        following: tuple[Step, list[object]] | None,
+        nested: bool = False,
+    ) -> Iterator[tuple[Segment, list[StepRecord]]]:
+        """A segment under L1 residency, as pieces with their records. A repetition runs
+        through the L1s as its inner loops' segments (:func:`_split`, recursively) or step
+        by step; then the repetitions up to the last but one go in bulk when they repeat
+        it: when it started from the previous one's L1 state translated by a repetition
+        and every later next-touch answer is translated too, or when neither it nor they
+        evict anything and they hit, miss and send outputs home as it did."""
+        run = self.run
+        l1 = run.l1
+        assert l1 is not None
+        m = len(seg.steps)
+        shift = l1.shift_of(seg.delta)
+        prev = before
+        if l1.log is None:
+            l1.log = []
+        log = l1.log
+        layout = _layout(seg)
+        b = 0
+        while b < seg.count:
+            items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
+            after = following
+            if b + 1 < seg.count:
+                after = (seg.step_at(b + 1, 0), seg.schedules[0])
+            start = l1.snapshot() if seg.count - 2 - b > 0 else None
+            mark = len(log)
+            recs: list[StepRecord] = []
+            subs = _split(seg, b, layout)
+            if subs is None:
+                for j, item in enumerate(items):
+                    nxt = items[j + 1] if j + 1 < m else after
+                    recs.append(run.residency_record(item, prev, nxt))
+                    prev = item
+                yield (
+                    Segment(tuple(s for s, _ in items), seg.schedules, 1, seg.loop, seg.delta),
+                    recs,
+                )
+            else:
+                for i, sub in enumerate(subs):
+                    nfollow = (
+                        (subs[i + 1].steps[0], subs[i + 1].schedules[0])
+                        if i + 1 < len(subs)
+                        else after
+                    )
+                    for piece, precs in self._residency(sub, prev, nfollow, nested=True):
+                        yield piece, precs
+                        recs.extend(precs * piece.count)
+                    prev = (sub.step_at(sub.count - 1, len(sub.steps) - 1), sub.schedules[-1])
+            b += 1
+            rep_log = log[mark:]
+            times = seg.count - 1 - b
+            applied = 0
+            if times > 0:
+                assert start is not None
+                if l1.repeats(start, shift, m) and l1.future_repeats(
+                    [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
+                ):
+                    l1.advance(shift, m, times)
+                    applied = times
+                else:
+                    chunk = 1
+                    logged = l1.logged(rep_log, m)
+                    while logged is not None and applied < times:
+                        ask = min(chunk, times - applied)
+                        n = l1.bulk_calm(logged, shift, m, items[0][0].index, applied, ask)
+                        if not n:
+                            break
+                        applied += n
+                        chunk *= 2
+            if applied:
+                steps = tuple(seg.step_at(b, j) for j in range(m))
+                yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
+                b += applied
+                prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
+            if not nested:
+                del log[mark:]
+            elif applied and len(rep_log) == m:
+                for k in range(1, applied + 1):
+                    log.extend((keys + k * shift[t], t, h, d, e) for keys, t, h, d, e in rep_log)
+        if not nested:
+            l1.log = None
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -241,3 +338,107 @@ class FastPath:
             clock.ref += times * shift
             if k == 0:
                 self.run.tally.add_repeats(steps, times, shift)
+
+
+_Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None]
+
+
+def _layout(seg: Segment) -> _Layout | None:
+    """How a repetition of ``seg`` splits (the same for every repetition: they differ by
+    a translation): the outermost top-level loop whose position changes inside it, its
+    positions' step ranges, and the middle positions' move per position when they repeat
+    the first middle one translated (keys, schedules, a constant move), else ``None``.
+    ``None`` when no top-level loop moves inside."""
+    steps = list(seg.steps)
+    scheds = list(seg.schedules)
+    loop = next(
+        (
+            i
+            for i in range(len(steps[0].positions))
+            if steps[0].positions[i] != steps[-1].positions[i]
+        ),
+        None,
+    )
+    if loop is None:
+        return None
+    cuts = [0] + [
+        j for j in range(1, len(steps)) if steps[j].positions[loop] != steps[j - 1].positions[loop]
+    ]
+    cuts.append(len(steps))
+    groups = [(cuts[g], cuts[g + 1]) for g in range(len(cuts) - 1)]
+    middle = groups[1:-1]
+    delta = None
+    if len(middle) >= 2 and _uniform(steps, scheds, middle, loop):
+        delta = _moved(steps[middle[0][0]].base, steps[middle[1][0]].base)
+    return loop, groups, delta
+
+
+def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None:
+    """Repetition ``b`` of ``seg`` as segments of its ``layout``'s loop: its first and
+    last positions one each, the middle ones one segment when they repeat, else one
+    each."""
+    if layout is None:
+        return None
+    loop, groups, delta = layout
+    steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
+    scheds = seg.schedules
+
+    def single(lo: int, hi: int) -> Segment:
+        return Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), 1, loop, {})
+
+    if delta is None:
+        return [single(lo, hi) for lo, hi in groups]
+    lo, hi = groups[1]
+    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), len(groups) - 2, loop, delta)
+    return [single(*groups[0]), mid, single(*groups[-1])]
+
+
+def _moved(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """``b - a`` per dimension (absent: 0), zero moves left out."""
+    out = {d: b.get(d, 0) - a.get(d, 0) for d in set(a) | set(b)}
+    return {d: v for d, v in sorted(out.items()) if v}
+
+
+def _uniform(
+    steps: list[Step], scheds: list[list[object]], groups: list[tuple[int, int]], loop: int
+) -> bool:
+    """Whether every group repeats the first with the same keys and schedules, moved by a
+    constant per group, one position further each."""
+    lo0, hi0 = groups[0]
+    size = hi0 - lo0
+    delta = _moved(steps[lo0].base, steps[groups[1][0]].base)
+    for g, (lo, hi) in enumerate(groups):
+        if hi - lo != size:
+            return False
+        for j in range(size):
+            a, s = steps[lo0 + j], steps[lo + j]
+            moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
+            if s.key != a.key or s.inner != a.inner or s.positions != moved:
+                return False
+            if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
+                return False
+            if _moved(a.base, s.base) != {d: g * v for d, v in delta.items() if g * v}:
+                return False
+    return True
+
+
+def _merged(
+    pieces: Iterator[tuple[Segment, list[StepRecord]]],
+) -> Iterator[tuple[Segment, list[StepRecord]]]:
+    """``pieces`` with consecutive single repetitions joined into one (fewer, longer L2
+    and timing passes; the steps and records are the same)."""
+    steps: list[Step] = []
+    scheds: list[list[object]] = []
+    recs: list[StepRecord] = []
+    for piece, precs in pieces:
+        if piece.count == 1:
+            steps.extend(piece.steps)
+            scheds.extend(piece.schedules)
+            recs.extend(precs)
+            continue
+        if steps:
+            yield Segment(tuple(steps), tuple(scheds), 1, 0, {}), recs
+            steps, scheds, recs = [], [], []
+        yield piece, precs
+    if steps:
+        yield Segment(tuple(steps), tuple(scheds), 1, 0, {}), recs

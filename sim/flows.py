@@ -81,18 +81,22 @@ def demand(
     held: tuple[np.ndarray, np.ndarray] | None,
     neighbours: Callable[[int], tuple[int, ...]] | None,
     multicast: bool,
+    missing: Sequence[np.ndarray | None] | None = None,
 ) -> Demand:
     """Traffic of one tensor whose tiles are ``[lo, hi)`` (shape ``(dims, PEs)``) to the
     PEs in ``receivers``. Each PE lacks its tile minus what it ``held`` (its previous
     tile); with ``neighbours``, what a neighbour held comes from the first neighbour (in
-    the router's order) that held it, the rest from L2."""
+    the router's order) that held it, the rest from L2. With ``missing`` (per PE, a mask
+    over its tile), a PE lacks exactly those elements instead (its L1 residency)."""
     regions: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
     forwards: list[tuple[int, int, int]] = []
     unicast_reads = 0
     for p in np.flatnonzero(receivers).tolist():
         plo, phi = lo[:, p], hi[:, p]
-        mask = np.ones(tuple(int(v) for v in phi - plo), dtype=bool)
-        if held is not None:
+        shape = tuple(int(v) for v in phi - plo)
+        own = missing[p] if missing is not None else None
+        mask = own.copy() if own is not None else np.full(shape, missing is None, dtype=bool)
+        if held is not None and missing is None:
             box = _cut(mask, plo, held[0][:, p], held[1][:, p])
             if box:
                 mask[box] = False

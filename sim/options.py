@@ -75,7 +75,10 @@ class SimOptions:
 
     ``fast_forward`` memoises step records and step-to-step timing transitions (exact;
     see docs/simulator.md); ``False`` runs every step through the SimPy processes.
-    ``utilization_bins`` is the length of the utilisation time series. ``noc_graph``
+    ``l1_eviction`` chooses which element a full L1 evicts under element residency:
+    ``"lru"`` (least recently used) or ``"optimal"`` (furthest next use, Belady: the
+    upper bound on reuse). ``utilization_bins`` is the length of the utilisation time
+    series. ``noc_graph``
     replaces the topology named by the hardware with a user's ``nx.DiGraph`` (nodes
     ``"L2"`` and ``("pe", i)``; see :mod:`sim.topology`).
     """
@@ -83,6 +86,7 @@ class SimOptions:
     policy: Policy = field(default=REALISTIC)
     fast_forward: bool = True
     energy_table: str = "maestro"
+    l1_eviction: str = "lru"
     utilization_bins: int = 50
     per_pe_detail: bool = True
     noc_graph: nx.DiGraph | None = field(default=None, compare=False)

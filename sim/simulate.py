@@ -19,13 +19,14 @@ from .coverage import coverage
 from .fast import FastPath
 from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
+from .l1 import EVICTIONS, L1Residency
 from .loopnest import LoopNest
 from .machine import Machine
 from .memory import L2Memory, L2Step, OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .options import SimOptions
 from .phases import COLLECTION, DISTRIBUTION, Fabric, PhaseBuilder
-from .schedule import Step, StepStream
+from .schedule import Segment, Step, StepStream
 from .stats import Tally, build_result
 from .timing import IDEAL, Clock
 from .topology import Router, build_topology, prepare_graph
@@ -81,12 +82,115 @@ class _Run:
         shapes = self.geometry.tensor_sizes
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
         self.tally = Tally(self.nest.num_pes)
-        self.records: dict[tuple[object, ...], StepRecord] = {}
         self.functional: Functional | None = None
+        self._recent: dict[int, StepTiles] = {}
+        self.l1: L1Residency | None = None
+        self.segments: list[Segment] | None = None
+        policy = options.policy
+        if policy.l1_keeps_reusable_data:
+            if options.l1_eviction not in EVICTIONS:
+                raise ValueError(f"l1_eviction must be one of {EVICTIONS}")
+            self.l1 = L1Residency(
+                shapes,
+                n_pes,
+                hw.l1_size_elems,
+                options.l1_eviction,
+                psum_every_step=policy.psum_writeback_every_step,
+                dims=self.geometry.tensor_dims,
+                memo=options.fast_forward,
+            )
+            l1 = self.l1
+            if options.fast_forward:
+                self.segments = list(self.stream.segments())
+                l1.classify(self._first_tiles(self.segments))
+                steps = sum(len(seg.steps) * seg.count for seg in self.segments)
+                l1.record_future(self._future_blocks(self.segments), steps)
+            else:
+                none = np.zeros(3, dtype=np.int64)
+                blocks = [
+                    (step.index, self.future_keys((step, sched)), none, 1, 1)
+                    for step, sched in self.stream
+                ]
+                l1.record_future(blocks, blocks[-1][0] + 1 if blocks else 0)
 
     def _tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
+
+    def _future_blocks(
+        self, segments: list[Segment]
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, int, int]]:
+        """Per step of each segment's first repetition: its next-use keys and how they
+        repeat (:meth:`L1Residency.record_future`)."""
+        assert self.l1 is not None
+        for seg in segments:
+            shift = self.l1.shift_of(seg.delta)
+            for s, sched in zip(seg.steps, seg.schedules, strict=True):
+                yield s.index, self.future_keys((s, sched)), shift, len(seg.steps), seg.count
+
+    def _first_tiles(self, segments: list[Segment]) -> Iterator[StepTiles]:
+        """The tiles of each geometry key's first step, in order (a segment's
+        repetitions have its first repetition's keys)."""
+        seen: set[object] = set()
+        for seg in segments:
+            for step, schedules in zip(seg.steps, seg.schedules, strict=True):
+                if step.key not in seen:
+                    seen.add(step.key)
+                    yield self._tiles(step, schedules)
+
+    def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
+        """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
+        step = item[0]
+        hit = self._recent.get(step.index)
+        if hit is None:
+            if len(self._recent) > 4:
+                self._recent.clear()
+            hit = self._recent[step.index] = self._tiles(*item)
+        return hit
+
+    def _keys(self, item: tuple[Step, list[object]]):
+        """The L1 working keys of a step (memoised per geometry key on the fast path)."""
+        assert self.l1 is not None
+        step = item[0]
+        return self.l1.keys_of(step.key, step.base, self._lazy(item))
+
+    def future_keys(self, item: tuple[Step, list[object]]) -> np.ndarray:
+        """The keys of a step the L1s' next-touch queries ask about."""
+        assert self.l1 is not None
+        step = item[0]
+        return self.l1.future_keys(step.key, step.base, self._lazy(item))
+
+    def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
+        return lambda: self._tiles_of(item)
+
+    def residency_record(
+        self,
+        item: tuple[Step, list[object]],
+        prev: tuple[Step, list[object]] | None,
+        nxt: tuple[Step, list[object]] | None,
+    ) -> StepRecord:
+        """Step ``item``'s record under L1 residency: the L1s act, and the record is
+        memoised on the geometry key and what the L1s did (relative to the tiles)."""
+        assert self.l1 is not None
+        step = item[0]
+        out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
+        following = self._keys(nxt) if nxt is not None else None
+        l1 = self.l1.step(step.index, self._keys(item), following, out_base)
+        key = (step.key, l1.signature)
+        rec = self.records.get(key) if self.options.fast_forward else None
+        if rec is None:
+            rec = self.builder.build(
+                self._tiles_of(prev) if prev is not None else None,
+                self._tiles_of(item),
+                self._tiles_of(nxt) if nxt is not None else None,
+                step.key[0],  # type: ignore[arg-type]
+                step.inner,
+                step.base,
+                self.l1.expand(l1),
+            )
+            if self.options.fast_forward:
+                self.records[key] = rec
+        return rec
 
     def feed(self, progress: Progress | None) -> Iterator[tuple[StepRecord, L2Step]]:
         """Records and L2 outcomes of every step, in order."""
@@ -101,8 +205,10 @@ class _Run:
         while cur is not None:
             nxt = next(it, None)
             step, schedules = cur
-            rec = self.records.get(step.key) if memo else None
-            if rec is None:
+            rec = self.records.get(step.key) if memo and self.l1 is None else None
+            if self.l1 is not None:
+                rec = self.residency_record(cur, prev_item, nxt)
+            elif rec is None:
                 if cur_tiles is None:
                     cur_tiles = self._tiles(step, schedules)
                 if prev_tiles is None and prev_item is not None:
@@ -158,6 +264,8 @@ def simulate(
     if options.fast_forward:
         fast = FastPath(run, timing, n_pes, round_robin=round_robin)
         stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
+        if run.functional is None and run.segments is not None:
+            stream = iter(run.segments)
         runtime = fast.execute(stream, progress)
         references = fast.references()
     else:

@@ -3,12 +3,13 @@
 A record is translation-invariant (see :mod:`sim.schedule`), so the fast path computes it
 once per geometry key; the full path computes it for every step. Counting rules:
 
-* a PE's L1 receives the part of its tile it does not already hold (``l1_writes``); it
-  holds its previous tile, plus, under ``l1_keeps_reusable_data``, the tiles of the
-  innermost enclosing loop that revisits them when that loop body's footprint fits;
+* a PE's L1 receives the part of its tile it does not already hold (``l1_writes``): under
+  ``l1_keeps_reusable_data`` what its L1 lacks (:mod:`sim.l1`, passed in as ``l1``),
+  otherwise what its previous tile did not hold;
 * one L2 read serves every PE that needs an element in the same step (``multicast``);
   with forwarding, an element a neighbour held in the previous step comes from it;
-* partial sums leave a PE every step, or when its output tile moves on; spatially reduced
+* partial sums leave a PE every step, when its output tile moves on, or (with ``l1``) when
+  its L1 evicts them or is done with them; spatially reduced
   partial sums are merged for free or added on the way (:mod:`sim.phases`).
 
 The flows themselves (who sends what to whom) come from :mod:`sim.flows`.
@@ -24,8 +25,9 @@ import numpy as np
 
 from spec.hardware import Hardware
 
-from .flows import Flow, demand, merge, reduction_flows
+from .flows import Flow, demand, merge, reduction_flows, refine
 from .geometry import Geometry, StepTiles
+from .l1 import StepL1
 from .loopnest import LoopNest
 from .options import Policy
 
@@ -94,62 +96,6 @@ class RecordBuilder:
         self.policy = policy
         self.lanes = hardware.simd_lanes
         self._count = 0
-        n_loops = len(nest.top_trips)
-        self.affects = [[True] * n_loops for _ in range(3)]
-        self.fits = [[False] * n_loops for _ in range(3)]
-        self.footprint = [[0] * n_loops for _ in range(3)]
-        if policy.l1_keeps_reusable_data:
-            self._reuse_analysis()
-
-    def _tiles_at(self, positions: tuple[int, ...], inner: int | None) -> StepTiles:
-        n_inner, schedules = self.nest.inner_steps(positions)
-        index = n_inner - 1 if inner is None else inner
-        return self.geometry.tiles(self.nest.pe_ranges(positions, index, schedules))
-
-    def _reuse_analysis(self) -> None:
-        """Which top-level loops change each tensor's tiles, and whether the body of each
-        loop fits in L1 (found by executing the loop's first and last body steps)."""
-        trips = self.nest.top_trips
-        zero = tuple(0 for _ in trips)
-        first = self._tiles_at(zero, 0)
-        max_tile = [int(_volume(*first.tensors[t]).max(initial=0)) for t in range(3)]
-        for j, n in enumerate(trips):
-            if n > 1:
-                moved = self._tiles_at(tuple(1 if i == j else 0 for i in range(len(trips))), 0)
-                for t in range(3):
-                    same = all(
-                        np.array_equal(a, b)
-                        for a, b in zip(first.tensors[t], moved.tensors[t], strict=True)
-                    )
-                    self.affects[t][j] = not same
-            last = self._tiles_at(
-                tuple(0 if i <= j else trips[i] - 1 for i in range(len(trips))), None
-            )
-            for t in range(2):
-                lo = np.minimum(first.tensors[t][0], last.tensors[t][0])
-                hi = np.maximum(first.tensors[t][1], last.tensors[t][1])
-                footprint = int(_volume(lo, hi).max(initial=0))
-                self.footprint[t][j] = footprint
-                others = sum(2 * max_tile[o] for o in range(3) if o != t)
-                self.fits[t][j] = footprint + others <= self.hardware.l1_size_elems
-        self.max_tile = max_tile
-
-    def retained(self, classes: tuple[object, ...]) -> tuple[int, int]:
-        """Per input / weight: the L1 footprint kept from the previous iteration of an
-        enclosing loop that revisits this step's tiles (0 when nothing is kept)."""
-        if not self.policy.l1_keeps_reusable_data:
-            return (0, 0)
-        out = []
-        for t in range(2):
-            keep = 0
-            for j in range(len(classes) - 1, -1, -1):
-                c = classes[j]
-                moved = (c[0] if isinstance(c, tuple) else c) != 0
-                if moved and not self.affects[t][j]:
-                    keep = self.footprint[t][j] if self.fits[t][j] else 0
-                    break
-            out.append(keep)
-        return out[0], out[1]
 
     def build(
         self,
@@ -159,11 +105,12 @@ class RecordBuilder:
         classes: tuple[object, ...],
         inner: int,
         base: dict[str, int],
+        l1: StepL1 | None = None,
     ) -> StepRecord:
-        """The record of step ``cur`` between ``prev`` and ``nxt`` (``None`` at the ends)."""
+        """The record of step ``cur`` between ``prev`` and ``nxt`` (``None`` at the ends);
+        ``l1``: what the L1s lacked and evicted at this step, under residency."""
         policy, hw = self.policy, self.hardware
         active = cur.active
-        retained = self.retained(classes)
         l1_writes = [0, 0, 0]
         delivered = [0, 0]
         footprints: list[Footprint | None] = [None, None, None]
@@ -175,13 +122,15 @@ class RecordBuilder:
         for t in range(2):
             lo, hi = cur.tensors[t]
             size = _volume(lo, hi)
-            occupancy += np.where(active, np.maximum(size, retained[t]), 0)
-            if retained[t]:
-                continue
+            occupancy += np.where(active, size, 0)
             held = prev.tensors[t] if prev is not None else None
-            new = size - (_intersection(lo, hi, *held) if held is not None else 0)
+            missing = l1.missing[t] if l1 is not None else None
+            if missing is not None:
+                new = np.array([0 if m is None else int(m.sum()) for m in missing])
+            else:
+                new = size - (_intersection(lo, hi, *held) if held is not None else 0)
             l1_writes[t] = int(new[active].sum())
-            need = demand(lo, hi, active & (new > 0), held, self.neighbours, hw.multicast)
+            need = demand(lo, hi, active & (new > 0), held, self.neighbours, hw.multicast, missing)
             if need.canvas is None:
                 forwards.extend(need.forwards)
                 forwarded[t] = need.forwarded
@@ -197,19 +146,26 @@ class RecordBuilder:
         o_size = _volume(o_lo, o_hi)
         occupancy += o_size
         has_out = active & (o_size > 0)
-        if policy.psum_writeback_every_step or nxt is None:
-            egress = has_out
+        if l1 is not None:
+            leaving = l1.egress
+            egress = np.array([e is not None for e in leaving], dtype=bool)
+            sent = np.array([_count(e) for e in leaving], dtype=np.int64)
+            up_flows, canvas = refine([(p, *e) for p, e in enumerate(leaving) if e is not None])
         else:
-            n_lo, n_hi = nxt.tensors[2]
-            same = np.all((n_lo == o_lo) & (n_hi == o_hi), axis=0) & nxt.active
-            egress = has_out & ~same
+            if policy.psum_writeback_every_step or nxt is None:
+                egress = has_out
+            else:
+                n_lo, n_hi = nxt.tensors[2]
+                same = np.all((n_lo == o_lo) & (n_hi == o_hi), axis=0) & nxt.active
+                egress = has_out & ~same
+            sent = np.where(egress, o_size, 0)
+            up_flows, canvas = reduction_flows(o_lo, o_hi, egress)
         bus_out = out_elems = 0
-        up_flows, canvas = reduction_flows(o_lo, o_hi, egress)
         if canvas is not None:
             corner, mask = canvas
             out_elems = sum(n for _, n in up_flows)
             # Partial sums injected into the NoC (reduced for free, or one per PE).
-            bus_out = out_elems if policy.free_spatial_reduction else int(o_size[egress].sum())
+            bus_out = out_elems if policy.free_spatial_reduction else int(sent.sum())
             rel = tuple(int(c) - base.get(d, 0) for c, d in zip(corner, dims[2], strict=True))
             footprints[2] = Footprint(rel, mask)
         next_need = 0
@@ -217,6 +173,8 @@ class RecordBuilder:
             next_need = _volume(*nxt.tensors[0]) + _volume(*nxt.tensors[1])
         peak = int(occupancy.max(initial=0))
         fits = bool(np.all(occupancy + next_need <= hw.l1_size_elems))
+        if l1 is not None:
+            fits = l1.next_fits
         macs = int(cur.macs.sum())
         cycles = tuple(int(-(-m // self.lanes)) for m in cur.macs.tolist())
         self._count += 1
@@ -241,8 +199,16 @@ class RecordBuilder:
             footprints=(footprints[0], footprints[1], footprints[2]),
             occupancy_peak=peak,
             next_fits=fits and policy.double_buffering,
-            l1_overflow=peak > hw.l1_size_elems,
+            l1_overflow=peak > hw.l1_size_elems if l1 is None else l1.overflow,
         )
+
+
+def _count(region: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None) -> int:
+    """Elements of a ``(lo, hi, mask)`` region (mask ``None``: the whole box)."""
+    if region is None:
+        return 0
+    lo, hi, mask = region
+    return int(np.prod(hi - lo)) if mask is None else int(mask.sum())
 
 
 def _merge_forwards(forwards: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:

@@ -46,6 +46,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="run every step through the SimPy processes (slow; same results)",
     )
+    parser.add_argument(
+        "--l1-eviction",
+        choices=("lru", "optimal"),
+        default="lru",
+        help="what a full L1 evicts under the realistic policy: least recently used"
+        " (default) or furthest next use (the upper bound on reuse)",
+    )
     noc = parser.add_argument_group("network-on-chip (simulator only)")
     noc.add_argument("--topology", choices=TOPOLOGIES, help="NoC topology (default: bus)")
     noc.add_argument(
@@ -134,11 +141,16 @@ def run(args: argparse.Namespace) -> int:
             f"--functional runs one layer; {args.mapping} selects {len(network.layers)}",
             hint="choose it with --layer NAME",
         )
-    options = SimOptions(policy=POLICIES[args.policy], fast_forward=not args.no_fast_forward)
+    options = SimOptions(
+        policy=POLICIES[args.policy],
+        fast_forward=not args.no_fast_forward,
+        l1_eviction=args.l1_eviction,
+    )
     print(f"{args.mapping}: network '{network.name}', policy {args.policy}")
     print(f"  hardware: {hardware.describe()}")
     header = (
         f"  {'layer':<16} {'runtime':>12} {'MACs':>14} {'util':>7} {'L2 rd':>11} {'off-chip':>10}"
+        f" {'L1 overflow':>11}"
     )
     print(header)
     layers = []
@@ -162,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         util, offchip = lr.metric("utilization"), lr.metric("offchip_reads_elems")
         print(
             f"  {entry.name:<16} {lr.runtime_cycles:>12} {lr.macs:>14}"
-            f" {util:>7.3f} {l2_reads:>11} {offchip:>10}"
+            f" {util:>7.3f} {l2_reads:>11} {offchip:>10} {lr.metric('l1_overflow_steps'):>11}"
         )
         for note in lr.notes[1:]:
             print(f"  {entry.name}: {note}", file=sys.stderr)

@@ -1,0 +1,545 @@
+"""Each PE's L1 as an element-exact cache: what it holds, misses, evicts and writes back.
+
+Step ``t`` of PE ``p`` touches its working set: its input, weight and output tiles. An
+input or weight element it does not hold is a miss (delivered, one L1 write); after the
+step the working set is resident, and a PE holding more than its capacity evicts
+elements outside the working set, least recently touched first (``lru``) or furthest next
+touch first (``optimal``), ties to the lower (tensor, element). Output elements
+accumulate while resident and leave when evicted or after the PE's last touch of them
+(every step with ``psum_writeback_every_step``). Double buffering needs each involved
+PE's two consecutive working sets to fit together. See docs/simulator.md ("What L1
+keeps").
+
+All PEs' elements share one key space, ``pe * total + tensor offset + flat index``, so a
+step is a handful of sorted-array operations whatever the number of PEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import StepTiles
+
+__all__ = ["EVICTIONS", "L1Residency", "StepL1"]
+
+EVICTIONS = ("lru", "optimal")
+_NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True)
+class StepL1:
+    """What the L1s did at one step. ``missing[t][p]``: PE ``p``'s mask of tensor ``t``'s
+    tile (input, weight) it lacked, ``None`` when it lacked nothing or is idle.
+    ``egress[p]``: output elements leaving PE ``p`` after the step as ``(lo, hi, mask)``
+    (absolute coordinates; mask ``None``: the whole box), or ``None``. ``signature``
+    identifies all of it relative to the PEs' tiles (translation-invariant)."""
+
+    missing: tuple[list[np.ndarray | None], list[np.ndarray | None]]
+    egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]
+    working: np.ndarray
+    next_fits: bool
+    overflow: bool
+    signature: bytes
+
+
+class _Keys:
+    """Keys of one step's working sets: sorted (with each key's tensor), and per (tensor,
+    tile shape) group the PEs and their keys (one row per PE, in tile order); ``rank``:
+    where each group key (groups' rows concatenated) sits among the sorted keys."""
+
+    def __init__(
+        self,
+        keys: np.ndarray,
+        tensor: np.ndarray,
+        groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]],
+        rank: np.ndarray,
+    ) -> None:
+        self.keys = keys
+        self.tensor = tensor
+        self.groups = groups
+        self.rank = rank
+
+    def shifted(self, by: np.ndarray) -> _Keys:
+        """The same working sets translated by ``by[t]`` flat elements in tensor ``t``
+        (order is kept: every key stays inside its PE's and tensor's range)."""
+        if not by.any():
+            return self
+        groups = [(t, ps, shape, rows + by[t]) for t, ps, shape, rows in self.groups]
+        return _Keys(self.keys + by[self.tensor], self.tensor, groups, self.rank)
+
+
+class L1Residency:
+    """The L1s of all PEs over one layer's steps, fed in order."""
+
+    def __init__(
+        self,
+        shapes: tuple[tuple[int, ...], ...],
+        n_pes: int,
+        capacity: int,
+        eviction: str,
+        *,
+        psum_every_step: bool,
+        dims: tuple[tuple[str, ...], ...],
+        memo: bool,
+    ) -> None:
+        self.shapes = shapes
+        self.n_pes = n_pes
+        self.capacity = capacity
+        self.eviction = eviction
+        self.psum_every_step = psum_every_step
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.offsets = [0, sizes[0], sizes[0] + sizes[1]]
+        self.total = sum(sizes)
+        self.strides = [
+            np.array([int(np.prod(s[d + 1 :])) for d in range(len(s))], dtype=np.int64)
+            for s in shapes
+        ]
+        self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.stamp = np.zeros(0, dtype=np.int64)
+        self.next_use = np.zeros(0, dtype=np.int64)
+        self.count = np.zeros(n_pes, dtype=np.int64)
+        self.dims = dims
+        self._pairs = [
+            list(zip(names, (int(k) for k in strides), strict=True))
+            for names, strides in zip(dims, self.strides, strict=True)
+        ]
+        self.memo = memo
+        self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
+        self._touches = np.zeros(0, dtype=np.int64)
+        self._span = 1
+        self.rep_of: np.ndarray | None = None
+        self.log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] | None = None
+        self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
+
+    # -- classes of PEs ------------------------------------------------------------
+    def classify(self, first_tiles: Iterable[StepTiles]) -> None:
+        """Simulate one PE per class: PEs whose tiles at every step are one fixed
+        translation (per tensor) of each other's, with the same shapes and activity, have
+        the same L1 behaviour translated (keys keep their order, next touches move with
+        them). ``first_tiles``: the tiles of each geometry key's first occurrence (every
+        step is one of them translated alike for all PEs). Only with ``memo``."""
+        rows: list[np.ndarray] = []
+        first: list[np.ndarray] | None = None
+        for tiles in first_tiles:
+            if first is None:
+                first = [tiles.tensors[t][0] for t in range(3)]
+            rows.append(tiles.active.astype(np.int64)[None, :])
+            for t in range(3):
+                lo, hi = tiles.tensors[t]
+                rows.extend((hi - lo, lo - first[t]))
+        if first is None:
+            return
+        table = np.concatenate(rows, axis=0).T
+        _, reps, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        rep_of = reps[inverse.ravel()].astype(np.int64)
+        if np.all(rep_of == np.arange(self.n_pes)):
+            return
+        self.rep_of = rep_of
+        self._out_offset = first[2] - first[2][:, rep_of]
+        self._memo.clear()
+
+    def expand(self, s: StepL1) -> StepL1:
+        """``s`` (computed for each class's first PE) for every PE: a class's PEs lack the
+        same masks over their tiles and send their representative's outputs translated."""
+        rep_of = self.rep_of
+        if rep_of is None:
+            return s
+        missing = ([None] * self.n_pes, [None] * self.n_pes)
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * self.n_pes
+        for q, r in enumerate(rep_of.tolist()):
+            missing[0][q] = s.missing[0][r]
+            missing[1][q] = s.missing[1][r]
+            e = s.egress[r]
+            if e is not None:
+                off = self._out_offset[:, q]
+                egress[q] = (e[0] + off, e[1] + off, e[2])
+        return StepL1(missing, egress, s.working[rep_of], s.next_fits, s.overflow, s.signature)
+
+    # -- keys ----------------------------------------------------------------------
+    def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
+        hit = self._grids.get((t, shape))
+        if hit is None:
+            idx = np.indices(shape, dtype=np.int64).reshape(len(shape), -1)
+            hit = self._grids[t, shape] = (idx * self.strides[t][:, None]).sum(axis=0)
+        return hit
+
+    def working_keys(self, tiles: StepTiles) -> _Keys:
+        """The keys every active PE touches, sorted (PE, then tensor, then element)."""
+        groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]] = []
+        active = tiles.active
+        for t in range(3):
+            lo, hi = tiles.tensors[t]
+            ext = hi - lo
+            live = active & np.all(ext > 0, axis=0)
+            if self.rep_of is not None:
+                live &= self.rep_of == np.arange(self.n_pes)
+            if not live.any():
+                continue
+            pes = np.flatnonzero(live)
+            sub = ext[:, pes]
+            if np.all(sub == sub[:, :1]):
+                shapes, inverse = sub[:, :1].T, np.zeros(pes.size, dtype=np.int64)
+            else:
+                shapes, inverse = np.unique(sub.T, axis=0, return_inverse=True)
+            for g, shape in enumerate(shapes):
+                ps = pes[inverse.ravel() == g]
+                corner = (lo[:, ps] * self.strides[t][:, None]).sum(axis=0)
+                base = ps * self.total + self.offsets[t] + corner
+                tile = tuple(int(v) for v in shape)
+                groups.append((t, ps, tile, base[:, None] + self._grid(t, tile)[None, :]))
+        if not groups:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Keys(empty, empty, groups, empty)
+        flat = np.concatenate([g[3].ravel() for g in groups])
+        tensor = np.concatenate([np.full(g[3].size, g[0], dtype=np.int64) for g in groups])
+        order = np.argsort(flat, kind="stable")
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        return _Keys(flat[order], tensor[order], groups, rank)
+
+    def keys_of(self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]) -> _Keys:
+        """Working keys of a step with geometry ``key`` and translation ``base``: with
+        ``memo``, the key's first occurrence translated (tiles are translation-invariant
+        per key, :mod:`sim.schedule`); else computed from ``tiles()``."""
+        if not self.memo:
+            return self.working_keys(tiles())
+        first, keys = self._entry(key, base, tiles)
+        return keys.shifted(self._shift(base, first))
+
+    def _entry(
+        self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
+    ) -> tuple[dict[str, int], _Keys]:
+        """The memoised first occurrence of geometry ``key``: its base and keys."""
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = (base, self.working_keys(tiles()))
+        return hit
+
+    def _shift(self, base: dict[str, int], first: dict[str, int]) -> np.ndarray:
+        """Flat translation per tensor from ``first`` to ``base``."""
+        moved = {d: v - first.get(d, 0) for d, v in base.items()}
+        moved.update({d: -v for d, v in first.items() if d not in base})
+        by = [sum(moved.get(d, 0) * k for d, k in pairs) for pairs in self._pairs]
+        return np.array(by, dtype=np.int64)
+
+    def future_keys(
+        self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
+    ) -> np.ndarray:
+        """The keys of a step that next-use queries ask about: its outputs (every key
+        under ``optimal``)."""
+        if self.memo:
+            first, wk = self._entry(key, base, tiles)
+            by = self._shift(base, first)
+        else:
+            wk, by = self.working_keys(tiles()), np.zeros(3, dtype=np.int64)
+        if self.eviction == "optimal":
+            return wk.keys + by[wk.tensor]
+        return wk.keys[wk.tensor == 2] + by[2]
+
+    def shift_of(self, delta: dict[str, int]) -> np.ndarray:
+        """Flat translation per tensor of one repetition moving by ``delta``."""
+        return self._shift(delta, {})
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A copy of the L1 state (keys, last touches, next touches)."""
+        return self.keys.copy(), self.stamp.copy(), self.next_use.copy()
+
+    def _tensor(self, keys: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.array(self.offsets[1:]), keys % self.total, side="right")
+
+    def repeats(
+        self, before: tuple[np.ndarray, np.ndarray, np.ndarray], shift: np.ndarray, m: int
+    ) -> bool:
+        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps."""
+        keys, stamp, nxt = before
+        if keys.size != self.keys.size:
+            return False
+        moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
+        return bool(
+            np.array_equal(keys + shift[self._tensor(keys)], self.keys)
+            and np.array_equal(stamp + m, self.stamp)
+            and np.array_equal(moved, self.next_use)
+        )
+
+    def future_repeats(
+        self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
+    ) -> bool:
+        """Whether the next touch of every key in ``touches`` (step, keys), translated by
+        ``k`` repetitions for ``k`` in 1..``times``, is its own translated."""
+        keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
+        if not keys.size:
+            return True
+        index = np.concatenate([np.full(k.size, i, dtype=np.int64) for i, k in touches])
+        own = shift[self._tensor(keys)]
+        base = np.concatenate([self._next(k, i) for i, k in touches])
+        for k in range(1, times + 1):
+            found = self._next_many(keys + k * own, index + k * m)
+            if not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+                return False
+        return True
+
+    def logged(
+        self, log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]], m: int
+    ) -> tuple[np.ndarray, ...] | None:
+        """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
+        leaving, step within the repetition; ``None`` if incomplete or it evicted."""
+        if len(log) != m or any(e for *_, e in log):
+            return None
+        return (
+            np.concatenate([k for k, *_ in log]),
+            np.concatenate([t for _, t, *_ in log]),
+            np.concatenate([h for _, _, h, _, _ in log]),
+            np.concatenate([d for *_, d, _ in log]),
+            np.concatenate([np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]),
+        )
+
+    def bulk_calm(
+        self,
+        rep: tuple[np.ndarray, ...],
+        shift: np.ndarray,
+        m: int,
+        first: int,
+        skip: int,
+        times: int,
+    ) -> int:
+        """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
+        first at ``first``) up to ``times`` more times after the ``skip`` already applied,
+        translated by ``shift`` each, if nothing is evicted in them and every touch hits
+        or misses and every output leaves as in it: the state then follows from first
+        and last touches alone (no eviction: an element is held iff held now or touched
+        since). Returns how many repetitions it applied (0: none; state unchanged)."""
+        step_keys, tensor, ref_hit, ref_done, local = rep
+        if times <= 0:
+            return 0
+        times = min(times, max(1, 1_000_000 // max(1, step_keys.size)))
+        reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
+        keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
+        index = (first + local[None, :] + reps * m).ravel()
+        tens = np.tile(tensor, times)
+        outs = tens == 2
+        at = np.searchsorted(self.keys, keys)
+        held = np.zeros(keys.size, dtype=bool)
+        ok = at < self.keys.size
+        held[ok] = self.keys[at[ok]] == keys[ok]
+        # Touches grouped by key in step order: a group's first is the key's first touch.
+        by_key = np.argsort(keys, kind="stable")
+        sorted_keys = keys[by_key]
+        head = np.ones(keys.size, dtype=bool)
+        head[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        tail = np.ones(keys.size, dtype=bool)
+        tail[:-1] = head[1:]
+        earlier = np.ones(keys.size, dtype=bool)
+        earlier[by_key[head]] = False
+        hit = held | earlier
+        if self.psum_every_step:
+            hit &= ~outs
+        if not np.array_equal(hit, np.tile(ref_hit, times)):
+            return 0
+        nxt = np.full(keys.size, _NEVER, dtype=np.int64)
+        asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
+        nxt[asked] = self._next_many(keys[asked], index[asked])
+        done = outs if self.psum_every_step else outs & (nxt == _NEVER)
+        if not np.array_equal(done, np.tile(ref_done, times)):
+            return 0
+        # Occupancy after each step (inserts minus leaving outputs) never above capacity.
+        pe = keys // self.total
+        delta = (~hit).astype(np.int64) - done
+        order = np.argsort(pe, kind="stable") if pe.size and pe.min() != pe.max() else None
+        if order is None:
+            order = np.arange(pe.size)
+        pe_o, idx_o = pe[order], index[order]
+        run = np.cumsum(delta[order])
+        starts = np.searchsorted(pe_o, pe_o, side="left")
+        before = np.concatenate([[0], run])[starts]
+        occ = self.count[pe_o] + run - before
+        ends = np.ones(occ.size, dtype=bool)
+        ends[:-1] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        if occ.size and int(occ[ends].max()) > self.capacity:
+            return 0
+        # The state after them: last touches' stamps and next touches, minus what left.
+        last = by_key[tail]
+        new_keys = keys[last]
+        keep_new = ~done[last]
+        new_keys = new_keys[keep_new]
+        new_stamp = index[last][keep_new]
+        new_next = nxt[last][keep_new]
+        uniq = sorted_keys[head]
+        at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
+        old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
+        all_keys = np.concatenate([self.keys[old], new_keys])
+        sort = np.argsort(all_keys, kind="stable")
+        self.keys = all_keys[sort]
+        self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
+        self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
+        self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
+        return times
+
+    def advance(self, shift: np.ndarray, m: int, times: int) -> None:
+        """Translate the state by ``times`` repetitions (they repeated it exactly)."""
+        self.keys[:] = self.keys + times * shift[self._tensor(self.keys)]
+        self.stamp[:] = self.stamp + times * m
+        live = self.next_use != _NEVER
+        self.next_use[live] += times * m
+
+    def record_future(
+        self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
+    ) -> None:
+        """Remember every (key, step) touch the next-use queries need: outputs always
+        (a PE's last touch of an output sends it home), every tensor under ``optimal``.
+        ``blocks``: ``(step, keys, shift, m, count)``, the step's keys and their
+        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor;
+        ``steps``: the layer's. Encoded ``key * span + step`` and sorted."""
+        self._span = span = steps + 1
+        codes: list[np.ndarray] = []
+        for index, keys, shift, m, count in blocks:
+            reps = np.arange(count, dtype=np.int64)[:, None]
+            by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
+            codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+        self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+        codes.clear()
+        self._touches.sort()
+
+    def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
+        """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
+        return self._next_many(keys, np.full(keys.size, index, dtype=np.int64))
+
+    def _next_many(self, keys: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Each key's next touch after its own step in ``index``."""
+        if not self._touches.size:
+            return np.full(keys.size, _NEVER, dtype=np.int64)
+        codes = keys * self._span + index
+        at = np.searchsorted(self._touches, codes, side="right")
+        found = np.full(keys.size, _NEVER, dtype=np.int64)
+        ok = at < self._touches.size
+        hit = self._touches[np.minimum(at, self._touches.size - 1)]
+        same = ok & (hit // self._span == keys)
+        found[same] = hit[same] % self._span
+        return found
+
+    # -- one step ------------------------------------------------------------------
+    def step(self, index: int, wk: _Keys, nk: _Keys | None, out_base: np.ndarray) -> StepL1:
+        """Touch step ``index``'s working sets ``wk`` (``nk``: the next step's, for double
+        buffering; ``out_base``: the step's translation in output coordinates)."""
+        touched = wk.keys
+        pe_of = touched // self.total
+        n_pes, cap = self.n_pes, self.capacity
+        sizes = np.bincount(pe_of, minlength=n_pes)
+        pos = np.searchsorted(self.keys, touched)
+        hit = np.zeros(touched.size, dtype=bool)
+        inside = pos < self.keys.size
+        hit[inside] = self.keys[pos[inside]] == touched[inside]
+        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
+            [None] * n_pes,
+            [None] * n_pes,
+        )
+        sig: list[bytes] = []
+        offset = 0
+        for t, ps, shape, rows in wk.groups:
+            offset += rows.size
+            if t == 2:
+                continue
+            lacking = ~hit[wk.rank[offset - rows.size : offset]].reshape(rows.shape)
+            for i in np.flatnonzero(lacking.any(axis=1)).tolist():
+                p = int(ps[i])
+                missing[t][p] = lacking[i].reshape(shape)
+            sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
+            sig.append(np.packbits(lacking).tobytes())
+        # Touch: refresh what was held, insert what was missing.
+        if self.eviction == "optimal":
+            nxt_use = self._next(touched, index)
+        else:
+            nxt_use = np.full(touched.size, _NEVER, dtype=np.int64)
+            outs = wk.tensor == 2
+            nxt_use[outs] = self._next(touched[outs], index)
+        self.stamp[pos[hit]] = index
+        self.next_use[pos[hit]] = nxt_use[hit]
+        fresh = ~hit
+        at = pos[fresh]
+        self.keys = np.insert(self.keys, at, touched[fresh])
+        self.stamp = np.insert(self.stamp, at, index)
+        self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
+        self.count += np.bincount(pe_of[fresh], minlength=n_pes)
+        # Outputs leaving: after every step, or after the PE's last touch.
+        outs = wk.tensor == 2
+        done_mask = outs if self.psum_every_step else outs & (nxt_use == _NEVER)
+        done = touched[done_mask]
+        gone = [np.searchsorted(self.keys, done)]
+        done_pe = np.bincount(done // self.total, minlength=n_pes)
+        # Evict outside the working set until each PE fits.
+        excess = self.count - done_pe - cap
+        over = np.flatnonzero(excess > 0)
+        if over.size:
+            starts = np.searchsorted(self.keys, over * self.total)
+            ends = np.searchsorted(self.keys, (over + 1) * self.total)
+            lengths = ends - starts
+            cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+                int(lengths.sum())
+            )
+            cand = cand[self.stamp[cand] != index]
+            prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
+            cand_keys = self.keys[cand]
+            cand_pe = cand_keys // self.total
+            span = (index + 1) * self.total
+            if self.eviction == "lru" and span < 2**62:
+                # Per PE (candidates come grouped by PE), its `excess` least (last touch,
+                # key), packed into one unique integer: a partition, not a sort.
+                code = prio * self.total + (cand_keys - cand_pe * self.total)
+                cuts = np.flatnonzero(np.diff(cand_pe)) + 1
+                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
+                    k = int(excess[cand_pe[lo]]) if hi > lo else 0
+                    if k >= hi - lo:
+                        gone.append(cand[lo:hi])
+                    elif k > 0:
+                        gone.append(cand[lo + np.argpartition(code[lo:hi], k - 1)[:k]])
+            else:
+                order = cand[np.lexsort((cand_keys, prio, cand_pe))]
+                groups = self.keys[order] // self.total
+                first = np.searchsorted(groups, groups, side="left")
+                rank = np.arange(order.size) - first
+                gone.append(order[rank < excess[groups]])
+        if self.log is not None:
+            evicted = sum(g.size for g in gone[1:])
+            self.log.append((touched, wk.tensor, hit, done_mask, evicted))
+        removed = np.concatenate(gone)
+        self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
+        leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * n_pes
+        out_keys = np.sort(self.keys[leaving])
+        if out_keys.size:
+            pe_o = out_keys // self.total
+            flat = out_keys - pe_o * self.total - self.offsets[2]
+            coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
+            ps, starts = np.unique(pe_o, return_index=True)
+            lo = np.minimum.reduceat(coords, starts, axis=1)
+            hi = np.maximum.reduceat(coords, starts, axis=1) + 1
+            counts = np.diff(np.append(starts, out_keys.size))
+            full = counts == np.prod(hi - lo, axis=0)
+            head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
+            sig.append(b"o" + head.astype(np.int64).tobytes())
+            for i, p in enumerate(ps.tolist()):
+                mask = None
+                if not full[i]:
+                    mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
+                    mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=bool)
+                    mask[tuple(mine)] = True
+                    sig.append(np.packbits(mask).tobytes())
+                egress[p] = (lo[:, i], hi[:, i], mask)
+        if removed.size:
+            self.keys = np.delete(self.keys, removed)
+            self.stamp = np.delete(self.stamp, removed)
+            self.next_use = np.delete(self.next_use, removed)
+        overflow = bool((sizes > cap).any())
+        fits = True
+        if nk is not None:
+            at = np.minimum(np.searchsorted(nk.keys, touched), max(0, nk.keys.size - 1))
+            both = nk.keys[at] == touched if nk.keys.size else np.zeros(touched.size, bool)
+            shared = np.bincount(pe_of[both], minlength=n_pes)
+            nsizes = np.bincount(nk.keys // self.total, minlength=n_pes)
+            union = sizes + nsizes - shared
+            fits = bool(np.all(union[sizes > 0] <= cap))
+        sig.append(bytes((fits, overflow)))
+        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
