@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from spec.loader import HardwareFlags
 
-__all__ = ["add_hardware_arguments", "add_layer_argument", "hardware_flags"]
+__all__ = ["add_hardware_arguments", "add_layer_argument", "hardware_flags", "int_at_least"]
 
 _HW_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("num_pes", "--num-pes", "number of PEs (MAESTRO's flag default: 7)"),
@@ -20,14 +21,22 @@ _HW_FLAGS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` that accepts integers >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = int_at_least(0)
 
 
 def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:

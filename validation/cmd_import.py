@@ -19,19 +19,9 @@ from spec.source import SpecError
 from spec.templates import STYLES, template
 from spec.writer import write_m_network, write_scenario
 
-from .cliargs import add_hardware_arguments, hardware_flags
+from .cliargs import add_hardware_arguments, hardware_flags, int_at_least
 
 __all__ = ["register"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -68,7 +58,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="MAESTRO's conventions: unpadded input sizes, residual adds as 1x1 DSCONV",
     )
-    parser.add_argument("--batch", type=_positive, metavar="N", help="batch size")
+    parser.add_argument("--batch", type=int_at_least(1), metavar="N", help="batch size")
     parser.add_argument(
         "--input-shape",
         type=_shape,
