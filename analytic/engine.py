@@ -276,15 +276,11 @@ class _Totals:
         )
 
 
-def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:
-    """Analyse level ``index`` over the dimensions ``dims_key`` (memoised per layer)."""
-    key = (index, dims_key)
-    cached = ctx.memo.get(key)
-    if cached is not None:
-        return cached
-    ctx.analyses += 1
-    model = ctx.models[index]
-    quirks = ctx.quirks
+def level_states(
+    model: LevelModel, dims_key: tuple[tuple[str, int], ...], quirks: Quirks
+) -> tuple[dict[str, int], tuple[tuple[State, ...], ...]]:
+    """A level's dimension extents over ``dims_key`` and each directive's position states
+    (shared with :mod:`analytic.vectorised`, which must count the same cases)."""
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
     per_directive = tuple(
@@ -298,6 +294,19 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         )
         for d in model.directives
     )
+    return dims, per_directive
+
+
+def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:
+    """Analyse level ``index`` over the dimensions ``dims_key`` (memoised per layer)."""
+    key = (index, dims_key)
+    cached = ctx.memo.get(key)
+    if cached is not None:
+        return cached
+    ctx.analyses += 1
+    model = ctx.models[index]
+    quirks = ctx.quirks
+    dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut

@@ -27,7 +27,7 @@ from spec.mapping import Mapping
 
 from .api import run_problem
 from .assumptions import MAESTRO_ASSUMPTIONS
-from .cases import directive_states, enumerate_cases
+from .cases import enumerate_cases
 from .deviations import FIXED
 from .engine import (
     Delays,
@@ -38,6 +38,7 @@ from .engine import (
     _Context,
     _level_models,
     _Totals,
+    level_states,
 )
 from .traffic import changing_directive, output_traffic, spatial_ingress, sub_level_dims
 
@@ -95,18 +96,7 @@ def _trace(ctx: _Context, traces: dict[_Key, tuple[_Case, ...]], key: _Key) -> N
         return
     index, dims_key = key
     model = ctx.models[index]
-    dims = {**model.dims, **dict(dims_key)}
-    per_directive = tuple(
-        directive_states(
-            d,
-            dims[d.dim],
-            model.units,
-            model.edge_units,
-            init_edge_always_partial=False,
-            steps_past_the_end=False,
-        )
-        for d in model.directives
-    )
+    dims, per_directive = level_states(model, dims_key, ctx.quirks)
     totals = _Totals()
     groups: dict[tuple[object, ...], int] = {}
     sized = False
