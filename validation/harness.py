@@ -43,7 +43,7 @@ __all__ = [
 
 ASSUMPTIONS: tuple[tuple[str, str, bool], ...] = (
     ("psum_writeback_every_step", "partial sums written back to L2 every step", True),
-    ("l1_keeps_reusable_data", "no reuse of L1 data after an inner loop wraps", False),
+    ("l1_keeps_reusable_data", "L1 holds only the current tile (no reuse of older data)", False),
     ("free_spatial_reduction", "free, instantaneous spatial reduction", True),
 )
 """(simulator switch, MAESTRO's assumption in words, MAESTRO's setting)."""
