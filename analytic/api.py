@@ -13,7 +13,7 @@ from spec.network import Network
 from spec.results import LayerResult, RunResult
 from spec.source import SpecError
 
-from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
+from .assumptions import MAESTRO_ASSUMPTIONS, REFINED_ASSUMPTIONS, Assumptions
 from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
 from .engine import LevelResult, NocLevel, analyze_problem
 from .problem import Problem, build_problem, tensor_size
@@ -22,6 +22,8 @@ from .report import l1_counts_of, layer_result
 __all__ = [
     "ENGINE_COMPAT",
     "ENGINE_DEFAULT",
+    "ENGINE_REFINED",
+    "MODELS",
     "analyze",
     "analyze_layer",
     "analyze_network",
@@ -30,6 +32,12 @@ __all__ = [
 
 ENGINE_DEFAULT = "analytic"
 ENGINE_COMPAT = "analytic-maestro"
+ENGINE_REFINED = "analytic-refined"
+MODELS: tuple[str, ...] = ("fixed", "refined", "maestro")
+"""The analytic models: ``fixed`` (MAESTRO's closed form, its bugs fixed; the default),
+``refined`` (the fixed form with each measured MAESTRO assumption replaced by what the
+realistic machine does, docs/refined-model.md) and ``maestro`` (MAESTRO's numbers, bugs
+included)."""
 _NO_L1 = (0, 0, 0, 0, 0, 0)
 
 
@@ -45,6 +53,21 @@ def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, in
     return tensor_size(problem, inputs), tensor_size(problem, weights)
 
 
+def _resolve_model(model: str | None, maestro_compat: bool) -> str:
+    """The model a call asks for (``maestro_compat`` is ``model="maestro"``)."""
+    if model is None:
+        return "maestro" if maestro_compat else "fixed"
+    if model not in MODELS:
+        raise SpecError.at(
+            None, f"unknown analytic model '{model}'", hint="one of " + ", ".join(MODELS)
+        )
+    return model
+
+
+def _engine_name(model: str) -> str:
+    return {"fixed": ENGINE_DEFAULT, "refined": ENGINE_REFINED, "maestro": ENGINE_COMPAT}[model]
+
+
 def run_problem(
     layer: Layer,
     mapping: Mapping,
@@ -52,6 +75,7 @@ def run_problem(
     quirks: Quirks,
     nocs: tuple[NocLevel, ...] | None = None,
     assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
+    refined: bool = False,
 ) -> tuple[Problem, LevelResult]:
     """The completed levels and the top level's raw result under explicit ``quirks``
     (one deviation can be switched on its own, as the deviation tests do)."""
@@ -68,6 +92,7 @@ def run_problem(
         offchip_bw=hardware.offchip_bw_elems_per_cycle,
         quirks=quirks,
         assumptions=assumptions,
+        hardware=hardware if refined else None,
     )
     return problem, top
 
@@ -84,7 +109,8 @@ def analyze_layer(
     previous_l1_counts: tuple[int, ...] = _NO_L1,
     nocs: tuple[NocLevel, ...] | None = None,
     quirks: Quirks | None = None,
-    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
+    assumptions: Assumptions | None = None,
+    model: str | None = None,
 ) -> tuple[LayerResult, tuple[int, ...]]:
     """:func:`analyze` plus the layer's own top-level L1 counts (which MAESTRO's CSV
     energy of the *next* layer uses when that one has clusters), and two knobs the
@@ -92,14 +118,20 @@ def analyze_layer(
     (``--bw_sweep`` gives level 0 its own bandwidth). ``quirks`` overrides the mode's
     set of reproduced MAESTRO bugs (the harness turns them on one at a time);
     ``assumptions`` changes a modelling assumption that is not a bug (the harness flips
-    them to attribute differences from the simulator)."""
+    them to attribute differences from the simulator); ``model`` picks one of
+    :data:`MODELS` (``maestro_compat`` is ``model="maestro"``)."""
+    model = _resolve_model(model, maestro_compat)
+    maestro_compat = model == "maestro"
+    refined = model == "refined"
+    if assumptions is None:
+        assumptions = REFINED_ASSUMPTIONS if refined else MAESTRO_ASSUMPTIONS
     if quirks is None:
         quirks = COMPAT if maestro_compat else FIXED
     try:
         table = energy_table(energy)
     except KeyError as exc:
         raise SpecError.at(None, str(exc.args[0])) from None
-    problem, top = run_problem(layer, mapping, hardware, quirks, nocs, assumptions)
+    problem, top = run_problem(layer, mapping, hardware, quirks, nocs, assumptions, refined)
     multilevel = top.levels_analyzed > 1
     own_l1 = l1_counts_of(top)
     energy_l1 = (
@@ -107,7 +139,7 @@ def analyze_layer(
     )
     inputs, weights = _tensor_elems(problem, layer, maestro_compat)
     result = layer_result(
-        engine=ENGINE_COMPAT if maestro_compat else ENGINE_DEFAULT,
+        engine=_engine_name(model),
         network=network,
         layer_name=layer.name,
         layer_index=layer_index,
@@ -133,12 +165,15 @@ def analyze(
     network: str = "",
     layer_index: int = 0,
     quirks: Quirks | None = None,
-    assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
+    assumptions: Assumptions | None = None,
+    model: str | None = None,
 ) -> LayerResult:
     """Analyse one layer under ``mapping`` on ``hardware``.
 
-    ``maestro_compat`` reproduces MAESTRO's numbers, quirks included (on its own, a
-    Cluster mapping's CSV energy is computed as for the first layer of a file);
+    ``model`` picks the closed form (:data:`MODELS`: ``fixed`` by default, ``refined``,
+    ``maestro``); ``maestro_compat`` (the same as ``model="maestro"``) reproduces
+    MAESTRO's numbers, quirks included (on its own, a Cluster mapping's CSV energy is
+    computed as for the first layer of a file);
     ``quirks`` picks exactly which MAESTRO bugs to reproduce instead (see
     :mod:`analytic.deviations`); ``assumptions`` flips modelling assumptions that are
     not bugs (:mod:`analytic.assumptions`); ``energy`` names a :mod:`spec.energy` table for
@@ -155,6 +190,7 @@ def analyze(
         layer_index=layer_index,
         quirks=quirks,
         assumptions=assumptions,
+        model=model,
     )
     return result
 
@@ -166,8 +202,12 @@ def analyze_network(
     maestro_compat: bool = False,
     energy: str = "maestro",
     layers: list[str] | tuple[str, ...] | None = None,
+    model: str | None = None,
 ) -> RunResult:
-    """Analyse every layer of ``network`` (or the named ``layers``) in file order."""
+    """Analyse every layer of ``network`` (or the named ``layers``) in file order under
+    ``model`` (:data:`MODELS`; ``maestro_compat`` is ``model="maestro"``)."""
+    model = _resolve_model(model, maestro_compat)
+    maestro_compat = model == "maestro"
     chosen = {id(e) for e in network.select(layers).layers}
     try:
         table = energy_table(energy)
@@ -190,6 +230,7 @@ def analyze_network(
                 network=network.name,
                 layer_index=index,
                 previous_l1_counts=previous,
+                model=model,
             )
         except SpecError:
             if wanted:
@@ -201,14 +242,14 @@ def analyze_network(
             results.append(result)
     quirks = COMPAT if maestro_compat else FIXED
     return RunResult(
-        engine=ENGINE_COMPAT if maestro_compat else ENGINE_DEFAULT,
+        engine=_engine_name(model),
         network=network.name,
         source=network.path,
         hardware=asdict(hardware),
         layers=tuple(results),
         info={
             "energy_table": table.to_dict(),
-            "mode": "maestro-compat" if maestro_compat else "default",
+            "mode": {"maestro": "maestro-compat", "fixed": "default", "refined": "refined"}[model],
             "deviations_from_maestro": [d.ident for d in DEVIATIONS if not getattr(quirks, d.flag)],
         },
     )

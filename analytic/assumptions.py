@@ -1,15 +1,16 @@
 """Modelling assumptions of the closed form that are not bugs.
 
-Both modes keep MAESTRO's choice; the validation harness flips one at a time to measure
-what it costs against the simulator (the simulator's own switches live in
-:mod:`sim.options`).
+The fixed and MAESTRO-compatible models keep MAESTRO's choice; the refined model
+(:data:`REFINED_ASSUMPTIONS`, docs/refined-model.md) drops every one. The validation
+harness flips one at a time to measure what it costs against the simulator (the
+simulator's own switches live in :mod:`sim.options`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAESTRO_ASSUMPTIONS", "Assumptions"]
+__all__ = ["MAESTRO_ASSUMPTIONS", "REFINED_ASSUMPTIONS", "Assumptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +33,9 @@ class Assumptions:
 
 
 MAESTRO_ASSUMPTIONS = Assumptions()
+
+
+REFINED_ASSUMPTIONS = Assumptions(nested_fill_serialised=False, nested_noc_charged=False)
+"""The refined model's: nested fills overlap the outer step and one network carries the
+tiles from L2 to the PEs (its other terms replace MAESTRO's where the engine is given the
+hardware, :mod:`analytic.refined`)."""

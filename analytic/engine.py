@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field, replace
 from math import prod
 
+from spec.hardware import UNBOUNDED, Hardware
 from spec.source import SpecError
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
@@ -36,8 +37,20 @@ from .cases import EDGE, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
 from .problem import OUTPUT_OF, SLIDING, LevelDirective, Problem
+from .refined import (
+    LevelReuse,
+    Machine,
+    level_reuse,
+    machine_of,
+    noc_delay,
+    output_elems,
+    positions,
+    tensor_elems,
+)
 from .tiles import level_tiles
 from .traffic import (
+    WRAP_KEPT,
+    WRAP_LOST,
     LevelModel,
     TensorView,
     changing_directive,
@@ -102,6 +115,10 @@ class LevelResult:
     occurrences: int
     innermost_l1_size_req: tuple[int, ...] = (0, 0, 0)
     levels_analyzed: int = 1
+    offchip_reads: int = -1
+    """Elements read from off-chip (refined model; -1: not modelled)."""
+    offchip_writes: int = -1
+    """Elements written off-chip (refined model; -1: not modelled)."""
 
 
 @dataclass(slots=True)
@@ -118,6 +135,8 @@ class _Context:
     with_partial_unit: dict[int, LevelModel] = field(default_factory=dict)
     innermost_l1: tuple[int, ...] | None = None
     analyses: int = 0
+    machine: Machine | None = None
+    """The hardware, when the refined model's terms replace MAESTRO's."""
 
 
 def _edge_units(
@@ -308,6 +327,11 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     quirks = ctx.quirks
     dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
+    reuse = None
+    if ctx.machine is not None:
+        below = prod(ctx.problem.units[index + 1 :])
+        capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
+        reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity)
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
@@ -317,8 +341,10 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if not sized:
             sized = not resize_while_skipping
             _buffer_sizes(ctx, case_model, dims, states, changing, totals)
-        if _count_case(ctx, case_model, dims, states, changing, occ, totals):
+        if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse):
             sized = True
+    if reuse is not None:
+        totals.l2_writes[2] = round(totals.l2_writes[2] * reuse.output_share)
     result = totals.finish(quirks)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
@@ -334,9 +360,11 @@ def _count_case(
     changing: int,
     occ: int,
     totals: _Totals,
+    reuse: LevelReuse | None = None,
 ) -> bool:
     """Add one case (``occ`` steps) to ``totals``; False if MAESTRO skips it because its
-    busiest unit has no MAC (its output traffic is counted all the same)."""
+    busiest unit has no MAC (its output traffic is counted all the same). ``reuse``
+    (refined model) says which wraps keep their data and how much output leaves."""
     egress, psums, case_mac = output_traffic(model, states)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
@@ -344,8 +372,11 @@ def _count_case(
     if psums <= 0:
         return False
     ingress = 0
+    wrap = 0
+    if reuse is not None and changing >= 0:
+        wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
-        volume = spatial_ingress(model, states, changing, view)
+        volume = spatial_ingress(model, states, changing, view, wrap)
         ingress += volume
         totals.l2_reads[t] += occ * volume
         totals.l1_writes[t] = totals.l2_reads[t]
@@ -354,14 +385,18 @@ def _count_case(
     totals.ingress_total += occ * ingress
     compute, active = _compute(ctx, model, states, psums, dims)
     noc = ctx.nocs[model.index]
-    step_in, step_out = noc.delay(ingress), noc.delay(egress)
+    if reuse is not None and ctx.machine is not None:
+        step_in, step_out = _refined_delays(ctx.machine, noc, model, states, ingress, egress, reuse)
+    else:
+        step_in, step_out = noc.delay(ingress), noc.delay(egress)
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     step = compute + step_in if serial_fill else max(step_out, compute, step_in)
     if model.index == 0:
         if compute == 0:
             raise _no_valid_unit_error(ctx, maestro_crashes=True)
         offchip_step, case_req = _offchip(ctx, totals.l2_size, compute)
-        step = max(step, offchip_step)
+        if ctx.machine is None:
+            step = max(step, offchip_step)
         totals.offchip_req = cdiv(max(totals.offchip_req, case_req), 2)
         totals.offchip_max = max(totals.offchip_max, case_req)
     totals.runtime += occ * step
@@ -376,6 +411,29 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     return True
+
+
+def _refined_delays(
+    machine: Machine,
+    noc: NocLevel,
+    model: LevelModel,
+    states: tuple[State, ...],
+    ingress: int,
+    egress: int,
+    reuse: LevelReuse,
+) -> tuple[int, int]:
+    """A step's distribution and collection times on the topology in use: the hottest
+    link's serialisation of the step's messages (one per active unit where a tensor is
+    partitioned), and the output share that leaves (partial sums accumulate)."""
+    if noc.free:
+        return 0, 0
+    active = model.edge_units if states[model.first_spatial].is_edge else model.units
+    flows = active if active > 1 else 1
+    out = math.ceil(egress * reuse.output_share)
+    return (
+        noc_delay(machine, ingress, flows, noc.bandwidth, noc.latency),
+        noc_delay(machine, out, flows, noc.bandwidth, noc.latency),
+    )
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:
@@ -496,9 +554,11 @@ def analyze_problem(
     offchip_bw: int,
     quirks: Quirks,
     assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
+    hardware: Hardware | None = None,
 ) -> LevelResult:
     """Analyse every level of ``problem``; the top level's result, with the innermost
-    level's L1 requirement attached."""
+    level's L1 requirement attached. With ``hardware`` the refined model's terms
+    (:mod:`analytic.refined`) replace MAESTRO's reuse, off-chip and network terms."""
     strides = dict(problem.strides)
     ctx = _Context(
         problem=problem,
@@ -509,9 +569,54 @@ def analyze_problem(
         quirks=quirks,
         strides=strides,
         assumptions=assumptions,
+        machine=machine_of(hardware) if hardware is not None else None,
     )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
         raise _no_valid_unit_error(ctx, maestro_crashes=False)
     innermost = ctx.innermost_l1 if ctx.innermost_l1 is not None else top.l1_size_req
-    return replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
+    top = replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
+    if ctx.machine is not None:
+        top = _refined_offchip(ctx, ctx.machine, top)
+    return top
+
+
+def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
+    """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
+    reads of partial sums, and the runtime with the off-chip channel as a floor: the
+    first step's data arrive before it starts and the outputs go off-chip after the
+    last one (docs/refined-model.md, "Off-chip")."""
+    model = ctx.models[0]
+    dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
+    l2 = level_reuse(model, dims, per_directive, ctx.strides, UNBOUNDED)
+    whole = l2.footprints
+    l2_writes = list(top.l2_writes)
+    l2_reads = list(top.l2_reads)
+    reads = 0
+    for t, view in enumerate(model.inputs):
+        size = tensor_elems(dims, view.tensor.dims)
+        refetch = 1
+        for c, d in enumerate(model.directives):
+            p = positions(per_directive[c])
+            if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
+                continue
+            wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
+            if wraps and whole[c] * (model.units if d.spatial else 1) > machine.l2_elems:
+                refetch *= p
+        l2_writes[t] = size * refetch
+        reads += size * refetch
+    outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
+    l2_reads[2] = max(l2_writes[2] - outputs, 0)
+    bw = machine.offchip_bw
+    first = machine.offchip_latency + cdiv(sum(top.l2_size_req[:2]) // 2, bw)
+    channel = machine.offchip_latency + cdiv(reads, bw)
+    runtime = max(first + top.runtime, channel) + cdiv(outputs, bw)
+    return replace(
+        top,
+        runtime=runtime,
+        l2_writes=tuple(l2_writes),
+        l2_reads=tuple(l2_reads),
+        l1_writes=(l2_reads[0], l2_reads[1], top.l1_writes[2]),
+        offchip_reads=reads,
+        offchip_writes=outputs,
+    )

@@ -198,6 +198,9 @@ def layer_result(
         "compute_delay_avg_cycles": top.compute.avg,
         "arithmetic_intensity_macs_per_elem": top.arithmetic_intensity,
     }
+    if top.offchip_reads >= 0:
+        metrics["offchip_reads_elems"] = top.offchip_reads
+        metrics["offchip_writes_elems"] = top.offchip_writes
     for t, name in enumerate(_TENSOR_ORDER):
         metrics[f"{name}_reuse_factor_ratio"] = reuse[t]
         metrics[f"{name}_l2_size_req_elems"] = top.l2_size_req[t]

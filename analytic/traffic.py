@@ -32,6 +32,8 @@ from .problem import OUTPUT_OF, LevelDirective, Tensor
 from .tiles import Tiles
 
 __all__ = [
+    "WRAP_KEPT",
+    "WRAP_LOST",
     "LevelModel",
     "TensorView",
     "changing_directive",
@@ -40,6 +42,10 @@ __all__ = [
     "spatial_ingress",
     "sub_level_dims",
 ]
+
+
+WRAP_KEPT, WRAP_LOST = 1, 2
+"""What a unit holds of a tile its inner loops wrapped back to (see ``spatial_ingress``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +121,20 @@ def _pe_ingress(
     view: TensorView,
     first: bool,
     ee: bool,
+    wrap: int = 0,
 ) -> int:
-    """Elements of ``view`` one unit fetches in this case (see the module docstring)."""
+    """Elements of ``view`` one unit fetches in this case (see the module docstring;
+    ``wrap`` says what a unit still holds of the tile its inner loops wrapped back to)."""
     if changing < 0:
         return _pe_mapped(model, states, view, first, ee)
-    if changing not in view.coupled:
-        return 0
-    t = model.tiles
     reset = any(
         states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
     )
+    if changing not in view.coupled:
+        return _pe_mapped(model, states, view, first, ee) if reset and wrap == WRAP_LOST else 0
+    if wrap == WRAP_KEPT:
+        reset = False
+    t = model.tiles
     full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
     ret = 1
     for i in view.coupled:
@@ -277,15 +287,27 @@ def _over_units(
 
 
 def spatial_ingress(
-    model: LevelModel, states: tuple[State, ...], changing: int, view: TensorView
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    view: TensorView,
+    wrap: int = 0,
 ) -> int:
-    """Elements of an input/weight tensor sent from the upper buffer to all units."""
+    """Elements of an input/weight tensor sent from the upper buffer to all units.
+
+    ``wrap`` is what happens when loops inside the changing one over the tensor's
+    dimensions wrapped back to their first position: MAESTRO's rule (0: the tile is
+    refetched whole when the changing loop indexes the tensor, else nothing is fetched),
+    ``WRAP_KEPT`` (the unit still holds what it touched one inner sweep ago: only the
+    changing loop's new part is fetched) or ``WRAP_LOST`` (it holds none of it: the whole
+    tile is fetched).
+    """
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
     return _over_units(
         model,
         sp_state if mapped else None,
         edge,
-        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee),
+        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap),
     )
 
 

@@ -2,8 +2,10 @@
 
 Prints a table (runtime, MACs, utilisation, traffic per tensor, buffer and bandwidth
 needs, energy, network totals); ``--csv`` writes MAESTRO's 52-column CSV and ``--json``
-the project's result schema. ``--maestro-compat`` reproduces MAESTRO's numbers, quirks
-included; the default fixes the bugs listed in ``docs/maestro-deviations.md``.
+the project's result schema. ``--model`` picks the closed form: ``fixed`` (the default:
+MAESTRO's model with the bugs listed in ``docs/maestro-deviations.md`` fixed),
+``refined`` (what the realistic machine does, ``docs/refined-model.md``) or ``maestro``
+(MAESTRO's numbers, quirks included; ``--maestro-compat`` is the same).
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_hardware_arguments(parser)
     add_layer_argument(parser)
     parser.add_argument(
+        "--model",
+        choices=("fixed", "refined", "maestro"),
+        default=None,
+        help="closed form: fixed (default; MAESTRO's bugs fixed), refined (the realistic"
+        " machine's reuse, off-chip and network terms) or maestro (MAESTRO's numbers)",
+    )
+    parser.add_argument(
         "--maestro-compat",
         action="store_true",
-        help="reproduce MAESTRO's numbers exactly, its bugs included",
+        help="reproduce MAESTRO's numbers exactly, its bugs included (= --model maestro)",
     )
     parser.add_argument(
         "--energy",
@@ -54,9 +63,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     """Analyse, print the table, write the requested files; 0 on success."""
+    if args.maestro_compat and args.model not in (None, "maestro"):
+        raise SpecError.at(
+            None, f"--maestro-compat is --model maestro; it contradicts --model {args.model}"
+        )
+    model = "maestro" if args.maestro_compat else (args.model or "fixed")
     if args.scalesim_config or args.overlap_folds:
-        if args.csv or args.maestro_compat:
-            raise SpecError.at(None, "--csv and --maestro-compat do not apply to systolic mode")
+        if args.csv or model != "fixed":
+            raise SpecError.at(
+                None, "--csv and --model/--maestro-compat do not apply to systolic mode"
+            )
         return run_systolic(args, "analytic")
     if args.energy not in ENERGY_TABLES:
         raise SpecError.at(
@@ -76,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
     result = analytic.analyze_network(
         network,
         hardware,
-        maestro_compat=args.maestro_compat,
         energy=args.energy,
         layers=args.layer,
+        model=model,
     )
     if args.csv:
         analytic.write_maestro_csv(result, args.csv)

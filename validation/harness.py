@@ -134,6 +134,7 @@ def _base_jobs(scenario: Scenario) -> list[Job]:
         for i in range(len(scenario.network.layers)):
             jobs.append(Job(scenario.path, v, i, "analytic"))
             jobs.append(Job(scenario.path, v, i, "analytic-maestro"))
+            jobs.append(Job(scenario.path, v, i, "analytic-refined"))
             jobs.extend(Job(scenario.path, v, i, f"sim-{p}") for p in scenario.policies)
             if scenario.functional and v == 0:
                 jobs.append(Job(scenario.path, v, i, "sim-functional"))
@@ -424,13 +425,16 @@ def _reference(scenario: Scenario, layer: str) -> dict[str, float]:
 
 def _rows(case: CaseResult) -> list[MetricRow]:
     rows: list[MetricRow] = []
-    model = case.results.get("analytic")
-    for policy in ("maestro", "realistic"):
-        truth = case.results.get(f"sim-{policy}")
-        if model is not None and truth is not None:
-            rows.extend(
-                compare_layer(case.scenario, case.variant, f"analytic~sim-{policy}", model, truth)
-            )
+    for engine in ("analytic", "analytic-refined"):
+        model = case.results.get(engine)
+        for policy in ("maestro", "realistic"):
+            truth = case.results.get(f"sim-{policy}")
+            if model is not None and truth is not None:
+                rows.extend(
+                    compare_layer(
+                        case.scenario, case.variant, f"{engine}~sim-{policy}", model, truth
+                    )
+                )
     compat = case.results.get("analytic-maestro")
     if compat is not None and case.reference:
         rows.extend(

@@ -27,6 +27,7 @@ from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck, mac_check
+from .rank import rank_blocks
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
 
@@ -36,6 +37,8 @@ MAIN_COMPARISON = "analytic~sim-realistic"
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("analytic~sim-realistic", "closed form vs the realistic simulation"),
     ("analytic~sim-maestro", "closed form vs its own assumptions executed"),
+    ("analytic-refined~sim-realistic", "refined closed form vs the realistic simulation"),
+    ("analytic-refined~sim-maestro", "refined closed form vs the maestro-policy simulation"),
     ("analytic-maestro~maestro", "our MAESTRO-compatible mode vs the MAESTRO binary"),
 )
 
@@ -584,6 +587,7 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     worst = _worst_cases(run)
     if worst:
         blocks += [Heading("Worst layers (runtime, analytic vs realistic)", 2), worst]
+    blocks += rank_blocks(run.cases)
     blocks += _congestion_blocks(congestion)
     for f in congestion:
         summary.append(

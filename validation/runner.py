@@ -25,7 +25,19 @@ if TYPE_CHECKING:
 
 __all__ = ["ENGINES", "Job", "Progress", "job_hardware", "run_jobs", "simulate_job"]
 
-ENGINES: tuple[str, ...] = ("analytic", "analytic-maestro", "sim-maestro", "sim-realistic")
+ENGINES: tuple[str, ...] = (
+    "analytic",
+    "analytic-maestro",
+    "analytic-refined",
+    "sim-maestro",
+    "sim-realistic",
+)
+MODEL_OF_ENGINE: dict[str, str] = {
+    "analytic": "fixed",
+    "analytic-maestro": "maestro",
+    "analytic-refined": "refined",
+}
+"""The :data:`analytic.api.MODELS` entry each analytic engine runs."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -80,17 +92,19 @@ def run_job(job: Job) -> dict[str, Any]:
         import analytic
         from analytic.deviations import COMPAT, FIXED
 
-        base = COMPAT if job.engine == "analytic-maestro" else FIXED
+        model = MODEL_OF_ENGINE[job.engine]
+        base = COMPAT if model == "maestro" else FIXED
         quirks = replace(base, **dict(job.switches)) if job.switches else None
+        assumptions = analytic.REFINED_ASSUMPTIONS if model == "refined" else analytic.Assumptions()
         result = analytic.analyze(
             entry.layer,
             mapping,
             hardware,
-            maestro_compat=job.engine == "analytic-maestro",
             network=scenario.network.name,
             layer_index=job.layer,
             quirks=quirks,
-            assumptions=analytic.Assumptions(**dict(job.assumptions)),
+            assumptions=replace(assumptions, **dict(job.assumptions)),
+            model=model,
         )
         return {"result": result.to_dict()}
     import sim

@@ -1,0 +1,209 @@
+"""The refined model's terms: what the realistic machine does, in closed form.
+
+The engine (:mod:`analytic.engine`) enumerates the same iteration cases as MAESTRO's
+model; given the hardware it replaces these of its terms (docs/refined-model.md has the
+equations and why):
+
+* *reuse across wraps*: a sweep of the loops inside directive ``c`` touches, per unit,
+  ``F(c) = sum_T prod_d extent_T,d(c)`` elements (a dimension whose directive is inside
+  ``c`` contributes the unit's extent over the whole sweep, any other its tile); an LRU
+  buffer of ``cap`` elements still holds, when ``c`` advances and the inner loops wrap,
+  everything touched one sweep ago iff ``F(c) <= cap`` (stack distance below capacity),
+  and none of it otherwise (a cyclic sweep larger than LRU's capacity always misses);
+* *partial sums accumulate*: an output tile leaves a unit when it is evicted or touched
+  for the last time; the sessions of an output element are the product of the positions
+  of the reduction loops ``r`` between whose positions it is evicted (an output loop
+  iterates inside ``r`` and ``F(r) > cap``);
+* *off-chip*: each tensor element is fetched once while L2 holds it and refetched only
+  when a top-level loop's sweep does not fit in L2 (the same stack-distance rule with the
+  whole array's footprint); the channel's time is a floor under the whole layer, with the
+  first fetch before the first step and the final write-back after the last;
+* *network*: each topology's hottest link (the L2 port's link) serialises a step's
+  traffic (:func:`noc_delay`); spatial reductions cost ``ceil(log2 copies)`` adder
+  latencies where the copies meet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from math import prod
+
+from spec.hardware import UNBOUNDED, Hardware
+
+from .cases import State
+from .cint import cdiv
+from .problem import SLIDING
+from .traffic import LevelModel, TensorView
+
+__all__ = [
+    "LevelReuse",
+    "Machine",
+    "level_reuse",
+    "machine_of",
+    "noc_delay",
+    "output_elems",
+    "positions",
+    "reduction_delay",
+    "tensor_elems",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """The hardware as the refined terms use it."""
+
+    num_pes: int
+    l1_elems: int
+    l2_elems: int
+    noc_bw: int
+    noc_latency: int
+    hop_latency: int
+    topology: str
+    offchip_bw: int
+    offchip_latency: int
+    adder_latency: int
+    l2_read_bw: int
+    l2_write_bw: int
+
+
+def machine_of(hardware: Hardware) -> Machine:
+    """The refined model's view of ``hardware``."""
+    return Machine(
+        num_pes=hardware.num_pes,
+        l1_elems=hardware.l1_size_elems,
+        l2_elems=hardware.l2_size_elems,
+        noc_bw=hardware.noc_bw_elems_per_cycle,
+        noc_latency=hardware.noc_latency_cycles,
+        hop_latency=hardware.noc_hop_latency_cycles,
+        topology=hardware.topology,
+        offchip_bw=hardware.offchip_bw_elems_per_cycle,
+        offchip_latency=hardware.offchip_latency_cycles,
+        adder_latency=hardware.adder_latency_cycles,
+        l2_read_bw=hardware.l2_read_bw_elems_per_cycle,
+        l2_write_bw=hardware.l2_write_bw_elems_per_cycle,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LevelReuse:
+    """Per directive of one level analysis: does a sweep of the loops inside it fit the
+    unit's buffer; and the share of MAESTRO's per-step output egress that leaves."""
+
+    fits: tuple[bool, ...]
+    output_share: float
+    footprints: tuple[int, ...]
+
+
+def positions(states: tuple[State, ...]) -> int:
+    """How many positions a directive takes (the occurrences of its states)."""
+    return sum(s.occurrences for s in states)
+
+
+def _extent(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    view: TensorView,
+    inside: int,
+) -> int:
+    """A unit's footprint of ``view`` over one sweep of the directives after ``inside``."""
+    total = 1
+    for dim, i, counted in view.by_tensor_dim:
+        d = model.directives[i]
+        tile = model.tiles.mapped.get(counted, dims.get(dim, 1))
+        if i <= inside:
+            total *= max(tile, 1)
+            continue
+        if counted != dim:
+            filt = SLIDING[dim]
+            whole = max((dims[dim] - dims.get(filt, 1)) // strides.get(dim, 1) + 1, 1)
+        else:
+            whole = dims.get(dim, 1)
+        if d.spatial:
+            total *= min(whole, positions(per_directive[i]) * max(tile, 1))
+        else:
+            total *= whole
+    return total
+
+
+def level_reuse(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    capacity: int,
+) -> LevelReuse:
+    """Which wraps keep their data, and the output share, of one level analysis."""
+    views = (*model.inputs, model.output)
+    n = len(model.directives)
+    foot = tuple(
+        sum(_extent(model, dims, per_directive, strides, v, c) for v in views) for c in range(n)
+    )
+    fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
+    output_dirs = set(model.output.order)
+    kept = 1
+    for r in model.non_output:
+        p = positions(per_directive[r])
+        if p <= 1:
+            continue
+        revisited = any(j > r and positions(per_directive[j]) > 1 for j in output_dirs)
+        if not revisited or fits[r]:
+            kept *= p
+    return LevelReuse(fits, 1.0 / kept, foot)
+
+
+def noc_delay(machine: Machine, elems: int, flows: int, bandwidth: int, latency: int) -> int:
+    """Cycles a phase of ``elems`` elements in ``flows`` messages holds the hottest link,
+    plus the path latency: the bus sends a phase as one transaction
+    (``L + ceil(n/B) - 1``); the other topologies send one message per flow over the L2
+    link, each taking at least one cycle (``sum ceil(n_f/B)``), then the path."""
+    if elems <= 0:
+        return 0
+    if machine.topology == "bus" or flows <= 1:
+        return latency + cdiv(elems, bandwidth) - 1 if latency else cdiv(elems, bandwidth)
+    per_flow = cdiv(elems, flows)
+    serial = flows * cdiv(per_flow, bandwidth)
+    return serial + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def _path_hops(machine: Machine) -> int:
+    """Router-to-router hops of the longest route from L2 (beyond the L2 link)."""
+    n = machine.num_pes
+    if machine.topology == "mesh":
+        cols = math.isqrt(n)
+        while n % cols:
+            cols -= 1
+        rows = n // cols
+        return rows + cols - 2
+    if machine.topology == "tree":
+        return max(math.ceil(math.log2(n)), 1) if n > 1 else 0
+    if machine.topology == "systolic":
+        side = math.isqrt(n)
+        return max(side - 1, 0)
+    return 0
+
+
+def reduction_delay(machine: Machine, copies: int) -> int:
+    """Adder time of a spatial reduction of ``copies`` partial sums: an adder tree
+    ``ceil(log2 copies) * adder_latency``."""
+    if copies <= 1:
+        return 0
+    return math.ceil(math.log2(copies)) * machine.adder_latency
+
+
+def output_elems(dims: dict[str, int], strides: dict[str, int], out_dims: tuple[str, ...]) -> int:
+    """Output elements over ``dims``."""
+    size = 1
+    for dim in out_dims:
+        if dim in SLIDING:
+            size *= max((dims[dim] - dims[SLIDING[dim]]) // strides.get(dim, 1) + 1, 0)
+        else:
+            size *= dims.get(dim, 1)
+    return size
+
+
+def tensor_elems(dims: dict[str, int], tensor_dims: tuple[str, ...]) -> int:
+    """Elements of an input/weight tensor over ``dims``."""
+    return prod(dims.get(d, 1) for d in tensor_dims)
