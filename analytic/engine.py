@@ -33,13 +33,14 @@ from spec.hardware import UNBOUNDED, Hardware
 from spec.source import SpecError
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
-from .cases import EDGE, State, directive_states, enumerate_cases
+from .cases import EDGE, INIT, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
 from .problem import OUTPUT_OF, SLIDING, LevelDirective, Problem
 from .refined import (
     LevelReuse,
     Machine,
+    ceil_div,
     level_reuse,
     machine_of,
     noc_delay,
@@ -119,6 +120,8 @@ class LevelResult:
     """Elements read from off-chip (refined model; -1: not modelled)."""
     offchip_writes: int = -1
     """Elements written off-chip (refined model; -1: not modelled)."""
+    last_step: tuple[int, int] = (0, 0)
+    """(compute, collection) cycles of the last step counted (refined model)."""
 
 
 @dataclass(slots=True)
@@ -346,6 +349,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if reuse is not None:
         totals.l2_writes[2] = round(totals.l2_writes[2] * reuse.output_share)
     result = totals.finish(quirks)
+    if reuse is not None and totals.egress:
+        result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
@@ -376,7 +381,10 @@ def _count_case(
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
-        volume = spatial_ingress(model, states, changing, view, wrap)
+        if reuse is not None and _held_since_outer_sweep(reuse, view, states, changing):
+            volume = 0
+        else:
+            volume = spatial_ingress(model, states, changing, view, wrap)
         ingress += volume
         totals.l2_reads[t] += occ * volume
         totals.l1_writes[t] = totals.l2_reads[t]
@@ -411,6 +419,19 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     return True
+
+
+def _held_since_outer_sweep(
+    reuse: LevelReuse, view: TensorView, states: tuple[State, ...], changing: int
+) -> bool:
+    """Whether a unit holds all of this step's tile already: some loop ``o`` outside the
+    changing one that does not index the tensor has advanced, so the unit touched the
+    same tile one sweep of ``o`` ago, and that sweep fits its buffer (footprints only
+    grow outwards, so the innermost such loop decides)."""
+    for o in range(changing - 1, -1, -1):
+        if o not in view.coupled and states[o].position != INIT:
+            return reuse.fits[o]
+    return False
 
 
 def _refined_delays(
@@ -608,9 +629,9 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
     l2_reads[2] = max(l2_writes[2] - outputs, 0)
     bw = machine.offchip_bw
-    first = machine.offchip_latency + cdiv(sum(top.l2_size_req[:2]) // 2, bw)
-    channel = machine.offchip_latency + cdiv(reads, bw)
-    runtime = max(first + top.runtime, channel) + cdiv(outputs, bw)
+    first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
+    channel = machine.offchip_latency + ceil_div(reads, bw) + top.last_step[0]
+    runtime = max(first + top.runtime, channel) + top.last_step[1] + ceil_div(outputs, bw)
     return replace(
         top,
         runtime=runtime,

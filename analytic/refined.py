@@ -32,13 +32,13 @@ from math import prod
 from spec.hardware import UNBOUNDED, Hardware
 
 from .cases import State
-from .cint import cdiv
 from .problem import SLIDING
 from .traffic import LevelModel, TensorView
 
 __all__ = [
     "LevelReuse",
     "Machine",
+    "ceil_div",
     "level_reuse",
     "machine_of",
     "noc_delay",
@@ -93,6 +93,11 @@ class LevelReuse:
     fits: tuple[bool, ...]
     output_share: float
     footprints: tuple[int, ...]
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for ``a >= 0``, ``b > 0``."""
+    return -(-a // b)
 
 
 def positions(states: tuple[State, ...]) -> int:
@@ -162,9 +167,9 @@ def noc_delay(machine: Machine, elems: int, flows: int, bandwidth: int, latency:
     if elems <= 0:
         return 0
     if machine.topology == "bus" or flows <= 1:
-        return latency + cdiv(elems, bandwidth) - 1 if latency else cdiv(elems, bandwidth)
-    per_flow = cdiv(elems, flows)
-    serial = flows * cdiv(per_flow, bandwidth)
+        return latency + ceil_div(elems, bandwidth) - 1 if latency else ceil_div(elems, bandwidth)
+    per_flow = ceil_div(elems, flows)
+    serial = flows * ceil_div(per_flow, bandwidth)
     return serial + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
 
 
