@@ -377,6 +377,7 @@ def _count_case(
     if psums <= 0:
         return False
     ingress = 0
+    volumes: list[int] = []
     wrap = 0
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
@@ -385,6 +386,7 @@ def _count_case(
             volume = 0
         else:
             volume = spatial_ingress(model, states, changing, view, wrap)
+        volumes.append(volume)
         ingress += volume
         totals.l2_reads[t] += occ * volume
         totals.l1_writes[t] = totals.l2_reads[t]
@@ -394,7 +396,9 @@ def _count_case(
     compute, active = _compute(ctx, model, states, psums, dims)
     noc = ctx.nocs[model.index]
     if reuse is not None and ctx.machine is not None:
-        step_in, step_out = _refined_delays(ctx.machine, noc, model, states, ingress, egress, reuse)
+        step_in, step_out = _refined_delays(
+            ctx.machine, noc, model, states, tuple(volumes), egress, reuse
+        )
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
@@ -439,22 +443,35 @@ def _refined_delays(
     noc: NocLevel,
     model: LevelModel,
     states: tuple[State, ...],
-    ingress: int,
+    volumes: tuple[int, ...],
     egress: int,
     reuse: LevelReuse,
 ) -> tuple[int, int]:
     """A step's distribution and collection times on the topology in use: the hottest
-    link's serialisation of the step's messages (one per active unit where a tensor is
-    partitioned), and the output share that leaves (partial sums accumulate)."""
+    link's serialisation of the step's messages (a tensor partitioned over the units
+    sends one message per active unit, a multicast one), and only the share of the
+    output that leaves (partial sums accumulate), in as many messages."""
     if noc.free:
         return 0, 0
     active = model.edge_units if states[model.first_spatial].is_edge else model.units
-    flows = active if active > 1 else 1
-    out = math.ceil(egress * reuse.output_share)
-    return (
-        noc_delay(machine, ingress, flows, noc.bandwidth, noc.latency),
-        noc_delay(machine, out, flows, noc.bandwidth, noc.latency),
+    messages = []
+    for view, volume in zip(model.inputs, volumes, strict=True):
+        if volume > 0:
+            partitioned = any(model.directives[i].spatial for i in view.order)
+            messages.append((volume, active if partitioned else 1))
+    distribution = noc_delay(machine, messages, noc.bandwidth, noc.latency)
+    out_partitioned = any(model.directives[i].spatial for i in model.output.order)
+    out_flows = active if out_partitioned else 1
+    leaving = egress * reuse.output_share
+    collection = noc_delay(
+        machine,
+        [(math.ceil(leaving), max(math.ceil(out_flows * reuse.output_share), 1))]
+        if leaving > 0
+        else [],
+        noc.bandwidth,
+        noc.latency,
     )
+    return distribution, collection
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:

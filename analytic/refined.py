@@ -159,17 +159,20 @@ def level_reuse(
     return LevelReuse(fits, 1.0 / kept, foot)
 
 
-def noc_delay(machine: Machine, elems: int, flows: int, bandwidth: int, latency: int) -> int:
-    """Cycles a phase of ``elems`` elements in ``flows`` messages holds the hottest link,
-    plus the path latency: the bus sends a phase as one transaction
-    (``L + ceil(n/B) - 1``); the other topologies send one message per flow over the L2
-    link, each taking at least one cycle (``sum ceil(n_f/B)``), then the path."""
-    if elems <= 0:
+def noc_delay(
+    machine: Machine, messages: list[tuple[int, int]], bandwidth: int, latency: int
+) -> int:
+    """Cycles a phase holds its hottest link, plus the path latency. ``messages`` are
+    (elements, flows) per tensor. The bus sends a phase as one transaction
+    (``L + ceil(n/B) - 1``, MAESTRO's delay); the other topologies send one message per
+    flow over the L2 link, each taking whole cycles: ``sum_f ceil(n_f/B)`` with the
+    elements spread evenly over the flows, then the route's hops."""
+    total = sum(n for n, _ in messages)
+    if total <= 0:
         return 0
-    if machine.topology == "bus" or flows <= 1:
-        return latency + ceil_div(elems, bandwidth) - 1 if latency else ceil_div(elems, bandwidth)
-    per_flow = ceil_div(elems, flows)
-    serial = flows * ceil_div(per_flow, bandwidth)
+    if machine.topology == "bus":
+        return latency + ceil_div(total, bandwidth) - 1 if latency else ceil_div(total, bandwidth)
+    serial = sum(f * ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     return serial + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
 
 
