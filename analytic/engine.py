@@ -403,6 +403,10 @@ def _count_case(
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     step = compute + step_in if serial_fill else max(step_out, compute, step_in)
+    if ctx.machine is not None and not serial_fill:
+        # Two buffers per PE: a step's data may arrive once the step before the
+        # previous one finished, so the delay and the compute share two steps.
+        step = max(step, math.ceil((step_in + compute) / 2), math.ceil((step_out + compute) / 2))
     if model.index == 0:
         if compute == 0:
             raise _no_valid_unit_error(ctx, maestro_crashes=True)
