@@ -46,6 +46,7 @@ from .refined import (
     noc_delay,
     output_elems,
     positions,
+    reduction_delay,
     tensor_elems,
 )
 from .tiles import level_tiles
@@ -395,18 +396,26 @@ def _count_case(
     totals.ingress_total += occ * ingress
     compute, active = _compute(ctx, model, states, psums, dims)
     noc = ctx.nocs[model.index]
+    serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
-        step_in, step_out = _refined_delays(
+        in_busy, step_in, out_busy, step_out = _refined_delays(
             ctx.machine, noc, model, states, tuple(volumes), egress, reuse
         )
+        # Two buffers per PE: a step's data may arrive (its outputs must have drained)
+        # once the step before the previous one finished, so the delays and the
+        # compute share two steps; each plane carries one phase at a time.
+        step = max(
+            in_busy,
+            out_busy,
+            compute,
+            math.ceil((step_in + compute) / 2),
+            math.ceil((step_out + compute) / 2),
+        )
+        if serial_fill:
+            step = compute + step_in
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
-    serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
-    step = compute + step_in if serial_fill else max(step_out, compute, step_in)
-    if ctx.machine is not None and not serial_fill:
-        # Two buffers per PE: a step's data may arrive once the step before the
-        # previous one finished, so the delay and the compute share two steps.
-        step = max(step, math.ceil((step_in + compute) / 2), math.ceil((step_out + compute) / 2))
+        step = compute + step_in if serial_fill else max(step_out, compute, step_in)
     if model.index == 0:
         if compute == 0:
             raise _no_valid_unit_error(ctx, maestro_crashes=True)
@@ -450,32 +459,33 @@ def _refined_delays(
     volumes: tuple[int, ...],
     egress: int,
     reuse: LevelReuse,
-) -> tuple[int, int]:
-    """A step's distribution and collection times on the topology in use: the hottest
-    link's serialisation of the step's messages (a tensor partitioned over the units
-    sends one message per active unit, a multicast one), and only the share of the
-    output that leaves (partial sums accumulate), in as many messages."""
+) -> tuple[int, int, int, int]:
+    """A step's distribution and collection on the topology in use, each as (cycles
+    the plane's hottest link is busy, cycles until the data have arrived): a tensor
+    partitioned over the units sends one message per active unit, a multicast one; only
+    the share of the output that leaves is collected (partial sums accumulate), and
+    partial sums reduced across units wait for an adder tree."""
     if noc.free:
-        return 0, 0
+        return 0, 0, 0, 0
     active = model.edge_units if states[model.first_spatial].is_edge else model.units
     messages = []
     for view, volume in zip(model.inputs, volumes, strict=True):
         if volume > 0:
             partitioned = any(model.directives[i].spatial for i in view.order)
             messages.append((volume, active if partitioned else 1))
-    distribution = noc_delay(machine, messages, noc.bandwidth, noc.latency)
+    in_busy, in_delay = noc_delay(machine, messages, noc.bandwidth, noc.latency)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     out_flows = active if out_partitioned else 1
     leaving = egress * reuse.output_share
-    collection = noc_delay(
-        machine,
+    out = (
         [(math.ceil(leaving), max(math.ceil(out_flows * reuse.output_share), 1))]
         if leaving > 0
-        else [],
-        noc.bandwidth,
-        noc.latency,
+        else []
     )
-    return distribution, collection
+    out_busy, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency)
+    if out_delay and any(model.directives[i].spatial for i in model.non_output):
+        out_delay += reduction_delay(machine, active)
+    return in_busy, in_delay, out_busy, out_delay
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:

@@ -161,19 +161,21 @@ def level_reuse(
 
 def noc_delay(
     machine: Machine, messages: list[tuple[int, int]], bandwidth: int, latency: int
-) -> int:
-    """Cycles a phase holds its hottest link, plus the path latency. ``messages`` are
-    (elements, flows) per tensor. The bus sends a phase as one transaction
-    (``L + ceil(n/B) - 1``, MAESTRO's delay); the other topologies send one message per
-    flow over the L2 link, each taking whole cycles: ``sum_f ceil(n_f/B)`` with the
-    elements spread evenly over the flows, then the route's hops."""
+) -> tuple[int, int]:
+    """(cycles a phase holds its hottest link, cycles until its last element arrives).
+    ``messages`` are (elements, flows) per tensor. The bus sends a phase as one
+    transaction: busy ``ceil(n/B)``, arrival ``L + ceil(n/B) - 1`` (MAESTRO's delay). The
+    other topologies send one message per flow over the L2 link, each taking whole
+    cycles: busy ``sum_f ceil(n_f/B)`` with the elements spread evenly over the flows;
+    the last arrives after the route's hops too."""
     total = sum(n for n, _ in messages)
     if total <= 0:
-        return 0
+        return 0, 0
     if machine.topology == "bus":
-        return latency + ceil_div(total, bandwidth) - 1 if latency else ceil_div(total, bandwidth)
-    serial = sum(f * ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
-    return serial + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+        busy = ceil_div(total, bandwidth)
+        return busy, busy + max(latency, 1) - 1
+    busy = sum(f * ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
+    return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
 
 
 def _path_hops(machine: Machine) -> int:
