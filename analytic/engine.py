@@ -404,13 +404,10 @@ def _count_case(
         # Two buffers per PE: a step's data may arrive (its outputs must have drained)
         # once the step before the previous one finished, so the delays and the
         # compute share two steps; each plane carries one phase at a time.
-        step = max(
-            in_busy,
-            out_busy,
-            compute,
-            math.ceil((step_in + compute) / 2),
-            math.ceil((step_out + compute) / 2),
-        )
+        # Only the share of steps whose partial sums leave pays for the collection.
+        collect = max(out_busy, math.ceil((step_out + compute) / 2)) - compute
+        step = max(in_busy, compute, math.ceil((step_in + compute) / 2))
+        step = max(step, compute + math.ceil(reuse.output_share * max(collect, 0)))
         if serial_fill:
             step = compute + step_in
     else:
@@ -476,12 +473,7 @@ def _refined_delays(
     in_busy, in_delay = noc_delay(machine, messages, noc.bandwidth, noc.latency)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     out_flows = active if out_partitioned else 1
-    leaving = egress * reuse.output_share
-    out = (
-        [(math.ceil(leaving), max(math.ceil(out_flows * reuse.output_share), 1))]
-        if leaving > 0
-        else []
-    )
+    out = [(egress, out_flows)] if egress > 0 else []
     out_busy, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency)
     if out_delay and any(model.directives[i].spatial for i in model.non_output):
         out_delay += reduction_delay(machine, active)
