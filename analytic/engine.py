@@ -121,6 +121,8 @@ class LevelResult:
     """Elements read from off-chip (refined model; -1: not modelled)."""
     offchip_writes: int = -1
     """Elements written off-chip (refined model; -1: not modelled)."""
+    runtime_exact: float = -1.0
+    """The runtime before rounding (refined model: costs amortised over steps)."""
     last_step: tuple[int, int] = (0, 0)
     """(compute, collection) cycles of the last step counted (refined model)."""
 
@@ -141,6 +143,8 @@ class _Context:
     analyses: int = 0
     machine: Machine | None = None
     """The hardware, when the refined model's terms replace MAESTRO's."""
+    outer_share: dict[int, float] = field(default_factory=dict)
+    """Per level: the share of its partial sums the levels above let leave (refined)."""
 
 
 def _edge_units(
@@ -255,7 +259,8 @@ class _Totals:
     l2_writes: list[int] = field(default_factory=lambda: [0, 0, 0])
     l2_size: list[int] = field(default_factory=lambda: [0, 0, 0])
     l1_size: list[int] = field(default_factory=lambda: [0, 0, 0])
-    runtime: int = 0
+    runtime: float = 0
+    """Cycles (fractional where the refined model amortises a cost over steps)."""
     macs: int = 0
     peak_bw: int = 0
     bw_weighted: int = 0
@@ -279,7 +284,8 @@ class _Totals:
         total, weights = self.occurrences, self.weights
         garbage = quirks.oversized_tile_edge_cut
         return LevelResult(
-            runtime=self.runtime,
+            runtime_exact=float(self.runtime),
+            runtime=round(self.runtime),
             macs=self.macs,
             l1_reads=tuple(self.l1_reads),
             l1_writes=tuple(self.l1_writes),
@@ -336,6 +342,9 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity)
+        outer = ctx.outer_share.get(index, 1.0)
+        ctx.outer_share[index + 1] = outer * reuse.output_share
+        reuse = replace(reuse, output_share=outer * reuse.output_share)
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
@@ -348,7 +357,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse):
             sized = True
     if reuse is not None:
-        totals.l2_writes[2] = round(totals.l2_writes[2] * reuse.output_share)
+        own = reuse.output_share / ctx.outer_share.get(index, 1.0)
+        totals.l2_writes[2] = round(totals.l2_writes[2] * own)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
         result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
@@ -407,7 +417,9 @@ def _count_case(
         # Only the share of steps whose partial sums leave pays for the collection.
         collect = max(out_busy, math.ceil((step_out + compute) / 2)) - compute
         step = max(in_busy, compute, math.ceil((step_in + compute) / 2))
-        step = max(step, compute + math.ceil(reuse.output_share * max(collect, 0)))
+        amortised = compute + reuse.output_share * max(collect, 0)
+        if amortised > step:
+            step = amortised  # type: ignore[assignment]
         if serial_fill:
             step = compute + step_in
     else:
@@ -462,21 +474,24 @@ def _refined_delays(
     partitioned over the units sends one message per active unit, a multicast one; only
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
-    if noc.free:
-        return 0, 0, 0, 0
     active = model.edge_units if states[model.first_spatial].is_edge else model.units
     messages = []
     for view, volume in zip(model.inputs, volumes, strict=True):
         if volume > 0:
             partitioned = any(model.directives[i].spatial for i in view.order)
             messages.append((volume, active if partitioned else 1))
-    in_busy, in_delay = noc_delay(machine, messages, noc.bandwidth, noc.latency)
+    # A nested level's tiles come over the one network within the level above's
+    # traffic (charged there): its steps pay only the latency of their transfers.
+    bandwidth = UNBOUNDED if noc.free else noc.bandwidth
+    in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     out_flows = active if out_partitioned else 1
     out = [(egress, out_flows)] if egress > 0 else []
-    out_busy, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency)
+    out_busy, out_delay = noc_delay(machine, out, bandwidth, noc.latency)
     if out_delay and any(model.directives[i].spatial for i in model.non_output):
         out_delay += reduction_delay(machine, active)
+    if noc.free:
+        return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay
 
 
@@ -551,8 +566,11 @@ def _compute(
             below.append((_sub(ctx, model, states, False), model.edge_units - 1))
     else:
         below.append((_sub(ctx, model, states, False), active))
-    compute = max(r.runtime for r, _ in below)
     busy = sum(r.avg_active * count for r, count in below)
+    if ctx.machine is not None:
+        exact = max(r.runtime_exact for r, _ in below)
+        return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
+    compute = max(r.runtime for r, _ in below)
     return compute, busy if busy != 0 else float(active)
 
 
