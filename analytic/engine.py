@@ -335,6 +335,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     ctx.analyses += 1
     model = ctx.models[index]
     quirks = ctx.quirks
+    if ctx.machine is not None and index > 0:
+        model = _model_over(ctx, model, dims_key)
     dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
     reuse = None
@@ -366,6 +368,34 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _model_over(
+    ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
+) -> LevelModel:
+    """A nested level's model with its tiles and edge units taken over the dimensions
+    it is analysed on (an edge tile of the level above), not its first tile's: a map
+    larger than what the level receives holds only what it receives (refined model)."""
+    dims = {**model.dims, **dict(dims_key)}
+    if dims == model.dims:
+        return model
+    quirks = ctx.quirks
+    tiles = level_tiles(
+        model.directives,
+        dims,
+        clip_oversized=True,
+        no_edge_past_the_end=not quirks.steps_past_the_end,
+        strides=dict(ctx.problem.strides),
+    )
+    clipped = {k: min(v, dims[k]) if k in dims else v for k, v in tiles.mapped.items()}
+    return replace(
+        model,
+        dims=dims,
+        edge_units=_edge_units(
+            model.directives, model.units, dims, model.first_spatial, quirks.steps_past_the_end
+        ),
+        tiles=replace(tiles, mapped=clipped),
+    )
 
 
 def _count_case(
