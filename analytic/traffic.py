@@ -122,9 +122,12 @@ def _pe_ingress(
     first: bool,
     ee: bool,
     wrap: int = 0,
+    kept: tuple[bool, ...] = (),
 ) -> int:
     """Elements of ``view`` one unit fetches in this case (see the module docstring;
-    ``wrap`` says what a unit still holds of the tile its inner loops wrapped back to)."""
+    ``wrap`` says what a unit still holds of the tile its inner loops wrapped back to;
+    ``kept[i]``: the unit still holds what it touched at temporal directive ``i``'s
+    previous position, so an outer directive that advanced adds only its new part)."""
     if changing < 0:
         return _pe_mapped(model, states, view, first, ee)
     reset = any(
@@ -144,11 +147,11 @@ def _pe_ingress(
             if pos == INIT:
                 ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
             elif pos == EDGE and not full_edge_tile:
-                if i == changing and not reset:
+                if (i == changing and not reset) or (i < changing and kept and kept[i]):
                     ret *= max(t.unique_edge[dim], 1)
                 else:
                     ret *= t.mapped_edge[dim]
-            elif i == changing and not reset:
+            elif (i == changing and not reset) or (i < changing and kept and kept[i]):
                 ret *= max(t.unique[dim], 1)
             else:
                 ret *= t.mapped[dim]
@@ -292,6 +295,7 @@ def spatial_ingress(
     changing: int,
     view: TensorView,
     wrap: int = 0,
+    kept: tuple[bool, ...] = (),
 ) -> int:
     """Elements of an input/weight tensor sent from the upper buffer to all units.
 
@@ -300,14 +304,15 @@ def spatial_ingress(
     refetched whole when the changing loop indexes the tensor, else nothing is fetched),
     ``WRAP_KEPT`` (the unit still holds what it touched one inner sweep ago: only the
     changing loop's new part is fetched) or ``WRAP_LOST`` (it holds none of it: the whole
-    tile is fetched).
+    tile is fetched). ``kept`` is per directive whether the units still hold what they
+    touched at its previous position (see ``_pe_ingress``).
     """
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
     return _over_units(
         model,
         sp_state if mapped else None,
         edge,
-        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap),
+        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
     )
 
 
