@@ -452,8 +452,8 @@ def _count_case(
         amortised = compute + reuse.output_share * max(collect, 0)
         if amortised > step:
             step = amortised  # type: ignore[assignment]
-        if serial_fill:
-            step = compute + step_in
+        if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
+            step = max(in_busy, out_busy, compute + step_in)
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
@@ -490,6 +490,15 @@ def _held_since_outer_sweep(
         if o not in view.coupled and states[o].position != INIT:
             return reuse.fits[o]
     return False
+
+
+def _double_buffered(machine: Machine, model: LevelModel) -> bool:
+    """Whether a PE's L1 holds two steps' tiles, so the next step's data may arrive while
+    it computes (else every step waits for its own distribution)."""
+    if machine.l1_elems >= UNBOUNDED:
+        return True
+    tile = sum(mapped_volume(model, v) for v in (*model.inputs, model.output))
+    return machine.l1_elems >= 2 * tile
 
 
 def _refined_delays(

@@ -141,11 +141,19 @@ def level_reuse(
     capacity: int,
 ) -> LevelReuse:
     """Which wraps keep their data, and the output share, of one level analysis."""
-    views = (*model.inputs, model.output)
     n = len(model.directives)
-    foot = tuple(
-        sum(_extent(model, dims, per_directive, strides, v, c) for v in views) for c in range(n)
-    )
+    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
+
+    def footprint(c: int) -> int:
+        inputs = sum(_extent(model, dims, per_directive, strides, v, c) for v in model.inputs)
+        # Outputs leave a unit at their last touch: the sweep holds them only while a
+        # reduction loop at or outside ``c`` will come back to them.
+        revisited = any(r <= c for r in reductions)
+        return inputs + _extent(
+            model, dims, per_directive, strides, model.output, c if revisited else n
+        )
+
+    foot = tuple(footprint(c) for c in range(n))
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
     output_dirs = set(model.output.order)
     kept = 1

@@ -1,0 +1,98 @@
+"""Speed of the refined analytic model against the fixed one.
+
+1. In-process time per layer on ``data/hw/accelerator_1.m`` for the ResNet50 and
+   MobileNetV2 mappings: each layer analysed ``--repeats`` times, its fastest run taken
+   (this machine is shared), then the median and maximum over the layers, per model.
+2. Wall time of ``metronome analyze Resnet50_kcp_ws.m --model M`` (process start
+   included), median of ``--runs`` runs, per model, and refined / fixed.
+
+Targets: refined <= 2 ms per layer in-process; ``metronome analyze --model refined`` on
+Resnet50_kcp_ws.m within 1.5x of the fixed model's wall time.
+Run: ``.venv/bin/python benchmarks/refined_speed.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+INPUTS = REPO / "tests" / "data" / "maestro-inputs" / "data"
+HW = INPUTS / "hw" / "accelerator_1.m"
+NETWORKS = ("Resnet50_kcp_ws", "Resnet50_rs", "Resnet50_yxp_os", "MobileNetV2_kcp_ws")
+MODELS = ("fixed", "refined")
+
+
+def in_process(repeats: int) -> dict[str, list[float]]:
+    """Fastest seconds per layer, per model, over every layer of :data:`NETWORKS`."""
+    import analytic
+    from spec.loader import load_network
+    from spec.maestro import parse_hw_file
+    from spec.source import SpecError
+
+    out: dict[str, list[float]] = {m: [] for m in MODELS}
+    hardware = parse_hw_file(HW)
+    for name in NETWORKS:
+        network = load_network(str(INPUTS / "mapping" / f"{name}.m"))
+        for entry in network.layers:
+            mapping = entry.mapping
+            if mapping is None:
+                continue
+            for model in MODELS:
+                best = float("inf")
+                try:
+                    for _ in range(repeats):
+                        started = time.perf_counter()
+                        analytic.analyze(entry.layer, mapping, hardware, model=model)
+                        best = min(best, time.perf_counter() - started)
+                except SpecError:
+                    continue
+                out[model].append(best)
+    return out
+
+
+def wall(model: str, runs: int) -> float:
+    """Median wall seconds of the CLI on Resnet50_kcp_ws.m under ``model``."""
+    exe = REPO / ".venv" / "bin" / "metronome"
+    cmd = [
+        str(exe),
+        "analyze",
+        str(INPUTS / "mapping" / "Resnet50_kcp_ws.m"),
+        "--hw",
+        str(HW),
+        "--model",
+        model,
+    ]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    per_layer = in_process(args.repeats)
+    for model, secs in per_layer.items():
+        print(
+            f"{model:8s} in-process: {len(secs)} layers, median"
+            f" {1000 * statistics.median(secs):.3f} ms, max {1000 * max(secs):.3f} ms per layer"
+        )
+    walls = {m: wall(m, args.runs) for m in MODELS}
+    for model, secs in walls.items():
+        print(f"{model:8s} metronome analyze Resnet50_kcp_ws.m: {secs:.3f} s")
+    print(f"refined / fixed wall time: {walls['refined'] / walls['fixed']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
