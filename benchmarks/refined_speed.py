@@ -88,8 +88,8 @@ def main() -> int:
             f" {1000 * statistics.median(secs):.3f} ms, max {1000 * max(secs):.3f} ms per layer"
         )
     walls = {m: wall(m, args.runs) for m in MODELS}
-    for model, secs in walls.items():
-        print(f"{model:8s} metronome analyze Resnet50_kcp_ws.m: {secs:.3f} s")
+    for model, wall_s in walls.items():
+        print(f"{model:8s} metronome analyze Resnet50_kcp_ws.m: {wall_s:.3f} s")
     print(f"refined / fixed wall time: {walls['refined'] / walls['fixed']:.2f}x")
     return 0
 

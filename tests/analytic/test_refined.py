@@ -11,6 +11,7 @@ from spec.layer import LayerType, make_layer
 from spec.loader import load_network
 from spec.maestro import parse_hw_file
 from spec.mapping import MapDirective, Mapping
+from spec.results import LayerResult
 from spec.source import SpecError
 from tests.conftest import MAESTRO_REFERENCE
 from validation.cli import main
@@ -20,7 +21,7 @@ X01 = str(MAESTRO_REFERENCE / "crosscheck" / "x01_ws_kspatial.m")
 PE4 = MAESTRO_REFERENCE / "hw" / "xc_pe4_bw64.m"
 
 
-def _x01(offchip_bw: int) -> analytic.api.LayerResult:
+def _x01(offchip_bw: int) -> LayerResult:
     network = load_network(X01)
     hw = parse_hw_file(PE4).with_changes(offchip_bw_elems_per_cycle=offchip_bw)
     entry = network.layers[0]
@@ -52,7 +53,7 @@ def test_x01_offchip_bound_by_hand() -> None:
     assert _x01(1).runtime_cycles == 47
 
 
-def _stream(l1: int) -> analytic.api.LayerResult:
+def _stream(l1: int) -> LayerResult:
     layer = make_layer(
         name="L", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
     )
