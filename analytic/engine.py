@@ -343,10 +343,20 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if ctx.machine is not None:
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
-        reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity)
+        reduced_below = frozenset(
+            lower.directives[i].dim
+            for lower in ctx.models[index + 1 :]
+            for i in lower.spatial
+            if i in lower.non_output
+        )
+        reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
         outer = ctx.outer_share.get(index, 1.0)
         ctx.outer_share[index + 1] = outer * reuse.output_share
-        reuse = replace(reuse, output_share=outer * reuse.output_share)
+        reuse = replace(
+            reuse,
+            output_share=outer * reuse.output_share,
+            unit_share=outer * reuse.unit_share,
+        )
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
@@ -446,10 +456,10 @@ def _count_case(
         # Two buffers per PE: a step's data may arrive (its outputs must have drained)
         # once the step before the previous one finished, so the delays and the
         # compute share two steps; each plane carries one phase at a time.
-        # Only the share of steps whose partial sums leave pays for the collection.
-        collect = max(out_busy, math.ceil((step_out + compute) / 2)) - compute
+        # A unit's partial sums leave every 1/unit_share steps: one collection
+        # overlaps that many steps of its compute; the plane carries every group's.
         step = max(in_busy, compute, math.ceil((step_in + compute) / 2))
-        amortised = compute + reuse.output_share * max(collect, 0)
+        amortised = max(reuse.output_share * out_busy, reuse.unit_share * (step_out + compute) / 2)
         if amortised > step:
             step = amortised  # type: ignore[assignment]
         if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):

@@ -31,7 +31,7 @@ from math import prod
 
 from spec.hardware import UNBOUNDED, Hardware
 
-from .cases import State
+from .cases import EDGE, State
 from .problem import SLIDING
 from .traffic import LevelModel, TensorView
 
@@ -88,11 +88,15 @@ def machine_of(hardware: Hardware) -> Machine:
 @dataclass(frozen=True, slots=True)
 class LevelReuse:
     """Per directive of one level analysis: does a sweep of the loops inside it fit the
-    unit's buffer; and the share of MAESTRO's per-step output egress that leaves."""
+    unit's buffer; and the share of MAESTRO's per-step output egress that leaves (the
+    footprints are per directive too)."""
 
     fits: tuple[bool, ...]
     output_share: float
     footprints: tuple[int, ...]
+    unit_share: float = 1.0
+    """The share of a unit's steps after which its partial sums leave (each group of
+    units reducing the same outputs sends once)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -139,8 +143,10 @@ def level_reuse(
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
     capacity: int,
+    reduced_below: frozenset[str] = frozenset(),
 ) -> LevelReuse:
-    """Which wraps keep their data, and the output share, of one level analysis."""
+    """Which wraps keep their data, and the output share, of one level analysis
+    (``reduced_below``: reduction dimensions a nested level spreads over its units)."""
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
@@ -156,15 +162,23 @@ def level_reuse(
     foot = tuple(footprint(c) for c in range(n))
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
     output_dirs = set(model.output.order)
-    kept = 1
+    kept, groups = 1, 1
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
             continue
         revisited = any(j > r and positions(per_directive[j]) > 1 for j in output_dirs)
+        # Units that reduce the same outputs but finish at different positions (the last
+        # tile of a reduction spread over units fills fewer of them) each send their
+        # partial sums when they are done: the outputs leave once per group.
+        d = model.directives[r]
+        ragged = any(s.position == EDGE or s.partial_last_unit for s in per_directive[r]) and (
+            d.spatial or d.dim in reduced_below
+        )
         if not revisited or fits[r]:
             kept *= p
-    return LevelReuse(fits, 1.0 / kept, foot)
+            groups = 2 if ragged else groups
+    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept)
 
 
 def noc_delay(
