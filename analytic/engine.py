@@ -707,7 +707,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l2_reads = list(top.l2_reads)
     reads = 0
     for t, view in enumerate(model.inputs):
-        size = tensor_elems(dims, view.tensor.dims)
+        size = tensor_elems(dims, view.tensor.dims, ctx.strides)
         refetch = 1
         for c, d in enumerate(model.directives):
             p = positions(per_directive[c])

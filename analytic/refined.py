@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from math import prod
 
 from spec.hardware import UNBOUNDED, Hardware
 
@@ -236,6 +235,20 @@ def output_elems(dims: dict[str, int], strides: dict[str, int], out_dims: tuple[
     return size
 
 
-def tensor_elems(dims: dict[str, int], tensor_dims: tuple[str, ...]) -> int:
-    """Elements of an input/weight tensor over ``dims``."""
-    return prod(dims.get(d, 1) for d in tensor_dims)
+def tensor_elems(
+    dims: dict[str, int], tensor_dims: tuple[str, ...], strides: dict[str, int]
+) -> int:
+    """Elements of an input/weight tensor over ``dims`` that some window touches: along a
+    sliding dimension of extent ``N`` with filter ``R`` and stride ``s`` the ``N'`` windows
+    cover ``min(N, (N'-1) s + R)`` rows when ``s <= R``, else ``N' R`` (the rows between
+    windows are never read)."""
+    total = 1
+    for d in tensor_dims:
+        extent = dims.get(d, 1)
+        filt = SLIDING.get(d)
+        if filt is not None and filt in dims and filt not in tensor_dims:
+            r, stride = dims[filt], strides.get(d, 1)
+            windows = max((extent - r) // stride + 1, 0)
+            extent = min(extent, (windows - 1) * stride + r) if stride <= r else windows * r
+        total *= extent
+    return total

@@ -239,6 +239,7 @@ def _summarise(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
                 if e is not None
             ]
             entry[metric] = _median(es)
+            entry[metric + ":worst"] = max(es) if es else float("nan")
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in ok:
             groups.setdefault(r["label"].split("|")[0], []).append(r)
@@ -255,6 +256,18 @@ def _summarise(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
             if t is not None
         ]
         entry["tau_per_layer_mean"] = statistics.fmean(taus) if taus else float("nan")
+        entry["tau_per_layer_low"] = sorted(
+            (round(t, 3), name)
+            for name, g in groups.items()
+            if len(g) >= 3
+            for t in [
+                kendall_tau(
+                    [r[model]["runtime_cycles"] for r in g],
+                    [r["truth"]["runtime_cycles"] for r in g],
+                )
+            ]
+            if t is not None
+        )[:3]
         entry["tau_suite"] = kendall_tau(
             [r[model]["runtime_cycles"] for r in ok], [r["truth"]["runtime_cycles"] for r in ok]
         )
@@ -269,7 +282,7 @@ def _print(report: dict[str, Any]) -> None:
             e = s[model]
             traffic = " ".join(
                 f"{m.split('.')[-2] if m.startswith('tensors') else 'offchip'}"
-                f".{m.split('.')[-1][:6]}={e[m]:.3f}"
+                f".{m.split('.')[-1][:6]}={e[m]:.3f}/{e[m + ':worst']:.3f}"
                 for m in TRAFFIC
             )
             tau_suite = e["tau_suite"]
@@ -282,6 +295,8 @@ def _print(report: dict[str, Any]) -> None:
             print(f"           {traffic}")
             for w in e["worst"]:
                 print(f"           worst: {w}")
+            if e["tau_per_layer_low"]:
+                print(f"           lowest per-layer tau: {e['tau_per_layer_low']}")
 
 
 if __name__ == "__main__":

@@ -45,13 +45,21 @@ def test_report_has_every_file(report: Path) -> None:
 def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> None:
     data = json.loads((report / "results.json").read_text())
     case = next(c for c in data["cases"] if c["scenario"] == "x04_psum_writeback__pe1")
-    assert set(case["results"]) == {"analytic", "analytic-maestro", "sim-maestro", "sim-realistic"}
+    assert set(case["results"]) == {
+        "analytic",
+        "analytic-maestro",
+        "analytic-refined",
+        "sim-maestro",
+        "sim-realistic",
+    }
     # MAESTRO's own numbers for this case (NOTES (e) 2): runtime 17, weight L2 reads 13.
     assert case["reference"]["runtime_cycles"] == 17
     assert case["results"]["analytic-maestro"]["runtime_cycles"] == 17
     assert case["results"]["analytic-maestro"]["tensors"]["weight"]["l2_reads"] == 13
     # The realistic simulator keeps the 4 weights in L1 across the X loop.
     assert case["results"]["sim-realistic"]["tensors"]["weight"]["l2_reads"] == 4
+    # So does the refined closed form (the X sweep's footprint fits L1).
+    assert case["results"]["analytic-refined"]["tensors"]["weight"]["l2_reads"] == 4
     causes = {a["cause"] for a in case["attributions"] if a["metric"] == "tensors.weight.l2_reads"}
     assert any("l1_keeps_reusable_data" in c for c in causes)
 
