@@ -27,6 +27,7 @@ from .congestion import CongestionFinding, congestion_findings
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck, mac_check
+from .model_plots import refined_scatter_blocks
 from .rank import rank_blocks
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
@@ -602,6 +603,7 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     blocks += _mac_blocks(macs)
     blocks += _baseline_blocks(check)
     blocks += _plots(run, out)
+    blocks += refined_scatter_blocks(run.cases, out)
     plotted: set[str] = set()
     for f in congestion:
         if f.plot and f.plot not in plotted:
