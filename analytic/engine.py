@@ -534,11 +534,11 @@ def _refined_delays(
     # A nested level's tiles come over the one network within the level above's
     # traffic (charged there): its steps pay only the latency of their transfers.
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
-    in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency)
+    in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     out_flows = active if out_partitioned else 1
     out = [(egress, out_flows)] if egress > 0 else []
-    out_busy, out_delay = noc_delay(machine, out, bandwidth, noc.latency)
+    out_busy, out_delay = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
     if out_delay and any(model.directives[i].spatial for i in model.non_output):
         out_delay += reduction_delay(machine, active)
     if noc.free:

@@ -181,22 +181,40 @@ def level_reuse(
 
 
 def noc_delay(
-    machine: Machine, messages: list[tuple[int, int]], bandwidth: int, latency: int
+    machine: Machine,
+    messages: list[tuple[int, int]],
+    bandwidth: int,
+    latency: int,
+    port: int = UNBOUNDED,
 ) -> tuple[int, int]:
     """(cycles a phase holds its hottest link, cycles until its last element arrives).
-    ``messages`` are (elements, flows) per tensor. The bus sends a phase as one
-    transaction: busy ``ceil(n/B)``, arrival ``L + ceil(n/B) - 1`` (MAESTRO's delay). The
-    other topologies send one message per flow over the L2 link, each taking whole
-    cycles: busy ``sum_f ceil(n_f/B)`` with the elements spread evenly over the flows;
-    the last arrives after the route's hops too."""
+    ``messages`` are (elements, flows) per tensor; ``port`` the L2 port's bandwidth,
+    which caps the links at L2. The bus sends a phase as one transaction: busy
+    ``ceil(n/B)``, arrival ``L + ceil(n/B) - 1`` (MAESTRO's delay). The other
+    topologies send one message per flow, each taking whole cycles on every link it
+    crosses: the L2 link (bandwidth ``B``, on the fat tree ``B 2^(depth-1)``) carries
+    every flow, ``sum_f ceil(n_f/B_L2)``; a PE's own link (``B``) every flow to that PE,
+    ``sum_T ceil(n_T/f_T / B)``; the hottest of the two is busy, and the last element
+    arrives after the route's hops too."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
     if machine.topology == "bus":
-        busy = ceil_div(total, bandwidth)
+        busy = ceil_div(total, min(bandwidth, port))
         return busy, busy + max(latency, 1) - 1
-    busy = sum(f * ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
+    root = min(_l2_link_bandwidth(machine, bandwidth), port)
+    at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
+    at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
+    busy = max(at_l2, at_pe)
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
+    """The link at L2: the fat tree doubles bandwidth at each level towards the root."""
+    if machine.topology != "tree" or machine.num_pes <= 1:
+        return bandwidth
+    depth = max(math.ceil(math.log2(machine.num_pes)), 1)
+    return min(UNBOUNDED, bandwidth * 2 ** (depth - 1))
 
 
 def _path_hops(machine: Machine) -> int:
