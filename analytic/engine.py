@@ -694,6 +694,18 @@ def analyze_problem(
     return top
 
 
+def _gaps(ctx: _Context) -> dict[str, tuple[int, int]]:
+    """Dimensions a single-level mapping tiles with gaps between its tiles: (size,
+    offset) of a temporal directive whose offset exceeds its size."""
+    if len(ctx.models) != 1:
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for d in ctx.models[0].directives:
+        if d.offset > d.size and not d.spatial:
+            out.setdefault(d.dim, (d.size, d.offset))
+    return out
+
+
 def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
     """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
     reads of partial sums, and the runtime with the off-chip channel as a floor: the
@@ -707,7 +719,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l2_reads = list(top.l2_reads)
     reads = 0
     for t, view in enumerate(model.inputs):
-        size = tensor_elems(dims, view.tensor.dims, ctx.strides)
+        size = tensor_elems(dims, view.tensor.dims, _gaps(ctx))
         refetch = 1
         for c, d in enumerate(model.directives):
             p = positions(per_directive[c])

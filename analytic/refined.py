@@ -254,19 +254,18 @@ def output_elems(dims: dict[str, int], strides: dict[str, int], out_dims: tuple[
 
 
 def tensor_elems(
-    dims: dict[str, int], tensor_dims: tuple[str, ...], strides: dict[str, int]
+    dims: dict[str, int], tensor_dims: tuple[str, ...], gaps: dict[str, tuple[int, int]]
 ) -> int:
-    """Elements of an input/weight tensor over ``dims`` that some window touches: along a
-    sliding dimension of extent ``N`` with filter ``R`` and stride ``s`` the ``N'`` windows
-    cover ``min(N, (N'-1) s + R)`` rows when ``s <= R``, else ``N' R`` (the rows between
-    windows are never read)."""
+    """Elements of an input/weight tensor over ``dims`` that some tile touches: along a
+    dimension whose tiles of ``m`` rows step by ``o > m`` (``gaps[d] = (m, o)``, strided
+    windows of one row) only about ``P m`` of its ``N`` rows are read,
+    ``P = 1 + ceil((N-m)/o)`` (the last tile clipped at ``N``)."""
     total = 1
     for d in tensor_dims:
         extent = dims.get(d, 1)
-        filt = SLIDING.get(d)
-        if filt is not None and filt in dims and filt not in tensor_dims:
-            r, stride = dims[filt], strides.get(d, 1)
-            windows = max((extent - r) // stride + 1, 0)
-            extent = min(extent, (windows - 1) * stride + r) if stride <= r else windows * r
+        if d in gaps:
+            m, o = gaps[d]
+            steps = -(-max(extent - m, 0) // o)
+            extent = min(steps * m + min(m, extent - steps * o), extent)
         total *= extent
     return total
