@@ -48,6 +48,7 @@ from .refined import (
     positions,
     reduction_delay,
     tensor_elems,
+    touched_rows,
 )
 from .tiles import level_tiles
 from .traffic import (
@@ -348,6 +349,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             for lower in ctx.models[index + 1 :]
             for i in lower.spatial
             if i in lower.non_output
+            and lower.dims[lower.directives[i].dim] > lower.directives[i].size
         )
         reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
         outer = ctx.outer_share.get(index, 1.0)
@@ -694,15 +696,15 @@ def analyze_problem(
     return top
 
 
-def _gaps(ctx: _Context) -> dict[str, tuple[int, int]]:
-    """Dimensions a single-level mapping tiles with gaps between its tiles: (size,
-    offset) of a temporal directive whose offset exceeds its size."""
-    if len(ctx.models) != 1:
-        return {}
-    out: dict[str, tuple[int, int]] = {}
-    for d in ctx.models[0].directives:
-        if d.offset > d.size and not d.spatial:
-            out.setdefault(d.dim, (d.size, d.offset))
+def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
+    """Per dimension, the rows some innermost tile reads (tiles may leave gaps)."""
+    out: dict[str, int] = {}
+    for dim, extent in dims.items():
+        levels: list[tuple[int, int] | None] = []
+        for model in ctx.models:
+            d = next((d for d in model.directives if d.dim == dim), None)
+            levels.append((d.size, d.offset) if d is not None else None)
+        out[dim] = touched_rows(levels, extent)
     return out
 
 
@@ -718,8 +720,9 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
+    rows = _touched(ctx, dims)
     for t, view in enumerate(model.inputs):
-        size = tensor_elems(dims, view.tensor.dims, _gaps(ctx))
+        size = tensor_elems(dims, view.tensor.dims, rows)
         refetch = 1
         for c, d in enumerate(model.directives):
             p = positions(per_directive[c])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from math import prod
 
 from spec.hardware import UNBOUNDED, Hardware
 
@@ -45,6 +46,7 @@ __all__ = [
     "positions",
     "reduction_delay",
     "tensor_elems",
+    "touched_rows",
 ]
 
 
@@ -253,19 +255,27 @@ def output_elems(dims: dict[str, int], strides: dict[str, int], out_dims: tuple[
     return size
 
 
-def tensor_elems(
-    dims: dict[str, int], tensor_dims: tuple[str, ...], gaps: dict[str, tuple[int, int]]
-) -> int:
-    """Elements of an input/weight tensor over ``dims`` that some tile touches: along a
-    dimension whose tiles of ``m`` rows step by ``o > m`` (``gaps[d] = (m, o)``, strided
-    windows of one row) only about ``P m`` of its ``N`` rows are read,
-    ``P = 1 + ceil((N-m)/o)`` (the last tile clipped at ``N``)."""
-    total = 1
-    for d in tensor_dims:
-        extent = dims.get(d, 1)
-        if d in gaps:
-            m, o = gaps[d]
-            steps = -(-max(extent - m, 0) // o)
-            extent = min(steps * m + min(m, extent - steps * o), extent)
-        total *= extent
-    return total
+def touched_rows(levels: list[tuple[int, int] | None], extent: int) -> int:
+    """Rows of a dimension of ``extent`` rows that some innermost tile reads, given per
+    level the (size, offset) of its first directive on the dimension (None: none):
+    tiles of ``m`` rows stepping by ``o >= m`` read ``P`` tiles' rows,
+    ``P = 1 + ceil((N-m)/o)``, the last one clipped at ``N``; overlapping tiles read
+    their union, as densely as the levels inside them read a tile."""
+    if not levels:
+        return extent
+    head, rest = levels[0], levels[1:]
+    if head is None or head[0] >= extent:
+        return touched_rows(rest, extent)
+    m, o = head
+    inner = touched_rows(rest, m)
+    if o >= m:
+        steps = -(-(extent - m) // o)
+        last = min(m, extent - steps * o)
+        return steps * inner + touched_rows(rest, last)
+    return extent if inner >= m else -(-extent * inner // m)
+
+
+def tensor_elems(dims: dict[str, int], tensor_dims: tuple[str, ...], rows: dict[str, int]) -> int:
+    """Elements of an input/weight tensor over ``dims`` that some tile touches
+    (``rows[d]``: the rows of dimension ``d`` read, :func:`touched_rows`)."""
+    return prod(rows.get(d, dims.get(d, 1)) for d in tensor_dims)
