@@ -344,13 +344,14 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if ctx.machine is not None:
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
-        reduced_below = frozenset(
-            lower.directives[i].dim
+        reduced_below = {
+            d.dim: d.size + d.offset * (lower.units - 1)
             for lower in ctx.models[index + 1 :]
             for i in lower.spatial
             if i in lower.non_output
-            and lower.dims[lower.directives[i].dim] > lower.directives[i].size
-        )
+            for d in [lower.directives[i]]
+            if lower.dims[d.dim] > d.size
+        }
         reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
         outer = ctx.outer_share.get(index, 1.0)
         ctx.outer_share[index + 1] = outer * reuse.output_share

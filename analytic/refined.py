@@ -144,10 +144,12 @@ def level_reuse(
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
     capacity: int,
-    reduced_below: frozenset[str] = frozenset(),
+    reduced_below: dict[str, int] | None = None,
 ) -> LevelReuse:
     """Which wraps keep their data, and the output share, of one level analysis
-    (``reduced_below``: reduction dimensions a nested level spreads over its units)."""
+    (``reduced_below``: reduction dimensions a nested level spreads over its units, with
+    the extent its units cover at once)."""
+    reduced_below = reduced_below or {}
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
@@ -173,9 +175,14 @@ def level_reuse(
         # tile of a reduction spread over units fills fewer of them) each send their
         # partial sums when they are done: the outputs leave once per group.
         d = model.directives[r]
-        ragged = any(s.position == EDGE or s.partial_last_unit for s in per_directive[r]) and (
-            d.spatial or d.dim in reduced_below
-        )
+        edge = any(s.position == EDGE or s.partial_last_unit for s in per_directive[r])
+        ragged = edge and d.spatial
+        if edge and d.dim in reduced_below:
+            # Units a level below spreads the reduction over: their last fold is filled
+            # differently by the edge tile than by a full one.
+            cover = reduced_below[d.dim]
+            full, last = model.tiles.mapped.get(d.dim, 0), model.tiles.mapped_edge.get(d.dim, 0)
+            ragged = full % cover != last % cover
         if not revisited or fits[r]:
             kept *= p
             groups = 2 if ragged else groups
