@@ -144,8 +144,8 @@ class _Context:
     analyses: int = 0
     machine: Machine | None = None
     """The hardware, when the refined model's terms replace MAESTRO's."""
-    outer_share: dict[int, float] = field(default_factory=dict)
-    """Per level: the share of its partial sums the levels above let leave (refined)."""
+    outer_share: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    """Per level: the output, unit and leaving shares of the levels above (refined)."""
 
 
 def _edge_units(
@@ -353,13 +353,14 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             if lower.dims[d.dim] > d.size
         }
         reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
-        outer = ctx.outer_share.get(index, 1.0)
-        ctx.outer_share[index + 1] = outer * reuse.output_share
+        outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
-            output_share=outer * reuse.output_share,
-            unit_share=outer * reuse.unit_share,
+            output_share=outer[0] * reuse.output_share,
+            unit_share=outer[1] * reuse.unit_share,
+            leaving=outer[2] * reuse.leaving,
         )
+        ctx.outer_share[index + 1] = (reuse.output_share, reuse.unit_share, reuse.leaving)
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
     sized = False
@@ -372,7 +373,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse):
             sized = True
     if reuse is not None:
-        own = reuse.output_share / ctx.outer_share.get(index, 1.0)
+        own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
@@ -459,12 +460,17 @@ def _count_case(
         # Two buffers per PE: a step's data may arrive (its outputs must have drained)
         # once the step before the previous one finished, so the delays and the
         # compute share two steps; each plane carries one phase at a time.
-        # A unit's partial sums leave every 1/unit_share steps: one collection
-        # overlaps that many steps of its compute; the plane carries every group's.
+        # Partial sums leave in a share ``leaving`` of the steps; within those, a unit
+        # sends every ``leaving / unit_share`` steps, so one collection overlaps that
+        # many steps of its compute, and the plane carries every group's.
         step = max(in_busy, compute, math.ceil((step_in + compute) / 2))
-        amortised = max(reuse.output_share * out_busy, reuse.unit_share * (step_out + compute) / 2)
-        if amortised > step:
-            step = amortised  # type: ignore[assignment]
+        if reuse.leaving > 0:
+            per_step = max(
+                reuse.output_share / reuse.leaving * out_busy,
+                reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
+            )
+            if per_step > step:
+                step = step + reuse.leaving * (per_step - step)  # type: ignore[assignment]
         if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
             step = max(in_busy, out_busy, compute + step_in)
     else:

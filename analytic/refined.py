@@ -98,6 +98,10 @@ class LevelReuse:
     unit_share: float = 1.0
     """The share of a unit's steps after which its partial sums leave (each group of
     units reducing the same outputs sends once)."""
+    leaving: float = 1.0
+    """The share of steps in which partial sums leave at all: kept reduction loops with
+    an output loop inside them hold every output until their last position, whose
+    steps then all send (the others, inside every output loop, spread the sending)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -165,7 +169,7 @@ def level_reuse(
     foot = tuple(footprint(c) for c in range(n))
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
     output_dirs = set(model.output.order)
-    kept, groups = 1, 1
+    kept, spread, groups = 1, 1, 1
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
@@ -185,8 +189,9 @@ def level_reuse(
             ragged = full % cover != last % cover
         if not revisited or fits[r]:
             kept *= p
+            spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept)
+    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept)
 
 
 def noc_delay(
