@@ -463,7 +463,7 @@ def _count_case(
         # Partial sums leave in a share ``leaving`` of the steps; within those, a unit
         # sends every ``leaving / unit_share`` steps, so one collection overlaps that
         # many steps of its compute, and the plane carries every group's.
-        step = max(in_busy, compute, math.ceil((step_in + compute) / 2))
+        step = max(in_busy, compute, (step_in + compute) / 2)
         if reuse.leaving > 0:
             per_step = max(
                 reuse.output_share / reuse.leaving * out_busy,
@@ -546,9 +546,15 @@ def _refined_delays(
     in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     out_flows = active if out_partitioned else 1
+    reduced = any(model.directives[i].spatial for i in model.non_output)
+    # Without adders in the network (bus, crossbar) every unit's partial sums travel to
+    # L2, which adds the copies.
+    copies = active if reduced and machine.topology in ("bus", "crossbar") else 1
     out = [(egress, out_flows)] if egress > 0 else []
-    out_busy, out_delay = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
-    if out_delay and any(model.directives[i].spatial for i in model.non_output):
+    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
+    arrive = [(egress * copies, out_flows * copies)] if egress > 0 else []
+    _, out_delay = noc_delay(machine, arrive, noc.bandwidth, noc.latency, machine.l2_write_bw)
+    if out_delay and reduced:
         out_delay += reduction_delay(machine, active)
     if noc.free:
         return 0, in_delay, 0, out_delay
