@@ -435,9 +435,10 @@ def _count_case(
     volumes: list[int] = []
     wrap = 0
     kept: tuple[bool, ...] = ()
+    if reuse is not None:
+        kept = tuple(f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True))
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
-        kept = tuple(f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True))
     for t, view in enumerate(model.inputs):
         if reuse is not None and _held_since_outer_sweep(reuse, view, states, changing):
             volume = 0

@@ -129,7 +129,8 @@ def _pe_ingress(
     ``kept[i]``: the unit still holds what it touched at temporal directive ``i``'s
     previous position, so an outer directive that advanced adds only its new part)."""
     if changing < 0:
-        return _pe_mapped(model, states, view, first, ee)
+        whole = _pe_mapped(model, states, view, first, ee)
+        return _halo_shared(model, view, whole, ee) if kept and not first else whole
     reset = any(
         states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
     )
@@ -158,13 +159,35 @@ def _pe_ingress(
             continue
         full = t.mapped_edge[dim] if ee else t.mapped[dim]
         part = t.unique_edge[dim] if ee else t.unique[dim]
-        if first:
+        if kept and dim in _SLIDING_DIMS and 0 < d.offset < full and part > 0:
+            # Units fetching in one step share one multicast of their overlap: a further
+            # unit adds what its neighbour does not hold; a fold that moved adds, at the
+            # first unit, only the rows past the previous fold's last unit.
+            moved = i == changing and not reset
+            ret *= (part if moved else full) if first else part
+        elif first:
             ret *= full
         elif pos == INIT:
             ret *= full if i <= changing else part
         else:
             ret *= part if (i == changing and not reset) else full
     return ret
+
+
+_SLIDING_DIMS = ("Y", "X")
+
+
+def _halo_shared(model: LevelModel, view: TensorView, whole: int, ee: bool) -> int:
+    """A further unit's first tile without the rows its neighbour's tile already
+    brings (the same multicast) along an overlapping sliding spatial map."""
+    t = model.tiles
+    for i in view.coupled:
+        d = model.directives[i]
+        full = t.mapped_edge[d.dim] if ee else t.mapped[d.dim]
+        part = t.unique_edge[d.dim] if ee else t.unique[d.dim]
+        if d.spatial and d.dim in _SLIDING_DIMS and 0 < d.offset < full and part > 0:
+            return whole // full * part
+    return whole
 
 
 def _pe_egress(
