@@ -455,8 +455,14 @@ def _count_case(
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
+        # Where every unit's partial sums travel (no adders in the network), each unit
+        # sends its own once: the groups finishing apart are among those copies.
+        carried = ctx.machine.topology in ("bus", "crossbar") and (
+            _reduced_below(ctx, model.index) > 1
+            or any(model.directives[i].spatial for i in model.non_output)
+        )
         in_busy, step_in, out_busy, step_out = _refined_delays(
-            ctx.machine, noc, model, states, tuple(volumes), egress, reuse
+            ctx, ctx.machine, noc, model, states, tuple(volumes), egress, reuse
         )
         # Two buffers per PE: a step's data may arrive (its outputs must have drained)
         # once the step before the previous one finished, so the delays and the
@@ -467,7 +473,7 @@ def _count_case(
         step = max(in_busy, compute, (step_in + compute) / 2)
         if reuse.leaving > 0:
             per_step = max(
-                reuse.output_share / reuse.leaving * out_busy,
+                (reuse.unit_share if carried else reuse.output_share) / reuse.leaving * out_busy,
                 reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
             )
             if per_step > step:
@@ -521,7 +527,21 @@ def _double_buffered(machine: Machine, model: LevelModel) -> bool:
     return machine.l1_elems >= 2 * tile
 
 
+def _reduced_below(ctx: _Context, index: int) -> int:
+    """Units of the levels below ``index`` holding partial sums of the same outputs
+    (reduction dimensions mapped spatially there), whose copies all travel to L2 on a
+    network without adders."""
+    copies = 1
+    for lower in ctx.models[index + 1 :]:
+        for i in lower.spatial:
+            d = lower.directives[i]
+            if i in lower.non_output:
+                copies *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
+    return copies
+
+
 def _refined_delays(
+    ctx: _Context,
     machine: Machine,
     noc: NocLevel,
     model: LevelModel,
@@ -550,11 +570,12 @@ def _refined_delays(
     reduced = any(model.directives[i].spatial for i in model.non_output)
     # Without adders in the network (bus, crossbar) every unit's partial sums travel to
     # L2, which adds the copies.
-    copies = active if reduced and machine.topology in ("bus", "crossbar") else 1
-    out = [(egress, out_flows)] if egress > 0 else []
+    copies = 1
+    if machine.topology in ("bus", "crossbar"):
+        copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
+    out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
-    arrive = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    _, out_delay = noc_delay(machine, arrive, noc.bandwidth, noc.latency, machine.l2_write_bw)
+    _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
     if out_delay and reduced:
         out_delay += reduction_delay(machine, active)
     if noc.free:
