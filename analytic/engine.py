@@ -464,6 +464,10 @@ def _count_case(
         in_busy, step_in, out_busy, step_out = _refined_delays(
             ctx, ctx.machine, noc, model, states, tuple(volumes), egress, reuse
         )
+        if noc.free and changing < 0:
+            # A nested level's first tiles came with the level above's step (charged
+            # there, and fetched only where L1 lacked them).
+            step_in = 0
         # Two buffers per PE: a step's data may arrive (its outputs must have drained)
         # once the step before the previous one finished, so the delays and the
         # compute share two steps; each plane carries one phase at a time.
