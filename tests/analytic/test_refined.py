@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import analytic
+from analytic.refined import Machine, machine_of, noc_delay, touched_rows
 from spec.hardware import UNBOUNDED, Hardware
 from spec.layer import LayerType, make_layer
 from spec.loader import load_network
@@ -125,3 +126,26 @@ def test_kendall_tau_by_hand() -> None:
     assert taus["a"] == 1.0
     assert taus["b"] is None
     assert taus["*"] == 1.0
+
+
+def test_hottest_link_by_hand() -> None:
+    def machine(topology: str, pes: int) -> Machine:
+        return machine_of(
+            Hardware(
+                num_pes=pes, topology=topology, noc_hop_latency_cycles=1, noc_bw_elems_per_cycle=2
+            )
+        )
+
+    # Bus: one transaction, 8 + 3 elements at 2/cycle: busy ceil(11/2) = 6, arrival
+    # 6 + L - 1 = 6 with L = 1.
+    assert noc_delay(machine("bus", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
+    # Crossbar: the L2 link carries 4 messages of 2 elements (1 cycle each at 2/cycle)
+    # and one of 3 (2 cycles): 6; a PE's link 1 + 2 = 3; arrival 6 + 0 hops.
+    assert noc_delay(machine("crossbar", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
+    # Fat tree of 16 PEs: depth 4, root link 2 * 2^3 = 16/cycle: 16 one-element
+    # messages take 16 cycles there, a PE's link 1; arrival 16 + 4 hops x 1.
+    assert noc_delay(machine("tree", 16), [(16, 16)], 2, 1) == (16, 20)
+    # Strided one-row tiles (size 1, offset 2) over 7 rows read rows 0, 2, 4, 6.
+    assert touched_rows([(1, 2)], 7) == 4
+    # Overlapping tiles read the union: 7 rows.
+    assert touched_rows([(3, 1)], 7) == 7
