@@ -228,7 +228,7 @@ def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
     if machine.topology != "tree" or machine.num_pes <= 1:
         return bandwidth
     depth = max(math.ceil(math.log2(machine.num_pes)), 1)
-    return min(UNBOUNDED, bandwidth * 2 ** (depth - 1))
+    return min(UNBOUNDED, bandwidth << (depth - 1))
 
 
 def _path_hops(machine: Machine) -> int:
