@@ -2,13 +2,16 @@
 
 Suites: ``default`` (what ``metronome validate`` runs with no arguments), ``random``
 (``scenarios/random``), ``congestion`` (``scenarios/congestion``, a subset of the
-bandwidths with ``--congestion-bw``) and ``mappings`` (seeded random layers under the six
+bandwidths with ``--congestion-bw``), ``mappings`` (seeded random layers under the six
 shipped MAESTRO mapping styles, 4-16 PEs, bus, NoC 8 elements/cycle, hop latency 1, small
-layers and the same scaled up). For every layer: runtime |error|, per-tensor L2
-reads/writes and off-chip reads |error| of each model, Kendall tau between the model's
-and the simulated runtimes over the mappings of each layer and over the suite, and the
-in-process analytic time per layer. Simulator results are cached (``--cache``) since
-they do not depend on the analytic model.
+layers and the same scaled up) and ``problems`` (seeded random small problems drawn like
+``tests/sim/random_cases.py``: any directive order, every topology, small buffers).
+
+For every layer: runtime |error|, per-tensor L2 reads/writes and off-chip reads |error|
+of each model, Kendall tau between the model's and the simulated runtimes over the
+mappings of each layer and over the suite, and the in-process analytic time per layer.
+Simulator results are cached (``--cache``) since they do not depend on the analytic
+model.
 
     python benchmarks/refined_accuracy.py [--suites default,random,congestion,mappings]
         [--cache FILE] [--json OUT]
@@ -25,6 +28,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import analytic  # noqa: E402
-from spec.hardware import Hardware  # noqa: E402
+from spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware  # noqa: E402
 from spec.layer import Layer, LayerType, make_layer  # noqa: E402
-from spec.mapping import Mapping  # noqa: E402
+from spec.mapping import ClusterDirective, MapDirective, Mapping  # noqa: E402
 from spec.scenario import load_scenario  # noqa: E402
 from spec.source import SpecError  # noqa: E402
 from spec.templates import template  # noqa: E402
@@ -114,6 +118,80 @@ def _mapping_cases(count: int, seed: int) -> list[Case]:
     return out
 
 
+def _random_directive(rng: random.Random, layer: Layer, dim: str, spatial: bool) -> MapDirective:
+    n = layer.size(dim)
+    if dim in ("R", "S"):
+        size = n if rng.random() < 0.5 else 1
+        return MapDirective(spatial, dim, size, size)
+    size = rng.randint(1, n)
+    return MapDirective(spatial, dim, size, rng.randint(1, size))
+
+
+def _random_level(rng: random.Random, layer: Layer) -> list[MapDirective]:
+    outputs = rng.choice(["none", "Y'", "X'"])
+    dims = ["K", "C", "R", "S", "Y" if outputs != "Y'" else "Y'", "X" if outputs != "X'" else "X'"]
+    rng.shuffle(dims)
+    spatial = rng.choice([d for d in dims if d not in ("R", "S")])
+    return [_random_directive(rng, layer, d, d == spatial) for d in dims]
+
+
+def _problem_cases(count: int, seed: int) -> list[Case]:
+    """Seeded random problems drawn as ``tests/sim/random_cases.py`` draws them (every
+    directive order, tile size, offset, stride, one or two levels, every topology, small
+    L1/L2, finite off-chip), at most ``MAX_STEPS`` global steps."""
+    from sim.loopnest import LoopNest
+
+    rng = random.Random(seed)
+    out: list[Case] = []
+    tries = 0
+    while len(out) < count and tries < 50 * count:
+        tries += 1
+        r, s_ = rng.randint(1, 3), rng.randint(1, 3)
+        sizes = {
+            "K": rng.randint(1, 4),
+            "C": rng.randint(1, 4),
+            "R": r,
+            "S": s_,
+            "Y": rng.randint(r, r + 4),
+            "X": rng.randint(s_, s_ + 3),
+        }
+        layer = make_layer(
+            name="p",
+            type_=LayerType.CONV,
+            declared=sizes,
+            stride_y=rng.randint(1, 2),
+            stride_x=rng.randint(1, 2),
+        )
+        directives: list[MapDirective | ClusterDirective] = list(_random_level(rng, layer))
+        if rng.random() < 1 / 3:
+            directives.append(ClusterDirective(rng.randint(2, 3)))
+            directives += _random_level(rng, layer)
+        mapping = Mapping(tuple(directives))
+        small = [UNBOUNDED, rng.randint(1, 8)]
+        hw = Hardware(
+            num_pes=rng.randint(1, 9),
+            simd_lanes=rng.randint(1, 3),
+            l1_size_elems=rng.choice([UNBOUNDED, rng.randint(2, 60)]),
+            l2_size_elems=rng.choice([UNBOUNDED, rng.randint(4, 120)]),
+            noc_bw_elems_per_cycle=rng.choice(small),
+            noc_hop_latency_cycles=rng.randint(0, 2),
+            noc_latency_cycles=rng.randint(0, 2),
+            offchip_bw_elems_per_cycle=rng.choice(small),
+            offchip_latency_cycles=rng.randint(0, 6),
+            adder_latency_cycles=rng.randint(0, 2),
+            topology=rng.choice(TOPOLOGIES),
+        )
+        try:
+            nest = LoopNest(layer, mapping, hw.num_pes)
+            if prod(nest.top_trips) > 160:
+                continue
+            analytic.analyze(layer, mapping, hw, model="refined")
+        except SpecError:
+            continue
+        out.append(("problems", f"p{len(out)}|{hw.topology}", layer, mapping, hw))
+    return out
+
+
 def _key(layer: Layer, mapping: Mapping, hw: Hardware) -> str:
     text = repr((layer.sizes, layer.stride_y, layer.stride_x, str(layer.type), str(mapping)))
     text += json.dumps(asdict(hw), sort_keys=True, default=str)
@@ -156,6 +234,7 @@ def main() -> int:
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / ".refined_sim_cache.json"))
     ap.add_argument("--congestion-bw", default="1,4,16,64,256")
     ap.add_argument("--mappings", type=int, default=24, help="random layers (x6 styles)")
+    ap.add_argument("--problems", type=int, default=60, help="random small problems")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--json", default="")
     ap.add_argument("--worst", type=int, default=5)
@@ -173,6 +252,8 @@ def main() -> int:
         cases += _scenario_cases("congestion", ["scenarios/congestion"], bws)
     if "mappings" in suites:
         cases += _mapping_cases(args.mappings, args.seed)
+    if "problems" in suites:
+        cases += _problem_cases(args.problems, args.seed)
     cache_path = Path(args.cache)
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     report: dict[str, Any] = {}
