@@ -29,6 +29,7 @@ from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck, mac_check
 from .model_plots import refined_scatter_blocks
 from .rank import rank_blocks
+from .refined_residuals import refined_residual_blocks
 from .runner import Job, job_hardware, simulate_job
 from .simview import draw_simulation, noc_summary
 
@@ -589,6 +590,7 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     if worst:
         blocks += [Heading("Worst layers (runtime, analytic vs realistic)", 2), worst]
     blocks += rank_blocks(run.cases)
+    blocks += refined_residual_blocks(run.cases)
     blocks += _congestion_blocks(congestion)
     for f in congestion:
         summary.append(

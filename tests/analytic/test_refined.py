@@ -149,3 +149,18 @@ def test_hottest_link_by_hand() -> None:
     assert touched_rows([(1, 2)], 7) == 4
     # Overlapping tiles read the union: 7 rows.
     assert touched_rows([(3, 1)], 7) == 7
+
+
+def test_refined_residual_causes() -> None:
+    from dataclasses import replace
+
+    from validation.refined_residuals import residual_causes
+
+    model = _x01(1000)
+    assert residual_causes(model, model) == ["pipeline fill and drain (no measured cause)"]
+    # 6 of the 12 simulated cycles queueing: 50 %; one MAC more executed.
+    truth = replace(model, macs=33, metrics=(("runtime_split_queueing_cycles", 6),))
+    assert residual_causes(model, truth) == [
+        "MAC count 32 vs 33 executed",
+        "link queueing 50% of the simulated runtime",
+    ]
