@@ -425,7 +425,7 @@ def _reference(scenario: Scenario, layer: str) -> dict[str, float]:
 
 def _rows(case: CaseResult) -> list[MetricRow]:
     rows: list[MetricRow] = []
-    for engine in ("analytic", "analytic-refined"):
+    for engine in ("analytic", "analytic-refined", "analytic-maestro"):
         model = case.results.get(engine)
         for policy in ("maestro", "realistic"):
             truth = case.results.get(f"sim-{policy}")

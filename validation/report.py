@@ -41,6 +41,8 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("analytic~sim-maestro", "closed form vs its own assumptions executed"),
     ("analytic-refined~sim-realistic", "refined closed form vs the realistic simulation"),
     ("analytic-refined~sim-maestro", "refined closed form vs the maestro-policy simulation"),
+    ("analytic-maestro~sim-realistic", "MAESTRO's numbers vs the realistic simulation"),
+    ("analytic-maestro~sim-maestro", "MAESTRO's numbers vs its assumptions executed"),
     ("analytic-maestro~maestro", "our MAESTRO-compatible mode vs the MAESTRO binary"),
 )
 
