@@ -11,6 +11,7 @@ from .hardware import Hardware
 from .layer import Layer
 from .mapping import ClusterDirective, MapDirective, Mapping
 from .source import Diagnostic, SourceSpan, SpecError
+from .window import window_rows
 
 __all__ = ["validate_fits", "validate_mapping"]
 
@@ -172,7 +173,7 @@ def _next_level_sizes(
             window = min(window, sizes[filt])
             out = min(directive.size, sizes[dim])
             nxt[dim] = out
-            nxt[base] = min(sizes[base], (out - 1) * layer.stride(base) + window)
+            nxt[base] = min(sizes[base], window_rows(out, window, layer.stride(base)))
         else:
             nxt[dim] = min(directive.size, sizes[dim])
     return nxt

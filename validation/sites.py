@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from spec.layer import Layer
 from spec.mapping import ClusterDirective, MapDirective, Mapping
+from spec.window import windows
 
 __all__ = ["describe_sites", "sites"]
 
@@ -49,7 +50,7 @@ def _several_windows(layer: Layer, mapping: Mapping) -> list[MapDirective]:
         if d.dim not in ("Y", "X"):
             continue
         window, stride = layer.size(SLIDING[d.dim]), layer.stride(d.dim)
-        if d.size - window >= stride or window < stride:
+        if windows(d.size, window, stride) > 1 or window < stride:
             out.append(d)
     return out
 
