@@ -205,10 +205,6 @@ class LoopNest:
         """The dimension each top-level loop walks."""
         return tuple(self.levels[0].directives[loop.directive].dim for loop in self.top.loops)
 
-    def top_loop_strides(self) -> tuple[int, ...]:
-        """How far (in its dimension's indices) each top-level loop advances a tile."""
-        return tuple(self.top.offsets[loop.directive] for loop in self.top.loops)
-
     def inner_steps(self, positions: tuple[int, ...]) -> tuple[int, list[_SubSchedule | None]]:
         """Global steps the top-level step ``positions`` lasts and each unit's schedule."""
         lo, hi, active = self.top.tiles(positions)

@@ -7,13 +7,12 @@ offending directive; all problems of a mapping are reported together.
 
 from __future__ import annotations
 
-from .hardware import Hardware
 from .layer import Layer
 from .mapping import ClusterDirective, MapDirective, Mapping
 from .source import Diagnostic, SourceSpan, SpecError
 from .window import window_rows
 
-__all__ = ["validate_fits", "validate_mapping"]
+__all__ = ["validate_mapping"]
 
 _SLIDING = frozenset({"Y", "X", "Y'", "X'"})
 _FILTER_OF = {"Y": "R", "Y'": "R", "X": "S", "X'": "S"}
@@ -177,8 +176,3 @@ def _next_level_sizes(
         else:
             nxt[dim] = min(directive.size, sizes[dim])
     return nxt
-
-
-def validate_fits(mapping: Mapping, hardware: Hardware) -> None:
-    """Raise :class:`SpecError` when the mapping's clusters need more PEs than exist."""
-    mapping.units_per_level(hardware.num_pes)
