@@ -10,12 +10,11 @@ from __future__ import annotations
 from .layer import Layer
 from .mapping import ClusterDirective, MapDirective, Mapping
 from .source import Diagnostic, SourceSpan, SpecError
-from .window import window_rows
+from .window import INPUT_OF, WINDOW_OF, window_rows
 
 __all__ = ["validate_mapping"]
 
-_SLIDING = frozenset({"Y", "X", "Y'", "X'"})
-_FILTER_OF = {"Y": "R", "Y'": "R", "X": "S", "X'": "S"}
+_SLIDING = frozenset(WINDOW_OF)
 
 
 def _family(dim: str) -> str:
@@ -166,8 +165,8 @@ def _next_level_sizes(
     by_dim = {d.dim: d for d in directives}
     for dim, directive in by_dim.items():
         if dim in ("Y'", "X'"):
-            base = dim[0]
-            filt = _FILTER_OF[dim]
+            base = INPUT_OF[dim]
+            filt = WINDOW_OF[dim]
             window = by_dim[filt].size if filt in by_dim else sizes[filt]
             window = min(window, sizes[filt])
             out = min(directive.size, sizes[dim])

@@ -18,6 +18,7 @@ __all__ = [
     "INPUT_OF",
     "OUTPUT_OF",
     "SLIDING_PAIRS",
+    "WINDOW_OF",
     "input_row",
     "outputs_within",
     "whole_windows_tile",
@@ -36,6 +37,9 @@ OUTPUT_OF: dict[str, str] = {"Y": "Y'", "X": "X'"}
 
 INPUT_OF: dict[str, str] = {"Y'": "Y", "X'": "X"}
 """The input dimension each output dimension is read from."""
+
+WINDOW_OF: dict[str, str] = {dim: f for i, f, o in SLIDING_PAIRS for dim in (i, o)}
+"""The filter dimension of each sliding dimension, input (``Y``) or output (``Y'``)."""
 
 Rows = TypeVar("Rows", int, npt.NDArray[Any])
 
