@@ -147,6 +147,7 @@ def analyze_layer(
         hardware=hardware,
         input_elems=inputs,
         weight_elems=weights,
+        output_elems=prod(layer.size(d) for d in layer.tensor("output").dims),
         multilevel=multilevel,
         energy_l1_counts=energy_l1,
         table=table,

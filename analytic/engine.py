@@ -31,12 +31,13 @@ from math import prod
 
 from spec.hardware import UNBOUNDED, Hardware
 from spec.source import SpecError
+from spec.window import FILTER_OF, OUTPUT_OF, windows
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, INIT, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
-from .problem import OUTPUT_OF, SLIDING, LevelDirective, Problem
+from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
     Machine,
@@ -232,12 +233,9 @@ def _output_size(ctx: _Context, dims: dict[str, int], view: TensorView) -> int:
     """Output elements over ``dims`` (MAESTRO: Y-R+1 whatever the stride, D2)."""
     size = 1
     for dim in view.tensor.dims:
-        if ctx.problem.conv and dim in SLIDING:
-            extent = dims[dim] - dims[SLIDING[dim]]
-            if ctx.quirks.stride_ignored_in_output_size:
-                size *= extent + 1
-            else:
-                size *= extent // ctx.strides.get(dim, 1) + 1
+        if ctx.problem.conv and dim in FILTER_OF:
+            stride = 1 if ctx.quirks.stride_ignored_in_output_size else ctx.strides.get(dim, 1)
+            size *= windows(dims[dim], dims[FILTER_OF[dim]], stride)
         else:
             size *= dims[dim]
     return size
@@ -677,7 +675,7 @@ def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
         tiles = ctx.models[index].tiles
         for ref, out in OUTPUT_OF.items():
             if tiles.mapped.get(out, 1) <= 0:
-                filt = SLIDING[ref]
+                filt = FILTER_OF[ref]
                 detail = (
                     f": in cluster level {index} a unit's {ref} tile"
                     f" ({tiles.mapped[ref]}) is smaller than its {filt} tile"

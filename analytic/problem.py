@@ -19,14 +19,11 @@ from math import prod
 from spec.layer import Layer, LayerType
 from spec.mapping import Mapping
 from spec.source import SourceSpan, SpecError
+from spec.window import FILTER_OF, OUTPUT_OF, whole_windows_tile, window_rows, windows
 
 from .deviations import Quirks
 
 __all__ = ["LevelDirective", "Problem", "Tensor", "build_problem"]
-
-SLIDING: dict[str, str] = {"Y": "R", "X": "S"}
-"""Reference (input) dimension -> the filter dimension sliding over it."""
-OUTPUT_OF: dict[str, str] = {"Y": "Y'", "X": "X'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +111,15 @@ def _dimension_table(layer: Layer, quirks: Quirks) -> tuple[dict[str, int], dict
     if layer.type is not LayerType.NGCONV:
         sizes.pop("G", None)
     strides = {"Y": layer.stride_y, "X": layer.stride_x}
-    for ref, filt in SLIDING.items():
+    for ref, filt in FILTER_OF.items():
         out = OUTPUT_OF[ref]
         if quirks.stride_ignored_in_output_size and ref not in layer.declared:
-            sizes[ref] = layer.size(out) + layer.size(filt) - 1
+            sizes[ref] = window_rows(layer.size(out), layer.size(filt), 1)
             strides[ref] = 1
         else:
             sizes[ref] = layer.size(ref)
-        if quirks.stride_ignored_in_output_size:
-            sizes[out] = sizes[ref] - sizes[filt] + 1
-        else:
-            sizes[out] = (sizes[ref] - sizes[filt]) // strides[ref] + 1
+        stride = 1 if quirks.stride_ignored_in_output_size else strides[ref]
+        sizes[out] = windows(sizes[ref], sizes[filt], stride)
     return sizes, strides
 
 
@@ -135,14 +130,14 @@ def _to_input_centric(directives: list[LevelDirective], dims: dict[str, int]) ->
     there is none); here the level's filter extent is used in that case.
     """
     present = {d.dim for d in directives}
-    for ref, filt in SLIDING.items():
+    for ref, filt in FILTER_OF.items():
         out = OUTPUT_OF[ref]
         if ref in present or out not in present:
             continue
         window = next((d.size for d in directives if d.dim == filt), dims.get(filt, 1))
         i = next(i for i, d in enumerate(directives) if d.dim == out)
         d = directives[i]
-        directives[i] = LevelDirective(ref, d.spatial, d.size + window - 1, d.offset)
+        directives[i] = LevelDirective(ref, d.spatial, window_rows(d.size, window, 1), d.offset)
 
 
 def _apply_stride(
@@ -163,17 +158,17 @@ def _apply_stride(
     """
     for i, d in enumerate(directives):
         stride = strides.get(d.dim, 1)
-        if d.dim not in SLIDING or stride == 1:
+        if d.dim not in FILTER_OF or stride == 1:
             continue
-        window = filters[SLIDING[d.dim]]
+        window = filters[FILTER_OF[d.dim]]
         if d.size < window:
             continue
-        out = (d.size + stride - window) // stride
+        out = windows(d.size, window, stride)
         if compact:
             size = out * min(stride, window) + max(window - stride, 0)
             offset = out * window if (not top and window < stride) else out * stride
         else:
-            size, offset = (out - 1) * stride + window, out * stride
+            size, offset = whole_windows_tile(d.size, window, stride)
         directives[i] = LevelDirective(d.dim, d.spatial, size, offset)
 
 

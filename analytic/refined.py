@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from math import prod
 
 from spec.hardware import UNBOUNDED, Hardware
+from spec.window import FILTER_OF, windows
 
 from .cases import EDGE, State
-from .problem import SLIDING
 from .traffic import LevelModel, TensorView
 
 __all__ = [
@@ -131,8 +131,7 @@ def _extent(
             total *= max(tile, 1)
             continue
         if counted != dim:
-            filt = SLIDING[dim]
-            whole = max((dims[dim] - dims.get(filt, 1)) // strides.get(dim, 1) + 1, 1)
+            whole = max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
         else:
             whole = dims.get(dim, 1)
         if d.spatial:
@@ -260,8 +259,8 @@ def output_elems(dims: dict[str, int], strides: dict[str, int], out_dims: tuple[
     """Output elements over ``dims``."""
     size = 1
     for dim in out_dims:
-        if dim in SLIDING:
-            size *= max((dims[dim] - dims[SLIDING[dim]]) // strides.get(dim, 1) + 1, 0)
+        if dim in FILTER_OF:
+            size *= max(windows(dims[dim], dims[FILTER_OF[dim]], strides.get(dim, 1)), 0)
         else:
             size *= dims.get(dim, 1)
     return size

@@ -5,8 +5,9 @@ Energy, area and power follow MAESTRO's cost tables (``BASE_constants.hpp``,
 
 * CSV energy (nJ) = 0.00023 x [18.61 x (input, weight L2 reads and writes + output L2
   writes) + 1.68 x (all six L1 counts)] (no MAC energy, no output L2 reads);
-* ``energy_nj`` (the metric both engines share) = MACs x mac + (six L1 counts) x l1 +
-  (six L2 counts) x l2 of the chosen :mod:`spec.energy` table;
+* ``energy_nj`` (the metric both engines share) = the chosen :mod:`spec.energy` table's
+  price of :func:`access_counts`: MACs, the six L1 counts, the six L2 counts, NoC
+  element-hops and off-chip accesses, counted as the simulator counts them;
 * area = P x (283 x lanes + 0.104 x L1) + 0.104 x L2 + 101.7938 x (14.662 P + 28.895) x BW
   + max(1, 1.2886 P^2 + 5.5814 P - 23.711) x 395.473 (um^2);
 * power = P x (1.2223 x lanes + 0.00345 x L1) + 0.00345 x L2
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spec.energy import EnergyTable
+from spec.energy import AccessCounts, EnergyTable
 from spec.hardware import Hardware
 from spec.results import LayerResult, TensorCounts, make_tensors
 
@@ -124,10 +125,29 @@ def l1_counts_of(top: LevelResult) -> tuple[int, ...]:
     return (*top.l1_reads, *top.l1_writes)
 
 
-def _activity_energy_nj(top: LevelResult, macs: int, table: EnergyTable) -> float:
-    l1 = sum(top.l1_reads) + sum(top.l1_writes)
-    l2 = sum(top.l2_reads) + sum(top.l2_writes)
-    return macs * table.mac_nj + l1 * table.l1_access_nj + l2 * table.l2_access_nj
+def offchip_counts(top: LevelResult, output_elems: int) -> tuple[int, int]:
+    """Elements read from and written to off-chip memory: L2 is filled from off-chip
+    with every input and weight element it is written (its input and weight writes),
+    and each output element leaves once (the model's L2 holds what a step needs)."""
+    return top.l2_writes[0] + top.l2_writes[1], output_elems
+
+
+def noc_elem_hops(top: LevelResult, noc_hops: int) -> int:
+    """Elements the NoC moves times the hops each pays: every input and weight element
+    L2 sends to the PEs and every output element the PEs send back (output L2 reads are
+    L2's own read-modify-write, not NoC traffic)."""
+    return noc_hops * (top.l2_reads[0] + top.l2_reads[1] + top.l2_writes[2])
+
+
+def access_counts(top: LevelResult, noc_hops: int, output_elems: int) -> AccessCounts:
+    """What the model counts, in the kinds an energy table prices."""
+    return AccessCounts(
+        macs=top.macs,
+        l1_accesses=sum(top.l1_reads) + sum(top.l1_writes),
+        l2_accesses=sum(top.l2_reads) + sum(top.l2_writes),
+        noc_elem_hops=noc_elem_hops(top, noc_hops),
+        offchip_accesses=sum(offchip_counts(top, output_elems)),
+    )
 
 
 def layer_result(
@@ -140,6 +160,7 @@ def layer_result(
     hardware: Hardware,
     input_elems: int,
     weight_elems: int,
+    output_elems: int,
     multilevel: bool,
     energy_l1_counts: tuple[int, ...],
     table: EnergyTable,
@@ -167,7 +188,10 @@ def layer_result(
         "noc_bw_req_peak_elems_per_cycle": top.peak_bw,
         "noc_bw_req_avg_elems_per_cycle": top.avg_bw,
         "offchip_bw_req_elems_per_cycle": top.offchip_req,
-        "energy_nj": _activity_energy_nj(top, macs, table),
+        "energy_nj": table.energy_nj(access_counts(top, hardware.noc_hops, output_elems)),
+        "noc_traversals_elem_hops": noc_elem_hops(top, hardware.noc_hops),
+        "offchip_reads_elems": offchip_counts(top, output_elems)[0],
+        "offchip_writes_elems": offchip_counts(top, output_elems)[1],
         "avg_active_pes": top.avg_active,
         "utilization": fdiv(macs, capacity),
         "num_pes": hardware.num_pes,

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spec.window import FILTER_OF, OUTPUT_OF, windows
+
 from .cint import cdiv
-from .problem import OUTPUT_OF, SLIDING, LevelDirective
+from .problem import LevelDirective
 
 __all__ = ["Tiles", "level_tiles"]
 
@@ -77,24 +79,19 @@ def level_tiles(
     # number of outputs (D11); fixed, none.
     low = 0 if no_edge_past_the_end else -(2**63)
     for d in directives:
-        if d.dim in SLIDING:
-            out, filt = OUTPUT_OF[d.dim], SLIDING[d.dim]
+        if d.dim in FILTER_OF:
+            out, filt = OUTPUT_OF[d.dim], FILTER_OF[d.dim]
             window, window_edge = mapped.get(filt, 0), mapped_edge.get(filt, 0)
             stride = strides.get(d.dim, 1) if strides else 1
             # Only tiles that hold a whole window were rewritten for the stride.
             if stride > 1 and mapped[d.dim] >= window:
-                mapped[out] = _windows(mapped[d.dim], window, stride)
-                mapped_edge[out] = _windows(mapped_edge[d.dim], window_edge, stride)
+                mapped[out] = max(0, windows(mapped[d.dim], window, stride))
+                mapped_edge[out] = max(0, windows(mapped_edge[d.dim], window_edge, stride))
                 unique[out] = min(d.offset // stride, mapped[out])
                 unique_edge[out] = min(d.offset // stride, mapped_edge[out])
             else:
-                mapped[out] = max(low, mapped[d.dim] - window + 1)
+                mapped[out] = max(low, windows(mapped[d.dim], window, 1))
                 unique[out] = min(d.offset, d.size)
-                mapped_edge[out] = max(low, mapped_edge[d.dim] - window_edge + 1)
+                mapped_edge[out] = max(low, windows(mapped_edge[d.dim], window_edge, 1))
                 unique_edge[out] = min(d.offset, mapped_edge[out])
     return Tiles(mapped, unique, mapped_edge, unique_edge)
-
-
-def _windows(rows: int, window: int, stride: int) -> int:
-    """Windows of ``window`` rows at ``stride`` that fit in ``rows`` rows."""
-    return (rows - window) // stride + 1 if rows >= window else 0

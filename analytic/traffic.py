@@ -26,9 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from spec.window import OUTPUT_OF
+
 from .cases import EDGE, INIT, STEADY, State
 from .deviations import Quirks
-from .problem import OUTPUT_OF, LevelDirective, Tensor
+from .problem import LevelDirective, Tensor
 from .tiles import Tiles
 
 __all__ = [

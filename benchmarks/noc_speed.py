@@ -1,4 +1,4 @@
-"""NoC speed targets (issue 5), one case per subprocess: the Table-2 dataflows on VGG16
+"""NoC speed targets, one case per subprocess: the Table-2 dataflows on VGG16
 CONV1 with 64 PEs on a mesh and on a fat tree (each <= 60 s), and ResNet50 layers on a
 1024-PE mesh (each <= 5 minutes). Usage: python benchmarks/noc_speed.py [--only TEXT]"""
 

@@ -3,7 +3,7 @@ case's own): wall time, peak RSS, simulated cycles/s, PE-steps/s and SimPy event
 (the fast path's events are those of its NoC phase runs), against the targets.
 
 Usage: python benchmarks/sim_speed.py [--topology bus|mesh|tree|...] [--only TEXT]
-[--quick] (issue 4: Table-2 dataflows on VGG16 CONV1/CONV11 with 64 PEs, ResNet50
+[--quick] (targets: Table-2 dataflows on VGG16 CONV1/CONV11 with 64 PEs, ResNet50
 layers on 256 PEs, each <= 60 s and <= 2 GiB)."""
 
 from __future__ import annotations

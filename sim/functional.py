@@ -18,13 +18,14 @@ import numpy as np
 
 from spec.layer import Layer
 from spec.source import SpecError
+from spec.window import SLIDING_PAIRS, input_row
 
 from .geometry import StepTiles
 from .traffic import StepRecord
 
 __all__ = ["Functional", "check_inputs", "reference_output"]
 
-_SLIDING = {"Y": ("Y'", "R"), "X": ("X'", "S")}
+_SLIDING = {in_dim: (out, filt) for in_dim, filt, out in SLIDING_PAIRS}
 
 
 def _expected(layer: Layer, tensor: str) -> tuple[int, ...]:
@@ -100,8 +101,8 @@ class Functional:
                 out.append(grid[self.loop_index[d]])
             else:
                 o_dim, f_dim = _SLIDING[d]
-                stride = self.layer.stride(d)
-                out.append(grid[self.loop_index[o_dim]] * stride + grid[self.loop_index[f_dim]])
+                o, f = grid[self.loop_index[o_dim]], grid[self.loop_index[f_dim]]
+                out.append(input_row(o, f, self.layer.stride(d)))
         return out
 
     def step(self, tiles: StepTiles, rec: StepRecord) -> None:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from spec.layer import Layer
+from spec.window import SLIDING_PAIRS, outputs_within
 
 from .loopnest import PERanges
 
 __all__ = ["Geometry", "StepTiles"]
 
-_SLIDING = {"Y'": ("Y", "R"), "X'": ("X", "S")}
+_SLIDING = {out: (in_dim, filt) for in_dim, filt, out in SLIDING_PAIRS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,8 @@ class Geometry:
         s = self.layer.stride(in_dim)
         a, m = r.lo[k], r.hi[k] - r.lo[k]
         b, n = r.lo[f], r.hi[f] - r.lo[f]
-        first = np.maximum(0, -((b - a) // s))
-        last = np.minimum(self.layer.size(out_dim) - 1, (a + m - n - b) // s)
+        first, last = outputs_within(a, m, b, n, s)
+        first, last = np.maximum(0, first), np.minimum(self.layer.size(out_dim) - 1, last)
         ok = (n > 0) & (m > 0)
         hi = np.where(ok, np.maximum(first, last + 1), first)
         return first, hi

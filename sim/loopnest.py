@@ -22,11 +22,12 @@ import numpy as np
 from spec.layer import Layer
 from spec.mapping import MapDirective, Mapping
 from spec.source import SpecError
+from spec.window import SLIDING_PAIRS, input_row, outputs_within, whole_windows_tile, window_rows
 
 __all__ = ["LevelPlan", "LoopNest", "PERanges", "held_dims"]
 
-_OUT_OF = {"Y'": ("Y", "R"), "X'": ("X", "S")}
-_FILTER_OF = {"Y": "R", "X": "S"}
+_OUT_OF = {out: (in_dim, filt) for in_dim, filt, out in SLIDING_PAIRS}
+_FILTER_OF = {in_dim: filt for in_dim, filt, _ in SLIDING_PAIRS}
 
 
 def held_dims(layer: Layer) -> tuple[str, ...]:
@@ -80,8 +81,7 @@ class _Level:
                 fdim = dim_index[_FILTER_OF[d.dim]]
                 r_extent = int(hi[fdim] - lo[fdim])
                 if stride > 1 and size >= r_extent:
-                    out = (size - r_extent) // stride + 1
-                    size, offset = (out - 1) * stride + r_extent, out * stride
+                    size, offset = whole_windows_tile(size, r_extent, stride)
             if d.dim in _OUT_OF:
                 extent = self._derived_outputs(d.dim)[1]
             else:
@@ -106,8 +106,8 @@ class _Level:
         stride = self.nest.layer.stride(in_dim)
         a, m = int(self.lo[k]), int(self.hi[k] - self.lo[k])
         b, n = int(self.lo[f]), int(self.hi[f] - self.lo[f])
-        first = max(0, -((b - a) // stride))
-        last = min(self.nest.layer.size(out_dim) - 1, (a + m - n - b) // stride)
+        first, last = outputs_within(a, m, b, n, stride)
+        first, last = max(0, first), min(self.nest.layer.size(out_dim) - 1, last)
         return first, max(0, last - first + 1)
 
     @property
@@ -149,8 +149,8 @@ class _Level:
             o_lo = first + np.minimum(p * offset, count)
             o_hi = first + np.minimum(p * offset + size, count)
             b, n = lo[f], hi[f] - lo[f]
-            lo[k] = o_lo * stride + b
-            hi[k] = np.where(o_hi > o_lo, (o_hi - 1) * stride + b + n, lo[k])
+            lo[k] = input_row(o_lo, b, stride)
+            hi[k] = np.where(o_hi > o_lo, lo[k] + window_rows(o_hi - o_lo, n, stride), lo[k])
         return lo, hi, active
 
 
@@ -204,10 +204,6 @@ class LoopNest:
     def top_loop_dims(self) -> tuple[str, ...]:
         """The dimension each top-level loop walks."""
         return tuple(self.levels[0].directives[loop.directive].dim for loop in self.top.loops)
-
-    def top_loop_strides(self) -> tuple[int, ...]:
-        """How far (in its dimension's indices) each top-level loop advances a tile."""
-        return tuple(self.top.offsets[loop.directive] for loop in self.top.loops)
 
     def inner_steps(self, positions: tuple[int, ...]) -> tuple[int, list[_SubSchedule | None]]:
         """Global steps the top-level step ``positions`` lasts and each unit's schedule."""

@@ -88,5 +88,4 @@ class SimOptions:
     energy_table: str = "maestro"
     l1_eviction: str = "lru"
     utilization_bins: int = 50
-    per_pe_detail: bool = True
     noc_graph: nx.DiGraph | None = field(default=None, compare=False)

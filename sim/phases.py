@@ -17,7 +17,7 @@ tree of hops, one per link, listed parents first:
   separately with an adder tree (``ceil(log2 copies) * adder_latency_cycles``);
 * on a broadcast medium (the bus) all of a phase's flows are one message: the L2 sends
   the step's data in one transaction that every involved PE listens to, and the PEs'
-  partial sums go back in one transaction (the previous issue's bus, exactly).
+  partial sums go back in one transaction.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spec.window import FILTER_OF, INPUT_OF, OUTPUT_OF
+
 from .loopnest import LoopNest
 
 __all__ = ["Segment", "Step", "StepStream"]
@@ -27,10 +29,6 @@ _BLOCK_LIMIT = 1 << 16
 """Most steps in one block of a segment."""
 _CHUNK = 4096
 """Steps per segment where nothing repeats."""
-
-_OUTPUT_OF = {"Y": "Y'", "X": "X'"}
-_INPUT_OF = {"Y'": "Y", "X'": "X"}
-_FILTER_OF = {"Y": "R", "X": "S"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +103,14 @@ class StepStream:
             phase = 0
             if dim in ("R", "S"):
                 phase = -1
-            elif dim in _OUTPUT_OF:
+            elif dim in OUTPUT_OF:
                 stride = layer.stride(dim)
                 shift[dim] = (step, 1)
-                shift[_OUTPUT_OF[dim]] = (step, stride)
+                shift[OUTPUT_OF[dim]] = (step, stride)
                 phase = stride if stride > 1 else 0
-            elif dim in _INPUT_OF:
+            elif dim in INPUT_OF:
                 shift[dim] = (step, 1)
-                shift[_INPUT_OF[dim]] = (step * layer.stride(_INPUT_OF[dim]), 0)
+                shift[INPUT_OF[dim]] = (step * layer.stride(INPUT_OF[dim]), 0)
             else:
                 shift[dim] = (step, 1)
             self._shift.append(shift)
@@ -134,14 +132,14 @@ class StepStream:
         output coordinates are kept absolute (:meth:`LoopNest._base`), so there every
         position is its own."""
         nest = self.nest
-        sliding = dim in _OUTPUT_OF or dim in _INPUT_OF
+        sliding = dim in OUTPUT_OF or dim in INPUT_OF
         if sliding and nest._inner_maps_outputs:
             return trips, -1
-        if dim not in _OUTPUT_OF:
+        if dim not in OUTPUT_OF:
             return 0, trips - 1
-        window = nest.layer.size(_FILTER_OF[dim])
+        window = nest.layer.size(FILTER_OF[dim])
         split = any(
-            d.dim == _FILTER_OF[dim] and d.size < window
+            d.dim == FILTER_OF[dim] and d.size < window
             for level in nest.levels
             for d in level.directives
         )

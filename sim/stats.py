@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec.energy import energy_table
+from spec.energy import AccessCounts, energy_table
 from spec.results import LayerResult, TensorCounts, make_tensors
 
 from .coverage import Coverage
@@ -236,12 +236,14 @@ def build_result(
         ),
         hw.noc_arbitration,
     )
-    energy = (
-        macs * table.mac_nj
-        + l1_total * table.l1_access_nj
-        + l2_total * table.l2_access_nj
-        + int(noc.metrics["noc_traversals_elem_hops"]) * table.noc_hop_nj
-        + offchip_total * table.offchip_access_nj
+    energy = table.energy_nj(
+        AccessCounts(
+            macs=macs,
+            l1_accesses=l1_total,
+            l2_accesses=l2_total,
+            noc_elem_hops=int(noc.metrics["noc_traversals_elem_hops"]),
+            offchip_accesses=offchip_total,
+        )
     )
     ideal, zero_load = references
     records = list(tally.records.values())

@@ -1,7 +1,9 @@
-"""Energy-per-access tables, each with where its numbers come from.
+"""Energy-per-access tables, each with where its numbers come from, and the one
+function that turns access counts into energy.
 
-Both engines multiply their own access counts by the same table, so an energy
-difference between them is always a difference in counts, never in constants.
+Both engines count the same kinds of action (:class:`AccessCounts`) and price them with
+:meth:`EnergyTable.energy_nj`, so an energy difference between them is always a
+difference in counts, never in constants or in which kinds are priced.
 """
 
 from __future__ import annotations
@@ -9,7 +11,40 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ENERGY_TABLES", "EnergyTable", "energy_table"]
+from .results import LayerResult
+
+__all__ = ["ENERGY_TABLES", "AccessCounts", "EnergyTable", "energy_table"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessCounts:
+    """What a layer's run did, per kind of action a table prices.
+
+    ``l1_accesses`` and ``l2_accesses`` are reads plus writes of all three tensors;
+    ``noc_elem_hops`` is elements moved between L2 and the PEs times the NoC hops each
+    pays; ``offchip_accesses`` is elements read from plus written to off-chip memory.
+    """
+
+    macs: int
+    l1_accesses: int
+    l2_accesses: int
+    noc_elem_hops: int
+    offchip_accesses: int
+
+    @classmethod
+    def of(cls, result: LayerResult) -> AccessCounts:
+        """The counts an engine reported for a layer (its tensors' L1 and L2 counts and
+        the metrics ``noc_traversals_elem_hops``, ``offchip_reads_elems`` and
+        ``offchip_writes_elems``, which both engines fill)."""
+        counts = [c for _, c in result.tensors]
+        return cls(
+            macs=result.macs,
+            l1_accesses=sum(c.l1_reads + c.l1_writes for c in counts),
+            l2_accesses=sum(c.l2_reads + c.l2_writes for c in counts),
+            noc_elem_hops=int(result.metric("noc_traversals_elem_hops")),
+            offchip_accesses=int(result.metric("offchip_reads_elems"))
+            + int(result.metric("offchip_writes_elems")),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +58,25 @@ class EnergyTable:
     noc_hop_nj: float
     offchip_access_nj: float
     source: str
+
+    def breakdown_nj(self, counts: AccessCounts) -> dict[str, float]:
+        """Energy of each kind of action, in nJ: ``mac``, ``l1``, ``l2``, ``noc``,
+        ``offchip``."""
+        return {
+            "mac": counts.macs * self.mac_nj,
+            "l1": counts.l1_accesses * self.l1_access_nj,
+            "l2": counts.l2_accesses * self.l2_access_nj,
+            "noc": counts.noc_elem_hops * self.noc_hop_nj,
+            "offchip": counts.offchip_accesses * self.offchip_access_nj,
+        }
+
+    def energy_nj(self, counts: AccessCounts) -> float:
+        """Total energy of ``counts``, in nJ (the kinds added in a fixed order, so the
+        same counts always give the same float)."""
+        total = 0.0
+        for part in self.breakdown_nj(counts).values():
+            total += part
+        return total
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for result files."""

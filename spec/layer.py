@@ -18,6 +18,7 @@ from enum import StrEnum
 from math import prod
 
 from .source import Diagnostic, SourceSpan, SpecError
+from .window import SLIDING_PAIRS, window_rows, windows
 
 __all__ = [
     "CONV_DIMS",
@@ -34,9 +35,6 @@ TENSORS: tuple[str, ...] = ("input", "weight", "output")
 
 CONV_DIMS: tuple[str, ...] = ("N", "G", "K", "C", "R", "S", "Y", "X", "Y'", "X'")
 GEMM_DIMS: tuple[str, ...] = ("M", "N", "K")
-
-SLIDING_PAIRS: tuple[tuple[str, str, str], ...] = (("Y", "R", "Y'"), ("X", "S", "X'"))
-"""(input dim, filter dim, output dim) for the two sliding windows of a convolution."""
 
 
 class LayerType(StrEnum):
@@ -305,10 +303,10 @@ def make_layer(
                     )
                 )
                 continue
-            sizes[out_dim] = (sizes[in_dim] - window) // stride + 1
+            sizes[out_dim] = windows(sizes[in_dim], window, stride)
         else:
             sizes[out_dim] = declared[out_dim]
-            sizes[in_dim] = (sizes[out_dim] - 1) * stride + window
+            sizes[in_dim] = window_rows(sizes[out_dim], window, stride)
     if problems:
         raise SpecError(problems)
     order = [d for d in CONV_DIMS if d in sizes and (d != "G" or type_ is LayerType.NGCONV)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cursor import TokenCursor
 from .hardware import Hardware
 from .layer import Layer, LayerType, make_layer
 from .lexer import Token, read_source, tokenize
@@ -76,43 +77,6 @@ class _RawLayer:
     dataflow_token: Token | None = None
 
 
-class _Cursor:
-    """Position in a token list with the helpers a recursive-descent parser needs."""
-
-    def __init__(self, tokens: list[Token], eof_span: SourceSpan) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        self.eof_span = eof_span
-
-    @classmethod
-    def over_text(cls, text: str, path: str) -> _Cursor:
-        lines = text.splitlines()
-        last_line = len(lines) if lines else 1
-        last_text = lines[-1] if lines else ""
-        eof = SourceSpan(path, last_line, len(last_text) + 1, 1, last_text)
-        return cls(tokenize(text, path), eof)
-
-    def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def next(self, expected: str) -> Token:
-        token = self.peek()
-        if token is None:
-            raise SpecError.at(self.eof_span, f"unexpected end of file, expected {expected}")
-        self.pos += 1
-        return token
-
-    def expect(self, text: str, context: str) -> Token:
-        token = self.next(f"'{text}' {context}")
-        if token.text != text:
-            raise SpecError.at(token.span, f"expected '{text}' {context}, found '{token.text}'")
-        return token
-
-    def at(self, text: str) -> bool:
-        token = self.peek()
-        return token is not None and token.text == text
-
-
 def _int_value(token: Token, what: str, constants: dict[str, int]) -> int:
     """An integer literal or a Constant's value."""
     if token.is_int:
@@ -128,7 +92,7 @@ def _int_value(token: Token, what: str, constants: dict[str, int]) -> int:
     raise SpecError.at(token.span, f"expected an integer for {what}, found '{token.text}'")
 
 
-def _parse_constant(cur: _Cursor, constants: dict[str, int]) -> None:
+def _parse_constant(cur: TokenCursor, constants: dict[str, int]) -> None:
     name = cur.next("a constant name after 'Constant'")
     if not name.text.isidentifier():
         raise SpecError.at(name.span, f"expected a constant name, found '{name.text}'")
@@ -140,7 +104,7 @@ def _parse_constant(cur: _Cursor, constants: dict[str, int]) -> None:
     constants[name.text] = int(value.text)
 
 
-def _skip_block(cur: _Cursor, opener: Token) -> None:
+def _skip_block(cur: TokenCursor, opener: Token) -> None:
     depth = 0
     cur.expect("{", f"after '{opener.text}'")
     depth = 1
@@ -154,7 +118,7 @@ def _skip_block(cur: _Cursor, opener: Token) -> None:
             depth -= 1
 
 
-def _parse_pairs(cur: _Cursor, owner: Token, what: str) -> list[tuple[Token, Token]]:
+def _parse_pairs(cur: TokenCursor, owner: Token, what: str) -> list[tuple[Token, Token]]:
     """``{ NAME VALUE ... }`` as (name, value) token pairs."""
     cur.expect("{", f"after '{owner.text}'")
     pairs: list[tuple[Token, Token]] = []
@@ -174,7 +138,7 @@ def _parse_pairs(cur: _Cursor, owner: Token, what: str) -> list[tuple[Token, Tok
         pairs.append((name, value))
 
 
-def _parse_directive(cur: _Cursor, keyword: Token) -> _RawDirective:
+def _parse_directive(cur: TokenCursor, keyword: Token) -> _RawDirective:
     n_args = 1 if keyword.text == "Cluster" else 2
     args: list[_Arg] = []
     for i in range(n_args):
@@ -209,7 +173,7 @@ def _parse_directive(cur: _Cursor, keyword: Token) -> _RawDirective:
     return _RawDirective(keyword, args, dim)
 
 
-def _parse_dataflow(cur: _Cursor, opener: Token | None) -> list[_RawDirective]:
+def _parse_dataflow(cur: TokenCursor, opener: Token | None) -> list[_RawDirective]:
     """Directives up to the closing brace (``opener`` given) or the end of the tokens."""
     if opener is not None:
         cur.expect("{", "after 'Dataflow'")
@@ -235,7 +199,7 @@ def _parse_dataflow(cur: _Cursor, opener: Token | None) -> list[_RawDirective]:
         )
 
 
-def _parse_layer(cur: _Cursor, layer_kw: Token) -> _RawLayer:
+def _parse_layer(cur: TokenCursor, layer_kw: Token) -> _RawLayer:
     name = cur.next("a layer name after 'Layer'")
     if name.text in ("{", "}"):
         raise SpecError.at(name.span, "expected a layer name after 'Layer'")
@@ -413,7 +377,7 @@ def parse_dataflow_tokens(
 ) -> tuple[Mapping, tuple[Diagnostic, ...]]:
     """A bare directive list (no braces), e.g. an inline dataflow of a YAML scenario,
     resolved and validated against ``layer``."""
-    raw = _parse_dataflow(_Cursor(tokens, eof_span), None)
+    raw = _parse_dataflow(TokenCursor(tokens, eof_span), None)
     if not raw:
         raise SpecError.at(opener or eof_span, f"the dataflow of layer '{layer.name}' is empty")
     return _resolve_mapping(raw, opener, layer, {})
@@ -427,20 +391,20 @@ def parse_mapping_text(
     ``shrink`` caps dimension sizes before ``Sz(D)`` is resolved, so a shrunken layer
     keeps the meaning of its mapping (used to simulate large networks quickly).
     """
-    cur = _Cursor.over_text(text, path)
+    cur = TokenCursor.over_text(text, path)
     constants: dict[str, int] = {}
     network_name: str | None = None
     network_span: SourceSpan | None = None
     raw_layers: list[_RawLayer] = []
     layer_constants: list[dict[str, int]] = []
     while (token := cur.peek()) is not None:
-        cur.pos += 1
+        cur.skip()
         if token.text == "Constant":
             _parse_constant(cur, constants)
         elif token.text == "Network":
             name_token = cur.peek()
             if name_token is not None and name_token.text != "{":
-                cur.pos += 1
+                cur.skip()
                 network_name = name_token.text
             network_span = token.span
             cur.expect("{", "to open the Network body")
@@ -465,7 +429,7 @@ def parse_mapping_text(
             )
     if not raw_layers:
         raise SpecError.at(
-            cur.eof_span if not cur.tokens else cur.tokens[0].span,
+            cur.eof if not cur.tokens else cur.tokens[0].span,
             "no layers found: expected 'Network { Layer ... }'",
         )
     layers: list[MappedLayer] = []

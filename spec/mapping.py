@@ -77,13 +77,6 @@ class ClusterLevel:
         """The level's SpatialMap directives (one or two in a valid mapping)."""
         return tuple(d for d in self.directives if d.spatial)
 
-    def directive_for(self, dim: str) -> MapDirective | None:
-        """The first directive of this level on ``dim``, if any."""
-        for directive in self.directives:
-            if directive.dim == dim:
-                return directive
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class Mapping:

@@ -31,6 +31,7 @@ from typing import Any
 
 from .layer import Layer, LayerType, make_layer
 from .source import SourceSpan, SpecError
+from .window import window_rows
 
 __all__ = ["ImportedModel", "ImportedOp", "import_model", "load_onnx", "onnx_missing_hint"]
 
@@ -356,8 +357,8 @@ def _conv(graph: _Graph, node: Any, name: str, maestro_dims: bool) -> ImportedOp
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
     span_y, span_x = (r - 1) * dy + 1, (s - 1) * dx + 1
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pad_y = max(0, (out_h - 1) * sy + span_y - h)
-        pad_x = max(0, (out_w - 1) * sx + span_x - wid)
+        pad_y = max(0, window_rows(out_h, span_y, sy) - h)
+        pad_x = max(0, window_rows(out_w, span_x, sx) - wid)
     elif auto_pad == "VALID":
         pad_y = pad_x = 0
     else:
@@ -382,7 +383,7 @@ def _conv(graph: _Graph, node: Any, name: str, maestro_dims: bool) -> ImportedOp
                 " an output divisible by the dilation)",
             )
         n, out_h, out_w = fold
-        in_y, in_x = out_h - 1 + r, out_w - 1 + s
+        in_y, in_x = window_rows(out_h, r, 1), window_rows(out_w, s, 1)
         notes.append(f"dilation {dy}x{dx} folded into the batch (N x {dy * dx})")
     declared: dict[str, int] = {"N": n, "R": r, "S": s, "Y": in_y, "X": in_x}
     if group == 1:

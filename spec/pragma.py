@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cursor import TokenCursor
 from .hardware import UNBOUNDED, Hardware
 from .layer import LayerType, make_layer
 from .lexer import Token, read_source, tokenize
@@ -75,24 +76,6 @@ class _Pragma:
     var: Token
 
 
-class _Reader:
-    def __init__(self, tokens: list[Token], path: str, text: str) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        lines = text.splitlines() or [""]
-        self.eof = SourceSpan(path, len(lines), len(lines[-1]) + 1, 1, lines[-1])
-
-    def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def next(self, expected: str) -> Token:
-        token = self.peek()
-        if token is None:
-            raise SpecError.at(self.eof, f"unexpected end of file, expected {expected}")
-        self.pos += 1
-        return token
-
-
 def _number(token: Token, what: str) -> int:
     if not token.is_int:
         raise SpecError.at(token.span, f"expected an integer for {what}, found '{token.text}'")
@@ -102,14 +85,14 @@ def _number(token: Token, what: str) -> int:
     return value
 
 
-def _read_arg(reader: _Reader, what: str) -> tuple[Token, Token | None]:
+def _read_arg(reader: TokenCursor, what: str) -> tuple[Token, Token | None]:
     token = reader.next(what)
     if _key(token) == "sz":
         return token, reader.next("a loop variable after 'Sz('")
     return token, None
 
 
-def _read_pragma(reader: _Reader, keyword: Token) -> _Pragma:
+def _read_pragma(reader: TokenCursor, keyword: Token) -> _Pragma:
     name = _PRAGMAS[_key(keyword)]
     n_args = {"Temporal_Map": 2, "Spatial_Map": 2, "Tile": 1}.get(name, 0)
     whats = ("size", "offset")
@@ -216,23 +199,23 @@ def parse_pragma_text(
 ) -> Network:
     """Parse a 2018 pragma file into a :class:`Network` carrying its hardware
     (``shrink`` caps loop sizes as in :func:`spec.maestro.parse_mapping_text`)."""
-    reader = _Reader(tokenize(text, path), path, text)
+    reader = TokenCursor.over_text(text, path)
     hw: dict[str, int] = {}
     hw_tokens: dict[str, Token] = {}
     while (token := reader.peek()) is not None and _key(token) in _HW_KEYS:
-        reader.pos += 1
+        reader.skip()
         name = _HW_KEYS[_key(token)]
         if name in hw:
             raise SpecError.at(token.span, f"{name} is given twice")
         hw[name] = _number(reader.next(f"a value for {name}"), name)
         hw_tokens[name] = token
     if "NumPEs" not in hw:
-        where = reader.peek().span if reader.peek() else reader.eof
+        where = reader.peek_span()
         raise SpecError.at(where, "the hardware description must give NumPEs")
     layers: list[MappedLayer] = []
     problems: list[Diagnostic] = []
     while (token := reader.peek()) is not None:
-        reader.pos += 1
+        reader.skip()
         if _key(token) in _HW_KEYS:
             raise SpecError.at(token.span, f"{token.text} must come before the first Layer")
         if _key(token) != "layer":
@@ -257,7 +240,7 @@ def parse_pragma_text(
 
 
 def _parse_layer(
-    reader: _Reader, layer_kw: Token, num_pes: int, shrink: dict[str, int] | None
+    reader: TokenCursor, layer_kw: Token, num_pes: int, shrink: dict[str, int] | None
 ) -> MappedLayer:
     kind = reader.next("a layer type (CONV or FC) after 'Layer'")
     if kind.text.upper() == "POOL":
@@ -296,10 +279,10 @@ def _parse_layer(
     )
     pragmas: list[_Pragma] = []
     while (token := reader.peek()) is not None and _key(token) in _PRAGMAS:
-        reader.pos += 1
+        reader.skip()
         pragmas.append(_read_pragma(reader, token))
     if not pragmas:
-        where = reader.peek().span if reader.peek() else reader.eof
+        where = reader.peek_span()
         raise SpecError.at(where, f"layer '{name.text}' has no dataflow pragmas after endLayer")
     directives, notes = _translate(pragmas, layer.size_map, num_pes)
     mapping, warnings = validate_mapping(layer, Mapping(tuple(directives), pragmas[0].keyword.span))

@@ -1,5 +1,5 @@
 """YAML scenarios: one file = layers + mapping + hardware + simulator options +
-tolerances, everything the harness needs to run both engines on one case.
+reference numbers, everything the harness needs to run both engines on one case.
 
 Example (paths are relative to the scenario file)::
 
@@ -25,8 +25,6 @@ Example (paths are relative to the scenario file)::
       policies: [maestro, realistic]
     sweep:                             # optional: one run per combination
       noc_bw_elems_per_cycle: [1, 4, 16]
-    tolerances:                        # relative error allowed per metric
-      runtime_cycles: 0.05
     reference:                         # optional numbers from elsewhere, with a source
       source: MAESTRO 4eb08d17 run x01_ws_kspatial__pe4
       layers: {L: {runtime_cycles: 9}}
@@ -52,23 +50,10 @@ from .maestro import parse_dataflow_tokens, parse_hw_file
 from .network import MappedLayer, Network
 from .source import SourceSpan, SpecError
 
-__all__ = ["POLICIES", "Scenario", "Tolerance", "load_scenario"]
+__all__ = ["POLICIES", "Scenario", "load_scenario"]
 
 POLICIES: tuple[str, ...] = ("maestro", "realistic")
 _HW_FIELDS = {f.name: f for f in fields(Hardware) if f.name != "source"}
-
-
-@dataclass(frozen=True, slots=True)
-class Tolerance:
-    """Allowed difference for one metric: relative and/or absolute."""
-
-    rel: float = 0.0
-    abs: float = 0.0
-
-    def allows(self, expected: float, actual: float) -> bool:
-        """Whether ``actual`` is within tolerance of ``expected``."""
-        diff = abs(actual - expected)
-        return diff <= self.abs or diff <= self.rel * abs(expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +68,6 @@ class Scenario:
     policies: tuple[str, ...] = POLICIES
     functional: bool = False
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-    tolerances: tuple[tuple[str, Tolerance], ...] = ()
     reference: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     reference_source: str = ""
     tags: tuple[str, ...] = ()
@@ -99,10 +83,6 @@ class Scenario:
             label = ",".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
             out.append((label, self.hardware.with_changes(**dict(zip(names, values, strict=True)))))
         return out
-
-    def tolerance(self, metric: str) -> Tolerance | None:
-        """The tolerance given for ``metric``, if any."""
-        return dict(self.tolerances).get(metric)
 
 
 class _Doc:
@@ -258,7 +238,6 @@ _TOP_KEYS = (
     "hardware",
     "simulator",
     "sweep",
-    "tolerances",
     "reference",
     "tags",
 )
@@ -287,7 +266,6 @@ def load_scenario(path: str | Path) -> Scenario:
     if "simulator" in top:
         policies, functional = _load_simulator(doc, top["simulator"][1])
     sweep = _load_sweep(doc, top["sweep"][1], hardware) if "sweep" in top else ()
-    tolerances = _load_tolerances(doc, top["tolerances"][1]) if "tolerances" in top else ()
     reference: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     source = ""
     if "reference" in top:
@@ -307,7 +285,6 @@ def load_scenario(path: str | Path) -> Scenario:
         policies=policies,
         functional=functional,
         sweep=sweep,
-        tolerances=tolerances,
         reference=reference,
         reference_source=source,
         tags=tags,
@@ -459,19 +436,6 @@ def _load_sweep(
                 raise doc.error(item, exc.first.message, exc.first.hint) from None
         sweep.append((key, values))
     return tuple(sweep)
-
-
-def _load_tolerances(doc: _Doc, node: yaml.Node) -> tuple[tuple[str, Tolerance], ...]:
-    out = []
-    for metric, (_, value) in doc.mapping(node, "tolerances", None).items():
-        if isinstance(value, yaml.MappingNode):
-            parts = doc.mapping(value, f"tolerance of {metric}", ("rel", "abs"))
-            rel = doc.number(parts["rel"][1], "rel") if "rel" in parts else 0.0
-            absolute = doc.number(parts["abs"][1], "abs") if "abs" in parts else 0.0
-            out.append((metric, Tolerance(rel, absolute)))
-        else:
-            out.append((metric, Tolerance(doc.number(value, f"tolerance of {metric}"))))
-    return tuple(out)
 
 
 def _load_reference(

@@ -30,6 +30,7 @@ from .layer import Layer, LayerType
 from .mapping import ClusterDirective, Directive, MapDirective, Mapping
 from .source import SpecError
 from .validate import _next_level_sizes, validate_mapping
+from .window import SLIDING_PAIRS, window_rows, windows
 
 __all__ = ["GEMM_FORMS", "STYLES", "l1_footprint_elems", "template"]
 
@@ -229,16 +230,16 @@ def l1_footprint_elems(layer: Layer, mapping: Mapping) -> int:
     for directives in mapping.level_directives():
         sizes = _next_level_sizes(layer, directives, sizes)
         mapped = {d.dim for d in directives}
-        for in_dim, filt, out_dim in (("Y", "R", "Y'"), ("X", "S", "X'")):
+        for in_dim, filt, out_dim in SLIDING_PAIRS:
             if layer.type.is_conv and in_dim in mapped and out_dim not in mapped:
                 # An input tile holds the windows that fit in it.
-                windows = (sizes[in_dim] - sizes[filt]) // layer.stride(in_dim) + 1
-                sizes[out_dim] = min(sizes[out_dim], max(1, windows))
+                fit = windows(sizes[in_dim], sizes[filt], layer.stride(in_dim))
+                sizes[out_dim] = min(sizes[out_dim], max(1, fit))
     if layer.type.is_conv:
         # The innermost input tile is what its output tile's windows read.
-        for in_dim, filt, out_dim in (("Y", "R", "Y'"), ("X", "S", "X'")):
-            window = (sizes[out_dim] - 1) * layer.stride(in_dim) + sizes[filt]
-            sizes[in_dim] = min(sizes[in_dim], window)
+        for in_dim, filt, out_dim in SLIDING_PAIRS:
+            rows = window_rows(sizes[out_dim], sizes[filt], layer.stride(in_dim))
+            sizes[in_dim] = min(sizes[in_dim], rows)
     total = 0
     for spec in layer.tensors:
         total += prod(sizes[d] for d in spec.dims)

@@ -7,15 +7,14 @@ offending directive; all problems of a mapping are reported together.
 
 from __future__ import annotations
 
-from .hardware import Hardware
 from .layer import Layer
 from .mapping import ClusterDirective, MapDirective, Mapping
 from .source import Diagnostic, SourceSpan, SpecError
+from .window import INPUT_OF, WINDOW_OF, window_rows
 
-__all__ = ["validate_fits", "validate_mapping"]
+__all__ = ["validate_mapping"]
 
-_SLIDING = frozenset({"Y", "X", "Y'", "X'"})
-_FILTER_OF = {"Y": "R", "Y'": "R", "X": "S", "X'": "S"}
+_SLIDING = frozenset(WINDOW_OF)
 
 
 def _family(dim: str) -> str:
@@ -166,18 +165,13 @@ def _next_level_sizes(
     by_dim = {d.dim: d for d in directives}
     for dim, directive in by_dim.items():
         if dim in ("Y'", "X'"):
-            base = dim[0]
-            filt = _FILTER_OF[dim]
+            base = INPUT_OF[dim]
+            filt = WINDOW_OF[dim]
             window = by_dim[filt].size if filt in by_dim else sizes[filt]
             window = min(window, sizes[filt])
             out = min(directive.size, sizes[dim])
             nxt[dim] = out
-            nxt[base] = min(sizes[base], (out - 1) * layer.stride(base) + window)
+            nxt[base] = min(sizes[base], window_rows(out, window, layer.stride(base)))
         else:
             nxt[dim] = min(directive.size, sizes[dim])
     return nxt
-
-
-def validate_fits(mapping: Mapping, hardware: Hardware) -> None:
-    """Raise :class:`SpecError` when the mapping's clusters need more PEs than exist."""
-    mapping.units_per_level(hardware.num_pes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spec.energy import EnergyTable
+from spec.energy import AccessCounts, EnergyTable
 from spec.results import LayerResult
 
 __all__ = ["DATAFLOWS", "FINDINGS", "Finding", "FindingResult", "energy_breakdown", "evaluate"]
@@ -34,11 +34,11 @@ def energy_breakdown(result: LayerResult, table: EnergyTable) -> dict[str, float
     """MAC, L1 and L2 energy of a layer in nJ (the three bars of the paper's Fig. 7)."""
     l1 = sum(c.l1_reads + c.l1_writes for _, c in result.tensors)
     l2 = sum(c.l2_reads + c.l2_writes for _, c in result.tensors)
-    return {
-        "mac": result.macs * table.mac_nj,
-        "l1": l1 * table.l1_access_nj,
-        "l2": l2 * table.l2_access_nj,
-    }
+    counts = AccessCounts(
+        macs=result.macs, l1_accesses=l1, l2_accesses=l2, noc_elem_hops=0, offchip_accesses=0
+    )
+    parts = table.breakdown_nj(counts)
+    return {kind: parts[kind] for kind in ("mac", "l1", "l2")}
 
 
 def _energy(results: Results, flow: str, layer: str, table: EnergyTable) -> float:

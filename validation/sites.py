@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from spec.layer import Layer
 from spec.mapping import ClusterDirective, MapDirective, Mapping
+from spec.window import WINDOW_OF, windows
 
 __all__ = ["describe_sites", "sites"]
-
-SLIDING = {"Y": "R", "X": "S", "Y'": "R", "X'": "S"}
 
 
 def _map_directives(mapping: Mapping) -> list[MapDirective]:
@@ -31,7 +30,7 @@ def _first_spatial_per_level(layer: Layer, mapping: Mapping) -> list[MapDirectiv
 
 
 def _spatial_sliding(layer: Layer, mapping: Mapping) -> list[MapDirective]:
-    return [d for d in _map_directives(mapping) if d.spatial and d.dim in SLIDING]
+    return [d for d in _map_directives(mapping) if d.spatial and d.dim in WINDOW_OF]
 
 
 def _strided_sliding(layer: Layer, mapping: Mapping) -> list[MapDirective]:
@@ -48,8 +47,8 @@ def _several_windows(layer: Layer, mapping: Mapping) -> list[MapDirective]:
     for d in _strided_sliding(layer, mapping):
         if d.dim not in ("Y", "X"):
             continue
-        window, stride = layer.size(SLIDING[d.dim]), layer.stride(d.dim)
-        if d.size - window >= stride or window < stride:
+        window, stride = layer.size(WINDOW_OF[d.dim]), layer.stride(d.dim)
+        if windows(d.size, window, stride) > 1 or window < stride:
             out.append(d)
     return out
 
@@ -76,7 +75,7 @@ def _gapped(layer: Layer, mapping: Mapping) -> list[MapDirective]:
     return [d for d in _map_directives(mapping) if d.offset > d.size] + [
         d
         for d in _strided_sliding(layer, mapping)
-        if d.dim in ("Y", "X") and layer.size(SLIDING[d.dim]) < layer.stride(d.dim)
+        if d.dim in ("Y", "X") and layer.size(WINDOW_OF[d.dim]) < layer.stride(d.dim)
     ]
 
 

@@ -8,6 +8,7 @@ floats bit for bit.
 from __future__ import annotations
 
 import random
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,7 @@ def test_every_metric_equals_the_scalar_model(name: str, index: int) -> None:
                 hardware=hardware,
                 input_elems=expected.metric("input_tensor_elems"),
                 weight_elems=expected.metric("weight_tensor_elems"),
+                output_elems=prod(entry.layer.size(d) for d in entry.layer.tensor("output").dims),
                 multilevel=top.levels_analyzed > 1,
                 energy_l1_counts=own_l1,
                 table=table,

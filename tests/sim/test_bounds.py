@@ -78,10 +78,10 @@ def test_runtime_covers_the_l2_ports_and_every_link(problem: Problem) -> None:
 
 
 def test_a_link_without_latency_keeps_to_its_bandwidth() -> None:
-    """Found by the property above: 1-D convolution X=2, S=2 (2 outputs from Y=2) on a
-    bus without latency whose L2 read port moves 1 element/cycle: 10 elements leave L2
-    in a run of 9 cycles while a hop of n elements held a link of latency 0
-    for only ceil(n/B) - 1 cycles; it holds it ceil(n/B) cycles now."""
+    """1-D convolution X=2, S=2 (2 outputs from Y=2) on a bus without latency whose L2
+    read port moves 1 element/cycle: a hop of n elements holds a link of latency 0 for
+    ceil(n/B) cycles, so 10 elements cannot leave L2 in a run of 9 cycles (holding it
+    ceil(n/B) - 1 cycles would let them)."""
     layer = make_layer(
         name="p", type_=LayerType.CONV, declared={"K": 1, "C": 1, "R": 1, "S": 2, "Y": 2, "X": 2}
     )

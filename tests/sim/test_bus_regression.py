@@ -1,15 +1,15 @@
-"""The NoC graph must not change the previous issue's bus: results pinned in
-``data/bus_issue4.json`` (written by the issue-4 simulator, commit df165df, before the NoC
-work) are reproduced key by key. New keys may be added; no pinned value may change,
-except two timing changes, each keeping every count: the bus with latency 3 held the
-medium until a transfer's tail (``ceil(n/B) + 2`` cycles) and now only for its
-serialisation (``ceil(n/B)``, pipelined links), so those runs may only get faster (with
-latency 1 both rules hold it ``ceil(n/B)`` cycles); and the outputs left in L2 now go
-off-chip after the last step (at most 1000 of them on the 1000 elements/cycle channel of
-these cases: 1 cycle), so every runtime is one cycle longer than the link rule gives, the
-values derived from it follow, and the channel's busy cycles count the writes too. The
-``realistic`` entries were re-pinned when L1 residency became element-exact (it keeps more,
-so fewer L1 fills and partial-sum write-backs); the ``maestro`` ones are the originals."""
+"""The bus as a NoC graph reproduces the results pinned in ``data/bus_pinned.json`` (a
+bus simulator without the NoC graph) key by key. Extra keys are allowed; no pinned value
+may differ, except through two timing rules the pinned runs lack, each keeping every
+count: pipelined links hold the medium only for a transfer's serialisation
+(``ceil(n/B)`` cycles, where the pinned bus with latency 3 held it until the tail,
+``ceil(n/B) + 2``), so those runs may only be faster (with latency 1 both rules hold it
+``ceil(n/B)`` cycles); and the outputs left in L2 go off-chip after the last step (at
+most 1000 of them on the 1000 elements/cycle channel of these cases: 1 cycle), so every
+runtime is one cycle longer than the link rule gives, the values derived from it follow,
+and the channel's busy cycles count the writes too. The ``realistic`` entries are pinned
+with element-exact L1 residency (it keeps more, so fewer L1 fills and partial-sum
+write-backs than tile residency); the ``maestro`` ones with the bus simulator's."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from spec.loader import load_network
 
 from .helpers import DATA, case, stable, xc_hw
 
-PINNED = json.loads((Path(__file__).parent / "data" / "bus_issue4.json").read_text())
+PINNED = json.loads((Path(__file__).parent / "data" / "bus_pinned.json").read_text())
 _POLICIES = {"maestro": MAESTRO, "realistic": REALISTIC}
 _MID = make_layer(
     name="mid",
@@ -82,8 +82,8 @@ _HOLD_TIME = {
 }
 
 _LAT3_RUNTIMES = {
-    # From the simulator with pipelined links, before the final off-chip write-back
-    # (the pinned value in the comment: the medium held until each transfer's tail).
+    # Runtimes with pipelined links and without the final off-chip write-back (the
+    # pinned value in the comment: the medium held until each transfer's tail).
     "t2_eyeriss_rs.m|maestro|lat3bw2": 1811,  # 2289
     "t2_eyeriss_rs.m|realistic|lat3bw2": 1350,  # 1428
     "t2_nlr.m|maestro|lat3bw2": 3945,  # 3945
@@ -98,7 +98,7 @@ _LAT3_RUNTIMES = {
 
 
 @pytest.mark.parametrize("key", sorted(PINNED))
-def test_bus_results_equal_the_previous_issue(key: str) -> None:
+def test_bus_results_equal_the_pinned_bus(key: str) -> None:
     now = _rerun(key)
     old = PINNED[key]
     skip = {"notes", *_FROM_RUNTIME, *(_HOLD_TIME if "lat3" in key else ())}
@@ -107,5 +107,5 @@ def test_bus_results_equal_the_previous_issue(key: str) -> None:
     link_rule = _LAT3_RUNTIMES.get(key, old["runtime_cycles"])
     assert link_rule <= old["runtime_cycles"]
     assert now["runtime_cycles"] == link_rule + 1
-    # The final write-back (1 cycle) and any evicted outputs now occupy the channel.
+    # The final write-back (1 cycle) and any evicted outputs occupy the channel too.
     assert now["offchip_busy_cycles"] >= old["offchip_busy_cycles"] + 1

@@ -1,5 +1,5 @@
-"""Hand-written cases where the fast path once disagreed with the full SimPy run, or
-where a cost never reached the clock. Each is small enough to reason about by hand."""
+"""Hand-written cases where the fast path could disagree with the full SimPy run, or
+where a cost could miss the clock. Each is small enough to reason about by hand."""
 
 from __future__ import annotations
 

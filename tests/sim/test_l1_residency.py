@@ -20,7 +20,7 @@ from spec.maestro import parse_mapping_text
 from .helpers import stable
 from .test_functional_and_paths import _problems
 
-# K spatial over 16 PEs, C in tiles of 4, a 3x3 window sliding over Y then X (issue text).
+# K spatial over 16 PEs, C in tiles of 4, a 3x3 window sliding over Y then X.
 MONO = """Network mono { Layer L { Type: CONV
 Dimensions { K: 16, C: 8, R: 3, S: 3, Y: 10, X: 10 }
 Dataflow { SpatialMap(1,1) K; TemporalMap(4,4) C; TemporalMap(Sz(R),1) Y;
@@ -109,7 +109,7 @@ def test_maestro_policy_keeps_only_the_current_tile() -> None:
 def test_partial_sums_accumulate_in_l1() -> None:
     # With room for the 8 outputs (each output's reuse distance is 8 inputs + 1 weight +
     # 7 outputs < 1,000,000), each output leaves once, complete: 8 L2 writes, 0 RMW reads
-    # (was 64 writes and 56 reads: every step's partial sum went to L2).
+    # (sending every step's partial sum to L2 would be 64 writes and 56 reads).
     r = _run(
         PSUM,
         num_pes=1,

@@ -38,10 +38,9 @@ def test_every_pe_is_reachable_from_l2_and_back(topology: str) -> None:
 
 
 def test_bus_is_one_medium_per_direction_with_the_transfer_latency() -> None:
-    """Changed from "every bus link shares one resource": the previous issue's bus is
-    full duplex (tiles down and partial sums up never wait for each other), so each
-    direction is its own medium; the PE taps carry no latency, unbounded bandwidth, and
-    never hold a medium."""
+    """The bus is full duplex (tiles down and partial sums up never wait for each
+    other), so each direction is its own medium; the PE taps carry no latency, unbounded
+    bandwidth, and never hold a medium."""
     graph = build_topology(_hw("bus"))
     assert graph.edges[L2, "bus"]["resource"] == "bus:down"
     assert graph.edges["bus", L2]["resource"] == "bus:up"
@@ -100,9 +99,9 @@ def test_fat_tree_bandwidth_doubles_towards_the_root() -> None:
 
 
 def test_systolic_array_has_only_neighbour_links_and_edge_injection() -> None:
-    """2x2 array: PE0 PE1 / PE2 PE3. Neighbour links only, now in both directions
-    (changed from right/down only: in MAESTRO's mappings a sliding window hands PE i
-    what PE i+1 held, i.e. leftwards, so a right/down array could never forward); L2
+    """2x2 array: PE0 PE1 / PE2 PE3. Neighbour links only, in both directions (in
+    MAESTRO's mappings a sliding window hands PE i what PE i+1 held, i.e. leftwards, so
+    a right/down-only array could never forward); L2
     injects into the left column (PE0, PE2) and the top row (PE1) and drains from the
     right column and the bottom row (PE1, PE2, PE3)."""
     graph = build_topology(_hw("systolic"))
