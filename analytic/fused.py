@@ -21,15 +21,10 @@ from spec.fused import (
     axis_sets,
     interval_lengths,
     live_elems,
+    union_length,
 )
 
 __all__ = ["analyze_fused", "analyze_group"]
-
-
-def _union(intervals: tuple[tuple[int, int], ...]) -> int:
-    """Length of the union of monotone, touching intervals (one interval)."""
-    kept = [(lo, hi) for lo, hi in intervals if hi > lo]
-    return max(hi for _, hi in kept) - min(lo for lo, _ in kept) if kept else 0
 
 
 def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResult:
@@ -85,7 +80,7 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
         if k > 0:
             layer = layers[k - 1]
             macs = made * layer.macs_per_output
-            once = ch * _union(rows[k].make) * _union(cols[k].make)
+            once = ch * union_length(rows[k].make) * union_length(cols[k].make)
             recomputed = macs - once * layer.macs_per_output
             pes = layer.pes(hw.num_pes)
             compute += -(-(make_grid * layer.ops_per_output) // pes)

@@ -208,26 +208,36 @@ class FusedScenario:
 @dataclass(frozen=True, slots=True)
 class AxisSets:
     """Along one axis, per tile index: the interval of a tensor its consumer needs
-    (``need``) and the interval the tile computes or loads (``make``)."""
+    (``need``) and the interval the tile computes or loads (``make``), as ``(tiles, 2)``
+    int64 arrays of ``[lo, hi)`` rows (``[0, 0)`` when empty)."""
 
-    need: tuple[Interval, ...]
-    make: tuple[Interval, ...]
+    need: np.ndarray
+    make: np.ndarray
 
 
-def tile_intervals(size: int, tile: int) -> tuple[Interval, ...]:
+def tile_intervals(size: int, tile: int) -> np.ndarray:
     """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter)."""
-    return tuple((lo, min(size, lo + tile)) for lo in range(0, size, tile))
+    lo = np.arange(0, size, tile, dtype=np.int64)
+    return np.stack([lo, np.minimum(lo + tile, size)], axis=1)
 
 
-def _new_parts(need: tuple[Interval, ...]) -> tuple[Interval, ...]:
+def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
+    """:meth:`FusedLayer.receptive` of every row of ``made``."""
+    s, r, p = layer.stride[axis], layer.window[axis], layer.padding[axis]
+    lo, hi = made[:, 0], made[:, 1]
+    first = np.maximum(lo * s - p, 0)
+    last = np.minimum((hi - 1) * s - p + r, layer.in_shape[1 + axis])
+    empty = (hi <= lo) | (last <= first)
+    return np.stack([np.where(empty, 0, first), np.where(empty, 0, last)], axis=1)
+
+
+def _new_parts(need: np.ndarray) -> np.ndarray:
     """Each interval minus the union of the earlier ones (all are monotone)."""
-    out = []
-    reached = 0
-    for lo, hi in need:
-        start = max(lo, reached)
-        out.append((start, hi) if hi > start else (0, 0))
-        reached = max(reached, hi)
-    return tuple(out)
+    hi = need[:, 1]
+    reached = np.concatenate(([0], np.maximum.accumulate(hi)[:-1]))
+    start = np.maximum(need[:, 0], reached)
+    empty = hi <= start
+    return np.stack([np.where(empty, 0, start), np.where(empty, 0, hi)], axis=1)
 
 
 def axis_sets(
@@ -249,7 +259,7 @@ def axis_sets(
     sets = [AxisSets(tiles, tiles)]
     make = tiles
     for index in range(len(layers) - 1, -1, -1):
-        need = tuple(layers[index].receptive(axis, lo, hi) for lo, hi in make)
+        need = _receptive(layers[index], axis, make)
         choice = choices[index - 1] if index > 0 else input_choice
         make = need if choice in ("recompute", "reread") else _new_parts(need)
         sets.append(AxisSets(need, make))
@@ -257,32 +267,36 @@ def axis_sets(
     return sets
 
 
-def interval_lengths(intervals: tuple[Interval, ...]) -> np.ndarray:
-    """Lengths of intervals as an int64 array (0 for empty ones)."""
-    arr = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
-    lengths: np.ndarray = np.maximum(arr[:, 1] - arr[:, 0], 0)
+def interval_lengths(intervals: np.ndarray) -> np.ndarray:
+    """Lengths of ``(n, 2)`` intervals (0 for empty ones)."""
+    lengths: np.ndarray = np.maximum(intervals[:, 1] - intervals[:, 0], 0)
     return lengths
 
 
-def _prefix_union(intervals: np.ndarray, reverse: bool) -> np.ndarray:
+def union_length(intervals: np.ndarray) -> int:
+    """Length of the union of monotone, touching intervals (itself an interval)."""
+    kept = intervals[intervals[:, 1] > intervals[:, 0]]
+    return int(kept[:, 1].max() - kept[:, 0].min()) if len(kept) else 0
+
+
+def _prefix_union(lo: np.ndarray, hi: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per index, the union of the nonempty intervals strictly before it (after it when
     ``reverse``) as ``[lo, hi)``; the union is an interval because consecutive receptive
-    fields touch (every window is at least its stride)."""
-    n = len(intervals)
-    lo = intervals[:, 0].astype(np.float64)
-    hi = intervals[:, 1].astype(np.float64)
-    empty = hi <= lo
-    lo = np.where(empty, np.inf, lo)
-    hi = np.where(empty, -np.inf, hi)
+    fields touch (every window is at least its stride). Empty entries are ``[inf, -inf)``."""
     if reverse:
         lo, hi = lo[::-1], hi[::-1]
-    run_lo = np.concatenate(([np.inf], np.minimum.accumulate(lo)[:-1])) if n else lo
-    run_hi = np.concatenate(([-np.inf], np.maximum.accumulate(hi)[:-1])) if n else hi
-    out = np.stack([run_lo, run_hi], axis=1)
-    return out[::-1] if reverse else out
+    run_lo = np.minimum.accumulate(np.concatenate(([np.inf], lo[:-1])))
+    run_hi = np.maximum.accumulate(np.concatenate(([-np.inf], hi[:-1])))
+    return (run_lo[::-1], run_hi[::-1]) if reverse else (run_lo, run_hi)
 
 
-def live_elems(outer: tuple[Interval, ...], inner: tuple[Interval, ...]) -> np.ndarray:
+_SIGNS = [
+    np.array([1.0 if bin(m).count("1") % 2 else -1.0 for m in range(1, 1 << n)]) for n in range(6)
+]
+"""Inclusion-exclusion sign of every nonempty subset of ``n`` rectangles."""
+
+
+def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Elements (per channel) of a kept tensor on chip during each tile, as an
     ``(outer tiles, inner tiles)`` array, for tiles walked outer-major.
 
@@ -292,38 +306,47 @@ def live_elems(outer: tuple[Interval, ...], inner: tuple[Interval, ...]) -> np.n
     ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
     inclusion-exclusion, one outer product per subset.
     """
-    a = np.asarray(outer, dtype=np.float64).reshape(-1, 2)
-    b = np.asarray(inner, dtype=np.float64).reshape(-1, 2)
-    a[a[:, 1] <= a[:, 0]] = (np.inf, -np.inf)
-    b[b[:, 1] <= b[:, 0]] = (np.inf, -np.inf)
-    a_before, a_after = _prefix_union(a, False), _prefix_union(a, True)
-    b_before, b_after = _prefix_union(b, False), _prefix_union(b, True)
-    b_all = np.array([[b[:, 0].min(), b[:, 1].max()]]) if len(b) else b
-    b_all = np.repeat(b_all, len(b), axis=0)
+    Pair = tuple[np.ndarray, np.ndarray]
 
-    def cap(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.stack([np.maximum(x[:, 0], y[:, 0]), np.minimum(x[:, 1], y[:, 1])], axis=1)
+    def axis(intervals: np.ndarray) -> tuple[Pair, Pair, Pair, Pair]:
+        lo = intervals[:, 0].astype(np.float64)
+        hi = intervals[:, 1].astype(np.float64)
+        empty = hi <= lo
+        lo[empty], hi[empty] = np.inf, -np.inf
+        everything = (np.full_like(lo, lo.min()), np.full_like(hi, hi.max()))
+        return (lo, hi), _prefix_union(lo, hi, False), _prefix_union(lo, hi, True), everything
 
-    rects = [
+    def cap(x: Pair, y: Pair) -> Pair:
+        return np.maximum(x[0], y[0]), np.minimum(x[1], y[1])
+
+    a, a_before, a_after, _ = axis(np.asarray(outer))
+    b, b_before, b_after, b_all = axis(np.asarray(inner))
+    candidates = [
         (a, b),
         (cap(a_before, a), b_after),
         (cap(a_before, a_after), b_all),
         (a, cap(b_before, b_after)),
         (cap(a, a_after), b_before),
     ]
-    total = np.zeros((len(a), len(b)), dtype=np.float64)
+    rects = [(ra, rb) for ra, rb in candidates if (ra[1] > ra[0]).any() and (rb[1] > rb[0]).any()]
+    # Subset intersections by dynamic programming: subset = smaller subset ∩ one rectangle.
     count = len(rects)
+    lo_a = np.empty((1 << count, len(a[0])))
+    hi_a = np.empty((1 << count, len(a[0])))
+    lo_b = np.empty((1 << count, len(b[0])))
+    hi_b = np.empty((1 << count, len(b[0])))
+    lo_a[0], hi_a[0], lo_b[0], hi_b[0] = -np.inf, np.inf, -np.inf, np.inf
     for mask in range(1, 1 << count):
-        chosen = [rects[k] for k in range(count) if mask >> k & 1]
-        ra, rb = chosen[0]
-        for xa, xb in chosen[1:]:
-            ra, rb = cap(ra, xa), cap(rb, xb)
-        la = np.maximum(ra[:, 1] - ra[:, 0], 0)
-        lb = np.maximum(rb[:, 1] - rb[:, 0], 0)
-        if not la.any() or not lb.any():
-            continue
-        sign = 1.0 if len(chosen) % 2 else -1.0
-        total += sign * np.outer(la, lb)
+        low = (mask & -mask).bit_length() - 1
+        rest = mask & (mask - 1)
+        ra, rb = rects[low]
+        np.maximum(lo_a[rest], ra[0], out=lo_a[mask])
+        np.minimum(hi_a[rest], ra[1], out=hi_a[mask])
+        np.maximum(lo_b[rest], rb[0], out=lo_b[mask])
+        np.minimum(hi_b[rest], rb[1], out=hi_b[mask])
+    len_a = np.maximum(hi_a - lo_a, 0.0)[1:]
+    len_b = np.maximum(hi_b - lo_b, 0.0)[1:]
+    total = (len_a * _SIGNS[count][:, None]).T @ len_b
     return np.rint(total).astype(np.int64)
 
 
