@@ -290,6 +290,9 @@ def _prefix_union(lo: np.ndarray, hi: np.ndarray, reverse: bool) -> tuple[np.nda
     return (run_lo[::-1], run_hi[::-1]) if reverse else (run_lo, run_hi)
 
 
+_Pair = tuple[np.ndarray, np.ndarray]
+"""Lower and upper bounds of intervals, one entry per tile index."""
+
 _SIGNS = [
     np.array([1.0 if bin(m).count("1") % 2 else -1.0 for m in range(1, 1 << n)]) for n in range(6)
 ]
@@ -306,9 +309,8 @@ def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
     inclusion-exclusion, one outer product per subset.
     """
-    Pair = tuple[np.ndarray, np.ndarray]
 
-    def axis(intervals: np.ndarray) -> tuple[Pair, Pair, Pair, Pair]:
+    def axis(intervals: np.ndarray) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         lo = intervals[:, 0].astype(np.float64)
         hi = intervals[:, 1].astype(np.float64)
         empty = hi <= lo
@@ -316,7 +318,7 @@ def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
         everything = (np.full_like(lo, lo.min()), np.full_like(hi, hi.max()))
         return (lo, hi), _prefix_union(lo, hi, False), _prefix_union(lo, hi, True), everything
 
-    def cap(x: Pair, y: Pair) -> Pair:
+    def cap(x: _Pair, y: _Pair) -> _Pair:
         return np.maximum(x[0], y[0]), np.minimum(x[1], y[1])
 
     a, a_before, a_after, _ = axis(np.asarray(outer))
@@ -347,7 +349,8 @@ def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     len_a = np.maximum(hi_a - lo_a, 0.0)[1:]
     len_b = np.maximum(hi_b - lo_b, 0.0)[1:]
     total = (len_a * _SIGNS[count][:, None]).T @ len_b
-    return np.rint(total).astype(np.int64)
+    counts: np.ndarray = np.rint(total).astype(np.int64)
+    return counts
 
 
 def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
