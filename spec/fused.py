@@ -179,6 +179,7 @@ class FusedGroup:
     weights: str = "resident"
     buffer_elems: int | None = None
     span: SourceSpan | None = field(default=None, compare=False)
+    choice_spans: tuple[tuple[str, SourceSpan], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -881,6 +882,7 @@ def _load_group(
             )
         order = (ranks[0], ranks[1])
     choices = ["retain"] * (last - first) + ["spill"]
+    choice_spans: list[tuple[str, SourceSpan]] = []
     if "intermediates" in block:
         inner = doc.mapping(block["intermediates"][1], "intermediates", None)
         for tensor, (key, value) in inner.items():
@@ -893,6 +895,7 @@ def _load_group(
                 )
             choice = _one_of(doc, value, f"choice for '{tensor}'", RETENTION_CHOICES)
             choices[names.index(tensor) - first] = choice
+            choice_spans.append((tensor, doc.span(value)))
     input_choice = _choice(doc, block, "input", INPUT_CHOICES, "retain")
     weights = _choice(doc, block, "weights", WEIGHT_CHOICES, "resident")
     buffer_elems: int | None = None
@@ -911,6 +914,7 @@ def _load_group(
         weights=weights,
         buffer_elems=buffer_elems,
         span=doc.span(item),
+        choice_spans=tuple(choice_spans),
     )
 
 
@@ -927,7 +931,9 @@ def _one_of(doc: Any, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> s
     """A scalar that must be one of ``allowed``."""
     value = str(doc.scalar(node, what))
     if value not in allowed:
-        raise doc.error(node, f"unknown {what} '{value}'", hint="one of " + ", ".join(allowed))
+        raise doc.error(
+            node, f"'{value}' is not a valid {what}", hint="one of " + ", ".join(allowed)
+        )
     return value
 
 
@@ -942,7 +948,7 @@ def _check_capacity(scenario: FusedScenario, group: FusedGroup, hardware: Hardwa
     if total > group.buffer_elems:
         worst = max(live, key=lambda item: int(item[1].max(initial=0)))
         raise SpecError.at(
-            group.span,
+            dict(group.choice_spans).get(worst[0], group.span),
             f"group '{group.name}' retains {total} elements at its peak ('{worst[0]}'"
             f" alone up to {int(worst[1].max(initial=0))}), more than its buffer of"
             f" {group.buffer_elems}",

@@ -13,6 +13,7 @@ import sys
 
 from spec.energy import ENERGY_TABLES
 from spec.fileio import atomic_write_json
+from spec.fused import is_fused_file
 from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
@@ -54,6 +55,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     """Analyse, print the table, write the requested files; 0 on success."""
+    if is_fused_file(args.mapping):
+        from .fused import analyze_cli
+
+        return analyze_cli(args.mapping, args.json)
     if args.scalesim_config or args.overlap_folds:
         if args.csv or args.maestro_compat:
             raise SpecError.at(None, "--csv and --maestro-compat do not apply to systolic mode")
