@@ -56,7 +56,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Analyse, print the table, write the requested files; 0 on success."""
     if is_fused_file(args.mapping):
-        from .fused import analyze_cli
+        from .cmd_fused import analyze_cli
 
         return analyze_cli(args.mapping, args.json)
     if args.scalesim_config or args.overlap_folds:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_one(name: str, hw_file: str | None, flags: object, explicit_hw: bool) -> None:
     path = Path(name)
     if is_fused_file(path):
-        from .fused import check_cli
+        from .cmd_fused import check_cli
 
         check_cli(name)
         return

@@ -125,7 +125,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     """Simulate the selected layers; 0 on success, 2 on bad input."""
     if is_fused_file(args.mapping):
-        from .fused import simulate_cli
+        from .cmd_fused import simulate_cli
 
         return simulate_cli(args.mapping, args.json, args.functional, args.save_outputs)
     if args.scalesim_config or args.overlap_folds:

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     fused = [p for p in paths if is_fused_file(p)]
     if fused:
-        from .fused import validate_cli
+        from .cmd_fused import validate_cli
 
         paths = [p for p in paths if p not in fused]
         code = validate_cli([str(p) for p in fused], args.report)
