@@ -1,0 +1,309 @@
+"""Design-space study of fused-layer schedules (LoopTree's case study), in the closed form.
+
+Enumerates, for the Alwani VGG19 group (conv1_1..conv3_1 with pool1 and pool2) and for
+a MobileNetV2 bottleneck (1x1 expand 24 -> 144, 3x3 depthwise, 1x1 project 144 -> 24 on
+56x56), every combination of tile sizes (P x Q), retain/recompute/spill for each
+intermediate and retain/reread for the group input, with weights resident. For each
+design it records the feature-map buffer peak (on-chip total minus the resident
+weights) and the feature-map off-chip transfers (the weights add the same amount to
+every design), draws the Pareto fronts (PNG) with the prior-work subspaces marked —
+tile-and-retain only (Alwani et al.: every intermediate and the input retained) and
+recompute only (every intermediate recomputed, the input re-read per tile) — and checks
+LoopTree's claim that the joint space needs up to 10x less buffer for the same off-chip
+transfers: for every design of a prior subspace, the smallest buffer of any design that
+moves no more, and the largest ratio.
+
+    python benchmarks/fused_dse.py [--out fused-dse] [--jobs 2]
+
+Writes OUT/fused_dse.json (the fronts and ratios; byte-identical on every run) and
+OUT/fused_dse.png; prints the figures and the time.
+Targets: >= 10,000 VGG19 designs in <= 60 s on 2 cores; <= 5 ms per design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analytic.fused import analyze_group  # noqa: E402
+from spec.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from spec.fused import FusedScenario, load_fused  # noqa: E402
+
+VGG_TILES = ((1, 1), (2, 2), (4, 4), (7, 7), (14, 14), (56, 56), (1, 56), (4, 56))
+"""Square tiles from one output pixel to the whole map, and row strips."""
+MOBILENET_TILES = tuple(itertools.product((1, 2, 4, 7, 8, 14, 28, 56), (1, 2, 4, 7, 8, 14, 28, 56)))
+
+MOBILENET = """kind: fused
+name: mobilenetv2_bottleneck
+description: MobileNetV2 bottleneck (expansion 6) on a 56x56x24 feature map
+input: {C: 24, Y: 56, X: 56}
+layers:
+  - {name: expand, type: CONV, dims: {K: 144, R: 1, S: 1}, activation: relu}
+  - {name: depthwise, type: DSCONV, dims: {R: 3, S: 3}, padding: {Y: 1, X: 1}, activation: relu}
+  - {name: project, type: CONV, dims: {K: 24, R: 1, S: 1}}
+groups:
+  - {name: bottleneck, layers: [expand, depthwise, project]}
+hardware: {num_pes: 256, offchip_bw_elems_per_cycle: 16, bytes_per_elem: 4}
+"""
+
+
+def designs(
+    scenario: FusedScenario, tiles: tuple[tuple[int, int], ...]
+) -> list[tuple[object, ...]]:
+    """Every (P, Q, choices, input choice) of the scenario's single group."""
+    group = scenario.groups[0]
+    inner = len(group.choices) - 1
+    return [
+        (p, q, choices, inp)
+        for p, q in tiles
+        for choices in itertools.product(("retain", "recompute", "spill"), repeat=inner)
+        for inp in ("retain", "reread")
+    ]
+
+
+_SCENARIO: FusedScenario | None = None
+
+
+def _init(path: str) -> None:
+    global _SCENARIO
+    _SCENARIO = _load(path)
+
+
+def _load(path: str) -> FusedScenario:
+    if path == "mobilenet":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / "mobilenetv2_bottleneck.yaml"
+            target.write_text(MOBILENET)
+            return load_fused(target)
+    return load_fused(path)
+
+
+def _evaluate(chunk: list[tuple[object, ...]]) -> tuple[list[tuple[int, int, int, int]], float]:
+    """(feature-map buffer, feature-map off-chip, MACs, recomputed MACs) per design,
+    and the CPU seconds the chunk took."""
+    cpu = time.process_time()
+    scenario = _SCENARIO
+    assert scenario is not None
+    group = scenario.groups[0]
+    weights = sum(layer.weight_elems for layer in scenario.group_layers(group))
+    out = []
+    for p, q, choices, inp in chunk:
+        design = dataclasses.replace(
+            group,
+            tile=(p, q),
+            choices=(*choices, "spill"),  # type: ignore[misc]
+            input_choice=inp,
+            weights="resident",
+            buffer_elems=None,
+        )
+        g = analyze_group(scenario, design)
+        out.append(
+            (
+                g.onchip_buffer_req_elems - weights,
+                g.offchip_reads + g.offchip_writes - weights,
+                g.macs,
+                g.macs_recomputed,
+            )
+        )
+    return out, time.process_time() - cpu
+
+
+def pareto(points: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both columns (lower is better)."""
+    order = np.lexsort((points[:, 0], points[:, 1]))
+    best = np.inf
+    keep = []
+    for i in order:
+        if points[i, 0] < best:
+            keep.append(i)
+            best = points[i, 0]
+    return np.array(keep, dtype=np.int64)
+
+
+def best_ratio(prior: np.ndarray, full: np.ndarray) -> tuple[float, int, int]:
+    """Largest (prior buffer / smallest joint-space buffer moving no more off-chip)
+    over the points of a prior subspace's Pareto front; with the two buffers."""
+    order = np.argsort(full[:, 1], kind="stable")
+    transfers = full[order, 1]
+    running = np.minimum.accumulate(full[order, 0])
+    best = (1.0, 0, 0)
+    for buf, xfer in prior:
+        idx = np.searchsorted(transfers, xfer, side="right") - 1
+        if idx >= 0 and running[idx] > 0:
+            ratio = buf / running[idx]
+            if ratio > best[0]:
+                best = (float(ratio), int(buf), int(running[idx]))
+    return best
+
+
+def study(name: str, path: str, tiles: tuple[tuple[int, int], ...], jobs: int) -> dict[str, object]:
+    """Enumerate one scenario's space; the points, the fronts and the ratio."""
+    scenario = _load(path)
+    space = designs(scenario, tiles)
+    chunks = [space[i : i + 500] for i in range(0, len(space), 500)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(jobs, initializer=_init, initargs=(path,)) as pool:
+        parts = list(pool.map(_evaluate, chunks))
+    rows = [r for part, _ in parts for r in part]
+    worker_cpu = sum(cpu_s for _, cpu_s in parts)
+    seconds = time.perf_counter() - started
+    points = np.array(rows, dtype=np.float64)
+    retain_only = np.array(
+        [all(c == "retain" for c in d[2]) and d[3] == "retain" for d in space]  # type: ignore[attr-defined]
+    )
+    recompute_only = np.array(
+        [all(c == "recompute" for c in d[2]) and d[3] == "reread" for d in space]  # type: ignore[attr-defined]
+    )
+    xy = points[:, :2]
+    fronts = {
+        "full": pareto(xy),
+        "tile_and_retain": np.flatnonzero(retain_only)[pareto(xy[retain_only])],
+        "recompute_only": np.flatnonzero(recompute_only)[pareto(xy[recompute_only])],
+    }
+    ratios = {key: best_ratio(xy[fronts[key]], xy) for key in ("tile_and_retain", "recompute_only")}
+    # The same, with the joint space held to at most 10 % extra MACs from recomputation.
+    base = points[:, 2] - points[:, 3]
+    cheap = points[:, 3] <= 0.1 * base
+    ratios.update(
+        {
+            f"{key}_recompute_le_10pct": best_ratio(xy[fronts[key]], xy[cheap])
+            for key in ("tile_and_retain", "recompute_only")
+        }
+    )
+    width = scenario.hardware.bytes_per_elem
+
+    def describe(i: int) -> dict[str, object]:
+        p, q, choices, inp = space[i]
+        return {
+            "tile": [p, q],
+            "intermediates": list(choices),  # type: ignore[call-overload]
+            "input": inp,
+            "buffer_kib": round(float(points[i, 0]) * width / 1024, 2),
+            "offchip_mib": round(float(points[i, 1]) * width / 2**20, 4),
+            "macs": int(points[i, 2]),
+            "macs_recomputed": int(points[i, 3]),
+        }
+
+    return {
+        "name": name,
+        "designs": len(space),
+        "_seconds": round(seconds, 2),
+        "_cpu_ms_per_design": round(1000 * worker_cpu / len(space), 3),
+        "fronts": {key: [describe(int(i)) for i in idx] for key, idx in fronts.items()},
+        "ratio_vs": {
+            key: {
+                "buffer_ratio": round(r, 2),
+                "prior_buffer_kib": round(a * width / 1024, 2),
+                "joint_buffer_kib": round(b * width / 1024, 2),
+            }
+            for key, (r, a, b) in ratios.items()
+        },
+        "_points": xy * width,
+        "_masks": (retain_only, recompute_only),
+        "_fronts": fronts,
+    }
+
+
+def plot(results: list[dict[str, object]], target: Path) -> None:
+    """Buffer vs off-chip, one panel per study, the prior subspaces marked."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 5))
+    for ax, res in zip(np.atleast_1d(axes), results, strict=True):
+        xy = res["_points"]
+        retain, recompute = res["_masks"]  # type: ignore[misc]
+        fronts = res["_fronts"]
+        assert isinstance(xy, np.ndarray)
+        assert isinstance(fronts, dict)
+        ax.scatter(xy[:, 0] / 1024, xy[:, 1] / 2**20, s=2, c="0.8", label="all designs")
+        ax.scatter(
+            xy[retain, 0] / 1024,
+            xy[retain, 1] / 2**20,
+            s=6,
+            c="tab:blue",
+            label="tile-and-retain only (Alwani)",
+        )
+        ax.scatter(
+            xy[recompute, 0] / 1024,
+            xy[recompute, 1] / 2**20,
+            s=6,
+            c="tab:orange",
+            label="recompute only",
+        )
+        front = fronts["full"]
+        order = np.argsort(xy[front, 0])
+        ax.step(
+            xy[front[order], 0] / 1024,
+            xy[front[order], 1] / 2**20,
+            where="post",
+            c="tab:red",
+            label="Pareto front (joint space)",
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("feature-map buffer (KiB)")
+        ax.set_ylabel("feature-map off-chip transfers (MiB)")
+        ax.set_title(f"{res['name']}: {res['designs']} designs")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    atomic_write_bytes(target, buffer.getvalue())
+
+
+def main() -> int:
+    """Run both studies, write the JSON and the PNG, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="fused-dse", help="output directory")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    args = parser.parse_args()
+    out = Path(args.out)
+    vgg = str(ROOT / "scenarios" / "fused" / "alwani_vgg19.yaml")
+    results = [
+        study("VGG19 conv1_1..conv3_1", vgg, VGG_TILES, args.jobs),
+        study("MobileNetV2 bottleneck", "mobilenet", MOBILENET_TILES, args.jobs),
+    ]
+    plot(results, out / "fused_dse.png")
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+    atomic_write_text(out / "fused_dse.json", json.dumps(public, indent=1) + "\n")
+    for res, full in zip(public, results, strict=True):
+        print(
+            f"{res['name']}: {res['designs']} designs in {full['_seconds']} s"
+            f" ({full['_cpu_ms_per_design']} CPU ms per design)"
+        )
+        for key, info in res["ratio_vs"].items():  # type: ignore[attr-defined]
+            if not info["joint_buffer_kib"]:
+                print(f"  vs {key}: no joint design needs less buffer for no more off-chip")
+                continue
+            print(
+                f"  vs {key}: up to {info['buffer_ratio']}x less buffer for no more"
+                f" off-chip ({info['prior_buffer_kib']} KiB -> {info['joint_buffer_kib']} KiB)"
+            )
+        fronts = res["fronts"]
+        print(f"  Pareto front: {len(fronts['full'])} designs; ends:")  # type: ignore[index]
+        for end in (fronts["full"][0], fronts["full"][-1]):  # type: ignore[index]
+            print(f"    {end}")
+    print(f"wrote {out / 'fused_dse.json'} and {out / 'fused_dse.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
