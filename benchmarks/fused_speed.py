@@ -73,9 +73,8 @@ def main() -> int:
     sim = json.loads(child.stdout.strip().splitlines()[-1])
     ok_a = ms <= 5.0
     ok_s = sim["seconds"] <= 120 and sim["rss"] <= 2 * GIB
-    print(
-        f"analytic: {ms:.2f} CPU ms per fused-group design (target <= 5 ms) {'ok' if ok_a else 'MISSED'}"
-    )
+    verdict = "ok" if ok_a else "MISSED"
+    print(f"analytic: {ms:.2f} CPU ms per fused-group design (target <= 5 ms) {verdict}")
     print(
         f"simulator: Alwani VGG19 pyramid, {sim['tiles']} tiles: {sim['seconds']:.1f} s,"
         f" peak RSS {sim['rss'] / 2**20:.0f} MiB (targets <= 120 s, <= 2 GiB)"
