@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if is_fused_file(args.mapping):
         from .cmd_fused import analyze_cli
 
+        if args.csv or args.maestro_compat or args.scalesim_config:
+            raise SpecError.at(
+                None,
+                "--csv, --maestro-compat and --scalesim-config do not apply to fused scenarios",
+            )
         return analyze_cli(args.mapping, args.json)
     if args.scalesim_config or args.overlap_folds:
         if args.csv or args.maestro_compat:

@@ -127,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
     if is_fused_file(args.mapping):
         from .cmd_fused import simulate_cli
 
+        if args.inputs or args.scalesim_config:
+            raise SpecError.at(
+                None,
+                "--inputs and --scalesim-config do not apply to fused scenarios",
+                hint="a fused --functional run makes its own inputs and checks against numpy",
+            )
         return simulate_cli(args.mapping, args.json, args.functional, args.save_outputs)
     if args.scalesim_config or args.overlap_folds:
         return run_systolic(args, "sim")
