@@ -29,6 +29,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +59,21 @@ hardware: {num_pes: 256, offchip_bw_elems_per_cycle: 16, bytes_per_elem: 4}
 """
 
 
-def designs(
-    scenario: FusedScenario, tiles: tuple[tuple[int, int], ...]
-) -> list[tuple[object, ...]]:
-    """Every (P, Q, choices, input choice) of the scenario's single group."""
-    group = scenario.groups[0]
-    inner = len(group.choices) - 1
+@dataclass(frozen=True, slots=True)
+class Design:
+    """One schedule of a single-group scenario (weights resident)."""
+
+    tile: tuple[int, int]
+    choices: tuple[str, ...]
+    input_choice: str
+
+
+def designs(scenario: FusedScenario, tiles: tuple[tuple[int, int], ...]) -> list[Design]:
+    """Every tile shape x intermediate choices x input choice of the single group."""
+    inner = len(scenario.groups[0].choices) - 1
     return [
-        (p, q, choices, inp)
-        for p, q in tiles
+        Design(tile, choices, inp)
+        for tile in tiles
         for choices in itertools.product(("retain", "recompute", "spill"), repeat=inner)
         for inp in ("retain", "reread")
     ]
@@ -91,7 +98,7 @@ def _load(path: str) -> FusedScenario:
     return load_fused(path)
 
 
-def _evaluate(chunk: list[tuple[object, ...]]) -> tuple[list[tuple[int, int, int, int]], float]:
+def _evaluate(chunk: list[Design]) -> tuple[list[tuple[int, int, int, int]], float]:
     """(feature-map buffer, feature-map off-chip, MACs, recomputed MACs) per design,
     and the CPU seconds the chunk took."""
     cpu = time.process_time()
@@ -100,16 +107,16 @@ def _evaluate(chunk: list[tuple[object, ...]]) -> tuple[list[tuple[int, int, int
     group = scenario.groups[0]
     weights = sum(layer.weight_elems for layer in scenario.group_layers(group))
     out = []
-    for p, q, choices, inp in chunk:
-        design = dataclasses.replace(
+    for design in chunk:
+        schedule = dataclasses.replace(
             group,
-            tile=(p, q),
-            choices=(*choices, "spill"),  # type: ignore[misc]
-            input_choice=inp,
+            tile=design.tile,
+            choices=(*design.choices, "spill"),
+            input_choice=design.input_choice,
             weights="resident",
             buffer_elems=None,
         )
-        g = analyze_group(scenario, design)
+        g = analyze_group(scenario, schedule)
         out.append(
             (
                 g.onchip_buffer_req_elems - weights,
@@ -149,75 +156,93 @@ def best_ratio(prior: np.ndarray, full: np.ndarray) -> tuple[float, int, int]:
     return best
 
 
-def study(name: str, path: str, tiles: tuple[tuple[int, int], ...], jobs: int) -> dict[str, object]:
-    """Enumerate one scenario's space; the points, the fronts and the ratio."""
+@dataclass(slots=True)
+class Study:
+    """One scenario's enumerated space: every design's figures (elements), the fronts
+    (indices into the designs) and the buffer ratios."""
+
+    name: str
+    space: list[Design]
+    points: np.ndarray
+    width: int
+    fronts: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    ratios: dict[str, tuple[float, int, int]]
+    seconds: float
+    cpu_ms_per_design: float
+
+    def describe(self, i: int) -> dict[str, object]:
+        """One design and its figures, for the JSON."""
+        design = self.space[i]
+        return {
+            "tile": list(design.tile),
+            "intermediates": list(design.choices),
+            "input": design.input_choice,
+            "buffer_kib": round(float(self.points[i, 0]) * self.width / 1024, 2),
+            "offchip_mib": round(float(self.points[i, 1]) * self.width / 2**20, 4),
+            "macs": int(self.points[i, 2]),
+            "macs_recomputed": int(self.points[i, 3]),
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """The fronts and ratios (no timings: the file is byte-identical run to run)."""
+        return {
+            "name": self.name,
+            "designs": len(self.space),
+            "fronts": {k: [self.describe(int(i)) for i in v] for k, v in self.fronts.items()},
+            "ratio_vs": {
+                key: {
+                    "buffer_ratio": round(r, 2),
+                    "prior_buffer_kib": round(a * self.width / 1024, 2),
+                    "joint_buffer_kib": round(b * self.width / 1024, 2),
+                }
+                for key, (r, a, b) in self.ratios.items()
+            },
+        }
+
+
+def study(name: str, path: str, tiles: tuple[tuple[int, int], ...], jobs: int) -> Study:
+    """Enumerate one scenario's space; the points, the fronts and the ratios."""
     scenario = _load(path)
     space = designs(scenario, tiles)
     chunks = [space[i : i + 500] for i in range(0, len(space), 500)]
     started = time.perf_counter()
     with ProcessPoolExecutor(jobs, initializer=_init, initargs=(path,)) as pool:
         parts = list(pool.map(_evaluate, chunks))
-    rows = [r for part, _ in parts for r in part]
-    worker_cpu = sum(cpu_s for _, cpu_s in parts)
     seconds = time.perf_counter() - started
-    points = np.array(rows, dtype=np.float64)
-    retain_only = np.array(
-        [all(c == "retain" for c in d[2]) and d[3] == "retain" for d in space]  # type: ignore[attr-defined]
-    )
-    recompute_only = np.array(
-        [all(c == "recompute" for c in d[2]) and d[3] == "reread" for d in space]  # type: ignore[attr-defined]
-    )
-    xy = points[:, :2]
-    fronts = {
-        "full": pareto(xy),
-        "tile_and_retain": np.flatnonzero(retain_only)[pareto(xy[retain_only])],
-        "recompute_only": np.flatnonzero(recompute_only)[pareto(xy[recompute_only])],
+    points = np.array([r for part, _ in parts for r in part], dtype=np.float64)
+    masks = {
+        "tile_and_retain": np.array(
+            [all(c == "retain" for c in d.choices) and d.input_choice == "retain" for d in space]
+        ),
+        "recompute_only": np.array(
+            [all(c == "recompute" for c in d.choices) and d.input_choice == "reread" for d in space]
+        ),
     }
-    ratios = {key: best_ratio(xy[fronts[key]], xy) for key in ("tile_and_retain", "recompute_only")}
+    xy = points[:, :2]
+    fronts = {"full": pareto(xy)}
+    fronts.update({k: np.flatnonzero(m)[pareto(xy[m])] for k, m in masks.items()})
+    ratios = {key: best_ratio(xy[fronts[key]], xy) for key in masks}
     # The same, with the joint space held to at most 10 % extra MACs from recomputation.
-    base = points[:, 2] - points[:, 3]
-    cheap = points[:, 3] <= 0.1 * base
+    cheap = points[:, 3] <= 0.1 * (points[:, 2] - points[:, 3])
     ratios.update(
-        {
-            f"{key}_recompute_le_10pct": best_ratio(xy[fronts[key]], xy[cheap])
-            for key in ("tile_and_retain", "recompute_only")
-        }
+        {f"{key}_recompute_le_10pct": best_ratio(xy[fronts[key]], xy[cheap]) for key in masks}
     )
     width = scenario.hardware.bytes_per_elem
-
-    def describe(i: int) -> dict[str, object]:
-        p, q, choices, inp = space[i]
-        return {
-            "tile": [p, q],
-            "intermediates": list(choices),  # type: ignore[call-overload]
-            "input": inp,
-            "buffer_kib": round(float(points[i, 0]) * width / 1024, 2),
-            "offchip_mib": round(float(points[i, 1]) * width / 2**20, 4),
-            "macs": int(points[i, 2]),
-            "macs_recomputed": int(points[i, 3]),
-        }
-
-    return {
-        "name": name,
-        "designs": len(space),
-        "_seconds": round(seconds, 2),
-        "_cpu_ms_per_design": round(1000 * worker_cpu / len(space), 3),
-        "fronts": {key: [describe(int(i)) for i in idx] for key, idx in fronts.items()},
-        "ratio_vs": {
-            key: {
-                "buffer_ratio": round(r, 2),
-                "prior_buffer_kib": round(a * width / 1024, 2),
-                "joint_buffer_kib": round(b * width / 1024, 2),
-            }
-            for key, (r, a, b) in ratios.items()
-        },
-        "_points": xy * width,
-        "_masks": (retain_only, recompute_only),
-        "_fronts": fronts,
-    }
+    return Study(
+        name=name,
+        space=space,
+        points=points,
+        width=width,
+        fronts=fronts,
+        masks=masks,
+        ratios=ratios,
+        seconds=round(seconds, 2),
+        cpu_ms_per_design=round(1000 * sum(c for _, c in parts) / len(space), 3),
+    )
 
 
-def plot(results: list[dict[str, object]], target: Path) -> None:
+def plot(results: list[Study], target: Path) -> None:
     """Buffer vs off-chip, one panel per study, the prior subspaces marked."""
     import io
 
@@ -228,40 +253,23 @@ def plot(results: list[dict[str, object]], target: Path) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 5))
     for ax, res in zip(np.atleast_1d(axes), results, strict=True):
-        xy = res["_points"]
-        retain, recompute = res["_masks"]  # type: ignore[misc]
-        fronts = res["_fronts"]
-        assert isinstance(xy, np.ndarray)
-        assert isinstance(fronts, dict)
-        ax.scatter(xy[:, 0] / 1024, xy[:, 1] / 2**20, s=2, c="0.8", label="all designs")
-        ax.scatter(
-            xy[retain, 0] / 1024,
-            xy[retain, 1] / 2**20,
-            s=6,
-            c="tab:blue",
-            label="tile-and-retain only (Alwani)",
-        )
-        ax.scatter(
-            xy[recompute, 0] / 1024,
-            xy[recompute, 1] / 2**20,
-            s=6,
-            c="tab:orange",
-            label="recompute only",
-        )
-        front = fronts["full"]
-        order = np.argsort(xy[front, 0])
-        ax.step(
-            xy[front[order], 0] / 1024,
-            xy[front[order], 1] / 2**20,
-            where="post",
-            c="tab:red",
-            label="Pareto front (joint space)",
-        )
+        kib = res.points[:, 0] * res.width / 1024
+        mib = res.points[:, 1] * res.width / 2**20
+        ax.scatter(kib, mib, s=2, c="0.8", label="all designs")
+        for key, colour, label in (
+            ("tile_and_retain", "tab:blue", "tile-and-retain only (Alwani)"),
+            ("recompute_only", "tab:orange", "recompute only"),
+        ):
+            mask = res.masks[key]
+            ax.scatter(kib[mask], mib[mask], s=6, c=colour, label=label)
+        front = res.fronts["full"]
+        order = front[np.argsort(kib[front])]
+        ax.step(kib[order], mib[order], where="post", c="tab:red", label="Pareto front (joint)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("feature-map buffer (KiB)")
         ax.set_ylabel("feature-map off-chip transfers (MiB)")
-        ax.set_title(f"{res['name']}: {res['designs']} designs")
+        ax.set_title(f"{res.name}: {len(res.space)} designs")
         ax.legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -282,25 +290,25 @@ def main() -> int:
         study("MobileNetV2 bottleneck", "mobilenet", MOBILENET_TILES, args.jobs),
     ]
     plot(results, out / "fused_dse.png")
-    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+    public = [r.to_json() for r in results]
     atomic_write_text(out / "fused_dse.json", json.dumps(public, indent=1) + "\n")
-    for res, full in zip(public, results, strict=True):
+    for res in results:
         print(
-            f"{res['name']}: {res['designs']} designs in {full['_seconds']} s"
-            f" ({full['_cpu_ms_per_design']} CPU ms per design)"
+            f"{res.name}: {len(res.space)} designs in {res.seconds} s"
+            f" ({res.cpu_ms_per_design} CPU ms per design)"
         )
-        for key, info in res["ratio_vs"].items():  # type: ignore[attr-defined]
-            if not info["joint_buffer_kib"]:
+        for key, (ratio, prior, joint) in res.ratios.items():
+            if not joint:
                 print(f"  vs {key}: no joint design needs less buffer for no more off-chip")
                 continue
             print(
-                f"  vs {key}: up to {info['buffer_ratio']}x less buffer for no more"
-                f" off-chip ({info['prior_buffer_kib']} KiB -> {info['joint_buffer_kib']} KiB)"
+                f"  vs {key}: up to {ratio:.2f}x less buffer for no more off-chip"
+                f" ({prior * res.width / 1024:.1f} KiB -> {joint * res.width / 1024:.1f} KiB)"
             )
-        fronts = res["fronts"]
-        print(f"  Pareto front: {len(fronts['full'])} designs; ends:")  # type: ignore[index]
-        for end in (fronts["full"][0], fronts["full"][-1]):  # type: ignore[index]
-            print(f"    {end}")
+        front = res.fronts["full"]
+        print(f"  Pareto front: {len(front)} designs; ends:")
+        for end in (front[0], front[-1]):
+            print(f"    {res.describe(int(end))}")
     print(f"wrote {out / 'fused_dse.json'} and {out / 'fused_dse.png'}")
     return 0
 
