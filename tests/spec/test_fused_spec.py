@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from spec.fused import is_fused_file, load_fused
+from spec.fused import is_fused_file, live_elems, load_fused
 from spec.source import SpecError
 
 BASE = """kind: fused
@@ -75,3 +78,37 @@ def test_retain_that_cannot_fit_the_buffer(tmp_path: Path) -> None:
     assert info.value.first.span is not None
     assert info.value.first.span.line == 11
     assert info.value.first.hint is not None
+
+
+@st.composite
+def _monotone(draw: st.DrawFn) -> np.ndarray:
+    """Touching, monotone intervals as receptive fields make them (some empty)."""
+    count = draw(st.integers(1, 5))
+    out, lo, hi = [], 0, 0
+    for _ in range(count):
+        if draw(st.booleans()) and out:
+            out.append((0, 0))
+            continue
+        lo = draw(st.integers(lo, hi))
+        hi = draw(st.integers(max(lo + 1, hi), max(lo + 1, hi) + 4))
+        out.append((lo, hi))
+    return np.array(out, dtype=np.int64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_monotone(), _monotone())
+def test_live_elems_equals_element_lifetimes(outer: np.ndarray, inner: np.ndarray) -> None:
+    """The inclusion-exclusion count equals a brute-force count: an element is on chip
+    during tile t when some tile at or before t and some tile at or after t need it."""
+    tiles = [(a, b) for a in range(len(outer)) for b in range(len(inner))]
+
+    def needs(a: int, b: int) -> set[tuple[int, int]]:
+        (y0, y1), (x0, x1) = outer[a], inner[b]
+        return {(y, x) for y in range(y0, y1) for x in range(x0, x1)}
+
+    sets = [needs(a, b) for a, b in tiles]
+    live = live_elems(outer, inner)
+    for t, (a, b) in enumerate(tiles):
+        before = set().union(*sets[: t + 1])
+        after = set().union(*sets[t:])
+        assert live[a, b] == len(before & after)

@@ -349,3 +349,26 @@ def _read_lines(layers: tuple[FusedLayer, ...], axis: int) -> set[int]:
         lines = {o * s - p + tap for o in lines for tap in range(r)}
         lines = {i for i in lines if 0 <= i < size}
     return lines
+
+
+def test_two_groups_pass_the_map_off_chip() -> None:
+    """Two groups: the first writes its output (c1: 3*8*8 = 192) and the second reads it
+    back once (retained input), so the chain moves 128 + 192 in and 192 + 128 out besides
+    the weights (54 each), and the functional output is still numpy's."""
+    text = TWO_CONVS.replace("CHOICE", "retain").replace(
+        "  - {name: g, layers: [c1, c2], tile: {P: 4, Q: 4}, intermediates: {c1: retain}}",
+        "  - {name: g1, layers: [c1], tile: {P: 3, Q: 8}}\n"
+        "  - {name: g2, layers: [c2], tile: {P: 8, Q: 5}, input: reread}",
+    )
+    scenario = _load(text)
+    analytic = analyze_fused(scenario)
+    image, weights = chain_weights(scenario)
+    run = simulate_fused(scenario, functional=True, image=image, weights=weights)
+    assert not [r for r in compare_fused(analytic, run.result) if not r.ok]
+    assert run.output is not None
+    assert np.array_equal(run.output, reference_chain(scenario, image, weights))
+    g1, g2 = analytic.groups
+    assert (g1.offchip_reads, g1.offchip_writes) == (128 + 54, 192)
+    # g2 re-reads its input per tile: column tiles [0,5), [5,8) read c1 columns [0,6)
+    # and [4,8): (6 + 4) * 8 rows * 3 channels = 240.
+    assert (g2.offchip_reads, g2.offchip_writes) == (240 + 54, 128)
