@@ -142,12 +142,7 @@ class FusedLayer:
     def pes(self, num_pes: int) -> int:
         """PEs the layer's tile sub-problem keeps busy: the units its own mapping uses
         on ``num_pes`` PEs, else all of them."""
-        if self.mapping is None:
-            return num_pes
-        units = 1
-        for count in self.mapping.units_per_level(num_pes):
-            units *= count
-        return max(1, units)
+        return num_pes if self.mapping is None else max(1, self.mapping.pes_used(num_pes))
 
     def receptive(self, axis: int, lo: int, hi: int) -> Interval:
         """Input interval (padding excluded) that output interval ``[lo, hi)`` reads
