@@ -15,6 +15,7 @@ from spec.fused import (
     AxisSets,
     FusedGroup,
     FusedGroupResult,
+    FusedLayer,
     FusedResult,
     FusedScenario,
     FusedTensorResult,
@@ -23,8 +24,35 @@ from spec.fused import (
     live_elems,
     union_length,
 )
+from spec.hardware import UNBOUNDED, Hardware
 
 __all__ = ["analyze_fused", "analyze_group"]
+
+
+def _tile_cycles(layer: FusedLayer, tile_rows: int, tile_cols: int, hardware: Hardware) -> int:
+    """Cycles of one tile's sub-problem of ``layer`` under its own mapping, from the
+    single-layer closed form (its data already on chip: off-chip unbounded)."""
+    from .api import analyze
+
+    sub, mapping = layer.sub_problem(tile_rows, tile_cols, hardware)
+    onchip = hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
+    return int(analyze(sub, mapping, onchip).runtime_cycles)
+
+
+def grid_cycles(
+    layer: FusedLayer, rows: np.ndarray, cols: np.ndarray, hardware: Hardware, outer_first: bool
+) -> np.ndarray:
+    """Per tile (outer, inner), the cycles of the layer's made ``rows x cols`` region,
+    one single-layer analysis per distinct region shape."""
+    out = np.zeros((len(rows), len(cols)), dtype=np.int64)
+    cache: dict[tuple[int, int], int] = {}
+    for a, h in enumerate(rows.tolist()):
+        for b, w in enumerate(cols.tolist()):
+            if h and w:
+                if (h, w) not in cache:
+                    cache[(h, w)] = _tile_cycles(layer, h, w, hardware)
+                out[a, b] = cache[(h, w)]
+    return out if outer_first else out.T
 
 
 def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResult:
@@ -82,8 +110,16 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
             macs = made * layer.macs_per_output
             once = ch * union_length(rows[k].make) * union_length(cols[k].make)
             recomputed = macs - once * layer.macs_per_output
-            pes = layer.pes(hw.num_pes)
-            compute += -(-(make_grid * layer.ops_per_output) // pes)
+            if layer.dataflow is None:
+                compute += -(-(make_grid * layer.ops_per_output) // layer.pes(hw.num_pes))
+            else:
+                compute += grid_cycles(
+                    layer,
+                    interval_lengths(rows[k].make),
+                    interval_lengths(cols[k].make),
+                    hw,
+                    outer_first,
+                )
         l2 += made + needed
         tensors.append(
             FusedTensorResult(

@@ -34,6 +34,7 @@ from spec.fused import (
     FusedTensorResult,
     Kind,
 )
+from spec.hardware import UNBOUNDED, Hardware
 
 __all__ = ["FusedRun", "chain_weights", "simulate_fused"]
 
@@ -135,6 +136,31 @@ def _tiles(group: FusedGroup, out_h: int, out_w: int) -> list[tuple[int, int, in
     return [(y0, y1, x0, x1) for x0, x1 in col_tiles for y0, y1 in row_tiles]
 
 
+def _layer_cycles(
+    layer: FusedLayer,
+    made: _Region,
+    elems: int,
+    pes: int,
+    hardware: Hardware,
+    cache: dict[tuple[int, int], int],
+) -> int:
+    """PE cycles of what a tile makes of a layer: with the layer's own dataflow, the
+    single-layer simulator's run of the made region (data on chip: off-chip unbounded),
+    once per region shape; without one, the operations spread over the PEs."""
+    if layer.dataflow is None or not made.count:
+        return -(-elems * layer.ops_per_output // pes)
+    rows, cols = made.mask.shape
+    if made.count != rows * cols:
+        raise RuntimeError(f"fused executor: '{layer.name}' makes a non-rectangular region")
+    if (rows, cols) not in cache:
+        from .simulate import simulate
+
+        sub, mapping = layer.sub_problem(rows, cols, hardware)
+        onchip = hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
+        cache[(rows, cols)] = int(simulate(sub, mapping, onchip).layer.runtime_cycles)
+    return cache[(rows, cols)]
+
+
 def _run_group(
     scenario: FusedScenario, group: FusedGroup, keep_records: bool
 ) -> tuple[FusedGroupResult, _GroupTrace]:
@@ -155,6 +181,7 @@ def _run_group(
     writes = [0] * (n + 1)
     weight_uses = [0] * n
     pes = [layer.pes(hw.num_pes) for layer in layers]
+    cycle_cache: list[dict[tuple[int, int], int]] = [{} for _ in layers]
     trace = _GroupTrace()
     for t, (y0, y1, x0, x1) in enumerate(tiles):
         make: list[_Region] = [_empty()] * (n + 1)
@@ -198,7 +225,7 @@ def _run_group(
                 live[k][t] += needed
             if k > 0:
                 layer = layers[k - 1]
-                work += -(-made * layer.ops_per_output // pes[k - 1])
+                work += _layer_cycles(layer, make[k], made, pes[k - 1], hw, cycle_cache[k - 1])
                 if make[k].count:
                     weight_uses[k - 1] += 1
         trace.active.append(tuple(make[k].count > 0 for k in range(1, n + 1)))

@@ -108,6 +108,7 @@ class FusedLayer:
     activation: str = "none"
     layer: Layer | None = field(default=None, compare=False)
     mapping: Mapping | None = field(default=None, compare=False)
+    dataflow: tuple[tuple[Any, ...], SourceSpan] | None = field(default=None, compare=False)
     span: SourceSpan | None = field(default=None, compare=False)
 
     @property
@@ -143,6 +144,30 @@ class FusedLayer:
         """PEs the layer's tile sub-problem keeps busy: the units its own mapping uses
         on ``num_pes`` PEs, else all of them."""
         return num_pes if self.mapping is None else max(1, self.mapping.pes_used(num_pes))
+
+    def sub_problem(self, rows: int, cols: int, hardware: Hardware) -> tuple[Layer, Mapping]:
+        """The single layer a tile making ``rows x cols`` outputs runs on the PE array
+        (its padded input window, all channels) and the layer's own directives resolved
+        against it, for the single-layer engines. Only for layers with a dataflow."""
+        from .maestro import parse_dataflow_tokens
+
+        assert self.layer is not None
+        assert self.dataflow is not None
+        (sy, sx), (r, s) = self.stride, self.window
+        c, k = self.in_shape[0], self.out_shape[0]
+        if self.kind is Kind.GEMM:
+            declared = {"M": rows * cols, "K": c, "N": k}
+        else:
+            declared = {"C": c, "R": r, "S": s, "Y": (rows - 1) * sy + r, "X": (cols - 1) * sx + s}
+            if self.kind is Kind.CONV:
+                declared["K"] = k
+        layer = make_layer(
+            name=self.name, type_=self.layer.type, declared=declared, stride_y=sy, stride_x=sx
+        )
+        tokens, eof = self.dataflow
+        mapping, _ = parse_dataflow_tokens(list(tokens), eof, layer)
+        mapping.units_per_level(hardware.num_pes)
+        return layer, mapping
 
     def receptive(self, axis: int, lo: int, hi: int) -> Interval:
         """Input interval (padding excluded) that output interval ``[lo, hi)`` reads
@@ -795,8 +820,10 @@ def _load_layer(doc: Any, item: yaml.Node, shape: tuple[int, int, int]) -> Fused
         )
     activation = _choice(doc, block, "activation", ACTIVATIONS, "none")
     mapping: Mapping | None = None
+    dataflow: tuple[tuple[Any, ...], SourceSpan] | None = None
     if "dataflow" in block and layer is not None:
         tokens, eof = doc.text_tokens(block["dataflow"][1])
+        dataflow = (tuple(tokens), eof)
         mapping, _ = parse_dataflow_tokens(tokens, eof, layer, doc.span(block["dataflow"][0]))
     return FusedLayer(
         name=name,
@@ -810,6 +837,7 @@ def _load_layer(doc: Any, item: yaml.Node, shape: tuple[int, int, int]) -> Fused
         activation=activation,
         layer=layer,
         mapping=mapping,
+        dataflow=dataflow,
         span=span,
     )
 

@@ -36,7 +36,10 @@ EXACT: tuple[str, ...] = (
 _EXPLAIN = {
     "runtime_cycles": "the simulator pipelines loads, compute and stores over one off-chip"
     " channel, with a fill (first tile's loads) and a drain (last tile's stores) and each"
-    " transfer rounded up on its own; the closed form sums max(compute, transfer) per tile",
+    " transfer rounded up on its own; the closed form sums max(compute, transfer) per tile;"
+    " for a layer with a dataflow each tile's compute comes from each engine's own"
+    " single-layer model of that mapping on the tile's sub-problem, so their single-layer"
+    " differences carry over",
     "energy_nj": "energy is a linear function of MACs, L2 accesses and off-chip elements",
 }
 

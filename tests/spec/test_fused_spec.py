@@ -112,3 +112,15 @@ def test_live_elems_equals_element_lifetimes(outer: np.ndarray, inner: np.ndarra
         before = set().union(*sets[: t + 1])
         after = set().union(*sets[t:])
         assert live[a, b] == len(before & after)
+
+
+def test_sub_problem_of_a_tile(tmp_path: Path) -> None:
+    """A tile making 4x4 outputs of a 3x3, padding-1 convolution runs a 6x6 input
+    window ((4-1)*1 + 3) of all 2 channels into 3 output channels: 4*4*3 * 2*9 = 864
+    MACs, under the layer's own directives resolved against that sub-problem."""
+    scenario = load_fused(Path("scenarios/fused/two_convs.yaml"))
+    layer = scenario.layers[0]
+    sub, mapping = layer.sub_problem(4, 4, scenario.hardware)
+    assert (sub.size("Y"), sub.size("X"), sub.size("Y'"), sub.size("X'")) == (6, 6, 4, 4)
+    assert sub.macs == 864
+    assert (mapping.directives[0].spatial, mapping.directives[0].dim) == (True, "K")

@@ -38,12 +38,14 @@ def test_check_analyze_simulate_validate(
 def test_bad_fused_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A bad fused scenario: file:line:col, exit 2, no traceback, nothing written."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(Path(TWO).read_text().replace("tile: {P: 4, Q: 4}", "tile: {P: 4, Q: 0}"))
+    text = Path(TWO).read_text().replace("tile: {P: 4, Q: 4}", "tile: {P: 4, Q: 0}")
+    bad.write_text(text)
+    line = text.splitlines().index("    tile: {P: 4, Q: 0}") + 1
     out = tmp_path / "o.json"
     for command in (["check"], ["analyze", "--json", str(out)], ["simulate"]):
         assert main([command[0], str(bad), *command[1:]]) == 2
         err = capsys.readouterr().err
-        assert f"{bad}:18:" in err
+        assert f"{bad}:{line}:" in err
         assert "Traceback" not in err
     assert not out.exists()
     assert main(["analyze", TWO, "--maestro-compat"]) == 2
