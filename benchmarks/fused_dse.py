@@ -45,19 +45,6 @@ VGG_TILES = ((1, 1), (2, 2), (4, 4), (7, 7), (14, 14), (56, 56), (1, 56), (4, 56
 """Square tiles from one output pixel to the whole map, and row strips."""
 MOBILENET_TILES = tuple(itertools.product((1, 2, 4, 7, 8, 14, 28, 56), (1, 2, 4, 7, 8, 14, 28, 56)))
 
-MOBILENET = """kind: fused
-name: mobilenetv2_bottleneck
-description: MobileNetV2 bottleneck (expansion 6) on a 56x56x24 feature map
-input: {C: 24, Y: 56, X: 56}
-layers:
-  - {name: expand, type: CONV, dims: {K: 144, R: 1, S: 1}, activation: relu}
-  - {name: depthwise, type: DSCONV, dims: {R: 3, S: 3}, padding: {Y: 1, X: 1}, activation: relu}
-  - {name: project, type: CONV, dims: {K: 24, R: 1, S: 1}}
-groups:
-  - {name: bottleneck, layers: [expand, depthwise, project]}
-hardware: {num_pes: 256, offchip_bw_elems_per_cycle: 16, bytes_per_elem: 4}
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class Design:
@@ -88,13 +75,6 @@ def _init(path: str) -> None:
 
 
 def _load(path: str) -> FusedScenario:
-    if path == "mobilenet":
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / "mobilenetv2_bottleneck.yaml"
-            target.write_text(MOBILENET)
-            return load_fused(target)
     return load_fused(path)
 
 
@@ -285,9 +265,10 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     vgg = str(ROOT / "scenarios" / "fused" / "alwani_vgg19.yaml")
+    mobilenet = str(ROOT / "scenarios" / "fused" / "mobilenetv2_bottleneck.yaml")
     results = [
         study("VGG19 conv1_1..conv3_1", vgg, VGG_TILES, args.jobs),
-        study("MobileNetV2 bottleneck", "mobilenet", MOBILENET_TILES, args.jobs),
+        study("MobileNetV2 bottleneck", mobilenet, MOBILENET_TILES, args.jobs),
     ]
     plot(results, out / "fused_dse.png")
     public = [r.to_json() for r in results]
