@@ -15,6 +15,7 @@ import sys
 
 from spec.energy import ENERGY_TABLES
 from spec.fileio import atomic_write_json
+from spec.fused import is_fused_file
 from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
 
@@ -63,6 +64,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     """Analyse, print the table, write the requested files; 0 on success."""
+    if is_fused_file(args.mapping):
+        from .cmd_fused import analyze_cli
+
+        if args.csv or args.maestro_compat or args.model or args.scalesim_config:
+            raise SpecError.at(
+                None,
+                "--csv, --model, --maestro-compat and --scalesim-config do not apply to fused"
+                " scenarios",
+            )
+        return analyze_cli(args.mapping, args.json)
     if args.maestro_compat and args.model not in (None, "maestro"):
         raise SpecError.at(
             None, f"--maestro-compat is --model maestro; it contradicts --model {args.model}"

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from spec.fused import is_fused_file
 from spec.hardware import Hardware
 from spec.lexer import read_source
 from spec.loader import load_network, resolve_hardware
@@ -47,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_one(name: str, hw_file: str | None, flags: object, explicit_hw: bool) -> None:
     path = Path(name)
+    if is_fused_file(path):
+        from .cmd_fused import check_cli
+
+        check_cli(name)
+        return
     if path.suffix in (".yaml", ".yml"):
         from spec.scenario import load_scenario
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spec.fileio import atomic_write_bytes, atomic_write_json
+from spec.fused import is_fused_file
 from spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
 from spec.loader import load_network, resolve_hardware
 from spec.source import SpecError
@@ -123,6 +124,16 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate the selected layers; 0 on success, 2 on bad input."""
+    if is_fused_file(args.mapping):
+        from .cmd_fused import simulate_cli
+
+        if args.inputs or args.scalesim_config:
+            raise SpecError.at(
+                None,
+                "--inputs and --scalesim-config do not apply to fused scenarios",
+                hint="a fused --functional run makes its own inputs and checks against numpy",
+            )
+        return simulate_cli(args.mapping, args.json, args.functional, args.save_outputs)
     if args.scalesim_config or args.overlap_folds:
         return run_systolic(args, "sim")
     from sim import POLICIES, SimOptions, simulate

@@ -73,6 +73,8 @@ def run_systolic_manifests(paths: list[Path], report: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Validate; 0 when nothing regressed, 1 on regression."""
+    from spec.fused import is_fused_file
+
     from . import baseline
     from .harness import run_validation
     from .progress import ProgressBar
@@ -83,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
     paths = expand(args.targets)
     dask = dask_target(args, max(1, args.jobs))
     started = time.monotonic()
+    fused = [p for p in paths if is_fused_file(p)]
+    if fused:
+        from .cmd_fused import validate_cli
+
+        paths = [p for p in paths if p not in fused]
+        code = validate_cli([str(p) for p in fused], args.report)
+        if not paths:
+            return code
     systolic = [p for p in paths if is_systolic_manifest(p)]
     if systolic:
         paths = [p for p in paths if p not in systolic]

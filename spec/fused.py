@@ -1,0 +1,979 @@
+"""Fused-layer designs (LoopTree): a chain of layers, fusion groups and their schedules.
+
+A fused scenario (``kind: fused``) describes a chain of layers on one image (batch 1):
+CONV, DSCONV and GEMM as :class:`spec.layer.Layer`, plus max/avg pooling; every layer
+may carry a free element-wise activation and implicit zero padding (generated on chip,
+never transferred). Consecutive layers form a *fusion group*. A group's schedule tiles
+the last layer's output over its rows ``P`` and columns ``Q`` (channels are never
+tiled), walks the tiles in a loop order (``[P, Q]``: rows outer), and says for every
+intermediate tensor whether it is **retained** on chip (each element computed once and
+kept until its last use), **recomputed** (each tile computes its whole receptive field
+anew) or **spilled** (computed once, written off-chip, read back where a later tile
+needs it). The group input is ``retain`` (read once, kept while needed) or ``reread``
+(every tile reads its whole region); weights are ``resident`` (read once per group) or
+``reread`` (read again by every tile that uses them).
+
+Example::
+
+    kind: fused
+    name: two_convs
+    input: {C: 2, Y: 8, X: 8}
+    layers:
+      - {name: c1, type: CONV, dims: {K: 3, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+      - {name: p1, type: POOL, pool: max, window: {Y: 2, X: 2}, stride: {Y: 2, X: 2}}
+    groups:
+      - name: g
+        layers: [c1, p1]
+        tile: {P: 2, Q: 4}
+        order: [P, Q]
+        intermediates: {c1: retain}
+        input: retain
+        weights: resident
+        buffer_elems: 4096          # optional: the on-chip capacity the design declares
+    hardware: {num_pes: 16, offchip_bw_elems_per_cycle: 4, bytes_per_elem: 4}
+
+The per-tile geometry (which interval of every tensor each tile needs and computes,
+along one spatial dimension) is defined here, because the loader needs it to reject a
+retain choice that cannot fit the declared buffer, and the analytic model builds on it.
+The simulator does not use it: it derives the same sets from element masks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .energy import ENERGY_TABLES
+from .hardware import Hardware
+from .layer import Layer, LayerType, make_layer
+from .mapping import Mapping
+from .source import SourceSpan, SpecError
+
+__all__ = [
+    "RETENTION_CHOICES",
+    "FusedGroup",
+    "FusedGroupResult",
+    "FusedLayer",
+    "FusedResult",
+    "FusedScenario",
+    "FusedTensorResult",
+    "Interval",
+    "is_fused_file",
+    "load_fused",
+]
+
+RETENTION_CHOICES: tuple[str, ...] = ("retain", "recompute", "spill")
+INPUT_CHOICES: tuple[str, ...] = ("retain", "reread")
+WEIGHT_CHOICES: tuple[str, ...] = ("resident", "reread")
+TILE_RANKS: tuple[str, ...] = ("P", "Q")
+POOL_KINDS: tuple[str, ...] = ("max", "avg")
+ACTIVATIONS: tuple[str, ...] = ("none", "relu")
+
+Interval = tuple[int, int]
+"""A half-open interval ``[lo, hi)`` of rows or columns; empty when ``hi <= lo``."""
+
+
+class Kind(StrEnum):
+    """What a chain layer computes."""
+
+    CONV = "CONV"
+    DSCONV = "DSCONV"
+    GEMM = "GEMM"
+    POOL = "POOL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FusedLayer:
+    """One layer of a chain, with its input and output shapes ``(C, Y, X)``.
+
+    ``window``, ``stride`` and ``padding`` are ``(rows, columns)``; a GEMM acts on every
+    pixel (``M`` = rows x columns) as a 1x1 window. ``layer`` is the single-layer view
+    (``None`` for pooling) and ``mapping`` its own directive mapping, if given.
+    """
+
+    name: str
+    kind: Kind
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    window: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    pool: str = ""
+    activation: str = "none"
+    layer: Layer | None = field(default=None, compare=False)
+    mapping: Mapping | None = field(default=None, compare=False)
+    dataflow: tuple[tuple[Any, ...], SourceSpan] | None = field(default=None, compare=False)
+    span: SourceSpan | None = field(default=None, compare=False)
+
+    @property
+    def macs_per_output(self) -> int:
+        """MACs for one output element (pooling: none, it compares or adds)."""
+        r, s = self.window
+        if self.kind is Kind.CONV:
+            return self.in_shape[0] * r * s
+        if self.kind is Kind.DSCONV:
+            return r * s
+        if self.kind is Kind.GEMM:
+            return self.in_shape[0]
+        return 0
+
+    @property
+    def ops_per_output(self) -> int:
+        """PE operations for one output element: its MACs, or the pooling window."""
+        return self.macs_per_output or self.window[0] * self.window[1]
+
+    @property
+    def weight_elems(self) -> int:
+        """Elements of the layer's weights (pooling has none)."""
+        r, s = self.window
+        if self.kind is Kind.CONV:
+            return self.out_shape[0] * self.in_shape[0] * r * s
+        if self.kind is Kind.DSCONV:
+            return self.in_shape[0] * r * s
+        if self.kind is Kind.GEMM:
+            return self.out_shape[0] * self.in_shape[0]
+        return 0
+
+    def pes(self, num_pes: int) -> int:
+        """PEs the layer's tile sub-problem keeps busy: the units its own mapping uses
+        on ``num_pes`` PEs, else all of them."""
+        return num_pes if self.mapping is None else max(1, self.mapping.pes_used(num_pes))
+
+    def sub_problem(self, rows: int, cols: int, hardware: Hardware) -> tuple[Layer, Mapping]:
+        """The single layer a tile making ``rows x cols`` outputs runs on the PE array
+        (its padded input window, all channels) and the layer's own directives resolved
+        against it, for the single-layer engines. Only for layers with a dataflow."""
+        from .maestro import parse_dataflow_tokens
+
+        assert self.layer is not None
+        assert self.dataflow is not None
+        (sy, sx), (r, s) = self.stride, self.window
+        c, k = self.in_shape[0], self.out_shape[0]
+        if self.kind is Kind.GEMM:
+            declared = {"M": rows * cols, "K": c, "N": k}
+        else:
+            declared = {"C": c, "R": r, "S": s, "Y": (rows - 1) * sy + r, "X": (cols - 1) * sx + s}
+            if self.kind is Kind.CONV:
+                declared["K"] = k
+        layer = make_layer(
+            name=self.name, type_=self.layer.type, declared=declared, stride_y=sy, stride_x=sx
+        )
+        tokens, eof = self.dataflow
+        mapping, _ = parse_dataflow_tokens(list(tokens), eof, layer)
+        mapping.units_per_level(hardware.num_pes)
+        return layer, mapping
+
+    def receptive(self, axis: int, lo: int, hi: int) -> Interval:
+        """Input interval (padding excluded) that output interval ``[lo, hi)`` reads
+        along ``axis`` (0 rows, 1 columns); ``(0, 0)`` for an empty interval."""
+        if hi <= lo:
+            return (0, 0)
+        s, r, p = self.stride[axis], self.window[axis], self.padding[axis]
+        size = self.in_shape[1 + axis]
+        first = max(0, lo * s - p)
+        last = min(size, (hi - 1) * s - p + r)
+        return (first, last) if last > first else (0, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FusedGroup:
+    """Consecutive layers ``first..last`` (chain indices) and their schedule.
+
+    ``choices[k]`` is the choice for the output of layer ``first + k`` (the last entry,
+    the group output, is always ``"spill"``: written off-chip once).
+    """
+
+    name: str
+    first: int
+    last: int
+    tile: tuple[int, int]
+    order: tuple[str, str]
+    choices: tuple[str, ...]
+    input_choice: str = "retain"
+    weights: str = "resident"
+    buffer_elems: int | None = None
+    span: SourceSpan | None = field(default=None, compare=False)
+    choice_spans: tuple[tuple[str, SourceSpan], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FusedScenario:
+    """A parsed fused scenario: the chain, its groups (covering it in order), hardware."""
+
+    name: str
+    path: str
+    description: str
+    input_shape: tuple[int, int, int]
+    layers: tuple[FusedLayer, ...]
+    groups: tuple[FusedGroup, ...]
+    hardware: Hardware
+    energy: str = "eyeriss65"
+    functional: bool = False
+    reference: tuple[tuple[str, float], ...] = ()
+    reference_source: str = ""
+
+    def group_layers(self, group: FusedGroup) -> tuple[FusedLayer, ...]:
+        """The layers of ``group``, in chain order."""
+        return self.layers[group.first : group.last + 1]
+
+
+# --- per-dimension tile geometry ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AxisSets:
+    """Along one axis, per tile index: the interval of a tensor its consumer needs
+    (``need``) and the interval the tile computes or loads (``make``), as ``(tiles, 2)``
+    int64 arrays of ``[lo, hi)`` rows (``[0, 0)`` when empty)."""
+
+    need: np.ndarray
+    make: np.ndarray
+
+
+def tile_intervals(size: int, tile: int) -> np.ndarray:
+    """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter)."""
+    lo = np.arange(0, size, tile, dtype=np.int64)
+    return np.stack([lo, np.minimum(lo + tile, size)], axis=1)
+
+
+def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
+    """:meth:`FusedLayer.receptive` of every row of ``made``."""
+    s, r, p = layer.stride[axis], layer.window[axis], layer.padding[axis]
+    lo, hi = made[:, 0], made[:, 1]
+    first = np.maximum(lo * s - p, 0)
+    last = np.minimum((hi - 1) * s - p + r, layer.in_shape[1 + axis])
+    empty = (hi <= lo) | (last <= first)
+    return np.stack([np.where(empty, 0, first), np.where(empty, 0, last)], axis=1)
+
+
+def _new_parts(need: np.ndarray) -> np.ndarray:
+    """Each interval minus the union of the earlier ones (all are monotone)."""
+    hi = need[:, 1]
+    reached = np.concatenate(([0], np.maximum.accumulate(hi)[:-1]))
+    start = np.maximum(need[:, 0], reached)
+    empty = hi <= start
+    return np.stack([np.where(empty, 0, start), np.where(empty, 0, hi)], axis=1)
+
+
+def axis_sets(
+    layers: tuple[FusedLayer, ...],
+    choices: tuple[str, ...],
+    input_choice: str,
+    axis: int,
+    tile: int,
+) -> list[AxisSets]:
+    """Per tensor of a group (group input first, then each layer's output), the
+    intervals along ``axis`` every tile index needs and makes.
+
+    The last layer's tiles partition its output. Walking back, a layer's needed input is
+    the receptive field of what it makes; a retained or spilled tensor makes only what
+    no earlier tile made (each element once), a recomputed one all it is asked for. The
+    group input is loaded like a retained (``retain``) or recomputed (``reread``) tensor.
+    """
+    tiles = tile_intervals(layers[-1].out_shape[1 + axis], tile)
+    sets = [AxisSets(tiles, tiles)]
+    make = tiles
+    for index in range(len(layers) - 1, -1, -1):
+        need = _receptive(layers[index], axis, make)
+        choice = choices[index - 1] if index > 0 else input_choice
+        make = need if choice in ("recompute", "reread") else _new_parts(need)
+        sets.append(AxisSets(need, make))
+    sets.reverse()
+    return sets
+
+
+def interval_lengths(intervals: np.ndarray) -> np.ndarray:
+    """Lengths of ``(n, 2)`` intervals (0 for empty ones)."""
+    lengths: np.ndarray = np.maximum(intervals[:, 1] - intervals[:, 0], 0)
+    return lengths
+
+
+def union_length(intervals: np.ndarray) -> int:
+    """Length of the union of monotone, touching intervals (itself an interval)."""
+    kept = intervals[intervals[:, 1] > intervals[:, 0]]
+    return int(kept[:, 1].max() - kept[:, 0].min()) if len(kept) else 0
+
+
+def _prefix_union(lo: np.ndarray, hi: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per index, the union of the nonempty intervals strictly before it (after it when
+    ``reverse``) as ``[lo, hi)``; the union is an interval because consecutive receptive
+    fields touch (every window is at least its stride). Empty entries are ``[inf, -inf)``."""
+    if reverse:
+        lo, hi = lo[::-1], hi[::-1]
+    run_lo = np.minimum.accumulate(np.concatenate(([np.inf], lo[:-1])))
+    run_hi = np.maximum.accumulate(np.concatenate(([-np.inf], hi[:-1])))
+    return (run_lo[::-1], run_hi[::-1]) if reverse else (run_lo, run_hi)
+
+
+_Pair = tuple[np.ndarray, np.ndarray]
+"""Lower and upper bounds of intervals, one entry per tile index."""
+
+_SIGNS = [
+    np.array([1.0 if bin(m).count("1") % 2 else -1.0 for m in range(1, 1 << n)]) for n in range(6)
+]
+"""Inclusion-exclusion sign of every nonempty subset of ``n`` rectangles."""
+
+
+def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Elements (per channel) of a kept tensor on chip during each tile, as an
+    ``(outer tiles, inner tiles)`` array, for tiles walked outer-major.
+
+    An element is on chip from the first tile that needs it to the last. During tile
+    ``t = (a, b)`` that is ``N_t`` plus what tiles before and after ``t`` both need:
+    ``N_t`` and four rectangles, ``(U<a ∩ A_a) x U>b_B``, ``(U<a ∩ U>a) x U_B``,
+    ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
+    inclusion-exclusion, one outer product per subset.
+    """
+
+    def axis(intervals: np.ndarray) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+        lo = intervals[:, 0].astype(np.float64)
+        hi = intervals[:, 1].astype(np.float64)
+        empty = hi <= lo
+        lo[empty], hi[empty] = np.inf, -np.inf
+        everything = (np.full_like(lo, lo.min()), np.full_like(hi, hi.max()))
+        return (lo, hi), _prefix_union(lo, hi, False), _prefix_union(lo, hi, True), everything
+
+    def cap(x: _Pair, y: _Pair) -> _Pair:
+        return np.maximum(x[0], y[0]), np.minimum(x[1], y[1])
+
+    a, a_before, a_after, _ = axis(np.asarray(outer))
+    b, b_before, b_after, b_all = axis(np.asarray(inner))
+    candidates = [
+        (a, b),
+        (cap(a_before, a), b_after),
+        (cap(a_before, a_after), b_all),
+        (a, cap(b_before, b_after)),
+        (cap(a, a_after), b_before),
+    ]
+    rects = [(ra, rb) for ra, rb in candidates if (ra[1] > ra[0]).any() and (rb[1] > rb[0]).any()]
+    # Subset intersections by dynamic programming: subset = smaller subset ∩ one rectangle.
+    count = len(rects)
+    lo_a = np.empty((1 << count, len(a[0])))
+    hi_a = np.empty((1 << count, len(a[0])))
+    lo_b = np.empty((1 << count, len(b[0])))
+    hi_b = np.empty((1 << count, len(b[0])))
+    lo_a[0], hi_a[0], lo_b[0], hi_b[0] = -np.inf, np.inf, -np.inf, np.inf
+    for mask in range(1, 1 << count):
+        low = (mask & -mask).bit_length() - 1
+        rest = mask & (mask - 1)
+        ra, rb = rects[low]
+        np.maximum(lo_a[rest], ra[0], out=lo_a[mask])
+        np.minimum(hi_a[rest], ra[1], out=hi_a[mask])
+        np.maximum(lo_b[rest], rb[0], out=lo_b[mask])
+        np.minimum(hi_b[rest], rb[1], out=hi_b[mask])
+    len_a = np.maximum(hi_a - lo_a, 0.0)[1:]
+    len_b = np.maximum(hi_b - lo_b, 0.0)[1:]
+    total = (len_a * _SIGNS[count][:, None]).T @ len_b
+    counts: np.ndarray = np.rint(total).astype(np.int64)
+    return counts
+
+
+def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
+    """(tensor, elements on chip per tile) of every retained tensor of ``group`` (the
+    group input too when it is retained), tiles as an ``(outer, inner)`` array."""
+    layers = scenario.group_layers(group)
+    rows = axis_sets(layers, group.choices, group.input_choice, 0, group.tile[0])
+    cols = axis_sets(layers, group.choices, group.input_choice, 1, group.tile[1])
+    out = []
+    kinds = [group.input_choice, *group.choices[:-1]]
+    for k, kind in enumerate(kinds):
+        if kind != "retain":
+            continue
+        channels = layers[0].in_shape[0] if k == 0 else layers[k - 1].out_shape[0]
+        outer, inner = (rows[k], cols[k]) if group.order[0] == "P" else (cols[k], rows[k])
+        name = "input" if k == 0 else layers[k - 1].name
+        out.append((name, live_elems(outer.need, inner.need) * channels))
+    return out
+
+
+# --- results (both engines write these) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FusedTensorResult:
+    """One tensor of a group: off-chip traffic and on-chip peak in elements; MACs of the
+    layer that produces it (0 for the group input and weights)."""
+
+    tensor: str
+    offchip_reads: int
+    offchip_writes: int
+    onchip_buffer_req_elems: int
+    macs: int = 0
+    macs_recomputed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FusedGroupResult:
+    """One fusion group: totals over its tensors, its runtime and energy."""
+
+    group: str
+    offchip_reads: int
+    offchip_writes: int
+    onchip_buffer_req_elems: int
+    macs: int
+    macs_recomputed: int
+    runtime_cycles: int
+    energy_nj: float
+    l2_accesses: int
+    tiles: int
+    tensors: tuple[FusedTensorResult, ...]
+
+    @classmethod
+    def total(
+        cls,
+        scenario: FusedScenario,
+        group: FusedGroup,
+        tensors: list[FusedTensorResult],
+        *,
+        buffer_elems: int,
+        runtime_cycles: int,
+        l2_accesses: int,
+        tiles: int,
+    ) -> FusedGroupResult:
+        """The group's result from its tensors: sums, and the energy of its MACs, L2
+        accesses and off-chip elements in the scenario's energy table."""
+        reads = sum(t.offchip_reads for t in tensors)
+        writes = sum(t.offchip_writes for t in tensors)
+        macs = sum(t.macs for t in tensors)
+        table = ENERGY_TABLES[scenario.energy]
+        energy = (
+            macs * table.mac_nj
+            + l2_accesses * table.l2_access_nj
+            + (reads + writes) * table.offchip_access_nj
+        )
+        return cls(
+            group=group.name,
+            offchip_reads=reads,
+            offchip_writes=writes,
+            onchip_buffer_req_elems=buffer_elems,
+            macs=macs,
+            macs_recomputed=sum(t.macs_recomputed for t in tensors),
+            runtime_cycles=runtime_cycles,
+            energy_nj=round(energy, 6),
+            l2_accesses=l2_accesses,
+            tiles=tiles,
+            tensors=tuple(tensors),
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The compared metrics as a flat mapping (``tensor/metric`` for tensors)."""
+        out: dict[str, float] = {
+            "offchip_reads": self.offchip_reads,
+            "offchip_writes": self.offchip_writes,
+            "onchip_buffer_req_elems": self.onchip_buffer_req_elems,
+            "macs": self.macs,
+            "macs_recomputed": self.macs_recomputed,
+            "runtime_cycles": self.runtime_cycles,
+            "energy_nj": self.energy_nj,
+        }
+        for t in self.tensors:
+            for key in (
+                "offchip_reads",
+                "offchip_writes",
+                "onchip_buffer_req_elems",
+                "macs",
+                "macs_recomputed",
+            ):
+                out[f"{t.tensor}/{key}"] = getattr(t, key)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FusedResult:
+    """All groups of a fused scenario, from one engine."""
+
+    scenario: str
+    engine: str
+    groups: tuple[FusedGroupResult, ...]
+
+    @property
+    def offchip_elems(self) -> int:
+        """Off-chip reads plus writes over every group."""
+        return sum(g.offchip_reads + g.offchip_writes for g in self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {
+            "scenario": self.scenario,
+            "engine": self.engine,
+            "groups": [
+                {
+                    "group": g.group,
+                    "tiles": g.tiles,
+                    "l2_accesses": g.l2_accesses,
+                    **{k: v for k, v in g.metrics().items() if "/" not in k},
+                    "tensors": [
+                        {
+                            "tensor": t.tensor,
+                            "offchip_reads": t.offchip_reads,
+                            "offchip_writes": t.offchip_writes,
+                            "onchip_buffer_req_elems": t.onchip_buffer_req_elems,
+                            "macs": t.macs,
+                            "macs_recomputed": t.macs_recomputed,
+                        }
+                        for t in g.tensors
+                    ],
+                }
+                for g in self.groups
+            ],
+        }
+
+
+def render_fused(result: FusedResult, scenario: FusedScenario) -> str:
+    """A table: one line per group and per tensor."""
+    width = scenario.hardware.bytes_per_elem
+    lines = [f"{scenario.name} ({result.engine}): {len(result.groups)} group(s)"]
+    head = f"  {'tensor':<18}{'reads':>12}{'writes':>12}{'buffer':>11}{'MACs':>14}{'recomp':>12}"
+    for g in result.groups:
+        lines.append(
+            f"group {g.group}: {g.tiles} tiles, {g.runtime_cycles} cycles,"
+            f" {g.energy_nj:.1f} nJ, off-chip {(g.offchip_reads + g.offchip_writes) * width}"
+            f" B, buffer {g.onchip_buffer_req_elems * width} B"
+        )
+        lines.append(head)
+        for t in (*g.tensors, None):
+            row = t or FusedTensorResult(
+                tensor="total",
+                offchip_reads=g.offchip_reads,
+                offchip_writes=g.offchip_writes,
+                onchip_buffer_req_elems=g.onchip_buffer_req_elems,
+                macs=g.macs,
+                macs_recomputed=g.macs_recomputed,
+            )
+            lines.append(
+                f"  {row.tensor:<18}{row.offchip_reads:>12}{row.offchip_writes:>12}"
+                f"{row.onchip_buffer_req_elems:>11}{row.macs:>14}{row.macs_recomputed:>12}"
+            )
+    total = result.offchip_elems * width
+    lines.append(f"off-chip total: {total} B ({total / 2**20:.2f} MiB)")
+    return "\n".join(lines)
+
+
+# --- YAML loader -----------------------------------------------------------------------
+
+
+def is_fused_file(path: str | Path) -> bool:
+    """Whether ``path`` is a YAML file whose top level says ``kind: fused``."""
+    p = Path(path)
+    if p.suffix not in (".yaml", ".yml") or not p.is_file():
+        return False
+    try:
+        for raw in p.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = raw.split("#", 1)[0].rstrip()
+            if line.startswith("kind:"):
+                return line.split(":", 1)[1].strip().strip("'\"") == "fused"
+    except OSError:
+        return False
+    return False
+
+
+_TOP = (
+    "kind",
+    "name",
+    "description",
+    "input",
+    "layers",
+    "groups",
+    "hardware",
+    "energy",
+    "simulator",
+    "reference",
+)
+_LAYER_KEYS = (
+    "name",
+    "type",
+    "dims",
+    "stride",
+    "padding",
+    "pool",
+    "window",
+    "activation",
+    "dataflow",
+)
+_GROUP_KEYS = (
+    "name",
+    "layers",
+    "tile",
+    "order",
+    "intermediates",
+    "input",
+    "weights",
+    "buffer_elems",
+)
+
+
+def load_fused(path: str | Path) -> FusedScenario:
+    """Read and check a fused scenario; every problem is a :class:`SpecError` at its
+    YAML position."""
+    from .scenario import _load_hardware, compose_yaml
+
+    doc, root = compose_yaml(path, "fused scenario")
+    top = doc.mapping(root, "the fused scenario", _TOP)
+    for key in ("input", "layers", "groups", "hardware"):
+        if key not in top:
+            raise doc.error(root, f"a fused scenario needs '{key}'")
+    if "kind" in top and doc.scalar(top["kind"][1], "kind") != "fused":
+        raise doc.error(top["kind"][1], "kind must be 'fused' in a fused scenario")
+    name = doc.scalar(top["name"][1], "name") if "name" in top else Path(str(path)).stem
+    dims = doc.mapping(top["input"][1], "input", ("C", "Y", "X"))
+    for key in ("C", "Y", "X"):
+        if key not in dims:
+            raise doc.error(top["input"][1], f"input needs '{key}'")
+    shape = tuple(doc.integer(dims[k][1], f"input {k}") for k in ("C", "Y", "X"))
+    layers: list[FusedLayer] = []
+    current: tuple[int, int, int] = (shape[0], shape[1], shape[2])
+    for item in doc.sequence(top["layers"][1], "layers"):
+        layer = _load_layer(doc, item, current)
+        if any(prev.name == layer.name for prev in layers):
+            raise doc.error(item, f"layer name '{layer.name}' is repeated")
+        layers.append(layer)
+        current = layer.out_shape
+    if not layers:
+        raise doc.error(top["layers"][1], "'layers' is empty")
+    hardware = _load_hardware(doc, top["hardware"][1], Path(str(path)).parent, None)
+    energy = _choice(doc, top, "energy", tuple(ENERGY_TABLES), "eyeriss65")
+    functional = False
+    if "simulator" in top:
+        sim = doc.mapping(top["simulator"][1], "simulator", ("functional",))
+        if "functional" in sim:
+            functional = doc.boolean(sim["functional"][1], "functional")
+    reference: tuple[tuple[str, float], ...] = ()
+    source = ""
+    if "reference" in top:
+        block = doc.mapping(top["reference"][1], "reference", ("source", "values"))
+        if "source" not in block:
+            raise doc.error(top["reference"][1], "reference needs a 'source'")
+        source = doc.scalar(block["source"][1], "reference source")
+        if "values" in block:
+            values = doc.mapping(block["values"][1], "reference values", None)
+            reference = tuple((k, doc.number(v, f"reference {k}")) for k, (_, v) in values.items())
+    groups_node = top["groups"][1]
+    groups: list[FusedGroup] = []
+    names = [layer.name for layer in layers]
+    for item in doc.sequence(groups_node, "groups"):
+        groups.append(_load_group(doc, item, tuple(layers), names, hardware))
+    expected = 0
+    for group, item in zip(groups, doc.sequence(groups_node, "groups"), strict=True):
+        if group.first != expected:
+            raise doc.error(
+                item,
+                f"group '{group.name}' starts at layer '{names[group.first]}', but the chain"
+                f" continues with '{names[expected]}'"
+                if expected < len(names)
+                else f"group '{group.name}' repeats layers an earlier group runs",
+                hint="groups must cover the chain in order, each layer exactly once",
+            )
+        expected = group.last + 1
+    if expected != len(layers):
+        raise doc.error(
+            groups_node,
+            f"no group runs layer '{names[expected]}'",
+            hint="groups must cover the chain in order, each layer exactly once",
+        )
+    scenario = FusedScenario(
+        name=name,
+        path=str(path),
+        description=doc.scalar(top["description"][1], "description")
+        if "description" in top
+        else "",
+        input_shape=(shape[0], shape[1], shape[2]),
+        layers=tuple(layers),
+        groups=tuple(groups),
+        hardware=hardware,
+        energy=energy,
+        functional=functional,
+        reference=reference,
+        reference_source=source,
+    )
+    for group in groups:
+        _check_capacity(scenario, group, hardware)
+    return scenario
+
+
+def _pair(doc: Any, node: yaml.Node, what: str, default: int, minimum: int) -> tuple[int, int]:
+    block = doc.mapping(node, what, ("Y", "X"))
+    y = doc.integer(block["Y"][1], f"{what} Y", minimum) if "Y" in block else default
+    x = doc.integer(block["X"][1], f"{what} X", minimum) if "X" in block else default
+    return (y, x)
+
+
+def _load_layer(doc: Any, item: yaml.Node, shape: tuple[int, int, int]) -> FusedLayer:
+    from .maestro import parse_dataflow_tokens
+
+    block = doc.mapping(item, "a layer", _LAYER_KEYS)
+    for key in ("name", "type"):
+        if key not in block:
+            raise doc.error(item, f"a layer needs '{key}'")
+    name = doc.scalar(block["name"][1], "layer name")
+    type_node = block["type"][1]
+    text = doc.scalar(type_node, "layer type").upper()
+    text = "GEMM" if text == "FC" else text
+    if text not in Kind.__members__:
+        raise doc.error(
+            type_node,
+            f"layer type '{text}' cannot be fused",
+            hint="one of CONV, DSCONV, GEMM (FC), POOL",
+        )
+    kind = Kind[text]
+    span = doc.span(block["name"][1])
+    c, h, w = shape
+    stride = _pair(doc, block["stride"][1], "stride", 1, 1) if "stride" in block else (1, 1)
+    padding = _pair(doc, block["padding"][1], "padding", 0, 0) if "padding" in block else (0, 0)
+    declared: dict[str, int] = {}
+    spans: dict[str, SourceSpan] = {}
+    if "dims" in block:
+        dims = doc.mapping(block["dims"][1], "dims", None)
+        for dim, (key, value) in dims.items():
+            declared[dim] = doc.integer(value, f"dimension {dim}")
+            spans[dim] = doc.span(key)
+    pool = ""
+    if kind is Kind.POOL:
+        if "dims" in block or "dataflow" in block:
+            bad = block["dims"][0] if "dims" in block else block["dataflow"][0]
+            raise doc.error(bad, "a POOL layer has a 'window', no dims or dataflow")
+        if "window" not in block or "pool" not in block:
+            raise doc.error(item, "a POOL layer needs 'pool' (max or avg) and 'window'")
+        pool = _one_of(doc, block["pool"][1], "pool", POOL_KINDS)
+        window = _pair(doc, block["window"][1], "window", 1, 1)
+    else:
+        if "window" in block or "pool" in block:
+            bad = block["window"][0] if "window" in block else block["pool"][0]
+            raise doc.error(bad, f"only POOL layers take '{doc.scalar(bad, 'key')}'")
+        window = (1, 1)
+        if kind is not Kind.GEMM:
+            window = (declared.get("R", 1), declared.get("S", 1))
+    for axis, what in ((0, "Y"), (1, "X")):
+        if window[axis] < stride[axis]:
+            node = block["stride"][1] if "stride" in block else item
+            raise doc.error(
+                node,
+                f"layer '{name}': stride {what} {stride[axis]} is larger than its window"
+                f" {window[axis]}, so some inputs are never read",
+                hint="a fused chain needs every window at least as large as its stride",
+            )
+        if padding[axis] >= window[axis]:
+            raise doc.error(
+                block["padding"][1],
+                f"layer '{name}': padding {what} {padding[axis]} is not smaller than the"
+                f" window {window[axis]}",
+            )
+    out_h = (h + 2 * padding[0] - window[0]) // stride[0] + 1
+    out_w = (w + 2 * padding[1] - window[1]) // stride[1] + 1
+    if out_h < 1 or out_w < 1:
+        raise doc.error(
+            item,
+            f"layer '{name}': a {window[0]}x{window[1]} window does not fit its"
+            f" {h}x{w} input (padding {padding[0]}x{padding[1]})",
+            hint="chain shapes: each layer reads the previous layer's output",
+        )
+    layer: Layer | None = None
+    out_c = c
+    if kind is not Kind.POOL:
+        own = {"C": c}
+        if kind is Kind.GEMM:
+            own = {"K": c, "M": h * w}
+        for dim, value in own.items():
+            if dim in declared and declared[dim] != value:
+                raise doc.error(
+                    doc.mapping(block["dims"][1], "dims", None)[dim][1],
+                    f"layer '{name}' declares {dim}={declared[dim]}, but the previous"
+                    f" tensor gives it {value}",
+                    hint="chain shapes must match: leave it out to take it from the chain",
+                )
+        if kind is Kind.GEMM:
+            if "N" not in declared:
+                raise doc.error(item, f"GEMM layer '{name}' needs dims N (output features)")
+            full = {"M": h * w, "K": c, "N": declared["N"]}
+            out_c = declared["N"]
+            type_ = LayerType.GEMM
+        else:
+            full = {"C": c, "Y": h + 2 * padding[0], "X": w + 2 * padding[1]}
+            for dim in ("R", "S") + (("K",) if kind is Kind.CONV else ()):
+                if dim not in declared:
+                    raise doc.error(item, f"{kind.value} layer '{name}' needs dims {dim}")
+                full[dim] = declared[dim]
+            for dim in declared:
+                if dim not in full:
+                    raise doc.error(
+                        doc.mapping(block["dims"][1], "dims", None)[dim][0],
+                        f"dimension {dim} of a fused {kind.value} comes from the chain",
+                        hint="declare only K, R and S (DSCONV: R and S); C, Y and X follow"
+                        " from the previous layer",
+                    )
+            out_c = declared["K"] if kind is Kind.CONV else c
+            type_ = LayerType.CONV if kind is Kind.CONV else LayerType.DSCONV
+        layer = make_layer(
+            name=name,
+            type_=type_,
+            declared=full,
+            stride_y=stride[0],
+            stride_x=stride[1],
+            keyword=kind.value,
+            span=span,
+            dim_spans=spans,
+        )
+    activation = _choice(doc, block, "activation", ACTIVATIONS, "none")
+    mapping: Mapping | None = None
+    dataflow: tuple[tuple[Any, ...], SourceSpan] | None = None
+    if "dataflow" in block and layer is not None:
+        tokens, eof = doc.text_tokens(block["dataflow"][1])
+        dataflow = (tuple(tokens), eof)
+        mapping, _ = parse_dataflow_tokens(tokens, eof, layer, doc.span(block["dataflow"][0]))
+    return FusedLayer(
+        name=name,
+        kind=kind,
+        in_shape=shape,
+        out_shape=(out_c, out_h, out_w),
+        window=window,
+        stride=stride,
+        padding=padding,
+        pool=pool,
+        activation=activation,
+        layer=layer,
+        mapping=mapping,
+        dataflow=dataflow,
+        span=span,
+    )
+
+
+def _load_group(
+    doc: Any,
+    item: yaml.Node,
+    layers: tuple[FusedLayer, ...],
+    names: list[str],
+    hardware: Hardware,
+) -> FusedGroup:
+    block = doc.mapping(item, "a group", _GROUP_KEYS)
+    if "layers" not in block:
+        raise doc.error(item, "a group needs 'layers' (consecutive layer names)")
+    nodes = doc.sequence(block["layers"][1], "group layers")
+    indices = []
+    for node in nodes:
+        layer_name = doc.scalar(node, "a layer name")
+        if layer_name not in names:
+            raise doc.error(node, f"the chain has no layer '{layer_name}'")
+        indices.append((names.index(layer_name), node))
+    if not indices:
+        raise doc.error(block["layers"][1], "a group needs at least one layer")
+    for (prev, _), (cur, node) in itertools.pairwise(indices):
+        if cur != prev + 1:
+            raise doc.error(
+                node,
+                f"layer '{names[cur]}' does not follow '{names[prev]}' in the chain",
+                hint="a fusion group is consecutive layers",
+            )
+    first, last = indices[0][0], indices[-1][0]
+    name = doc.scalar(block["name"][1], "group name") if "name" in block else names[first]
+    out = layers[last].out_shape
+    tile = [out[1], out[2]]
+    if "tile" in block:
+        tiles = doc.mapping(block["tile"][1], "tile", ("P", "Q", "K"))
+        for rank, (_, value) in tiles.items():
+            size = doc.integer(value, f"tile {rank}")
+            if rank == "K":
+                if size != out[0]:
+                    raise doc.error(
+                        value,
+                        f"tile K {size} splits the output channels ({out[0]}),"
+                        " which this model does not tile",
+                        hint=f"omit K or give K: {out[0]}",
+                    )
+                continue
+            axis = TILE_RANKS.index(rank)
+            if size > out[1 + axis]:
+                raise doc.error(
+                    value,
+                    f"tile {rank} {size} is larger than the output of '{names[last]}'"
+                    f" ({out[1 + axis]} {'rows' if axis == 0 else 'columns'})",
+                    hint=f"a tile size from 1 to {out[1 + axis]}",
+                )
+            tile[axis] = size
+    order: tuple[str, str] = ("P", "Q")
+    if "order" in block:
+        ranks = [doc.scalar(n, "a rank") for n in doc.sequence(block["order"][1], "order")]
+        if sorted(ranks) != ["P", "Q"]:
+            raise doc.error(
+                block["order"][1],
+                f"tile loop order {ranks} must name P and Q once each, outermost first",
+                hint="[P, Q] (rows outer) or [Q, P]",
+            )
+        order = (ranks[0], ranks[1])
+    choices = ["retain"] * (last - first) + ["spill"]
+    choice_spans: list[tuple[str, SourceSpan]] = []
+    if "intermediates" in block:
+        inner = doc.mapping(block["intermediates"][1], "intermediates", None)
+        for tensor, (key, value) in inner.items():
+            if tensor not in names[first:last]:
+                raise doc.error(
+                    key,
+                    f"'{tensor}' is not an intermediate of group '{name}'",
+                    hint="intermediates are the outputs of every group layer but the last: "
+                    + ", ".join(names[first:last]),
+                )
+            choice = _one_of(doc, value, f"choice for '{tensor}'", RETENTION_CHOICES)
+            choices[names.index(tensor) - first] = choice
+            choice_spans.append((tensor, doc.span(value)))
+    input_choice = _choice(doc, block, "input", INPUT_CHOICES, "retain")
+    weights = _choice(doc, block, "weights", WEIGHT_CHOICES, "resident")
+    buffer_elems: int | None = None
+    if "buffer_elems" in block:
+        buffer_elems = doc.integer(block["buffer_elems"][1], "buffer_elems")
+    elif hardware.l2_size_elems < 2**31 - 1:
+        buffer_elems = hardware.l2_size_elems
+    return FusedGroup(
+        name=name,
+        first=first,
+        last=last,
+        tile=(tile[0], tile[1]),
+        order=order,
+        choices=tuple(choices),
+        input_choice=input_choice,
+        weights=weights,
+        buffer_elems=buffer_elems,
+        span=doc.span(item),
+        choice_spans=tuple(choice_spans),
+    )
+
+
+def _choice(
+    doc: Any, block: dict[str, Any], key: str, allowed: tuple[str, ...], default: str
+) -> str:
+    """``block[key]`` if given (one of ``allowed``), else ``default``."""
+    if key not in block:
+        return default
+    return _one_of(doc, block[key][1], key, allowed)
+
+
+def _one_of(doc: Any, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> str:
+    """A scalar that must be one of ``allowed``."""
+    value = str(doc.scalar(node, what))
+    if value not in allowed:
+        raise doc.error(
+            node, f"'{value}' is not a valid {what}", hint="one of " + ", ".join(allowed)
+        )
+    return value
+
+
+def _check_capacity(scenario: FusedScenario, group: FusedGroup, hardware: Hardware) -> None:
+    """A retained tensor whose peak alone exceeds the declared buffer is an error."""
+    if group.buffer_elems is None:
+        return
+    live = kept_live(scenario, group)
+    if not live:
+        return
+    total = int(np.sum([matrix for _, matrix in live], axis=0).max(initial=0))
+    if total > group.buffer_elems:
+        worst = max(live, key=lambda item: int(item[1].max(initial=0)))
+        raise SpecError.at(
+            dict(group.choice_spans).get(worst[0], group.span),
+            f"group '{group.name}' retains {total} elements at its peak ('{worst[0]}'"
+            f" alone up to {int(worst[1].max(initial=0))}), more than its buffer of"
+            f" {group.buffer_elems}",
+            hint="smaller tiles, or recompute or spill some intermediates",
+        )
