@@ -30,7 +30,7 @@ __all__ = [
 
 ENGINE_DEFAULT = "analytic"
 ENGINE_COMPAT = "analytic-maestro"
-_NO_L1 = (0, 0, 0, 0, 0, 0)
+_NO_L1: tuple[int, ...] = (0, 0, 0, 0, 0, 0)
 
 
 def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, int]:

@@ -227,7 +227,7 @@ def parse_pragma_text(
         hw[name] = _number(reader.next(f"a value for {name}"), name)
         hw_tokens[name] = token
     if "NumPEs" not in hw:
-        where = reader.peek().span if reader.peek() else reader.eof
+        where = next_token.span if (next_token := reader.peek()) else reader.eof
         raise SpecError.at(where, "the hardware description must give NumPEs")
     layers: list[MappedLayer] = []
     problems: list[Diagnostic] = []
@@ -295,11 +295,11 @@ def _parse_layer(
         dim_spans=spans,
     )
     pragmas: list[_Pragma] = []
-    while (token := reader.peek()) is not None and _key(token) in _PRAGMAS:
+    while (start := reader.peek()) is not None and _key(start) in _PRAGMAS:
         reader.pos += 1
-        pragmas.append(_read_pragma(reader, token))
+        pragmas.append(_read_pragma(reader, start))
     if not pragmas:
-        where = reader.peek().span if reader.peek() else reader.eof
+        where = next_token.span if (next_token := reader.peek()) else reader.eof
         raise SpecError.at(where, f"layer '{name.text}' has no dataflow pragmas after endLayer")
     directives, notes = _translate(pragmas, layer.size_map, num_pes)
     mapping, warnings = validate_mapping(layer, Mapping(tuple(directives), pragmas[0].keyword.span))
