@@ -60,11 +60,14 @@ def _folder_of(module: str) -> str | None:
 
 
 def _python_files() -> list[Path]:
-    """Every Python file of the repository, outside hidden folders (virtual environments)."""
+    """Every Python file of the repository, outside hidden folders (virtual environments)
+    and build output."""
     return sorted(
         p
         for p in REPO.rglob("*.py")
-        if not any(part.startswith(".") for part in p.relative_to(REPO).parts)
+        if not any(
+            part.startswith(".") or part in ("build", "dist") for part in p.relative_to(REPO).parts
+        )
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -67,13 +68,23 @@ def test_every_package_folder_is_listed_for_installation() -> None:
 
 @pytest.mark.slow
 def test_built_wheel_holds_only_the_namespace(tmp_path: Path) -> None:
+    # Built from a copy: setuptools leaves a build/ folder in the tree it builds.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for folder in FOLDERS:
+        shutil.copytree(
+            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    out = tmp_path / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), "."],
-        cwd=REPO,
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
+        cwd=source,
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("metronome-*.whl")
+    (wheel,) = out.glob("metronome-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {
         NAMESPACE,
