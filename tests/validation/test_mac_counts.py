@@ -34,6 +34,7 @@ def mac_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return data["mac_counts"]
 
 
+@pytest.mark.slow
 def test_every_random_mapping_is_executed_exactly_once(mac_counts: dict[str, object]) -> None:
     assert mac_counts["exact_layers"] == 24
 

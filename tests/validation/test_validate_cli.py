@@ -68,12 +68,14 @@ def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> Non
     assert cause.endswith("scenarios/default/gemm_small.yaml:11:7)")
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_results(report: Path, tmp_path: Path) -> None:
     assert main(["validate", *SCENARIOS, "--report", str(tmp_path), "--jobs", "2"]) == 0
     for name in ("results.json", "results.csv", "report.md", "report.html"):
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_baseline_passes_then_catches_a_perturbed_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
