@@ -25,6 +25,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_has_every_file(report: Path) -> None:
     for name in (
         "report.md",
@@ -42,6 +43,7 @@ def test_report_has_every_file(report: Path) -> None:
     assert "| gemm_inline/GEMM1 | 128 | equal | 0 |" in text
 
 
+@pytest.mark.slow
 def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> None:
     data = json.loads((report / "results.json").read_text())
     case = next(c for c in data["cases"] if c["scenario"] == "x04_psum_writeback__pe1")
@@ -56,6 +58,7 @@ def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> No
     assert any("l1_keeps_reusable_data" in c for c in causes)
 
 
+@pytest.mark.slow
 def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> None:
     data = json.loads((report / "results.json").read_text())
     case = next(c for c in data["cases"] if c["layer"] == "GEMM1")
