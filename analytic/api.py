@@ -38,7 +38,7 @@ MODELS: tuple[str, ...] = ("fixed", "refined", "maestro")
 ``refined`` (the fixed form with each measured MAESTRO assumption replaced by what the
 realistic machine does, docs/refined-model.md) and ``maestro`` (MAESTRO's numbers, bugs
 included)."""
-_NO_L1 = (0, 0, 0, 0, 0, 0)
+_NO_L1: tuple[int, ...] = (0, 0, 0, 0, 0, 0)
 
 
 def _tensor_elems(problem: Problem, layer: Layer, compat: bool) -> tuple[int, int]:

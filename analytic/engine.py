@@ -178,7 +178,7 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
     last = len(problem.levels) - 1
     for index, directives in enumerate(problem.levels):
         dims = dict(problem.level_dims[index])
-        first_index = {}
+        first_index: dict[str, int] = {}
         for i, d in enumerate(directives):
             first_index.setdefault(d.dim, i)
         views = []

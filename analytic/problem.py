@@ -74,10 +74,11 @@ class Problem:
 def _tensors(layer: Layer, quirks: Quirks) -> tuple[Tensor, ...]:
     """MAESTRO's tensor table for the layer type (batch-aware when N is declared)."""
     kind = layer.type
+    dims: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     if kind is LayerType.GEMM:
         dims = (("M", "K"), ("K", "N"), ("M", "N"))
     else:
-        batch = ("N",) if "N" in layer.declared else ()
+        batch: tuple[str, ...] = ("N",) if "N" in layer.declared else ()
         if kind is LayerType.DSCONV:
             dims = (("C", "Y", "X"), ("C", "R", "S"), ("C", "Y", "X"))
         elif kind is LayerType.NGCONV:
@@ -223,7 +224,7 @@ def build_problem(layer: Layer, mapping: Mapping, num_pes: int, quirks: Quirks) 
             )
         levels.append(tuple(directives))
         level_dims.append(tuple(sorted(dims.items())))
-        first = {}
+        first: dict[str, LevelDirective] = {}
         for d in directives:
             first.setdefault(d.dim, d)
         # MAESTRO keeps only the input/weight dimensions below the top level (and dies

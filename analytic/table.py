@@ -103,7 +103,8 @@ def render_table(run: RunResult) -> str:
             value = _metric(layer, key)
             row.append(_show(value, fmt))
             if value is not None:
-                maxima[i] = value if maxima[i] is None else max(maxima[i], value)
+                current = maxima[i]
+                maxima[i] = value if current is None else max(current, value)
         reqs.append(row)
     reqs.append(["max", *(_show(m, f) for m, (_, _, f) in zip(maxima, req_keys, strict=True))])
 

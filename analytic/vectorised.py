@@ -18,6 +18,7 @@ compare with :func:`analytic.analyze` metric by metric.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def _trace(ctx: _Context, traces: dict[_Key, tuple[_Case, ...]], key: _Key) -> N
     model = ctx.models[index]
     dims, per_directive = level_states(model, dims_key, ctx.quirks)
     totals = _Totals()
-    groups: dict[tuple[object, ...], int] = {}
+    groups: dict[tuple[int, int, int, bool, int, tuple[_Key, ...], int, int], int] = {}
     sized = False
     for states, occ in enumerate_cases(per_directive):
         changing = changing_directive(states)
@@ -177,12 +178,17 @@ class _Evaluation:
     def step(self, level: int, case: _Case, compute: np.ndarray) -> np.ndarray:
         step_in = self.delay(level, case.ingress)
         if case.serial_fill:
-            return compute + step_in
-        return np.maximum(np.maximum(self.delay(level, case.egress), compute), step_in)
+            serial: np.ndarray = compute + step_in
+            return serial
+        overlapped: np.ndarray = np.maximum(
+            np.maximum(self.delay(level, case.egress), compute), step_in
+        )
+        return overlapped
 
     def offchip_floor(self, case: _Case) -> np.ndarray:
         bw = self.hw.offchip_bw_elems_per_cycle
-        return np.maximum((case.in_req // bw) // 2, (case.out_req // bw) // 2)
+        floor: np.ndarray = np.maximum((case.in_req // bw) // 2, (case.out_req // bw) // 2)
+        return floor
 
     def runtime(self, key: _Key) -> np.ndarray:
         """Runtime of a level below the top (only that is needed from it)."""
@@ -200,7 +206,10 @@ class _Evaluation:
         n = len(self.hw)
         zero = np.zeros(n, dtype=np.int64)
         runtime, peak, weighted, offchip_max = zero.copy(), zero.copy(), zero.copy(), zero.copy()
-        stats = {name: [None, None, zero.copy()] for name in ("ingress", "egress", "compute")}
+        # Per delay: [lowest or None, highest or None, weighted sum].
+        stats: dict[str, list[Any]] = {
+            name: [None, None, zero.copy()] for name in ("ingress", "egress", "compute")
+        }
         total = 0
         for case in self.model.traces[self.model.top_key]:
             compute = self.compute(case)

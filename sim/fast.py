@@ -266,7 +266,7 @@ class FastPath:
                 if rec is None:
                     rec = self._by_content[content] = run.builder.build(
                         *tiles,
-                        step.key[0],  # type: ignore[arg-type]
+                        step.key[0],
                         step.inner,
                         step.base,
                     )

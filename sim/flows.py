@@ -64,7 +64,9 @@ def refine(
     return flows, (corner, ids > 0)
 
 
-def _cut(mask: np.ndarray, lo: np.ndarray, cut_lo: np.ndarray, cut_hi: np.ndarray) -> tuple:
+def _cut(
+    mask: np.ndarray, lo: np.ndarray, cut_lo: np.ndarray, cut_hi: np.ndarray
+) -> tuple[slice, ...]:
     """The slice of ``mask`` (a box starting at ``lo``) inside ``[cut_lo, cut_hi)``, or
     ``()`` when they do not meet."""
     a = np.maximum(cut_lo - lo, 0)

@@ -65,7 +65,8 @@ def check_inputs(
 def reference_output(layer: Layer, inp: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The layer computed directly with numpy (canonical layouts)."""
     if not layer.type.is_conv:
-        return inp @ weight
+        product: np.ndarray = inp @ weight
+        return product
     sy, sx = layer.stride_y, layer.stride_x
     yo, xo = layer.size("Y'"), layer.size("X'")
     out = np.zeros(_expected(layer, "output"), dtype=np.int64)

@@ -148,7 +148,10 @@ class L1Residency:
         rep_of = self.rep_of
         if rep_of is None:
             return s
-        missing = ([None] * self.n_pes, [None] * self.n_pes)
+        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
+            [None] * self.n_pes,
+            [None] * self.n_pes,
+        )
         egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * self.n_pes
         for q, r in enumerate(rep_of.tolist()):
             missing[0][q] = s.missing[0][r]
@@ -236,9 +239,12 @@ class L1Residency:
             by = self._shift(base, first)
         else:
             wk, by = self.working_keys(tiles()), np.zeros(3, dtype=np.int64)
-        if self.eviction == "optimal":
-            return wk.keys + by[wk.tensor]
-        return wk.keys[wk.tensor == 2] + by[2]
+        keys: np.ndarray = (
+            wk.keys + by[wk.tensor]
+            if self.eviction == "optimal"
+            else wk.keys[wk.tensor == 2] + by[2]
+        )
+        return keys
 
     def shift_of(self, delta: dict[str, int]) -> np.ndarray:
         """Flat translation per tensor of one repetition moving by ``delta``."""
@@ -489,12 +495,12 @@ class L1Residency:
                 # key), packed into one unique integer: a partition, not a sort.
                 code = prio * self.total + (cand_keys - cand_pe * self.total)
                 cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
-                    k = int(excess[cand_pe[lo]]) if hi > lo else 0
-                    if k >= hi - lo:
-                        gone.append(cand[lo:hi])
+                for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
+                    k = int(excess[cand_pe[a]]) if b > a else 0
+                    if k >= b - a:
+                        gone.append(cand[a:b])
                     elif k > 0:
-                        gone.append(cand[lo + np.argpartition(code[lo:hi], k - 1)[:k]])
+                        gone.append(cand[a + np.argpartition(code[a:b], k - 1)[:k]])
             else:
                 order = cand[np.lexsort((cand_keys, prio, cand_pe))]
                 groups = self.keys[order] // self.total
@@ -524,7 +530,7 @@ class L1Residency:
                 mask = None
                 if not full[i]:
                     mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
-                    mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=bool)
+                    mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=np.bool_)
                     mask[tuple(mine)] = True
                     sig.append(np.packbits(mask).tobytes())
                 egress[p] = (lo[:, i], hi[:, i], mask)

@@ -14,6 +14,7 @@ in :mod:`sim.geometry`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from math import prod
 
@@ -297,7 +298,9 @@ class LoopNest:
         self._sub_cache[key] = sched
         return sched
 
-    def iter_steps(self):
+    def iter_steps(
+        self,
+    ) -> Iterator[tuple[tuple[int, ...], int, int, list[_SubSchedule | None]]]:
         """Every global step in execution order."""
         for positions in np.ndindex(*self.top_trips):
             pos = tuple(int(p) for p in positions)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import simpy
 
 from .memory import L2Step, OffchipTiming
-from .noc import CountingEnvironment, NoC
+from .noc import CountingEnvironment, NoC, fired_at
 from .pe import PE, PEWork
 from .phases import COLLECTION, DISTRIBUTION, Fabric, PhaseBuilder
 from .traffic import StepRecord
@@ -129,9 +130,9 @@ class Machine:
                 if rec.involved[p] and len(history[p]) >= depth:
                     waits.append(pe.done(history[p][-depth]))
             yield simpy.AllOf(self.env, waits)
-            ready = max([prev_start, *(int(e.value) for e in waits)])  # type: ignore[call-overload]
+            ready = max([prev_start, *(fired_at(e) for e in waits)])
             started = self._event(self._started, t)
-            start = self.env.now
+            start = int(self.env.now)
             prev_start = start
             phase = self.phases.phase(rec, DISTRIBUTION)
             if phase.messages:
@@ -170,10 +171,10 @@ class Machine:
             item = yield self._outbox.get()
             if item is None:
                 return
-            t, done, rec = item  # type: ignore[misc]
+            t, done, rec = cast("tuple[int, list[simpy.Event], StepRecord]", item)
             yield simpy.AllOf(self.env, done)
-            ready = max(int(e.value) for e in done)  # type: ignore[arg-type]
-            self.stats.up_queue_cycles += self.env.now - ready
+            ready = max(fired_at(e) for e in done)
+            self.stats.up_queue_cycles += int(self.env.now) - ready
             start = int(self.env.now)
             run = self.noc.start(self.phases.phase(rec, COLLECTION))
             self.env.process(self._land(t, run.landed))

@@ -107,7 +107,11 @@ class L2Memory:
         return array[tuple(slice(c, c + n) for c, n in zip(corner, shape, strict=True))]
 
     def step(
-        self, index: int, footprints: tuple[Footprint | None, ...], base: dict[str, int], dims
+        self,
+        index: int,
+        footprints: tuple[Footprint | None, ...],
+        base: dict[str, int],
+        dims: tuple[tuple[str, ...], ...],
     ) -> L2Step:
         """Account one step: fetch missing inputs/weights, write its outputs."""
         misses = 0
@@ -324,7 +328,7 @@ class L2Batch:
         scratch = self.scratch
         scratch[self.pos] = -1
         np.maximum.at(scratch, self.flat[keep], self.steps[keep])
-        out = scratch[self.pos[self.first <= until]]
+        out: np.ndarray = scratch[self.pos[self.first <= until]]
         scratch[self.pos] = _NEVER
         return out
 

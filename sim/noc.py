@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import cast
 
 import simpy
 
@@ -48,6 +49,11 @@ __all__ = [
 ]
 
 _STAT_FIELDS = 5  # elements, busy cycles, queueing cycles, max queueing, requests
+
+
+def fired_at(event: simpy.Event) -> int:
+    """The cycle a fired timing event carries: every such event succeeds with its cycle."""
+    return int(cast(int, event.value))
 
 
 class CountingEnvironment(simpy.Environment):
@@ -145,7 +151,7 @@ class PhaseOutcome:
     landed: int
     busy: int
     queueing: int
-    edges: tuple[tuple[int, int, int, int, int, int], ...]
+    edges: tuple[tuple[int, ...], ...]
     peaks: tuple[tuple[int, int], ...]
     empty: bool
 
@@ -188,7 +194,11 @@ class PhaseRun:
             event.succeed(when)
             return
         timer = self.env.timeout(delay)
-        timer.callbacks.append(lambda _: event.succeed(when))
+
+        def fire(_: simpy.Event) -> None:
+            event.succeed(when)
+
+        timer.callbacks.append(fire)
 
     def granted(self, m: int, msg: Message, hop: Hop, tail: int, into_l2: bool) -> None:
         """Hop ``hop`` of message ``m`` started; its last element arrives at ``tail``."""
@@ -275,11 +285,13 @@ class NoC:
         if hop.parents:
             if hop.merge is None:
                 parent = hop.parents[0]
-                p_start, feed, inherited = yield events[parent]  # type: ignore[misc]
+                head = yield events[parent]
+                p_start, feed, inherited = cast("tuple[int, int, int]", head)
                 ready = p_start + fabric.latency[msg.hops[parent].edge]
             else:
-                got = yield simpy.AllOf(env, [events[i] for i in hop.parents])
-                ready = max(v[2] for v in got.values()) + hop.merge  # type: ignore[attr-defined]
+                joined = yield simpy.AllOf(env, [events[i] for i in hop.parents])
+                got = cast(simpy.events.ConditionValue, joined)
+                ready = max(v[2] for v in got.values()) + hop.merge
             if ready > env.now:
                 yield env.timeout(ready - int(env.now))
         asked = int(env.now)
@@ -370,9 +382,9 @@ class PhaseOracle:
         outcome = PhaseOutcome(
             oid=len(self.outcomes),
             plane=plane,
-            deliveries=tuple(sorted((p, int(e.value)) for p, e in run.delivered.items())),
-            done=int(run.done.value),
-            landed=int(run.landed.value),
+            deliveries=tuple(sorted((p, fired_at(e)) for p, e in run.delivered.items())),
+            done=fired_at(run.done),
+            landed=fired_at(run.landed),
             busy=run.busy,
             queueing=run.queueing,
             edges=tuple((e, *row) for e, row in sorted(noc.stats[plane].edges.items())),

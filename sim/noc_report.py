@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,13 +72,18 @@ def noc_report(
     fabric: Fabric,
     totals: NocTotals,
     runtime: int,
-    timeline: tuple[Sequence[int], Sequence[int], dict[int, dict[tuple[int, int], int]], int],
+    timeline: tuple[
+        Sequence[int] | np.ndarray,
+        Sequence[int] | np.ndarray,
+        dict[int, dict[tuple[int, int], int]],
+        int,
+    ],
     arbitration: str,
 ) -> NocReport:
     """Summarise the totals of a run lasting ``runtime`` cycles; ``timeline`` is (each
     step's compute start, each step's two phase ids, each phase's busy cycles per
     (plane, edge), number of bins)."""
-    links = []
+    links: list[dict[str, Any]] = []
     utilization: dict[tuple[Hashable, Hashable], float] = {}
     traversals = elem_links = queueing = into_l2 = 0
     for plane, table in enumerate(totals.edges):
@@ -108,11 +114,11 @@ def noc_report(
                     "max_queueing_delay_cycles": wait_max,
                 }
             )
-    hottest = sorted(links, key=lambda x: (-x["utilization"], -x["queueing_cycles"]))  # type: ignore[operator]
+    hottest = sorted(links, key=lambda x: (-x["utilization"], -x["queueing_cycles"]))
     hot_key = None
     if hottest:
         top = hottest[0]
-        hot_key = (PLANES.index(top["plane"]), fabric.edge_id[_find(fabric, top)])  # type: ignore[arg-type]
+        hot_key = (PLANES.index(top["plane"]), fabric.edge_id[_find(fabric, top)])
     mean, hot = busy_series(*timeline, runtime=runtime, links=len(links), hot=hot_key)
     peak_queue = max((max(p.values(), default=0) for p in totals.peaks), default=0)
     metrics: dict[str, int | float] = {
@@ -122,7 +128,7 @@ def noc_report(
         "noc_link_queueing_cycles": queueing,
         "noc_links_used": len(links),
         "noc_peak_queue_len": peak_queue,
-        "noc_max_link_utilization": hottest[0]["utilization"] if hottest else 0.0,  # type: ignore[dict-item]
+        "noc_max_link_utilization": hottest[0]["utilization"] if hottest else 0.0,
     }
     section: dict[str, object] = {
         "topology": fabric.name,
@@ -151,8 +157,8 @@ def _find(fabric: Fabric, link: dict[str, object]) -> tuple[Hashable, Hashable]:
 
 
 def busy_series(
-    starts: Sequence[int],
-    phase_at: Sequence[int],
+    starts: Sequence[int] | np.ndarray,
+    phase_at: Sequence[int] | np.ndarray,
     phase_busy: dict[int, dict[tuple[int, int], int]],
     bins: int,
     *,
@@ -175,8 +181,8 @@ def busy_series(
     pairs = np.asarray(phase_at, dtype=np.int64).reshape(-1, 2)
     where = np.minimum(np.asarray(starts, dtype=np.int64) // width, bins - 1)
     out = []
-    for table, scale in ((total, width * links), (on_hot, width)):
-        per_step = table[pairs[:, 0]] + table[pairs[:, 1]]
+    for series, scale in ((total, width * links), (on_hot, width)):
+        per_step = series[pairs[:, 0]] + series[pairs[:, 1]]
         sums = np.bincount(where, weights=per_step, minlength=bins)
         out.append([round(float(v) / scale, 6) for v in sums])
     return out[0], out[1]

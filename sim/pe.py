@@ -59,9 +59,9 @@ class PE:
             if len(self._egress) >= 2:
                 gate = self._drained[self._egress[-2]]
                 if not gate.processed:
-                    waited_from = self.env.now
+                    waited_from = int(self.env.now)
                     yield gate
-                    self.drain_wait_cycles += self.env.now - waited_from
+                    self.drain_wait_cycles += int(self.env.now) - waited_from
             yield self.env.timeout(work.compute_cycles)
             self.compute_cycles += work.compute_cycles
             if work.egress:

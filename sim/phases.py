@@ -170,7 +170,7 @@ class PhaseBuilder:
                     parents=() if parent is None else (parent,),
                     merge=None,
                     port=fabric.node_id[came_from],
-                    deliver=(b[1],) if b in wanted else (),  # type: ignore[index]
+                    deliver=(b[1],) if b in wanted else (),
                 )
             )
             into[b] = len(hops) - 1

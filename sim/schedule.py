@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -183,7 +184,8 @@ class StepStream:
         classes = self._classes(positions)
         cached = self._inner.get(classes) if self.memo else None
         if cached is None:
-            cached = self.nest.inner_steps(positions)
+            # The scheduler passes each unit's schedule through without opening it.
+            cached = cast("tuple[int, list[object]]", self.nest.inner_steps(positions))
             if self.memo:
                 self._inner[classes] = cached
         return classes, cached[0], cached[1]
@@ -220,7 +222,7 @@ class StepStream:
             local = [(classes, inner, n_inner) for inner in range(n_inner)]
             first = (prev[0], prev[1] - 1, prev[1]) if prev is not None else None
             last = (nxt[0], 0, nxt[1]) if nxt is not None else None
-            keys = [
+            keys: list[tuple[object, ...]] = [
                 (
                     classes,
                     inner,
@@ -315,8 +317,8 @@ class StepStream:
             second: Segment | None = None
             for p, count in plan:
                 if p <= m0 or p > m1:
-                    steps, scheds, end = self._block(index, top, (*outer, p), inside)
-                    seg = Segment(tuple(steps), tuple(scheds), count, j, delta)
+                    steps, block_scheds, end = self._block(index, top, (*outer, p), inside)
+                    seg = Segment(tuple(steps), tuple(block_scheds), count, j, delta)
                     if p == m0:
                         second = seg
                 else:

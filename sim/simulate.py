@@ -19,7 +19,7 @@ from .coverage import coverage
 from .fast import FastPath
 from .functional import Functional, check_inputs
 from .geometry import Geometry, StepTiles
-from .l1 import EVICTIONS, L1Residency
+from .l1 import EVICTIONS, L1Residency, _Keys
 from .loopnest import LoopNest
 from .machine import Machine
 from .memory import L2Memory, L2Step, OffchipTiming
@@ -148,7 +148,7 @@ class _Run:
             hit = self._recent[step.index] = self._tiles(*item)
         return hit
 
-    def _keys(self, item: tuple[Step, list[object]]):
+    def _keys(self, item: tuple[Step, list[object]]) -> _Keys:
         """The L1 working keys of a step (memoised per geometry key on the fast path)."""
         assert self.l1 is not None
         step = item[0]
@@ -183,7 +183,7 @@ class _Run:
                 self._tiles_of(prev) if prev is not None else None,
                 self._tiles_of(item),
                 self._tiles_of(nxt) if nxt is not None else None,
-                step.key[0],  # type: ignore[arg-type]
+                step.key[0],
                 step.inner,
                 step.base,
                 self.l1.expand(l1),
@@ -220,7 +220,7 @@ class _Run:
                     nxt_tiles,
                     step.key[0],
                     step.inner,
-                    step.base,  # type: ignore[arg-type]
+                    step.base,
                 )
                 if memo:
                     self.records[step.key] = rec
@@ -373,7 +373,7 @@ def simulate_network(
         network=network.name,
         source=network.path,
         hardware=hardware_dict(hardware),
-        layers=tuple(r.layer for r in results),  # type: ignore[misc]
+        layers=tuple(r.layer for r in results),
         info={
             "policy": options.policy.name,
             "fast_forward": options.fast_forward,

@@ -30,7 +30,7 @@ The theory it is checked against is computed from the same graph, not by simulat
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass
 from math import ceil
 
@@ -39,7 +39,7 @@ import simpy
 
 from spec.hardware import Hardware
 
-from .noc import NoC
+from .noc import NoC, fired_at
 from .options import REALISTIC
 from .phases import DISTRIBUTION, Fabric, Hop, Message, Phase, PhaseBuilder
 from .topology import L2, build_topology
@@ -131,7 +131,15 @@ class SyntheticTraffic:
         env.run()
         return times[0]
 
-    def _inject(self, noc: NoC, now: int, src: int, dst: int, on_done, on_elems) -> None:
+    def _inject(
+        self,
+        noc: NoC,
+        now: int,
+        src: int,
+        dst: int,
+        on_done: Callable[[int, int], None],
+        on_elems: Callable[[int, int], None] | None,
+    ) -> None:
         """Start one message now; ``on_done(created, received)`` when it is received,
         ``on_elems(time, elems)`` for every PE (or L2) that receives its elements."""
         run = noc.start(Phase(DISTRIBUTION, (self.message(src, dst),), 0))
@@ -141,7 +149,7 @@ class SyntheticTraffic:
         pending = [len(events), now]
 
         def got(event: simpy.Event) -> None:
-            when = int(event.value)
+            when = fired_at(event)
             if on_elems is not None:
                 on_elems(when, n)
             pending[0] -= 1
@@ -202,7 +210,7 @@ class SyntheticTraffic:
                 in_flight[src] += 1
                 self._inject(noc, int(env.now), src, dst, finished(src, created), elems)
 
-        def finished(src: int, created: int):  # type: ignore[no-untyped-def]
+        def finished(src: int, created: int) -> Callable[[int, int], None]:
             def done(_start: int, when: int) -> None:
                 if window[0] <= created < window[1]:
                     latencies.append(when - created)
@@ -211,7 +219,7 @@ class SyntheticTraffic:
 
             return done
 
-        def injector():  # type: ignore[no-untyped-def]
+        def injector() -> Generator[simpy.Event, object, None]:
             for t, src, dst in injections:
                 if t > env.now:
                     yield env.timeout(t - int(env.now))

@@ -364,7 +364,8 @@ class Router:
 
         def router_of(node: Hashable) -> tuple[str, int, int]:
             if node == L2:
-                return self.graph.graph["l2_router"]
+                l2_router: tuple[str, int, int] = self.graph.graph["l2_router"]
+                return l2_router
             if not is_pe(node):
                 return node  # type: ignore[return-value]
             cols = self.graph.graph["shape"][0]

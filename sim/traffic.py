@@ -71,10 +71,13 @@ class StepRecord:
 
 
 def _volume(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.prod(np.maximum(hi - lo, 0), axis=0)
+    volume: np.ndarray = np.prod(np.maximum(hi - lo, 0), axis=0)
+    return volume
 
 
-def _intersection(a_lo, a_hi, b_lo, b_hi) -> np.ndarray:
+def _intersection(
+    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
+) -> np.ndarray:
     return _volume(np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi))
 
 
@@ -102,7 +105,7 @@ class RecordBuilder:
         prev: StepTiles | None,
         cur: StepTiles,
         nxt: StepTiles | None,
-        classes: tuple[object, ...],
+        classes: object,
         inner: int,
         base: dict[str, int],
         l1: StepL1 | None = None,

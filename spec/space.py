@@ -344,11 +344,12 @@ def load_space(path: str | Path) -> SweepSpace:
     hardware_axes = tuple(
         Axis(n, swept.get(n, (defaults[n],)), spans.get(n)) for n, _, _ in HARDWARE_AXES
     )
+    mapping_axes: tuple[Axis, ...]
     template, template_span, mapping_axes = None, None, ()
     if "mapping" in top:
         template, template_span, mapping_axes = _load_mapping(doc, top["mapping"][1], network)
     known = {a.name for a in hardware_axes + mapping_axes if a.numeric} | set(METRIC_NAMES)
-    constraints = ()
+    constraints: tuple[Constraint, ...] = ()
     if "constraints" in top:
         constraints = tuple(
             _constraint(doc, item, known)
@@ -472,7 +473,7 @@ def _load_mapping(
     missing = sorted(used - set(params))
     if missing:
         raise doc.error(
-            block.get("template", block.get("style"))[1],
+            block["template" if "template" in block else "style"][1],
             f"the template uses {{{missing[0]}}}, which 'params' does not give",
         )
     for key in params:
@@ -485,7 +486,7 @@ def _load_mapping(
             _parse_template(first, entry.layer, template_span)
         except SpecError as exc:
             raise doc.error(
-                block.get("template", block.get("style"))[1],
+                block["template" if "template" in block else "style"][1],
                 f"with the first value of every parameter the template does not map layer"
                 f" '{entry.layer.name}': {exc.first.message}",
             ) from None

@@ -34,6 +34,7 @@ def _links(result: SimResult) -> list[tuple[dict[str, object], dict[str, object]
     return [(link, edges[link["src"], link["dst"]]) for link in result.noc["links"]]
 
 
+@pytest.mark.slow
 @given(problems())
 def test_runtime_covers_the_macs(problem: Problem) -> None:
     note(repr(problem))
@@ -46,6 +47,7 @@ def test_runtime_covers_the_macs(problem: Problem) -> None:
     assert r.runtime_cycles >= max(per_pe, default=0)  # type: ignore[type-var]
 
 
+@pytest.mark.slow
 @given(problems())
 def test_runtime_covers_the_offchip_traffic(problem: Problem) -> None:
     note(repr(problem))
@@ -58,6 +60,7 @@ def test_runtime_covers_the_offchip_traffic(problem: Problem) -> None:
     assert r.runtime_cycles >= r.metric("offchip_busy_cycles")
 
 
+@pytest.mark.slow
 @given(problems())
 def test_runtime_covers_the_l2_ports_and_every_link(problem: Problem) -> None:
     note(repr(problem))
@@ -94,6 +97,7 @@ def test_a_link_without_latency_keeps_to_its_bandwidth() -> None:
     assert result.layer.runtime_cycles >= out
 
 
+@pytest.mark.slow
 @given(problems())
 def test_elements_are_conserved(problem: Problem) -> None:
     """Each element a PE writes into its L1 came from L2 (once per multicast) or from a
@@ -143,6 +147,7 @@ _MORE = {
 """A larger L2 is not in the list: see test_a_larger_l2_can_be_slower."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("field", sorted(_MORE))
 @given(problem=problems(), data=st.data())
 def test_more_resources_are_never_slower(field: str, problem: Problem, data) -> None:

@@ -41,6 +41,7 @@ def check_fast_equals_full(problem: Problem) -> None:
 CASES = max(300, settings.default.max_examples)
 
 
+@pytest.mark.slow
 @settings(max_examples=CASES)
 @given(problems())
 def test_fast_path_equals_full_simpy_run_on_random_problems(problem: Problem) -> None:

@@ -73,8 +73,11 @@ _NOCS = {
 }
 
 
+# The bus in `pytest -m "not slow"`; the other networks take seconds per mapping.
 _PATHS = [
-    (noc, policy)
+    pytest.param(
+        noc, policy, id=f"{noc}-{policy.name}", marks=() if noc == "bus" else pytest.mark.slow
+    )
     for noc in _NOCS
     for policy in (MAESTRO, REALISTIC)
     if noc != "systolic-rr" or policy is REALISTIC
@@ -82,9 +85,7 @@ _PATHS = [
 
 
 @pytest.mark.parametrize("path", _MID, ids=[p.split("/")[-1] for p in _MID])
-@pytest.mark.parametrize(
-    ("noc", "policy"), _PATHS, ids=[f"{noc}-{policy.name}" for noc, policy in _PATHS]
-)
+@pytest.mark.parametrize(("noc", "policy"), _PATHS)
 def test_fast_path_equals_full_simpy_run(path: str, noc: str, policy) -> None:
     """Every counter, per-PE detail and per-link statistic of the fast path equals the
     full SimPy run, on the bus, a mesh, a fat tree, and a systolic array arbitrated
@@ -149,6 +150,7 @@ def _problems(draw):
     return layer, Mapping(tuple(directives)), Hardware(num_pes=pes, simd_lanes=lanes), policy
 
 
+@pytest.mark.slow
 @given(_problems())
 def test_generated_layers_compute_the_right_output(problem) -> None:
     layer, mapping, hw, policy = problem
@@ -168,6 +170,7 @@ def test_generated_layers_compute_the_right_output(problem) -> None:
             assert float(value).is_integer(), key
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(_problems(), st.integers(3, 40), st.sampled_from(["bus", "mesh", "tree", "systolic"]))
 def test_generated_layers_fast_path_equals_simpy_under_l2_pressure(problem, l2, topology) -> None:

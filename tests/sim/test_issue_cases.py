@@ -39,6 +39,7 @@ def both(layer: Layer, mapping: Mapping, hw: Hardware, policy=REALISTIC):
     )
 
 
+@pytest.mark.slow
 def test_partial_last_fold_sends_its_partial_sums() -> None:
     """C=100 over 32 PEs: 4 folds, the last holding C 96..99 on PEs 0-3 only. PEs 4-31
     finish their output tile at fold 2 and must send their sums when the next step's
@@ -82,6 +83,7 @@ def test_collector_hand_off_matches_the_machine() -> None:
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
 
+@pytest.mark.slow
 def test_every_offchip_transfer_takes_time() -> None:
     """L2 of 64 elements, off-chip 1 element/cycle: partial sums evicted and fetched
     back, and every off-chip write, share the channel with the misses."""
@@ -126,6 +128,7 @@ def test_l2_ports_are_shared_whatever_the_topology(topology: str) -> None:
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("outstanding", "cycles"), [(1, 6468), (16, 423), (64, 168)])
 def test_offchip_latency_is_pipelined(outstanding: int, cycles: int) -> None:
     """64 one-element steps with an off-chip latency of 100 (unbounded bandwidth: each

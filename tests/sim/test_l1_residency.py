@@ -49,6 +49,7 @@ def _run(text: str, policy=REALISTIC, fast: bool = True, eviction: str = "lru", 
 # PEs need the same inputs at the same step (multicast: one L2 read serves 16 PEs).
 
 
+@pytest.mark.slow
 def test_large_l1_fills_each_input_once_per_pe() -> None:
     # Each PE needs the layer's 800 inputs (8 c x 10 x 10) once: 16 x 800 = 12,800 L1 writes,
     # 800 L2 reads. Weights: 72 per PE (8 c x 9), 1,152. Each PE's 64 outputs (8 x 8) stay
@@ -65,6 +66,7 @@ def test_large_l1_fills_each_input_once_per_pe() -> None:
     assert r.runtime_cycles <= 4_612
 
 
+@pytest.mark.slow
 def test_l1_holding_three_rows_keeps_the_window_across_y() -> None:
     # L1 = 210. An input (c, row, col) last used at Y position y is next used at y+1; in
     # between a PE touches at most the 3 rows of y (120), the next row (40), the 36
@@ -79,6 +81,7 @@ def test_l1_holding_three_rows_keeps_the_window_across_y() -> None:
     assert r.tensor("output").l2_reads == 1_024
 
 
+@pytest.mark.slow
 def test_l1_smaller_than_the_window_refetches_rows() -> None:
     # L1 = 100. Within an X sweep a column is reused at the next step (hit). Across Y the
     # element at column j was last used at X position min(j, 7); before its next use at
@@ -145,6 +148,7 @@ def test_partial_sums_leave_every_step_when_l1_holds_one_step() -> None:
 # once per k, 64 steps apart.
 
 
+@pytest.mark.slow
 def test_reuse_is_not_granted_when_l1_is_too_small() -> None:
     # L1 = 68: between two uses of an input the PE touches the 63 other inputs, at least
     # 8 weights and some outputs: > 68, so LRU evicts every input before its reuse and
@@ -162,6 +166,7 @@ def test_reuse_is_not_granted_when_l1_is_too_small() -> None:
     assert small.runtime_cycles >= big.runtime_cycles
 
 
+@pytest.mark.slow
 def test_optimal_eviction_keeps_the_inputs_reused_soonest() -> None:
     # Furthest-next-use eviction at L1 = 68. After step 55 (x = 6 done, its output gone)
     # the L1 holds 8 weights + 56 inputs = 64. Steps 56..63 (x = 7) add 8 inputs and
@@ -184,6 +189,7 @@ def _moved(r) -> int:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(_problems(), st.integers(2, 30), st.integers(1, 30))
 def test_larger_l1_is_never_slower_nor_moves_more(problem, l1, extra) -> None:
@@ -232,6 +238,7 @@ def test_fast_path_equals_simpy_under_l1_pressure(problem, l1, topology, evictio
     assert fast == full
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [100, 210, 100_000])
 def test_mono_fast_path_equals_simpy(size: int) -> None:
     fast, full = (
@@ -292,6 +299,7 @@ def _reference_lru(layer, mapping, hw) -> tuple[int, int, int]:
     return fills[0], fills[1], writes
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(_problems(), st.integers(2, 40))
 def test_lru_equals_a_plain_python_cache(problem, l1) -> None:

@@ -215,6 +215,7 @@ def _runtime(layer: Layer, mapping: Mapping, hw: Hardware, policy: Policy) -> in
     return simulate(layer, mapping, hw, SimOptions(policy=policy)).layer.runtime_cycles
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(_networks(), st.sampled_from(["bandwidth", "latency", "header"]))
 def test_runtime_never_grows_with_a_better_network(network, better: str) -> None:

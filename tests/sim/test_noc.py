@@ -267,6 +267,7 @@ def test_round_robin_takes_turns_between_input_ports() -> None:
     assert delays == {False: (6, 3), True: (6, 4)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", [MAESTRO, REALISTIC.with_switch(forwarding=False)])
 def test_unlimited_zero_latency_noc_still_takes_a_cycle_per_message(policy) -> None:
     """Unbounded bandwidth, every latency (bus, hop, adder) 0, forwarding off. Counts do

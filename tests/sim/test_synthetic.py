@@ -93,6 +93,7 @@ def test_uniform_bounds_on_bus_crossbar_and_tree_by_hand() -> None:
         assert isclose(got, bound), topology
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("topology", NETWORKS)
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_accepted_throughput_stays_under_the_bound_and_saturates_near_it(
@@ -125,6 +126,7 @@ def test_accepted_throughput_stays_under_the_bound_and_saturates_near_it(
             assert result.mean_latency_cycles < 4 * zero
 
 
+@pytest.mark.slow
 def test_latency_grows_with_load_and_runs_are_deterministic() -> None:
     traffic = SyntheticTraffic(_hw("mesh", pes=16), "uniform")
     bound, _ = channel_load_bound(traffic)

@@ -107,6 +107,7 @@ def _layers() -> list[tuple[int, int, str, ScaleSimLayer]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlap", [False, True])
 @pytest.mark.parametrize(("rows", "cols", "dataflow", "layer"), _layers())
 def test_one_execution_per_distinct_fold_equals_the_whole_layer(
@@ -126,6 +127,7 @@ def test_one_execution_per_distinct_fold_equals_the_whole_layer(
     assert once.macs == layer.macs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rows", "cols", "dataflow", "layer"), _layers()[:9])
 def test_every_overlapped_issue_is_the_earliest(
     rows: int, cols: int, dataflow: str, layer: ScaleSimLayer

@@ -30,6 +30,7 @@ def test_every_bundled_file_parses(path: Path) -> None:
         assert network.layers
 
 
+@pytest.mark.slow
 def test_metronome_check_accepts_all_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", *map(str, ALL_M_FILES)]) == 0
     out = capsys.readouterr().out

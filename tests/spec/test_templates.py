@@ -73,6 +73,7 @@ def _coverage_problems(style: str, layers: list[Layer]) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_every_style_covers_every_mac_of_every_window_shape_exactly_once(style: str) -> None:
     # Every distinct shipped layer with K and C capped at 20 (windows, strides, input

@@ -34,10 +34,12 @@ def mac_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return data["mac_counts"]
 
 
+@pytest.mark.slow
 def test_every_random_mapping_is_executed_exactly_once(mac_counts: dict[str, object]) -> None:
     assert mac_counts["exact_layers"] == 24
 
 
+@pytest.mark.slow
 def test_maestro_miscounts_some_and_the_fixed_model_none(mac_counts: dict[str, object]) -> None:
     # Counts measured with this seed: MAESTRO's model over-counts the MACs of 4 strided
     # layers (R07, R10, R12, R24); the default mode counts what the simulator executes.

@@ -206,6 +206,7 @@ def test_kendall_tau_hand_values() -> None:
     assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
 
 
+@pytest.mark.slow
 def test_resume_and_executors_give_identical_files(tmp_path: Path) -> None:
     path = _space(tmp_path, SPACE)
     space = load_space(path)
@@ -322,6 +323,7 @@ def test_fingerprint_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     assert len(seen) == 1
 
 
+@pytest.mark.slow
 def test_simulate_top_checks_the_front_against_the_simulator(tmp_path: Path) -> None:
     """The simulated runtimes are the simulator's own (re-run here one design at a time)."""
     import sim

@@ -25,6 +25,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_has_every_file(report: Path) -> None:
     for name in (
         "report.md",
@@ -42,6 +43,7 @@ def test_report_has_every_file(report: Path) -> None:
     assert "| gemm_inline/GEMM1 | 128 | equal | 0 |" in text
 
 
+@pytest.mark.slow
 def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> None:
     data = json.loads((report / "results.json").read_text())
     case = next(c for c in data["cases"] if c["scenario"] == "x04_psum_writeback__pe1")
@@ -64,6 +66,7 @@ def test_results_hold_every_engine_and_the_maestro_reference(report: Path) -> No
     assert any("l1_keeps_reusable_data" in c for c in causes)
 
 
+@pytest.mark.slow
 def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> None:
     data = json.loads((report / "results.json").read_text())
     case = next(c for c in data["cases"] if c["layer"] == "GEMM1")
@@ -76,12 +79,14 @@ def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> Non
     assert cause.endswith("scenarios/default/gemm_small.yaml:11:7)")
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_results(report: Path, tmp_path: Path) -> None:
     assert main(["validate", *SCENARIOS, "--report", str(tmp_path), "--jobs", "2"]) == 0
     for name in ("results.json", "results.csv", "report.md", "report.html"):
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_baseline_passes_then_catches_a_perturbed_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
