@@ -5,8 +5,9 @@ Energy, area and power follow MAESTRO's cost tables (``BASE_constants.hpp``,
 
 * CSV energy (nJ) = 0.00023 x [18.61 x (input, weight L2 reads and writes + output L2
   writes) + 1.68 x (all six L1 counts)] (no MAC energy, no output L2 reads);
-* ``energy_nj`` (the metric both engines share) = MACs x mac + (six L1 counts) x l1 +
-  (six L2 counts) x l2 of the chosen :mod:`spec.energy` table;
+* ``energy_nj`` (the metric both engines share) = MACs x mac + (six L1 counts, reads
+  as ``l1_read_accesses``: ceil(reads / ``Hardware.l1_read_width_elems``) per tensor) x l1
+  + (six L2 counts) x l2 of the chosen :mod:`spec.energy` table;
 * area = P x (283 x lanes + 0.104 x L1) + 0.104 x L2 + 101.7938 x (14.662 P + 28.895) x BW
   + max(1, 1.2886 P^2 + 5.5814 P - 23.711) x 395.473 (um^2);
 * power = P x (1.2223 x lanes + 0.00345 x L1) + 0.00345 x L2
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spec.energy import EnergyTable
+from spec.energy import EnergyTable, l1_read_accesses
 from spec.hardware import Hardware
 from spec.results import LayerResult, TensorCounts, make_tensors
 
@@ -124,8 +125,13 @@ def l1_counts_of(top: LevelResult) -> tuple[int, ...]:
     return (*top.l1_reads, *top.l1_writes)
 
 
-def _activity_energy_nj(top: LevelResult, macs: int, table: EnergyTable) -> float:
-    l1 = sum(top.l1_reads) + sum(top.l1_writes)
+def _l1_read_accesses(top: LevelResult, width: int) -> int:
+    """L1 read accesses with ``width`` elements per read (spec.energy.l1_read_accesses)."""
+    return sum(l1_read_accesses(reads, width) for reads in top.l1_reads)
+
+
+def _activity_energy_nj(top: LevelResult, macs: int, table: EnergyTable, width: int) -> float:
+    l1 = _l1_read_accesses(top, width) + sum(top.l1_writes)
     l2 = sum(top.l2_reads) + sum(top.l2_writes)
     return macs * table.mac_nj + l1 * table.l1_access_nj + l2 * table.l2_access_nj
 
@@ -167,7 +173,8 @@ def layer_result(
         "noc_bw_req_peak_elems_per_cycle": top.peak_bw,
         "noc_bw_req_avg_elems_per_cycle": top.avg_bw,
         "offchip_bw_req_elems_per_cycle": top.offchip_req,
-        "energy_nj": _activity_energy_nj(top, macs, table),
+        "energy_nj": _activity_energy_nj(top, macs, table, hardware.l1_read_width_elems),
+        "l1_read_accesses": _l1_read_accesses(top, hardware.l1_read_width_elems),
         "avg_active_pes": top.avg_active,
         "utilization": fdiv(macs, capacity),
         "num_pes": hardware.num_pes,

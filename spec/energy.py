@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ENERGY_TABLES", "EnergyTable", "energy_table"]
+__all__ = ["ENERGY_TABLES", "EnergyTable", "energy_table", "l1_read_accesses"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +58,13 @@ ENERGY_TABLES: dict[str, EnergyTable] = {
         ),
     ),
 }
+
+
+def l1_read_accesses(reads: int, width_elems: int) -> int:
+    """L1 read accesses the energy counts for ``reads`` element reads of one tensor when
+    one access returns ``width_elems`` elements (``Hardware.l1_read_width_elems``: the
+    vector reads of the seed paper's footnote); each access costs ``l1_access_nj``."""
+    return -(-reads // width_elems)
 
 
 def energy_table(name: str) -> EnergyTable:
