@@ -290,7 +290,7 @@ def paper_figures(
     paper_units = paper_units or {}
     colors = plt.get_cmap("tab10")
     width = 0.8 / len(dataflows)
-    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.4))
     panels = (
         ("bw", "steady-state NoC bandwidth (elements/cycle)"),
         ("l1", "steady-state L1, all PEs (elements)"),
@@ -317,7 +317,7 @@ def paper_figures(
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.subplots_adjust(wspace=0.38)
+    fig.subplots_adjust(wspace=0.6)
     fig.suptitle(f"Fig. 6 (seed paper) as measured by {engine}: 64 PEs, VGG16", fontsize=11)
     _save(fig, fig6_path)
 

@@ -260,7 +260,10 @@ def _paper_section(run: ValidationRun, out: Path, tag: str, title: str) -> list[
             f"{engine} ({tag})",
             fig6,
             fig7,
-            {"bw": (paper.gbps(1.0), "Gbps"), "l1": (paper.kilobytes(1.0), "KB")},
+            {
+                "bw": (paper.gbps(1.0), f"Gbps ({paper.WORD_BITS}-bit, {paper.CLOCK_GHZ:g} GHz)"),
+                "l1": (paper.kilobytes(1.0), f"KB ({paper.WORD_BITS}-bit words)"),
+            },
         )
         blocks.append(Image(fig6.name, f"Fig. 6 of the seed paper, measured by {engine} ({tag})"))
         blocks.append(Image(fig7.name, f"Fig. 7 of the seed paper, measured by {engine} ({tag})"))
