@@ -130,7 +130,7 @@ def _l1_read_accesses(top: LevelResult, width: int) -> int:
     return sum(l1_read_accesses(reads, width) for reads in top.l1_reads)
 
 
-def _activity_energy_nj(top: LevelResult, macs: int, table: EnergyTable, width: int) -> float:
+def _activity_energy_nj(top: LevelResult, macs: int, table: EnergyTable, width: int = 1) -> float:
     l1 = _l1_read_accesses(top, width) + sum(top.l1_writes)
     l2 = sum(top.l2_reads) + sum(top.l2_writes)
     return macs * table.mac_nj + l1 * table.l1_access_nj + l2 * table.l2_access_nj
