@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from math import prod
 
 from spec.energy import energy_table
@@ -18,6 +18,7 @@ from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
 from .engine import LevelResult, NocLevel, analyze_problem
 from .problem import Problem, build_problem, tensor_size
 from .report import l1_counts_of, layer_result
+from .steady import steady_state
 
 __all__ = [
     "ENGINE_COMPAT",
@@ -153,7 +154,15 @@ def analyze_layer(
         table=table,
         int32_sizes=quirks.int32_overflow,
     )
-    return result, own_l1
+    return _with_steady_state(result, problem, hardware, quirks), own_l1
+
+
+def _with_steady_state(
+    result: LayerResult, problem: Problem, hardware: Hardware, quirks: Quirks
+) -> LayerResult:
+    """``result`` with the ``steady_*`` metrics of :mod:`analytic.steady` added."""
+    steady = steady_state(problem, simd_lanes=hardware.simd_lanes, quirks=quirks)
+    return replace(result, metrics=tuple(sorted((*result.metrics, *steady.metrics()))))
 
 
 def analyze(

@@ -6,7 +6,8 @@ Energy, area and power follow MAESTRO's cost tables (``BASE_constants.hpp``,
 * CSV energy (nJ) = 0.00023 x [18.61 x (input, weight L2 reads and writes + output L2
   writes) + 1.68 x (all six L1 counts)] (no MAC energy, no output L2 reads);
 * ``energy_nj`` (the metric both engines share) = the chosen :mod:`spec.energy` table's
-  price of :func:`access_counts`: MACs, the six L1 counts, the six L2 counts, NoC
+  price of :func:`access_counts`: MACs, the six L1 counts (reads as ``l1_read_accesses``:
+  ceil(reads / ``Hardware.l1_read_width_elems``) per tensor), the six L2 counts, NoC
   element-hops and off-chip accesses, counted as the simulator counts them;
 * area = P x (283 x lanes + 0.104 x L1) + 0.104 x L2 + 101.7938 x (14.662 P + 28.895) x BW
   + max(1, 1.2886 P^2 + 5.5814 P - 23.711) x 395.473 (um^2);
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spec.energy import AccessCounts, EnergyTable
+from spec.energy import AccessCounts, EnergyTable, l1_read_accesses
 from spec.hardware import Hardware
 from spec.results import LayerResult, TensorCounts, make_tensors
 
@@ -139,11 +140,18 @@ def noc_elem_hops(top: LevelResult, noc_hops: int) -> int:
     return noc_hops * (top.l2_reads[0] + top.l2_reads[1] + top.l2_writes[2])
 
 
-def access_counts(top: LevelResult, noc_hops: int, output_elems: int) -> AccessCounts:
+def l1_read_access_count(top: LevelResult, width: int) -> int:
+    """L1 read accesses with ``width`` elements per read (:func:`spec.energy.l1_read_accesses`)."""
+    return sum(l1_read_accesses(reads, width) for reads in top.l1_reads)
+
+
+def access_counts(
+    top: LevelResult, noc_hops: int, output_elems: int, l1_read_width: int = 1
+) -> AccessCounts:
     """What the model counts, in the kinds an energy table prices."""
     return AccessCounts(
         macs=top.macs,
-        l1_accesses=sum(top.l1_reads) + sum(top.l1_writes),
+        l1_accesses=l1_read_access_count(top, l1_read_width) + sum(top.l1_writes),
         l2_accesses=sum(top.l2_reads) + sum(top.l2_writes),
         noc_elem_hops=noc_elem_hops(top, noc_hops),
         offchip_accesses=sum(offchip_counts(top, output_elems)),
@@ -188,7 +196,10 @@ def layer_result(
         "noc_bw_req_peak_elems_per_cycle": top.peak_bw,
         "noc_bw_req_avg_elems_per_cycle": top.avg_bw,
         "offchip_bw_req_elems_per_cycle": top.offchip_req,
-        "energy_nj": table.energy_nj(access_counts(top, hardware.noc_hops, output_elems)),
+        "energy_nj": table.energy_nj(
+            access_counts(top, hardware.noc_hops, output_elems, hardware.l1_read_width_elems)
+        ),
+        "l1_read_accesses": l1_read_access_count(top, hardware.l1_read_width_elems),
         "noc_traversals_elem_hops": noc_elem_hops(top, hardware.noc_hops),
         "offchip_reads_elems": offchip_counts(top, output_elems)[0],
         "offchip_writes_elems": offchip_counts(top, output_elems)[1],

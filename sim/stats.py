@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec.energy import AccessCounts, energy_table
+from spec.energy import AccessCounts, energy_table, l1_read_accesses
 from spec.results import LayerResult, TensorCounts, make_tensors
 
 from .coverage import Coverage
 from .memory import L2Step
 from .noc import PhaseOutcome
 from .noc_report import NocReport, NocTotals, noc_report
+from .steady import steady_state
 from .timing import Transition
 from .traffic import StepRecord
 
@@ -220,7 +221,8 @@ def build_result(
         ),
     }
     table = energy_table(run.options.energy_table)
-    l1_total = int(l1_reads.sum() + l1_writes.sum())
+    l1_read_count = sum(l1_read_accesses(int(n), hw.l1_read_width_elems) for n in l1_reads)
+    l1_total = l1_read_count + int(l1_writes.sum())
     l2_total = sum(c.l2_reads + c.l2_writes for c in tensors.values())
     offchip_reads = sum(l2.offchip_reads)
     offchip_total = offchip_reads + l2.offchip_writes
@@ -267,6 +269,7 @@ def build_result(
         else 0.0,
         "offchip_bw_req_elems_per_cycle": round(offchip_total / runtime, 6) if runtime else 0.0,
         "energy_nj": round(energy, 9),
+        "l1_read_accesses": l1_read_count,
         "avg_active_pes": round(busy / runtime, 6) if runtime else 0.0,
         "utilization": round(macs / (runtime * n_pes * lanes), 6) if runtime else 0.0,
         "macs_unique": cov.unique,
@@ -301,6 +304,9 @@ def build_result(
         "runtime_split_transfer_cycles": zero_load - ideal,
         "runtime_split_queueing_cycles": runtime - zero_load,
         **noc.metrics,
+        **dict(
+            steady_state((tally.records[r], n) for r, n in tally.record_counts.items()).metrics()
+        ),
     }
     notes = [f"policy {policy.name}; NoC: {_describe(run)}"]
     if cov.missing:

@@ -68,6 +68,13 @@ class StepRecord:
     occupancy_peak: int
     next_fits: bool
     l1_overflow: bool
+    occupancy_total: int = 0
+    """Elements of every PE's current tiles together (the whole array's L1 need)."""
+    mac_extents: tuple[tuple[int, int], ...] = ()
+    """(smallest, largest) extent of the working PEs' MAC boxes per loop dimension; a
+    step whose smallest equals the layer's largest everywhere has no clipped tile."""
+    first: bool = False
+    """The layer's first step (its tiles all arrive at once)."""
 
 
 def _volume(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -203,7 +210,21 @@ class RecordBuilder:
             occupancy_peak=peak,
             next_fits=fits and policy.double_buffering,
             l1_overflow=peak > hw.l1_size_elems if l1 is None else l1.overflow,
+            occupancy_total=int(occupancy[active].sum()),
+            mac_extents=_mac_extents(cur),
+            first=prev is None,
         )
+
+
+def _mac_extents(cur: StepTiles) -> tuple[tuple[int, int], ...]:
+    """(min, max) MAC-box extent per loop dimension over the PEs that do MACs."""
+    working = cur.macs > 0
+    if not working.any():
+        return ()
+    extents = (cur.mac_hi - cur.mac_lo)[:, working]
+    return tuple(
+        (int(lo), int(hi)) for lo, hi in zip(extents.min(axis=1), extents.max(axis=1), strict=True)
+    )
 
 
 def _count(region: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None) -> int:

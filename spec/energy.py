@@ -13,14 +13,16 @@ from typing import Any
 
 from .results import LayerResult
 
-__all__ = ["ENERGY_TABLES", "AccessCounts", "EnergyTable", "energy_table"]
+__all__ = ["ENERGY_TABLES", "AccessCounts", "EnergyTable", "energy_table", "l1_read_accesses"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessCounts:
     """What a layer's run did, per kind of action a table prices.
 
-    ``l1_accesses`` and ``l2_accesses`` are reads plus writes of all three tensors;
+    ``l1_accesses`` are L1 read accesses (vector reads of ``Hardware.l1_read_width_elems``
+    elements count once, :func:`l1_read_accesses`) plus L1 writes; ``l2_accesses`` are
+    reads plus writes of all three tensors;
     ``noc_elem_hops`` is elements moved between L2 and the PEs times the NoC hops each
     pays; ``offchip_accesses`` is elements read from plus written to off-chip memory.
     """
@@ -34,12 +36,12 @@ class AccessCounts:
     @classmethod
     def of(cls, result: LayerResult) -> AccessCounts:
         """The counts an engine reported for a layer (its tensors' L1 and L2 counts and
-        the metrics ``noc_traversals_elem_hops``, ``offchip_reads_elems`` and
+        the metrics ``l1_read_accesses``, ``noc_traversals_elem_hops``, ``offchip_reads_elems`` and
         ``offchip_writes_elems``, which both engines fill)."""
         counts = [c for _, c in result.tensors]
         return cls(
             macs=result.macs,
-            l1_accesses=sum(c.l1_reads + c.l1_writes for c in counts),
+            l1_accesses=int(result.metric("l1_read_accesses")) + sum(c.l1_writes for c in counts),
             l2_accesses=sum(c.l2_reads + c.l2_writes for c in counts),
             noc_elem_hops=int(result.metric("noc_traversals_elem_hops")),
             offchip_accesses=int(result.metric("offchip_reads_elems"))
@@ -112,6 +114,13 @@ ENERGY_TABLES: dict[str, EnergyTable] = {
         ),
     ),
 }
+
+
+def l1_read_accesses(reads: int, width_elems: int) -> int:
+    """L1 read accesses the energy counts for ``reads`` element reads of one tensor when
+    one access returns ``width_elems`` elements (``Hardware.l1_read_width_elems``: the
+    vector reads of the seed paper's footnote); each access costs ``l1_access_nj``."""
+    return -(-reads // width_elems)
 
 
 def energy_table(name: str) -> EnergyTable:

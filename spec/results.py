@@ -24,6 +24,11 @@ key                                  meaning
 
 Engines add their own keys (``macs_redundant``, ``offchip_reads_elems``, ...) to
 ``metrics``; the harness compares keys present in both and reports the rest.
+
+Steady-state figures (:class:`SteadyState`, keys ``steady_*``; both engines fill them) are
+the seed paper's Fig. 6 quantities: they cover only the *steady* steps of a layer, steps
+where no loop of any level is at a clipped (edge) position and which are not the layer's
+first step (definition and how each engine finds those steps: docs/paper.md).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from .layer import TENSORS
 __all__ = [
     "COMMON_METRICS",
     "SCHEMA_VERSION",
+    "STEADY_METRICS",
     "LayerResult",
     "RunResult",
+    "SteadyState",
     "TensorCounts",
 ]
 
@@ -57,6 +64,15 @@ COMMON_METRICS: tuple[str, ...] = (
 
 TENSOR_COUNTERS: tuple[str, ...] = ("l1_reads", "l1_writes", "l2_reads", "l2_writes")
 
+STEADY_METRICS: tuple[str, ...] = (
+    "steady_steps",
+    "steady_noc_bw_req_elems_per_cycle",
+    "steady_l2_bw_req_elems_per_cycle",
+    "steady_l1_size_req_elems_all_pes",
+    "steady_throughput_macs_per_cycle",
+)
+"""Keys of :attr:`LayerResult.metrics` filled from a :class:`SteadyState`."""
+
 Number = int | float
 
 
@@ -72,6 +88,40 @@ class TensorCounts:
     def to_dict(self) -> dict[str, int]:
         """Plain dict in counter order."""
         return {name: getattr(self, name) for name in TENSOR_COUNTERS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SteadyState:
+    """Sums over a layer's steady steps (interior, not the first), from which the seed
+    paper's Fig. 6 figures follow: bandwidths and throughput per compute cycle (the
+    roofline: a step lasts its compute, no NoC or memory stall), L1 of all PEs at the
+    fullest steady step."""
+
+    steps: int = 0
+    compute_cycles: int = 0
+    macs: int = 0
+    noc_elems: int = 0
+    """Elements through the L2's NoC port, both ways (one per multicast; every PE's
+    partial sum when they are not reduced on the way)."""
+    l2_elems: int = 0
+    """Elements read from L2 for the PEs and written to L2 from them."""
+    l1_elems_all_pes: int = 0
+    """Elements the current tiles of every PE take (input, weight, output), largest step."""
+
+    def metrics(self) -> tuple[tuple[str, Number], ...]:
+        """The ``steady_*`` metrics (all 0 when the layer has no steady step)."""
+        cycles = self.compute_cycles
+
+        def per_cycle(value: int) -> float:
+            return round(value / cycles, 6) if cycles else 0.0
+
+        return (
+            ("steady_steps", self.steps),
+            ("steady_noc_bw_req_elems_per_cycle", per_cycle(self.noc_elems)),
+            ("steady_l2_bw_req_elems_per_cycle", per_cycle(self.l2_elems)),
+            ("steady_l1_size_req_elems_all_pes", self.l1_elems_all_pes),
+            ("steady_throughput_macs_per_cycle", per_cycle(self.macs)),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -280,20 +280,28 @@ def paper_figures(
     engine: str,
     fig6_path: Path,
     fig7_path: Path,
+    paper_units: Mapping[str, tuple[float, str]] | None = None,
 ) -> None:
     """The seed paper's Fig. 6 (NoC bandwidth and whole-array L1 requirement, roofline
     throughput) and Fig. 7 (MAC/L1/L2 energy normalised to NLR's MAC energy), one group
     of bars per layer. ``values[flow][layer]`` holds ``bw``, ``l1``, ``throughput``,
-    ``mac``, ``l1_energy``, ``l2_energy``."""
+    ``mac``, ``l1_energy``, ``l2_energy``. ``paper_units`` maps a Fig. 6 key to (factor,
+    label) of a second axis in the paper's unit (Gbps, KB) beside ours."""
+    paper_units = paper_units or {}
     colors = plt.get_cmap("tab10")
     width = 0.8 / len(dataflows)
-    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.4))
     panels = (
-        ("bw", "peak NoC bandwidth (elements/cycle)"),
-        ("l1", "L1 requirement, all PEs (elements)"),
-        ("throughput", "roofline throughput (MACs/cycle)"),
+        ("bw", "steady-state NoC bandwidth (elements/cycle)"),
+        ("l1", "steady-state L1, all PEs (elements)"),
+        ("throughput", "steady-state roofline throughput (MACs/cycle)"),
     )
     for ax, (key, label) in zip(axes, panels, strict=True):
+        if key in paper_units:
+            scale, unit = paper_units[key]
+            ax.secondary_yaxis(
+                "right", functions=(lambda v, s=scale: v * s, lambda v, s=scale: v / s)
+            ).set_ylabel(unit)
         for i, flow in enumerate(dataflows):
             xs = [j + (i - (len(dataflows) - 1) / 2) * width for j in range(len(layers))]
             ax.bar(
@@ -309,7 +317,7 @@ def paper_figures(
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.subplots_adjust(wspace=0.38)
+    fig.subplots_adjust(wspace=0.6)
     fig.suptitle(f"Fig. 6 (seed paper) as measured by {engine}: 64 PEs, VGG16", fontsize=11)
     _save(fig, fig6_path)
 

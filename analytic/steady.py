@@ -1,0 +1,74 @@
+"""Steady-state figures of the closed form (the seed paper's Fig. 6 conditions).
+
+A *steady* case of the top cluster level is one where no directive sits at its Edge
+position (a clipped tile or a partly filled last spatial fold) and which is not the
+all-Init case (the layer's first step, which fills every tile). A directive whose whole
+dimension fits in one position (unrolled, possibly with idle units) has no edge to be
+at: its one state is part of every step, steady ones included. The figures are sums over
+the steady cases, each weighted by its occurrences, with the step taken as its compute
+delay (the roofline: no NoC or memory stall; nested levels analysed with free NoCs so
+their runtime is their compute). Definitions: docs/paper.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+from spec.results import SteadyState
+
+from .cases import EDGE, enumerate_cases
+from .deviations import Quirks
+from .engine import NocLevel, _case_model, _compute, _Context, _level_models, level_states
+from .problem import Problem
+from .traffic import changing_directive, mapped_volume, output_traffic, spatial_ingress
+
+__all__ = ["steady_state"]
+
+
+def _pe_tiles(ctx: _Context) -> int:
+    """Elements of one PE's current tiles (input, weight, output): the innermost level's
+    mapped tiles, the paper's ``NumS(Weight) + NumS(Input) + NumS(Sum)``."""
+    inner = ctx.models[-1]
+    return sum(mapped_volume(inner, view) for view in (*inner.inputs, inner.output))
+
+
+def steady_state(problem: Problem, *, simd_lanes: int, quirks: Quirks) -> SteadyState:
+    """Sums over the top level's steady cases of ``problem`` (built with ``quirks``)."""
+    free = NocLevel(1, 0, free=True)
+    ctx = _Context(
+        problem=problem,
+        models=_level_models(problem, quirks),
+        nocs=(free,) * len(problem.levels),
+        simd_lanes=simd_lanes,
+        offchip_bw=1,
+        quirks=quirks,
+        strides=dict(problem.strides),
+    )
+    model = ctx.models[0]
+    dims, per_directive = level_states(model, problem.level_dims[0], quirks)
+    pe_tiles = _pe_tiles(ctx)
+    steps = cycles = macs = noc = l1_all = 0
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
+        changing = changing_directive(states)
+        if changing < 0 or any(s.position == EDGE for s in states) or occ <= 0:
+            continue
+        case_model = _case_model(ctx, model, states)
+        egress, psums, case_macs = output_traffic(case_model, states)
+        if psums <= 0:
+            continue
+        ingress = sum(spatial_ingress(case_model, states, changing, v) for v in case_model.inputs)
+        compute, active = _compute(ctx, case_model, states, psums, dims)
+        steps += occ
+        cycles += occ * compute
+        macs += occ * case_macs
+        noc += occ * (ingress + egress)
+        l1_all = max(l1_all, pe_tiles * math.ceil(active))
+    # The closed form reads from L2 exactly what enters the NoC and writes what leaves it.
+    return SteadyState(
+        steps=steps,
+        compute_cycles=cycles,
+        macs=macs,
+        noc_elems=noc,
+        l2_elems=noc,
+        l1_elems_all_pes=l1_all,
+    )
