@@ -55,6 +55,7 @@ class FastPath:
         self._zero: dict[int, Outcomes] = {}
         self._same: dict[int, bool] = {}
         self._by_content: dict[tuple[object, ...], StepRecord] = {}
+        self._untimed: list[tuple[list[StepRecord], int, int, np.ndarray, np.ndarray]] = []
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -90,8 +91,9 @@ class FastPath:
         return hit
 
     # -- the run -----------------------------------------------------------------------
-    def execute(self, segments: Iterator[Segment], progress: Progress | None) -> int:
-        """Run every segment; returns the runtime."""
+    def execute(self, segments: Iterator[Segment], progress: Progress | None) -> tuple[int, int]:
+        """Run every segment; returns the runtime of the steps and the outputs written
+        back after the last one."""
         run = self.run
         total = run.stream.top_steps
         before: tuple[Step, list[object]] | None = None
@@ -118,13 +120,22 @@ class FastPath:
                     progress(done, total)
                     reported = done
             pending = following
+        # Write-backs are known once L2 has seen every step; then the steps are timed.
+        steps = sum(len(recs) * count for recs, _, count, _, _ in self._untimed)
+        flushed = run.l2.finish(steps)
+        for recs, first, count, reads, rmws in self._untimed:
+            writes = run.l2.writes_at(first, reads.size)
+            traffic = np.stack([reads, writes, rmws], axis=1)
+            self._time(recs, self.timing.transfers(traffic), count)
+        self._untimed.clear()
         run.tally.events = self.oracle.events + self.zero.events
         run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
         run.tally.take_outcomes(self.oracle.outcomes)
-        return self.clocks[0].end
+        return self.clocks[0].end, flushed
 
     def _piece(self, piece: Segment, recs: list[StepRecord]) -> None:
-        """Count and time a segment whose repetitions all have the records ``recs``."""
+        """Count a segment whose repetitions all have the records ``recs``, and keep it
+        for the timing."""
         run = self.run
         if run.functional is not None:
             for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
@@ -138,7 +149,7 @@ class FastPath:
             run.geometry.tensor_dims,
         )
         run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-        self._time(recs, self.timing.transfers(l2.traffic()), piece.count)
+        self._untimed.append((recs, piece.steps[0].index, piece.count, l2.reads(), l2.rmws))
 
     def _residency(
         self,
@@ -293,13 +304,14 @@ class FastPath:
 
     def _time(self, recs: list[StepRecord], transfers: np.ndarray, count: int) -> None:
         """Time ``count`` repetitions of the block ``recs`` whose steps' off-chip
-        transfers take ``transfers`` (channel cycles, latency; shape ``(steps, 2)``)."""
+        memory costs are ``transfers`` (channel cycles, latency, read-modify-write port
+        cycles; shape ``(steps, 3)``)."""
         m = len(recs)
         tally = self.run.tally
         actual, zero, ideal = self.clocks
         previous: tuple[object, ...] | None = None
         block: list[list[tuple[Transition, int]]] = []
-        rows = transfers.reshape(count, 2 * m)
+        rows = transfers.reshape(count, 3 * m)
         b = 0
         while b < count:
             row = rows[b]
@@ -312,7 +324,7 @@ class FastPath:
                 continue
             previous = state
             moved = row.tolist()
-            steps = list(zip(moved[0::2], moved[1::2], strict=True))
+            steps = list(zip(moved[0::3], moved[1::3], moved[2::3], strict=True))
             before = (actual.transitions.states[actual.sid], actual.ref)
             timed = actual.run(recs, steps, [self._actual(rec) for rec in recs])
             if (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 import numpy as np
@@ -266,23 +266,28 @@ def simulate(
         stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
         if run.functional is None and run.segments is not None:
             stream = iter(run.segments)
-        runtime = fast.execute(stream, progress)
+        runtime, flushed = fast.execute(stream, progress)
         references = fast.references()
     else:
+        # Write-backs are known once L2 has seen every step; then the machine runs.
+        steps = list(run.feed(progress))
+        flushed = run.l2.finish(len(steps))
+        writes = run.l2.writes_at(0, len(steps)).tolist()
+        feed = [(rec, replace(l2, writes=w)) for (rec, l2), w in zip(steps, writes, strict=True)]
         split = _Split(run, timing, n_pes)
         machine = Machine(
             n_pes,
             timing,
             run.fabric,
             run.phases,
-            split.watch(run.feed(progress)),
+            split.watch(iter(feed)),
             round_robin=round_robin,
         )
         runtime = machine.run()
         run.tally.take_machine(machine)
         references = split.ends()
-    # The outputs still in L2 go off-chip once the last step is done.
-    flush = timing.transfer_cycles(run.l2.finish())
+    # The outputs last updated by the last step go off-chip once it is done.
+    flush = timing.transfer_cycles(flushed)
     runtime += flush
     references = (references[0] + flush, references[1] + flush)
     run.tally.offchip_busy += flush
