@@ -407,22 +407,33 @@ class _Segmenter:
         shape = memory.shapes[t]
         strides = memory.strides[t]
         self.m = len(fps)
-        corner = np.zeros(self.m, dtype=np.int64)
         group = np.full(self.m, -1, dtype=np.int64)
         self.cells: list[np.ndarray] = []
         ids: dict[int, int] = {}
-        sizes = np.zeros(self.m, dtype=np.int64)
-        for j, (fp, base) in enumerate(zip(fps, bases, strict=True)):
+        # A step's corner is its footprint's offset plus its base's, both flat.
+        offsets = np.zeros(self.m, dtype=np.int64)
+        seen: dict[int, tuple[int, int]] = {}
+        for j, fp in enumerate(fps):
             if fp is None:
                 continue
-            where = zip(fp.rel_lo, dims, strides, strict=True)
-            corner[j] = sum((r + base.get(d, 0)) * k for r, d, k in where)
-            g = ids.get(id(fp.canvas))
-            if g is None:
-                g = ids[id(fp.canvas)] = len(self.cells)
-                self.cells.append(memory.cells(fp, shape))
-            group[j] = g
-            sizes[j] = self.cells[g].size
+            hit = seen.get(id(fp))
+            if hit is None:
+                g = ids.get(id(fp.canvas))
+                if g is None:
+                    g = ids[id(fp.canvas)] = len(self.cells)
+                    self.cells.append(memory.cells(fp, shape))
+                off = sum(r * k for r, k in zip(fp.rel_lo, strides, strict=True))
+                hit = seen[id(fp)] = (off, g)
+            offsets[j], group[j] = hit
+        base_off = np.zeros(self.m, dtype=np.int64)
+        for d, k in zip(dims, strides, strict=True):
+            if k:
+                base_off += k * np.fromiter((b.get(d, 0) for b in bases), np.int64, self.m)
+        corner = np.where(group >= 0, offsets + base_off, 0)
+        sizes = np.zeros(self.m, dtype=np.int64)
+        if self.cells:
+            counts = np.array([c.size for c in self.cells], dtype=np.int64)
+            sizes = np.where(group >= 0, counts[np.maximum(group, 0)], 0)
         self.scratch = memory.scratch(t)
         self.corner = corner
         self.group = group
