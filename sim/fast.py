@@ -18,11 +18,11 @@ NoC and on an instantaneous one (the runtime split).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import numpy as np
 
+from .context import Progress, RunContext
 from .geometry import StepTiles
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
@@ -31,19 +31,17 @@ from .schedule import Segment, Step
 from .timing import IDEAL, Clock, Transition
 from .traffic import StepRecord
 
-if TYPE_CHECKING:
-    from .simulate import _Run
-
 __all__ = ["FastPath"]
 
-Progress = Callable[[int, int], None]
 Outcomes = tuple[PhaseOutcome, PhaseOutcome]
 
 
 class FastPath:
     """Runs a layer's segments through records, L2 and the three clocks."""
 
-    def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int, *, round_robin: bool) -> None:
+    def __init__(
+        self, run: RunContext, timing: OffchipTiming, n_pes: int, *, round_robin: bool
+    ) -> None:
         self.run = run
         self.round_robin = round_robin
         self.oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
@@ -129,7 +127,7 @@ class FastPath:
             self._time(recs, self.timing.transfers(traffic), count)
         self._untimed.clear()
         run.tally.events = self.oracle.events + self.zero.events
-        run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
+        run.tally.detailed_transitions = self.clocks[0].transitions.distinct
         run.tally.take_outcomes(self.oracle.outcomes)
         return self.clocks[0].end, flushed
 
@@ -139,7 +137,7 @@ class FastPath:
         run = self.run
         if run.functional is not None:
             for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
-                run.functional.step(run._tiles(step, schedules), rec)
+                run.functional.step(run.tiles(step, schedules), rec)
         l2 = run.l2.segment(
             piece.steps[0].index,
             [rec.footprints for rec in recs],
@@ -266,9 +264,9 @@ class FastPath:
                 else:
                     nxt = None
                 tiles = (
-                    run._tiles(*prev) if prev is not None else None,
-                    run._tiles(step, seg.schedules[j]),
-                    run._tiles(*nxt) if nxt is not None else None,
+                    run.tiles(*prev) if prev is not None else None,
+                    run.tiles(step, seg.schedules[j]),
+                    run.tiles(*nxt) if nxt is not None else None,
                 )
                 # Keys that differ only in how the neighbours are classed often see the
                 # same three tiles: such steps share one record.

@@ -176,6 +176,11 @@ class Transitions:
         self.records: dict[int, StepRecord] = {}
         self.misses_memo = 0
 
+    @property
+    def distinct(self) -> int:
+        """How many distinct transitions were computed."""
+        return len(self._memo)
+
     def intern(self, state: tuple[int, ...]) -> int:
         """The id of ``state``."""
         sid = self._state_ids.get(state)
