@@ -175,7 +175,8 @@ class L2Memory:
             grown = np.zeros(max(top, 2 * self._writes.size), dtype=np.int64)
             grown[: self._writes.size] = self._writes
             self._writes = grown
-        self._writes[:top] += np.bincount(stamps + 1, minlength=top)
+        low = int(stamps.min()) + 1
+        self._writes[low:top] += np.bincount(stamps + 1 - low, minlength=top - low)
         self.offchip_writes += int(stamps.size)
 
     def writes_at(self, first: int, count: int) -> np.ndarray:
