@@ -5,7 +5,9 @@ Three memoisations, each exact (``tests/sim`` compares every counter with the fu
 1. Step records per geometry key (:mod:`sim.schedule`), so a segment's repeated block
    needs records for its first repetition only.
 2. L2 residency per segment in batches between evictions (:meth:`L2Memory.segment`),
-   element by element, as one step at a time would do it.
+   element by element, as one step at a time would do it. Every segment goes through L2
+   before any is timed: an output's write-back rides with the step after its last
+   update, known once L2 has seen the steps up to its eviction or the end.
 3. Timing transitions per (record, misses, relative state, phase outcomes)
    (:mod:`sim.timing`), with NoC phase outcomes per distinct phase
    (:class:`sim.noc.PhaseOracle`). When a block starts from the same states as the
@@ -18,11 +20,11 @@ NoC and on an instantaneous one (the runtime split).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import numpy as np
 
+from .context import Progress, RunContext
 from .geometry import StepTiles
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
@@ -31,19 +33,17 @@ from .schedule import Segment, Step
 from .timing import IDEAL, Clock, Transition
 from .traffic import StepRecord
 
-if TYPE_CHECKING:
-    from .simulate import _Run
-
 __all__ = ["FastPath"]
 
-Progress = Callable[[int, int], None]
 Outcomes = tuple[PhaseOutcome, PhaseOutcome]
 
 
 class FastPath:
     """Runs a layer's segments through records, L2 and the three clocks."""
 
-    def __init__(self, run: _Run, timing: OffchipTiming, n_pes: int, *, round_robin: bool) -> None:
+    def __init__(
+        self, run: RunContext, timing: OffchipTiming, n_pes: int, *, round_robin: bool
+    ) -> None:
         self.run = run
         self.round_robin = round_robin
         self.oracle = PhaseOracle(run.fabric, round_robin=round_robin, contention=True)
@@ -55,6 +55,7 @@ class FastPath:
         self._zero: dict[int, Outcomes] = {}
         self._same: dict[int, bool] = {}
         self._by_content: dict[tuple[object, ...], StepRecord] = {}
+        self._untimed: list[tuple[list[StepRecord], int, int, np.ndarray, np.ndarray]] = []
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -90,8 +91,9 @@ class FastPath:
         return hit
 
     # -- the run -----------------------------------------------------------------------
-    def execute(self, segments: Iterator[Segment], progress: Progress | None) -> int:
-        """Run every segment; returns the runtime."""
+    def execute(self, segments: Iterator[Segment], progress: Progress | None) -> tuple[int, int]:
+        """Run every segment; returns the runtime of the steps and the outputs written
+        back after the last one."""
         run = self.run
         total = run.stream.top_steps
         before: tuple[Step, list[object]] | None = None
@@ -118,17 +120,26 @@ class FastPath:
                     progress(done, total)
                     reported = done
             pending = following
+        # Write-backs are known once L2 has seen every step; then the steps are timed.
+        steps = sum(len(recs) * count for recs, _, count, _, _ in self._untimed)
+        flushed = run.l2.finish(steps)
+        for recs, first, count, reads, rmws in self._untimed:
+            writes = run.l2.writes_at(first, reads.size)
+            traffic = np.stack([reads, writes, rmws], axis=1)
+            self._time(recs, self.timing.transfers(traffic), count)
+        self._untimed.clear()
         run.tally.events = self.oracle.events + self.zero.events
-        run.tally.detailed_transitions = len(self.clocks[0].transitions._memo)
+        run.tally.detailed_transitions = self.clocks[0].transitions.distinct
         run.tally.take_outcomes(self.oracle.outcomes)
-        return self.clocks[0].end
+        return self.clocks[0].end, flushed
 
     def _piece(self, piece: Segment, recs: list[StepRecord]) -> None:
-        """Count and time a segment whose repetitions all have the records ``recs``."""
+        """Count a segment whose repetitions all have the records ``recs``, and keep it
+        for the timing."""
         run = self.run
         if run.functional is not None:
             for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
-                run.functional.step(run._tiles(step, schedules), rec)
+                run.functional.step(run.tiles(step, schedules), rec)
         l2 = run.l2.segment(
             piece.steps[0].index,
             [rec.footprints for rec in recs],
@@ -138,7 +149,7 @@ class FastPath:
             run.geometry.tensor_dims,
         )
         run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-        self._time(recs, self.timing.transfers(l2.traffic()), piece.count)
+        self._untimed.append((recs, piece.steps[0].index, piece.count, l2.reads(), l2.rmws))
 
     def _residency(
         self,
@@ -255,9 +266,9 @@ class FastPath:
                 else:
                     nxt = None
                 tiles = (
-                    run._tiles(*prev) if prev is not None else None,
-                    run._tiles(step, seg.schedules[j]),
-                    run._tiles(*nxt) if nxt is not None else None,
+                    run.tiles(*prev) if prev is not None else None,
+                    run.tiles(step, seg.schedules[j]),
+                    run.tiles(*nxt) if nxt is not None else None,
                 )
                 # Keys that differ only in how the neighbours are classed often see the
                 # same three tiles: such steps share one record.
@@ -293,13 +304,14 @@ class FastPath:
 
     def _time(self, recs: list[StepRecord], transfers: np.ndarray, count: int) -> None:
         """Time ``count`` repetitions of the block ``recs`` whose steps' off-chip
-        transfers take ``transfers`` (channel cycles, latency; shape ``(steps, 2)``)."""
+        memory costs are ``transfers`` (channel cycles, latency, read-modify-write port
+        cycles; shape ``(steps, 3)``)."""
         m = len(recs)
         tally = self.run.tally
         actual, zero, ideal = self.clocks
         previous: tuple[object, ...] | None = None
         block: list[list[tuple[Transition, int]]] = []
-        rows = transfers.reshape(count, 2 * m)
+        rows = transfers.reshape(count, 3 * m)
         b = 0
         while b < count:
             row = rows[b]
@@ -312,7 +324,7 @@ class FastPath:
                 continue
             previous = state
             moved = row.tolist()
-            steps = list(zip(moved[0::2], moved[1::2], strict=True))
+            steps = list(zip(moved[0::3], moved[1::3], moved[2::3], strict=True))
             before = (actual.transitions.states[actual.sid], actual.ref)
             timed = actual.run(recs, steps, [self._actual(rec) for rec in recs])
             if (

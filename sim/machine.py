@@ -13,7 +13,8 @@ Processes, in creation order (which fixes SimPy's tie-breaking):
 * one process per PE (:mod:`sim.pe`);
 * ``collector``: once every PE whose partial sums leave at step ``t`` has computed it,
   injects the step's collection phase into the collection plane; the partial sums land
-  when every message has reached L2 and been added there.
+  when every message has reached L2 and been added there (the old values of
+  read-modify-writes read through L2's read port, from the phase's start).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class Machine:
             if t >= ahead:
                 yield self._event(self._started, t - ahead)
             fetched = self._event(self._fetched, t)
-            cycles, latency = self.timing.transfer(*l2.traffic)
+            cycles, latency, _ = self.timing.transfer(*l2.traffic)
             if cycles:
                 self.stats.offchip_busy_cycles += cycles
                 yield self.env.timeout(cycles)
@@ -122,7 +123,7 @@ class Machine:
         prev_start = 0
         # The fetcher registers step t (or ends the feed) before it fires fetched[t-1].
         while t in self._steps:
-            rec, _l2 = self._steps[t]
+            rec, l2 = self._steps[t]
             fetched = self._event(self._fetched, t)
             waits = [fetched]
             for p, pe in enumerate(self.pes):
@@ -155,7 +156,7 @@ class Machine:
             self.stats.compute_starts.append(int(self.env.now))
             self._busy(t, DISTRIBUTION, run.edge_busy)
             if egress:
-                self._outbox.put((t, [self.pes[p].done(t) for p in egress], rec))
+                self._outbox.put((t, [self.pes[p].done(t) for p in egress], rec, l2))
             prev_fits = rec.next_fits
             self._steps.pop(t)
             self._fetched.pop(t, None)
@@ -171,20 +172,25 @@ class Machine:
             item = yield self._outbox.get()
             if item is None:
                 return
-            t, done, rec = cast("tuple[int, list[simpy.Event], StepRecord]", item)
+            t, done, rec, l2 = cast("tuple[int, list[simpy.Event], StepRecord, L2Step]", item)
             yield simpy.AllOf(self.env, done)
             ready = max(fired_at(e) for e in done)
             self.stats.up_queue_cycles += int(self.env.now) - ready
             start = int(self.env.now)
             run = self.noc.start(self.phases.phase(rec, COLLECTION))
-            self.env.process(self._land(t, run.landed))
+            rmw_cycles = self.timing.transfer(0, 0, l2.rmw_reads)[2]
+            self.env.process(self._land(t, run.landed, start + rmw_cycles))
             yield run.done
             self.stats.up_busy_cycles += int(self.env.now) - start
             self._busy(t, COLLECTION, run.edge_busy)
 
-    def _land(self, t: int, landed: simpy.Event) -> Generator[simpy.Event, object, None]:
-        """Partial sums of step ``t`` are in L2 (added) when ``landed`` fires."""
+    def _land(self, t: int, landed: simpy.Event, read: int) -> Generator[simpy.Event, object, None]:
+        """Partial sums of step ``t`` are in L2 (added) when ``landed`` fired and L2's
+        read port has read their old values (at ``read``: the read-modify-write reads
+        start with the collection and move at the port's bandwidth)."""
         yield landed
+        if self.env.now < read:
+            yield self.env.timeout(read - int(self.env.now))
         self.drained[t].succeed(self.env.now)
 
     def _busy(self, t: int, plane: int, edge_busy: dict[int, int]) -> None:

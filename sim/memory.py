@@ -3,9 +3,14 @@
 L2 fetches an input or weight element from off-chip the first time a step needs it and
 keeps it until evicted. When the elements held exceed the capacity, L2 evicts the least
 recently used ones (inputs and weights by last L2 read, outputs by last write) down to
-7/8 of its capacity in one batch; evicted outputs are written off-chip and fetched back
-if a later partial sum must be added to them. At the end every output still in L2 is
-written off-chip.
+7/8 of its capacity in one batch; an evicted output is fetched back if a later partial
+sum must be added to it.
+
+Every stay of an output in L2 ends with one off-chip write, by the step after the last
+one that updated it during that stay (the write-back is scheduled as soon as the value
+will not change before it leaves L2: when it is final, or before an eviction). So when
+outputs are written does not depend on the capacity, only how often; those last updated
+by the last step are written after it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec.hardware import Hardware
+from spec.hardware import UNBOUNDED, Hardware
 
 from .traffic import Footprint
 
@@ -27,11 +32,13 @@ _EVICT_TO = 7 / 8
 class OffchipTiming:
     """The off-chip channel: one transfer at a time at ``elems_per_cycle``; a read's data
     arrives ``latency_cycles`` after its transfer, and up to ``max_outstanding`` steps'
-    requests may be in flight at once (pipelined latency)."""
+    requests may be in flight at once (pipelined latency). Also L2's read port for
+    read-modify-write reads, ``l2_read_elems_per_cycle``."""
 
     latency_cycles: int
     elems_per_cycle: int
     max_outstanding: int = 1
+    l2_read_elems_per_cycle: int = UNBOUNDED
 
     @classmethod
     def of(cls, hw: Hardware) -> OffchipTiming:
@@ -40,6 +47,7 @@ class OffchipTiming:
             hw.offchip_latency_cycles,
             hw.offchip_bw_elems_per_cycle,
             hw.offchip_max_outstanding_requests,
+            hw.l2_read_bw_elems_per_cycle,
         )
 
     def transfer_cycles(self, n_elems: int) -> int:
@@ -48,24 +56,29 @@ class OffchipTiming:
             return 0
         return -(-n_elems // self.elems_per_cycle)
 
-    def transfer(self, reads: int, writes: int) -> tuple[int, int]:
-        """A step's transfer: channel cycles, and the latency before its reads arrive."""
+    def transfer(self, reads: int, writes: int, rmw: int = 0) -> tuple[int, int, int]:
+        """A step's memory costs: off-chip channel cycles, the latency before its reads
+        arrive, and the L2 read port's cycles for its ``rmw`` read-modify-write reads."""
         cycles = self.transfer_cycles(reads + writes)
-        return cycles, self.latency_cycles if reads and cycles else 0
+        port = -(-rmw // self.l2_read_elems_per_cycle) if rmw > 0 else 0
+        return cycles, self.latency_cycles if reads and cycles else 0, port
 
     def transfers(self, traffic: np.ndarray) -> np.ndarray:
-        """:meth:`transfer` of every row of ``traffic`` (reads, writes), as an array."""
+        """:meth:`transfer` of every row of ``traffic`` (reads, writes, rmw reads), as an
+        array of shape ``(steps, 3)``."""
         reads, moved = traffic[:, 0], traffic[:, 0] + traffic[:, 1]
         cycles = -(-moved // self.elems_per_cycle)
         latency = np.where((reads > 0) & (cycles > 0), self.latency_cycles, 0)
-        return np.stack([cycles, latency], axis=1)
+        port = -(-traffic[:, 2] // self.l2_read_elems_per_cycle)
+        return np.stack([cycles, latency, port], axis=1)
 
 
 @dataclass(frozen=True, slots=True)
 class L2Step:
     """What L2 did for one step: off-chip elements fetched before distribution, output
     elements read for read-modify-write, output elements fetched back from off-chip, and
-    output elements written off-chip by the eviction this step caused."""
+    output elements written off-chip with this step's transfer
+    (:meth:`L2Memory.writes_at`, known once the run's L2 accounting is complete)."""
 
     misses: int
     rmw_reads: int
@@ -73,9 +86,10 @@ class L2Step:
     writes: int = 0
 
     @property
-    def traffic(self) -> tuple[int, int]:
-        """Off-chip elements read and written for this step."""
-        return self.misses + self.output_refetches, self.writes
+    def traffic(self) -> tuple[int, int, int]:
+        """Off-chip elements read and written for this step, and its read-modify-write
+        reads."""
+        return self.misses + self.output_refetches, self.writes, self.rmw_reads
 
 
 class L2Memory:
@@ -101,6 +115,7 @@ class L2Memory:
         self._cells: dict[int, tuple[Footprint, np.ndarray]] = {}
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
+        self._writes = np.zeros(1024, dtype=np.int64)
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -150,11 +165,34 @@ class L2Memory:
             view[fp.canvas] = index
             written[fp.canvas] = True
         self.peak_occupancy = max(self.peak_occupancy, self.occupancy)
-        writes = self._evict() if self.occupancy > self.capacity else 0
-        return L2Step(misses, rmw, refetch, writes)
+        if self.occupancy > self.capacity:
+            self._evict()
+        return L2Step(misses, rmw, refetch)
 
-    def _evict(self) -> int:
-        """Evict down to 7/8 of the capacity; returns the outputs written off-chip."""
+    def _write_back(self, stamps: np.ndarray) -> None:
+        """Schedule the off-chip writes of outputs last updated at steps ``stamps``: each
+        with the next step's transfer."""
+        if not stamps.size:
+            return
+        top = int(stamps.max()) + 2
+        if top > self._writes.size:
+            grown = np.zeros(max(top, 2 * self._writes.size), dtype=np.int64)
+            grown[: self._writes.size] = self._writes
+            self._writes = grown
+        low = int(stamps.min()) + 1
+        self._writes[low:top] += np.bincount(stamps + 1 - low, minlength=top - low)
+        self.offchip_writes += int(stamps.size)
+
+    def writes_at(self, first: int, count: int) -> np.ndarray:
+        """Off-chip writes carried by steps ``[first, first + count)`` (complete once
+        :meth:`finish` ran)."""
+        out = np.zeros(count, dtype=np.int64)
+        have = self._writes[first : first + count]
+        out[: have.size] = have
+        return out
+
+    def _evict(self) -> None:
+        """Evict down to 7/8 of the capacity; outputs evicted are written back."""
         target = int(self.capacity * _EVICT_TO)
         excess = self.occupancy - target
         stamps = np.concatenate([a.ravel() for a in self.last_use])
@@ -170,20 +208,17 @@ class L2Memory:
             ties = resident[values == kth][: excess - below.size]
             order = np.concatenate([below, ties])
         offsets = np.cumsum([0, *self.sizes])
-        written = 0
         for t in range(3):
             chosen = order[(order >= offsets[t]) & (order < offsets[t + 1])] - offsets[t]
             if chosen.size == 0:
                 continue
             flat = self.last_use[t].reshape(-1)
+            if t == 2:
+                self._write_back(flat[chosen])
             flat[chosen] = -1
             self.resident[t] -= chosen.size
-            if t == 2:
-                written = int(chosen.size)
-                self.offchip_writes += written
         self.occupancy -= int(order.size)
         self.evictions += int(order.size)
-        return written
 
     def scratch(self, t: int) -> np.ndarray:
         """A tensor-sized work array of ``_NEVER`` (callers leave it so)."""
@@ -272,9 +307,11 @@ class L2Memory:
                 view[batch.pos[hit]] = first + batch.first[hit]
         if out_batch is not None:
             done = out_batch.first <= end
-            touches = int(tensors[2].per_step[np.arange(s0, end + 1) % tensors[2].m].sum())
+            touches = tensors[2].per_step[np.arange(s0, end + 1) % tensors[2].m]
             new = ~written & done
-            out.rmw += touches - int(new.sum())
+            rmws = touches - np.bincount(out_batch.first[new] - s0, minlength=end + 1 - s0)
+            out.rmws[s0 : end + 1] += rmws
+            out.rmw += int(rmws.sum())
             back = written & absent & done
             refetch = int(back.sum())
             out.refetch += refetch
@@ -288,17 +325,18 @@ class L2Memory:
         self.occupancy = int(occupancy[end - s0])
         self.peak_occupancy = max(self.peak_occupancy, int(occupancy[: end + 1 - s0].max()))
         if over.size:
-            out.writes[end] += self._evict()
+            self._evict()
             self._batch_steps = max(16, 2 * (end + 1 - s0))
         else:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
 
-    def finish(self) -> int:
-        """Write every output still held in L2 off-chip; returns how many."""
-        held = int((self.last_use[2] >= 0).sum())
-        self.offchip_writes += held
-        return held
+    def finish(self, steps: int) -> int:
+        """Write back every output still held in L2 at the end of a run of ``steps``
+        steps; returns how many writes come after the last step."""
+        stamps = self.last_use[2][self.last_use[2] >= 0]
+        self._write_back(stamps.ravel())
+        return int(self._writes[steps:].sum())
 
 
 _BATCH_ENTRIES = 1 << 21
@@ -334,19 +372,19 @@ class L2Batch:
 
 
 class SegmentL2:
-    """What L2 did over a segment: misses, output refetches and off-chip writes per step
-    (for the timing) and totals."""
+    """What L2 did over a segment: misses and output refetches per step (for the
+    timing) and totals."""
 
     def __init__(self, steps: int) -> None:
         self.misses = np.zeros(steps, dtype=np.int64)
         self.refetches = np.zeros(steps, dtype=np.int64)
-        self.writes = np.zeros(steps, dtype=np.int64)
+        self.rmws = np.zeros(steps, dtype=np.int64)
         self.rmw = 0
         self.refetch = 0
 
-    def traffic(self) -> np.ndarray:
-        """Off-chip (reads, writes) per step, shape ``(steps, 2)``."""
-        return np.stack([self.misses + self.refetches, self.writes], axis=1)
+    def reads(self) -> np.ndarray:
+        """Off-chip reads per step."""
+        return self.misses + self.refetches
 
 
 def _flat_cells(fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:
@@ -374,22 +412,33 @@ class _Segmenter:
         shape = memory.shapes[t]
         strides = memory.strides[t]
         self.m = len(fps)
-        corner = np.zeros(self.m, dtype=np.int64)
         group = np.full(self.m, -1, dtype=np.int64)
         self.cells: list[np.ndarray] = []
         ids: dict[int, int] = {}
-        sizes = np.zeros(self.m, dtype=np.int64)
-        for j, (fp, base) in enumerate(zip(fps, bases, strict=True)):
+        # A step's corner is its footprint's offset plus its base's, both flat.
+        offsets = np.zeros(self.m, dtype=np.int64)
+        seen: dict[int, tuple[int, int]] = {}
+        for j, fp in enumerate(fps):
             if fp is None:
                 continue
-            where = zip(fp.rel_lo, dims, strides, strict=True)
-            corner[j] = sum((r + base.get(d, 0)) * k for r, d, k in where)
-            g = ids.get(id(fp.canvas))
-            if g is None:
-                g = ids[id(fp.canvas)] = len(self.cells)
-                self.cells.append(memory.cells(fp, shape))
-            group[j] = g
-            sizes[j] = self.cells[g].size
+            hit = seen.get(id(fp))
+            if hit is None:
+                g = ids.get(id(fp.canvas))
+                if g is None:
+                    g = ids[id(fp.canvas)] = len(self.cells)
+                    self.cells.append(memory.cells(fp, shape))
+                off = sum(r * k for r, k in zip(fp.rel_lo, strides, strict=True))
+                hit = seen[id(fp)] = (off, g)
+            offsets[j], group[j] = hit
+        base_off = np.zeros(self.m, dtype=np.int64)
+        for d, k in zip(dims, strides, strict=True):
+            if k:
+                base_off += k * np.fromiter((b.get(d, 0) for b in bases), np.int64, self.m)
+        corner = np.where(group >= 0, offsets + base_off, 0)
+        sizes = np.zeros(self.m, dtype=np.int64)
+        if self.cells:
+            counts = np.array([c.size for c in self.cells], dtype=np.int64)
+            sizes = np.where(group >= 0, counts[np.maximum(group, 0)], 0)
         self.scratch = memory.scratch(t)
         self.corner = corner
         self.group = group

@@ -122,6 +122,21 @@ class StepStream:
                 zip(self.trips, self._phase, self.loop_dims, strict=True)
             )
         )
+        # Per loop and position: its class and its contribution to the base.
+        self._class_at = [
+            [self._class_of(p, info) for p in range(trips)]
+            for trips, info in zip(self.trips, self._class_info, strict=True)
+        ]
+        self._shift_at = [
+            [
+                tuple(
+                    (dim, p * step // div if div > 1 else p * step)
+                    for dim, (step, div) in shift.items()
+                )
+                for p in range(trips)
+            ]
+            for trips, shift in zip(self.trips, self._shift, strict=True)
+        ]
 
     def _zone(self, dim: str, step: int, reach: int, trips: int) -> tuple[int, int]:
         """Positions ``[lo, hi]`` of a top-level loop whose tiles are translations of
@@ -156,25 +171,25 @@ class StepStream:
         """Number of top-level steps."""
         return int(np.prod(self.trips, dtype=np.int64))
 
+    @staticmethod
+    def _class_of(p: int, info: tuple[int, int, int, int, int]) -> object:
+        """The class of position ``p`` of a top-level loop with ``info``."""
+        last, phase, delta, lo, hi = info
+        if phase == -1:
+            return p
+        cls = 0 if p == 0 else (2 if p == last else 1)
+        if p < lo or p > hi:
+            return (cls, (p * delta) % phase if phase > 1 else 0, p)
+        return (cls, (p * delta) % phase) if phase > 1 else cls
+
     def _classes(self, positions: tuple[int, ...]) -> tuple[object, ...]:
-        out: list[object] = []
-        for p, (last, phase, delta, lo, hi) in zip(positions, self._class_info, strict=True):
-            if phase == -1:
-                out.append(p)
-                continue
-            cls = 0 if p == 0 else (2 if p == last else 1)
-            if p < lo or p > hi:
-                out.append((cls, (p * delta) % phase if phase > 1 else 0, p))
-            else:
-                out.append((cls, (p * delta) % phase) if phase > 1 else cls)
-        return tuple(out)
+        return tuple([table[p] for table, p in zip(self._class_at, positions, strict=True)])
 
     def base(self, positions: tuple[int, ...]) -> dict[str, int]:
         """Translation of this top-level step against its key's first occurrence."""
         base: dict[str, int] = {}
-        for j, p in enumerate(positions):
-            for dim, (step, div) in self._shift[j].items():
-                value = p * step // div if div > 1 else p * step
+        for table, p in zip(self._shift_at, positions, strict=True):
+            for dim, value in table[p]:
                 base[dim] = base.get(dim, 0) + value
         return base
 

@@ -54,15 +54,16 @@ class Transition:
 def step(
     state: tuple[int, ...],
     rec: StepRecord,
-    transfer: tuple[int, int],
+    transfer: tuple[int, int, int],
     timing: OffchipTiming,
     n_pes: int,
     down: PhaseOutcome,
     up: PhaseOutcome,
 ) -> Transition:
-    """Advance the relative state by one step whose off-chip transfer takes
-    ``transfer`` (channel cycles, latency before its reads arrive;
-    :meth:`OffchipTiming.transfer`) and whose phases have these outcomes."""
+    """Advance the relative state by one step whose memory costs are ``transfer``
+    (off-chip channel cycles, latency before its reads arrive, L2 read port cycles of
+    its read-modify-write reads; :meth:`OffchipTiming.transfer`) and whose phases have
+    these outcomes."""
     up_free, prev_fits, channel_free = state[0], state[1], state[2]
     k = timing.max_outstanding
     issue = state[_HEAD : _HEAD + k]
@@ -71,7 +72,7 @@ def step(
     ce2 = state[head + n_pes : head + 2 * n_pes]
     d1 = state[head + 2 * n_pes : head + 3 * n_pes]
     d2 = state[head + 3 * n_pes : head + 4 * n_pes]
-    off, latency = transfer
+    off, latency, rmw_cycles = transfer
     # The request goes out once the step max_outstanding before started distributing,
     # in step order; the channel moves one transfer at a time, and a read's data
     # follows its transfer after the latency.
@@ -116,7 +117,9 @@ def step(
         up_start = max(up_free, ready_out, dist_end)
         up_queue = up_start - ready_out
         new_up_free = up_start + up_cycles
-        drained = up_start + up.landed
+        # L2 reads the sums' old values through its read port from the collection's
+        # start; a sum is added once both are in.
+        drained = up_start + max(up.landed, rmw_cycles)
         end = max(end, drained)
         for p in range(n_pes):
             if involved[p] and rec.egress[p]:
@@ -156,6 +159,10 @@ def step(
     )
 
 
+_Key = tuple[int, tuple[int, int, int], int, int, int]
+"""A transition's memo key: record, memory costs, state, phase outcomes."""
+
+
 class Transitions:
     """Memoised :func:`step`: states are interned to small integers, so a repeated
     (record, misses, state) costs one dictionary look-up."""
@@ -165,9 +172,14 @@ class Transitions:
         self.n_pes = n_pes
         self.states: list[tuple[int, ...]] = []
         self._state_ids: dict[tuple[int, ...], int] = {}
-        self._memo: dict[tuple[int, tuple[int, int], int, int, int], tuple[int, Transition]] = {}
+        self._memo: dict[_Key, tuple[int, Transition]] = {}
         self.records: dict[int, StepRecord] = {}
         self.misses_memo = 0
+
+    @property
+    def distinct(self) -> int:
+        """How many distinct transitions were computed."""
+        return len(self._memo)
 
     def intern(self, state: tuple[int, ...]) -> int:
         """The id of ``state``."""
@@ -182,7 +194,7 @@ class Transitions:
         self,
         sid: int,
         rec: StepRecord,
-        transfer: tuple[int, int],
+        transfer: tuple[int, int, int],
         down: PhaseOutcome,
         up: PhaseOutcome,
     ) -> tuple[int, Transition]:
@@ -225,7 +237,7 @@ class Clock:
     def run(
         self,
         recs: list[StepRecord],
-        transfers: list[tuple[int, int]],
+        transfers: list[tuple[int, int, int]],
         outcomes: list[tuple[PhaseOutcome, PhaseOutcome]],
     ) -> list[tuple[Transition, int]]:
         """:meth:`advance` over consecutive steps; their transitions and references."""
@@ -257,7 +269,7 @@ class Clock:
         return out
 
     def advance(
-        self, rec: StepRecord, transfer: tuple[int, int], down: PhaseOutcome, up: PhaseOutcome
+        self, rec: StepRecord, transfer: tuple[int, int, int], down: PhaseOutcome, up: PhaseOutcome
     ) -> tuple[Transition, int]:
         """Advance by one step; returns its transition and the reference it is relative to."""
         self.sid, tr = self.transitions.advance(self.sid, rec, transfer, down, up)

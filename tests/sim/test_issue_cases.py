@@ -152,3 +152,27 @@ def test_offchip_latency_is_pipelined(outstanding: int, cycles: int) -> None:
     fast, full = both(layer, mapping, hw)
     assert full.layer.runtime_cycles == cycles
     assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+@pytest.mark.parametrize(("read_bw", "cycles"), [(1, 36), (2, 27)])
+def test_read_modify_write_reads_use_the_l2_read_port(read_bw: int, cycles: int) -> None:
+    """8 outputs (K=8) accumulated over C=2 on one PE, maestro (partial sums to L2 every
+    step), bus latency 1, no adder latency, everything else unbounded; L2's read port
+    moves ``read_bw`` elements/cycle. By hand with B = read_bw, n = 9 elements per step
+    (1 input, 8 weights) through the port, compute 8 cycles per step:
+    step 0 fetched at 1 (1 off-chip cycle); its 9 elements enter 1..1+ceil(9/B)-1 and
+    arrive one cycle later (B=1: 10, B=2: 6), the plane free then too; computes 8 cycles
+    (to 18 / 14). Step 1 distributed when the plane is free: arrives at 19 / 11; computes
+    from max(arrival, 18 / 14) to 27 / 22. Its collection starts then, the sums land one
+    cycle later, but L2 first reads their 8 old values through the port from the
+    collection's start: ceil(8/B) = 8 / 4 cycles, to 35 / 26 (without that read: 28 /
+    23). The 8 final outputs go off-chip after the last step: +1 cycle, 36 / 27."""
+    layer, mapping = load(
+        "K: 8, C: 2, R: 1, S: 1, Y: 1, X: 1",
+        "TemporalMap(8,8) K; TemporalMap(1,1) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware(l2_read_bw_elems_per_cycle=read_bw, noc_latency_cycles=1, adder_latency_cycles=0)
+    for result in both(layer, mapping, hw, MAESTRO):
+        assert result.layer.tensor("output").l2_reads == 8
+        assert result.layer.runtime_cycles == cycles

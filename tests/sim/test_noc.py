@@ -274,9 +274,13 @@ def test_unlimited_zero_latency_noc_still_takes_a_cycle_per_message(policy) -> N
     not depend on timing: every topology reads the same elements from L2. A message still
     occupies a link for one cycle (and is received a cycle after it is sent): the bus
     sends a phase as one transaction, hidden behind computation except the first step's
-    distribution and the last step's collection, so it takes exactly 2 cycles more than
-    an instantaneous NoC, while crossbar, mesh and tree send one message per multicast
-    flow over their single L2 link, one per cycle, and take longer."""
+    distribution and the last step's collection, so it takes at most 2 cycles more than
+    an instantaneous NoC (exactly 2 when the outputs went off-chip after the last step;
+    written back during the run, their one-cycle transfers sit between the steps of the
+    instantaneous run too and may cost it a cycle: simulator, 434 -> 435 cycles for
+    t2_eyeriss_rs), and as long as a contention-free one, while crossbar, mesh and tree
+    send one message per multicast flow over their single L2 link, one per cycle, and
+    take longer."""
     from .test_functional_and_paths import _MID
 
     layer = make_layer(
@@ -298,7 +302,9 @@ def test_unlimited_zero_latency_noc_still_takes_a_cycle_per_message(policy) -> N
             reads.add(tuple(r.tensor(t).l2_reads for t in ("input", "weight", "output")))
             runtimes[topology] = r.runtime_cycles
             if topology == "bus":
-                assert r.runtime_cycles == r.metric("runtime_split_compute_cycles") + 2
+                exposed = r.runtime_cycles - r.metric("runtime_split_compute_cycles")
+                assert 1 <= exposed <= 2
+                assert r.runtime_cycles == r.metric("runtime_noc_zero_load_cycles")
         assert len(reads) == 1, (path, reads)
         assert min(runtimes[t] for t in ("crossbar", "mesh", "tree")) > runtimes["bus"]
 
