@@ -286,7 +286,8 @@ class L1Residency:
         self, log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]], m: int
     ) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
-        leaving, step within the repetition; ``None`` if incomplete or it evicted."""
+        leaving, step within the repetition; ``None`` if incomplete or it evicted what a
+        bulk repetition cannot (:meth:`bulk_calm`)."""
         if len(log) != m or any(e for *_, e in log):
             return None
         return (
@@ -308,10 +309,12 @@ class L1Residency:
     ) -> int:
         """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
         first at ``first``) up to ``times`` more times after the ``skip`` already applied,
-        translated by ``shift`` each, if nothing is evicted in them and every touch hits
-        or misses and every output leaves as in it: the state then follows from first
-        and last touches alone (no eviction: an element is held iff held now or touched
-        since). Returns how many repetitions it applied (0: none; state unchanged)."""
+        translated by ``shift`` each, if every touch hits or misses and every output leaves
+        as in it and no step overflows. Without eviction the state follows from first and
+        last touches alone (an element is held iff held now or touched since). Under
+        ``lru`` evictions are allowed when they take only elements held now and not
+        touched since (:meth:`_evicted`), none of them an output; under ``optimal`` none.
+        Returns how many repetitions it applied (0: none; state unchanged)."""
         step_keys, tensor, ref_hit, ref_done, local = rep
         if times <= 0:
             return 0
@@ -334,31 +337,25 @@ class L1Residency:
         tail[:-1] = head[1:]
         earlier = np.ones(keys.size, dtype=bool)
         earlier[by_key[head]] = False
-        hit = held | earlier
-        if self.psum_every_step:
-            hit &= ~outs
-        if not np.array_equal(hit, np.tile(ref_hit, times)):
-            return 0
+        want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
         nxt[asked] = self._next_many(keys[asked], index[asked])
         done = outs if self.psum_every_step else outs & (nxt == _NEVER)
         if not np.array_equal(done, np.tile(ref_done, times)):
             return 0
-        # Occupancy after each step (inserts minus leaving outputs) never above capacity.
-        pe = keys // self.total
-        delta = (~hit).astype(np.int64) - done
-        order = np.argsort(pe, kind="stable") if pe.size and pe.min() != pe.max() else None
-        if order is None:
-            order = np.arange(pe.size)
-        pe_o, idx_o = pe[order], index[order]
-        run = np.cumsum(delta[order])
-        starts = np.searchsorted(pe_o, pe_o, side="left")
-        before = np.concatenate([[0], run])[starts]
-        occ = self.count[pe_o] + run - before
-        ends = np.ones(occ.size, dtype=bool)
-        ends[:-1] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
-        if occ.size and int(occ[ends].max()) > self.capacity:
+        uniq = sorted_keys[head]
+        evicted = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
+        if evicted is None:
+            return 0
+        if evicted.size:
+            gone = np.zeros(self.keys.size, dtype=bool)
+            gone[evicted] = True
+            held[ok] &= ~gone[at[ok]]
+        hit = held | earlier
+        if self.psum_every_step:
+            hit &= ~outs
+        if not np.array_equal(hit, want_hit):
             return 0
         # The state after them: last touches' stamps and next touches, minus what left.
         last = by_key[tail]
@@ -367,9 +364,9 @@ class L1Residency:
         new_keys = new_keys[keep_new]
         new_stamp = index[last][keep_new]
         new_next = nxt[last][keep_new]
-        uniq = sorted_keys[head]
         at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
         old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
+        old[evicted] = False
         all_keys = np.concatenate([self.keys[old], new_keys])
         sort = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[sort]
@@ -377,6 +374,93 @@ class L1Residency:
         self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
         return times
+
+    def _evicted(
+        self,
+        keys: np.ndarray,
+        index: np.ndarray,
+        hit: np.ndarray,
+        done: np.ndarray,
+        uniq: np.ndarray,
+        first_touch: np.ndarray,
+    ) -> np.ndarray | None:
+        """Positions in the state of the elements that touches ``keys`` at steps ``index``
+        (nondecreasing), hitting as ``hit`` says and with outputs ``done`` leaving, evict;
+        ``None`` when that is not the simple case this answers exactly.
+
+        Per PE the occupancy after step ``t`` is ``c_t = min(cap, c_{t-1} + d_t)`` (``d``:
+        misses minus leaving outputs), so the evictions up to ``t`` are
+        ``E_t = max(0, c_0 - cap + max_{s<=t} S_s)`` with ``S`` the running sum of ``d``.
+        LRU evicts the least recently touched elements outside the step's working set:
+        while elements held at the start and not touched since remain, those, in (last
+        touch, key) order; an element touched first at ``f`` is passed over (refreshed)
+        when the eviction that reaches it comes at or after ``f``. Anything else (a step
+        over capacity, evictions under ``optimal``, running out of such elements, or an
+        output among them) gives ``None``."""
+        total, cap = self.total, self.capacity
+        pe = keys // total
+        order = np.lexsort((index, pe))
+        pe_o, idx_o = pe[order], index[order]
+        delta = ((~hit).astype(np.int64) - done)[order]
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        starts = np.flatnonzero(new)
+        if not starts.size:
+            return np.zeros(0, dtype=np.int64)
+        sizes = np.diff(np.append(starts, order.size))
+        if int(sizes.max()) > cap:
+            return None
+        g_pe, g_idx = pe_o[starts], idx_o[starts]
+        d = np.add.reduceat(delta, starts)
+        run = np.cumsum(d)
+        pe_start = np.ones(g_pe.size, dtype=bool)
+        pe_start[1:] = g_pe[1:] != g_pe[:-1]
+        firsts = np.flatnonzero(pe_start)
+        owner = np.cumsum(pe_start) - 1
+        s_run = run - (run[firsts] - d[firsts])[owner]
+        big = int(np.abs(d).sum()) * 2 + 2
+        peak = np.maximum.accumulate(s_run + owner * big) - owner * big
+        c0 = self.count[g_pe]
+        if int(c0.max()) > cap:
+            return None
+        evict = np.maximum(0, c0 - cap + peak)
+        if not evict.any():
+            return np.zeros(0, dtype=np.int64)
+        if self.eviction != "lru":
+            return None
+        out: list[np.ndarray] = []
+        ends = np.append(firsts[1:], g_pe.size)
+        for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
+            need = int(evict[b - 1])
+            if need == 0:
+                continue
+            p = int(g_pe[a])
+            lo = int(np.searchsorted(self.keys, p * total))
+            hi = int(np.searchsorted(self.keys, (p + 1) * total))
+            queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
+            qkeys = self.keys[queue]
+            at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
+            touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
+            f = np.where(touched, first_touch[at], _NEVER)
+            steps, cum = g_idx[a:b], evict[a:b]
+            refreshed = np.zeros(qkeys.size, dtype=bool)
+            passed = 0
+            for i in np.flatnonzero(touched).tolist():
+                r = i - passed
+                if r >= need:
+                    break
+                when = int(steps[int(np.searchsorted(cum, r + 1))])
+                if int(f[i]) <= when:
+                    refreshed[i] = True
+                    passed += 1
+            victims = queue[~refreshed][:need]
+            if victims.size < need:
+                return None
+            out.append(victims)
+        gone = np.concatenate(out)
+        if bool((self._tensor(self.keys[gone]) == 2).any()):
+            return None
+        return gone
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
@@ -502,8 +586,12 @@ class L1Residency:
                 rank = np.arange(order.size) - first
                 gone.append(order[rank < excess[groups]])
         if self.log is not None:
-            evicted = sum(g.size for g in gone[1:])
-            self.log.append((touched, wk.tensor, hit, done_mask, evicted))
+            # Evictions a bulk repetition cannot reproduce: outputs (they leave) under
+            # lru, any under optimal (:meth:`bulk_calm`).
+            victims = np.concatenate(gone[1:]) if len(gone) > 1 else gone[0][:0]
+            if self.eviction == "lru":
+                victims = victims[self.keys[victims] % self.total >= self.offsets[2]]
+            self.log.append((touched, wk.tensor, hit, done_mask, int(victims.size)))
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
