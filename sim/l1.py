@@ -4,7 +4,9 @@ Step ``t`` of PE ``p`` touches its working set: its input, weight and output til
 input or weight element it does not hold is a miss (delivered, one L1 write); after the
 step the working set is resident, and a PE holding more than its capacity evicts
 elements outside the working set, least recently touched first (``lru``) or furthest next
-touch first (``optimal``), ties to the lower (tensor, element). Output elements
+touch first (``optimal``), ties to the lower (tensor, element); a working set larger than
+the capacity then loses its own elements in the same order (it streamed through). Output
+elements
 accumulate while resident and leave when evicted or after the PE's last touch of them
 (every step with ``psum_writeback_every_step``). Double buffering needs each involved
 PE's two consecutive working sets to fit together. See docs/simulator.md ("What L1
@@ -442,17 +444,10 @@ class L1Residency:
             at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
             touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
             f = np.where(touched, first_touch[at], _NEVER)
-            steps, cum = g_idx[a:b], evict[a:b]
             refreshed = np.zeros(qkeys.size, dtype=bool)
-            passed = 0
-            for i in np.flatnonzero(touched).tolist():
-                r = i - passed
-                if r >= need:
-                    break
-                when = int(steps[int(np.searchsorted(cum, r + 1))])
-                if int(f[i]) <= when:
-                    refreshed[i] = True
-                    passed += 1
+            refreshed[touched] = _refreshed(
+                np.flatnonzero(touched), f[touched], g_idx[a:b], evict[a:b], need
+            )
             victims = queue[~refreshed][:need]
             if victims.size < need:
                 return None
@@ -553,7 +548,8 @@ class L1Residency:
         done = touched[done_mask]
         gone = [np.searchsorted(self.keys, done)]
         done_pe = np.bincount(done // self.total, minlength=n_pes)
-        # Evict outside the working set until each PE fits.
+        # Evict until each PE fits: outside the working set first; a working set larger
+        # than L1 loses its own elements too (in the same order: they were touched last).
         excess = self.count - done_pe - cap
         over = np.flatnonzero(excess > 0)
         if over.size:
@@ -563,7 +559,10 @@ class L1Residency:
             cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
                 int(lengths.sum())
             )
-            cand = cand[self.stamp[cand] != index]
+            if gone[0].size:
+                leaving = np.zeros(self.keys.size, dtype=bool)
+                leaving[gone[0]] = True
+                cand = cand[~leaving[cand]]
             prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
             cand_keys = self.keys[cand]
             cand_pe = cand_keys // self.total
@@ -580,7 +579,8 @@ class L1Residency:
                     elif k > 0:
                         gone.append(cand[lo + np.argpartition(code[lo:hi], k - 1)[:k]])
             else:
-                order = cand[np.lexsort((cand_keys, prio, cand_pe))]
+                own = self.stamp[cand] == index
+                order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
                 groups = self.keys[order] // self.total
                 first = np.searchsorted(groups, groups, side="left")
                 rank = np.arange(order.size) - first
@@ -631,3 +631,45 @@ class L1Residency:
             fits = bool(np.all(union[sizes > 0] <= cap))
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+
+
+def _refreshed(
+    pos: np.ndarray, first: np.ndarray, steps: np.ndarray, evictions: np.ndarray, need: int
+) -> np.ndarray:
+    """Which of the start state's elements at queue positions ``pos`` (increasing, first
+    touched at steps ``first``) are touched before eviction reaches them, the PE evicting
+    ``evictions[i]`` elements in all by step ``steps[i]`` (``need`` in all): element ``i``
+    goes as eviction ``pos_i - P_i + 1`` (``P_i``: such elements before it), at the first
+    step where the count reaches that, unless touched first; beyond ``need`` nothing
+    goes. ``R = F(R)`` has one solution (the first difference between two would decide
+    alike), found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+
+    def decide(passed: np.ndarray) -> np.ndarray:
+        rank = pos - passed
+        at = np.searchsorted(evictions, np.minimum(rank, need - 1) + 1)
+        when = steps[np.minimum(at, steps.size - 1)]
+        return (rank >= need) | (first <= when)
+
+    def before(r: np.ndarray) -> np.ndarray:
+        return np.cumsum(r) - r
+
+    low = decide(np.zeros(pos.size, dtype=np.int64))
+    for _ in range(32):
+        high = decide(before(low))
+        again = decide(before(high))
+        if np.array_equal(again, low):
+            if np.array_equal(high, low):
+                return low
+            break
+        low = again
+    out = np.zeros(pos.size, dtype=bool)
+    passed = 0
+    for i, (q, f) in enumerate(zip(pos.tolist(), first.tolist(), strict=True)):
+        rank = q - passed
+        if rank >= need:
+            out[i:] = True
+            break
+        if f <= int(steps[int(np.searchsorted(evictions, rank + 1))]):
+            out[i] = True
+            passed += 1
+    return out

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.l1 import L1Residency, _Keys
+from sim.l1 import L1Residency, _Keys, _refreshed
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
 
@@ -100,3 +100,34 @@ def test_bulk_repetitions_equal_stepping(stream, capacity, eviction, psum) -> No
             got = ref.log[first + k * m : first + (k + 1) * m]
             assert np.array_equal(np.concatenate([h for _, _, h, _, _ in got]), hit)
             assert np.array_equal(np.concatenate([d for _, _, _, d, _ in got]), done)
+
+
+def _scan(pos: list[int], first: list[int], steps: list[int], evictions: list[int], need: int):
+    """The refreshed elements one at a time, as the eviction walks the queue."""
+    out, passed = [], 0
+    for q, f in zip(pos, first, strict=True):
+        rank = q - passed
+        when = next((s for s, e in zip(steps, evictions, strict=True) if e >= rank + 1), None)
+        out.append(rank >= need or (when is not None and f <= when))
+        passed += out[-1] and rank < need
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=1, max_size=12),
+    st.lists(st.integers(0, 20), min_size=1, max_size=30),
+    st.data(),
+)
+def test_refreshed_equals_a_scan(gaps, adds, data) -> None:
+    evictions = np.cumsum(adds)
+    need = int(evictions[-1])
+    if need == 0:
+        return
+    steps = np.arange(10, 10 + 3 * len(adds), 3)
+    pos = np.cumsum(gaps) - 1  # strictly increasing queue positions from 0 up
+    first = np.array(data.draw(st.lists(st.integers(0, 120), min_size=pos.size, max_size=pos.size)))
+    got = _refreshed(pos, first, steps, evictions, need)
+    assert got.tolist() == _scan(
+        pos.tolist(), first.tolist(), steps.tolist(), evictions.tolist(), need
+    )
