@@ -256,7 +256,8 @@ class L1Residency:
     def repeats(
         self, before: tuple[np.ndarray, np.ndarray, np.ndarray], shift: np.ndarray, m: int
     ) -> bool:
-        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps."""
+        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps (next
+        touches only under ``optimal``: LRU ignores them)."""
         keys, stamp, nxt = before
         if keys.size != self.keys.size:
             return False
@@ -264,14 +265,15 @@ class L1Residency:
         return bool(
             np.array_equal(keys + shift[self._tensor(keys)], self.keys)
             and np.array_equal(stamp + m, self.stamp)
-            and np.array_equal(moved, self.next_use)
+            and (self.eviction == "lru" or np.array_equal(moved, self.next_use))
         )
 
     def future_repeats(
         self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
     ) -> bool:
         """Whether the next touch of every key in ``touches`` (step, keys), translated by
-        ``k`` repetitions for ``k`` in 1..``times``, is its own translated."""
+        ``k`` repetitions for ``k`` in 1..``times``, is its own translated (under ``lru``:
+        whether one comes; LRU evicts by last touches alone)."""
         keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
         if not keys.size:
             return True
@@ -280,7 +282,10 @@ class L1Residency:
         base = np.concatenate([self._next(k, i) for i, k in touches])
         for k in range(1, times + 1):
             found = self._next_many(keys + k * own, index + k * m)
-            if not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+            if self.eviction == "lru":
+                if not np.array_equal(found == _NEVER, base == _NEVER):
+                    return False
+            elif not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
                 return False
         return True
 
@@ -467,27 +472,38 @@ class L1Residency:
     def record_future(
         self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
     ) -> None:
-        """Remember every (key, step) touch the next-use queries need: outputs always
-        (a PE's last touch of an output sends it home), every tensor under ``optimal``.
-        ``blocks``: ``(step, keys, shift, m, count)``, the step's keys and their
-        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor;
-        ``steps``: the layer's. Encoded ``key * span + step`` and sorted."""
+        """Remember the (key, step) touches the next-use queries need: under ``optimal``
+        every touch of every tensor; under ``lru`` only each output's last touch (a PE's
+        last touch of an output sends it home; nothing else asks). ``blocks``:
+        ``(step, keys, shift, m, count)``, the step's keys and their ``count``
+        repetitions every ``m`` steps, each translated by ``shift`` per tensor; ``steps``:
+        the layer's. Encoded ``key * span + step`` and sorted."""
         self._span = span = steps + 1
+        last = self.eviction == "lru"
         codes: list[np.ndarray] = []
+        held = 0
         for index, keys, shift, m, count in blocks:
-            reps = np.arange(count, dtype=np.int64)[:, None]
             by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
-            codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+            if last and not np.any(by):
+                codes.append(keys * span + (index + (count - 1) * m))
+            else:
+                reps = np.arange(count, dtype=np.int64)[:, None]
+                codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+            held += codes[-1].size
+            if last and held > 1 << 24:
+                codes = [_last_touches(np.concatenate(codes), span)]
+                held = codes[0].size
         self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
         codes.clear()
-        self._touches.sort()
+        self._touches = _last_touches(self._touches, span) if last else np.sort(self._touches)
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
         return self._next_many(keys, np.full(keys.size, index, dtype=np.int64))
 
     def _next_many(self, keys: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Each key's next touch after its own step in ``index``."""
+        """Each key's next touch after its own step in ``index`` (under ``lru``: its last
+        touch if after, as only whether one comes matters there)."""
         if not self._touches.size:
             return np.full(keys.size, _NEVER, dtype=np.int64)
         codes = keys * self._span + index
@@ -673,3 +689,11 @@ def _refreshed(
             out[i] = True
             passed += 1
     return out
+
+
+def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
+    """The ``key * span + step`` codes reduced to each key's last step, sorted."""
+    codes = np.sort(codes)
+    keep = np.ones(codes.size, dtype=bool)
+    keep[:-1] = codes[1:] // span != codes[:-1] // span
+    return codes[keep]
