@@ -588,12 +588,12 @@ class L1Residency:
                 # key), packed into one unique integer: a partition, not a sort.
                 code = prio * self.total + (cand_keys - cand_pe * self.total)
                 cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
-                    k = int(excess[cand_pe[lo]]) if hi > lo else 0
-                    if k >= hi - lo:
-                        gone.append(cand[lo:hi])
+                for c0, c1 in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
+                    k = int(excess[cand_pe[c0]]) if c1 > c0 else 0
+                    if k >= c1 - c0:
+                        gone.append(cand[c0:c1])
                     elif k > 0:
-                        gone.append(cand[lo + np.argpartition(code[lo:hi], k - 1)[:k]])
+                        gone.append(cand[c0 + np.argpartition(code[c0:c1], k - 1)[:k]])
             else:
                 own = self.stamp[cand] == index
                 order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
@@ -664,10 +664,10 @@ def _refreshed(
         rank = pos - passed
         at = np.searchsorted(evictions, np.minimum(rank, need - 1) + 1)
         when = steps[np.minimum(at, steps.size - 1)]
-        return (rank >= need) | (first <= when)
+        return np.asarray((rank >= need) | (first <= when), dtype=bool)
 
     def before(r: np.ndarray) -> np.ndarray:
-        return np.cumsum(r) - r
+        return np.asarray(np.cumsum(r) - r, dtype=np.int64)
 
     low = decide(np.zeros(pos.size, dtype=np.int64))
     for _ in range(32):
