@@ -261,12 +261,12 @@ class L1Residency:
         keys, stamp, nxt = before
         if keys.size != self.keys.size:
             return False
+        if not np.array_equal(stamp + m, self.stamp):
+            return False
+        if not np.array_equal(keys + shift[self._tensor(keys)], self.keys):
+            return False
         moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
-        return bool(
-            np.array_equal(keys + shift[self._tensor(keys)], self.keys)
-            and np.array_equal(stamp + m, self.stamp)
-            and (self.eviction == "lru" or np.array_equal(moved, self.next_use))
-        )
+        return self.eviction == "lru" or np.array_equal(moved, self.next_use)
 
     def future_repeats(
         self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
