@@ -490,7 +490,7 @@ class L1Residency:
                 reps = np.arange(count, dtype=np.int64)[:, None]
                 codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
             held += codes[-1].size
-            if last and held > 1 << 24:
+            if last and held > 1 << 22:
                 codes = [_last_touches(np.concatenate(codes), span)]
                 held = codes[0].size
         self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
@@ -692,8 +692,9 @@ def _refreshed(
 
 
 def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
-    """The ``key * span + step`` codes reduced to each key's last step, sorted."""
-    codes = np.sort(codes)
+    """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
+    is sorted in place)."""
+    codes.sort()
     keep = np.ones(codes.size, dtype=bool)
     keep[:-1] = codes[1:] // span != codes[:-1] // span
     return codes[keep]
