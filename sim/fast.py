@@ -352,15 +352,17 @@ class FastPath:
                 self.run.tally.add_repeats(steps, times, shift)
 
 
-_Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None]
+_Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None, tuple[int, int]]
 
 
 def _layout(seg: Segment) -> _Layout | None:
     """How a repetition of ``seg`` splits (the same for every repetition: they differ by
     a translation): the outermost top-level loop whose position changes inside it, its
-    positions' step ranges, and the middle positions' move per position when they repeat
-    the first middle one translated (keys, schedules, a constant move), else ``None``.
-    ``None`` when no top-level loop moves inside."""
+    positions' step ranges, the middle positions' move per position when they repeat
+    the first middle one translated (keys, schedules, a constant move), else ``None``, and
+    the range of positions that repeat: the middle ones, or without the first and last of
+    them (their neighbours' classes differ). ``None`` when no top-level loop moves
+    inside."""
     steps = list(seg.steps)
     scheds = list(seg.schedules)
     loop = next(
@@ -378,20 +380,21 @@ def _layout(seg: Segment) -> _Layout | None:
     ]
     cuts.append(len(steps))
     groups = [(cuts[g], cuts[g + 1]) for g in range(len(cuts) - 1)]
-    middle = groups[1:-1]
     delta = None
-    if len(middle) >= 2 and _uniform(steps, scheds, middle, loop):
-        delta = _moved(steps[middle[0][0]].base, steps[middle[1][0]].base)
-    return loop, groups, delta
+    for a in (1, 2):
+        middle = groups[a:-a]
+        if len(middle) >= 2 and _uniform(steps, scheds, middle, loop):
+            delta = _moved(steps[middle[0][0]].base, steps[middle[1][0]].base)
+            return loop, groups, delta, (a, len(groups) - a)
+    return loop, groups, delta, (1, len(groups) - 1)
 
 
 def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None:
-    """Repetition ``b`` of ``seg`` as segments of its ``layout``'s loop: its first and
-    last positions one each, the middle ones one segment when they repeat, else one
-    each."""
+    """Repetition ``b`` of ``seg`` as segments of its ``layout``'s loop: the positions
+    that repeat one segment, every other position one each."""
     if layout is None:
         return None
-    loop, groups, delta = layout
+    loop, groups, delta, (a, z) = layout
     steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
     scheds = seg.schedules
 
@@ -400,9 +403,9 @@ def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None
 
     if delta is None:
         return [single(lo, hi) for lo, hi in groups]
-    lo, hi = groups[1]
-    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), len(groups) - 2, loop, delta)
-    return [single(*groups[0]), mid, single(*groups[-1])]
+    lo, hi = groups[a]
+    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), z - a, loop, delta)
+    return [single(*g) for g in groups[:a]] + [mid] + [single(*g) for g in groups[z:]]
 
 
 def _moved(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

@@ -4,7 +4,9 @@ Step ``t`` of PE ``p`` touches its working set: its input, weight and output til
 input or weight element it does not hold is a miss (delivered, one L1 write); after the
 step the working set is resident, and a PE holding more than its capacity evicts
 elements outside the working set, least recently touched first (``lru``) or furthest next
-touch first (``optimal``), ties to the lower (tensor, element). Output elements
+touch first (``optimal``), ties to the lower (tensor, element); a working set larger than
+the capacity then loses its own elements in the same order (it streamed through). Output
+elements
 accumulate while resident and leave when evicted or after the PE's last touch of them
 (every step with ``psum_writeback_every_step``). Double buffering needs each involved
 PE's two consecutive working sets to fit together. See docs/simulator.md ("What L1
@@ -260,22 +262,24 @@ class L1Residency:
     def repeats(
         self, before: tuple[np.ndarray, np.ndarray, np.ndarray], shift: np.ndarray, m: int
     ) -> bool:
-        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps."""
+        """Whether the state now is ``before`` translated by ``shift`` and ``m`` steps (next
+        touches only under ``optimal``: LRU ignores them)."""
         keys, stamp, nxt = before
         if keys.size != self.keys.size:
             return False
+        if not np.array_equal(stamp + m, self.stamp):
+            return False
+        if not np.array_equal(keys + shift[self._tensor(keys)], self.keys):
+            return False
         moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
-        return bool(
-            np.array_equal(keys + shift[self._tensor(keys)], self.keys)
-            and np.array_equal(stamp + m, self.stamp)
-            and np.array_equal(moved, self.next_use)
-        )
+        return self.eviction == "lru" or np.array_equal(moved, self.next_use)
 
     def future_repeats(
         self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
     ) -> bool:
         """Whether the next touch of every key in ``touches`` (step, keys), translated by
-        ``k`` repetitions for ``k`` in 1..``times``, is its own translated."""
+        ``k`` repetitions for ``k`` in 1..``times``, is its own translated (under ``lru``:
+        whether one comes; LRU evicts by last touches alone)."""
         keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
         if not keys.size:
             return True
@@ -284,7 +288,10 @@ class L1Residency:
         base = np.concatenate([self._next(k, i) for i, k in touches])
         for k in range(1, times + 1):
             found = self._next_many(keys + k * own, index + k * m)
-            if not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+            if self.eviction == "lru":
+                if not np.array_equal(found == _NEVER, base == _NEVER):
+                    return False
+            elif not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
                 return False
         return True
 
@@ -292,7 +299,8 @@ class L1Residency:
         self, log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]], m: int
     ) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
-        leaving, step within the repetition; ``None`` if incomplete or it evicted."""
+        leaving, step within the repetition; ``None`` if incomplete or it evicted what a
+        bulk repetition cannot (:meth:`bulk_calm`)."""
         if len(log) != m or any(e for *_, e in log):
             return None
         return (
@@ -314,10 +322,12 @@ class L1Residency:
     ) -> int:
         """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
         first at ``first``) up to ``times`` more times after the ``skip`` already applied,
-        translated by ``shift`` each, if nothing is evicted in them and every touch hits
-        or misses and every output leaves as in it: the state then follows from first
-        and last touches alone (no eviction: an element is held iff held now or touched
-        since). Returns how many repetitions it applied (0: none; state unchanged)."""
+        translated by ``shift`` each, if every touch hits or misses and every output leaves
+        as in it and no step overflows. Without eviction the state follows from first and
+        last touches alone (an element is held iff held now or touched since). Under
+        ``lru`` evictions are allowed when they take only elements held now and not
+        touched since (:meth:`_evicted`), none of them an output; under ``optimal`` none.
+        Returns how many repetitions it applied (0: none; state unchanged)."""
         step_keys, tensor, ref_hit, ref_done, local = rep
         if times <= 0:
             return 0
@@ -340,31 +350,25 @@ class L1Residency:
         tail[:-1] = head[1:]
         earlier = np.ones(keys.size, dtype=bool)
         earlier[by_key[head]] = False
-        hit = held | earlier
-        if self.psum_every_step:
-            hit &= ~outs
-        if not np.array_equal(hit, np.tile(ref_hit, times)):
-            return 0
+        want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
         nxt[asked] = self._next_many(keys[asked], index[asked])
         done = outs if self.psum_every_step else outs & (nxt == _NEVER)
         if not np.array_equal(done, np.tile(ref_done, times)):
             return 0
-        # Occupancy after each step (inserts minus leaving outputs) never above capacity.
-        pe = keys // self.total
-        delta = (~hit).astype(np.int64) - done
-        order = np.argsort(pe, kind="stable") if pe.size and pe.min() != pe.max() else None
-        if order is None:
-            order = np.arange(pe.size)
-        pe_o, idx_o = pe[order], index[order]
-        run = np.cumsum(delta[order])
-        starts = np.searchsorted(pe_o, pe_o, side="left")
-        before = np.concatenate([[0], run])[starts]
-        occ = self.count[pe_o] + run - before
-        ends = np.ones(occ.size, dtype=bool)
-        ends[:-1] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
-        if occ.size and int(occ[ends].max()) > self.capacity:
+        uniq = sorted_keys[head]
+        evicted = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
+        if evicted is None:
+            return 0
+        if evicted.size:
+            gone = np.zeros(self.keys.size, dtype=bool)
+            gone[evicted] = True
+            held[ok] &= ~gone[at[ok]]
+        hit = held | earlier
+        if self.psum_every_step:
+            hit &= ~outs
+        if not np.array_equal(hit, want_hit):
             return 0
         # The state after them: last touches' stamps and next touches, minus what left.
         last = by_key[tail]
@@ -373,9 +377,9 @@ class L1Residency:
         new_keys = new_keys[keep_new]
         new_stamp = index[last][keep_new]
         new_next = nxt[last][keep_new]
-        uniq = sorted_keys[head]
         at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
         old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
+        old[evicted] = False
         all_keys = np.concatenate([self.keys[old], new_keys])
         sort = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[sort]
@@ -383,6 +387,86 @@ class L1Residency:
         self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
         return times
+
+    def _evicted(
+        self,
+        keys: np.ndarray,
+        index: np.ndarray,
+        hit: np.ndarray,
+        done: np.ndarray,
+        uniq: np.ndarray,
+        first_touch: np.ndarray,
+    ) -> np.ndarray | None:
+        """Positions in the state of the elements that touches ``keys`` at steps ``index``
+        (nondecreasing), hitting as ``hit`` says and with outputs ``done`` leaving, evict;
+        ``None`` when that is not the simple case this answers exactly.
+
+        Per PE the occupancy after step ``t`` is ``c_t = min(cap, c_{t-1} + d_t)`` (``d``:
+        misses minus leaving outputs), so the evictions up to ``t`` are
+        ``E_t = max(0, c_0 - cap + max_{s<=t} S_s)`` with ``S`` the running sum of ``d``.
+        LRU evicts the least recently touched elements outside the step's working set:
+        while elements held at the start and not touched since remain, those, in (last
+        touch, key) order; an element touched first at ``f`` is passed over (refreshed)
+        when the eviction that reaches it comes at or after ``f``. Anything else (a step
+        over capacity, evictions under ``optimal``, running out of such elements, or an
+        output among them) gives ``None``."""
+        total, cap = self.total, self.capacity
+        pe = keys // total
+        order = np.lexsort((index, pe))
+        pe_o, idx_o = pe[order], index[order]
+        delta = ((~hit).astype(np.int64) - done)[order]
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        starts = np.flatnonzero(new)
+        if not starts.size:
+            return np.zeros(0, dtype=np.int64)
+        sizes = np.diff(np.append(starts, order.size))
+        if int(sizes.max()) > cap:
+            return None
+        g_pe, g_idx = pe_o[starts], idx_o[starts]
+        d = np.add.reduceat(delta, starts)
+        run = np.cumsum(d)
+        pe_start = np.ones(g_pe.size, dtype=bool)
+        pe_start[1:] = g_pe[1:] != g_pe[:-1]
+        firsts = np.flatnonzero(pe_start)
+        owner = np.cumsum(pe_start) - 1
+        s_run = run - (run[firsts] - d[firsts])[owner]
+        big = int(np.abs(d).sum()) * 2 + 2
+        peak = np.maximum.accumulate(s_run + owner * big) - owner * big
+        c0 = self.count[g_pe]
+        if int(c0.max()) > cap:
+            return None
+        evict = np.maximum(0, c0 - cap + peak)
+        if not evict.any():
+            return np.zeros(0, dtype=np.int64)
+        if self.eviction != "lru":
+            return None
+        out: list[np.ndarray] = []
+        ends = np.append(firsts[1:], g_pe.size)
+        for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
+            need = int(evict[b - 1])
+            if need == 0:
+                continue
+            p = int(g_pe[a])
+            lo = int(np.searchsorted(self.keys, p * total))
+            hi = int(np.searchsorted(self.keys, (p + 1) * total))
+            queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
+            qkeys = self.keys[queue]
+            at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
+            touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
+            f = np.where(touched, first_touch[at], _NEVER)
+            refreshed = np.zeros(qkeys.size, dtype=bool)
+            refreshed[touched] = _refreshed(
+                np.flatnonzero(touched), f[touched], g_idx[a:b], evict[a:b], need
+            )
+            victims = queue[~refreshed][:need]
+            if victims.size < need:
+                return None
+            out.append(victims)
+        gone = np.concatenate(out)
+        if bool((self._tensor(self.keys[gone]) == 2).any()):
+            return None
+        return gone
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
@@ -394,27 +478,38 @@ class L1Residency:
     def record_future(
         self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
     ) -> None:
-        """Remember every (key, step) touch the next-use queries need: outputs always
-        (a PE's last touch of an output sends it home), every tensor under ``optimal``.
-        ``blocks``: ``(step, keys, shift, m, count)``, the step's keys and their
-        ``count`` repetitions every ``m`` steps, each translated by ``shift`` per tensor;
-        ``steps``: the layer's. Encoded ``key * span + step`` and sorted."""
+        """Remember the (key, step) touches the next-use queries need: under ``optimal``
+        every touch of every tensor; under ``lru`` only each output's last touch (a PE's
+        last touch of an output sends it home; nothing else asks). ``blocks``:
+        ``(step, keys, shift, m, count)``, the step's keys and their ``count``
+        repetitions every ``m`` steps, each translated by ``shift`` per tensor; ``steps``:
+        the layer's. Encoded ``key * span + step`` and sorted."""
         self._span = span = steps + 1
+        last = self.eviction == "lru"
         codes: list[np.ndarray] = []
+        held = 0
         for index, keys, shift, m, count in blocks:
-            reps = np.arange(count, dtype=np.int64)[:, None]
             by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
-            codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+            if last and not np.any(by):
+                codes.append(keys * span + (index + (count - 1) * m))
+            else:
+                reps = np.arange(count, dtype=np.int64)[:, None]
+                codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
+            held += codes[-1].size
+            if last and held > 1 << 22:
+                codes = [_last_touches(np.concatenate(codes), span)]
+                held = codes[0].size
         self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
         codes.clear()
-        self._touches.sort()
+        self._touches = _last_touches(self._touches, span) if last else np.sort(self._touches)
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
         return self._next_many(keys, np.full(keys.size, index, dtype=np.int64))
 
     def _next_many(self, keys: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Each key's next touch after its own step in ``index``."""
+        """Each key's next touch after its own step in ``index`` (under ``lru``: its last
+        touch if after, as only whether one comes matters there)."""
         if not self._touches.size:
             return np.full(keys.size, _NEVER, dtype=np.int64)
         codes = keys * self._span + index
@@ -475,7 +570,8 @@ class L1Residency:
         done = touched[done_mask]
         gone = [np.searchsorted(self.keys, done)]
         done_pe = np.bincount(done // self.total, minlength=n_pes)
-        # Evict outside the working set until each PE fits.
+        # Evict until each PE fits: outside the working set first; a working set larger
+        # than L1 loses its own elements too (in the same order: they were touched last).
         excess = self.count - done_pe - cap
         over = np.flatnonzero(excess > 0)
         if over.size:
@@ -485,7 +581,10 @@ class L1Residency:
             cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
                 int(lengths.sum())
             )
-            cand = cand[self.stamp[cand] != index]
+            if gone[0].size:
+                leaving = np.zeros(self.keys.size, dtype=bool)
+                leaving[gone[0]] = True
+                cand = cand[~leaving[cand]]
             prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
             cand_keys = self.keys[cand]
             cand_pe = cand_keys // self.total
@@ -495,21 +594,26 @@ class L1Residency:
                 # key), packed into one unique integer: a partition, not a sort.
                 code = prio * self.total + (cand_keys - cand_pe * self.total)
                 cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
-                    k = int(excess[cand_pe[a]]) if b > a else 0
-                    if k >= b - a:
-                        gone.append(cand[a:b])
+                for c0, c1 in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
+                    k = int(excess[cand_pe[c0]]) if c1 > c0 else 0
+                    if k >= c1 - c0:
+                        gone.append(cand[c0:c1])
                     elif k > 0:
-                        gone.append(cand[a + np.argpartition(code[a:b], k - 1)[:k]])
+                        gone.append(cand[c0 + np.argpartition(code[c0:c1], k - 1)[:k]])
             else:
-                order = cand[np.lexsort((cand_keys, prio, cand_pe))]
+                own = self.stamp[cand] == index
+                order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
                 groups = self.keys[order] // self.total
                 first = np.searchsorted(groups, groups, side="left")
                 rank = np.arange(order.size) - first
                 gone.append(order[rank < excess[groups]])
         if self.log is not None:
-            evicted = sum(g.size for g in gone[1:])
-            self.log.append((touched, wk.tensor, hit, done_mask, evicted))
+            # Evictions a bulk repetition cannot reproduce: outputs (they leave) under
+            # lru, any under optimal (:meth:`bulk_calm`).
+            victims = np.concatenate(gone[1:]) if len(gone) > 1 else gone[0][:0]
+            if self.eviction == "lru":
+                victims = victims[self.keys[victims] % self.total >= self.offsets[2]]
+            self.log.append((touched, wk.tensor, hit, done_mask, int(victims.size)))
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
@@ -549,3 +653,54 @@ class L1Residency:
             fits = bool(np.all(union[sizes > 0] <= cap))
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+
+
+def _refreshed(
+    pos: np.ndarray, first: np.ndarray, steps: np.ndarray, evictions: np.ndarray, need: int
+) -> np.ndarray:
+    """Which of the start state's elements at queue positions ``pos`` (increasing, first
+    touched at steps ``first``) are touched before eviction reaches them, the PE evicting
+    ``evictions[i]`` elements in all by step ``steps[i]`` (``need`` in all): element ``i``
+    goes as eviction ``pos_i - P_i + 1`` (``P_i``: such elements before it), at the first
+    step where the count reaches that, unless touched first; beyond ``need`` nothing
+    goes. ``R = F(R)`` has one solution (the first difference between two would decide
+    alike), found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+
+    def decide(passed: np.ndarray) -> np.ndarray:
+        rank = pos - passed
+        at = np.searchsorted(evictions, np.minimum(rank, need - 1) + 1)
+        when = steps[np.minimum(at, steps.size - 1)]
+        return np.asarray((rank >= need) | (first <= when), dtype=bool)
+
+    def before(r: np.ndarray) -> np.ndarray:
+        return np.asarray(np.cumsum(r) - r, dtype=np.int64)
+
+    low = decide(np.zeros(pos.size, dtype=np.int64))
+    for _ in range(32):
+        high = decide(before(low))
+        again = decide(before(high))
+        if np.array_equal(again, low):
+            if np.array_equal(high, low):
+                return low
+            break
+        low = again
+    out = np.zeros(pos.size, dtype=bool)
+    passed = 0
+    for i, (q, f) in enumerate(zip(pos.tolist(), first.tolist(), strict=True)):
+        rank = q - passed
+        if rank >= need:
+            out[i:] = True
+            break
+        if f <= int(steps[int(np.searchsorted(evictions, rank + 1))]):
+            out[i] = True
+            passed += 1
+    return out
+
+
+def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
+    """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
+    is sorted in place)."""
+    codes.sort()
+    keep = np.ones(codes.size, dtype=bool)
+    keep[:-1] = codes[1:] // span != codes[:-1] // span
+    return codes[keep]

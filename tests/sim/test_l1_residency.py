@@ -179,6 +179,39 @@ def test_optimal_eviction_keeps_the_inputs_reused_soonest() -> None:
     assert r.tensor("weight").l1_writes == 16
 
 
+# -- a step larger than L1 (OVER): 4 steps on 1 PE, step k touches inputs c = 0, 1, weights
+# (k, 0), (k, 1) and output k: 5 elements, 2 MACs.
+OVER = """Network o { Layer L { Type: CONV
+Dimensions { K: 4, C: 2, R: 1, S: 1, Y: 1, X: 1 }
+Dataflow { TemporalMap(1,1) K; TemporalMap(2,2) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;
+  TemporalMap(1,1) R; TemporalMap(1,1) S; } } }"""
+
+
+def test_a_step_larger_than_l1_streams_and_stalls() -> None:
+    # L1 = 3 < 5: every step overflows (4 in the table's column). After step k output k
+    # leaves (last touch) and 4 remain, 1 over: all were touched at k, so the lowest
+    # (tensor, element) goes, input c = 0. Step k + 1 misses input 0 again (input 1 hits):
+    # input fills 2 + 3 x 1 = 5 (L1 = 5 keeps both: 2). Weights are new every step: 8;
+    # each output leaves once: 4.
+    kw = {"num_pes": 1, "noc_bw_elems_per_cycle": 1, "noc_hop_latency_cycles": 1}
+    over = _run(OVER, l1_size_elems=3, **kw).layer
+    assert over.metric("l1_overflow_steps") == 4
+    assert over.tensor("input").l1_writes == 5
+    assert over.tensor("weight").l1_writes == 8
+    assert over.tensor("output").l2_writes == 4
+    # L1 = 5 holds a step but not two (W(k) u W(k+1) = 2 + 4 + 2 = 8 > 5): no double
+    # buffering there either, 21 cycles (simulator value). The overflowing run also has
+    # no double buffering and delivers 3 more elements, one per cycle on this bus, each
+    # before its step can compute: 21 + 3 = 24.
+    fits = _run(OVER, l1_size_elems=5, **kw).layer
+    assert fits.metric("l1_overflow_steps") == 0
+    assert fits.tensor("input").l1_writes == 2
+    assert fits.runtime_cycles == 21
+    assert over.runtime_cycles == 24
+    full = _run(OVER, l1_size_elems=3, fast=False, **kw)
+    assert stable(full.to_dict()) == stable(_run(OVER, l1_size_elems=3, **kw).to_dict())
+
+
 # -- properties
 
 
@@ -290,7 +323,9 @@ def _reference_lru(layer, mapping, hw) -> tuple[int, int, int]:
                 leaving.add(e)
                 del held[e]
             over = len(held) - hw.l1_size_elems
-            victims = sorted((s, e) for e, s in held.items() if s < i)[: max(0, over)]
+            # Least recently touched first, ties by (tensor, element); the step's own
+            # elements (touched last) go too when they alone exceed L1.
+            victims = sorted((s, e) for e, s in held.items())[: max(0, over)]
             for _, e in victims:
                 del held[e]
                 if e[0] == 2:
