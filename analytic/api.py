@@ -9,6 +9,7 @@ from spec.energy import energy_table
 from spec.hardware import Hardware
 from spec.layer import Layer
 from spec.mapping import Mapping
+from spec.names import Engine
 from spec.network import Network
 from spec.results import LayerResult, RunResult
 from spec.source import SpecError
@@ -28,8 +29,8 @@ __all__ = [
     "run_problem",
 ]
 
-ENGINE_DEFAULT = "analytic"
-ENGINE_COMPAT = "analytic-maestro"
+ENGINE_DEFAULT = Engine.ANALYTIC
+ENGINE_COMPAT = Engine.ANALYTIC_MAESTRO
 _NO_L1 = (0, 0, 0, 0, 0, 0)
 
 

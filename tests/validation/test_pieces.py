@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from spec.energy import energy_table
+from spec.names import Engine
 from spec.results import LayerResult, TensorCounts
 from spec.source import SpecError
 from tests.conftest import REPO
@@ -16,6 +17,7 @@ from validation import baseline, congestion, harness, paper
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.progress import ProgressBar
+from validation.runner import HotLink
 from validation.suite import expand
 
 
@@ -229,15 +231,13 @@ def test_contention_is_attributed_from_the_simulators_zero_load_clock() -> None:
         scenario="s", path="s.yaml", variant="", layer="L", layer_index=0, tags=()
     )
     case.results = {
-        "analytic": result("analytic", 100),
-        "sim-maestro": result("sim-maestro", 170),
-        "sim-realistic": result("sim-realistic", 180, (("runtime_noc_zero_load_cycles", 110),)),
+        Engine.ANALYTIC: result("analytic", 100),
+        Engine.SIM_MAESTRO: result("sim-maestro", 170),
+        Engine.SIM_REALISTIC: result(
+            "sim-realistic", 180, (("runtime_noc_zero_load_cycles", 110),)
+        ),
     }
-    case.noc = {
-        "sim-realistic": {
-            "hottest_links": [{"src": "L2", "dst": "r0,0", "utilization": 0.9}],
-        }
-    }
+    case.hottest_link = {Engine.SIM_REALISTIC: HotLink("L2", "r0,0", 0.9)}
     (contention,) = (a for a in harness._attribute(case, {}) if a.cause.startswith("contention"))
     assert (contention.delta, round(contention.share or 0, 3)) == (-70.0, 0.875)
     assert contention.cause.endswith("hottest link L2->r0,0 busy 90%")
