@@ -3,8 +3,11 @@ the accuracy guard that fails (exit 1, culprit named) when an error grows."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,69 @@ def test_bad_scenario_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_unknown_target_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", str(tmp_path / "nothing.yaml")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", (e) => {
+  const where = e.target && e.target.src ? " " + e.target.src : "";
+  window.__errors.push((e.message || "failed to load") + where);
+}, true);
+const realError = console.error;
+console.error = (...args) => { window.__errors.push(args.join(" ")); realError(...args); };
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({images: images.length, broken, errors: window.__errors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _headless(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_report_opens_in_a_browser_with_every_image(report: Path) -> None:
+    """report.html in headless Chromium: every image loads, the console stays free of
+    errors, every link leads to a written page; the screenshot is kept beside it."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    page = (report / "report.html").read_text()
+    probe = report / "report.probe.html"
+    probe.write_text(page.replace("<head>", "<head>" + _PROBE, 1))
+    shown = _headless(browser, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    found = re.search(r"<pre id=\"probe\">(.*?)</pre>", shown.stdout, re.S)
+    assert found is not None, shown.stderr[-2000:]
+    state = json.loads(html.unescape(found.group(1)))
+    assert state["broken"] == []
+    assert state["errors"] == []
+    assert state["images"] >= 3  # the heat map, the scatter plot, the hot spot's two
+    plain = _headless(
+        browser, "--enable-logging=stderr", "--v=0", "--dump-dom", (report / "report.html").as_uri()
+    )
+    assert ":CONSOLE" not in plain.stderr
+    shot = report / "report.png"
+    taken = _headless(
+        browser,
+        f"--screenshot={shot}",
+        "--window-size=1280,2400",
+        (report / "report.html").as_uri(),
+    )
+    assert shot.stat().st_size > 10_000, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for target in re.findall(r"href='([^']+)'", page):
+        assert (report / target).is_file(), target
