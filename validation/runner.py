@@ -57,6 +57,12 @@ __all__ = [
 ENGINES: tuple[Engine, ...] = tuple(Engine)
 """Every engine a validation run compares, in table order."""
 
+ANALYTIC_OPTIONS: dict[Engine, dict[str, Any]] = {
+    Engine.ANALYTIC_MAESTRO: {"maestro_compat": True},
+}
+"""The keyword arguments of :func:`analytic.analyze` that make each closed-form engine
+(none: the fixed model)."""
+
 
 class ProbeKind(StrEnum):
     """What a probe changes."""
@@ -246,11 +252,12 @@ def _analyze(job: Job) -> LayerResult:
 
     scenario = scenario_of(job.scenario)
     entry = scenario.network.layers[job.layer]
-    compat = job.engine is Engine.ANALYTIC_MAESTRO
+    options = ANALYTIC_OPTIONS.get(job.engine, {})
     probe = job.probe
     quirks = None
     if probe and probe.kind is ProbeKind.MAESTRO_BUG:
-        quirks = replace(COMPAT if compat else FIXED, **{probe.name: probe.value})
+        base = COMPAT if options.get("maestro_compat") else FIXED
+        quirks = replace(base, **{probe.name: probe.value})
     assumptions = analytic.Assumptions()
     if probe and probe.kind is ProbeKind.ASSUMPTION:
         assumptions = analytic.Assumptions(**{probe.name: probe.value})
@@ -258,11 +265,11 @@ def _analyze(job: Job) -> LayerResult:
         entry.layer,
         entry.require_mapping(),
         job_hardware(job),
-        maestro_compat=compat,
         network=scenario.network.name,
         layer_index=job.layer,
         quirks=quirks,
         assumptions=assumptions,
+        **options,
     )
 
 

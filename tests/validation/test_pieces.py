@@ -17,7 +17,7 @@ from validation import baseline, congestion, harness, paper
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.progress import ProgressBar
-from validation.runner import HotLink
+from validation.runner import HotLink, Probe, ProbeKind
 from validation.suite import expand
 
 
@@ -241,3 +241,24 @@ def test_contention_is_attributed_from_the_simulators_zero_load_clock() -> None:
     (contention,) = (a for a in harness._attribute(case, {}) if a.cause.startswith("contention"))
     assert (contention.delta, round(contention.share or 0, 3)) == (-70.0, 0.875)
     assert contention.cause.endswith("hottest link L2->r0,0 busy 90%")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reduces"),
+    [
+        # SpatialMap(1,1) K: each PE owns its own output channels.
+        ("scenarios/crosscheck/x01_ws_kspatial__pe4.yaml", False),
+        # SpatialMap(1,1) C: four PEs add partial sums of the same outputs.
+        ("scenarios/crosscheck/x05_spatial_reduction__pe4.yaml", True),
+        # GEMM with K (absent from the M x N output) spatial inside the cluster.
+        ("scenarios/default/gemm_small.yaml", True),
+    ],
+)
+def test_free_reduction_is_probed_only_where_pes_share_outputs(
+    scenario: str, reduces: bool
+) -> None:
+    case = harness.CaseResult(
+        scenario="s", path=str(REPO / scenario), variant="", layer="L", layer_index=0, tags=()
+    )
+    probe = Probe(ProbeKind.POLICY_SWITCH, "free_spatial_reduction", True)
+    assert harness._can_matter(case, probe) is reduces
