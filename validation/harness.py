@@ -244,11 +244,27 @@ def _reduces_spatially(case: CaseResult) -> bool:
     )
 
 
+def _outputs_finish_within_a_step(case: CaseResult) -> bool:
+    """Whether every output element is computed within one step: the maestro-policy
+    simulation, which writes partial sums back every step, wrote each output element
+    once and read none back. Then the realistic policy's partial sums leave at the same
+    steps (their tile never stays for a next step), so writing back every step changes
+    nothing."""
+    maestro = case.results.get(Engine.SIM_MAESTRO)
+    if maestro is None:
+        return False
+    entry = scenario_of(case.path).network.layers[case.layer_index]
+    output = maestro.tensor("output")
+    return output.l2_writes == entry.layer.tensor_elems("output") and output.l2_reads == 0
+
+
 def _can_matter(case: CaseResult, probe: Probe) -> bool:
     """Whether ``probe`` can change this case's result at all (otherwise it is not run:
     its share of the gap is zero)."""
     if probe.name == "free_spatial_reduction":
         return _reduces_spatially(case)
+    if probe.name == "psum_writeback_every_step":
+        return not _outputs_finish_within_a_step(case)
     if probe.kind is ProbeKind.ASSUMPTION:  # both act on cluster levels below the top
         entry = scenario_of(case.path).network.layers[case.layer_index]
         return bool(entry.require_mapping().cluster_sizes)
