@@ -16,7 +16,7 @@ from spec.names import Engine
 
 from . import paper
 from .congestion import CongestionFinding, congestion_findings
-from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
+from .harness import RESIDUAL_CAUSE, Attribution, CaseResult, ValidationRun, truth_label
 from .maccount import MacCheck, mac_check
 
 if TYPE_CHECKING:
@@ -64,14 +64,16 @@ class Headline:
 
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """One cause of the runtime gap between the closed form and the simulation, summed
-    over every case it appears in."""
+    """One cause of the runtime gap between the closed form and the simulation, by the
+    layers whose largest cause it is (:func:`largest_cause`)."""
 
     cause: str
     cases: int
-    abs_delta_cycles: float
+    """Layers whose largest cause it is."""
+    abs_gap_cycles: float
+    """The summed |runtime gap| of those layers."""
     share: float
-    """Its part of the summed |runtime gap| over the explained cases."""
+    """Their part of the summed |runtime gap| of every explained layer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,19 +181,22 @@ def _cause_family(cause: str) -> str:
 
 
 def _causes(cases: Sequence[CaseResult]) -> tuple[Cause, ...]:
+    """Causes ranked by the runtime error of the layers they are the largest cause of."""
     total = 0.0
     summed: dict[str, float] = defaultdict(float)
     counted: dict[str, int] = defaultdict(int)
     for case in cases:
-        runtime = [a for a in case.attributions if a.metric == "runtime_cycles"]
-        if not runtime:
+        if not any(a.metric == "runtime_cycles" for a in case.attributions):
             continue
-        model = case.results[Engine.ANALYTIC].runtime_cycles
-        truth = case.results[truth_label(case)].runtime_cycles
-        total += abs(model - truth)
-        for a in runtime:
-            family = _cause_family(a.cause)
-            summed[family] += abs(a.delta)
+        gap = float(
+            case.results[Engine.ANALYTIC].runtime_cycles
+            - case.results[truth_label(case)].runtime_cycles
+        )
+        best = _largest(case, gap)
+        total += abs(gap)
+        if best is not None:
+            family = _cause_family(best.cause)
+            summed[family] += abs(gap)
             counted[family] += 1
     if not total:
         return ()
@@ -199,7 +204,7 @@ def _causes(cases: Sequence[CaseResult]) -> tuple[Cause, ...]:
     return tuple(Cause(c, counted[c], summed[c], summed[c] / total) for c in ranked)
 
 
-def largest_cause(case: CaseResult, gap: float) -> str:
+def _largest(case: CaseResult, gap: float) -> Attribution | None:
     """The named cause with the largest runtime effect; the residual (analytic vs
     sim-maestro) only when no named cause covers at least half of the gap."""
     causes = sorted(
@@ -208,10 +213,14 @@ def largest_cause(case: CaseResult, gap: float) -> str:
     )
     named = [a for a in causes if a.cause != RESIDUAL_CAUSE]
     if named and gap and abs(named[0].delta) >= abs(gap) / 2:
-        best = named[0]
-    elif causes:
-        best = causes[0]
-    else:
+        return named[0]
+    return causes[0] if causes else None
+
+
+def largest_cause(case: CaseResult, gap: float) -> str:
+    """The largest cause of a layer's runtime gap, with its cycles and share, in words."""
+    best = _largest(case, gap)
+    if best is None:
         return "-"
     share = f" ({best.delta / gap:.0%} of the gap)" if gap else ""
     delta = f"{int(best.delta):,}" if float(best.delta).is_integer() else f"{best.delta:.4g}"

@@ -29,7 +29,7 @@ from .baseline import BaselineCheck
 from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, plot_congestion
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
-from .findings import Findings, HotSpot, PaperVerdicts
+from .findings import Cause, Findings, HotSpot, PaperVerdicts
 from .harness import CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck
 from .runner import ENGINES
@@ -436,19 +436,20 @@ def _headline_blocks(findings: Findings) -> list[Block]:
 def _cause_blocks(findings: Findings) -> list[Block]:
     if not findings.causes:
         return []
-    rows = tuple(
-        (c.cause, str(c.cases), fmt(c.abs_delta_cycles), f"{c.share:.0%}")
-        for c in findings.causes[:3]
-    )
     return [
         Heading("The three largest causes of the closed form's runtime error", 2),
         Paragraph(
-            "Each cause's runtime effect (|cycles|), summed over the layers it was measured"
-            " on, as a share of the summed |runtime gap| of every explained layer. Causes"
-            " overlap, so shares need not add up to 100%."
+            "Each explained layer's runtime gap (analytic - simulated) is put down to its"
+            " largest cause (as in the worst-layers table); a cause's share is the part of"
+            " the summed |gap| of every explained layer that it is the largest cause of."
         ),
-        Table(("cause", "layers", "summed |effect| (cycles)", "share"), rows, "lrrr"),
+        _cause_table(findings.causes[:3]),
     ]
+
+
+def _cause_table(causes: Sequence[Cause]) -> Table:
+    rows = tuple((c.cause, str(c.cases), fmt(c.abs_gap_cycles), f"{c.share:.0%}") for c in causes)
+    return Table(("largest cause", "layers", "their |gap| (cycles)", "share"), rows, "lrrr")
 
 
 def _worst_blocks(run: ValidationRun, findings: Findings) -> list[Block]:
@@ -566,13 +567,10 @@ def _details_page(run: ValidationRun, findings: Findings, out: Path) -> list[Blo
         table = _summary_table(run.rows, headline.comparison)
         if table is not None:
             blocks += [Heading(f"{headline.comparison}: {headline.meaning}", 2), table]
-    causes = tuple(
-        (c.cause, str(c.cases), fmt(c.abs_delta_cycles), f"{c.share:.0%}") for c in findings.causes
-    )
-    if causes:
+    if findings.causes:
         blocks += [
-            Heading("Every cause of the closed form's runtime error", 2),
-            Table(("cause", "layers", "summed |effect| (cycles)", "share"), causes, "lrrr"),
+            Heading("Every largest cause of the closed form's runtime error", 2),
+            _cause_table(findings.causes),
         ]
     blocks += _congestion_blocks(findings.congestion)
     blocks += _functional_blocks(run)
