@@ -337,11 +337,13 @@ def run_jobs(
     progress: Progress | None = None,
     dask: DaskTarget | None = None,
     cache: ResultCache | None = None,
+    expected_cost: Callable[[Job], float] | None = None,
 ) -> tuple[dict[Job, Outcome], dict[Job, float]]:
     """Run every job (in ``processes`` worker processes when more than one, or on
     ``dask``), each distinct content once and none that ``cache`` holds; returns the
-    outcomes and the wall seconds of each run (timings are for humans, never for result
-    files)."""
+    outcomes and the wall seconds of each run (timings are for humans and for
+    scheduling, never for result files). Runs start in decreasing ``expected_cost``, so
+    that the longest do not come last and leave workers idle."""
     keyed = {job: content_key(job) for job in sorted(set(jobs), key=lambda j: j.sort_key)}
     shared: dict[str, Outcome] = {}
     todo: dict[str, Job] = {}
@@ -355,6 +357,8 @@ def run_jobs(
             todo[key] = job
     seconds: dict[Job, float] = {}
     runs = list(todo.values())
+    if expected_cost is not None:
+        runs.sort(key=lambda j: (-expected_cost(j), j.sort_key))
     for i, (job, outcome, wall) in enumerate(_execute(runs, processes, progress, dask), 1):
         key = keyed[job]
         shared[key], seconds[job] = outcome, wall
