@@ -13,7 +13,13 @@ MAESTRO-compatible) and the simulator under each requested policy, then
   it re-runs the closed form with unbounded off-chip bandwidth and with each of its own
   timing assumptions (:data:`MODEL_ASSUMPTIONS`) switched off. What remains between
   ``sim-maestro`` and ``analytic`` is the closed form's own approximation of its
-  assumptions (edge tiles, reuse it misses).
+  assumptions (edge tiles, reuse it misses). A re-run is made only where its change can
+  alter the result (:func:`_can_matter`);
+* draws every finding (:mod:`validation.findings`), the hot spot's detailed simulation
+  being one more job of the second round.
+
+Everything runs as :class:`~validation.runner.Job` records through one job pool, in two
+rounds: the engines, then the re-runs their differences call for.
 """
 
 from __future__ import annotations
