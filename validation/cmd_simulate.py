@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_hardware_arguments(parser)
     add_layer_argument(parser)
     parser.add_argument(
-        "--policy", choices=tuple(PolicyName), type=PolicyName, default=PolicyName.REALISTIC
+        "--policy", choices=[p.value for p in PolicyName], default=PolicyName.REALISTIC.value
     )
     parser.add_argument("--json", metavar="OUT.json", help="write the result schema here")
     parser.add_argument(
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             hint="choose it with --layer NAME",
         )
     options = SimOptions(
-        policy=POLICIES[args.policy],
+        policy=POLICIES[PolicyName(args.policy)],
         fast_forward=not args.no_fast_forward,
         l1_eviction=args.l1_eviction,
     )
