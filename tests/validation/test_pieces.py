@@ -13,7 +13,7 @@ from spec.names import Engine
 from spec.results import LayerResult, TensorCounts
 from spec.source import SpecError
 from tests.conftest import REPO
-from validation import baseline, congestion, harness, paper
+from validation import baseline, congestion, harness, paper, runner
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.progress import ProgressBar
@@ -262,3 +262,38 @@ def test_free_reduction_is_probed_only_where_pes_share_outputs(
     )
     probe = Probe(ProbeKind.POLICY_SWITCH, "free_spatial_reduction", True)
     assert harness._can_matter(case, probe) is reduces
+
+
+def test_identical_layers_share_one_run_under_their_own_names(tmp_path: Path) -> None:
+    """Two layers that differ only in name have one content key, and the outcome run
+    for one, relabelled, is exactly the outcome run for the other (every engine)."""
+    layer = """  - name: {name}
+    type: CONV
+    dims: {{K: 4, C: 2, R: 2, S: 2, Y: 5, X: 5}}
+    dataflow: |
+      SpatialMap(1,1) C;
+      TemporalMap(1,1) K;
+      TemporalMap(2,1) Y;
+      TemporalMap(2,1) X;
+      TemporalMap(2,2) R;
+      TemporalMap(2,2) S;
+"""
+    path = tmp_path / "twins.yaml"
+    path.write_text(
+        "name: twins\nlayers:\n"
+        + layer.format(name="A")
+        + layer.format(name="B")
+        + "hardware: {num_pes: 2, noc_bw_elems_per_cycle: 2}\n"
+    )
+    runner.forget_scenarios()
+    for engine in runner.ENGINES:
+        a, b = (runner.Job(str(path), 0, i, engine) for i in (0, 1))
+        assert runner.content_key(a) == runner.content_key(b)
+        shared = runner._relabel(runner.run_job(a), b)
+        assert shared == runner.run_job(b)
+        assert isinstance(shared, runner.RunOutcome)
+        assert (shared.result.layer, shared.result.layer_index) == ("B", 1)
+    probe = runner.Probe(runner.ProbeKind.UNBOUNDED_NOC)
+    assert runner.content_key(runner.Job(str(path), 0, 0, Engine.SIM_MAESTRO, probe)) != (
+        runner.content_key(runner.Job(str(path), 0, 0, Engine.SIM_MAESTRO))
+    )
