@@ -9,6 +9,7 @@ from spec.energy import energy_table
 from spec.hardware import Hardware
 from spec.layer import Layer
 from spec.mapping import Mapping
+from spec.names import Engine
 from spec.network import Network
 from spec.results import LayerResult, RunResult
 from spec.source import SpecError
@@ -31,9 +32,9 @@ __all__ = [
     "run_problem",
 ]
 
-ENGINE_DEFAULT = "analytic"
-ENGINE_COMPAT = "analytic-maestro"
-ENGINE_REFINED = "analytic-refined"
+ENGINE_DEFAULT = Engine.ANALYTIC
+ENGINE_COMPAT = Engine.ANALYTIC_MAESTRO
+ENGINE_REFINED = Engine.ANALYTIC_REFINED
 MODELS: tuple[str, ...] = ("fixed", "refined", "maestro")
 """The analytic models: ``fixed`` (MAESTRO's closed form, its bugs fixed; the default),
 ``refined`` (the fixed form with each measured MAESTRO assumption replaced by what the

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from spec.names import PolicyName
+
 __all__ = ["MAESTRO", "POLICIES", "REALISTIC", "Policy", "SimOptions"]
 
 
@@ -47,7 +49,7 @@ class Policy:
 
 
 MAESTRO = Policy(
-    name="maestro",
+    name=PolicyName.MAESTRO,
     l1_keeps_reusable_data=False,
     psum_writeback_every_step=True,
     free_spatial_reduction=True,
@@ -57,7 +59,7 @@ step, spatial reduction is free, ingress of the next step overlaps compute, ever
 comes from L2."""
 
 REALISTIC = Policy(
-    name="realistic",
+    name=PolicyName.REALISTIC,
     l1_keeps_reusable_data=True,
     psum_writeback_every_step=False,
     free_spatial_reduction=False,
@@ -66,7 +68,7 @@ REALISTIC = Policy(
 """The default: reuse what fits, accumulate partial sums in L1, pay for reductions,
 forward between neighbours where links allow."""
 
-POLICIES: dict[str, Policy] = {p.name: p for p in (MAESTRO, REALISTIC)}
+POLICIES: dict[PolicyName, Policy] = {PolicyName(p.name): p for p in (MAESTRO, REALISTIC)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,12 +47,12 @@ from .layer import LayerType, make_layer
 from .lexer import read_source, tokenize
 from .loader import load_network
 from .maestro import parse_dataflow_tokens, parse_hw_file
+from .names import PolicyName
 from .network import MappedLayer, Network
 from .source import SourceSpan, SpecError
 
-__all__ = ["POLICIES", "Scenario", "load_scenario"]
+__all__ = ["Scenario", "load_scenario"]
 
-POLICIES: tuple[str, ...] = ("maestro", "realistic")
 _HW_FIELDS = {f.name: f for f in fields(Hardware) if f.name != "source"}
 
 
@@ -65,7 +65,7 @@ class Scenario:
     description: str
     network: Network
     hardware: Hardware
-    policies: tuple[str, ...] = POLICIES
+    policies: tuple[PolicyName, ...] = tuple(PolicyName)
     functional: bool = False
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     reference: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
@@ -262,7 +262,7 @@ def load_scenario(path: str | Path) -> Scenario:
         hardware = network.hardware
     else:
         raise doc.error(root, "a scenario needs a 'hardware' block")
-    policies, functional = POLICIES, False
+    policies, functional = tuple(PolicyName), False
     if "simulator" in top:
         policies, functional = _load_simulator(doc, top["simulator"][1])
     sweep = _load_sweep(doc, top["sweep"][1], hardware) if "sweep" in top else ()
@@ -399,18 +399,18 @@ def _hardware_value(doc: _Doc, key: str, node: yaml.Node) -> Any:
     return doc.integer(node, key, minimum)
 
 
-def _load_simulator(doc: _Doc, node: yaml.Node) -> tuple[tuple[str, ...], bool]:
+def _load_simulator(doc: _Doc, node: yaml.Node) -> tuple[tuple[PolicyName, ...], bool]:
     block = doc.mapping(node, "simulator", ("policies", "functional"))
-    policies = POLICIES
+    policies = tuple(PolicyName)
     if "policies" in block:
         chosen = []
         for item in doc.sequence(block["policies"][1], "policies"):
             policy = doc.scalar(item, "a policy")
-            if policy not in POLICIES:
+            if policy not in tuple(PolicyName):
                 raise doc.error(
-                    item, f"unknown policy '{policy}'", hint="one of " + ", ".join(POLICIES)
+                    item, f"unknown policy '{policy}'", hint="one of " + ", ".join(PolicyName)
                 )
-            chosen.append(policy)
+            chosen.append(PolicyName(policy))
         policies = tuple(chosen)
     functional = (
         doc.boolean(block["functional"][1], "functional") if "functional" in block else False

@@ -49,6 +49,7 @@ from .layer import Layer
 from .lexer import tokenize
 from .maestro import parse_dataflow_tokens
 from .mapping import Mapping
+from .names import PolicyName
 from .network import MappedLayer, Network
 from .scenario import (
     _Doc,
@@ -211,7 +212,7 @@ class SweepSpace:
     template: str | None
     constraints: tuple[Constraint, ...]
     chunk_designs: int
-    simulate_policy: str
+    simulate_policy: PolicyName
     fingerprint: str
     template_span: SourceSpan | None = field(default=None, compare=False)
 
@@ -358,17 +359,18 @@ def load_space(path: str | Path) -> SweepSpace:
     chunk = (
         doc.integer(top["chunk_designs"][1], "chunk_designs") if "chunk_designs" in top else 1 << 19
     )
-    policy = "realistic"
+    policy = PolicyName.REALISTIC
     if "simulate" in top:
         block = doc.mapping(top["simulate"][1], "simulate", ("policy",))
         if "policy" in block:
-            policy = doc.scalar(block["policy"][1], "policy")
-            if policy not in ("maestro", "realistic"):
+            name = doc.scalar(block["policy"][1], "policy")
+            if name not in tuple(PolicyName):
                 raise doc.error(
                     block["policy"][1],
-                    f"unknown policy '{policy}'",
-                    hint="one of maestro, realistic",
+                    f"unknown policy '{name}'",
+                    hint="one of " + ", ".join(PolicyName),
                 )
+            policy = PolicyName(name)
     description = doc.scalar(top["description"][1], "description") if "description" in top else ""
     digest = hashlib.sha256(f"sweep-format-1\n{text}".encode())
     digest.update(maestro_text(network).encode())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,10 +13,12 @@ from spec.fileio import atomic_write_bytes, atomic_write_json
 from spec.fused import is_fused_file
 from spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
 from spec.loader import load_network, resolve_hardware
+from spec.names import Engine, PolicyName
 from spec.source import SpecError
 
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
 from .cmd_systolic import add_systolic_arguments, run_systolic
+from .progress import ProgressBar
 from .simview import draw_simulation, noc_summary
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_hardware_arguments(parser)
     add_layer_argument(parser)
-    parser.add_argument("--policy", choices=("maestro", "realistic"), default="realistic")
+    parser.add_argument(
+        "--policy", choices=[p.value for p in PolicyName], default=PolicyName.REALISTIC.value
+    )
     parser.add_argument("--json", metavar="OUT.json", help="write the result schema here")
     parser.add_argument(
         "--no-fast-forward",
@@ -100,28 +103,6 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
         raise SpecError.at(None, f"{path}: not a readable .npz file ({exc})") from None
 
 
-class _Progress:
-    """A hand-written progress bar on stderr, shown once a layer runs for 2 s."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.monotonic()
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if time.monotonic() - self.started < 2.0 or total <= 0:
-            return
-        width = 30
-        filled = int(width * done / total)
-        bar = "#" * filled + "-" * (width - filled)
-        print(f"\r{self.label} [{bar}] {100 * done // total:3d}%", end="", file=sys.stderr)
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            print(file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Simulate the selected layers; 0 on success, 2 on bad input."""
     if is_fused_file(args.mapping):
@@ -153,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             hint="choose it with --layer NAME",
         )
     options = SimOptions(
-        policy=POLICIES[args.policy],
+        policy=POLICIES[PolicyName(args.policy)],
         fast_forward=not args.no_fast_forward,
         l1_eviction=args.l1_eviction,
     )
@@ -168,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = None
     for index, entry in enumerate(network.layers):
         mapping = entry.require_mapping()
-        bar = _Progress(entry.name)
+        bar = ProgressBar(entry.name)
         result = simulate(
             entry.layer,
             mapping,
@@ -200,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         from spec.results import RunResult
 
         payload = RunResult(
-            engine=f"sim-{args.policy}",
+            engine=Engine.sim(args.policy),
             network=network.name,
             source=args.mapping,
             hardware=hardware_dict(hardware),

@@ -44,6 +44,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every engine again instead of reusing cached results",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where results are cached (default $XDG_CACHE_HOME/metronome/results,"
+        " ~/.cache/metronome/results when unset)",
+    )
     add_dask_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -76,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from spec.fused import is_fused_file
 
     from . import baseline
+    from .cache import ResultCache, default_cache_dir
     from .harness import run_validation
     from .progress import ProgressBar
     from .report import write_report
@@ -99,9 +111,14 @@ def run(args: argparse.Namespace) -> int:
         code = run_systolic_manifests(systolic, Path(args.report))
         if not paths:
             return code
+    cache = None
+    if not args.no_cache:
+        cache = ResultCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     bar = ProgressBar("validate")
     try:
-        result = run_validation(paths, processes=max(1, args.jobs), progress=bar, dask=dask)
+        result = run_validation(
+            paths, processes=max(1, args.jobs), progress=bar, dask=dask, cache=cache
+        )
     finally:
         bar.close()
     check = None
@@ -110,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     summary = write_report(result, Path(args.report), check)
     for line in summary:
         print(line)
+    if cache is not None:
+        print(f"cache {cache.root}: {cache.hits} reused, {cache.misses} run")
     print(f"report: {Path(args.report) / 'report.md'} ({time.monotonic() - started:.0f} s)")
     if args.update_baseline:
         target = Path(args.baseline) if args.baseline else DEFAULT_BASELINE

@@ -9,16 +9,25 @@ have the network to itself.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spec.names import Engine
+
 from . import plots
 
 if TYPE_CHECKING:
-    from .harness import ValidationRun
+    from .harness import CaseResult
 
-__all__ = ["DEPARTURE", "CongestionFinding", "congestion_findings", "saturation"]
+__all__ = [
+    "DEPARTURE",
+    "CongestionFinding",
+    "congestion_findings",
+    "plot_congestion",
+    "saturation",
+]
 
 DEPARTURE = 1.05
 """Simulated / analytic runtime above which a topology has departed from the roofline."""
@@ -45,21 +54,25 @@ class CongestionFinding:
     more than 5% (the network is then bound by message count and latency, not width)."""
     roofline_saturates_at_bw: int = 0
     """The same for the analytic curve."""
+    analytic_cycles: tuple[float, ...] = ()
+    """The closed form's runtime at each bandwidth."""
+    simulated_cycles: tuple[float, ...] = ()
+    """The simulated runtime at each bandwidth."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
 
 
-def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding]:
-    """Findings for every swept layer, one per topology, with one plot per layer."""
+def congestion_findings(cases: Sequence[CaseResult]) -> list[CongestionFinding]:
+    """Findings for every swept layer, one per topology (one plot per layer)."""
     curves: dict[tuple[str, str], dict[str, dict[int, tuple[float, float]]]] = defaultdict(
         lambda: defaultdict(dict)
     )
     queueing: dict[tuple[str, str, str, int], float | None] = {}
-    for case in run.cases:
+    for case in cases:
         bw = case.settings.get("noc_bw_elems_per_cycle")
-        model, truth = case.results.get("analytic"), case.results.get("sim-maestro")
+        model, truth = case.results.get(Engine.ANALYTIC), case.results.get(Engine.SIM_MAESTRO)
         if bw is None or model is None or truth is None:
             continue
         topology = str(case.settings.get("topology", "bus"))
@@ -76,9 +89,6 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
     findings = []
     for (scenario, layer), by_topology in sorted(curves.items()):
         plot_name = f"congestion_{scenario}_{layer}.png".replace("/", "_")
-        analytic_curve: dict[int, float] = {}
-        simulated: dict[str, list[float]] = {}
-        bandwidths: tuple[int, ...] = ()
         for topology, points in sorted(by_topology.items()):
             bandwidths = tuple(sorted(points))
             ratios = tuple(points[b][1] / points[b][0] if points[b][0] else 1.0 for b in bandwidths)
@@ -106,19 +116,36 @@ def congestion_findings(run: ValidationRun, out: Path) -> list[CongestionFinding
                     roofline_saturates_at_bw=saturation(
                         bandwidths, [points[b][0] for b in bandwidths]
                     ),
+                    analytic_cycles=tuple(points[b][0] for b in bandwidths),
+                    simulated_cycles=tuple(points[b][1] for b in bandwidths),
                 )
             )
-            analytic_curve.update({b: points[b][0] for b in bandwidths})
-            simulated[topology] = [points[b][1] for b in bandwidths]
-        if len(bandwidths) > 1:
-            plots.congestion_curves(
-                bandwidths,
-                [analytic_curve[b] for b in bandwidths],
-                simulated,
-                f"{scenario} / {layer}: runtime vs NoC bandwidth",
-                out / plot_name,
-            )
     return findings
+
+
+def plot_congestion(findings: Sequence[CongestionFinding], out: Path) -> list[str]:
+    """One runtime-vs-bandwidth picture per swept layer (every topology on it); returns
+    the file names drawn."""
+    by_plot: dict[str, list[CongestionFinding]] = defaultdict(list)
+    for f in findings:
+        by_plot[f.plot].append(f)
+    drawn = []
+    for name, group in by_plot.items():
+        analytic_curve: dict[int, float] = {}
+        for f in group:
+            analytic_curve.update(zip(f.bandwidths, f.analytic_cycles, strict=True))
+        bandwidths = group[-1].bandwidths
+        if len(bandwidths) <= 1:
+            continue
+        plots.congestion_curves(
+            bandwidths,
+            [analytic_curve[b] for b in bandwidths],
+            {f.topology: list(f.simulated_cycles) for f in group},
+            f"{group[0].scenario} / {group[0].layer}: runtime vs NoC bandwidth",
+            out / name,
+        )
+        drawn.append(name)
+    return drawn
 
 
 def saturation(bandwidths: tuple[int, ...], runtimes: list[float]) -> int:

@@ -1,15 +1,32 @@
 """A tiny document model rendered to Markdown and to HTML with the same content.
 
 The report is built once as a list of blocks; :func:`to_markdown` and :func:`to_html`
-render it, so the two files can never disagree.
+render it, so the two files can never disagree. Text may link to another page of the
+report as ``[text](page)``, ``page`` without extension: each rendering links to its own
+format (``page.md`` or ``page.html``).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 __all__ = ["Block", "Heading", "Image", "Items", "Paragraph", "Table", "to_html", "to_markdown"]
+
+
+_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])+)\]\(([^)\s]+)\)")
+"""``[label](page)``; the label may hold one level of brackets (``s[bw=4]/L``)."""
+
+
+def _links(text: str, extension: str, to_anchor: bool) -> str:
+    """Give page links the format's extension (as Markdown, or as HTML anchors)."""
+
+    def one(match: re.Match[str]) -> str:
+        label, target = match.group(1), match.group(2) + extension
+        return f"<a href='{target}'>{label}</a>" if to_anchor else f"[{label}]({target})"
+
+    return _LINK.sub(one, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +72,7 @@ Block = Heading | Paragraph | Items | Table | Image
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _links(text, ".md", False).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -65,9 +82,9 @@ def to_markdown(blocks: list[Block]) -> str:
         if isinstance(block, Heading):
             out.append("#" * block.level + " " + block.text)
         elif isinstance(block, Paragraph):
-            out.append(block.text)
+            out.append(_links(block.text, ".md", False))
         elif isinstance(block, Items):
-            out.append("\n".join(f"- {item}" for item in block.items))
+            out.append("\n".join(f"- {_links(item, '.md', False)}" for item in block.items))
         elif isinstance(block, Table):
             align = block.align or "l" * len(block.header)
             out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
@@ -86,7 +103,8 @@ def _inline(text: str) -> str:
     parts = escaped.split("**")
     escaped = "".join(p if i % 2 == 0 else f"<b>{p}</b>" for i, p in enumerate(parts))
     parts = escaped.split("`")
-    return "".join(p if i % 2 == 0 else f"<code>{p}</code>" for i, p in enumerate(parts))
+    escaped = "".join(p if i % 2 == 0 else f"<code>{p}</code>" for i, p in enumerate(parts))
+    return _links(escaped, ".html", True)
 
 
 _STYLE = """

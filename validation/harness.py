@@ -13,22 +13,47 @@ MAESTRO-compatible) and the simulator under each requested policy, then
   it re-runs the closed form with unbounded off-chip bandwidth and with each of its own
   timing assumptions (:data:`MODEL_ASSUMPTIONS`) switched off. What remains between
   ``sim-maestro`` and ``analytic`` is the closed form's own approximation of its
-  assumptions (edge tiles, reuse it misses).
+  assumptions (edge tiles, reuse it misses). A re-run is made only where its change can
+  alter the result (:func:`_can_matter`);
+* draws every finding (:mod:`validation.findings`), the hot spot's detailed simulation
+  being one more job of the second round.
+
+Everything runs as :class:`~validation.runner.Job` records through one job pool, in two
+rounds: the engines, then the re-runs their differences call for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from spec.names import Engine
 from spec.results import LayerResult
 from spec.scenario import Scenario
 from spec.source import Diagnostic, SpecError
 
 from .compare import MetricRow, compare_layer, compare_values
 from .dask_exec import DaskTarget
-from .runner import Job, Progress, run_jobs, scenario_of
+from .functional import FunctionalCheck
+from .runner import (
+    ENGINES,
+    HotLink,
+    Job,
+    Outcome,
+    Output,
+    Probe,
+    ProbeKind,
+    Progress,
+    RunOutcome,
+    forget_scenarios,
+    run_jobs,
+    scenario_of,
+)
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
+    from .findings import Findings
 
 __all__ = [
     "ASSUMPTIONS",
@@ -101,14 +126,13 @@ class CaseResult:
     layer_index: int
     tags: tuple[str, ...]
     settings: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, LayerResult] = field(default_factory=dict)
-    per_pe: dict[str, Any] = field(default_factory=dict)
-    noc: dict[str, Any] = field(default_factory=dict)
+    results: dict[Engine, LayerResult] = field(default_factory=dict)
+    hottest_link: dict[Engine, HotLink] = field(default_factory=dict)
     variant_index: int = 0
     reference: dict[str, float] = field(default_factory=dict)
     attributions: list[Attribution] = field(default_factory=list)
     maestro_bugs: list[Attribution] = field(default_factory=list)
-    functional: dict[str, Any] | None = None
+    functional: FunctionalCheck | None = None
 
     @property
     def name(self) -> str:
@@ -116,40 +140,46 @@ class CaseResult:
         variant = f"[{self.variant}]" if self.variant else ""
         return f"{self.scenario}{variant}/{self.layer}"
 
+    def job(
+        self, engine: Engine, probe: Probe | None = None, output: Output = Output.RESULT
+    ) -> Job:
+        """The job running ``engine`` (changed by ``probe``) on this case."""
+        return Job(self.path, self.variant_index, self.layer_index, engine, probe, output)
+
 
 @dataclass(slots=True)
 class ValidationRun:
-    """The outcome of ``metronome validate``."""
+    """The outcome of ``metronome validate``: every case and every finding; the report
+    only renders it."""
 
     scenarios: list[Scenario]
     cases: list[CaseResult]
     rows: list[MetricRow]
     seconds: dict[str, float]
     warnings: list[Diagnostic]
+    findings: Findings | None = None
 
 
 def _base_jobs(scenario: Scenario) -> list[Job]:
     jobs = []
     for v in range(len(scenario.variants())):
         for i in range(len(scenario.network.layers)):
-            jobs.append(Job(scenario.path, v, i, "analytic"))
-            jobs.append(Job(scenario.path, v, i, "analytic-maestro"))
-            jobs.append(Job(scenario.path, v, i, "analytic-refined"))
-            jobs.extend(Job(scenario.path, v, i, f"sim-{p}") for p in scenario.policies)
+            jobs += [Job(scenario.path, v, i, e) for e in ENGINES if e.is_analytic]
+            jobs += [Job(scenario.path, v, i, Engine.sim(p)) for p in scenario.policies]
             if scenario.functional and v == 0:
-                jobs.append(Job(scenario.path, v, i, "sim-functional"))
+                jobs.append(Job(scenario.path, v, i, Engine.SIM_REALISTIC, None, Output.FUNCTIONAL))
     return jobs
 
 
-def truth_label(case: CaseResult) -> str:
+def truth_label(case: CaseResult) -> Engine:
     """The simulation the closed form is explained against: the realistic one, or the
     maestro-policy one in scenarios that run only that (the congestion sweeps)."""
-    return "sim-realistic" if "sim-realistic" in case.results else "sim-maestro"
+    return Engine.SIM_REALISTIC if Engine.SIM_REALISTIC in case.results else Engine.SIM_MAESTRO
 
 
 def _needs_explaining(case: CaseResult) -> bool:
-    model, truth = case.results.get("analytic"), case.results.get(truth_label(case))
-    if model is None or truth is None or "sim-maestro" not in case.results:
+    model, truth = case.results.get(Engine.ANALYTIC), case.results.get(truth_label(case))
+    if model is None or truth is None or Engine.SIM_MAESTRO not in case.results:
         return False
     rows = compare_layer(case.scenario, case.variant, "x", model, truth)
     return any(
@@ -159,10 +189,11 @@ def _needs_explaining(case: CaseResult) -> bool:
     )
 
 
-def _bug_jobs(case: CaseResult, variant: int) -> list[Job]:
-    """One fixed-model run per MAESTRO bug, that bug alone switched back on, for layers
-    where MAESTRO's numbers differ from the fixed model's."""
-    fixed, compat = case.results.get("analytic"), case.results.get("analytic-maestro")
+def _bug_probes(case: CaseResult) -> list[Job]:
+    """One fixed-model run per MAESTRO bug, that bug alone switched back on, and one
+    MAESTRO-compatible run per bug, that bug alone fixed, for layers where MAESTRO's
+    numbers differ from the fixed model's."""
+    fixed, compat = case.results.get(Engine.ANALYTIC), case.results.get(Engine.ANALYTIC_MAESTRO)
     if fixed is None or compat is None:
         return []
     a, b = fixed.flat(), compat.flat()
@@ -170,25 +201,21 @@ def _bug_jobs(case: CaseResult, variant: int) -> list[Job]:
         return []
     from analytic.deviations import DEVIATIONS
 
-    alone = [
-        Job(case.path, variant, case.layer_index, "analytic", ((d.flag, True),)) for d in DEVIATIONS
-    ]
-    removed = [
-        Job(case.path, variant, case.layer_index, "analytic-maestro", ((d.flag, False),))
+    return [
+        case.job(engine, Probe(ProbeKind.MAESTRO_BUG, d.flag, engine is Engine.ANALYTIC))
+        for engine in (Engine.ANALYTIC, Engine.ANALYTIC_MAESTRO)
         for d in DEVIATIONS
     ]
-    return alone + removed
 
 
-def _bug_attributions(
-    case: CaseResult, alone: dict[str, LayerResult], removed: dict[str, LayerResult]
-) -> list[Attribution]:
+def _bug_attributions(case: CaseResult, extra: dict[Job, LayerResult]) -> list[Attribution]:
     """How much of MAESTRO's difference from the fixed model each of its bugs makes: the
     fixed model with that bug alone switched on, or, for a bug that matters only together
     with others, MAESTRO with that bug alone fixed."""
     from analytic.deviations import DEVIATIONS
 
-    fixed, compat = case.results["analytic"].flat(), case.results["analytic-maestro"].flat()
+    fixed = case.results[Engine.ANALYTIC].flat()
+    compat = case.results[Engine.ANALYTIC_MAESTRO].flat()
     out = []
     for metric in EXPLAINED_METRICS:
         gap = float(compat.get(metric, 0)) - float(fixed.get(metric, 0))
@@ -196,7 +223,10 @@ def _bug_attributions(
             continue
         for d in DEVIATIONS:
             cause = f"MAESTRO bug {d.ident}: {d.title}" + _where(case, d.ident)
-            on, off = alone.get(d.flag), removed.get(d.flag)
+            on = extra.get(case.job(Engine.ANALYTIC, Probe(ProbeKind.MAESTRO_BUG, d.flag, True)))
+            off = extra.get(
+                case.job(Engine.ANALYTIC_MAESTRO, Probe(ProbeKind.MAESTRO_BUG, d.flag, False))
+            )
             delta = float(on.flat()[metric]) - float(fixed[metric]) if on else 0.0
             if not delta and off is not None:
                 delta = float(compat[metric]) - float(off.flat()[metric])
@@ -206,25 +236,56 @@ def _bug_attributions(
     return out
 
 
-def _explain_jobs(case: CaseResult, variant: int) -> list[Job]:
+def _reduces_spatially(case: CaseResult) -> bool:
+    """Whether two PEs can hold partial sums of one output element at once: some spatial
+    map splits a dimension the output lacks (a reduction or an input sliding dimension)
+    or hands neighbouring units overlapping tiles. Only then can free spatial reduction
+    change anything."""
+    entry = scenario_of(case.path).network.layers[case.layer_index]
+    out_dims = set(entry.layer.tensor("output").dims)
+    return any(
+        d.spatial and (d.dim not in out_dims or d.offset < d.size)
+        for level in entry.require_mapping().level_directives()
+        for d in level
+    )
+
+
+def _outputs_finish_within_a_step(case: CaseResult) -> bool:
+    """Whether every output element is computed within one step: the maestro-policy
+    simulation, which writes partial sums back every step, wrote each output element
+    once and read none back. Then the realistic policy's partial sums leave at the same
+    steps (their tile never stays for a next step), so writing back every step changes
+    nothing."""
+    maestro = case.results.get(Engine.SIM_MAESTRO)
+    if maestro is None:
+        return False
+    entry = scenario_of(case.path).network.layers[case.layer_index]
+    output = maestro.tensor("output")
+    return output.l2_writes == entry.layer.tensor_elems("output") and output.l2_reads == 0
+
+
+def _can_matter(case: CaseResult, probe: Probe) -> bool:
+    """Whether ``probe`` can change this case's result at all (otherwise it is not run:
+    its share of the gap is zero)."""
+    if probe.name == "free_spatial_reduction":
+        return _reduces_spatially(case)
+    if probe.name == "psum_writeback_every_step":
+        return not _outputs_finish_within_a_step(case)
+    if probe.kind is ProbeKind.ASSUMPTION:  # both act on cluster levels below the top
+        entry = scenario_of(case.path).network.layers[case.layer_index]
+        return bool(entry.require_mapping().cluster_sizes)
+    return True
+
+
+def _explain_probes(case: CaseResult) -> list[Job]:
     jobs = []
-    if "sim-realistic" in case.results:
-        jobs += [
-            Job(case.path, variant, case.layer_index, "sim-realistic", ((switch, value),))
-            for switch, _, value in ASSUMPTIONS
-        ]
-        jobs.append(Job(case.path, variant, case.layer_index, "sim-realistic", (), True))
-    jobs.append(Job(case.path, variant, case.layer_index, "analytic", (), False, True))
-    for assumption, _ in MODEL_ASSUMPTIONS:
-        jobs.append(
-            Job(
-                case.path,
-                variant,
-                case.layer_index,
-                "analytic",
-                assumptions=((assumption, False),),
-            )
-        )
+    if Engine.SIM_REALISTIC in case.results:
+        probes = [Probe(ProbeKind.POLICY_SWITCH, switch, value) for switch, _, value in ASSUMPTIONS]
+        probes.append(Probe(ProbeKind.UNBOUNDED_NOC))
+        jobs += [case.job(Engine.SIM_REALISTIC, p) for p in probes if _can_matter(case, p)]
+    probes = [Probe(ProbeKind.UNBOUNDED_OFFCHIP)]
+    probes += [Probe(ProbeKind.ASSUMPTION, name, False) for name, _ in MODEL_ASSUMPTIONS]
+    jobs += [case.job(Engine.ANALYTIC, p) for p in probes if _can_matter(case, p)]
     return jobs
 
 
@@ -242,27 +303,42 @@ def _contention_cause(case: CaseResult) -> str:
         "contention: transfers queueing for busy links (the closed form's NoC is zero-load,"
         " one delay per step whatever the number of messages)"
     )
-    hot = case.noc.get(truth_label(case), {}).get("hottest_links") or []
+    hot = case.hottest_link.get(truth_label(case))
     if hot:
-        top = hot[0]
-        words += f"; hottest link {top['src']}->{top['dst']} busy {top['utilization']:.0%}"
+        words += f"; hottest link {hot.src}->{hot.dst} busy {hot.utilization:.0%}"
     return words
 
 
-def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribution]:
-    model = case.results["analytic"].flat()
+def _attribute(case: CaseResult, extra: dict[Job, LayerResult]) -> list[Attribution]:
+    model = case.results[Engine.ANALYTIC].flat()
     real = case.results[truth_label(case)].flat()
-    maestro = case.results["sim-maestro"].flat()
+    maestro = case.results[Engine.SIM_MAESTRO].flat()
     out = []
-    causes = [(f"{words} ({switch})", extra.get(switch)) for switch, words, _ in ASSUMPTIONS]
+    causes = [
+        (
+            f"{words} ({switch})",
+            extra.get(
+                case.job(Engine.SIM_REALISTIC, Probe(ProbeKind.POLICY_SWITCH, switch, value))
+            ),
+        )
+        for switch, words, value in ASSUMPTIONS
+    ]
     causes.append(
-        ("finite NoC bandwidth and contention (zero-load / unbounded NoC)", extra.get("noc"))
+        (
+            "finite NoC bandwidth and contention (zero-load / unbounded NoC)",
+            extra.get(case.job(Engine.SIM_REALISTIC, Probe(ProbeKind.UNBOUNDED_NOC))),
+        )
     )
-    offchip = extra.get("offchip")
+    offchip = extra.get(case.job(Engine.ANALYTIC, Probe(ProbeKind.UNBOUNDED_OFFCHIP)))
     model_side = [
-        (words + _where(case, assumption), extra.get(assumption))
+        (words + _where(case, assumption), result)
         for assumption, words in MODEL_ASSUMPTIONS
-        if extra.get(assumption) is not None
+        if (
+            result := extra.get(
+                case.job(Engine.ANALYTIC, Probe(ProbeKind.ASSUMPTION, assumption, False))
+            )
+        )
+        is not None
     ]
     for metric in EXPLAINED_METRICS:
         if metric not in model or metric not in real:
@@ -294,30 +370,24 @@ def _attribute(case: CaseResult, extra: dict[str, LayerResult]) -> list[Attribut
             if delta:
                 out.append(Attribution(metric, _contention_cause(case), delta, delta / gap))
         for cause, result in model_side:
-            assert result is not None
             delta = float(model[metric]) - float(result.flat()[metric])
             if delta:
                 out.append(Attribution(metric, cause, delta, delta / gap))
         own = float(model[metric]) - float(maestro[metric])
         if own:
-            out.append(
-                Attribution(
-                    metric,
-                    RESIDUAL_CAUSE,
-                    own,
-                    own / gap,
-                )
-            )
+            out.append(Attribution(metric, RESIDUAL_CAUSE, own, own / gap))
     return out
 
 
-def run_validation(
-    paths: list[Path],
-    processes: int = 2,
-    progress: Progress | None = None,
-    dask: DaskTarget | None = None,
-) -> ValidationRun:
-    """Load, run, compare and explain every scenario in ``paths``."""
+def _macs(job: Job) -> float:
+    """A first guess of a job's cost: the layer's MACs for the simulator (the closed
+    form takes no time to speak of)."""
+    if job.engine.is_analytic:
+        return 0.0
+    return float(scenario_of(job.scenario).network.layers[job.layer].layer.macs)
+
+
+def _load(paths: list[Path]) -> list[Scenario]:
     scenarios: list[Scenario] = []
     problems: list[Diagnostic] = []
     for path in paths:
@@ -332,12 +402,13 @@ def run_validation(
             entry.require_mapping()
             for _, hw in scenario.variants():
                 entry.require_mapping().units_per_level(hw.num_pes)
+    return scenarios
+
+
+def _cases(scenarios: list[Scenario], outcomes: dict[Job, Outcome]) -> dict[CaseKey, CaseResult]:
     by_path = {s.path: s for s in scenarios}
-    payloads, seconds = run_jobs(
-        [j for s in scenarios for j in _base_jobs(s)], processes, progress, dask
-    )
-    cases: dict[tuple[str, int, int], CaseResult] = {}
-    for job, payload in payloads.items():
+    cases: dict[CaseKey, CaseResult] = {}
+    for job, outcome in outcomes.items():
         scenario = by_path[job.scenario]
         key = (job.scenario, job.variant, job.layer)
         case = cases.get(key)
@@ -354,60 +425,70 @@ def run_validation(
                 variant_index=job.variant,
                 reference=_reference(scenario, entry.name),
             )
-        if "functional" in payload:
-            case.functional = payload["functional"]
+        if isinstance(outcome, FunctionalCheck):
+            case.functional = outcome
             continue
-        case.results[job.label] = LayerResult.from_dict(payload["result"])
-        if "per_pe" in payload:
-            case.per_pe[job.label] = payload["per_pe"]
-            case.noc[job.label] = payload["noc"]
-    explain = [
-        j
-        for key, c in sorted(cases.items())
-        if _needs_explaining(c)
-        for j in _explain_jobs(c, key[1])
-    ]
-    explain += [j for key, c in sorted(cases.items()) for j in _bug_jobs(c, key[1])]
-    more, more_seconds = run_jobs(explain, processes, progress, dask) if explain else ({}, {})
-    seconds.update(more_seconds)
-    extra: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
-    bugs: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
-    fixes: dict[tuple[str, int, int], dict[str, LayerResult]] = {}
-    for job, payload in more.items():
-        target = extra
-        if job.engine == "analytic" and job.switches:
-            target = bugs
-        elif job.engine == "analytic-maestro":
-            target = fixes
-        if job.unbounded_noc:
-            name = "noc"
-        elif job.unbounded_offchip:
-            name = "offchip"
-        elif job.assumptions:
-            name = job.assumptions[0][0]
-        else:
-            name = job.switches[0][0]
-        target.setdefault((job.scenario, job.variant, job.layer), {})[name] = LayerResult.from_dict(
-            payload["result"]
-        )
+        assert isinstance(outcome, RunOutcome)
+        case.results[job.engine] = outcome.result
+        if outcome.hottest_link is not None:
+            case.hottest_link[job.engine] = outcome.hottest_link
+    return cases
+
+
+CaseKey = tuple[str, int, int]
+
+
+def run_validation(
+    paths: list[Path],
+    processes: int = 2,
+    progress: Progress | None = None,
+    dask: DaskTarget | None = None,
+    cache: ResultCache | None = None,
+) -> ValidationRun:
+    """Load, run, compare and explain every scenario in ``paths`` and draw every
+    finding from the results (two rounds of jobs: the engines, then the re-runs that
+    explain their differences and the hot spot's detailed simulation)."""
+    from .findings import find, hot_spot_case
+
+    forget_scenarios()
+    scenarios = _load(paths)
+    base = [j for s in scenarios for j in _base_jobs(s)]
+    outcomes, seconds = run_jobs(base, processes, progress, dask, cache, _macs)
+    cases = _cases(scenarios, outcomes)
     position = {str(p): i for i, p in enumerate(paths)}
     keys = sorted(cases, key=lambda k: (position.get(k[0], len(paths)), k[1], k[2]))
+    ordered = [cases[k] for k in keys]
+    second = [j for c in ordered if _needs_explaining(c) for j in _explain_probes(c)]
+    second += [j for c in ordered for j in _bug_probes(c)]
+    hot = hot_spot_case(ordered)
+    if hot is not None:
+        second.append(hot[0].job(hot[1], None, Output.PICTURES))
+
+    def measured(job: Job) -> float:
+        """The re-run of a simulation takes about as long as the simulation did."""
+        return seconds.get(replace(job, probe=None, output=Output.RESULT), 0.0)
+
+    more, more_seconds = run_jobs(second, processes, progress, dask, cache, measured)
+    seconds.update(more_seconds)
+    extra = {j: o.result for j, o in more.items() if isinstance(o, RunOutcome)}
     rows: list[MetricRow] = []
-    for key in keys:
-        case = cases[key]
-        if key in extra:
-            case.attributions = _attribute(case, extra[key])
-        if key in bugs:
-            case.maestro_bugs = _bug_attributions(case, bugs[key], fixes.get(key, {}))
+    for case in ordered:
+        if _needs_explaining(case):
+            case.attributions = _attribute(case, extra)
+        if _bug_probes(case):
+            case.maestro_bugs = _bug_attributions(case, extra)
         rows.extend(_rows(case))
     warnings = [w for s in scenarios for e in s.network.layers for w in e.warnings]
-    return ValidationRun(
+    run = ValidationRun(
         scenarios=scenarios,
-        cases=[cases[k] for k in keys],
+        cases=ordered,
         rows=rows,
-        seconds={j.label + f" {Path(j.scenario).stem}/{j.layer}": s for j, s in seconds.items()},
+        seconds={f"{j.label} {Path(j.scenario).stem}/{j.layer}": s for j, s in seconds.items()},
         warnings=warnings,
     )
+    pictures = more.get(hot[0].job(hot[1], None, Output.PICTURES)) if hot else None
+    run.findings = find(run, None if hot is None else (hot[0], hot[1], pictures))
+    return run
 
 
 def _settings(scenario: Scenario, variant: int) -> dict[str, Any]:
@@ -425,17 +506,17 @@ def _reference(scenario: Scenario, layer: str) -> dict[str, float]:
 
 def _rows(case: CaseResult) -> list[MetricRow]:
     rows: list[MetricRow] = []
-    for engine in ("analytic", "analytic-refined", "analytic-maestro"):
-        model = case.results.get(engine)
-        for policy in ("maestro", "realistic"):
-            truth = case.results.get(f"sim-{policy}")
+    for analytic_engine in (Engine.ANALYTIC, Engine.ANALYTIC_REFINED, Engine.ANALYTIC_MAESTRO):
+        model = case.results.get(analytic_engine)
+        for engine in (Engine.SIM_MAESTRO, Engine.SIM_REALISTIC):
+            truth = case.results.get(engine)
             if model is not None and truth is not None:
                 rows.extend(
                     compare_layer(
-                        case.scenario, case.variant, f"{engine}~sim-{policy}", model, truth
+                        case.scenario, case.variant, f"{analytic_engine}~{engine}", model, truth
                     )
                 )
-    compat = case.results.get("analytic-maestro")
+    compat = case.results.get(Engine.ANALYTIC_MAESTRO)
     if compat is not None and case.reference:
         rows.extend(
             compare_values(

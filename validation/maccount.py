@@ -9,15 +9,18 @@ behind it. Layers whose mapping computes points twice or never are left out: the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from spec.names import Engine
+
 if TYPE_CHECKING:
-    from .harness import CaseResult, ValidationRun
+    from .harness import CaseResult
 
 __all__ = ["MacCheck", "MacCount", "mac_check"]
 
-MODELS: tuple[str, ...] = ("analytic-maestro", "analytic")
+MODELS: tuple[Engine, ...] = (Engine.ANALYTIC_MAESTRO, Engine.ANALYTIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,7 @@ class MacCheck:
 
 
 def _executed(case: CaseResult) -> int | None:
-    for label in ("sim-maestro", "sim-realistic"):
+    for label in (Engine.SIM_MAESTRO, Engine.SIM_REALISTIC):
         result = case.results.get(label)
         if result is None:
             continue
@@ -66,13 +69,13 @@ def _executed(case: CaseResult) -> int | None:
     return None
 
 
-def mac_check(run: ValidationRun) -> MacCheck | None:
+def mac_check(cases: Sequence[CaseResult]) -> MacCheck | None:
     """The verdict, or None when no layer was simulated."""
     exact = 0
     wrong = dict.fromkeys(MODELS, 0)
     found: list[MacCount] = []
     seen: set[tuple[str, str]] = set()
-    for case in run.cases:
+    for case in cases:
         executed = _executed(case)
         # Sweep variants repeat the same layer and mapping: count it once.
         if executed is None or (case.path, case.layer) in seen:

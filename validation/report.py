@@ -1,14 +1,18 @@
 """Rendering a validation run: report.md / report.html, results.json, results.csv, PNGs.
 
-The first screen answers the three questions users run Metronome for: how accurate is
-the closed form here, where does the network congest beyond the roofline, and did a
-change make the model less accurate.
+The report renders what the harness found (:mod:`validation.findings`); it computes
+nothing. Its first page answers the questions users run Metronome for: how accurate is
+each closed form, what the largest causes of its error are, which layers are worst,
+where the network congests, and whether a change made the model less accurate.
+Everything else is one click away: ``details`` (every metric, every finding in full)
+and one page per scenario under ``scenarios/`` (every layer).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,21 +20,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from spec.energy import energy_table
 from spec.fileio import atomic_write_json, atomic_write_text
+from spec.names import Engine
 from spec.results import SCHEMA_VERSION
 
 from . import paper, plots
 from .baseline import BaselineCheck
 from .compare import COMPARED_METRICS, MetricRow
-from .congestion import CongestionFinding, congestion_findings
+from .congestion import CongestionFinding, plot_congestion
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
-from .harness import RESIDUAL_CAUSE, CaseResult, ValidationRun, truth_label
-from .maccount import MODELS, MacCheck, mac_check
+from .findings import Cause, Findings, HotSpot, PaperVerdicts
+from .harness import CaseResult, ValidationRun, truth_label
+from .maccount import MODELS, MacCheck
 from .model_plots import refined_scatter_blocks
 from .rank import rank_blocks
 from .refined_residuals import refined_residual_blocks
-from .runner import Job, job_hardware, simulate_job
+from .runner import ENGINES
 from .simview import draw_simulation, noc_summary
 
 __all__ = ["write_report"]
@@ -98,57 +103,8 @@ def _summary_table(rows: list[MetricRow], comparison: str) -> Table | None:
     )
 
 
-def _largest_cause(case: CaseResult, gap: float) -> str:
-    """The named cause with the largest runtime effect; the residual (analytic vs
-    sim-maestro) only when no named cause covers at least half of the gap."""
-    causes = sorted(
-        (a for a in case.attributions if a.metric == "runtime_cycles"),
-        key=lambda a: (-abs(a.delta), a.cause),
-    )
-    named = [a for a in causes if a.cause != RESIDUAL_CAUSE]
-    if named and gap and abs(named[0].delta) >= abs(gap) / 2:
-        best = named[0]
-    elif causes:
-        best = causes[0]
-    else:
-        return "-"
-    share = f" ({best.delta / gap:.0%} of the gap)" if gap else ""
-    return f"{best.cause}: {fmt(best.delta)} cycles{share}"
-
-
-def _worst_cases(run: ValidationRun, n: int = 8) -> Table | None:
-    scored = []
-    for case in run.cases:
-        model, truth = case.results.get("analytic"), case.results.get("sim-realistic")
-        if model is None or truth is None or truth.runtime_cycles == 0:
-            continue
-        error = (model.runtime_cycles - truth.runtime_cycles) / truth.runtime_cycles
-        why = _largest_cause(case, model.runtime_cycles - truth.runtime_cycles)
-        scored.append((abs(error), case, error, why))
-    scored.sort(key=lambda t: (-t[0], t[1].name))
-    if not scored:
-        return None
-    rows = tuple(
-        (
-            case.name,
-            fmt(case.results["analytic"].runtime_cycles),
-            fmt(case.results["sim-realistic"].runtime_cycles),
-            pct(err),
-            why,
-        )
-        for _, case, err, why in scored[:n]
-    )
-    return Table(
-        ("layer", "analytic cycles", "simulated cycles", "error", "largest cause"), rows, "lrrrl"
-    )
-
-
 def _case_blocks(case: CaseResult) -> list[Block]:
-    engines = [
-        e
-        for e in ("analytic", "analytic-maestro", "sim-maestro", "sim-realistic")
-        if e in case.results
-    ]
+    engines = [e for e in ENGINES if e in case.results]
     flats = {e: case.results[e].flat() for e in engines}
     header = ("metric", *engines, *(["MAESTRO"] if case.reference else []), "analytic vs realistic")
     rows = []
@@ -157,7 +113,8 @@ def _case_blocks(case: CaseResult) -> list[Block]:
             continue
         values = [fmt(flats[e].get(metric)) for e in engines]
         ref = [fmt(case.reference.get(metric))] if case.reference else []
-        a, s = flats.get("analytic", {}).get(metric), flats.get("sim-realistic", {}).get(metric)
+        a = flats.get(Engine.ANALYTIC, {}).get(metric)
+        s = flats.get(Engine.SIM_REALISTIC, {}).get(metric)
         err = (
             pct((a - s) / abs(s))
             if a is not None and s not in (None, 0)
@@ -201,131 +158,6 @@ def _case_blocks(case: CaseResult) -> list[Block]:
     if notes:
         blocks.append(Items(tuple(f"note: {n}" for n in notes)))
     return blocks
-
-
-def _paper_blocks(run: ValidationRun, out: Path) -> list[Block]:
-    blocks: list[Block] = []
-    for tag, title in (
-        ("paper", "full-size VGG16 CONV1 and CONV11"),
-        (
-            "paper-small",
-            "VGG16 CONV1 and CONV11 shrunk for speed (the findings are about full-size layers)",
-        ),
-    ):
-        blocks += _paper_section(run, out, tag, title)
-    return blocks
-
-
-def _paper_section(run: ValidationRun, out: Path, tag: str, title: str) -> list[Block]:
-    cases = [c for c in run.cases if tag in c.tags]
-    flows = {c.scenario.split("_", 1)[1] for c in cases}
-    if not set(paper.DATAFLOWS) <= flows:
-        return []
-    table = energy_table("maestro")
-    blocks: list[Block] = [
-        Heading(f"Seed paper findings (section 4): {title}", 2),
-        Paragraph(
-            "Under the paper's conditions (docs/paper.md): Fig. 6 figures of a steady step,"
-            " Fig. 7 with vector L1 reads; 'whole layer' is the verdict on whole-layer"
-            " figures with scalar reads; 'hinges on' names the conditions whose removal"
-            f" alone flips the verdict. Paper units: {paper.WORD_BITS}-bit words,"
-            f" {paper.CLOCK_GHZ:g} GHz."
-        ),
-    ]
-    for engine in paper.ENGINES:
-        results: dict[str, dict[str, Any]] = defaultdict(dict)
-        for c in cases:
-            if engine in c.results:
-                results[c.scenario.split("_", 1)[1]][c.layer] = c.results[engine]
-        try:
-            findings = paper.evaluate(results, table)
-        except KeyError:
-            continue
-        hinges = paper.attribute(results, table)
-        rows = tuple(
-            (
-                f.claim,
-                "holds" if r.holds else "does not hold",
-                "holds" if hinges[f.key][0] else "does not hold",
-                ", ".join(hinges[f.key][2]) or "-",
-                r.evidence,
-            )
-            for f, r in findings
-        )
-        held = sum(1 for _, r in findings if r.holds)
-        blocks.append(Paragraph(f"As measured by **{engine}**: {held} of {len(findings)} hold."))
-        blocks.append(Table(("finding", "verdict", "whole layer", "hinges on", "numbers"), rows))
-        values = {
-            flow: {layer: _paper_values(results[flow][layer], table) for layer in paper.LAYERS}
-            for flow in paper.DATAFLOWS
-        }
-        fig6, fig7 = out / f"{tag}_fig6_{engine}.png", out / f"{tag}_fig7_{engine}.png"
-        plots.paper_figures(
-            [paper.LABELS[f] for f in paper.DATAFLOWS],
-            list(paper.LAYERS),
-            {paper.LABELS[f]: v for f, v in values.items()},
-            f"{engine} ({tag})",
-            fig6,
-            fig7,
-            {
-                "bw": (paper.gbps(1.0), f"Gbps ({paper.WORD_BITS}-bit, {paper.CLOCK_GHZ:g} GHz)"),
-                "l1": (paper.kilobytes(1.0), f"KB ({paper.WORD_BITS}-bit words)"),
-            },
-        )
-        blocks.append(Image(fig6.name, f"Fig. 6 of the seed paper, measured by {engine} ({tag})"))
-        blocks.append(Image(fig7.name, f"Fig. 7 of the seed paper, measured by {engine} ({tag})"))
-    return blocks
-
-
-def _paper_values(result: Any, table: Any) -> dict[str, float]:
-    parts = paper.energy_breakdown(result, table)
-    return {
-        "bw": paper.noc_bandwidth(result),
-        "l1": paper.l1_all_pes(result),
-        "throughput": paper.throughput(result),
-        "mac": parts["mac"],
-        "l1_energy": parts["l1"],
-        "l2_energy": parts["l2"],
-    }
-
-
-def _hot_spot(
-    run: ValidationRun, congestion: Sequence[CongestionFinding], out: Path
-) -> list[Block]:
-    """The network picture of the most congested case: the worst slowdown of a sweep,
-    else the layer whose busiest link is busiest."""
-    chosen: tuple[CaseResult, str] | None = None
-    if congestion:
-        worst = max(congestion, key=lambda f: (f.worst_ratio, f.scenario, f.layer))
-        for case in run.cases:
-            if (
-                (case.scenario, case.layer) == (worst.scenario, worst.layer)
-                and str(case.settings.get("topology", "bus")) == worst.topology
-                and case.settings.get("noc_bw_elems_per_cycle") == worst.worst_bw
-            ):
-                chosen = (case, "sim-maestro")
-    if chosen is None:
-        busiest = [
-            (float(c.results[e].flat().get("noc_max_link_utilization", 0)), c.name, c, e)
-            for c in run.cases
-            for e in ("sim-realistic", "sim-maestro")
-            if e in c.results
-        ]
-        if busiest:
-            _, _, case, engine = max(busiest, key=lambda t: (t[0], t[1]))
-            chosen = (case, engine)
-    if chosen is None:
-        return []
-    case, engine = chosen
-    job = Job(case.path, case.variant_index, case.layer_index, engine)
-    result = simulate_job(job)
-    pictures = draw_simulation(out, "hot_spot", case.name, result, job_hardware(job))
-    return [
-        Heading("The hot spot", 2),
-        Paragraph(f"{case.name} ({engine}): {noc_summary(result)}."),
-        Image(pictures[0].name, f"Link utilisation of {case.name} ({engine})"),
-        Image(pictures[1].name, f"PE utilisation and NoC occupancy over time, {case.name}"),
-    ]
 
 
 def _departure(f: CongestionFinding) -> str:
@@ -388,9 +220,10 @@ def _functional_blocks(run: ValidationRun) -> list[Block]:
         return []
     rows = []
     for c in checked:
-        f = c.functional or {}
-        verdict = "equal" if f.get("ok") else f"{f.get('mismatched_elems')} differ"
-        rows.append((c.name, fmt(f.get("output_elems")), verdict, fmt(f.get("max_abs_diff"))))
+        f = c.functional
+        assert f is not None
+        verdict = "equal" if f.ok else f"{f.mismatched_elems} differ"
+        rows.append((c.name, fmt(f.output_elems), verdict, fmt(f.max_abs_diff)))
     return [
         Heading("Functional check", 2),
         Paragraph(
@@ -481,10 +314,10 @@ def _plots(run: ValidationRun, out: Path) -> list[Block]:
         )
     points = []
     for case in run.cases:
-        for policy in ("realistic", "maestro"):
-            a, s = case.results.get("analytic"), case.results.get(f"sim-{policy}")
+        for engine in (Engine.SIM_REALISTIC, Engine.SIM_MAESTRO):
+            a, s = case.results.get(Engine.ANALYTIC), case.results.get(engine)
             if a and s and a.runtime_cycles > 0 and s.runtime_cycles > 0:
-                points.append((float(s.runtime_cycles), float(a.runtime_cycles), f"sim-{policy}"))
+                points.append((float(s.runtime_cycles), float(a.runtime_cycles), engine.value))
     if points:
         plots.runtime_scatter(
             points, "analytic vs simulated runtime, every layer", out / "runtime_scatter.png"
@@ -500,10 +333,7 @@ def _plots(run: ValidationRun, out: Path) -> list[Block]:
 
 
 def _results_json(
-    run: ValidationRun,
-    congestion: Sequence[CongestionFinding],
-    check: BaselineCheck | None,
-    macs: MacCheck | None,
+    run: ValidationRun, findings: Findings, check: BaselineCheck | None
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -525,15 +355,15 @@ def _results_json(
                 "layer_index": c.layer_index,
                 "results": {k: v.to_dict() for k, v in sorted(c.results.items())},
                 "reference": c.reference,
-                "functional": c.functional,
+                "functional": None if c.functional is None else c.functional.to_dict(),
                 "attributions": [asdict(a) for a in c.attributions],
                 "maestro_bugs": [asdict(a) for a in c.maestro_bugs],
             }
             for c in run.cases
         ],
         "rows": [r.to_dict() for r in run.rows],
-        "congestion": [f.to_dict() for f in congestion],
-        "mac_counts": None if macs is None else macs.to_dict(),
+        "congestion": [f.to_dict() for f in findings.congestion],
+        "mac_counts": None if findings.macs is None else findings.macs.to_dict(),
         "baseline": None
         if check is None
         else {
@@ -580,71 +410,281 @@ def _results_csv(rows: list[MetricRow]) -> str:
     return buffer.getvalue()
 
 
-def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = None) -> list[str]:
-    """Write every report file into ``out``; returns the summary lines for the terminal."""
-    out.mkdir(parents=True, exist_ok=True)
-    congestion = congestion_findings(run, out)
-    cases = len(run.cases)
-    engine_runs = sum(len(c.results) for c in run.cases)
-    blocks: list[Block] = [
-        Heading("Metronome validation report", 1),
-        Paragraph(
-            f"{len(run.scenarios)} scenario(s), {cases} layer case(s), {engine_runs} engine runs"
-            " (analytic model fixed and MAESTRO-compatible; simulator under the maestro and"
-            " realistic policies). Relative error = (analytic - truth) / |truth|."
+def _page(name: str) -> str:
+    """A file-name-safe page name for a scenario."""
+    return "scenarios/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _headline_blocks(findings: Findings) -> list[Block]:
+    if not findings.headlines:
+        return []
+    rows = tuple(
+        (
+            f"`{h.comparison}`",
+            h.meaning,
+            str(h.cases),
+            str(h.exact),
+            "n/a" if h.median_abs_error is None else f"{h.median_abs_error:.2%}",
+            pct(h.worst_error),
+            h.worst_case,
+        )
+        for h in findings.headlines
+    )
+    return [
+        Heading("Runtime error per model", 2),
+        Table(
+            ("comparison", "meaning", "layers", "exact", "median abs error", "worst", "worst case"),
+            rows,
+            "llrrrrl",
         ),
     ]
-    summary: list[str] = [
-        f"{len(run.scenarios)} scenarios, {cases} layer cases, {engine_runs} engine runs"
+
+
+def _cause_blocks(findings: Findings) -> list[Block]:
+    if not findings.causes:
+        return []
+    return [
+        Heading("The three largest causes of the closed form's runtime error", 2),
+        Paragraph(
+            "Each explained layer's runtime gap (analytic - simulated) is put down to its"
+            " largest cause (as in the worst-layers table); a cause's share is the part of"
+            " the summed |gap| of every explained layer that it is the largest cause of."
+        ),
+        _cause_table(findings.causes[:3]),
+    ]
+
+
+def _cause_table(causes: Sequence[Cause]) -> Table:
+    rows = tuple((c.cause, str(c.cases), fmt(c.abs_gap_cycles), f"{c.share:.0%}") for c in causes)
+    return Table(("largest cause", "layers", "their |gap| (cycles)", "share"), rows, "lrrr")
+
+
+def _worst_blocks(run: ValidationRun, findings: Findings) -> list[Block]:
+    if not findings.worst:
+        return []
+    pages = {c.name: _page(c.scenario) for c in run.cases}
+    rows = tuple(
+        (
+            f"[{w.case}]({pages[w.case]})",
+            fmt(w.analytic_cycles),
+            fmt(w.simulated_cycles),
+            pct(w.error),
+            w.largest_cause,
+        )
+        for w in findings.worst
+    )
+    return [
+        Heading("Worst layers (runtime, analytic vs realistic)", 2),
+        Table(
+            ("layer", "analytic cycles", "simulated cycles", "error", "largest cause"),
+            rows,
+            "lrrrl",
+        ),
+    ]
+
+
+def _paper_blocks(sections: Sequence[PaperVerdicts], out: Path) -> list[Block]:
+    blocks: list[Block] = []
+    for tag in dict.fromkeys(s.tag for s in sections):
+        chosen = [s for s in sections if s.tag == tag]
+        blocks.append(Heading(f"Seed paper findings (section 4): {chosen[0].title}", 2))
+        blocks.append(
+            Paragraph(
+                "Under the paper's conditions (docs/paper.md): Fig. 6 figures of a steady step,"
+                " Fig. 7 with vector L1 reads; 'whole layer' is the verdict on whole-layer"
+                " figures with scalar reads; 'hinges on' names the conditions whose removal"
+                f" alone flips the verdict. Paper units: {paper.WORD_BITS}-bit words,"
+                f" {paper.CLOCK_GHZ:g} GHz."
+            )
+        )
+        for s in chosen:
+            held = sum(1 for v in s.verdicts if v[1])
+            blocks.append(
+                Paragraph(f"As measured by **{s.engine}**: {held} of {len(s.verdicts)} hold.")
+            )
+            rows = tuple(
+                (
+                    claim,
+                    "holds" if holds else "does not hold",
+                    "holds" if whole else "does not hold",
+                    ", ".join(hinges) or "-",
+                    evidence,
+                )
+                for claim, holds, whole, hinges, evidence in s.verdicts
+            )
+            blocks.append(
+                Table(("finding", "verdict", "whole layer", "hinges on", "numbers"), rows)
+            )
+            fig6, fig7 = out / f"{tag}_fig6_{s.engine}.png", out / f"{tag}_fig7_{s.engine}.png"
+            plots.paper_figures(
+                list(s.values),
+                list(paper.LAYERS),
+                s.values,
+                f"{s.engine} ({tag})",
+                fig6,
+                fig7,
+                {
+                    "bw": (
+                        paper.gbps(1.0),
+                        f"Gbps ({paper.WORD_BITS}-bit, {paper.CLOCK_GHZ:g} GHz)",
+                    ),
+                    "l1": (paper.kilobytes(1.0), f"KB ({paper.WORD_BITS}-bit words)"),
+                },
+            )
+            blocks.append(
+                Image(fig6.name, f"Fig. 6 of the seed paper, measured by {s.engine} ({tag})")
+            )
+            blocks.append(
+                Image(fig7.name, f"Fig. 7 of the seed paper, measured by {s.engine} ({tag})")
+            )
+    return blocks
+
+
+def _paper_summary(sections: Sequence[PaperVerdicts]) -> list[str]:
+    return [
+        f"seed paper findings ({s.tag}) as measured by {s.engine}:"
+        f" {sum(1 for v in s.verdicts if v[1])} of {len(s.verdicts)} hold"
+        for s in sections
+    ]
+
+
+def _hot_spot_blocks(spot: HotSpot | None, out: Path) -> list[Block]:
+    if spot is None:
+        return []
+    pictures = draw_simulation(out, "hot_spot", spot.case, spot.result, spot.hardware)
+    return [
+        Heading("The hot spot", 2),
+        Paragraph(f"{spot.case} ({spot.engine}): {noc_summary(spot.result)}."),
+        Image(pictures[0].name, f"Link utilisation of {spot.case} ({spot.engine})"),
+        Image(pictures[1].name, f"PE utilisation and NoC occupancy over time, {spot.case}"),
+    ]
+
+
+def _congestion_lines(findings: Sequence[CongestionFinding]) -> list[str]:
+    return [
+        f"congestion: {f.scenario}/{f.layer} on {f.topology} {_departure(f)},"
+        f" worst {f.worst_ratio:.2f}x; stops improving at {fmt(f.sim_saturates_at_bw)}"
+        f" elems/cycle (roofline {fmt(f.roofline_saturates_at_bw)})"
+        for f in findings
+    ]
+
+
+def _functional_line(run: ValidationRun) -> str | None:
+    checked = [c.functional for c in run.cases if c.functional is not None]
+    if not checked:
+        return None
+    wrong = sum(1 for f in checked if not f.ok)
+    verdict = "all equal to numpy's" if not wrong else f"{wrong} differ from numpy's"
+    return f"functional check: {len(checked)} layer(s) carried real values, {verdict}"
+
+
+def _scenario_pages(run: ValidationRun) -> dict[str, list[Block]]:
+    pages: dict[str, list[Block]] = {}
+    for scenario in run.scenarios:
+        cases = [c for c in run.cases if c.path == scenario.path]
+        blocks: list[Block] = [
+            Heading(f"Scenario {scenario.name}", 1),
+            Paragraph(f"[back to the report](../report) · `{scenario.path}`"),
+        ]
+        if scenario.description:
+            blocks.append(Paragraph(scenario.description.strip()))
+        for case in cases:
+            blocks += _case_blocks(case)
+        pages[_page(scenario.name)] = blocks
+    return pages
+
+
+def _details_page(run: ValidationRun, findings: Findings, out: Path) -> list[Block]:
+    blocks: list[Block] = [
+        Heading("Metronome validation report: details", 1),
+        Paragraph("[back to the report](report)"),
     ]
     for comparison, meaning in COMPARISONS:
         table = _summary_table(run.rows, comparison)
-        if table is None:
-            continue
-        blocks += [Heading(f"{comparison}: {meaning}", 2), table]
-        runtime = next((row for row in table.rows if row[0] == "runtime_cycles"), None)
-        if runtime:
-            summary.append(
-                f"{comparison}: runtime exact {runtime[1]}, median |error| {runtime[2]},"
-                f" worst {runtime[3]} ({runtime[4]})"
-            )
-    worst = _worst_cases(run)
-    if worst:
-        blocks += [Heading("Worst layers (runtime, analytic vs realistic)", 2), worst]
+        if table is not None:
+            blocks += [Heading(f"{comparison}: {meaning}", 2), table]
     blocks += rank_blocks(run.cases)
     blocks += refined_residual_blocks(run.cases)
-    blocks += _congestion_blocks(congestion)
-    for f in congestion:
-        summary.append(
-            f"congestion: {f.scenario}/{f.layer} on {f.topology} {_departure(f)},"
-            f" worst {f.worst_ratio:.2f}x; stops improving at {fmt(f.sim_saturates_at_bw)}"
-            f" elems/cycle (roofline {fmt(f.roofline_saturates_at_bw)})"
-        )
-    macs = mac_check(run)
-    if macs is not None:
-        summary.append(macs.summary())
+    if findings.causes:
+        blocks += [
+            Heading("Every largest cause of the closed form's runtime error", 2),
+            _cause_table(findings.causes),
+        ]
+    blocks += _congestion_blocks(findings.congestion)
     blocks += _functional_blocks(run)
-    blocks += _mac_blocks(macs)
-    blocks += _baseline_blocks(check)
-    blocks += _plots(run, out)
-    blocks += refined_scatter_blocks(run.cases, out)
-    plotted: set[str] = set()
-    for f in congestion:
-        if f.plot and f.plot not in plotted:
-            plotted.add(f.plot)
-            blocks.append(Image(f.plot, f"Runtime vs NoC bandwidth, {f.scenario}/{f.layer}"))
-    blocks += _hot_spot(run, congestion, out)
-    blocks += _paper_blocks(run, out)
-    blocks.append(Heading("Every layer", 2))
-    for case in run.cases:
-        blocks += _case_blocks(case)
+    blocks += _mac_blocks(findings.macs)
+    blocks += _paper_blocks(findings.paper, out)
     if run.warnings:
         blocks += [
             Heading("Input warnings", 2),
             Items(tuple(w.render().splitlines()[0] for w in run.warnings)),
         ]
-    atomic_write_text(out / "report.md", to_markdown(blocks))
-    atomic_write_text(out / "report.html", to_html(blocks, "Metronome validation report"))
-    atomic_write_json(out / "results.json", _results_json(run, congestion, check, macs))
+    return blocks
+
+
+def _write_page(out: Path, page: str, blocks: list[Block], title: str) -> None:
+    atomic_write_text(out / f"{page}.md", to_markdown(blocks))
+    atomic_write_text(out / f"{page}.html", to_html(blocks, title))
+
+
+def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = None) -> list[str]:
+    """Write every report file into ``out``; returns the summary lines for the terminal."""
+    assert run.findings is not None, "the harness draws the findings"
+    findings = run.findings
+    out.mkdir(parents=True, exist_ok=True)
+    cases = len(run.cases)
+    engine_runs = sum(len(c.results) for c in run.cases)
+    summary: list[str] = [
+        f"{len(run.scenarios)} scenarios, {cases} layer cases, {engine_runs} engine runs"
+    ]
+    summary += [
+        f"{h.comparison}: runtime exact {h.exact}/{h.cases}, median |error| "
+        + ("n/a" if h.median_abs_error is None else f"{h.median_abs_error:.2%}")
+        + f", worst {pct(h.worst_error)} ({h.worst_case})"
+        for h in findings.headlines
+    ]
+    summary += _congestion_lines(findings.congestion)
+    if findings.macs is not None:
+        summary.append(findings.macs.summary())
+    functional = _functional_line(run)
+    pages = _scenario_pages(run)
+    blocks: list[Block] = [
+        Heading("Metronome validation report", 1),
+        Paragraph(
+            f"{len(run.scenarios)} scenario(s), {cases} layer case(s), {engine_runs} engine runs"
+            f" ({', '.join(f'`{e}`' for e in ENGINES)}). Relative error = (analytic - truth)"
+            " / |truth|. [Every metric and finding in full](details); every layer on its"
+            " scenario's page (listed at the end)."
+        ),
+    ]
+    blocks += _headline_blocks(findings)
+    blocks += _cause_blocks(findings)
+    blocks += _baseline_blocks(check)
+    blocks += _worst_blocks(run, findings)
+    facts = [*_congestion_lines(findings.congestion)]
+    if findings.macs is not None:
+        facts.append(findings.macs.summary())
+    if functional:
+        facts.append(functional)
+    facts += _paper_summary(findings.paper)
+    if facts:
+        blocks += [Heading("Findings", 2), Items(tuple(facts))]
+    blocks += _plots(run, out)
+    blocks += refined_scatter_blocks(run.cases, out)
+    captions = {
+        f.plot: f"Runtime vs NoC bandwidth, {f.scenario}/{f.layer}" for f in findings.congestion
+    }
+    blocks += [Image(name, captions[name]) for name in plot_congestion(findings.congestion, out)]
+    blocks += _hot_spot_blocks(findings.hot_spot, out)
+    details = _details_page(run, findings, out)
+    blocks += [
+        Heading("Per scenario", 2),
+        Items(tuple(f"[{s.name}]({_page(s.name)})" for s in run.scenarios)),
+    ]
+    for page, page_blocks in pages.items():
+        _write_page(out, page, page_blocks, page.removeprefix("scenarios/"))
+    _write_page(out, "details", details, "Metronome validation report: details")
+    _write_page(out, "report", blocks, "Metronome validation report")
+    atomic_write_json(out / "results.json", _results_json(run, findings, check))
     atomic_write_text(out / "results.csv", _results_csv(run.rows))
     return summary

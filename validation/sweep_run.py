@@ -34,6 +34,7 @@ import numpy as np
 from analytic.cint import fdiv
 from spec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from spec.hardware import Hardware
+from spec.names import PolicyName
 from spec.space import HARDWARE_AXES, SweepSpace, maestro_text
 
 from .dask_exec import DaskTarget, dask_map
@@ -467,7 +468,7 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (concordant - discordant) / (pairs_a * pairs_b) ** 0.5
 
 
-def _simulate_layer(task: tuple[Any, Any, Hardware, str]) -> int:
+def _simulate_layer(task: tuple[Any, Any, Hardware, PolicyName]) -> int:
     """Simulated runtime of one layer under one mapping on one hardware."""
     import sim
 
@@ -503,7 +504,7 @@ def simulate_front(
     others = rows[k:]
     drawn = random.Random(space.fingerprint).sample(others, min(k, len(others)))
     chosen = best + sorted(drawn, key=lambda r: int(r["design"]))  # type: ignore[call-overload]
-    tasks: dict[tuple[object, ...], tuple[Any, Any, Hardware, str]] = {}
+    tasks: dict[tuple[object, ...], tuple[Any, Any, Hardware, PolicyName]] = {}
     per_design: list[list[tuple[object, ...]]] = []
     for row in chosen:
         design = int(row["design"])  # type: ignore[call-overload]

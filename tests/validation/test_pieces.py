@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from spec.energy import energy_table
+from spec.names import Engine
 from spec.results import LayerResult, TensorCounts
 from spec.source import SpecError
 from tests.conftest import REPO
-from validation import baseline, congestion, harness, paper
+from validation import baseline, congestion, harness, paper, runner
 from validation.compare import MetricRow
 from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from validation.progress import ProgressBar
+from validation.runner import HotLink, Probe, ProbeKind
 from validation.suite import expand
 
 
@@ -282,15 +284,69 @@ def test_contention_is_attributed_from_the_simulators_zero_load_clock() -> None:
         scenario="s", path="s.yaml", variant="", layer="L", layer_index=0, tags=()
     )
     case.results = {
-        "analytic": result("analytic", 100),
-        "sim-maestro": result("sim-maestro", 170),
-        "sim-realistic": result("sim-realistic", 180, (("runtime_noc_zero_load_cycles", 110),)),
+        Engine.ANALYTIC: result("analytic", 100),
+        Engine.SIM_MAESTRO: result("sim-maestro", 170),
+        Engine.SIM_REALISTIC: result(
+            "sim-realistic", 180, (("runtime_noc_zero_load_cycles", 110),)
+        ),
     }
-    case.noc = {
-        "sim-realistic": {
-            "hottest_links": [{"src": "L2", "dst": "r0,0", "utilization": 0.9}],
-        }
-    }
+    case.hottest_link = {Engine.SIM_REALISTIC: HotLink("L2", "r0,0", 0.9)}
     (contention,) = (a for a in harness._attribute(case, {}) if a.cause.startswith("contention"))
     assert (contention.delta, round(contention.share or 0, 3)) == (-70.0, 0.875)
     assert contention.cause.endswith("hottest link L2->r0,0 busy 90%")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reduces"),
+    [
+        # SpatialMap(1,1) K: each PE owns its own output channels.
+        ("scenarios/crosscheck/x01_ws_kspatial__pe4.yaml", False),
+        # SpatialMap(1,1) C: four PEs add partial sums of the same outputs.
+        ("scenarios/crosscheck/x05_spatial_reduction__pe4.yaml", True),
+        # GEMM with K (absent from the M x N output) spatial inside the cluster.
+        ("scenarios/default/gemm_small.yaml", True),
+    ],
+)
+def test_free_reduction_is_probed_only_where_pes_share_outputs(
+    scenario: str, reduces: bool
+) -> None:
+    case = harness.CaseResult(
+        scenario="s", path=str(REPO / scenario), variant="", layer="L", layer_index=0, tags=()
+    )
+    probe = Probe(ProbeKind.POLICY_SWITCH, "free_spatial_reduction", True)
+    assert harness._can_matter(case, probe) is reduces
+
+
+def test_identical_layers_share_one_run_under_their_own_names(tmp_path: Path) -> None:
+    """Two layers that differ only in name have one content key, and the outcome run
+    for one, relabelled, is exactly the outcome run for the other (every engine)."""
+    layer = """  - name: {name}
+    type: CONV
+    dims: {{K: 4, C: 2, R: 2, S: 2, Y: 5, X: 5}}
+    dataflow: |
+      SpatialMap(1,1) C;
+      TemporalMap(1,1) K;
+      TemporalMap(2,1) Y;
+      TemporalMap(2,1) X;
+      TemporalMap(2,2) R;
+      TemporalMap(2,2) S;
+"""
+    path = tmp_path / "twins.yaml"
+    path.write_text(
+        "name: twins\nlayers:\n"
+        + layer.format(name="A")
+        + layer.format(name="B")
+        + "hardware: {num_pes: 2, noc_bw_elems_per_cycle: 2}\n"
+    )
+    runner.forget_scenarios()
+    for engine in runner.ENGINES:
+        a, b = (runner.Job(str(path), 0, i, engine) for i in (0, 1))
+        assert runner.content_key(a) == runner.content_key(b)
+        shared = runner._relabel(runner.run_job(a), b)
+        assert shared == runner.run_job(b)
+        assert isinstance(shared, runner.RunOutcome)
+        assert (shared.result.layer, shared.result.layer_index) == ("B", 1)
+    probe = runner.Probe(runner.ProbeKind.UNBOUNDED_NOC)
+    assert runner.content_key(runner.Job(str(path), 0, 0, Engine.SIM_MAESTRO, probe)) != (
+        runner.content_key(runner.Job(str(path), 0, 0, Engine.SIM_MAESTRO))
+    )

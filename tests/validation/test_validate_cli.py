@@ -3,7 +3,11 @@ the accuracy guard that fails (exit 1, culprit named) when an error grows."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,9 +42,15 @@ def test_report_has_every_file(report: Path) -> None:
         assert (report / name).stat().st_size > 0, name
     text = (report / "report.md").read_text()
     assert text.startswith("# Metronome validation report")
-    assert "## analytic~sim-realistic" in text
-    assert "## Functional check" in text
-    assert "| gemm_inline/GEMM1 | 128 | equal | 0 |" in text
+    assert "## Runtime error per model" in text
+    assert "[gemm_inline](scenarios/gemm_inline.md)" in text
+    details = (report / "details.md").read_text()
+    assert "## analytic~sim-realistic" in details
+    assert "## Functional check" in details
+    assert "| gemm_inline/GEMM1 | 128 | equal | 0 |" in details
+    page = (report / "scenarios" / "gemm_inline.html").read_text()
+    assert "<a href='../report.html'>back to the report</a>" in page
+    assert "<h3>gemm_inline/GEMM1</h3>" in page
 
 
 @pytest.mark.slow
@@ -79,11 +89,70 @@ def test_nested_fill_is_attributed_to_its_cluster_directive(report: Path) -> Non
     assert cause.endswith("scenarios/default/gemm_small.yaml:11:7)")
 
 
+REPORT_FILES = (
+    "results.json",
+    "results.csv",
+    "report.md",
+    "report.html",
+    "details.md",
+    "details.html",
+    "scenarios/gemm_inline.md",
+)
+
+
 @pytest.mark.slow
 def test_same_inputs_give_byte_identical_results(report: Path, tmp_path: Path) -> None:
-    assert main(["validate", *SCENARIOS, "--report", str(tmp_path), "--jobs", "2"]) == 0
-    for name in ("results.json", "results.csv", "report.md", "report.html"):
-        assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
+    """Run again with two processes and the cache the first run filled, then without
+    the cache: every file is the same."""
+    for folder, extra in (("cached", []), ("fresh", ["--no-cache"])):
+        out = tmp_path / folder
+        assert main(["validate", *SCENARIOS, "--report", str(out), "--jobs", "2", *extra]) == 0
+        for name in REPORT_FILES:
+            assert (out / name).read_bytes() == (report / name).read_bytes(), (folder, name)
+
+
+SMALL = """name: small
+layers:
+  - name: L
+    type: CONV
+    dims: {K: 4, C: 2, R: 2, S: 2, Y: 4, X: 4}
+    dataflow: |
+      SpatialMap(1,1) K;
+      TemporalMap(1,1) C;
+      TemporalMap(2,1) Y;
+      TemporalMap(2,1) X;
+      TemporalMap(2,2) R;
+      TemporalMap(2,2) S;
+hardware:
+  num_pes: 4
+  noc_bw_elems_per_cycle: 4
+"""
+
+
+def _counts(out: str) -> tuple[int, int]:
+    (hits, runs), *_ = re.findall(r": (\d+) reused, (\d+) run", out)
+    return int(hits), int(runs)
+
+
+def test_cache_reruns_only_what_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scenario whose hardware changes runs again; the untouched one comes from the
+    cache, and the results equal a run without the cache."""
+    cache = tmp_path / "cache"
+    changed = tmp_path / "small.yaml"
+    changed.write_text(SMALL)
+    argv = ["validate", SCENARIOS[0], str(changed), "--jobs", "1", "--cache-dir", str(cache)]
+    assert main([*argv, "--report", str(tmp_path / "a")]) == 0
+    assert _counts(capsys.readouterr().out)[0] == 0
+    assert main([*argv, "--report", str(tmp_path / "b")]) == 0
+    assert _counts(capsys.readouterr().out)[1] == 0
+    changed.write_text(SMALL.replace("noc_bw_elems_per_cycle: 4", "noc_bw_elems_per_cycle: 2"))
+    assert main([*argv, "--report", str(tmp_path / "c")]) == 0
+    hits, runs = _counts(capsys.readouterr().out)
+    assert hits > 0
+    assert runs > 0
+    assert main([*argv, "--report", str(tmp_path / "d"), "--no-cache"]) == 0
+    for name in ("results.json", "report.md", "scenarios/small.md"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "d" / name).read_bytes()
 
 
 @pytest.mark.slow
@@ -143,3 +212,70 @@ def test_bad_scenario_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_unknown_target_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", str(tmp_path / "nothing.yaml")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", (e) => {
+  const where = e.target && e.target.src ? " " + e.target.src : "";
+  window.__errors.push((e.message || "failed to load") + where);
+}, true);
+const realError = console.error;
+console.error = (...args) => { window.__errors.push(args.join(" ")); realError(...args); };
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({images: images.length, broken, errors: window.__errors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _headless(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_report_opens_in_a_browser_with_every_image(report: Path) -> None:
+    """report.html in headless Chromium: every image loads, the console stays free of
+    errors, every link leads to a written page; the screenshot is kept beside it."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    page = (report / "report.html").read_text()
+    probe = report / "report.probe.html"
+    probe.write_text(page.replace("<head>", "<head>" + _PROBE, 1))
+    shown = _headless(browser, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    found = re.search(r"<pre id=\"probe\">(.*?)</pre>", shown.stdout, re.S)
+    assert found is not None, shown.stderr[-2000:]
+    state = json.loads(html.unescape(found.group(1)))
+    assert state["broken"] == []
+    assert state["errors"] == []
+    assert state["images"] >= 3  # the heat map, the scatter plot, the hot spot's two
+    plain = _headless(
+        browser, "--enable-logging=stderr", "--v=0", "--dump-dom", (report / "report.html").as_uri()
+    )
+    assert ":CONSOLE" not in plain.stderr
+    shot = report / "report.png"
+    taken = _headless(
+        browser,
+        f"--screenshot={shot}",
+        "--window-size=1280,2400",
+        (report / "report.html").as_uri(),
+    )
+    assert shot.stat().st_size > 10_000, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for target in re.findall(r"href='([^']+)'", page):
+        assert (report / target).is_file(), target
