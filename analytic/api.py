@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from math import prod
 
-from spec.energy import energy_table
-from spec.hardware import Hardware
-from spec.layer import Layer
-from spec.mapping import Mapping
-from spec.names import Engine
-from spec.network import Network
-from spec.results import LayerResult, RunResult
-from spec.source import SpecError
+from metronome.spec.energy import energy_table
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import Mapping
+from metronome.spec.names import Engine
+from metronome.spec.network import Network
+from metronome.spec.results import LayerResult, RunResult
+from metronome.spec.source import SpecError
 
 from .assumptions import MAESTRO_ASSUMPTIONS, REFINED_ASSUMPTIONS, Assumptions
 from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
@@ -161,7 +161,7 @@ def analyze_layer(
 def _with_steady_state(
     result: LayerResult, problem: Problem, hardware: Hardware, quirks: Quirks
 ) -> LayerResult:
-    """``result`` with the ``steady_*`` metrics of :mod:`analytic.steady` added."""
+    """``result`` with the ``steady_*`` metrics of :mod:`metronome.analytic.steady` added."""
     steady = steady_state(problem, simd_lanes=hardware.simd_lanes, quirks=quirks)
     return replace(result, metrics=tuple(sorted((*result.metrics, *steady.metrics()))))
 
@@ -186,8 +186,9 @@ def analyze(
     MAESTRO's numbers, quirks included (on its own, a Cluster mapping's CSV energy is
     computed as for the first layer of a file);
     ``quirks`` picks exactly which MAESTRO bugs to reproduce instead (see
-    :mod:`analytic.deviations`); ``assumptions`` flips modelling assumptions that are
-    not bugs (:mod:`analytic.assumptions`); ``energy`` names a :mod:`spec.energy` table for
+    :mod:`metronome.analytic.deviations`); ``assumptions`` flips modelling assumptions that are
+    not bugs (:mod:`metronome.analytic.assumptions`); ``energy`` names a
+    :mod:`metronome.spec.energy` table for
     ``energy_nj``. Raises :class:`SpecError` for mappings that do not fit the hardware or
     cannot be analysed.
     """

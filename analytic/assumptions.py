@@ -3,7 +3,7 @@
 The fixed and MAESTRO-compatible models keep MAESTRO's choice; the refined model
 (:data:`REFINED_ASSUMPTIONS`, docs/refined-model.md) drops every one. The validation
 harness flips one at a time to measure what it costs against the simulator (the
-simulator's own switches live in :mod:`sim.options`).
+simulator's own switches live in :mod:`metronome.sim.options`).
 """
 
 from __future__ import annotations
@@ -38,4 +38,4 @@ MAESTRO_ASSUMPTIONS = Assumptions()
 REFINED_ASSUMPTIONS = Assumptions(nested_fill_serialised=False, nested_noc_charged=False)
 """The refined model's: nested fills overlap the outer step and one network carries the
 tiles from L2 to the PEs (its other terms replace MAESTRO's where the engine is given the
-hardware, :mod:`analytic.refined`)."""
+hardware, :mod:`metronome.analytic.refined`)."""

@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from spec.fileio import atomic_write_text
-from spec.results import LayerResult, RunResult
+from metronome.spec.fileio import atomic_write_text
+from metronome.spec.results import LayerResult, RunResult
 
 __all__ = [
     "COLUMN_KEYS",

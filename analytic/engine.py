@@ -9,7 +9,7 @@ M(c) MACs of all units):
   the worst of them;
 * NoC delay ``d(x) = L + ceil(x / BW) - 1`` (zero-load, latency L);
 * step: the all-Init case costs ``compute + d(I)`` (a nested level's too, so the level
-  above pays that fill in each of its steps; :mod:`analytic.assumptions`); any other
+  above pays that fill in each of its steps; :mod:`metronome.analytic.assumptions`); any other
   ``max(d(I), compute, d(E))`` (double buffering). At the top level off-chip transfers
   are folded in:
   ``step = max(step, (L2req_in + L2req_w) / offchip_bw / 2, L2req_out / offchip_bw / 2)``;
@@ -29,9 +29,9 @@ import math
 from dataclasses import dataclass, field, replace
 from math import prod
 
-from spec.hardware import UNBOUNDED, Hardware
-from spec.source import SpecError
-from spec.window import FILTER_OF, OUTPUT_OF, windows
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.source import SpecError
+from metronome.spec.window import FILTER_OF, OUTPUT_OF, windows
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, INIT, State, directive_states, enumerate_cases
@@ -308,7 +308,7 @@ def level_states(
     model: LevelModel, dims_key: tuple[tuple[str, int], ...], quirks: Quirks
 ) -> tuple[dict[str, int], tuple[tuple[State, ...], ...]]:
     """A level's dimension extents over ``dims_key`` and each directive's position states
-    (shared with :mod:`analytic.vectorised`, which must count the same cases)."""
+    (shared with :mod:`metronome.analytic.vectorised`, which must count the same cases)."""
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
     per_directive = tuple(
@@ -479,7 +479,7 @@ def _count_case(
                 reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
             )
             if per_step > step:
-                step = step + reuse.leaving * (per_step - step)  # type: ignore[assignment]
+                step = step + reuse.leaving * (per_step - step)
         if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
             step = max(in_busy, out_busy, compute + step_in)
     else:
@@ -710,7 +710,7 @@ def analyze_problem(
 ) -> LevelResult:
     """Analyse every level of ``problem``; the top level's result, with the innermost
     level's L1 requirement attached. With ``hardware`` the refined model's terms
-    (:mod:`analytic.refined`) replace MAESTRO's reuse, off-chip and network terms."""
+    (:mod:`metronome.analytic.refined`) replace MAESTRO's reuse, off-chip and network terms."""
     strides = dict(problem.strides)
     ctx = _Context(
         problem=problem,

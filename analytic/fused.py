@@ -1,7 +1,7 @@
 """Closed-form cost of fused-layer designs (LoopTree-style), derived in docs/fused.md.
 
 Every tensor's per-tile region is a product of a row interval and a column interval
-(:func:`spec.fused.axis_sets`), so every count is a product of per-axis sums: the
+(:func:`metronome.spec.fused.axis_sets`), so every count is a product of per-axis sums: the
 elements a tile makes of tensor ``k`` are ``C * |make_rows(a)| * |make_cols(b)|``, the
 total over tiles ``C * sum(make_rows) * sum(make_cols)``. Buffer occupancy and the
 per-tile latency are ``(outer tiles x inner tiles)`` arrays built from outer products.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.fused import (
+from metronome.spec.fused import (
     AxisSets,
     FusedGroup,
     FusedGroupResult,
@@ -24,7 +24,7 @@ from spec.fused import (
     live_elems,
     union_length,
 )
-from spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.hardware import UNBOUNDED, Hardware
 
 __all__ = ["analyze_fused", "analyze_group"]
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from spec.layer import Layer, LayerType
-from spec.mapping import Mapping
-from spec.source import SourceSpan, SpecError
-from spec.window import FILTER_OF, OUTPUT_OF, whole_windows_tile, window_rows, windows
+from metronome.spec.layer import Layer, LayerType
+from metronome.spec.mapping import Mapping
+from metronome.spec.source import SourceSpan, SpecError
+from metronome.spec.window import FILTER_OF, OUTPUT_OF, whole_windows_tile, window_rows, windows
 
 from .deviations import Quirks
 

@@ -1,6 +1,6 @@
 """The refined model's terms: what the realistic machine does, in closed form.
 
-The engine (:mod:`analytic.engine`) enumerates the same iteration cases as MAESTRO's
+The engine (:mod:`metronome.analytic.engine`) enumerates the same iteration cases as MAESTRO's
 model; given the hardware it replaces these of its terms (docs/refined-model.md has the
 equations and why):
 
@@ -29,8 +29,8 @@ import math
 from dataclasses import dataclass
 from math import prod
 
-from spec.hardware import UNBOUNDED, Hardware
-from spec.window import FILTER_OF, windows
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.window import FILTER_OF, windows
 
 from .cases import EDGE, State
 from .traffic import LevelModel, TensorView

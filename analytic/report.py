@@ -5,7 +5,7 @@ Energy, area and power follow MAESTRO's cost tables (``BASE_constants.hpp``,
 
 * CSV energy (nJ) = 0.00023 x [18.61 x (input, weight L2 reads and writes + output L2
   writes) + 1.68 x (all six L1 counts)] (no MAC energy, no output L2 reads);
-* ``energy_nj`` (the metric both engines share) = the chosen :mod:`spec.energy` table's
+* ``energy_nj`` (the metric both engines share) = the chosen :mod:`metronome.spec.energy` table's
   price of :func:`access_counts`: MACs, the six L1 counts (reads as ``l1_read_accesses``:
   ceil(reads / ``Hardware.l1_read_width_elems``) per tensor), the six L2 counts, NoC
   element-hops and off-chip accesses, counted as the simulator counts them;
@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spec.energy import AccessCounts, EnergyTable, l1_read_accesses
-from spec.hardware import Hardware
-from spec.results import LayerResult, TensorCounts, make_tensors
+from metronome.spec.energy import AccessCounts, EnergyTable, l1_read_accesses
+from metronome.spec.hardware import Hardware
+from metronome.spec.results import LayerResult, TensorCounts, make_tensors
 
 from .cint import fdiv
 from .engine import LevelResult
@@ -141,7 +141,8 @@ def noc_elem_hops(top: LevelResult, noc_hops: int) -> int:
 
 
 def l1_read_access_count(top: LevelResult, width: int) -> int:
-    """L1 read accesses with ``width`` elements per read (:func:`spec.energy.l1_read_accesses`)."""
+    """L1 read accesses with ``width`` elements per read
+    (:func:`metronome.spec.energy.l1_read_accesses`)."""
     return sum(l1_read_accesses(reads, width) for reads in top.l1_reads)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from spec.results import SteadyState
+from metronome.spec.results import SteadyState
 
 from .cases import EDGE, enumerate_cases
 from .deviations import Quirks

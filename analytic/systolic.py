@@ -19,7 +19,7 @@ streams follow each other every ``max(T, R)`` cycles.
 
 from __future__ import annotations
 
-from spec.scalesim import (
+from metronome.spec.scalesim import (
     Lowered,
     ScaleSimConfig,
     ScaleSimCounts,

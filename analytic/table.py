@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from spec.results import LayerResult, RunResult
+from metronome.spec.results import LayerResult, RunResult
 
 __all__ = ["render_table"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spec.window import FILTER_OF, OUTPUT_OF, windows
+from metronome.spec.window import FILTER_OF, OUTPUT_OF, windows
 
 from .cint import cdiv
 from .problem import LevelDirective

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spec.window import OUTPUT_OF
+from metronome.spec.window import OUTPUT_OF
 
 from .cases import EDGE, INIT, STEADY, State
 from .deviations import Quirks

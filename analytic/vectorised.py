@@ -10,9 +10,9 @@ and the topology change nothing in the closed form.
 
 :class:`VectorModel` traces the structure once, with the engine's own case
 enumeration and traffic functions, and re-evaluates only the hardware-dependent
-formulas of :mod:`analytic.engine` on arrays. :meth:`VectorModel.level_result` gives
-the engine's :class:`~analytic.engine.LevelResult` of one design, which the tests
-compare with :func:`analytic.analyze` metric by metric.
+formulas of :mod:`metronome.analytic.engine` on arrays. :meth:`VectorModel.level_result` gives
+the engine's :class:`~metronome.analytic.engine.LevelResult` of one design, which the tests
+compare with :func:`metronome.analytic.analyze` metric by metric.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from spec.hardware import Hardware
-from spec.layer import Layer
-from spec.mapping import Mapping
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import Mapping
 
 from .api import run_problem
 from .assumptions import MAESTRO_ASSUMPTIONS
@@ -92,7 +92,7 @@ class _Case:
 
 def _trace(ctx: _Context, traces: dict[_Key, tuple[_Case, ...]], key: _Key) -> None:
     """Record the counted cases of level ``key`` (and the levels below) into ``traces``,
-    following :func:`analytic.engine._analyze_level` in the fixed mode."""
+    following :func:`metronome.analytic.engine._analyze_level` in the fixed mode."""
     if key in traces:
         return
     index, dims_key = key
@@ -256,7 +256,8 @@ class VectorModel:
     """One layer under one mapping on ``num_pes`` PEs, ready to evaluate any number of
     (NoC bandwidth, NoC latency, off-chip bandwidth, SIMD lanes) points. Fixed mode only.
 
-    Raises :class:`spec.SpecError` exactly when :func:`analytic.analyze` would for every
+    Raises :class:`metronome.spec.SpecError` exactly when :func:`metronome.analytic.analyze` would
+    for every
     such point (the mapping does not fit the PEs, or no unit computes an output).
     """
 

@@ -55,9 +55,9 @@ MAESTRO_RESNET50_WALL_S = 0.2903
 
 
 def _per_layer(name: str, repeats: int, compat: bool) -> tuple[list[float], list[float], float]:
-    from analytic import analyze, analyze_network
-    from spec.loader import load_network
-    from spec.maestro import parse_hw_file
+    from metronome.analytic import analyze, analyze_network
+    from metronome.spec.loader import load_network
+    from metronome.spec.maestro import parse_hw_file
 
     network = load_network(INPUTS / "mapping" / f"{name}.m")
     hardware = parse_hw_file(HW)
@@ -81,7 +81,7 @@ def _per_layer(name: str, repeats: int, compat: bool) -> tuple[list[float], list
 
 def _cli_wall(runs: int) -> list[float]:
     script = Path(sys.executable).with_name("metronome")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "validation"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "metronome.validation"]
     command += ["analyze", str(INPUTS / "mapping" / "Resnet50_kcp_ws.m"), "--hw", str(HW)]
     walls = []
     for _ in range(runs):

@@ -37,9 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytic.fused import analyze_group  # noqa: E402
-from spec.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
-from spec.fused import FusedScenario, load_fused  # noqa: E402
+from metronome.analytic.fused import analyze_group  # noqa: E402
+from metronome.spec.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from metronome.spec.fused import FusedScenario, load_fused  # noqa: E402
 
 VGG_TILES = ((1, 1), (2, 2), (4, 4), (7, 7), (14, 14), (56, 56), (1, 56), (4, 56))
 """Square tiles from one output pixel to the whole map, and row strips."""

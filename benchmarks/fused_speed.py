@@ -1,6 +1,6 @@
 """Fused-layer speed: the closed form per design and the tile executor at full size.
 
-* analytic: CPU time of one fused-group evaluation (``analytic.fused.analyze_group``)
+* analytic: CPU time of one fused-group evaluation (``metronome.analytic.fused.analyze_group``)
   on the Alwani VGG19 group with several schedules; target <= 5 ms per design.
 * simulator: the Alwani design (``scenarios/fused/alwani_vgg19.yaml``, 224x224, 3136
   tiles) executed in a subprocess, so the peak RSS is its own; targets <= 120 s and
@@ -34,8 +34,8 @@ SCHEDULES = (
 
 def analytic_ms(repeats: int = 30) -> float:
     """Mean CPU milliseconds of one design evaluation over the schedules."""
-    from analytic.fused import analyze_group
-    from spec.fused import load_fused
+    from metronome.analytic.fused import analyze_group
+    from metronome.spec.fused import load_fused
 
     scenario = load_fused(ALWANI)
     designs = [
@@ -50,8 +50,8 @@ def analytic_ms(repeats: int = 30) -> float:
 
 
 def _simulate_child() -> None:
-    from sim.fused import simulate_fused
-    from spec.fused import load_fused
+    from metronome.sim.fused import simulate_fused
+    from metronome.spec.fused import load_fused
 
     started = time.perf_counter()
     result = simulate_fused(load_fused(ALWANI)).result

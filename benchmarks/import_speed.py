@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 
 import onnx  # noqa: E402
 
+from metronome.validation.cli import main  # noqa: E402
 from tests.spec.onnx_nets import Builder, resnet50, resnext50  # noqa: E402
-from validation.cli import main  # noqa: E402
 
 TARGET_S = 2.0
 
@@ -72,7 +72,7 @@ def run(runs: int) -> bool:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "validation", *argv],
+                [sys.executable, "-m", "metronome.validation", *argv],
                 cwd=REPO,
                 check=True,
                 capture_output=True,

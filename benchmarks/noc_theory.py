@@ -5,7 +5,7 @@ zero-load latency and the channel-load bound on the same axes.
 Usage: python benchmarks/noc_theory.py [--pes 16] [--bw 2] [--latency 1] [--header 0]
 [--message 4] [--cycles 2000] [--out noc_theory.png] [--json noc_theory.json]
 
-Each point is one run of :class:`sim.synthetic.SyntheticTraffic` (seeded, so the figure
+Each point is one run of :class:`metronome.sim.synthetic.SyntheticTraffic` (seeded, so the figure
 and the table are byte-identical run to run). Prints, per topology and pattern, the
 zero-load latency (mean over the pattern's pairs, closed form), the channel-load bound
 and its link, and the highest accepted throughput as a share of the bound. Exit 1 when a
@@ -25,9 +25,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from sim.synthetic import PATTERNS, SyntheticTraffic, channel_load_bound, zero_load_latency
-from spec.fileio import atomic_write_bytes, atomic_write_json
-from spec.hardware import Hardware
+from metronome.sim.synthetic import (
+    PATTERNS,
+    SyntheticTraffic,
+    channel_load_bound,
+    zero_load_latency,
+)
+from metronome.spec.fileio import atomic_write_bytes, atomic_write_json
+from metronome.spec.hardware import Hardware
 
 TOPOLOGIES = ("bus", "crossbar", "mesh", "tree")
 FACTORS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1, 1.3)

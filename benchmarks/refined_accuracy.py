@@ -35,15 +35,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import analytic  # noqa: E402
-from spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware  # noqa: E402
-from spec.layer import Layer, LayerType, make_layer  # noqa: E402
-from spec.mapping import ClusterDirective, MapDirective, Mapping  # noqa: E402
-from spec.scenario import load_scenario  # noqa: E402
-from spec.source import SpecError  # noqa: E402
-from spec.templates import template  # noqa: E402
-from validation.rank import kendall_tau  # noqa: E402
-from validation.suite import expand  # noqa: E402
+from metronome import analytic  # noqa: E402
+from metronome.spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware  # noqa: E402
+from metronome.spec.layer import Layer, LayerType, make_layer  # noqa: E402
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping  # noqa: E402
+from metronome.spec.scenario import load_scenario  # noqa: E402
+from metronome.spec.source import SpecError  # noqa: E402
+from metronome.spec.templates import template  # noqa: E402
+from metronome.validation.rank import kendall_tau  # noqa: E402
+from metronome.validation.suite import expand  # noqa: E402
 
 MODELS = ("maestro", "fixed", "refined")
 STYLES = ("kcp_ws", "xp_ws", "yxp_os", "rs", "nlr", "ckp_ws")
@@ -139,7 +139,7 @@ def _problem_cases(count: int, seed: int) -> list[Case]:
     """Seeded random problems drawn as ``tests/sim/random_cases.py`` draws them (every
     directive order, tile size, offset, stride, one or two levels, every topology, small
     L1/L2, finite off-chip), at most ``MAX_STEPS`` global steps."""
-    from sim.loopnest import LoopNest
+    from metronome.sim.loopnest import LoopNest
 
     rng = random.Random(seed)
     out: list[Case] = []
@@ -200,7 +200,7 @@ def _key(layer: Layer, mapping: Mapping, hw: Hardware) -> str:
 
 def _simulate(layer: Layer, mapping: Mapping, hw: Hardware) -> dict[str, Any] | None:
     """The realistic simulation's numbers (None when it rejects the layer)."""
-    import sim
+    from metronome import sim
 
     try:
         result = sim.simulate(layer, mapping, hw, sim.SimOptions(policy=sim.REALISTIC))

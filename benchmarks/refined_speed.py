@@ -30,10 +30,10 @@ MODELS = ("fixed", "refined")
 
 def in_process(repeats: int) -> dict[str, list[float]]:
     """Fastest seconds per layer, per model, over every layer of :data:`NETWORKS`."""
-    import analytic
-    from spec.loader import load_network
-    from spec.maestro import parse_hw_file
-    from spec.source import SpecError
+    from metronome import analytic
+    from metronome.spec.loader import load_network
+    from metronome.spec.maestro import parse_hw_file
+    from metronome.spec.source import SpecError
 
     out: dict[str, list[float]] = {m: [] for m in MODELS}
     hardware = parse_hw_file(HW)

@@ -41,9 +41,9 @@ def resnet_cases(
 
 def run_case(path: str, layer: str, pes: int, topology: str, policy: str) -> dict[str, float]:
     """Simulate one layer in this process; the measurements as a dict."""
-    from sim import POLICIES, SimOptions, simulate
-    from spec.loader import load_network
-    from spec.maestro import parse_hw_file
+    from metronome.sim import POLICIES, SimOptions, simulate
+    from metronome.spec.loader import load_network
+    from metronome.spec.maestro import parse_hw_file
 
     hw = parse_hw_file(HW64).with_changes(num_pes=pes, topology=topology)
     entry = load_network(path).layer(layer)

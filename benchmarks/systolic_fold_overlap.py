@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from analytic.systolic import analyze_systolic
-from sim.systolic import simulate_systolic
-from spec.scalesim import parse_config, parse_topology
+from metronome.analytic.systolic import analyze_systolic
+from metronome.sim.systolic import simulate_systolic
+from metronome.spec.scalesim import parse_config, parse_topology
 
 ROOT = Path(__file__).parent.parent
 TOPOLOGIES = ROOT / "scenarios" / "systolic" / "topologies"

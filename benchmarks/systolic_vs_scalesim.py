@@ -36,8 +36,8 @@ TARGETS = {"vgg_conv1_os_32x32": (3.0, None), "vgg_conv11_ws_8x8": (30.0, 1.0 * 
 
 OURS = """
 import json, resource, sys, time
-from spec.scalesim import parse_config, parse_topology
-from sim.systolic import simulate_systolic
+from metronome.spec.scalesim import parse_config, parse_topology
+from metronome.sim.systolic import simulate_systolic
 cfg = parse_config(sys.argv[1]); topo = parse_topology(sys.argv[2])
 started = time.perf_counter()
 results = [simulate_systolic(layer, cfg, layer_index=i) for i, layer in enumerate(topo.layers)]

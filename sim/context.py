@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spec.hardware import Hardware
-from spec.layer import Layer
-from spec.mapping import Mapping
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import Mapping
 
 from .functional import Functional
 from .geometry import Geometry, StepTiles
@@ -38,9 +38,9 @@ class RunContext:
     mapping, hardware and options: the loop nest and its geometry, the NoC fabric and
     phase builder, the record builder, the step stream, the step records built so far
     (by geometry key), L2, the L1s under residency, the tally and, when values are
-    carried, the functional model. :func:`sim.simulate` builds it and hands it to the
-    SimPy machine's feed (:meth:`feed`) or to :class:`sim.fast.FastPath`;
-    :func:`sim.stats.build_result` reads the tally and L2 from it."""
+    carried, the functional model. :func:`metronome.sim.simulate` builds it and hands it to the
+    SimPy machine's feed (:meth:`feed`) or to :class:`metronome.sim.fast.FastPath`;
+    :func:`metronome.sim.stats.build_result` reads the tally and L2 from it."""
 
     def __init__(self, layer: Layer, mapping: Mapping, hw: Hardware, options: SimOptions) -> None:
         self.layer = layer
@@ -166,7 +166,7 @@ class RunContext:
                 self._tiles_of(prev) if prev is not None else None,
                 self._tiles_of(item),
                 self._tiles_of(nxt) if nxt is not None else None,
-                step.key[0],  # type: ignore[arg-type]
+                step.key[0],
                 step.inner,
                 step.base,
                 self.l1.expand(l1),
@@ -201,7 +201,7 @@ class RunContext:
                     prev_tiles,
                     cur_tiles,
                     nxt_tiles,
-                    step.key[0],  # type: ignore[arg-type]
+                    step.key[0],
                     step.inner,
                     step.base,
                 )

@@ -16,8 +16,8 @@ from math import prod
 
 import numpy as np
 
-from spec.layer import Layer
-from spec.mapping import MapDirective, Mapping
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import MapDirective, Mapping
 
 from .geometry import Geometry
 from .loopnest import LoopNest, held_dims

@@ -2,15 +2,15 @@
 
 Three memoisations, each exact (``tests/sim`` compares every counter with the full run):
 
-1. Step records per geometry key (:mod:`sim.schedule`), so a segment's repeated block
+1. Step records per geometry key (:mod:`metronome.sim.schedule`), so a segment's repeated block
    needs records for its first repetition only.
 2. L2 residency per segment in batches between evictions (:meth:`L2Memory.segment`),
    element by element, as one step at a time would do it. Every segment goes through L2
    before any is timed: an output's write-back rides with the step after its last
    update, known once L2 has seen the steps up to its eviction or the end.
 3. Timing transitions per (record, misses, relative state, phase outcomes)
-   (:mod:`sim.timing`), with NoC phase outcomes per distinct phase
-   (:class:`sim.noc.PhaseOracle`). When a block starts from the same states as the
+   (:mod:`metronome.sim.timing`), with NoC phase outcomes per distinct phase
+   (:class:`metronome.sim.noc.PhaseOracle`). When a block starts from the same states as the
    previous block and sees the same misses, it repeats that block exactly, and so do
    the following blocks with those misses: they are counted in bulk.
 

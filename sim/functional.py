@@ -5,7 +5,7 @@ its MACs from those copies into a partial-sum buffer for its output tile, and ad
 buffer into L2's output when its partial sums leave (per the step record). A MAC already
 performed by an earlier PE-step is skipped, so a redundant MAC is never added twice.
 
-Array layouts follow the tensor table (:attr:`spec.layer.Layer.tensors`); for the
+Array layouts follow the tensor table (:attr:`metronome.spec.layer.Layer.tensors`); for the
 convolution family the batch dimension ``N`` may be left out when ``N = 1``:
 CONV/TRCONV input ``(N,)C,Y,X``, weight ``K,C,R,S``, output ``(N,)K,Y',X'``; DSCONV weight
 ``C,R,S``, output ``(N,)C,Y',X'``; NGCONV input ``(N,)G,C,Y,X``, weight ``G,K,C,R,S``,
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.layer import Layer
-from spec.source import SpecError
-from spec.window import SLIDING_PAIRS, input_row
+from metronome.spec.layer import Layer
+from metronome.spec.source import SpecError
+from metronome.spec.window import SLIDING_PAIRS, input_row
 
 from .geometry import StepTiles
 from .traffic import StepRecord

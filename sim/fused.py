@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from spec.fused import (
+from metronome.spec.fused import (
     FusedGroup,
     FusedGroupResult,
     FusedLayer,
@@ -34,7 +34,7 @@ from spec.fused import (
     FusedTensorResult,
     Kind,
 )
-from spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.hardware import UNBOUNDED, Hardware
 
 __all__ = ["FusedRun", "chain_weights", "simulate_fused"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec.layer import Layer
-from spec.window import SLIDING_PAIRS, outputs_within
+from metronome.spec.layer import Layer
+from metronome.spec.window import SLIDING_PAIRS, outputs_within
 
 from .loopnest import PERanges
 

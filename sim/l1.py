@@ -209,7 +209,7 @@ class L1Residency:
     def keys_of(self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]) -> _Keys:
         """Working keys of a step with geometry ``key`` and translation ``base``: with
         ``memo``, the key's first occurrence translated (tiles are translation-invariant
-        per key, :mod:`sim.schedule`); else computed from ``tiles()``."""
+        per key, :mod:`metronome.sim.schedule`); else computed from ``tiles()``."""
         if not self.memo:
             return self.working_keys(tiles())
         first, keys = self._entry(key, base, tiles)

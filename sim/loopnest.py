@@ -9,7 +9,7 @@ top-level step lasts (units whose inner nest is shorter idle for the rest).
 Ranges are half-open ``[lo, hi)`` over the layer's *held* dimensions
 (:func:`held_dims`): every mappable dimension except the output coordinates ``Y'``/``X'``,
 which are derived from the input rows and filter rows a PE holds (the sliding-window rule
-in :mod:`sim.geometry`).
+in :mod:`metronome.sim.geometry`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ from math import prod
 
 import numpy as np
 
-from spec.layer import Layer
-from spec.mapping import MapDirective, Mapping
-from spec.source import SpecError
-from spec.window import SLIDING_PAIRS, input_row, outputs_within, whole_windows_tile, window_rows
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.source import SpecError
+from metronome.spec.window import (
+    SLIDING_PAIRS,
+    input_row,
+    outputs_within,
+    whole_windows_tile,
+    window_rows,
+)
 
 __all__ = ["LevelPlan", "LoopNest", "PERanges", "held_dims"]
 

@@ -10,7 +10,7 @@ Processes, in creation order (which fixes SimPy's tie-breaking):
   then injects the step's distribution phase (multicasts from L2, forwards between
   neighbours) into the NoC's distribution plane and waits until that plane is free; each
   PE may compute once its own data has arrived;
-* one process per PE (:mod:`sim.pe`);
+* one process per PE (:mod:`metronome.sim.pe`);
 * ``collector``: once every PE whose partial sums leave at step ``t`` has computed it,
   injects the step's collection phase into the collection plane; the partial sums land
   when every message has reached L2 and been added there (the old values of

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.hardware import UNBOUNDED, Hardware
 
 from .traffic import Footprint
 

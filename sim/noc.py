@@ -1,9 +1,9 @@
 """The network-on-chip as SimPy processes: pipelined links that accept one message at a time.
 
-The NoC has two planes of the same topology (:mod:`sim.topology`), one for
+The NoC has two planes of the same topology (:mod:`metronome.sim.topology`), one for
 distribution (tiles from L2, forwards between neighbours) and one for collection
 (partial sums to L2), as accelerators with separate distribution and reduction networks
-have; a plane runs one step's phase (:mod:`sim.phases`) at a time.
+have; a plane runs one step's phase (:mod:`metronome.sim.phases`) at a time.
 
 Link timing. A hop of ``n > 0`` elements on a link of bandwidth ``B`` and latency ``L``
 *occupies* the link for ``H + ceil(n / B)`` cycles: ``H`` header cycles (the fabric's

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from spec.names import PolicyName
+from metronome.spec.names import PolicyName
 
 __all__ = ["MAESTRO", "POLICIES", "REALISTIC", "Policy", "SimOptions"]
 
@@ -82,7 +82,7 @@ class SimOptions:
     upper bound on reuse). ``utilization_bins`` is the length of the utilisation time
     series. ``noc_graph``
     replaces the topology named by the hardware with a user's ``nx.DiGraph`` (nodes
-    ``"L2"`` and ``("pe", i)``; see :mod:`sim.topology`).
+    ``"L2"`` and ``("pe", i)``; see :mod:`metronome.sim.topology`).
     """
 
     policy: Policy = field(default=REALISTIC)

@@ -1,12 +1,12 @@
 """A step's NoC traffic as messages of hops on a topology graph.
 
-Each step has two *phases*, one per plane of the NoC (:mod:`sim.noc`): the
+Each step has two *phases*, one per plane of the NoC (:mod:`metronome.sim.noc`): the
 *distribution* phase (plane 0) carries the step's tiles from L2 to the PEs and the
 forwards between neighbours; the *collection* phase (plane 1) carries partial sums to
 L2. A phase is a tuple of messages, all injected when the phase starts; a message is a
 tree of hops, one per link, listed parents first:
 
-* a multicast flow (:mod:`sim.flows`) is one message on the union of the routes from L2
+* a multicast flow (:mod:`metronome.sim.flows`) is one message on the union of the routes from L2
   to its PEs, each link carrying the data once; a forward is a message on the route
   from one PE to its neighbour;
 * a reduction flow is one message on the union of the routes from its PEs to L2. Where
@@ -28,7 +28,7 @@ from math import ceil, log2
 
 import networkx as nx
 
-from spec.hardware import Hardware
+from metronome.spec.hardware import Hardware
 
 from .flows import Flow
 from .options import Policy
@@ -79,7 +79,7 @@ class Phase:
 class Fabric:
     """A topology graph flattened for simulation: numbered edges with bandwidth,
     latency, resource and energy hops, numbered nodes, and the header cycles every
-    message pays on every link (:mod:`sim.noc`)."""
+    message pays on every link (:mod:`metronome.sim.noc`)."""
 
     def __init__(self, graph: nx.DiGraph, *, header_cycles: int = 0) -> None:
         self.graph = graph

@@ -20,7 +20,7 @@ from typing import cast
 
 import numpy as np
 
-from spec.window import FILTER_OF, INPUT_OF, OUTPUT_OF
+from metronome.spec.window import FILTER_OF, INPUT_OF, OUTPUT_OF
 
 from .loopnest import LoopNest
 

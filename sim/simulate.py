@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 import numpy as np
 
-from spec.hardware import Hardware
-from spec.layer import Layer
-from spec.mapping import Mapping
-from spec.network import Network
-from spec.results import LayerResult, RunResult
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import Mapping
+from metronome.spec.network import Network
+from metronome.spec.results import LayerResult, RunResult
 
 from .context import Progress, RunContext
 from .coverage import coverage
@@ -35,7 +35,8 @@ __all__ = ["SimResult", "simulate", "simulate_network"]
 
 @dataclass(frozen=True, slots=True)
 class SimResult:
-    """A simulated layer: the shared :class:`spec.results.LayerResult` plus per-PE detail."""
+    """A simulated layer: the shared :class:`metronome.spec.results.LayerResult` plus per-PE
+    detail."""
 
     layer: LayerResult
     per_pe: dict[str, object]

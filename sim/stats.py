@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.energy import AccessCounts, energy_table, l1_read_accesses
-from spec.results import LayerResult, TensorCounts, make_tensors
+from metronome.spec.energy import AccessCounts, energy_table, l1_read_accesses
+from metronome.spec.results import LayerResult, TensorCounts, make_tensors
 
 from .context import RunContext
 from .coverage import Coverage

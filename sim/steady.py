@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from spec.results import SteadyState
+from metronome.spec.results import SteadyState
 
 from .traffic import StepRecord
 

@@ -1,6 +1,7 @@
 """Synthetic traffic on the simulator's NoC, to check it against network theory.
 
-The same topologies (:mod:`sim.topology`), routes, links and routers (:mod:`sim.noc`)
+The same topologies (:mod:`metronome.sim.topology`), routes, links and routers
+(:mod:`metronome.sim.noc`)
 the accelerator runs on carry messages of ``message_elems`` elements in one of three
 patterns:
 
@@ -37,7 +38,7 @@ from math import ceil
 import numpy as np
 import simpy
 
-from spec.hardware import Hardware
+from metronome.spec.hardware import Hardware
 
 from .noc import NoC, fired_at
 from .options import REALISTIC

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spec.scalesim import (
+from metronome.spec.scalesim import (
     ScaleSimConfig,
     ScaleSimCounts,
     ScaleSimLayer,

@@ -1,5 +1,5 @@
 """The counters of a run, filled step by step (or a repeated block at a time) by the
-SimPy machine's feed or the fast path, and read by :mod:`sim.stats`."""
+SimPy machine's feed or the fast path, and read by :mod:`metronome.sim.stats`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The step-to-step timing recurrence the SimPy machine realises, on a relative state.
 
-The machine's processes (:mod:`sim.machine`) each use their NoC plane in step order, so
+The machine's processes (:mod:`metronome.sim.machine`) each use their NoC plane in step order, so
 every time they produce is a max of earlier times plus a duration. Within a step, a
-plane's phase is a function of the step's messages alone (:class:`sim.noc.PhaseOracle`):
+plane's phase is a function of the step's messages alone (:class:`metronome.sim.noc.PhaseOracle`):
 it gives each PE's delivery offset, when the plane is free again and when partial sums
 land. This module writes the recurrence on a state expressed relative to the moment the
 distribution plane becomes free; times that can no longer matter are clamped. Two steps

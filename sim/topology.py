@@ -32,8 +32,8 @@ from math import ceil, log2, sqrt
 
 import networkx as nx
 
-from spec.hardware import UNBOUNDED, Hardware
-from spec.source import SpecError
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.source import SpecError
 
 __all__ = [
     "L2",

@@ -1,18 +1,18 @@
 """Step records: what one global step moves and computes, derived from the PEs' tiles.
 
-A record is translation-invariant (see :mod:`sim.schedule`), so the fast path computes it
+A record is translation-invariant (see :mod:`metronome.sim.schedule`), so the fast path computes it
 once per geometry key; the full path computes it for every step. Counting rules:
 
 * a PE's L1 receives the part of its tile it does not already hold (``l1_writes``): under
-  ``l1_keeps_reusable_data`` what its L1 lacks (:mod:`sim.l1`, passed in as ``l1``),
+  ``l1_keeps_reusable_data`` what its L1 lacks (:mod:`metronome.sim.l1`, passed in as ``l1``),
   otherwise what its previous tile did not hold;
 * one L2 read serves every PE that needs an element in the same step (``multicast``);
   with forwarding, an element a neighbour held in the previous step comes from it;
 * partial sums leave a PE every step, when its output tile moves on, or (with ``l1``) when
   its L1 evicts them or is done with them; spatially reduced
-  partial sums are merged for free or added on the way (:mod:`sim.phases`).
+  partial sums are merged for free or added on the way (:mod:`metronome.sim.phases`).
 
-The flows themselves (who sends what to whom) come from :mod:`sim.flows`.
+The flows themselves (who sends what to whom) come from :mod:`metronome.sim.flows`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from math import prod
 
 import numpy as np
 
-from spec.hardware import Hardware
+from metronome.spec.hardware import Hardware
 
 from .flows import Flow, demand, merge, reduction_flows, refine
 from .geometry import Geometry, StepTiles

@@ -1,6 +1,6 @@
 """A position in a token list: what the recursive-descent parsers of the MAESTRO
-mapping and hardware files (:mod:`spec.maestro`) and of the 2018 pragmas
-(:mod:`spec.pragma`) read their input through, so both report a missing token the
+mapping and hardware files (:mod:`metronome.spec.maestro`) and of the 2018 pragmas
+(:mod:`metronome.spec.pragma`) read their input through, so both report a missing token the
 same way, at the same place."""
 
 from __future__ import annotations

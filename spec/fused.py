@@ -1,7 +1,7 @@
 """Fused-layer designs (LoopTree): a chain of layers, fusion groups and their schedules.
 
 A fused scenario (``kind: fused``) describes a chain of layers on one image (batch 1):
-CONV, DSCONV and GEMM as :class:`spec.layer.Layer`, plus max/avg pooling; every layer
+CONV, DSCONV and GEMM as :class:`metronome.spec.layer.Layer`, plus max/avg pooling; every layer
 may carry a free element-wise activation and implicit zero padding (generated on chip,
 never transferred). Consecutive layers form a *fusion group*. A group's schedule tiles
 the last layer's output over its rows ``P`` and columns ``Q`` (channels are never

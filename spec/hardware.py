@@ -46,7 +46,7 @@ class Hardware:
     offchip_bw_elems_per_cycle: int = UNBOUNDED
     multicast: bool = True
     bytes_per_elem: int = 1
-    # Elements one L1 read returns, for energy only (spec.energy.l1_read_accesses).
+    # Elements one L1 read returns, for energy only (metronome.spec.energy.l1_read_accesses).
     l1_read_width_elems: int = 1
     # Simulator-only fields below: the analytic model has no notion of them.
     topology: str = "bus"

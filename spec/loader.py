@@ -4,7 +4,7 @@
   recognised and refused with a hint to pass it as ``--hw``;
 * ``.pragma`` (or a ``.m`` whose first word is a 2018 pragma keyword) – the 2018 pragma
   language of the MAESTRO arXiv paper, which also carries hardware;
-* ``.yaml``/``.yml`` – a scenario (see :mod:`spec.scenario`).
+* ``.yaml``/``.yml`` – a scenario (see :mod:`metronome.spec.scenario`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["HardwareFlags", "load_network", "resolve_hardware"]
 
 def load_network(path: str | Path, *, shrink: dict[str, int] | None = None) -> Network:
     """Parse a mapping file of any supported language into a :class:`Network`
-    (``shrink`` caps dimension sizes, see :func:`spec.maestro.parse_mapping_text`)."""
+    (``shrink`` caps dimension sizes, see :func:`metronome.spec.maestro.parse_mapping_text`)."""
     shown = str(path)
     if Path(shown).suffix in (".yaml", ".yml"):
         raise SpecError.at(None, f"{shown}: is a scenario; run it with 'metronome validate'")

@@ -13,7 +13,7 @@ __all__ = ["Engine", "PolicyName"]
 
 
 class PolicyName(StrEnum):
-    """The simulator's named modelling policies (:data:`sim.POLICIES`)."""
+    """The simulator's named modelling policies (:data:`metronome.sim.POLICIES`)."""
 
     MAESTRO = "maestro"
     REALISTIC = "realistic"

@@ -198,7 +198,7 @@ def parse_pragma_text(
     text: str, path: str = "<text>", *, shrink: dict[str, int] | None = None
 ) -> Network:
     """Parse a 2018 pragma file into a :class:`Network` carrying its hardware
-    (``shrink`` caps loop sizes as in :func:`spec.maestro.parse_mapping_text`)."""
+    (``shrink`` caps loop sizes as in :func:`metronome.spec.maestro.parse_mapping_text`)."""
     reader = TokenCursor.over_text(text, path)
     hw: dict[str, int] = {}
     hw_tokens: dict[str, Token] = {}
@@ -278,9 +278,9 @@ def _parse_layer(
         dim_spans=spans,
     )
     pragmas: list[_Pragma] = []
-    while (token := reader.peek()) is not None and _key(token) in _PRAGMAS:
+    while (start := reader.peek()) is not None and _key(start) in _PRAGMAS:
         reader.skip()
-        pragmas.append(_read_pragma(reader, token))
+        pragmas.append(_read_pragma(reader, start))
     if not pragmas:
         where = reader.peek_span()
         raise SpecError.at(where, f"layer '{name.text}' has no dataflow pragmas after endLayer")

@@ -20,7 +20,7 @@ Example (paths are relative to the scenario file)::
     #       TemporalMap(1,1) X;
     hardware:
       file: hw/xc_pe4_bw64.m           # MAESTRO hardware file (NoC latency = NoC_NumHops)
-      topology: bus                    # any spec.Hardware field overrides it
+      topology: bus                    # any metronome.spec.Hardware field overrides it
     simulator:
       policies: [maestro, realistic]
     sweep:                             # optional: one run per combination

@@ -16,8 +16,8 @@ as functions of the layer (``R``, ``S``, strides, type) and the hardware (PEs, L
   halves its channel tiles until they fit, the other styles' PE tiles are one window
   already (see :func:`l1_footprint_elems`).
 
-:func:`template` returns a validated :class:`~spec.mapping.Mapping`; a layer that cannot
-fit (L1 smaller than one window) is a :class:`~spec.source.SpecError`.
+:func:`template` returns a validated :class:`~metronome.spec.mapping.Mapping`; a layer that cannot
+fit (L1 smaller than one window) is a :class:`~metronome.spec.source.SpecError`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PyTorch models through ONNX: ``torchvision:NAME`` or ``module:function`` (returning an
 ``nn.Module``) is exported with ``torch.onnx.export`` and read by
-:func:`spec.onnx_import.import_model`. PyTorch is an optional extra
+:func:`metronome.spec.onnx_import.import_model`. PyTorch is an optional extra
 (``pip install 'metronome[torch]'``); nothing else in Metronome imports it.
 """
 

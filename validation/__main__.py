@@ -1,4 +1,4 @@
-"""``python -m validation`` is the ``metronome`` command."""
+"""``python -m metronome.validation`` is the ``metronome`` command."""
 
 import sys
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec.fileio import atomic_write_json
-from spec.lexer import read_source
-from spec.source import SourceSpan, SpecError
+from metronome.spec.fileio import atomic_write_json
+from metronome.spec.lexer import read_source
+from metronome.spec.source import SourceSpan, SpecError
 
 from .compare import MetricRow
 

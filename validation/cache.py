@@ -1,7 +1,7 @@
 """A content-addressed cache of engine outcomes, so that re-validating after a change
 re-runs only the cases the change touched.
 
-An entry's name is the digest of the job's content (:func:`validation.runner.content_key`:
+An entry's name is the digest of the job's content (:func:`metronome.validation.runner.content_key`:
 layer, mapping, hardware, engine, change) and of the engines' source code, so editing a
 scenario invalidates its cases and editing ``analytic/``, ``sim/`` or ``spec/``
 invalidates everything. Entries are pickled outcomes written atomically; a damaged or
@@ -18,7 +18,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spec.fileio import atomic_write_bytes
+from metronome.spec.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from .runner import Outcome

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from spec.results import COMMON_METRICS, TENSOR_COUNTERS, LayerResult
+from metronome.spec.results import COMMON_METRICS, TENSOR_COUNTERS, LayerResult
 
 __all__ = ["COMPARED_METRICS", "MetricRow", "compare_layer", "compare_values"]
 

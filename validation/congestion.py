@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spec.names import Engine
+from metronome.spec.names import Engine
 
 from . import plots
 

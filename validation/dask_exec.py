@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from spec.source import SpecError
+from metronome.spec.source import SpecError
 
 __all__ = ["DaskTarget", "add_dask_arguments", "dask_map", "dask_target"]
 

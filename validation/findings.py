@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from spec.energy import energy_table
-from spec.names import Engine
+from metronome.spec.energy import energy_table
+from metronome.spec.names import Engine
 
 from . import paper
 from .congestion import CongestionFinding, congestion_findings
@@ -20,8 +20,8 @@ from .harness import RESIDUAL_CAUSE, Attribution, CaseResult, ValidationRun, tru
 from .maccount import MacCheck, mac_check
 
 if TYPE_CHECKING:
-    from sim import SimResult
-    from spec.hardware import Hardware
+    from metronome.sim import SimResult
+    from metronome.spec.hardware import Hardware
 
 __all__ = [
     "Cause",

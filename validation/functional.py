@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from spec.layer import Layer
+from metronome.spec.layer import Layer
 
 __all__ = ["FunctionalCheck", "make_inputs", "reference"]
 

@@ -1,7 +1,7 @@
 """Fused scenarios in the harness: both engines, compared key by key, explained.
 
-The analytic closed form (:mod:`analytic.fused`) and the tile executor
-(:mod:`sim.fused`) report the same schema per group and per tensor. Off-chip reads and
+The analytic closed form (:mod:`metronome.analytic.fused`) and the tile executor
+(:mod:`metronome.sim.fused`) report the same schema per group and per tensor. Off-chip reads and
 writes, MACs (recomputed ones included), buffer peaks and L2 accesses must be equal;
 runtime differs by the pipeline's fill and drain and by per-transfer rounding, which
 the closed form's steady state ``sum(max(compute, transfer))`` leaves out.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec.fused import FusedLayer, FusedResult, FusedScenario, Kind
+from metronome.spec.fused import FusedLayer, FusedResult, FusedScenario, Kind
 
 __all__ = [
     "EXACT",
@@ -136,8 +136,8 @@ def run_fused(
 ) -> tuple[FusedResult, FusedResult, list[FusedRow], bool | None]:
     """Both engines on ``scenario``; the rows, and whether the functional output equals
     numpy's (``None`` when the scenario does not ask for a functional run)."""
-    from analytic.fused import analyze_fused
-    from sim.fused import chain_weights, simulate_fused
+    from metronome.analytic.fused import analyze_fused
+    from metronome.sim.fused import chain_weights, simulate_fused
 
     analytic = analyze_fused(scenario)
     functional_ok: bool | None = None

@@ -3,7 +3,7 @@
 For every layer of every scenario variant the harness runs the analytic model (fixed and
 MAESTRO-compatible) and the simulator under each requested policy, then
 
-* compares them metric by metric (:mod:`validation.compare`): ``analytic~sim-realistic``
+* compares them metric by metric (:mod:`metronome.validation.compare`): ``analytic~sim-realistic``
   (how accurate is the closed form on realistic hardware?), ``analytic~sim-maestro`` (does
   the closed form compute its own assumptions right?) and ``analytic-maestro~maestro``
   where the scenario carries the MAESTRO binary's numbers;
@@ -15,10 +15,10 @@ MAESTRO-compatible) and the simulator under each requested policy, then
   ``sim-maestro`` and ``analytic`` is the closed form's own approximation of its
   assumptions (edge tiles, reuse it misses). A re-run is made only where its change can
   alter the result (:func:`_can_matter`);
-* draws every finding (:mod:`validation.findings`), the hot spot's detailed simulation
+* draws every finding (:mod:`metronome.validation.findings`), the hot spot's detailed simulation
   being one more job of the second round.
 
-Everything runs as :class:`~validation.runner.Job` records through one job pool, in two
+Everything runs as :class:`~metronome.validation.runner.Job` records through one job pool, in two
 rounds: the engines, then the re-runs their differences call for.
 """
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spec.names import Engine
-from spec.results import LayerResult
-from spec.scenario import Scenario
-from spec.source import Diagnostic, SpecError
+from metronome.spec.names import Engine
+from metronome.spec.results import LayerResult
+from metronome.spec.scenario import Scenario
+from metronome.spec.source import Diagnostic, SpecError
 
 from .compare import MetricRow, compare_layer, compare_values
 from .dask_exec import DaskTarget
@@ -199,7 +199,7 @@ def _bug_probes(case: CaseResult) -> list[Job]:
     a, b = fixed.flat(), compat.flat()
     if all(a.get(m) == b.get(m) for m in EXPLAINED_METRICS):
         return []
-    from analytic.deviations import DEVIATIONS
+    from metronome.analytic.deviations import DEVIATIONS
 
     return [
         case.job(engine, Probe(ProbeKind.MAESTRO_BUG, d.flag, engine is Engine.ANALYTIC))
@@ -212,7 +212,7 @@ def _bug_attributions(case: CaseResult, extra: dict[Job, LayerResult]) -> list[A
     """How much of MAESTRO's difference from the fixed model each of its bugs makes: the
     fixed model with that bug alone switched on, or, for a bug that matters only together
     with others, MAESTRO with that bug alone fixed."""
-    from analytic.deviations import DEVIATIONS
+    from metronome.analytic.deviations import DEVIATIONS
 
     fixed = case.results[Engine.ANALYTIC].flat()
     compat = case.results[Engine.ANALYTIC_MAESTRO].flat()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from spec.names import Engine
+from metronome.spec.names import Engine
 
 if TYPE_CHECKING:
     from .harness import CaseResult

@@ -1,5 +1,5 @@
 """The report's picture of the refined closed form: its runtime against both simulations
-(the fixed model's scatter is drawn by :mod:`validation.report`)."""
+(the fixed model's scatter is drawn by :mod:`metronome.validation.report`)."""
 
 from __future__ import annotations
 

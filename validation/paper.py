@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spec.energy import AccessCounts, EnergyTable, energy_table
-from spec.results import LayerResult
+from metronome.spec.energy import AccessCounts, EnergyTable, energy_table
+from metronome.spec.results import LayerResult
 
 __all__ = [
     "CLOCK_GHZ",
@@ -389,7 +389,8 @@ def measure(scenario_dir: Path, engines: Sequence[str] = ENGINES) -> dict[str, R
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m validation.paper [SCENARIO_DIR]``: the verdict table of the four engines
+    """``python -m metronome.validation.paper [SCENARIO_DIR]``: the verdict table of the four
+    engines
     (default ``scenarios/paper``), whole-layer -> paper conditions, MAESTRO's energy table."""
     args = list(sys.argv[1:] if argv is None else argv)
     directory = Path(args[0] if args else "scenarios/paper")

@@ -20,7 +20,7 @@ import networkx as nx
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.ticker import NullFormatter
 
-from spec.fileio import atomic_write_bytes
+from metronome.spec.fileio import atomic_write_bytes
 
 __all__ = [
     "congestion_curves",

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from spec.results import LayerResult
+from metronome.spec.results import LayerResult
 
 from .document import Block, Heading, Paragraph, Table
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spec.results import LayerResult
+from metronome.spec.results import LayerResult
 
 from .document import Block, Heading, Paragraph, Table
 from .rank import CaseLike

@@ -1,6 +1,6 @@
 """Rendering a validation run: report.md / report.html, results.json, results.csv, PNGs.
 
-The report renders what the harness found (:mod:`validation.findings`); it computes
+The report renders what the harness found (:mod:`metronome.validation.findings`); it computes
 nothing. Its first page answers the questions users run Metronome for: how accurate is
 each closed form, what the largest causes of its error are, which layers are worst,
 where the network congests, and whether a change made the model less accurate.
@@ -20,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from spec.fileio import atomic_write_json, atomic_write_text
-from spec.names import Engine
-from spec.results import SCHEMA_VERSION
+from metronome.spec.fileio import atomic_write_json, atomic_write_text
+from metronome.spec.names import Engine
+from metronome.spec.results import SCHEMA_VERSION
 
 from . import paper, plots
 from .baseline import BaselineCheck

@@ -9,7 +9,7 @@ which processes finish.
 Jobs whose runs are identical in content (the same layer dimensions, mapping, hardware,
 engine and change; ResNet repeats its blocks, a bandwidth sweep's unbounded-NoC re-runs
 coincide) run once: :func:`content_key` names that content, and the
-:class:`~validation.cache.ResultCache` keeps outcomes under it between invocations.
+:class:`~metronome.validation.cache.ResultCache` keeps outcomes under it between invocations.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Union
 
-from spec.hardware import UNBOUNDED, Hardware
-from spec.names import Engine
-from spec.results import LayerResult
-from spec.scenario import Scenario, load_scenario
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.names import Engine
+from metronome.spec.results import LayerResult
+from metronome.spec.scenario import Scenario, load_scenario
 
 from .dask_exec import DaskTarget, dask_map
 from .functional import FunctionalCheck
 
 if TYPE_CHECKING:
-    from sim import SimResult
+    from metronome.sim import SimResult
 
     from .cache import ResultCache
 
@@ -61,7 +61,7 @@ ANALYTIC_OPTIONS: dict[Engine, dict[str, Any]] = {
     Engine.ANALYTIC_MAESTRO: {"maestro_compat": True},
     Engine.ANALYTIC_REFINED: {"model": "refined"},
 }
-"""The keyword arguments of :func:`analytic.analyze` that make each closed-form engine
+"""The keyword arguments of :func:`metronome.analytic.analyze` that make each closed-form engine
 (none: the fixed model)."""
 
 
@@ -71,10 +71,10 @@ class ProbeKind(StrEnum):
     POLICY_SWITCH = "switch"
     """One switch of the simulator's policy set to ``value``."""
     MAESTRO_BUG = "bug"
-    """One MAESTRO deviation of the closed form (:mod:`analytic.deviations`) set to
+    """One MAESTRO deviation of the closed form (:mod:`metronome.analytic.deviations`) set to
     ``value``: switched on in the fixed model, off in the MAESTRO-compatible one."""
     ASSUMPTION = "assumption"
-    """One timing assumption of the closed form (:mod:`analytic.assumptions`) set."""
+    """One timing assumption of the closed form (:mod:`metronome.analytic.assumptions`) set."""
     UNBOUNDED_NOC = "noc"
     UNBOUNDED_OFFCHIP = "offchip"
 
@@ -109,7 +109,7 @@ class Output(StrEnum):
     FUNCTIONAL = "functional"
     """The simulator's values against numpy's (a :class:`FunctionalCheck`)."""
     PICTURES = "pictures"
-    """The whole :class:`sim.SimResult`, with its network and time series to draw."""
+    """The whole :class:`metronome.sim.SimResult`, with its network and time series to draw."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class RunOutcome:
 
 Outcome = Union[RunOutcome, FunctionalCheck, "SimResult"]
 """A :class:`RunOutcome`, a :class:`FunctionalCheck` or (``Output.PICTURES``) a
-:class:`sim.SimResult`."""
+:class:`metronome.sim.SimResult`."""
 
 _SCENARIOS: dict[str, Scenario] = {}
 
@@ -248,8 +248,8 @@ def run_job(job: Job) -> Outcome:
 
 
 def _analyze(job: Job) -> LayerResult:
-    import analytic
-    from analytic.deviations import COMPAT, FIXED
+    from metronome import analytic
+    from metronome.analytic.deviations import COMPAT, FIXED
 
     scenario = scenario_of(job.scenario)
     entry = scenario.network.layers[job.layer]
@@ -280,7 +280,7 @@ def _analyze(job: Job) -> LayerResult:
 
 
 def _functional(job: Job) -> FunctionalCheck:
-    import sim
+    from metronome import sim
 
     from . import functional
 
@@ -295,7 +295,7 @@ def _functional(job: Job) -> FunctionalCheck:
 
 
 def _simulate(job: Job) -> SimResult:
-    import sim
+    from metronome import sim
 
     scenario = scenario_of(job.scenario)
     entry = scenario.network.layers[job.layer]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spec.hardware import Hardware
+from metronome.spec.hardware import Hardware
 
 if TYPE_CHECKING:
-    from sim import SimResult
+    from metronome.sim import SimResult
 
 __all__ = ["draw_simulation", "noc_summary"]
 

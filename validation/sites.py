@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from spec.layer import Layer
-from spec.mapping import ClusterDirective, MapDirective, Mapping
-from spec.window import WINDOW_OF, windows
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
+from metronome.spec.window import WINDOW_OF, windows
 
 __all__ = ["describe_sites", "sites"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from spec.lexer import read_source
-from spec.source import SourceSpan, SpecError
+from metronome.spec.lexer import read_source
+from metronome.spec.source import SourceSpan, SpecError
 
 __all__ = ["DEFAULT_SUITE", "expand", "is_suite"]
 

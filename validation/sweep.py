@@ -4,13 +4,13 @@ and each chunk's Pareto front over runtime, energy and chip area.
 A design is a mapping variant, a PE count, the hardware the closed form reads (NoC
 bandwidth, hops, hop latency, off-chip bandwidth, SIMD lanes: the "relevant" axes) and
 what it does not read (L1, L2, topology: the "inner" axes, varying fastest). For one
-mapping variant and PE count (a *structure*) :class:`analytic.vectorised.VectorModel`
+mapping variant and PE count (a *structure*) :class:`metronome.analytic.vectorised.VectorModel`
 evaluates every relevant combination at once; the inner axes only decide feasibility
 (the mapping's L1/L2 needs must fit) and the chip area, per design.
 
 Metrics of a design over several layers are network totals: runtime, energy and MACs
 summed in layer order, buffer and bandwidth needs the worst layer's.
-``chip_area_um2`` is MAESTRO's area model (:func:`analytic.report.hardware_cost`) of the
+``chip_area_um2`` is MAESTRO's area model (:func:`metronome.analytic.report.hardware_cost`) of the
 configured chip: its PEs, lanes, NoC bandwidth, L1 and L2 *sizes*.
 
 Every chunk result depends only on the space and the chunk's index, so the merged
@@ -26,7 +26,7 @@ from math import prod
 
 import numpy as np
 
-from analytic.report import (
+from metronome.analytic.report import (
     _ARBITER_AREA,
     _ARBITER_C0,
     _ARBITER_C1,
@@ -38,11 +38,11 @@ from analytic.report import (
     _SRAM_AREA,
     access_counts,
 )
-from analytic.vectorised import HardwareArrays, TopArrays, VectorModel
-from spec.energy import energy_table
-from spec.hardware import UNBOUNDED
-from spec.source import SpecError
-from spec.space import SweepSpace
+from metronome.analytic.vectorised import HardwareArrays, TopArrays, VectorModel
+from metronome.spec.energy import energy_table
+from metronome.spec.hardware import UNBOUNDED
+from metronome.spec.source import SpecError
+from metronome.spec.space import SweepSpace
 
 __all__ = [
     "FRONT_COLUMNS",

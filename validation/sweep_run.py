@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from analytic.cint import fdiv
-from spec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from spec.hardware import Hardware
-from spec.names import PolicyName
-from spec.space import HARDWARE_AXES, SweepSpace, maestro_text
+from metronome.analytic.cint import fdiv
+from metronome.spec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from metronome.spec.hardware import Hardware
+from metronome.spec.names import PolicyName
+from metronome.spec.space import HARDWARE_AXES, SweepSpace, maestro_text
 
+from .cli.progress import ProgressBar
 from .dask_exec import DaskTarget, dask_map
-from .progress import ProgressBar
 from .sweep import (
     FRONT_COLUMNS,
     INFEASIBLE_REASONS,
@@ -470,7 +470,7 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 def _simulate_layer(task: tuple[Any, Any, Hardware, PolicyName]) -> int:
     """Simulated runtime of one layer under one mapping on one hardware."""
-    import sim
+    from metronome import sim
 
     layer, mapping, hardware, policy = task
     result = sim.simulate(layer, mapping, hardware, sim.SimOptions(policy=sim.POLICIES[policy]))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from spec.scalesim import SCALESIM_COLUMNS, parse_config, parse_topology
-from spec.source import SourceSpan, SpecError
+from metronome.spec.scalesim import SCALESIM_COLUMNS, parse_config, parse_topology
+from metronome.spec.source import SourceSpan, SpecError
 
 __all__ = [
     "EXACT",
@@ -159,8 +159,8 @@ def _reference(directory: str) -> dict[str, float]:
 
 def compare_systolic(cases: list[SystolicCase]) -> list[SystolicRow]:
     """Every layer of every run through both engines, against SCALE-Sim's reports."""
-    from analytic.systolic import analyze_systolic
-    from sim.systolic import simulate_systolic
+    from metronome.analytic.systolic import analyze_systolic
+    from metronome.sim.systolic import simulate_systolic
 
     rows: list[SystolicRow] = []
     for case in cases:

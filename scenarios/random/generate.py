@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-import sim
-from spec.hardware import Hardware
-from spec.maestro import parse_mapping_text
-from spec.source import SpecError
+from metronome import sim
+from metronome.spec.hardware import Hardware
+from metronome.spec.maestro import parse_mapping_text
+from metronome.spec.source import SpecError
 
 HERE = Path(__file__).parent
 HARDWARE = Hardware(num_pes=16, noc_bw_elems_per_cycle=64, noc_latency_cycles=1)

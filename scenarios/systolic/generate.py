@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spec.fileio import atomic_write_text
-from spec.layer import LayerType
-from spec.loader import load_network
+from metronome.spec.fileio import atomic_write_text
+from metronome.spec.layer import LayerType
+from metronome.spec.loader import load_network
 
 HERE = Path(__file__).parent
 MAPPINGS = HERE.parent.parent / "tests" / "data" / "maestro-inputs" / "data" / "mapping"

@@ -1,8 +1,8 @@
 """Replay MAESTRO's reference runs with ``analytic`` in compat mode and compare CSVs.
 
 Each successful run of ``tests/data/maestro-reference/manifest.csv`` is translated flag
-by flag (``--HW_file`` -> :func:`spec.maestro.parse_hw_file`, flags only ->
-:meth:`spec.Hardware.maestro_flags`, boost's prefix flags such as ``--noc_bw`` resolved as
+by flag (``--HW_file`` -> :func:`metronome.spec.maestro.parse_hw_file`, flags only ->
+:meth:`metronome.spec.Hardware.maestro_flags`, boost's prefix flags such as ``--noc_bw`` resolved as
 MAESTRO does), analysed, written as MAESTRO's CSV and compared with the reference CSV
 column by column: integer columns exactly, floating-point columns within 0.1 %.
 """
@@ -15,12 +15,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytic.api import analyze_layer
-from analytic.csvout import maestro_csv_text, row_values
-from analytic.engine import NocLevel
-from spec.hardware import UNBOUNDED, Hardware
-from spec.maestro import parse_hw_file, parse_mapping_file
-from spec.results import LayerResult
+from metronome.analytic.api import analyze_layer
+from metronome.analytic.csvout import maestro_csv_text, row_values
+from metronome.analytic.engine import NocLevel
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.maestro import parse_hw_file, parse_mapping_file
+from metronome.spec.results import LayerResult
 
 DATA = Path(__file__).parent.parent / "data"
 REFERENCE = DATA / "maestro-reference"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spec.results import LayerResult
+from metronome.spec.results import LayerResult
+from metronome.validation.cli import main
 from tests.conftest import MAESTRO_INPUTS, MAESTRO_REFERENCE, REPO
-from validation.cli import main
 
 X01 = str(MAESTRO_REFERENCE / "crosscheck" / "x01_ws_kspatial.m")
 X09 = str(MAESTRO_REFERENCE / "crosscheck" / "x09_two_level.m")
@@ -122,7 +122,7 @@ def test_failed_run_writes_no_file(tmp_path: Path) -> None:
 def test_check_does_not_import_the_engine() -> None:
     code = (
         "import sys\n"
-        "from validation.cli import main\n"
+        "from metronome.validation.cli import main\n"
         f"main(['check', {X01!r}])\n"
         "print(sorted(m for m in sys.modules if 'analytic' in m.split('.')[:2]))\n"
     )

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from analytic.csvout import COLUMN_KEYS, MAESTRO_CSV_HEADER, cpp_number, format_row
+from metronome.analytic.csvout import COLUMN_KEYS, MAESTRO_CSV_HEADER, cpp_number, format_row
 from tests.conftest import MAESTRO_REFERENCE
 
 

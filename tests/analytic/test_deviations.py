@@ -3,7 +3,7 @@
 Each test switches exactly one quirk off (MAESTRO with that bug fixed) and shows the
 MAESTRO value (golden: MAESTRO's reference CSVs where the case was run, otherwise the
 hand derivation in the docstring), the fixed value and the reason. The list itself
-lives in ``analytic.deviations.DEVIATIONS`` and ``docs/maestro-deviations.md``.
+lives in ``metronome.analytic.deviations.DEVIATIONS`` and ``docs/maestro-deviations.md``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-import analytic
-from analytic.api import run_problem
-from analytic.deviations import COMPAT, DEVIATIONS, FIXED, Quirks
-from analytic.engine import LevelResult
-from spec.hardware import Hardware
-from spec.maestro import parse_hw_file, parse_mapping_file, parse_mapping_text
+from metronome import analytic
+from metronome.analytic.api import run_problem
+from metronome.analytic.deviations import COMPAT, DEVIATIONS, FIXED, Quirks
+from metronome.analytic.engine import LevelResult
+from metronome.spec.hardware import Hardware
+from metronome.spec.maestro import parse_hw_file, parse_mapping_file, parse_mapping_text
 from tests.conftest import MAESTRO_INPUTS, MAESTRO_REFERENCE, REPO
 
 

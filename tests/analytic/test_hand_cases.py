@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-import analytic
-from spec.hardware import Hardware
-from spec.maestro import parse_hw_file, parse_mapping_file
-from spec.results import LayerResult
+from metronome import analytic
+from metronome.spec.hardware import Hardware
+from metronome.spec.maestro import parse_hw_file, parse_mapping_file
+from metronome.spec.results import LayerResult
 from tests.conftest import MAESTRO_REFERENCE
 
 BOTH = pytest.mark.parametrize("compat", [True, False], ids=["maestro", "default"])

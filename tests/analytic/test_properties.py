@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import analytic
-from spec.fileio import dumps_json
-from spec.hardware import Hardware
-from spec.maestro import parse_mapping_text
-from spec.network import Network
-from spec.results import LayerResult
-from spec.source import SpecError
+from metronome import analytic
+from metronome.spec.fileio import dumps_json
+from metronome.spec.hardware import Hardware
+from metronome.spec.maestro import parse_mapping_text
+from metronome.spec.network import Network
+from metronome.spec.results import LayerResult
+from metronome.spec.source import SpecError
 
 settings.register_profile(
     "analytic-properties",

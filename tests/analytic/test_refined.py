@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-import analytic
-from analytic.refined import Machine, machine_of, noc_delay, touched_rows
-from spec.hardware import UNBOUNDED, Hardware
-from spec.layer import LayerType, make_layer
-from spec.loader import load_network
-from spec.maestro import parse_hw_file
-from spec.mapping import MapDirective, Mapping
-from spec.results import LayerResult
-from spec.source import SpecError
+from metronome import analytic
+from metronome.analytic.refined import Machine, machine_of, noc_delay, touched_rows
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.layer import LayerType, make_layer
+from metronome.spec.loader import load_network
+from metronome.spec.maestro import parse_hw_file
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.results import LayerResult
+from metronome.spec.source import SpecError
+from metronome.validation.cli import main
+from metronome.validation.rank import kendall_tau, rank_fidelity
 from tests.conftest import MAESTRO_REFERENCE
-from validation.cli import main
-from validation.rank import kendall_tau, rank_fidelity
 
 X01 = str(MAESTRO_REFERENCE / "crosscheck" / "x01_ws_kspatial.m")
 PE4 = MAESTRO_REFERENCE / "hw" / "xc_pe4_bw64.m"
@@ -154,7 +154,7 @@ def test_hottest_link_by_hand() -> None:
 def test_refined_residual_causes() -> None:
     from dataclasses import replace
 
-    from validation.refined_residuals import residual_causes
+    from metronome.validation.refined_residuals import residual_causes
 
     model = _x01(1000)
     assert residual_causes(model, model) == ["pipeline fill and drain (no measured cause)"]

@@ -1,4 +1,4 @@
-"""The vectorised fixed model equals :func:`analytic.analyze` design by design.
+"""The vectorised fixed model equals :func:`metronome.analytic.analyze` design by design.
 
 The oracle is the scalar engine itself: for sampled hardware points every metric of the
 result schema (runtime, tensor counts, every ``metrics`` entry, notes) must be equal,
@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytic import analyze
-from analytic.api import analyze_layer
-from analytic.report import layer_result
-from analytic.vectorised import HardwareArrays, VectorModel
-from spec.energy import energy_table
-from spec.hardware import Hardware
-from spec.loader import load_network
-from spec.results import STEADY_METRICS
-from spec.source import SpecError
+from metronome.analytic import analyze
+from metronome.analytic.api import analyze_layer
+from metronome.analytic.report import layer_result
+from metronome.analytic.vectorised import HardwareArrays, VectorModel
+from metronome.spec.energy import energy_table
+from metronome.spec.hardware import Hardware
+from metronome.spec.loader import load_network
+from metronome.spec.results import STEADY_METRICS
+from metronome.spec.source import SpecError
 
 MAPPINGS = Path(__file__).parents[1] / "data" / "maestro-inputs" / "data" / "mapping"
 FILES = (
@@ -81,7 +81,7 @@ def test_every_metric_equals_the_scalar_model(name: str, index: int) -> None:
                 simd_lanes=int(hw.simd_lanes[i]),
             )
             expected, own_l1 = analyze_layer(entry.layer, mapping, hardware)
-            # The steady-state figures come from analytic.steady, not from the top
+            # The steady-state figures come from metronome.analytic.steady, not from the top
             # level's result, which is what the vectorised model reproduces.
             expected = replace(
                 expected,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spec.hardware import Hardware
-from spec.layer import Layer, LayerType, make_layer
-from spec.loader import load_network
-from spec.mapping import ClusterDirective, MapDirective, Mapping
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer, LayerType, make_layer
+from metronome.spec.loader import load_network
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
 
 DATA = Path(__file__).parent.parent / "data"
 CROSSCHECK = DATA / "maestro-reference" / "crosscheck"

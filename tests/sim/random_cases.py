@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from sim import MAESTRO, REALISTIC, Policy
-from sim.loopnest import LoopNest
-from spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware
-from spec.layer import Layer, LayerType, make_layer
-from spec.mapping import ClusterDirective, MapDirective, Mapping
-from spec.source import SpecError
+from metronome.sim import MAESTRO, REALISTIC, Policy
+from metronome.sim.loopnest import LoopNest
+from metronome.spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware
+from metronome.spec.layer import Layer, LayerType, make_layer
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
+from metronome.spec.source import SpecError
 
 MAX_STEPS = 160
 """Most global steps of a drawn problem (the full SimPy run stays fast)."""

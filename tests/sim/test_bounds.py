@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from sim import MAESTRO, SimOptions, SimResult, simulate
-from sim.topology import L2, node_label
-from spec.hardware import UNBOUNDED, Hardware
-from spec.layer import LayerType, make_layer
-from spec.mapping import MapDirective, Mapping
-from spec.source import SpecError
+from metronome.sim import MAESTRO, SimOptions, SimResult, simulate
+from metronome.sim.topology import L2, node_label
+from metronome.spec.hardware import UNBOUNDED, Hardware
+from metronome.spec.layer import LayerType, make_layer
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.source import SpecError
 
 from .random_cases import Problem, problems
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from spec.layer import LayerType, make_layer
-from spec.loader import load_network
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.spec.layer import LayerType, make_layer
+from metronome.spec.loader import load_network
 
 from .helpers import DATA, case, stable, xc_hw
 

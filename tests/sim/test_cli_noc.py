@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from validation.cli import main
+from metronome.validation.cli import main
 
 from .helpers import CROSSCHECK
 
@@ -67,8 +67,8 @@ def test_noc_flags_apply_on_top_of_a_hardware_file(tmp_path: Path, capsys) -> No
 def test_json_link_utilisation_redraws_on_the_rebuilt_topology(tmp_path: Path) -> None:
     """The harness only has the JSON and the hardware: rebuilding the topology and
     mapping the labelled rows back gives the run's utilisation on the graph's edges."""
-    from sim import SimOptions, simulate
-    from sim.topology import build_topology, utilization_by_edge
+    from metronome.sim import SimOptions, simulate
+    from metronome.sim.topology import build_topology, utilization_by_edge
 
     from .helpers import case, xc_hw
 
@@ -101,8 +101,8 @@ def test_header_cycles_flag_slows_small_messages_and_rejects_bad_values(capsys) 
 
 
 def test_header_cycles_is_a_yaml_hardware_key_checked_at_its_line(tmp_path: Path) -> None:
-    from spec.scenario import load_scenario
-    from spec.source import SpecError
+    from metronome.spec.scenario import load_scenario
+    from metronome.spec.source import SpecError
 
     def scenario(value: str) -> Path:
         path = tmp_path / f"s{value}.yaml"

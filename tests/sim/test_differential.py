@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, note, settings
 
-from sim import SimOptions, simulate
-from spec.source import SpecError
+from metronome.sim import SimOptions, simulate
+from metronome.spec.source import SpecError
 
 from .helpers import stable
 from .random_cases import Problem, problems

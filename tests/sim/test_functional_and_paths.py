@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from sim.functional import check_inputs, reference_output
-from spec.hardware import Hardware
-from spec.layer import LayerType, make_layer
-from spec.loader import load_network
-from spec.mapping import MapDirective, Mapping
-from spec.source import SpecError
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.sim.functional import check_inputs, reference_output
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import LayerType, make_layer
+from metronome.spec.loader import load_network
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.source import SpecError
 
 from .helpers import DATA, random_values, shrink, stable, xc_hw
 
@@ -190,8 +190,8 @@ def test_generated_layers_fast_path_equals_simpy_under_l2_pressure(problem, l2, 
 def test_segments_expand_to_the_step_stream() -> None:
     """The fast path walks segments (a block of steps repeated, translated per repeat);
     expanded, they are exactly the step-by-step stream: indices, positions, keys, bases."""
-    from sim.loopnest import LoopNest
-    from sim.schedule import StepStream
+    from metronome.sim.loopnest import LoopNest
+    from metronome.sim.schedule import StepStream
 
     mid = make_layer(
         name="mid",

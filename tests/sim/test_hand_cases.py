@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from sim.functional import check_inputs, reference_output
-from spec.layer import LayerType, make_layer
-from spec.mapping import MapDirective, Mapping
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.sim.functional import check_inputs, reference_output
+from metronome.spec.layer import LayerType, make_layer
+from metronome.spec.mapping import MapDirective, Mapping
 
 from .helpers import case, random_values, xc_hw
 

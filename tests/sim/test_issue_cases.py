@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from spec.hardware import Hardware
-from spec.layer import Layer
-from spec.maestro import parse_mapping_text
-from spec.mapping import Mapping
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer
+from metronome.spec.maestro import parse_mapping_text
+from metronome.spec.mapping import Mapping
 
 from .helpers import stable
 

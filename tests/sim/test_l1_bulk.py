@@ -1,4 +1,4 @@
-"""The L1s' bulk repetitions (:meth:`sim.l1.L1Residency.bulk_calm`) against stepping
+"""The L1s' bulk repetitions (:meth:`metronome.sim.l1.L1Residency.bulk_calm`) against stepping
 through every repetition one step at a time: on random periodic touch streams, a bulk
 that applies must leave the same state and must have claimed the hits and leaving outputs
 the steps really had."""
@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.l1 import L1Residency, _Keys, _refreshed
+from metronome.sim.l1 import L1Residency, _Keys, _refreshed
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
 

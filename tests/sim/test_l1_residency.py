@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from spec.hardware import Hardware
-from spec.maestro import parse_mapping_text
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.spec.hardware import Hardware
+from metronome.spec.maestro import parse_mapping_text
 
 from .helpers import stable
 from .test_functional_and_paths import _problems
@@ -283,10 +283,10 @@ def test_mono_fast_path_equals_simpy(size: int) -> None:
 
 def _reference_lru(layer, mapping, hw) -> tuple[int, int, int]:
     """Input and weight L1 fills and output L2 writes of the documented LRU L1, one
-    element at a time in plain Python (an independent check of :mod:`sim.l1`)."""
-    from sim.geometry import Geometry
-    from sim.loopnest import LoopNest
-    from sim.schedule import StepStream
+    element at a time in plain Python (an independent check of :mod:`metronome.sim.l1`)."""
+    from metronome.sim.geometry import Geometry
+    from metronome.sim.loopnest import LoopNest
+    from metronome.sim.schedule import StepStream
 
     nest = LoopNest(layer, mapping, hw.num_pes)
     geometry = Geometry(layer, nest.dims)

@@ -1,4 +1,4 @@
-"""Pipelined link timing, every number derived by hand (rule, :mod:`sim.noc`): a hop of
+"""Pipelined link timing, every number derived by hand (rule, :mod:`metronome.sim.noc`): a hop of
 n > 0 elements on a link of bandwidth B, latency L, with H header cycles, starting at s,
 occupies the link [s, last + 1) where last = max(s + H + ceil(n/B) - 1, last of the hop
 feeding it + that hop's L); its last element is received at tail = last + max(L, 1). A
@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from sim.noc import PhaseOracle, PhaseOutcome
-from sim.options import Policy
-from sim.phases import DISTRIBUTION, Fabric, Message, PhaseBuilder
-from sim.topology import L2, build_topology, pe, prepare_graph
-from spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware
-from spec.layer import Layer, LayerType, make_layer
-from spec.mapping import MapDirective, Mapping
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.sim.noc import PhaseOracle, PhaseOutcome
+from metronome.sim.options import Policy
+from metronome.sim.phases import DISTRIBUTION, Fabric, Message, PhaseBuilder
+from metronome.sim.topology import L2, build_topology, pe, prepare_graph
+from metronome.spec.hardware import TOPOLOGIES, UNBOUNDED, Hardware
+from metronome.spec.layer import Layer, LayerType, make_layer
+from metronome.spec.mapping import MapDirective, Mapping
 
 from .helpers import case, xc_hw
 

@@ -1,5 +1,5 @@
 """The NoC as a graph: contention, multicast, forwarding, reduction and arbitration,
-each derived by hand (link rule, :mod:`sim.noc`: a hop of n elements on a link of
+each derived by hand (link rule, :mod:`metronome.sim.noc`: a hop of n elements on a link of
 bandwidth B, latency L, header H starting at s: its last element enters at last = max(s
 + H + ceil(n/B) - 1, last of the hop feeding it + that hop's L), is received at tail =
 last + max(L, 1), and the link takes the next message at last + 1; cut-through: the next
@@ -11,15 +11,15 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from sim import MAESTRO, REALISTIC, SimOptions, simulate
-from sim.noc import PhaseOracle
-from sim.phases import COLLECTION, DISTRIBUTION, Fabric, Hop, Message, PhaseBuilder
-from sim.topology import L2, build_topology, pe, prepare_graph
-from spec.hardware import TOPOLOGIES, Hardware
-from spec.layer import Layer, LayerType, make_layer
-from spec.loader import load_network
-from spec.mapping import MapDirective, Mapping
-from spec.source import SpecError
+from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.sim.noc import PhaseOracle
+from metronome.sim.phases import COLLECTION, DISTRIBUTION, Fabric, Hop, Message, PhaseBuilder
+from metronome.sim.topology import L2, build_topology, pe, prepare_graph
+from metronome.spec.hardware import TOPOLOGIES, Hardware
+from metronome.spec.layer import Layer, LayerType, make_layer
+from metronome.spec.loader import load_network
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.source import SpecError
 
 from .helpers import stable, xc_hw
 

@@ -8,8 +8,13 @@ from math import ceil, isclose
 
 import pytest
 
-from sim.synthetic import PATTERNS, SyntheticTraffic, channel_load_bound, zero_load_latency
-from spec.hardware import Hardware
+from metronome.sim.synthetic import (
+    PATTERNS,
+    SyntheticTraffic,
+    channel_load_bound,
+    zero_load_latency,
+)
+from metronome.spec.hardware import Hardware
 
 NETWORKS = ("bus", "crossbar", "mesh", "tree")
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytic.systolic import analyze_systolic
-from sim.systolic import (
+from metronome.analytic.systolic import analyze_systolic
+from metronome.sim.systolic import (
     FoldShape,
     Hazard,
     execute_folds,
@@ -19,7 +19,7 @@ from sim.systolic import (
     schedule_layer,
     simulate_systolic,
 )
-from spec.scalesim import ScaleSimConfig, ScaleSimLayer, lower
+from metronome.spec.scalesim import ScaleSimConfig, ScaleSimLayer, lower
 
 
 def _config(rows: int, cols: int, dataflow: str) -> ScaleSimConfig:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from analytic.systolic import analyze_systolic
-from sim.systolic import simulate_systolic
-from spec.scalesim import parse_config, parse_topology
+from metronome.analytic.systolic import analyze_systolic
+from metronome.sim.systolic import simulate_systolic
+from metronome.spec.scalesim import parse_config, parse_topology
 
 DATA = Path(__file__).parents[1] / "data" / "scalesim"
 RUNS = DATA / "runs"

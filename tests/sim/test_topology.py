@@ -5,8 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from sim.topology import L2, Router, build_topology, mesh_shape, pe
-from spec.hardware import TOPOLOGIES, Hardware
+from metronome.sim.topology import L2, Router, build_topology, mesh_shape, pe
+from metronome.spec.hardware import TOPOLOGIES, Hardware
 
 
 def _hw(topology: str, pes: int = 4, **extra: object) -> Hardware:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from validation.cli import main
+from metronome.validation.cli import main
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(p for p in BAD.iterdir() if p.suffix != ".err")
@@ -46,7 +46,7 @@ def test_bad_input_gives_exact_diagnostic(
 
 def test_process_exit_code_is_2_without_traceback() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "validation", "check", "unknown_dim.m", "zero_size.m"],
+        [sys.executable, "-m", "metronome.validation", "check", "unknown_dim.m", "zero_size.m"],
         cwd=BAD,
         capture_output=True,
         text=True,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.fused import is_fused_file, live_elems, load_fused
-from spec.source import SpecError
+from metronome.spec.fused import is_fused_file, live_elems, load_fused
+from metronome.spec.source import SpecError
 
 BASE = """kind: fused
 input: {C: 2, Y: 8, X: 8}

@@ -7,10 +7,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.lexer import decode_source, tokenize
-from spec.maestro import parse_hw_text, parse_mapping_text
-from spec.pragma import parse_pragma_text
-from spec.source import SpecError
+from metronome.spec.lexer import decode_source, tokenize
+from metronome.spec.maestro import parse_hw_text, parse_mapping_text
+from metronome.spec.pragma import parse_pragma_text
+from metronome.spec.source import SpecError
 from tests.conftest import MAESTRO_INPUTS, MAESTRO_REFERENCE
 
 SEEDS = [

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from spec import LayerType
-from spec.lexer import read_source
-from spec.maestro import looks_like_hw_file, parse_hw_file, parse_mapping_file, parse_mapping_text
+from metronome.spec import LayerType
+from metronome.spec.lexer import read_source
+from metronome.spec.maestro import (
+    looks_like_hw_file,
+    parse_hw_file,
+    parse_mapping_file,
+    parse_mapping_text,
+)
+from metronome.validation.cli import main
 from tests.conftest import MAESTRO_INPUTS, MAESTRO_REFERENCE
-from validation.cli import main
 
 ALL_M_FILES = sorted(MAESTRO_INPUTS.rglob("*.m")) + sorted(MAESTRO_REFERENCE.rglob("*.m"))
 

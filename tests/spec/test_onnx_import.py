@@ -13,9 +13,9 @@ import pytest
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
 
-from spec.layer import LayerType
-from spec.onnx_import import ImportedModel, import_model, load_onnx
-from spec.source import SpecError
+from metronome.spec.layer import LayerType
+from metronome.spec.onnx_import import ImportedModel, import_model, load_onnx
+from metronome.spec.source import SpecError
 
 
 def _vi(name: str, shape: list[Any]) -> onnx.ValueInfoProto:

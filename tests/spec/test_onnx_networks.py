@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spec.layer import Layer
-from spec.maestro import parse_mapping_file
-from spec.onnx_import import import_model
+from metronome.spec.layer import Layer
+from metronome.spec.maestro import parse_mapping_file
+from metronome.spec.onnx_import import import_model
 
 from .onnx_nets import MOBILENETV2_STAGES, NETWORKS
 

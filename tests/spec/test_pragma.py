@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from spec.maestro import parse_mapping_file
-from spec.mapping import ClusterDirective, MapDirective, Mapping
-from spec.pragma import parse_pragma_file, parse_pragma_text
-from spec.source import SpecError
+from metronome.spec.maestro import parse_mapping_file
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
+from metronome.spec.pragma import parse_pragma_file, parse_pragma_text
+from metronome.spec.source import SpecError
 from tests.conftest import MAESTRO_REFERENCE, REPO
 
 PAPER = REPO / "scenarios" / "paper"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spec.scalesim import lower, parse_config, parse_topology
-from validation.cli import main
+from metronome.spec.scalesim import lower, parse_config, parse_topology
+from metronome.validation.cli import main
 
 BAD = Path(__file__).parent / "bad_scalesim"
 CASES = sorted(p for p in BAD.iterdir() if p.suffix in (".csv", ".cfg") and p.stem != "good")

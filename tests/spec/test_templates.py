@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sim.coverage import coverage
-from spec.hardware import Hardware
-from spec.layer import Layer, LayerType, make_layer
-from spec.maestro import parse_mapping_file, parse_mapping_text
-from spec.mapping import ClusterDirective, MapDirective, Mapping
-from spec.source import SpecError
-from spec.templates import STYLES, l1_footprint_elems, template
-from spec.writer import write_m_network
+from metronome.sim.coverage import coverage
+from metronome.spec.hardware import Hardware
+from metronome.spec.layer import Layer, LayerType, make_layer
+from metronome.spec.maestro import parse_mapping_file, parse_mapping_text
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
+from metronome.spec.source import SpecError
+from metronome.spec.templates import STYLES, l1_footprint_elems, template
+from metronome.spec.writer import write_m_network
 
 DATA = Path(__file__).parent.parent / "data" / "maestro-inputs" / "data"
 NETS = ("vgg16", "Resnet50", "MobileNetV2", "ResNeXt50")

@@ -6,7 +6,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.window import input_row, outputs_within, whole_windows_tile, window_rows, windows
+from metronome.spec.window import (
+    input_row,
+    outputs_within,
+    whole_windows_tile,
+    window_rows,
+    windows,
+)
 
 
 def test_windows_and_rows_by_hand() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import onnx
 import pytest
 
-from spec.maestro import parse_mapping_file
-from spec.scenario import load_scenario
+from metronome.spec.maestro import parse_mapping_file
+from metronome.spec.scenario import load_scenario
+from metronome.validation.cli import main
 from tests.spec.onnx_nets import Builder
-from validation.cli import main
 
 
 def _small_net(path: Path) -> Path:

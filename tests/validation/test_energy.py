@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from analytic.api import analyze
-from sim import MAESTRO, REALISTIC, Policy, SimOptions, simulate
-from spec.energy import AccessCounts, energy_table
-from spec.maestro import parse_hw_file, parse_mapping_file
-from spec.results import LayerResult
+from metronome.analytic.api import analyze
+from metronome.sim import MAESTRO, REALISTIC, Policy, SimOptions, simulate
+from metronome.spec.energy import AccessCounts, energy_table
+from metronome.spec.maestro import parse_hw_file, parse_mapping_file
+from metronome.spec.results import LayerResult
 
 CROSS = Path(__file__).parent.parent.parent / "scenarios" / "crosscheck"
 EYERISS = energy_table("eyeriss65")

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytic.fused import analyze_fused
-from sim.fused import chain_weights, simulate_fused
-from spec.fused import FusedGroupResult, FusedLayer, FusedScenario, load_fused
-from validation.fused import compare_fused, reference_chain
+from metronome.analytic.fused import analyze_fused
+from metronome.sim.fused import chain_weights, simulate_fused
+from metronome.spec.fused import FusedGroupResult, FusedLayer, FusedScenario, load_fused
+from metronome.validation.fused import compare_fused, reference_chain
 
 SCENARIOS = sorted(Path("scenarios/fused").glob("*.yaml"))
 

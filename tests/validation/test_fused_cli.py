@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from validation.cli import main
+from metronome.validation.cli import main
 
 TWO = "scenarios/fused/two_convs.yaml"
 

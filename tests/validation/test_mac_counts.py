@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from metronome.validation.cli import main
 from tests.conftest import REPO
-from validation.cli import main
 
 RANDOM = REPO / "scenarios" / "random"
 

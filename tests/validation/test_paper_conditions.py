@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import analytic
-import sim
-from spec.energy import energy_table
-from spec.hardware import Hardware
-from spec.loader import load_network
-from spec.results import STEADY_METRICS, LayerResult
+from metronome import analytic, sim
+from metronome.spec.energy import energy_table
+from metronome.spec.hardware import Hardware
+from metronome.spec.loader import load_network
+from metronome.spec.results import STEADY_METRICS, LayerResult
 
 LAYER = """Network s {
 Layer L {

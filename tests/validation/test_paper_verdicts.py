@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from spec.energy import energy_table
-from validation import paper
+from metronome.spec.energy import energy_table
+from metronome.validation import paper
 
 PAPER_DIR = Path(__file__).parent.parent.parent / "scenarios" / "paper"
 

@@ -8,17 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from spec.energy import energy_table
-from spec.names import Engine
-from spec.results import LayerResult, TensorCounts
-from spec.source import SpecError
+from metronome.spec.energy import energy_table
+from metronome.spec.names import Engine
+from metronome.spec.results import LayerResult, TensorCounts
+from metronome.spec.source import SpecError
+from metronome.validation import baseline, congestion, harness, paper, runner
+from metronome.validation.cli.progress import ProgressBar
+from metronome.validation.compare import MetricRow
+from metronome.validation.document import (
+    Heading,
+    Image,
+    Items,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
+)
+from metronome.validation.runner import HotLink, Probe, ProbeKind
+from metronome.validation.suite import expand
 from tests.conftest import REPO
-from validation import baseline, congestion, harness, paper, runner
-from validation.compare import MetricRow
-from validation.document import Heading, Image, Items, Paragraph, Table, to_html, to_markdown
-from validation.progress import ProgressBar
-from validation.runner import HotLink, Probe, ProbeKind
-from validation.suite import expand
 
 
 def _row(model: float, truth: float, metric: str = "runtime_cycles") -> MetricRow:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spec.maestro import parse_mapping_text
-from validation.sites import describe_sites, sites
+from metronome.spec.maestro import parse_mapping_text
+from metronome.validation.sites import describe_sites, sites
 
 STRIDED = """Network n {
 Layer L {

@@ -1,4 +1,4 @@
-"""``metronome sweep``: the vectorised sweep equals ``analytic.analyze`` design by
+"""``metronome sweep``: the vectorised sweep equals ``metronome.analytic.analyze`` design by
 design, the Pareto front is the brute-force one, outputs resume and do not depend on
 the executor, and bad spaces fail at file:line:col with exit 2."""
 
@@ -14,21 +14,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytic import analyze
-from analytic.report import hardware_cost
-from spec.loader import load_network
-from spec.source import SpecError
-from spec.space import load_space
-from tests.conftest import REPO
-from validation.cli import main
-from validation.sweep import INFEASIBLE_REASONS, chunk_count, evaluate_chunk, pareto_mask
-from validation.sweep_run import (
+from metronome.analytic import analyze
+from metronome.analytic.report import hardware_cost
+from metronome.spec.loader import load_network
+from metronome.spec.source import SpecError
+from metronome.spec.space import load_space
+from metronome.validation.cli import main
+from metronome.validation.sweep import INFEASIBLE_REASONS, chunk_count, evaluate_chunk, pareto_mask
+from metronome.validation.sweep_run import (
     Executor,
     _design_hardware,
     comparable,
     kendall_tau,
     run_sweep,
 )
+from tests.conftest import REPO
 
 MAPS = REPO / "tests/data/maestro-inputs/data/mapping"
 
@@ -308,7 +308,9 @@ def test_fingerprint_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     import sys
 
     path = _space(tmp_path, SPACE)
-    code = f"from spec.space import load_space; print(load_space({str(path)!r}).fingerprint)"
+    code = (
+        f"from metronome.spec.space import load_space; print(load_space({str(path)!r}).fingerprint)"
+    )
     seen = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -326,7 +328,7 @@ def test_fingerprint_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_simulate_top_checks_the_front_against_the_simulator(tmp_path: Path) -> None:
     """The simulated runtimes are the simulator's own (re-run here one design at a time)."""
-    import sim
+    from metronome import sim
 
     text = f"""\
 name: simtop
@@ -412,7 +414,7 @@ def test_dask_options_need_dask_or_say_so(
 
 @pytest.mark.parametrize("style", ["kcp_ws", "xp_ws", "yxp_os", "nlr", "rs"])
 def test_style_defaults_reproduce_the_shipped_mapping(style: str) -> None:
-    from spec.space import STYLES, _parse_template, instantiate
+    from metronome.spec.space import STYLES, _parse_template, instantiate
 
     template, defaults = STYLES[style]
     entry = load_network(MAPS / f"Resnet50_{style}.m").layer("CONV2_1_2")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spec.scalesim import SCALESIM_COLUMNS
-from validation.cli import main
+from metronome.spec.scalesim import SCALESIM_COLUMNS
+from metronome.validation.cli import main
 
 RUN = Path(__file__).parents[1] / "data" / "scalesim" / "runs" / "tiny_in10_ws_8x8"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from validation.cli import main
-from validation.systolic_suite import EXACT, compare_systolic, load_manifest
+from metronome.validation.cli import main
+from metronome.validation.systolic_suite import EXACT, compare_systolic, load_manifest
 
 REPO = Path(__file__).parents[2]
 MANIFEST = REPO / "scenarios" / "systolic" / "scalesim_reference.yaml"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from metronome.validation.cli import main
 from tests.conftest import REPO
-from validation.cli import main
 
 SCENARIOS = [
     str(REPO / "scenarios/crosscheck/x04_psum_writeback__pe1.yaml"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from spec.loader import HardwareFlags
+from metronome.spec.loader import HardwareFlags
 
 __all__ = ["add_hardware_arguments", "add_layer_argument", "hardware_flags", "int_at_least"]
 

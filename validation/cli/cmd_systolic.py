@@ -7,9 +7,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from spec.fileio import atomic_write_json
-from spec.scalesim import ScaleSimConfig, SystolicLayerResult, parse_config, parse_topology
-from spec.source import SpecError
+from metronome.spec.fileio import atomic_write_json
+from metronome.spec.scalesim import (
+    ScaleSimConfig,
+    SystolicLayerResult,
+    parse_config,
+    parse_topology,
+)
+from metronome.spec.source import SpecError
 
 __all__ = ["add_systolic_arguments", "run_systolic"]
 
@@ -79,9 +84,9 @@ def run_systolic(args: argparse.Namespace, engine: str) -> int:
     if not layers:
         raise SpecError.at(None, f"no layer of {args.mapping} is named {', '.join(args.layer)}")
     if engine == "sim":
-        from sim.systolic import simulate_systolic as run_layer
+        from metronome.sim.systolic import simulate_systolic as run_layer
     else:
-        from analytic.systolic import analyze_systolic as run_layer
+        from metronome.analytic.systolic import analyze_systolic as run_layer
     print(f"{args.mapping}: {len(topology.layers)} layer(s), {engine}-systolic")
     print(f"  array: {config.describe()}" + (", overlapped folds" if args.overlap_folds else ""))
     print(

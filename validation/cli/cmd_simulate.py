@@ -9,17 +9,17 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spec.fileio import atomic_write_bytes, atomic_write_json
-from spec.fused import is_fused_file
-from spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
-from spec.loader import load_network, resolve_hardware
-from spec.names import Engine, PolicyName
-from spec.source import SpecError
+from metronome.spec.fileio import atomic_write_bytes, atomic_write_json
+from metronome.spec.fused import is_fused_file
+from metronome.spec.hardware import ARBITRATIONS, L2_POSITIONS, TOPOLOGIES, Hardware
+from metronome.spec.loader import load_network, resolve_hardware
+from metronome.spec.names import Engine, PolicyName
+from metronome.spec.source import SpecError
 
+from ..simview import draw_simulation, noc_summary
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
 from .cmd_systolic import add_systolic_arguments, run_systolic
 from .progress import ProgressBar
-from .simview import draw_simulation, noc_summary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
         return simulate_cli(args.mapping, args.json, args.functional, args.save_outputs)
     if args.scalesim_config or args.overlap_folds:
         return run_systolic(args, "sim")
-    from sim import POLICIES, SimOptions, simulate
-    from sim.simulate import hardware_dict
+    from metronome.sim import POLICIES, SimOptions, simulate
+    from metronome.sim.simulate import hardware_dict
 
     if args.functional and not (args.inputs and args.save_outputs):
         raise SpecError.at(None, "--functional needs --inputs IN.npz and --save-outputs OUT.npz")
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         layers.append(result)
         outputs = result.output
     if args.json:
-        from spec.results import RunResult
+        from metronome.spec.results import RunResult
 
         payload = RunResult(
             engine=Engine.sim(args.policy),

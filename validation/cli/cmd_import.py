@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spec.fileio import atomic_write_text
-from spec.loader import resolve_hardware
-from spec.onnx_import import ImportedModel, load_onnx
-from spec.source import SpecError
-from spec.templates import STYLES, template
-from spec.writer import write_m_network, write_scenario
+from metronome.spec.fileio import atomic_write_text
+from metronome.spec.loader import resolve_hardware
+from metronome.spec.onnx_import import ImportedModel, load_onnx
+from metronome.spec.source import SpecError
+from metronome.spec.templates import STYLES, template
+from metronome.spec.writer import write_m_network, write_scenario
 
 from .cliargs import add_hardware_arguments, hardware_flags, int_at_least
 
@@ -106,7 +106,7 @@ def _load(args: argparse.Namespace) -> ImportedModel:
     if Path(args.model).suffix == ".onnx" or Path(args.model).exists():
         return load_onnx(args.model, batch=args.batch, maestro_dims=args.maestro_dims)
     if ":" in args.model:
-        from spec.torch_export import export_torch
+        from metronome.spec.torch_export import export_torch
 
         return export_torch(
             args.model, args.input_shape, batch=args.batch, maestro_dims=args.maestro_dims

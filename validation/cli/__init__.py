@@ -1,7 +1,7 @@
 """The ``metronome`` command: ``check``, ``analyze``, ``simulate``, ``validate``, ``import`` and
 ``sweep``.
 
-Bad input (a :class:`spec.SpecError`) prints ``file:line:col: error: ...`` with the source
+Bad input (a :class:`metronome.spec.SpecError`) prints ``file:line:col: error: ...`` with the source
 line and a caret, and exits 2 without a traceback. Each subcommand lives in its own
 ``cmd_*`` module, which imports its engine only when it runs, so ``metronome check`` and
 ``metronome analyze`` start fast.
@@ -14,7 +14,7 @@ import importlib
 import signal
 import sys
 
-from spec.source import SpecError
+from metronome.spec.source import SpecError
 
 __all__ = ["build_parser", "main"]
 
@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"validation.cmd_{name}")
+            module = importlib.import_module(f"metronome.validation.cli.cmd_{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"validation.cmd_{name}":
+            if exc.name != f"metronome.validation.cli.cmd_{name}":
                 raise
             continue
         module.register(commands)

@@ -7,14 +7,14 @@ import sys
 
 import numpy as np
 
-from .fused import reference_chain, render_markdown, run_fused
+from ..fused import reference_chain, render_markdown, run_fused
 
 __all__ = ["analyze_cli", "check_cli", "simulate_cli", "validate_cli"]
 
 
 def check_cli(path: str) -> None:
     """``metronome check`` of a fused scenario: one line per layer and per group."""
-    from spec.fused import load_fused
+    from metronome.spec.fused import load_fused
 
     scenario = load_fused(path)
     print(f"{path}: fused scenario '{scenario.name}', {len(scenario.layers)} layer(s)")
@@ -40,9 +40,9 @@ def check_cli(path: str) -> None:
 
 def analyze_cli(path: str, json_out: str | None) -> int:
     """``metronome analyze`` of a fused scenario."""
-    from analytic.fused import analyze_fused
-    from spec.fileio import atomic_write_json
-    from spec.fused import load_fused, render_fused
+    from metronome.analytic.fused import analyze_fused
+    from metronome.spec.fileio import atomic_write_json
+    from metronome.spec.fused import load_fused, render_fused
 
     scenario = load_fused(path)
     result = analyze_fused(scenario)
@@ -55,9 +55,9 @@ def analyze_cli(path: str, json_out: str | None) -> int:
 def simulate_cli(path: str, json_out: str | None, functional: bool, save: str | None) -> int:
     """``metronome simulate`` of a fused scenario; ``functional`` checks the output
     against numpy layer by layer (exit 1 when it differs)."""
-    from sim.fused import chain_weights, simulate_fused
-    from spec.fileio import atomic_write_bytes, atomic_write_json
-    from spec.fused import load_fused, render_fused
+    from metronome.sim.fused import chain_weights, simulate_fused
+    from metronome.spec.fileio import atomic_write_bytes, atomic_write_json
+    from metronome.spec.fused import load_fused, render_fused
 
     scenario = load_fused(path)
     image, weights = chain_weights(scenario)
@@ -83,8 +83,8 @@ def validate_cli(paths: list[str], report_dir: str) -> int:
     functional run disagrees with numpy."""
     from pathlib import Path
 
-    from spec.fileio import atomic_write_text
-    from spec.fused import load_fused
+    from metronome.spec.fileio import atomic_write_text
+    from metronome.spec.fused import load_fused
 
     runs = []
     bad = 0

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from spec.fused import is_fused_file
-from spec.hardware import Hardware
-from spec.lexer import read_source
-from spec.loader import load_network, resolve_hardware
-from spec.maestro import looks_like_hw_file, parse_hw_file
-from spec.network import Network
-from spec.source import Diagnostic, SpecError
+from metronome.spec.fused import is_fused_file
+from metronome.spec.hardware import Hardware
+from metronome.spec.lexer import read_source
+from metronome.spec.loader import load_network, resolve_hardware
+from metronome.spec.maestro import looks_like_hw_file, parse_hw_file
+from metronome.spec.network import Network
+from metronome.spec.source import Diagnostic, SpecError
 
 from .cliargs import add_hardware_arguments, hardware_flags
 
@@ -54,7 +54,7 @@ def _check_one(name: str, hw_file: str | None, flags: object, explicit_hw: bool)
         check_cli(name)
         return
     if path.suffix in (".yaml", ".yml"):
-        from spec.scenario import load_scenario
+        from metronome.spec.scenario import load_scenario
 
         scenario = load_scenario(path)
         print(f"{name}: scenario '{scenario.name}', {len(scenario.network.layers)} layer(s)")

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..dask_exec import add_dask_arguments, dask_target
 from .cliargs import _positive_int
-from .dask_exec import add_dask_arguments, dask_target
 
 __all__ = ["register", "run"]
 
@@ -48,9 +48,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     """Sweep, print where the results are and the best design; 0 on success."""
-    from spec.space import load_space
+    from metronome.spec.space import load_space
 
-    from .sweep_run import Executor, run_sweep
+    from ..sweep_run import Executor, run_sweep
 
     space = load_space(args.space)
     jobs = max(1, args.jobs)

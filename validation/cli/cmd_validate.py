@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .dask_exec import add_dask_arguments, dask_target
+from ..dask_exec import add_dask_arguments, dask_target
 
 __all__ = ["register"]
 
@@ -62,9 +62,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_systolic_manifests(paths: list[Path], report: Path) -> int:
     """Compare the systolic manifests' runs (``kind: systolic``); 1 if an exact metric
     differs between the closed form, the executed array and SCALE-Sim."""
-    from spec.fileio import atomic_write_text
+    from metronome.spec.fileio import atomic_write_text
 
-    from .systolic_suite import EXACT, compare_systolic, load_manifest, render_markdown
+    from ..systolic_suite import EXACT, compare_systolic, load_manifest, render_markdown
 
     rows = compare_systolic([case for path in paths for case in load_manifest(path)])
     atomic_write_text(report / "systolic.md", render_markdown(rows))
@@ -84,15 +84,15 @@ def run_systolic_manifests(paths: list[Path], report: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Validate; 0 when nothing regressed, 1 on regression."""
-    from spec.fused import is_fused_file
+    from metronome.spec.fused import is_fused_file
 
-    from . import baseline
-    from .cache import ResultCache, default_cache_dir
-    from .harness import run_validation
+    from .. import baseline
+    from ..cache import ResultCache, default_cache_dir
+    from ..harness import run_validation
+    from ..report import write_report
+    from ..suite import expand
+    from ..systolic_suite import is_systolic_manifest
     from .progress import ProgressBar
-    from .report import write_report
-    from .suite import expand
-    from .systolic_suite import is_systolic_manifest
 
     paths = expand(args.targets)
     dask = dask_target(args, max(1, args.jobs))

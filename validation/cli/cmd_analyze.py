@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spec.energy import ENERGY_TABLES
-from spec.fileio import atomic_write_json
-from spec.fused import is_fused_file
-from spec.loader import load_network, resolve_hardware
-from spec.source import SpecError
+from metronome.spec.energy import ENERGY_TABLES
+from metronome.spec.fileio import atomic_write_json
+from metronome.spec.fused import is_fused_file
+from metronome.spec.loader import load_network, resolve_hardware
+from metronome.spec.source import SpecError
 
 from .cliargs import add_hardware_arguments, add_layer_argument, hardware_flags
 from .cmd_systolic import add_systolic_arguments, run_systolic
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         for warning in entry.warnings:
             print(warning.render(), file=sys.stderr)
 
-    import analytic
+    from metronome import analytic
 
     result = analytic.analyze_network(
         network,
