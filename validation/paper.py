@@ -372,7 +372,9 @@ def verdict_table(by_engine: dict[str, Results], table: EnergyTable) -> str:
 def measure(scenario_dir: Path, engines: Sequence[str] = ENGINES) -> dict[str, Results]:
     """Every engine on the five Table-2 scenarios ``scenario_dir/<dataflow>.yaml``, in
     this process (one job at a time)."""
-    from .runner import Job, run_job, scenario_of
+    from metronome.spec.names import Engine
+
+    from .runner import Job, RunOutcome, run_job, scenario_of
 
     out: dict[str, Results] = {}
     for engine in engines:
@@ -380,18 +382,18 @@ def measure(scenario_dir: Path, engines: Sequence[str] = ENGINES) -> dict[str, R
         for flow in DATAFLOWS:
             path = str(scenario_dir / f"{flow}.yaml")
             layers = scenario_of(path).network.layers
-            results[flow] = {
-                entry.name: LayerResult.from_dict(run_job(Job(path, 0, i, engine))["result"])
-                for i, entry in enumerate(layers)
-            }
+            for i, entry in enumerate(layers):
+                outcome = run_job(Job(path, 0, i, Engine(engine)))
+                assert isinstance(outcome, RunOutcome)
+                results.setdefault(flow, {})[entry.name] = outcome.result
         out[engine] = results
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m metronome.validation.paper [SCENARIO_DIR]``: the verdict table of the four
-    engines
-    (default ``scenarios/paper``), whole-layer -> paper conditions, MAESTRO's energy table."""
+    """``python -m metronome.validation.paper [SCENARIO_DIR]``: the verdict table of the
+    four engines (default ``scenarios/paper``), whole-layer -> paper conditions, MAESTRO's
+    energy table."""
     args = list(sys.argv[1:] if argv is None else argv)
     directory = Path(args[0] if args else "scenarios/paper")
     sys.stdout.write(verdict_table(measure(directory), energy_table("maestro")))
