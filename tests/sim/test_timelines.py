@@ -1,0 +1,106 @@
+"""SimPy timelines of the simulator's parts, every event time derived by hand.
+
+Each test builds the part alone (a :class:`PE` in a bare environment, :class:`L2Memory`
+with hand-made footprints, a :class:`Machine` on a 2-PE bus fed hand-made step records)
+so the times below follow from the rules in docs/simulator.md ("Timing model", "Link
+timing" in sim/noc.py) and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+import simpy
+
+from metronome.sim.memory import L2Memory, L2Step
+from metronome.sim.pe import PE, PEWork
+from metronome.sim.traffic import Footprint
+
+
+def _fire_at(env: simpy.Environment, event: simpy.Event, cycle: int) -> None:
+    """Fire ``event`` (value: the cycle) at ``cycle``."""
+
+    def proc() -> Generator[simpy.Event, object, None]:
+        yield env.timeout(cycle)
+        event.succeed(cycle)
+
+    env.process(proc())
+
+
+# -- PE -----------------------------------------------------------------------------------
+
+
+def test_pe_waits_for_its_tile_computes_in_order_and_waits_for_a_drained_buffer() -> None:
+    env = simpy.Environment()
+    drained: dict[int, simpy.Event] = {0: env.event(), 1: env.event()}
+    unit = PE(env, 0, drained)
+    tile0, tile1, tile2 = env.event(), env.event(), env.event()
+    _fire_at(env, tile0, 3)
+    _fire_at(env, tile1, 4)
+    _fire_at(env, tile2, 0)
+    _fire_at(env, drained[0], 20)
+    for step, tile, cycles in ((0, tile0, 5), (1, tile1, 5), (2, tile2, 2)):
+        unit.inbox.put(PEWork(step, tile, cycles, egress=True))
+    unit.inbox.put(None)
+    env.run()
+    # Step 0: its tile arrives at 3, no output buffer in use yet: computes 3..8.
+    assert unit.done(0).value == 8
+    # Step 1: its tile arrived at 4, the PE is free at 8; one buffer drains (step 0's),
+    # the other is free: computes 8..13.
+    assert unit.done(1).value == 13
+    # Step 2: tile there at 0, but both buffers hold sums (steps 0 and 1); it reuses
+    # step 0's, drained at 20: waits 13..20 (7 cycles), computes 20..22.
+    assert unit.done(2).value == 22
+    assert unit.drain_wait_cycles == 20 - 13
+    assert unit.compute_cycles == 5 + 5 + 2
+
+
+def test_pe_without_egress_never_waits_for_a_drain() -> None:
+    env = simpy.Environment()
+    unit = PE(env, 0, {})
+    now = env.event().succeed(0)
+    for step in range(3):
+        unit.inbox.put(PEWork(step, now, 4, egress=False))
+    unit.inbox.put(None)
+    env.run()
+    # No partial sums leave, so no buffer is ever held: back to back, 4 cycles each.
+    assert [unit.done(s).value for s in range(3)] == [4, 8, 12]
+    assert unit.drain_wait_cycles == 0
+
+
+# -- L2 -----------------------------------------------------------------------------------
+
+_DIMS = (("C",), ("K",), ("K",))
+
+
+def _fp(*cells: int) -> Footprint:
+    canvas = np.zeros(4, dtype=bool)
+    canvas[list(cells)] = True
+    return Footprint((0,), canvas)
+
+
+def test_l2_evicts_lru_refetches_inputs_and_partial_sums_and_schedules_write_backs() -> None:
+    # Three tensors of 4 elements (12 in all) in an L2 of 4: eviction goes down to
+    # int(4 * 7/8) = 3 elements, least recently used first, ties to the lower position
+    # (input before weight before output, lower index first).
+    l2 = L2Memory(((4,), (4,), (4,)), 4)
+    # Step 0: inputs 0,1 and weights 0,1 miss (4), output 0 is new (1): 5 > 4 resident,
+    # evict 2, all stamped 0, so the lowest positions: inputs 0 and 1.
+    assert l2.step(0, (_fp(0, 1), _fp(0, 1), _fp(0)), {}, _DIMS) == L2Step(4, 0, 0)
+    # Step 1: inputs 0,1 miss again (evicted), weights hit; output 0 was written and is
+    # resident: one read-modify-write. 3 + 2 = 5 > 4: evict 2, all stamped 1: inputs again.
+    assert l2.step(1, (_fp(0, 1), _fp(0, 1), _fp(0)), {}, _DIMS) == L2Step(2, 1, 0)
+    # Step 2: outputs 1..3 are new: 3 + 3 = 6, evict 3. Stamps: weights 0,1 and output 0
+    # at 1, outputs 1..3 at 2: the three stamped 1 go, output 0 among them, so its partial
+    # sum is written back with the next step's transfer (step 2 = its stamp 1 + 1).
+    assert l2.step(2, (None, None, _fp(1, 2, 3)), {}, _DIMS) == L2Step(0, 0, 0)
+    # Step 3: output 0 again: written before and not resident, so it is fetched back (1)
+    # and read for its read-modify-write (1); 3 + 1 = 4 fits.
+    assert l2.step(3, (None, None, _fp(0)), {}, _DIMS) == L2Step(0, 1, 1)
+    # End of a 4-step run: outputs 1..3 (last updated at 2) go with step 3's transfer,
+    # output 0 (last updated at 3) after the last step.
+    assert l2.finish(4) == 1
+    assert l2.writes_at(0, 4).tolist() == [0, 0, 1, 3]
+    assert l2.offchip_reads == [2 + 2, 2, 1]
+    assert l2.evictions == 2 + 2 + 3
+    assert l2.peak_occupancy == 6
