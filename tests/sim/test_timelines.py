@@ -12,9 +12,14 @@ from collections.abc import Generator
 import numpy as np
 import simpy
 
-from metronome.sim.memory import L2Memory, L2Step
+from metronome.sim.machine import Machine
+from metronome.sim.memory import L2Memory, L2Step, OffchipTiming
+from metronome.sim.options import REALISTIC
 from metronome.sim.pe import PE, PEWork
-from metronome.sim.traffic import Footprint
+from metronome.sim.phases import Fabric, PhaseBuilder
+from metronome.sim.topology import build_topology
+from metronome.sim.traffic import Footprint, StepRecord
+from metronome.spec.hardware import Hardware
 
 
 def _fire_at(env: simpy.Environment, event: simpy.Event, cycle: int) -> None:
@@ -104,3 +109,75 @@ def test_l2_evicts_lru_refetches_inputs_and_partial_sums_and_schedules_write_bac
     assert l2.offchip_reads == [2 + 2, 2, 1]
     assert l2.evictions == 2 + 2 + 3
     assert l2.peak_occupancy == 6
+
+
+# -- Machine ------------------------------------------------------------------------------
+
+
+def _record(rid: int) -> StepRecord:
+    """A step on 2 PEs: 4 elements to each (8 on the bus), 6 cycles of compute each, 16
+    partial sums back from each; the next step's tiles fit beside these (double
+    buffering)."""
+    return StepRecord(
+        rid=rid,
+        compute_cycles=(6, 6),
+        involved=(True, True),
+        egress=(True, True),
+        macs=12,
+        active_pes=2,
+        l1_writes=(0, 0, 0),
+        l1_reads=(0, 0, 0),
+        delivered=(8, 0),
+        bus_in_elems=8,
+        bus_out_elems=32,
+        out_elems=32,
+        down_flows=(((0,), 4), ((1,), 4)),
+        forwards=(),
+        forwarded=(0, 0),
+        multicast_deliveries=8,
+        up_flows=(((0,), 16), ((1,), 16)),
+        footprints=(None, None, None),
+        occupancy_peak=0,
+        next_fits=True,
+        l1_overflow=False,
+    )
+
+
+def test_machine_overlaps_distribution_compute_and_collection_with_two_buffers() -> None:
+    # A bus of 4 elements/cycle and latency 1 each way; off-chip 8 elements/cycle, no
+    # latency, one request in flight. Link rule (sim/noc.py): n elements starting at s
+    # occupy the link until last = s + ceil(n/4) - 1, arrive at last + 1, and free the
+    # plane at last + 1.
+    hw = Hardware(num_pes=2, noc_bw_elems_per_cycle=4, noc_latency_cycles=1)
+    fabric = Fabric(build_topology(hw))
+    timing = OffchipTiming(latency_cycles=0, elems_per_cycle=8, max_outstanding=1)
+    feed = [(_record(0), L2Step(8, 0, 0)), (_record(1), L2Step(0, 0, 0))]
+    feed.append((_record(2), L2Step(0, 0, 0)))
+    machine = Machine(2, timing, fabric, PhaseBuilder(fabric, hw, REALISTIC), iter(feed))
+    runtime = machine.run()
+    # Fetch of step 0: 8 misses / 8 per cycle = cycles 0..1.
+    # Step 0 distributed at 1: last = 1 + 2 - 1 = 2, at the PEs at 3; they compute 3..9.
+    # Step 1 (fetched at 1: nothing to move) distributed at 3 (plane free): at the PEs at
+    #   5, but they compute step 0 until 9: 9..15.
+    # Step 2 may be distributed once each PE finished step 0 (double buffering: the
+    #   step before last), at 9: at the PEs at 11.
+    # Collection of step 0 at 9: 2 x 16 sums over the bus's up link, 32 / 4 = 8 cycles:
+    #   last = 16, landed (buffer drained) at 17.
+    # Step 2 computes once step 0's buffer drained (both buffers hold sums, of steps 0
+    #   and 1): the PEs are free at 15, wait 15..17, compute 17..23.
+    # Collection of step 1 at 17 (plane busy until 17; ready at 15): landed at 25; of
+    #   step 2 at 25 (ready at 23): last = 32, landed at 33, the end of the run.
+    assert [machine.pes[0].done(s).value for s in (1, 2)] == [15, 23]
+    assert runtime == 33
+    assert [unit.drain_wait_cycles for unit in machine.pes] == [17 - 15, 17 - 15]
+    assert [machine.drained[t].value for t in range(3)] == [17, 25, 33]
+    stats = machine.stats
+    # Distribution planes free at 3, 5 and 11.
+    assert stats.compute_starts == [3, 5, 11]
+    # Step 1 was ready at 1 (fetched; no buffer to wait for) and went at 3.
+    assert stats.down_queue_cycles == 3 - 1
+    assert stats.down_busy_cycles == 3 * 2
+    # Collections of steps 1 and 2 each waited 2 cycles for the up link.
+    assert stats.up_queue_cycles == (17 - 15) + (25 - 23)
+    assert stats.up_busy_cycles == 3 * 8
+    assert stats.offchip_busy_cycles == 1
