@@ -61,7 +61,7 @@ def check_budget(mapping: Mapping, hardware: Hardware, graph: nx.DiGraph | None 
         f"the simulator would build {pes} PEs on a {hardware.topology} NoC, estimated"
         f" {_gib(need)} of memory (about {_kib(need // pes)} per PE); the limit is"
         f" {_gib(MEMORY_LIMIT_BYTES)} (about {MEMORY_LIMIT_BYTES * pes // need} PEs)",
-        hint="lower --num-pes, or use the analytic model (metronome analyze) for this size",
+        hint="use fewer PEs (--num-pes, num_pes), or the analytic model (metronome analyze)",
     )
 
 
