@@ -114,9 +114,9 @@ def test_l2_evicts_lru_refetches_inputs_and_partial_sums_and_schedules_write_bac
 # -- Machine ------------------------------------------------------------------------------
 
 
-def _record(rid: int) -> StepRecord:
-    """A step on 2 PEs: 4 elements to each (8 on the bus), 6 cycles of compute each, 16
-    partial sums back from each; the next step's tiles fit beside these (double
+def _record(rid: int, sums: int = 16) -> StepRecord:
+    """A step on 2 PEs: 4 elements to each (8 on the bus), 6 cycles of compute each,
+    ``sums`` partial sums back from each; the next step's tiles fit beside these (double
     buffering)."""
     return StepRecord(
         rid=rid,
@@ -129,13 +129,13 @@ def _record(rid: int) -> StepRecord:
         l1_reads=(0, 0, 0),
         delivered=(8, 0),
         bus_in_elems=8,
-        bus_out_elems=32,
-        out_elems=32,
+        bus_out_elems=2 * sums,
+        out_elems=2 * sums,
         down_flows=(((0,), 4), ((1,), 4)),
         forwards=(),
         forwarded=(0, 0),
         multicast_deliveries=8,
-        up_flows=(((0,), 16), ((1,), 16)),
+        up_flows=(((0,), sums), ((1,), sums)),
         footprints=(None, None, None),
         occupancy_peak=0,
         next_fits=True,
@@ -181,3 +181,34 @@ def test_machine_overlaps_distribution_compute_and_collection_with_two_buffers()
     assert stats.up_queue_cycles == (17 - 15) + (25 - 23)
     assert stats.up_busy_cycles == 3 * 8
     assert stats.offchip_busy_cycles == 1
+
+
+def test_machine_waits_for_offchip_misses_refetches_and_read_modify_write_reads() -> None:
+    # The same bus; off-chip 2 elements/cycle with 3 cycles of read latency, one request
+    # in flight; L2's read port 1 element/cycle. Each PE sends back 2 sums (4 on the
+    # bus's up link: one cycle).
+    hw = Hardware(num_pes=2, noc_bw_elems_per_cycle=4, noc_latency_cycles=1)
+    fabric = Fabric(build_topology(hw))
+    timing = OffchipTiming(3, 2, max_outstanding=1, l2_read_elems_per_cycle=1)
+    # Step 0 misses 4 elements; step 1 fetches back 2 evicted partial sums, writes 2
+    # outputs off-chip and reads 2 old sums for its read-modify-write.
+    feed = [
+        (_record(0, sums=2), L2Step(misses=4, rmw_reads=0, output_refetches=0)),
+        (_record(1, sums=2), L2Step(misses=0, rmw_reads=2, output_refetches=2, writes=2)),
+    ]
+    machine = Machine(2, timing, fabric, PhaseBuilder(fabric, hw, REALISTIC), iter(feed))
+    runtime = machine.run()
+    # Step 0: 4 elements on the channel [0, 2), read data 3 cycles later: fetched at 5;
+    #   distributed at 5 (last 6), at the PEs at 7, computed 7..13.
+    # Step 1's request goes out once step 0 started distributing (one in flight), at 5:
+    #   2 refetched + 2 written = 4 elements [5, 7), its reads arrive at 10; distributed
+    #   at 10, plane free at 12; the PEs finish step 0 at 13 and compute 13..19.
+    assert machine.stats.compute_starts == [7, 12]
+    assert machine.stats.offchip_busy_cycles == 2 + 2
+    assert machine.pes[1].done(1).value == 19
+    # Collection of step 0 at 13: one cycle, landed at 14 (no old sums to read).
+    # Collection of step 1 at 19: landed at 20, but the 2 old sums take L2's read port
+    # 2 cycles from 19: drained at 21, the end of the run.
+    assert [machine.drained[t].value for t in range(2)] == [14, 21]
+    assert runtime == 21
+    assert machine.stats.down_queue_cycles == 0
