@@ -12,6 +12,7 @@ from metronome.spec.hardware import Hardware
 from metronome.spec.layer import Layer
 from metronome.spec.mapping import Mapping
 
+from .budget import check_budget
 from .functional import Functional
 from .geometry import Geometry, StepTiles
 from .l1 import EVICTIONS, L1Residency
@@ -46,6 +47,7 @@ class RunContext:
         self.layer = layer
         self.hw = hw
         self.options = options
+        check_budget(mapping, hw, options.noc_graph)
         self.nest = LoopNest(layer, mapping, hw.num_pes)
         self.geometry = Geometry(layer, self.nest.dims)
         n_pes = self.nest.num_pes

@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scalesim_config or args.overlap_folds:
         return run_systolic(args, "sim")
     from metronome.sim import POLICIES, SimOptions, simulate
+    from metronome.sim.budget import check_budget
     from metronome.sim.simulate import hardware_dict
 
     if args.functional and not (args.inputs and args.save_outputs):
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         fast_forward=not args.no_fast_forward,
         l1_eviction=args.l1_eviction,
     )
+    for entry in network.layers:
+        check_budget(entry.require_mapping(), hardware)
     print(f"{args.mapping}: network '{network.name}', policy {args.policy}")
     print(f"  hardware: {hardware.describe()}")
     header = (
