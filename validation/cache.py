@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultCache", "default_cache_dir", "engine_source_digest"]
 
-_ENGINE_MODULES: tuple[str, ...] = ("analytic", "sim", "spec")
+_ENGINE_MODULES: tuple[str, ...] = ("metronome.analytic", "metronome.sim", "metronome.spec")
 _RUNNER_FILES: tuple[str, ...] = ("runner.py", "functional.py", "cache.py")
 
 
