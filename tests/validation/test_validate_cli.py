@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,24 @@ def test_cache_reruns_only_what_changed(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*argv, "--report", str(tmp_path / "d"), "--no-cache"]) == 0
     for name in ("results.json", "report.md", "scenarios/small.md"):
         assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "d" / name).read_bytes()
+
+
+def test_installed_command_runs_with_its_cache_outside_the_repository(tmp_path: Path) -> None:
+    """The console script, started outside the checkout (so the folders are importable
+    only by their installed ``metronome.*`` names), validates a scenario with its
+    result cache: every module the cache digests is found under the installed names."""
+    script = Path(sys.executable).with_name("metronome")
+    scenario = REPO / "scenarios" / "crosscheck" / "x01_ws_kspatial__cli_pe4_bw1.yaml"
+    argv = [str(script), "validate", str(scenario), "--report", str(tmp_path / "report")]
+    done = subprocess.run(
+        [*argv, "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 reused, 9 run" in done.stdout + done.stderr
 
 
 @pytest.mark.slow
