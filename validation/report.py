@@ -32,7 +32,7 @@ from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, t
 from .findings import Cause, Findings, HotSpot, PaperVerdicts
 from .harness import CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck
-from .model_plots import refined_scatter_blocks
+from .model_plots import model_scatter_blocks
 from .rank import rank_blocks
 from .refined_residuals import refined_residual_blocks
 from .runner import ENGINES
@@ -670,7 +670,7 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     if facts:
         blocks += [Heading("Findings", 2), Items(tuple(facts))]
     blocks += _plots(run, out)
-    blocks += refined_scatter_blocks(run.cases, out)
+    blocks += model_scatter_blocks(run.cases, out)
     captions = {
         f.plot: f"Runtime vs NoC bandwidth, {f.scenario}/{f.layer}" for f in findings.congestion
     }

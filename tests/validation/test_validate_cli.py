@@ -39,9 +39,18 @@ def test_report_has_every_file(report: Path) -> None:
         "results.csv",
         "error_heatmap.png",
         "runtime_scatter.png",
+        "runtime_scatter_refined.png",
+        "runtime_scatter_maestro.png",
     ):
         assert (report / name).stat().st_size > 0, name
     text = (report / "report.md").read_text()
+    # One runtime scatter per closed form, each shown in the report.
+    for plot in (
+        "runtime_scatter.png",
+        "runtime_scatter_refined.png",
+        "runtime_scatter_maestro.png",
+    ):
+        assert f"({plot})" in text, plot
     assert text.startswith("# Metronome validation report")
     assert "## Runtime error per model" in text
     assert "[gemm_inline](scenarios/gemm_inline.md)" in text
