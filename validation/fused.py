@@ -153,6 +153,8 @@ def run_fused(
 
 def render_markdown(runs: list[tuple[str, list[FusedRow], bool | None]]) -> str:
     """The fused part of the validation report: every metric, both engines."""
+    from .report import fmt
+
     lines = ["# Fused-layer scenarios: closed form vs executed schedule", ""]
     for name, rows, functional in runs:
         state = {None: "not run", True: "equals numpy", False: "DIFFERS from numpy"}[functional]
@@ -163,7 +165,7 @@ def render_markdown(runs: list[tuple[str, list[FusedRow], bool | None]]) -> str:
                 "equal" if row.analytic == row.sim else ("MISMATCH" if row.exact else "differs")
             )
             lines.append(
-                f"| {row.group} | {row.metric} | {row.analytic:g} | {row.sim:g} | {status} |"
+                f"| {row.group} | {row.metric} | {fmt(row.analytic)} | {fmt(row.sim)} | {status} |"
             )
         explained = sorted({r.explanation for r in rows if r.explanation and r.analytic != r.sim})
         lines += ["", *[f"- {text}" for text in explained], ""]

@@ -32,6 +32,9 @@ def test_check_analyze_simulate_validate(
     assert main(["validate", TWO, "--report", str(report), "--jobs", "1"]) == 0
     text = (report / "fused.md").read_text()
     assert "| g | c1/onchip_buffer_req_elems | 93 | 93 | equal |" in text
+    # c1 (derived): 3 output channels x 8 x 8 outputs (padding 1) x 2 input channels x 3 x 3
+    # = 3,456 MACs, none recomputed (c1 is retained), with separators like the report's.
+    assert "| g | c1/macs | 3,456 | 3,456 | equal |" in text
     assert "Functional output: equals numpy." in text
 
 
