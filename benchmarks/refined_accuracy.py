@@ -324,21 +324,8 @@ def _summarise(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in ok:
             groups.setdefault(r["label"].split("|")[0], []).append(r)
-        taus = [
-            t
-            for g in groups.values()
-            if len(g) >= 3
-            for t in [
-                kendall_tau(
-                    [r[model]["runtime_cycles"] for r in g],
-                    [r["truth"]["runtime_cycles"] for r in g],
-                )
-            ]
-            if t is not None
-        ]
-        entry["tau_per_layer_mean"] = statistics.fmean(taus) if taus else float("nan")
-        entry["tau_per_layer_low"] = sorted(
-            (round(t, 3), name)
+        group_taus = {
+            name: t
             for name, g in groups.items()
             if len(g) >= 3
             for t in [
@@ -348,7 +335,12 @@ def _summarise(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
                 )
             ]
             if t is not None
-        )[:3]
+        }
+        taus = list(group_taus.values())
+        entry["tau_per_layer_mean"] = statistics.fmean(taus) if taus else float("nan")
+        entry["tau_per_layer_low"] = sorted((round(t, 3), name) for name, t in group_taus.items())[
+            :3
+        ]
         entry["tau_suite"] = kendall_tau(
             [r[model]["runtime_cycles"] for r in ok], [r["truth"]["runtime_cycles"] for r in ok]
         )
