@@ -1,47 +1,93 @@
-"""Fused scenarios in the harness: both engines, compared key by key, explained.
+"""Fused scenarios in the harness: both engines, compared key by key, explained, guarded.
 
 The analytic closed form (:mod:`metronome.analytic.fused`) and the tile executor
-(:mod:`metronome.sim.fused`) report the same schema per group and per tensor. Off-chip reads and
-writes, MACs (recomputed ones included), buffer peaks and L2 accesses must be equal;
-runtime differs by the pipeline's fill and drain and by per-transfer rounding, which
-the closed form's steady state ``sum(max(compute, transfer))`` leaves out.
+(:mod:`metronome.sim.fused`) report the same schema per group and per tensor. Off-chip
+reads and writes and MACs (recomputed ones included) must be equal. Buffer peaks, L2
+accesses and energy are expected equal too (both engines count the same schedule with
+the same release policy); a difference there passes only when the harness can say where
+it comes from. Runtime differs, and the harness splits each group's gap into the tile
+pipeline's share (measured by re-running both engines with every layer's dataflow
+replaced by an even spread over the PEs, so that their per-tile compute is the same) and
+the share of the single-layer models that time each tile's compute (the rest).
+Every compared value also becomes a :class:`~metronome.validation.compare.MetricRow`, so
+the accuracy guard (``baseline.json``) covers fused groups like single layers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from metronome.spec.fused import FusedLayer, FusedResult, FusedScenario, Kind
+from metronome.spec.energy import ENERGY_TABLES
+from metronome.spec.fused import (
+    FusedGroupResult,
+    FusedLayer,
+    FusedResult,
+    FusedScenario,
+    Kind,
+    load_fused,
+)
+
+from .compare import MetricRow
+from .document import Block, Heading, Items, Paragraph, Table
 
 __all__ = [
+    "COMPARISON",
     "EXACT",
+    "FusedOutcome",
     "FusedRow",
+    "RuntimeSplit",
     "compare_fused",
+    "fused_blocks",
+    "fused_page",
+    "fused_summary",
     "reference_chain",
-    "render_markdown",
     "run_fused",
+    "run_fused_paths",
+    "runtime_splits",
 ]
+
+COMPARISON = "fused:analytic~sim"
+"""The comparison name fused rows carry in results and in the baseline."""
 
 EXACT: tuple[str, ...] = (
     "offchip_reads",
     "offchip_writes",
-    "onchip_buffer_req_elems",
     "macs",
     "macs_recomputed",
 )
-"""Metrics both engines count from the same schedule, so they must be equal."""
+"""Metrics both engines count from the same schedule: any difference is a bug."""
 
-_EXPLAIN = {
-    "runtime_cycles": "the simulator pipelines loads, compute and stores over one off-chip"
-    " channel, with a fill (first tile's loads) and a drain (last tile's stores) and each"
-    " transfer rounded up on its own; the closed form sums max(compute, transfer) per tile;"
-    " for a layer with a dataflow each tile's compute comes from each engine's own"
-    " single-layer model of that mapping on the tile's sub-problem, so their single-layer"
-    " differences carry over",
-    "energy_nj": "energy is a linear function of MACs, L2 accesses and off-chip elements",
-}
+_RUNTIME = "runtime_cycles"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSplit:
+    """A group's runtime gap (simulated - analytic) in two measured parts."""
+
+    pipeline_cycles: int
+    compute_cycles: int
+
+    def describe(self) -> str:
+        """The explanation line of a runtime row."""
+        parts = [
+            f"{self.pipeline_cycles:+,} cycles from the tile pipeline (the simulator overlaps"
+            " loads, compute and stores of consecutive tiles on one off-chip channel, with a"
+            " fill before the first tile computes and a drain after the last, and rounds"
+            " loads and stores separately; the closed form sums max(compute, transfer) per"
+            " tile)"
+        ]
+        if self.compute_cycles:
+            parts.append(
+                f"{self.compute_cycles:+,} cycles from the tiles' compute under the layers'"
+                " dataflows (each engine times a tile's sub-problem with its own single-layer"
+                " model)"
+            )
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +96,7 @@ class FusedRow:
 
     scenario: str
     group: str
+    group_index: int
     metric: str
     analytic: float
     sim: float
@@ -57,33 +104,121 @@ class FusedRow:
     explanation: str
 
     @property
+    def equal(self) -> bool:
+        """Both engines gave the same value."""
+        return self.analytic == self.sim
+
+    @property
     def ok(self) -> bool:
-        """Exact metrics must agree; the others are reported with their reason."""
-        return not self.exact or self.analytic == self.sim
+        """Equal, or (for a metric that is not exact) different for a stated reason."""
+        return self.equal or (not self.exact and bool(self.explanation))
+
+    @property
+    def status(self) -> str:
+        """equal, explained, MISMATCH (an exact metric) or UNEXPLAINED."""
+        if self.equal:
+            return "equal"
+        if self.exact:
+            return "MISMATCH"
+        return "explained" if self.explanation else "UNEXPLAINED"
+
+    def metric_row(self) -> MetricRow:
+        """The row the accuracy guard and results.csv keep (model = analytic)."""
+        return MetricRow(
+            self.scenario,
+            "",
+            self.group,
+            self.group_index,
+            COMPARISON,
+            self.metric,
+            self.analytic,
+            self.sim,
+        )
 
 
-def compare_fused(analytic: FusedResult, sim: FusedResult) -> list[FusedRow]:
-    """Every metric of every group of two results, key by key."""
+def _energy_reason(a: FusedGroupResult, s: FusedGroupResult, energy: str) -> str:
+    """Why the energies differ, when the counts they are made of account for it."""
+    table = ENERGY_TABLES[energy]
+    d_l2 = s.l2_accesses - a.l2_accesses
+    d_macs = s.macs - a.macs
+    d_off = s.offchip_reads + s.offchip_writes - a.offchip_reads - a.offchip_writes
+    predicted = d_macs * table.mac_nj + d_l2 * table.l2_access_nj + d_off * table.offchip_access_nj
+    actual = s.energy_nj - a.energy_nj
+    if (d_l2 or d_macs or d_off) and math.isclose(predicted, actual, rel_tol=1e-6, abs_tol=1e-5):
+        return (
+            f"energy follows the counts: L2 accesses {d_l2:+,}, MACs {d_macs:+,},"
+            f" off-chip elements {d_off:+,} (simulated - analytic)"
+        )
+    return ""
+
+
+def compare_fused(
+    analytic: FusedResult,
+    sim: FusedResult,
+    splits: dict[str, RuntimeSplit] | None = None,
+    energy: str = "eyeriss65",
+) -> list[FusedRow]:
+    """Every metric of every group of two results, key by key, each difference with its
+    reason where one is known (``splits``: each group's measured runtime split)."""
     rows = []
-    for a, s in zip(analytic.groups, sim.groups, strict=True):
-        am, sm = a.metrics(), s.metrics()
+    for index, (a, s) in enumerate(zip(analytic.groups, sim.groups, strict=True)):
+        am = {**a.metrics(), "l2_accesses": a.l2_accesses}
+        sm = {**s.metrics(), "l2_accesses": s.l2_accesses}
         for key in sorted(set(am) | set(sm)):
             metric = key.split("/")[-1]
-            exact = metric in EXACT or (metric == "energy_nj" and a.l2_accesses == s.l2_accesses)
+            av = float(am.get(key, math.nan))
+            sv = float(sm.get(key, math.nan))
+            reason = ""
+            if av != sv:
+                if key == _RUNTIME and splits and a.group in splits:
+                    reason = splits[a.group].describe()
+                elif key == "energy_nj":
+                    reason = _energy_reason(a, s, energy)
             rows.append(
                 FusedRow(
                     scenario=analytic.scenario,
                     group=a.group,
+                    group_index=index,
                     metric=key,
-                    analytic=float(am.get(key, float("nan"))),
-                    sim=float(sm.get(key, float("nan"))),
+                    analytic=av,
+                    sim=sv,
                     exact=metric in EXACT,
-                    explanation=_EXPLAIN.get(metric, "")
-                    if not exact or am.get(key) != sm.get(key)
-                    else "",
+                    explanation=reason,
                 )
             )
     return rows
+
+
+def _even_spread(layer: FusedLayer) -> FusedLayer:
+    return dataclasses.replace(layer, dataflow=None, mapping=None)
+
+
+def runtime_splits(
+    scenario: FusedScenario, analytic: FusedResult, sim: FusedResult
+) -> dict[str, RuntimeSplit]:
+    """Each group's runtime gap split into the pipeline's and the tile compute's shares.
+
+    Without dataflows both engines give a tile the same compute (its operations spread
+    evenly over the PEs), so the whole gap is the pipeline's. With them, both engines run
+    again with every dataflow replaced by that even spread: the gap left is the pipeline's
+    share, the rest the single-layer models' share.
+    """
+    from metronome.analytic.fused import analyze_fused
+    from metronome.sim.fused import simulate_fused
+
+    gaps = {
+        a.group: s.runtime_cycles - a.runtime_cycles
+        for a, s in zip(analytic.groups, sim.groups, strict=True)
+    }
+    if all(layer.dataflow is None for layer in scenario.layers):
+        return {g: RuntimeSplit(gap, 0) for g, gap in gaps.items()}
+    even = dataclasses.replace(scenario, layers=tuple(map(_even_spread, scenario.layers)))
+    a0, s0 = analyze_fused(even), simulate_fused(even).result
+    out = {}
+    for a, s in zip(a0.groups, s0.groups, strict=True):
+        pipeline = s.runtime_cycles - a.runtime_cycles
+        out[a.group] = RuntimeSplit(pipeline, gaps[a.group] - pipeline)
+    return out
 
 
 def _reference_layer(layer: FusedLayer, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -131,42 +266,219 @@ def reference_chain(
     return data
 
 
-def run_fused(
-    scenario: FusedScenario,
-) -> tuple[FusedResult, FusedResult, list[FusedRow], bool | None]:
-    """Both engines on ``scenario``; the rows, and whether the functional output equals
-    numpy's (``None`` when the scenario does not ask for a functional run)."""
+@dataclass(frozen=True, slots=True)
+class FusedOutcome:
+    """One fused scenario validated: both engines' results, the compared rows, and
+    whether the functional output equals numpy's (``None`` when not asked for)."""
+
+    scenario: FusedScenario
+    analytic: FusedResult
+    sim: FusedResult
+    rows: tuple[FusedRow, ...]
+    functional: bool | None = None
+    splits: dict[str, RuntimeSplit] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[FusedRow]:
+        """Rows that differ without a known reason (exact metrics: any difference)."""
+        return [r for r in self.rows if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing unexplained and the functional output (if run) equals numpy's."""
+        return not self.failures and self.functional is not False
+
+    def metric_rows(self) -> list[MetricRow]:
+        """Every compared value as a guard row."""
+        return [r.metric_row() for r in self.rows]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: both results, the functional verdict, each row's status."""
+        return {
+            "scenario": self.scenario.name,
+            "path": self.scenario.path,
+            "functional": self.functional,
+            "analytic": self.analytic.to_dict(),
+            "sim": self.sim.to_dict(),
+            "runtime_split": {g: dataclasses.asdict(s) for g, s in sorted(self.splits.items())},
+            "rows": [
+                {
+                    "group": r.group,
+                    "metric": r.metric,
+                    "analytic": r.analytic,
+                    "sim": r.sim,
+                    "status": r.status,
+                    "explanation": r.explanation,
+                }
+                for r in self.rows
+            ],
+        }
+
+
+def run_fused(scenario: FusedScenario) -> FusedOutcome:
+    """Both engines on ``scenario`` (functionally when it asks for it), compared."""
     from metronome.analytic.fused import analyze_fused
     from metronome.sim.fused import chain_weights, simulate_fused
 
     analytic = analyze_fused(scenario)
-    functional_ok: bool | None = None
+    functional: bool | None = None
     if scenario.functional:
         image, weights = chain_weights(scenario)
         run = simulate_fused(scenario, functional=True, image=image, weights=weights)
         assert run.output is not None
-        functional_ok = bool(np.array_equal(run.output, reference_chain(scenario, image, weights)))
+        functional = bool(np.array_equal(run.output, reference_chain(scenario, image, weights)))
     else:
         run = simulate_fused(scenario)
-    return analytic, run.result, compare_fused(analytic, run.result), functional_ok
+    splits = runtime_splits(scenario, analytic, run.result)
+    rows = compare_fused(analytic, run.result, splits, scenario.energy)
+    return FusedOutcome(scenario, analytic, run.result, tuple(rows), functional, splits)
 
 
-def render_markdown(runs: list[tuple[str, list[FusedRow], bool | None]]) -> str:
-    """The fused part of the validation report: every metric, both engines."""
+def run_fused_paths(paths: list[Path]) -> list[FusedOutcome]:
+    """Load and validate every fused scenario (a bad one stops with a SpecError before
+    anything runs)."""
+    scenarios = [load_fused(p) for p in paths]
+    return [run_fused(s) for s in scenarios]
+
+
+def _fmt(value: float) -> str:
     from .report import fmt
 
-    lines = ["# Fused-layer scenarios: closed form vs executed schedule", ""]
-    for name, rows, functional in runs:
-        state = {None: "not run", True: "equals numpy", False: "DIFFERS from numpy"}[functional]
-        lines += [f"## {name}", "", f"Functional output: {state}.", ""]
-        lines += ["| group | metric | analytic | simulated | status |", "|---|---|---|---|---|"]
-        for row in rows:
-            status = (
-                "equal" if row.analytic == row.sim else ("MISMATCH" if row.exact else "differs")
+    return "n/a" if math.isnan(value) else fmt(value)
+
+
+def _runtime_error(a: float, s: float) -> float:
+    return (a - s) / abs(s) if s else 0.0
+
+
+def fused_summary(outcomes: list[FusedOutcome]) -> str:
+    """One answer-first line: do the engines agree, how far apart are the runtimes, is
+    every difference explained."""
+    groups = [(o, i) for o in outcomes for i in range(len(o.analytic.groups))]
+    exact_ok = sum(
+        1 for o, i in groups if all(r.equal for r in o.rows if r.group_index == i and r.exact)
+    )
+    buffer_ok = sum(
+        1
+        for o, i in groups
+        if o.analytic.groups[i].onchip_buffer_req_elems == o.sim.groups[i].onchip_buffer_req_elems
+    )
+    errors = [
+        (
+            _runtime_error(o.analytic.groups[i].runtime_cycles, o.sim.groups[i].runtime_cycles),
+            f"{o.scenario.name}/{o.analytic.groups[i].group}",
+        )
+        for o, i in groups
+    ]
+    worst = max(errors, key=lambda e: (abs(e[0]), e[1]), default=(0.0, ""))
+    bad = sum(len(o.failures) for o in outcomes)
+    functional = [o.functional for o in outcomes if o.functional is not None]
+    verdict = (
+        "every difference explained"
+        if not bad
+        else f"{bad} difference(s) NOT explained (see the fused page)"
+    )
+    return (
+        f"fused: {len(outcomes)} scenario(s), {len(groups)} group(s): off-chip transfers and"
+        f" MACs equal on {exact_ok}/{len(groups)}, buffer peaks on {buffer_ok}/{len(groups)};"
+        f" runtime (analytic vs simulated) worst {worst[0]:+.2%} ({worst[1]}); {verdict}"
+        + (
+            f"; functional output equals numpy's on {sum(functional)}/{len(functional)}"
+            if functional
+            else ""
+        )
+    )
+
+
+def _cell(a: float, s: float) -> str:
+    return _fmt(a) if a == s else f"{_fmt(a)} vs {_fmt(s)}"
+
+
+def fused_blocks(outcomes: list[FusedOutcome]) -> list[Block]:
+    """The fused section of report.md: the answer, one row per group, the reasons."""
+    if not outcomes:
+        return []
+    table = []
+    for o in outcomes:
+        for i, (a, s) in enumerate(zip(o.analytic.groups, o.sim.groups, strict=True)):
+            split = o.splits.get(a.group)
+            failures = [r for r in o.failures if r.group_index == i]
+            why = (
+                "; ".join(f"{r.metric} {r.status}" for r in failures)
+                if failures
+                else (
+                    f"pipeline {split.pipeline_cycles:+,}, tile compute {split.compute_cycles:+,}"
+                    if split and a.runtime_cycles != s.runtime_cycles
+                    else "-"
+                )
             )
-            lines.append(
-                f"| {row.group} | {row.metric} | {fmt(row.analytic)} | {fmt(row.sim)} | {status} |"
+            table.append(
+                (
+                    f"{o.scenario.name}/{a.group}",
+                    _fmt(a.tiles),
+                    _cell(a.offchip_reads + a.offchip_writes, s.offchip_reads + s.offchip_writes),
+                    _cell(a.macs, s.macs),
+                    _cell(a.onchip_buffer_req_elems, s.onchip_buffer_req_elems),
+                    _fmt(a.runtime_cycles),
+                    _fmt(s.runtime_cycles),
+                    f"{_runtime_error(a.runtime_cycles, s.runtime_cycles):+.2%}",
+                    why,
+                )
             )
-        explained = sorted({r.explanation for r in rows if r.explanation and r.analytic != r.sim})
-        lines += ["", *[f"- {text}" for text in explained], ""]
-    return "\n".join(lines)
+    return [
+        Heading("Fused-layer groups: closed form vs executed schedule", 2),
+        Paragraph(fused_summary(outcomes) + "."),
+        Table(
+            (
+                "scenario/group",
+                "tiles",
+                "off-chip elements",
+                "MACs",
+                "buffer (elements)",
+                "analytic cycles",
+                "simulated cycles",
+                "runtime error",
+                "runtime gap: where from (cycles)",
+            ),
+            tuple(table),
+            "lrrrrrrrl",
+        ),
+        Paragraph(
+            "One value where both engines agree, `analytic vs simulated` where they do not."
+            " Off-chip transfers and MACs must be equal (the engines count the same schedule);"
+            " so must buffer peaks, L2 accesses and energy unless the harness can name the"
+            " cause. A runtime gap is split by measurement: both engines re-run with every"
+            " layer's dataflow replaced by an even spread of its operations over the PEs (the"
+            " same per-tile compute in both) leave the *pipeline* share: the simulator's fill"
+            " (the first tile's loads before anything computes), drain (the last tile's"
+            " stores) and separately rounded loads and stores, against the closed form's"
+            " steady state, the sum over tiles of max(compute, transfer). The rest is the"
+            " *tile compute* share: each engine times a tile's sub-problem with its own"
+            " single-layer model of the layer's mapping, so their single-layer differences"
+            " carry over. [Every metric of every tensor](fused) · docs/fused.md."
+        ),
+    ]
+
+
+def fused_page(outcomes: list[FusedOutcome]) -> list[Block]:
+    """The fused page: every metric of every group and tensor, both engines."""
+    blocks: list[Block] = [
+        Heading("Fused-layer scenarios: closed form vs executed schedule", 1),
+        Paragraph("[back to the report](report)"),
+        Paragraph(fused_summary(outcomes) + "."),
+    ]
+    for o in outcomes:
+        state = {None: "not run", True: "equals numpy", False: "DIFFERS from numpy"}[o.functional]
+        blocks += [
+            Heading(o.scenario.name, 2),
+            Paragraph(f"`{o.scenario.path}` · functional output: {state}."),
+            Table(
+                ("group", "metric", "analytic", "simulated", "status"),
+                tuple((r.group, r.metric, _fmt(r.analytic), _fmt(r.sim), r.status) for r in o.rows),
+                "llrrl",
+            ),
+        ]
+        reasons = [f"{r.group} `{r.metric}`: {r.explanation}" for r in o.rows if r.explanation]
+        if reasons:
+            blocks.append(Items(tuple(reasons)))
+    return blocks

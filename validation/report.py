@@ -30,6 +30,7 @@ from .compare import COMPARED_METRICS, MetricRow
 from .congestion import CongestionFinding, plot_congestion
 from .document import Block, Heading, Image, Items, Paragraph, Table, to_html, to_markdown
 from .findings import Cause, Findings, HotSpot, PaperVerdicts
+from .fused import FusedOutcome, fused_blocks, fused_page, fused_summary
 from .harness import CaseResult, ValidationRun, truth_label
 from .maccount import MODELS, MacCheck
 from .model_plots import model_scatter_blocks
@@ -333,7 +334,10 @@ def _plots(run: ValidationRun, out: Path) -> list[Block]:
 
 
 def _results_json(
-    run: ValidationRun, findings: Findings, check: BaselineCheck | None
+    run: ValidationRun,
+    findings: Findings,
+    check: BaselineCheck | None,
+    fused: Sequence[FusedOutcome],
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -362,6 +366,7 @@ def _results_json(
             for c in run.cases
         ],
         "rows": [r.to_dict() for r in run.rows],
+        "fused": [o.to_dict() for o in fused],
         "congestion": [f.to_dict() for f in findings.congestion],
         "mac_counts": None if findings.macs is None else findings.macs.to_dict(),
         "baseline": None
@@ -627,8 +632,14 @@ def _write_page(out: Path, page: str, blocks: list[Block], title: str) -> None:
     atomic_write_text(out / f"{page}.html", to_html(blocks, title))
 
 
-def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = None) -> list[str]:
-    """Write every report file into ``out``; returns the summary lines for the terminal."""
+def write_report(
+    run: ValidationRun,
+    out: Path,
+    check: BaselineCheck | None = None,
+    fused: Sequence[FusedOutcome] = (),
+) -> list[str]:
+    """Write every report file into ``out``; returns the summary lines for the terminal.
+    ``fused``: the fused scenarios validated alongside (their section, page and rows)."""
     assert run.findings is not None, "the harness draws the findings"
     findings = run.findings
     out.mkdir(parents=True, exist_ok=True)
@@ -643,21 +654,28 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
         + f", worst {pct(h.worst_error)} ({h.worst_case})"
         for h in findings.headlines
     ]
+    if fused:
+        summary.append(fused_summary(list(fused)))
     summary += _congestion_lines(findings.congestion)
     if findings.macs is not None:
         summary.append(findings.macs.summary())
     functional = _functional_line(run)
     pages = _scenario_pages(run)
-    blocks: list[Block] = [
-        Heading("Metronome validation report", 1),
-        Paragraph(
-            f"{len(run.scenarios)} scenario(s), {cases} layer case(s), {engine_runs} engine runs"
-            f" ({', '.join(f'`{e}`' for e in ENGINES)}). Relative error = (analytic - truth)"
-            " / |truth|. [Every metric and finding in full](details); every layer on its"
-            " scenario's page (listed at the end)."
-        ),
-    ]
+    intro = (
+        f"{len(run.scenarios)} scenario(s), {cases} layer case(s), {engine_runs} engine runs"
+        f" ({', '.join(f'`{e}`' for e in ENGINES)}). Relative error = (analytic - truth)"
+        " / |truth|. [Every metric and finding in full](details); every layer on its"
+        " scenario's page (listed at the end)."
+    )
+    if fused:
+        intro = (
+            f"{intro} {len(fused)} fused scenario(s) besides: [every fused metric](fused)."
+            if run.scenarios
+            else f"{len(fused)} fused scenario(s): [every fused metric](fused)."
+        )
+    blocks: list[Block] = [Heading("Metronome validation report", 1), Paragraph(intro)]
     blocks += _headline_blocks(findings)
+    blocks += fused_blocks(list(fused))
     blocks += _cause_blocks(findings)
     blocks += _baseline_blocks(check)
     blocks += _worst_blocks(run, findings)
@@ -684,7 +702,10 @@ def write_report(run: ValidationRun, out: Path, check: BaselineCheck | None = No
     for page, page_blocks in pages.items():
         _write_page(out, page, page_blocks, page.removeprefix("scenarios/"))
     _write_page(out, "details", details, "Metronome validation report: details")
+    if fused:
+        _write_page(out, "fused", fused_page(list(fused)), "Metronome: fused-layer scenarios")
     _write_page(out, "report", blocks, "Metronome validation report")
-    atomic_write_json(out / "results.json", _results_json(run, findings, check))
-    atomic_write_text(out / "results.csv", _results_csv(run.rows))
+    atomic_write_json(out / "results.json", _results_json(run, findings, check, fused))
+    fused_rows = [row for o in fused for row in o.metric_rows()]
+    atomic_write_text(out / "results.csv", _results_csv(run.rows + fused_rows))
     return summary

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from metronome.analytic.fused import analyze_fused
 from metronome.sim.fused import chain_weights, simulate_fused
+from metronome.spec.energy import ENERGY_TABLES
 from metronome.spec.fused import FusedGroupResult, FusedLayer, FusedScenario, load_fused
-from metronome.validation.fused import compare_fused, reference_chain
+from metronome.validation.fused import compare_fused, reference_chain, runtime_splits
 
 SCENARIOS = sorted(Path("scenarios/fused").glob("*.yaml"))
 
@@ -41,7 +42,11 @@ def _both(scenario: FusedScenario) -> FusedGroupResult:
     analytic = analyze_fused(scenario)
     image, weights = chain_weights(scenario)
     run = simulate_fused(scenario, functional=True, image=image, weights=weights)
-    bad = [r for r in compare_fused(analytic, run.result) if not r.ok]
+    bad = [
+        r
+        for r in compare_fused(analytic, run.result, runtime_splits(scenario, analytic, run.result))
+        if not r.ok
+    ]
     assert not bad, bad
     assert run.output is not None
     assert np.array_equal(run.output, reference_chain(scenario, image, weights))
@@ -215,7 +220,9 @@ def test_shipped_scenarios_engines_agree(path: Path) -> None:
     scenario = load_fused(path)
     analytic = analyze_fused(scenario)
     sim = simulate_fused(scenario).result
-    bad = [r for r in compare_fused(analytic, sim) if not r.ok]
+    bad = [
+        r for r in compare_fused(analytic, sim, runtime_splits(scenario, analytic, sim)) if not r.ok
+    ]
     assert not bad, bad
 
 
@@ -364,7 +371,11 @@ def test_two_groups_pass_the_map_off_chip() -> None:
     analytic = analyze_fused(scenario)
     image, weights = chain_weights(scenario)
     run = simulate_fused(scenario, functional=True, image=image, weights=weights)
-    assert not [r for r in compare_fused(analytic, run.result) if not r.ok]
+    assert not [
+        r
+        for r in compare_fused(analytic, run.result, runtime_splits(scenario, analytic, run.result))
+        if not r.ok
+    ]
     assert run.output is not None
     assert np.array_equal(run.output, reference_chain(scenario, image, weights))
     g1, g2 = analytic.groups
@@ -403,3 +414,54 @@ def test_two_convs_runtime_closed_form() -> None:
     scenario = _load(TWO_CONVS.replace("CHOICE", "retain"))
     assert analyze_fused(scenario).groups[0].runtime_cycles == 434
     assert simulate_fused(scenario).result.groups[0].runtime_cycles == 487
+
+
+def test_harness_explains_or_fails_every_difference() -> None:
+    """Off-chip transfers and MACs must match (MISMATCH otherwise); a buffer peak that
+    differs with no known cause is UNEXPLAINED; an energy gap that the L2 accesses
+    account for is explained; a runtime gap is split into pipeline and tile compute,
+    the two shares summing to the gap (two_convs: 2,965 - 2,880 = 85 cycles)."""
+    scenario = load_fused(Path("scenarios/fused/two_convs.yaml"))
+    analytic = analyze_fused(scenario)
+    sim = simulate_fused(scenario).result
+    splits = runtime_splits(scenario, analytic, sim)
+    split = splits["g"]
+    assert split.pipeline_cycles + split.compute_cycles == 85
+    assert split.compute_cycles != 0  # both layers have dataflows
+    rows = {r.metric: r for r in compare_fused(analytic, sim, splits)}
+    assert rows["runtime_cycles"].status == "explained"
+    assert not [r for r in rows.values() if not r.ok]
+    g = sim.groups[0]
+    extra_l2 = 10
+    table = ENERGY_TABLES[scenario.energy]
+    broken = dataclasses.replace(
+        g,
+        offchip_reads=g.offchip_reads + 1,
+        onchip_buffer_req_elems=g.onchip_buffer_req_elems + 1,
+        l2_accesses=g.l2_accesses + extra_l2,
+        energy_nj=g.energy_nj + extra_l2 * table.l2_access_nj + table.offchip_access_nj,
+    )
+    bad = dataclasses.replace(sim, groups=(broken,))
+    rows = {r.metric: r for r in compare_fused(analytic, bad, splits)}
+    assert rows["offchip_reads"].status == "MISMATCH"
+    assert rows["onchip_buffer_req_elems"].status == "UNEXPLAINED"
+    assert rows["l2_accesses"].status == "UNEXPLAINED"
+    assert rows["energy_nj"].status == "explained"
+    assert "L2 accesses +10" in rows["energy_nj"].explanation
+    assert rows["runtime_cycles"].status == "explained"
+    # Without a measured split, a runtime gap has no stated cause.
+    assert compare_fused(analytic, sim)[-1].metric == "runtime_cycles"
+    assert {r.metric: r.status for r in compare_fused(analytic, sim)}["runtime_cycles"] == (
+        "UNEXPLAINED"
+    )
+
+
+def test_runtime_split_without_dataflows_is_all_pipeline() -> None:
+    """Without dataflows both engines give a tile the same compute, so the MobileNetV2
+    bottleneck's whole runtime gap is the pipeline's, with no re-run."""
+    scenario = load_fused(Path("scenarios/fused/mobilenetv2_bottleneck.yaml"))
+    analytic = analyze_fused(scenario)
+    sim = simulate_fused(scenario).result
+    split = runtime_splits(scenario, analytic, sim)["bottleneck"]
+    gap = sim.groups[0].runtime_cycles - analytic.groups[0].runtime_cycles
+    assert (split.pipeline_cycles, split.compute_cycles) == (gap, 0)

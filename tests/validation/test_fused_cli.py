@@ -35,7 +35,52 @@ def test_check_analyze_simulate_validate(
     # c1 (derived): 3 output channels x 8 x 8 outputs (padding 1) x 2 input channels x 3 x 3
     # = 3,456 MACs, none recomputed (c1 is retained), with separators like the report's.
     assert "| g | c1/macs | 3,456 | 3,456 | equal |" in text
-    assert "Functional output: equals numpy." in text
+    assert "functional output: equals numpy." in text
+    assert "| g | runtime_cycles | 2,880 | 2,965 | explained |" in text
+
+
+def test_validate_puts_fused_groups_in_report_and_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fused groups enter report.md (answer line, table, link to the fused page),
+    results.csv and the accuracy guard: an explained runtime gap passes, the same gap
+    grown past the stored error fails (exit 1), like a single layer's."""
+    report = tmp_path / "report"
+    baseline = tmp_path / "baseline.json"
+    assert (
+        main(
+            [
+                "validate",
+                TWO,
+                "--report",
+                str(report),
+                "--update-baseline",
+                "--baseline",
+                str(baseline),
+            ]
+        )
+        == 0
+    )
+    text = (report / "report.md").read_text()
+    assert "## Fused-layer groups: closed form vs executed schedule" in text
+    assert "fused: 1 scenario(s), 1 group(s): off-chip transfers and MACs equal on 1/1" in text
+    assert "every difference explained" in text
+    assert "](fused.md)" in text
+    assert (report / "fused.html").exists()
+    # two_convs (simulated, tests/validation/test_fused.py): 2,880 analytic vs 2,965
+    # simulated cycles; the split re-runs both engines without dataflows.
+    assert "| two_convs/g | 4 | 364 | 6,912 | 297 | 2,880 | 2,965 | -2.87% |" in text
+    csv = (report / "results.csv").read_text()
+    assert "two_convs,,g,0,fused:analytic~sim,runtime_cycles,2880.0,2965.0," in csv
+    data = json.loads(baseline.read_text())
+    key = "two_convs/0:g/fused:analytic~sim/runtime_cycles"
+    assert data["errors"][key] == pytest.approx(85 / 2965)
+    capsys.readouterr()
+    assert main(["validate", TWO, "--report", str(report), "--baseline", str(baseline)]) == 0
+    data["errors"][key] = 0.0
+    baseline.write_text(json.dumps(data))
+    assert main(["validate", TWO, "--report", str(report), "--baseline", str(baseline)]) == 1
+    assert key in capsys.readouterr().err
 
 
 def test_bad_fused_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

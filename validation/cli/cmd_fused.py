@@ -1,15 +1,14 @@
 """Fused scenarios (``kind: fused``) on the command line: the branch each of
-``metronome check``, ``analyze``, ``simulate`` and ``validate`` takes for them."""
+``metronome check``, ``analyze`` and ``simulate`` takes for them (``validate`` runs them
+with the rest: :mod:`metronome.validation.fused`)."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from ..fused import reference_chain, render_markdown, run_fused
+from ..fused import reference_chain
 
-__all__ = ["analyze_cli", "check_cli", "simulate_cli", "validate_cli"]
+__all__ = ["analyze_cli", "check_cli", "simulate_cli"]
 
 
 def check_cli(path: str) -> None:
@@ -76,35 +75,3 @@ def simulate_cli(path: str, json_out: str | None, functional: bool, save: str | 
             atomic_write_bytes(save, buffer.getvalue())
         return 0 if equal else 1
     return 0
-
-
-def validate_cli(paths: list[str], report_dir: str) -> int:
-    """``metronome validate`` of fused scenarios: 1 when an exact metric differs or a
-    functional run disagrees with numpy."""
-    from pathlib import Path
-
-    from metronome.spec.fileio import atomic_write_text
-    from metronome.spec.fused import load_fused
-
-    runs = []
-    bad = 0
-    for path in paths:
-        scenario = load_fused(path)
-        _, _, rows, functional = run_fused(scenario)
-        runs.append((scenario.name, rows, functional))
-        wrong = [r for r in rows if not r.ok]
-        bad += len(wrong) + (functional is False)
-        exact = sum(1 for r in rows if r.exact)
-        print(
-            f"fused {scenario.name}: {exact - len(wrong)}/{exact} exact metrics equal"
-            + ("" if functional is None else f", functional {'ok' if functional else 'FAILED'}")
-        )
-        for row in wrong:
-            print(
-                f"  {row.group} {row.metric}: analytic {row.analytic:g}, sim {row.sim:g}",
-                file=sys.stderr,
-            )
-    target = Path(report_dir) / "fused.md"
-    atomic_write_text(target, render_markdown(runs))
-    print(f"report: {target}")
-    return 1 if bad else 0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..dask_exec import add_dask_arguments, dask_target
+from ..fused import FusedOutcome
 
 __all__ = ["register"]
 
@@ -22,7 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Run the analytic model and the simulator on every scenario, compare"
         " them metric by metric, explain the differences and write a report. With no"
         " scenario, runs the default suite (scenarios/default.yaml). Exit 1 when an error"
-        " grew beyond the baseline's tolerance, 2 on bad input.",
+        " grew beyond the baseline's tolerance, or when a fused group's off-chip transfers or"
+        " MACs differ between the engines or another of its differences has no known cause;"
+        " 2 on bad input.",
     )
     parser.add_argument("targets", nargs="*", metavar="SCENARIO_OR_DIR")
     parser.add_argument(
@@ -82,6 +85,29 @@ def run_systolic_manifests(paths: list[Path], report: Path) -> int:
     return 1 if bad else 0
 
 
+def validate_fused(paths: list[Path]) -> list[FusedOutcome]:
+    """Both engines on every fused scenario; one line each, and every difference the
+    harness cannot explain on stderr."""
+    from ..fused import run_fused_paths
+
+    outcomes = run_fused_paths(paths)
+    for o in outcomes:
+        exact = [r for r in o.rows if r.exact]
+        explained = sum(1 for r in o.rows if r.status == "explained")
+        print(
+            f"fused {o.scenario.name}: {sum(r.equal for r in exact)}/{len(exact)} exact metrics"
+            f" equal, {explained} difference(s) explained, {len(o.failures)} not"
+            + ("" if o.functional is None else f", functional {'ok' if o.functional else 'FAILED'}")
+        )
+        for row in o.failures:
+            print(
+                f"  {row.group} {row.metric}: analytic {row.analytic:g}, sim {row.sim:g}"
+                f" ({row.status})",
+                file=sys.stderr,
+            )
+    return outcomes
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate; 0 when nothing regressed, 1 on regression."""
     from metronome.spec.fused import is_fused_file
@@ -97,19 +123,15 @@ def run(args: argparse.Namespace) -> int:
     paths = expand(args.targets)
     dask = dask_target(args, max(1, args.jobs))
     started = time.monotonic()
-    fused = [p for p in paths if is_fused_file(p)]
-    if fused:
-        from .cmd_fused import validate_cli
-
-        paths = [p for p in paths if p not in fused]
-        code = validate_cli([str(p) for p in fused], args.report)
-        if not paths:
-            return code
+    fused_paths = [p for p in paths if is_fused_file(p)]
+    paths = [p for p in paths if p not in fused_paths]
+    fused = validate_fused(fused_paths)
+    code = 1 if any(not o.ok for o in fused) else 0
     systolic = [p for p in paths if is_systolic_manifest(p)]
     if systolic:
         paths = [p for p in paths if p not in systolic]
-        code = run_systolic_manifests(systolic, Path(args.report))
-        if not paths:
+        code = max(code, run_systolic_manifests(systolic, Path(args.report)))
+        if not paths and not fused:
             return code
     cache = None
     if not args.no_cache:
@@ -121,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+    rows = result.rows + [row for o in fused for row in o.metric_rows()]
     check = None
     if args.baseline and not args.update_baseline:
-        check = baseline.check(result.rows, baseline.load(args.baseline))
-    summary = write_report(result, Path(args.report), check)
+        check = baseline.check(rows, baseline.load(args.baseline))
+    summary = write_report(result, Path(args.report), check, fused)
     for line in summary:
         print(line)
     if cache is not None:
@@ -132,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {Path(args.report) / 'report.md'} ({time.monotonic() - started:.0f} s)")
     if args.update_baseline:
         target = Path(args.baseline) if args.baseline else DEFAULT_BASELINE
-        baseline.write(target, result.rows)
-        print(f"baseline written: {target} ({len(result.rows)} rows)")
-        return 0
+        baseline.write(target, rows)
+        print(f"baseline written: {target} ({len(rows)} rows)")
+        return code
     if check is not None:
         if not check.ok:
             print(f"accuracy regressed on {len(check.regressions)} row(s):", file=sys.stderr)
@@ -142,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {regression.describe()}", file=sys.stderr)
             return 1
         print(f"baseline {args.baseline}: no regression ({len(check.improved)} improved)")
-    return 0
+    return code
