@@ -645,9 +645,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     cases = len(run.cases)
     engine_runs = sum(len(c.results) for c in run.cases)
-    summary: list[str] = [
-        f"{len(run.scenarios)} scenarios, {cases} layer cases, {engine_runs} engine runs"
-    ]
+    summary: list[str] = (
+        [f"{len(run.scenarios)} scenarios, {cases} layer cases, {engine_runs} engine runs"]
+        if run.scenarios or not fused
+        else []
+    )
     summary += [
         f"{h.comparison}: runtime exact {h.exact}/{h.cases}, median |error| "
         + ("n/a" if h.median_abs_error is None else f"{h.median_abs_error:.2%}")

@@ -98,3 +98,29 @@ def test_bad_fused_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert not out.exists()
     assert main(["analyze", TWO, "--maestro-compat"]) == 2
     assert main(["simulate", TWO, "--inputs", "x.npz"]) == 2
+
+
+def test_validate_exits_1_on_a_transfer_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An off-chip count that differs between the engines is never explained: exit 1,
+    the row on stderr and MISMATCH in the report."""
+    import dataclasses
+
+    from metronome.sim import fused as sim_fused
+
+    real = sim_fused.simulate_fused
+
+    def one_read_more(scenario: object, **kwargs: object) -> sim_fused.FusedRun:
+        run = real(scenario, **kwargs)  # type: ignore[arg-type]
+        g = run.result.groups[0]
+        wrong = dataclasses.replace(g, offchip_reads=g.offchip_reads + 1)
+        return dataclasses.replace(run, result=dataclasses.replace(run.result, groups=(wrong,)))
+
+    monkeypatch.setattr(sim_fused, "simulate_fused", one_read_more)
+    report = tmp_path / "report"
+    assert main(["validate", TWO, "--report", str(report)]) == 1
+    # reads (derived): the 2 x 8 x 8 = 128 input elements once, each layer's weights once
+    # (c1 3 x 2 x 3 x 3 = 54, c2 2 x 3 x 3 x 3 = 54): 236; the patched simulator says 237.
+    assert "g offchip_reads: analytic 236, sim 237 (MISMATCH)" in capsys.readouterr().err
+    assert "offchip_reads MISMATCH" in (report / "report.md").read_text()

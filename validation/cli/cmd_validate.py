@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     summary = write_report(result, Path(args.report), check, fused)
     for line in summary:
         print(line)
-    if cache is not None:
+    if cache is not None and (cache.hits or cache.misses):
         print(f"cache {cache.root}: {cache.hits} reused, {cache.misses} run")
     print(f"report: {Path(args.report) / 'report.md'} ({time.monotonic() - started:.0f} s)")
     if args.update_baseline:
