@@ -677,16 +677,18 @@ def write_report(
         )
     blocks: list[Block] = [Heading("Metronome validation report", 1), Paragraph(intro)]
     blocks += _headline_blocks(findings)
-    blocks += fused_blocks(list(fused))
     blocks += _cause_blocks(findings)
     blocks += _baseline_blocks(check)
     blocks += _worst_blocks(run, findings)
+    blocks += fused_blocks(list(fused))
     facts = [*_congestion_lines(findings.congestion)]
     if findings.macs is not None:
         facts.append(findings.macs.summary())
     if functional:
         facts.append(functional)
     facts += _paper_summary(findings.paper)
+    if fused:
+        facts.append(fused_summary(list(fused)))
     if facts:
         blocks += [Heading("Findings", 2), Items(tuple(facts))]
     blocks += _plots(run, out)
