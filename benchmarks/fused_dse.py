@@ -484,6 +484,14 @@ def main() -> int:
             print(f"    Pareto front: {len(front)} designs; ends:")
             for end in (front[0], front[-1]):
                 print(f"      {res.describe(view, int(end))}")
+    vgg_study = results[0]
+    designs = sum(len(v.designs) for v in vgg_study.views.values()) - vgg_study.evaluations
+    cpu = vgg_study.cpu_ms_per_evaluation * vgg_study.evaluations / 1000
+    verdict = "met" if designs >= 10_000 and cpu / 2 <= 60 else "MISSED"
+    print(
+        f"target >= 10,000 VGG19 designs in <= 60 s on 2 cores: {verdict} ({designs:,} designs,"
+        f" {cpu:.1f} CPU s = {cpu / 2:.1f} s on 2 free cores; {vgg_study.seconds} s wall here)"
+    )
     print(f"wrote {out / 'fused_dse.json'} and {out / 'fused_dse.png'}")
     return 0
 
