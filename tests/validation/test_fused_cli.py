@@ -96,6 +96,10 @@ def test_bad_fused_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert f"{bad}:{line}:" in err
         assert "Traceback" not in err
     assert not out.exists()
+    report = tmp_path / "report"
+    assert main(["validate", str(bad), TWO, "--report", str(report)]) == 2
+    assert f"{bad}:{line}:" in capsys.readouterr().err
+    assert not report.exists()
     assert main(["analyze", TWO, "--maestro-compat"]) == 2
     assert main(["simulate", TWO, "--inputs", "x.npz"]) == 2
 
