@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metronome.spec.energy import ENERGY_TABLES
+from metronome.spec.energy import ENERGY_TABLES, AccessCounts
 from metronome.spec.fused import (
     FusedGroupResult,
     FusedLayer,
@@ -65,12 +65,18 @@ EXACT: tuple[str, ...] = (
 _RUNTIME = "runtime_cycles"
 
 
+_ONCHIP_COUNTS = ("l1_accesses", "l2_accesses", "noc_elem_hops")
+"""On-chip traffic counts a group may report (those it has are compared)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSplit:
-    """A group's runtime gap (simulated - analytic) in two measured parts."""
+    """A group's runtime gap (simulated - analytic) in two measured parts, and the
+    on-chip counts on which the engines agree once no layer has a dataflow."""
 
     pipeline_cycles: int
     compute_cycles: int
+    equal_without_dataflows: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         """The explanation line of a runtime row."""
@@ -88,6 +94,19 @@ class RuntimeSplit:
                 " model)"
             )
         return "; ".join(parts)
+
+    def describe_onchip(self, metric: str, analytic: float, sim: float) -> str:
+        """Why an on-chip count differs, when the dataflows add to it and removing them
+        makes the engines agree."""
+        even = self.equal_without_dataflows.get(metric)
+        if even is None or analytic == sim or even in (analytic, sim):
+            return ""
+        return (
+            f"{sim - analytic:+,.0f} from the layers' dataflows: each engine counts a tile's"
+            " traffic under a mapping with its own single-layer model (analytic"
+            f" {analytic - even:+,.0f}, simulated {sim - even:+,.0f}); with every dataflow"
+            f" replaced by an even spread over the PEs both count {even:,.0f}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +155,33 @@ class FusedRow:
         )
 
 
+def _counts(g: FusedGroupResult) -> AccessCounts:
+    """What the group's energy prices (on-chip counts it does not report are 0)."""
+    return AccessCounts(
+        macs=g.macs,
+        l1_accesses=int(getattr(g, "l1_accesses", 0)),
+        l2_accesses=g.l2_accesses,
+        noc_elem_hops=int(getattr(g, "noc_elem_hops", 0)),
+        offchip_accesses=g.offchip_reads + g.offchip_writes,
+    )
+
+
 def _energy_reason(a: FusedGroupResult, s: FusedGroupResult, energy: str) -> str:
-    """Why the energies differ, when the counts they are made of account for it."""
+    """Why the energies differ, when each is its own counts priced by the energy table
+    (so the difference is wholly the counts' difference)."""
     table = ENERGY_TABLES[energy]
-    d_l2 = s.l2_accesses - a.l2_accesses
-    d_macs = s.macs - a.macs
-    d_off = s.offchip_reads + s.offchip_writes - a.offchip_reads - a.offchip_writes
-    predicted = d_macs * table.mac_nj + d_l2 * table.l2_access_nj + d_off * table.offchip_access_nj
-    actual = s.energy_nj - a.energy_nj
-    if (d_l2 or d_macs or d_off) and math.isclose(predicted, actual, rel_tol=1e-6, abs_tol=1e-5):
-        return (
-            f"energy follows the counts: L2 accesses {d_l2:+,}, MACs {d_macs:+,},"
-            f" off-chip elements {d_off:+,} (simulated - analytic)"
-        )
+    ca, cs = _counts(a), _counts(s)
+    priced = all(
+        math.isclose(table.energy_nj(c), g.energy_nj, rel_tol=1e-9, abs_tol=1e-5)
+        for c, g in ((ca, a), (cs, s))
+    )
+    deltas = [
+        f"{name.replace('_', ' ')} {getattr(cs, name) - getattr(ca, name):+,}"
+        for name in ("macs", "l1_accesses", "l2_accesses", "noc_elem_hops", "offchip_accesses")
+        if getattr(cs, name) != getattr(ca, name)
+    ]
+    if priced and deltas:
+        return f"energy follows the counts it prices: {', '.join(deltas)} (simulated - analytic)"
     return ""
 
 
@@ -172,6 +205,8 @@ def compare_fused(
             if av != sv:
                 if key == _RUNTIME and splits and a.group in splits:
                     reason = splits[a.group].describe()
+                elif key in _ONCHIP_COUNTS and splits and a.group in splits:
+                    reason = splits[a.group].describe_onchip(key, av, sv)
                 elif key == "energy_nj":
                     reason = _energy_reason(a, s, energy)
             rows.append(
@@ -201,7 +236,8 @@ def runtime_splits(
     Without dataflows both engines give a tile the same compute (its operations spread
     evenly over the PEs), so the whole gap is the pipeline's. With them, both engines run
     again with every dataflow replaced by that even spread: the gap left is the pipeline's
-    share, the rest the single-layer models' share.
+    share, the rest the single-layer models' share. The same re-run tells which on-chip
+    counts differ only because of the dataflows (equal without them).
     """
     from metronome.analytic.fused import analyze_fused
     from metronome.sim.fused import simulate_fused
@@ -217,7 +253,12 @@ def runtime_splits(
     out = {}
     for a, s in zip(a0.groups, s0.groups, strict=True):
         pipeline = s.runtime_cycles - a.runtime_cycles
-        out[a.group] = RuntimeSplit(pipeline, gaps[a.group] - pipeline)
+        equal = {
+            name: float(getattr(a, name))
+            for name in _ONCHIP_COUNTS
+            if hasattr(a, name) and getattr(a, name) == getattr(s, name)
+        }
+        out[a.group] = RuntimeSplit(pipeline, gaps[a.group] - pipeline, equal)
     return out
 
 

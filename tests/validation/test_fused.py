@@ -19,7 +19,12 @@ from metronome.analytic.fused import analyze_fused
 from metronome.sim.fused import chain_weights, simulate_fused
 from metronome.spec.energy import ENERGY_TABLES
 from metronome.spec.fused import FusedGroupResult, FusedLayer, FusedScenario, load_fused
-from metronome.validation.fused import compare_fused, reference_chain, runtime_splits
+from metronome.validation.fused import (
+    RuntimeSplit,
+    compare_fused,
+    reference_chain,
+    runtime_splits,
+)
 
 SCENARIOS = sorted(Path("scenarios/fused").glob("*.yaml"))
 
@@ -447,13 +452,25 @@ def test_harness_explains_or_fails_every_difference() -> None:
     assert rows["onchip_buffer_req_elems"].status == "UNEXPLAINED"
     assert rows["l2_accesses"].status == "UNEXPLAINED"
     assert rows["energy_nj"].status == "explained"
-    assert "L2 accesses +10" in rows["energy_nj"].explanation
+    assert "l2 accesses +10, offchip accesses +1" in rows["energy_nj"].explanation
     assert rows["runtime_cycles"].status == "explained"
     # Without a measured split, a runtime gap has no stated cause.
     assert compare_fused(analytic, sim)[-1].metric == "runtime_cycles"
     assert {r.metric: r.status for r in compare_fused(analytic, sim)}["runtime_cycles"] == (
         "UNEXPLAINED"
     )
+
+
+def test_onchip_counts_explained_only_by_both_engines_dataflows() -> None:
+    """An on-chip count that differs is put down to the dataflows only when both engines
+    agree without them and each engine's count moves when they are removed (numbers
+    made up: 100 without dataflows; 130 vs 160 with them)."""
+    split = RuntimeSplit(0, 0, {"l1_accesses": 100.0})
+    why = split.describe_onchip("l1_accesses", 130.0, 160.0)
+    assert why.startswith("+30 from the layers' dataflows")
+    assert "(analytic +30, simulated +60)" in why
+    assert split.describe_onchip("l1_accesses", 100.0, 160.0) == ""
+    assert split.describe_onchip("noc_elem_hops", 130.0, 160.0) == ""
 
 
 def test_runtime_split_without_dataflows_is_all_pipeline() -> None:
