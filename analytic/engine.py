@@ -26,6 +26,7 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from math import prod
 
@@ -37,6 +38,7 @@ from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, INIT, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
+from .groups import ExactCounts
 from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
@@ -127,6 +129,8 @@ class LevelResult:
     """The runtime before rounding (refined model: costs amortised over steps)."""
     last_step: tuple[int, int] = (0, 0)
     """(compute, collection) cycles of the last step counted (refined model)."""
+    global_steps: int = 0
+    """Lock-step steps of this level's nest as its cases count them (refined model)."""
 
 
 @dataclass(slots=True)
@@ -147,6 +151,8 @@ class _Context:
     """The hardware, when the refined model's terms replace MAESTRO's."""
     outer_share: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
+    exact: ExactCounts | None = None
+    """The executed nest's exact counts (refined model; :mod:`metronome.analytic.groups`)."""
 
 
 def _edge_units(
@@ -273,6 +279,10 @@ class _Totals:
     egress: list[int] = field(default_factory=list)
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
+    global_steps: int = 0
+    deferred: list[tuple[int, float, Callable[[float], float]]] = field(default_factory=list)
+    """Top-level cases of the refined model: (steps, compute, step cost given compute),
+    summed once the exact counts say how many steps there are (:func:`_exact_runtime`)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -301,6 +311,7 @@ class _Totals:
             avg_active=self.active_sum / total if total else self.active_sum,
             arithmetic_intensity=self.intensity,
             occurrences=total,
+            global_steps=self.global_steps,
         )
 
 
@@ -373,6 +384,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if reuse is not None:
         own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
+    if index == 0 and ctx.exact is not None and totals.deferred:
+        _exact_runtime(ctx.exact, totals)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
         result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
@@ -380,6 +393,37 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
+    """The top level's runtime and MACs over the executed nest's exact counts.
+
+    The case enumeration gives each step's traffic and its compute; its step count and
+    MACs follow MAESTRO's per-directive states, which miscount partial filter maps next
+    to sliding maps, overlapping reduction tiles and output-coordinate maps. The exact
+    counts (:mod:`metronome.analytic.groups`) give the top level's steps ``S`` and
+    their compute (one level: ``sum ceil(busiest PE's MACs / lanes)``; nested: the
+    lock-step steps below each top step): every case keeps its cost as a function of
+    its compute, its compute is scaled by ``kappa`` = exact mean compute per step over
+    the enumerated one, and the cases' mix is spread over the ``S`` steps
+    (docs/refined-model.md, "Exact counts")."""
+    enumerated = sum(occ for occ, _, _ in totals.deferred)
+    compute = sum(occ * c for occ, c, _ in totals.deferred)
+    if enumerated <= 0 or compute <= 0 or exact.top_steps <= 0:
+        return
+    if exact.compute_cycles >= 0:
+        kappa = (exact.compute_cycles / exact.top_steps) / (compute / enumerated)
+    elif totals.global_steps > 0:
+        kappa = (exact.steps / exact.top_steps) / (totals.global_steps / totals.occurrences)
+    else:
+        kappa = 1.0
+    scale = exact.top_steps / enumerated
+    totals.runtime = scale * sum(occ * step(kappa * c) for occ, c, step in totals.deferred)
+    if totals.macs > 0:
+        ratio = exact.macs / totals.macs
+        totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
+        totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
+    totals.macs = exact.macs
 
 
 def _model_over(
@@ -466,22 +510,33 @@ def _count_case(
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
             step_in = 0
-        # Two buffers per PE: a step's data may arrive (its outputs must have drained)
-        # once the step before the previous one finished, so the delays and the
-        # compute share two steps; each plane carries one phase at a time.
-        # Partial sums leave in a share ``leaving`` of the steps; within those, a unit
-        # sends every ``leaving / unit_share`` steps, so one collection overlaps that
-        # many steps of its compute, and the plane carries every group's.
-        step = max(in_busy, compute, (step_in + compute) / 2)
-        if reuse.leaving > 0:
-            per_step = max(
-                (reuse.unit_share if carried else reuse.output_share) / reuse.leaving * out_busy,
-                reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
-            )
-            if per_step > step:
-                step = step + reuse.leaving * (per_step - step)
-        if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
-            step = max(in_busy, out_busy, compute + step_in)
+        serial = serial_fill or (model.innermost and not _double_buffered(ctx.machine, model))
+        out_share = reuse.unit_share if carried else reuse.output_share
+
+        def step_of(compute: float) -> float:
+            """The step's cost given its compute (docs/refined-model.md, "A step")."""
+            if serial:
+                return max(in_busy, out_busy, compute + step_in)
+            # Two buffers per PE: a step's data may arrive (its outputs must have
+            # drained) once the step before the previous one finished, so the delays
+            # and the compute share two steps; each plane carries one phase at a time.
+            # Partial sums leave in a share ``leaving`` of the steps; within those, a
+            # unit sends every ``leaving / unit_share`` steps, so one collection
+            # overlaps that many steps of its compute, and the plane carries every
+            # group's.
+            step = max(in_busy, compute, (step_in + compute) / 2)
+            if reuse.leaving > 0:
+                per_step = max(
+                    out_share / reuse.leaving * out_busy,
+                    reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
+                )
+                if per_step > step:
+                    step = step + reuse.leaving * (per_step - step)
+            return step
+
+        step = step_of(compute)
+        if model.index == 0 and ctx.exact is not None:
+            totals.deferred.append((occ, compute, step_of))
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
@@ -494,6 +549,8 @@ def _count_case(
         totals.offchip_req = cdiv(max(totals.offchip_req, case_req), 2)
         totals.offchip_max = max(totals.offchip_max, case_req)
     totals.runtime += occ * step
+    if ctx.machine is not None:
+        totals.global_steps += occ * _inner_steps(ctx, model, states)
     totals.macs += occ * case_mac
     totals.active_sum += active * occ
     compute = compute or 1
@@ -505,6 +562,17 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     return True
+
+
+def _inner_steps(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> int:
+    """Lock-step steps one step of this case lasts: the longest nest of its units."""
+    if model.innermost:
+        return 1
+    sp_state = states[model.first_spatial]
+    subs = [_sub(ctx, model, states, False)]
+    if sp_state.is_edge and sp_state.partial_last_unit:
+        subs.append(_sub(ctx, model, states, True))
+    return max(max(r.global_steps for r in subs), 1)
 
 
 def _held_since_outer_sweep(
@@ -707,6 +775,7 @@ def analyze_problem(
     quirks: Quirks,
     assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
     hardware: Hardware | None = None,
+    exact: ExactCounts | None = None,
 ) -> LevelResult:
     """Analyse every level of ``problem``; the top level's result, with the innermost
     level's L1 requirement attached. With ``hardware`` the refined model's terms
@@ -722,6 +791,7 @@ def analyze_problem(
         strides=strides,
         assumptions=assumptions,
         machine=machine_of(hardware) if hardware is not None else None,
+        exact=exact if hardware is not None else None,
     )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
