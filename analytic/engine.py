@@ -131,6 +131,9 @@ class LevelResult:
     """(compute, collection) cycles of the last step counted (refined model)."""
     global_steps: int = 0
     """Lock-step steps of this level's nest as its cases count them (refined model)."""
+    compute_total: float = 0.0
+    """Compute cycles of those steps (innermost: ``ceil(psums / lanes)`` per step;
+    above: the busiest unit's nest), the part of the runtime that is compute."""
 
 
 @dataclass(slots=True)
@@ -280,9 +283,13 @@ class _Totals:
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
     global_steps: int = 0
-    deferred: list[tuple[int, float, Callable[[float], float]]] = field(default_factory=list)
-    """Top-level cases of the refined model: (steps, compute, step cost given compute),
-    summed once the exact counts say how many steps there are (:func:`_exact_runtime`)."""
+    compute_total: float = 0.0
+    deferred: list[tuple[int, float, float, Callable[[float, float], float]]] = field(
+        default_factory=list
+    )
+    """Top-level cases of the refined model: (steps, compute delay, its compute part,
+    step cost given the compute delay and a traffic factor), summed once the exact
+    counts say how many steps there are (:func:`_exact_runtime`)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -312,6 +319,7 @@ class _Totals:
             arithmetic_intensity=self.intensity,
             occurrences=total,
             global_steps=self.global_steps,
+            compute_total=self.compute_total,
         )
 
 
@@ -398,27 +406,24 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
 def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     """The top level's runtime and MACs over the executed nest's exact counts.
 
-    The case enumeration gives each step's traffic and its compute; its step count and
+    The case enumeration gives each step's traffic and compute; its step count and
     MACs follow MAESTRO's per-directive states, which miscount partial filter maps next
     to sliding maps, overlapping reduction tiles and output-coordinate maps. The exact
-    counts (:mod:`metronome.analytic.groups`) give the top level's steps ``S`` and
-    their compute (one level: ``sum ceil(busiest PE's MACs / lanes)``; nested: the
-    lock-step steps below each top step): every case keeps its cost as a function of
-    its compute, its compute is scaled by ``kappa`` = exact mean compute per step over
-    the enumerated one, and the cases' mix is spread over the ``S`` steps
-    (docs/refined-model.md, "Exact counts")."""
-    enumerated = sum(occ for occ, _, _ in totals.deferred)
-    compute = sum(occ * c for occ, c, _ in totals.deferred)
-    if enumerated <= 0 or compute <= 0 or exact.top_steps <= 0:
+    counts (:mod:`metronome.analytic.groups`) give the top level's steps ``S`` and the
+    compute ``K`` of all global steps: the cases' mix is spread over the ``S`` steps
+    (``scale = S / S_enum`` times each case's steps, its traffic over ``1 / scale``
+    as many cycles of the network) and the compute part of every case's delay is
+    scaled by ``kappa = K / (scale x K_enum)`` (docs/refined-model.md, "Exact
+    counts")."""
+    enumerated = sum(occ for occ, _, _, _ in totals.deferred)
+    compute = sum(occ * k for occ, _, k, _ in totals.deferred)
+    if enumerated <= 0 or exact.top_steps <= 0:
         return
-    if exact.compute_cycles >= 0:
-        kappa = (exact.compute_cycles / exact.top_steps) / (compute / enumerated)
-    elif totals.global_steps > 0:
-        kappa = (exact.steps / exact.top_steps) / (totals.global_steps / totals.occurrences)
-    else:
-        kappa = 1.0
     scale = exact.top_steps / enumerated
-    totals.runtime = scale * sum(occ * step(kappa * c) for occ, c, step in totals.deferred)
+    kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
+    totals.runtime = scale * sum(
+        occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
+    )
     if totals.macs > 0:
         ratio = exact.macs / totals.macs
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
@@ -513,10 +518,13 @@ def _count_case(
         serial = serial_fill or (model.innermost and not _double_buffered(ctx.machine, model))
         out_share = reuse.unit_share if carried else reuse.output_share
 
-        def step_of(compute: float) -> float:
-            """The step's cost given its compute (docs/refined-model.md, "A step")."""
+        def step_of(compute: float, spread: float = 1.0) -> float:
+            """The step's cost given its compute, with its traffic times ``spread``
+            (docs/refined-model.md, "A step" and "Exact counts")."""
+            ib, ob = in_busy * spread, out_busy * spread
+            si, so = step_in - in_busy + ib, step_out - out_busy + ob
             if serial:
-                return max(in_busy, out_busy, compute + step_in)
+                return max(ib, ob, compute + si)
             # Two buffers per PE: a step's data may arrive (its outputs must have
             # drained) once the step before the previous one finished, so the delays
             # and the compute share two steps; each plane carries one phase at a time.
@@ -524,19 +532,22 @@ def _count_case(
             # unit sends every ``leaving / unit_share`` steps, so one collection
             # overlaps that many steps of its compute, and the plane carries every
             # group's.
-            step = max(in_busy, compute, (step_in + compute) / 2)
+            step = max(ib, compute, (si + compute) / 2)
             if reuse.leaving > 0:
                 per_step = max(
-                    out_share / reuse.leaving * out_busy,
-                    reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
+                    out_share / reuse.leaving * ob,
+                    reuse.unit_share / reuse.leaving * (so + compute) / 2,
                 )
                 if per_step > step:
                     step = step + reuse.leaving * (per_step - step)
             return step
 
         step = step_of(compute)
+        inner_steps, inner_compute = _inner_work(ctx, model, states, compute)
+        totals.global_steps += occ * inner_steps
+        totals.compute_total += occ * inner_compute
         if model.index == 0 and ctx.exact is not None:
-            totals.deferred.append((occ, compute, step_of))
+            totals.deferred.append((occ, compute, inner_compute, step_of))
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
@@ -549,8 +560,6 @@ def _count_case(
         totals.offchip_req = cdiv(max(totals.offchip_req, case_req), 2)
         totals.offchip_max = max(totals.offchip_max, case_req)
     totals.runtime += occ * step
-    if ctx.machine is not None:
-        totals.global_steps += occ * _inner_steps(ctx, model, states)
     totals.macs += occ * case_mac
     totals.active_sum += active * occ
     compute = compute or 1
@@ -564,15 +573,19 @@ def _count_case(
     return True
 
 
-def _inner_steps(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> int:
-    """Lock-step steps one step of this case lasts: the longest nest of its units."""
+def _inner_work(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], compute: float
+) -> tuple[int, float]:
+    """(Lock-step steps one step of this case lasts, their compute cycles): the
+    innermost level's step is its compute; above, the nest of the busiest unit."""
     if model.innermost:
-        return 1
+        return 1, compute
     sp_state = states[model.first_spatial]
     subs = [_sub(ctx, model, states, False)]
     if sp_state.is_edge and sp_state.partial_last_unit:
         subs.append(_sub(ctx, model, states, True))
-    return max(max(r.global_steps for r in subs), 1)
+    busiest = max(subs, key=lambda r: r.runtime_exact)
+    return max(max(r.global_steps for r in subs), 1), busiest.compute_total
 
 
 def _held_since_outer_sweep(

@@ -22,12 +22,15 @@ nest of each group's units:
     len_l(r)     = prod_g  sum_{positions p_g at l} max_{active units u} len_{l+1,g}(tile(p_g, u))
     steps        = len_0(whole layer)  (a top-level position with no active unit lasts 1)
 
+(a nested level's fold whose every unit idles lasts one step in the simulator, whatever
+the other groups' nests: there the product is an upper bound, ``steps_exact`` False).
+
 ``ext`` of an output coordinate is the number of windows that fit, of any other
 dimension the tile's rows. A global step's compute, ``ceil(max over PEs of the MACs /
-SIMD lanes)``, is not a sum of products; for a one-level mapping it is the product of
-each group's largest unit extent, so its total over the steps comes from combining each
-group's histogram of those extents. Nothing here enumerates the whole nest: each
-group's own positions are walked once (memoised per incoming range).
+SIMD lanes)``, is not a sum of products; it is the product of each group's largest unit
+extent, so its total over the steps comes from combining each group's histogram of those
+extents over its busiest unit's nest (exact for one level). Nothing here enumerates the
+whole nest: each group's own positions are walked once (memoised per incoming range).
 """
 
 from __future__ import annotations
@@ -70,9 +73,15 @@ class ExactCounts:
     """PE-steps with work assigned (active PEs summed over the steps)."""
     tile_elems: tuple[int, ...]
     """Per tensor (the layer's order), its tile elements summed over the PE-steps."""
+    steps_exact: bool
+    """False where a nested level has a fold with every unit idle (two SpatialMaps of
+    different extents at that level): the sim spends one step on such a fold, the
+    product over groups the other groups' whole nests (an upper bound)."""
     compute_cycles: int
-    """Sum over the global steps of ``ceil(busiest PE's MACs / simd_lanes)``; -1 when
-    the mapping has nested levels (their steps are counted, not this sum)."""
+    """Sum over the global steps of ``ceil(busiest PE's MACs / simd_lanes)``: exact for
+    one level; with nested levels each group follows the nest of its busiest unit
+    (the units of a level step through their nests together, so where they hold edge
+    tiles of different shapes the sum is a close lower bound)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +92,9 @@ class _Walk:
     """Per factor (MACs, active PE-steps, each tensor's tile): the sum over PE-steps."""
     length: int
     """The group's factor of the nest's lock-step length."""
+    busiest: dict[int, int]
+    """Over the lock-step steps of the nest's busiest unit (the one with the most MACs
+    of this group): how many steps have each MAC factor of the busiest PE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +137,8 @@ class _Group:
         """Positions of the group's top-level loops."""
         self.top_idle = 0
         """Top-level positions at which every unit of the group is idle."""
-        self.busiest: dict[int, int] = {}
-        """Per active top-level position, the largest MAC factor over its units: how
-        many positions have each value."""
+        self.nested_idle = False
+        """Some nested level has a position at which every unit of the group is idle."""
         self.slides = tuple(
             (d, self.index[d]) for d in self.held if d in FILTER_OF and FILTER_OF[d] in self.index
         )
@@ -215,8 +226,10 @@ class _Group:
         linear = [0] * len(self.factor_dims)
         length = 0
         top = level == 0
+        hist: dict[int, int] = {}
         for pos in _odometer(trips):
             best, busiest, any_active = 0, 0, False
+            chosen: dict[int, int] = {}
             for u in range(units):
                 tile = self._tile(ranges, plan, spatial, pos, u, units)
                 if tile is None:
@@ -224,21 +237,22 @@ class _Group:
                 any_active = True
                 if last:
                     sums, sub = self._leaf_of(tile), 1
+                    busiest = max(busiest, sums[0])
                 else:
                     w = self.walk(level + 1, tile)
                     sums, sub = w.linear, w.length
+                    if not chosen or sums[0] > busiest:
+                        chosen, busiest = w.busiest, sums[0]
                 for k, v in enumerate(sums):
                     linear[k] += v
                 best = max(best, sub)
-                busiest = max(busiest, sums[0])
             length += best if any_active else 1
+            self.nested_idle = self.nested_idle or (level > 0 and not any_active)
+            _add(hist, chosen if chosen else {busiest: 1})
             if top:
                 self.top_positions += 1
-                if any_active:
-                    self.busiest[busiest] = self.busiest.get(busiest, 0) + 1
-                else:
-                    self.top_idle += 1
-        result = _Walk(linear, length)
+                self.top_idle += 0 if any_active else 1
+        result = _Walk(linear, length, hist)
         self.memo[key] = result
         return result
 
@@ -262,7 +276,8 @@ class _Group:
     def _below(self, level: int, extent: int) -> _Walk:
         """A unit's sums given ``extent`` rows (the leaf below the innermost level)."""
         if level == len(self.levels) - 1:
-            return _Walk(self._leaf(((0, extent),)), 1)
+            leaf = self._leaf(((0, extent),))
+            return _Walk(leaf, 1, {leaf[0]: 1})
         return self.walk(level + 1, ((0, extent),))
 
     def _walk_line(self, level: int, extent: int) -> _Walk:
@@ -272,11 +287,9 @@ class _Group:
         SpatialMap's folds hold ``U`` positions each, the last fold the rest."""
         top = level == 0
         if not self.levels[level]:
-            w = self._below(level, extent)
             if top:
                 self.top_positions += 1
-                self.busiest[w.linear[0]] = self.busiest.get(w.linear[0], 0) + 1
-            return w
+            return self._below(level, extent)
         d = self.levels[level][0]
         size, offset = d.size, d.offset
         positions = 1 + -(-max(0, extent - size) // offset)
@@ -297,15 +310,14 @@ class _Group:
             )
         if top:
             self.top_positions += folds
-            if full is not None and folds > 1:
-                self.busiest[full.linear[0]] = self.busiest.get(full.linear[0], 0) + folds - 1
-            last = (
-                max(full.linear[0], tail.linear[0])
-                if full is not None and in_last_fold > 1
-                else tail.linear[0]
-            )
-            self.busiest[last] = self.busiest.get(last, 0) + 1
-        return _Walk(linear, length)
+        hist: dict[int, int] = {}
+        if full is not None:
+            _add(hist, full.busiest, folds - 1)
+        last_fold = tail
+        if full is not None and in_last_fold > 1 and full.linear[0] >= tail.linear[0]:
+            last_fold = full
+        _add(hist, last_fold.busiest)
+        return _Walk(linear, length, hist)
 
     def _tile(
         self,
@@ -352,6 +364,12 @@ class _Group:
                 lo[k] + window_rows(o_hi - o_lo, hi[f] - lo[f], stride) if o_hi > o_lo else lo[k]
             )
         return tuple(zip(lo, hi, strict=True))
+
+
+def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
+    """Adds ``times`` x ``hist`` to the histogram ``into``."""
+    for value, count in hist.items():
+        into[value] = into.get(value, 0) + count * times
 
 
 def _odometer(trips: list[int]) -> list[tuple[int, ...]]:
@@ -408,12 +426,13 @@ def exact_counts(
         unowned * prod(w.linear[k] for _, w in groups) for k in range(len(groups[0][1].linear))
     ]
     top_steps, steps = _top_steps(groups)
-    compute = _compute_cycles(groups, simd_lanes) if len(levels) == 1 else -1
+    compute = _compute_cycles(groups, simd_lanes)
     return ExactCounts(
         macs=linear[0],
         steps=steps,
         top_steps=top_steps,
         pe_steps=linear[1],
+        steps_exact=not any(g.nested_idle for g, _ in groups),
         tile_elems=tuple(linear[2:]),
         compute_cycles=compute,
     )
@@ -432,12 +451,12 @@ def _top_steps(groups: list[tuple[_Group, _Walk]]) -> tuple[int, int]:
 
 
 def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
-    """Sum over the steps of a one-level mapping of ``ceil(busiest PE's MACs / simd)``:
-    the busiest PE's MACs are the product of each group's largest unit extent, so the
-    groups' histograms of those extents combine into the steps' histogram."""
+    """Sum over the steps of ``ceil(busiest PE's MACs / simd)``: the busiest PE's MACs
+    are the product of each group's largest unit extent, so the groups' histograms of
+    those extents combine into the steps' histogram."""
     hist: dict[int, int] = {1: 1}
-    for g, _ in groups:
-        own = g.busiest
+    for _, w in groups:
+        own = w.busiest
         combined: dict[int, int] = {}
         for a, na in hist.items():
             for b, nb in own.items():

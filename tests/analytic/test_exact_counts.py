@@ -111,12 +111,19 @@ def test_counts_match_the_executed_nest(case: tuple[Layer, Mapping, int, int]) -
     got = exact_counts(layer, mapping, pes, simd)
     assert got is not None
     assert got.macs == truth["macs"]
-    assert got.steps == truth["steps"]
+    if got.steps_exact:
+        assert got.steps == truth["steps"]
+    else:
+        assert got.steps >= truth["steps"]
     assert got.top_steps == truth["top_steps"]
     assert got.pe_steps == truth["pe_steps"]
     assert got.tile_elems == truth["tile_elems"]
     if truth["levels"] == 1:
         assert got.compute_cycles == truth["compute"]
+    else:
+        # Each group follows its busiest unit's nest: units stepping through edge tiles
+        # of different shapes together can make a step busier than that.
+        assert got.compute_cycles <= truth["compute"]
 
 
 def test_counts_match_the_simulated_macs_of_an_output_map_with_a_partial_filter() -> None:
