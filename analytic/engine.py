@@ -498,7 +498,8 @@ def _count_case(
         totals.l1_reads[t] += occ * case_mac
     totals.intensity = fdiv(case_mac, ingress)
     totals.ingress_total += occ * ingress
-    compute, active = _compute(ctx, model, states, psums, dims)
+    below: list[LevelResult] = []
+    compute, active = _compute(ctx, model, states, psums, dims, below)
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
@@ -543,7 +544,7 @@ def _count_case(
             return step
 
         step = step_of(compute)
-        inner_steps, inner_compute = _inner_work(ctx, model, states, compute)
+        inner_steps, inner_compute = _inner_work(below, compute)
         totals.global_steps += occ * inner_steps
         totals.compute_total += occ * inner_compute
         if model.index == 0 and ctx.exact is not None:
@@ -573,19 +574,14 @@ def _count_case(
     return True
 
 
-def _inner_work(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], compute: float
-) -> tuple[int, float]:
-    """(Lock-step steps one step of this case lasts, their compute cycles): the
-    innermost level's step is its compute; above, the nest of the busiest unit."""
-    if model.innermost:
+def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:
+    """(Lock-step steps one step of a case lasts, their compute cycles) given the
+    analyses of its units' nests (none at the innermost level, whose step is its
+    compute): the longest nest, and the compute of the busiest one."""
+    if not below:
         return 1, compute
-    sp_state = states[model.first_spatial]
-    subs = [_sub(ctx, model, states, False)]
-    if sp_state.is_edge and sp_state.partial_last_unit:
-        subs.append(_sub(ctx, model, states, True))
-    busiest = max(subs, key=lambda r: r.runtime_exact)
-    return max(max(r.global_steps for r in subs), 1), busiest.compute_total
+    busiest = max(below, key=lambda r: r.runtime_exact)
+    return max(max(r.global_steps for r in below), 1), busiest.compute_total
 
 
 def _held_since_outer_sweep(
@@ -722,9 +718,15 @@ def _buffer_sizes(
 
 
 def _compute(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], psums: int, dims: dict[str, int]
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    psums: int,
+    dims: dict[str, int],
+    below_out: list[LevelResult] | None = None,
 ) -> tuple[int, float]:
-    """Compute delay of a case and the units it keeps busy (PEs for upper levels)."""
+    """Compute delay of a case and the units it keeps busy (PEs for upper levels; their
+    analyses are appended to ``below_out``)."""
     sp_state = states[model.first_spatial]
     at_edge = sp_state.is_edge
     active = model.edge_units if at_edge else model.units
@@ -738,6 +740,8 @@ def _compute(
     else:
         below.append((_sub(ctx, model, states, False), active))
     busy = sum(r.avg_active * count for r, count in below)
+    if below_out is not None:
+        below_out.extend(r for r, _ in below)
     if ctx.machine is not None:
         exact = max(r.runtime_exact for r, _ in below)
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]

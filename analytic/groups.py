@@ -217,21 +217,15 @@ class _Group:
             positions = 1 + -(-max(0, extent - size) // offset)
             plan.append(_Planned(d, size, offset, positions, first, extent))
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
-        # A SpatialMap's fold loop takes ceil(P / U) positions; a second one rides on it.
-        trips = [
-            -(-p.positions // units) if spatial and i == spatial[0] else p.positions
-            for i, p in enumerate(plan)
-            if not p.directive.spatial or i == spatial[0]
-        ]
         linear = [0] * len(self.factor_dims)
         length = 0
         top = level == 0
         hist: dict[int, int] = {}
-        for pos in _odometer(trips):
+        for base, fold in self._positions(ranges, plan, spatial, units):
             best, busiest, any_active = 0, 0, False
             chosen: dict[int, int] = {}
             for u in range(units):
-                tile = self._tile(ranges, plan, spatial, pos, u, units)
+                tile = self._unit_tile(base, plan, spatial, fold * units + u)
                 if tile is None:
                     continue
                 any_active = True
@@ -319,65 +313,84 @@ class _Group:
         _add(hist, last_fold.busiest)
         return _Walk(linear, length, hist)
 
-    def _tile(
-        self,
-        ranges: Ranges,
-        plan: list[_Planned],
-        spatial: list[int],
-        pos: tuple[int, ...],
-        unit: int,
-        units: int,
-    ) -> Ranges | None:
-        """A unit's ranges at loop positions ``pos`` (None: the unit is idle)."""
-        lo = [r[0] for r in ranges]
-        hi = [r[1] for r in ranges]
-        loops = iter(pos)
-        fold = 0
-        at: list[int] = []
-        for i, planned in enumerate(plan):
-            if planned.directive.spatial and i != spatial[0]:
-                at.append(-1)
-                continue
-            at.append(next(loops))
-            if spatial and i == spatial[0]:
-                fold = at[-1]
-        outputs: list[tuple[_Planned, int]] = []
+    def _positions(
+        self, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+    ) -> list[tuple[list[tuple[int, int]], int]]:
+        """Per position of the level's loops: the ranges with every temporal
+        directive's tile applied, and the fold of the SpatialMaps (whose loop takes
+        ``ceil(P / U)`` positions; a second SpatialMap rides on the first)."""
+        out: list[tuple[list[tuple[int, int]], int]] = [(list(ranges), 0)]
         for i, planned in enumerate(plan):
             d = planned.directive
-            position = fold * units + unit if d.spatial else at[i]
+            if d.spatial:
+                if i == spatial[0]:
+                    folds = -(-planned.positions // units)
+                    out = [(base, f) for base, _ in out for f in range(folds)]
+                continue
+            if d.dim in INPUT_OF:
+                continue
+            k = self.index[d.dim]
+            lo, hi = ranges[k]
+            tiles = [
+                (min(lo + p * planned.offset, hi), min(lo + p * planned.offset + planned.size, hi))
+                for p in range(planned.positions)
+            ]
+            grown = []
+            for base, fold in out:
+                for tile in tiles:
+                    new = base.copy()
+                    new[k] = tile
+                    grown.append((new, fold))
+            out = grown
+        # Output-coordinate directives are temporal loops too, applied per unit (the
+        # order of the positions does not matter to any count).
+        for planned in plan:
+            if not planned.directive.spatial and planned.directive.dim in INPUT_OF:
+                out = [
+                    ([*base, (p, -1)], fold) for base, fold in out for p in range(planned.positions)
+                ]
+        return out
+
+    def _unit_tile(
+        self, base: list[tuple[int, int]], plan: list[_Planned], spatial: list[int], position: int
+    ) -> Ranges | None:
+        """A unit's ranges at SpatialMap position ``position`` given the temporal tiles
+        ``base`` (followed by the output-coordinate loops' positions); None: idle."""
+        held = len(self.held)
+        tile = base[:held]
+        extra = iter(base[held:])
+        outputs: list[tuple[_Planned, int]] = []
+        for planned in plan:
+            d = planned.directive
+            if not d.spatial:
+                if d.dim in INPUT_OF:
+                    outputs.append((planned, next(extra)[0]))
+                continue
             if position >= planned.positions:
                 return None
             if d.dim in INPUT_OF:
                 outputs.append((planned, position))
                 continue
             k = self.index[d.dim]
-            start = lo[k] + position * planned.offset
-            lo[k], hi[k] = min(start, hi[k]), min(start + planned.size, hi[k])
+            lo, hi = tile[k]
+            start = lo + position * planned.offset
+            tile[k] = (min(start, hi), min(start + planned.size, hi))
         for planned, position in outputs:
             in_dim = INPUT_OF[planned.directive.dim]
             k, f = self.index[in_dim], self.index[FILTER_OF[in_dim]]
             stride = self.layer.stride(in_dim)
             o_lo = planned.first + min(position * planned.offset, planned.extent)
             o_hi = planned.first + min(position * planned.offset + planned.size, planned.extent)
-            lo[k] = input_row(o_lo, lo[f], stride)
-            hi[k] = (
-                lo[k] + window_rows(o_hi - o_lo, hi[f] - lo[f], stride) if o_hi > o_lo else lo[k]
-            )
-        return tuple(zip(lo, hi, strict=True))
+            lo = input_row(o_lo, tile[f][0], stride)
+            rows = window_rows(o_hi - o_lo, tile[f][1] - tile[f][0], stride) if o_hi > o_lo else 0
+            tile[k] = (lo, lo + rows)
+        return tuple(tile)
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
     """Adds ``times`` x ``hist`` to the histogram ``into``."""
     for value, count in hist.items():
         into[value] = into.get(value, 0) + count * times
-
-
-def _odometer(trips: list[int]) -> list[tuple[int, ...]]:
-    """Every loop position, outermost loop slowest."""
-    out: list[tuple[int, ...]] = [()]
-    for t in trips:
-        out = [(*p, i) for p in out for i in range(t)]
-    return out
 
 
 def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tuple[str, ...]]:
