@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from metronome import sim
+from metronome import analytic, sim
 from metronome.analytic.groups import exact_counts
 from metronome.sim.geometry import Geometry
 from metronome.sim.loopnest import LoopNest
@@ -161,3 +161,21 @@ def test_counts_match_the_simulated_macs_of_an_output_map_with_a_partial_filter(
     assert got is not None
     assert got.macs == result.layer.macs == 144
     assert got.steps == result.layer.to_dict()["steps"]
+    assert analytic.analyze(layer, mapping, hw, model="refined").macs == 144
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(cases())
+def test_refined_model_reports_the_executed_macs(case: tuple[Layer, Mapping, int, int]) -> None:
+    """The refined model's MACs are the executed nest's, whatever MAESTRO's states count."""
+    layer, mapping, pes, simd = case
+    try:
+        nest = LoopNest(layer, mapping, pes)
+        result = analytic.analyze(
+            layer, mapping, Hardware(num_pes=pes, simd_lanes=simd), model="refined"
+        )
+    except SpecError:
+        assume(False)
+        return
+    assume(prod(nest.top_trips) * max(1, prod(nest.units[1:])) <= MAX_STEPS)
+    assert result.macs == _walk(layer, mapping, pes, simd)["macs"]
