@@ -139,10 +139,21 @@ class _Group:
         """Top-level positions at which every unit of the group is idle."""
         self.nested_idle = False
         """Some nested level has a position at which every unit of the group is idle."""
+        self.sizes = dict(layer.sizes)
+        self.strides = {d: layer.stride(d) for d in FILTER_OF}
         self.slides = tuple(
-            (d, self.index[d]) for d in self.held if d in FILTER_OF and FILTER_OF[d] in self.index
+            (
+                self.index[d],
+                self.index[FILTER_OF[d]],
+                self.sizes[FILTER_OF[d]] - 1,
+                self.strides[d],
+                self.sizes[OUTPUT_OF[d]] * self.strides[d],
+            )
+            for d in self.held
+            if d in FILTER_OF and FILTER_OF[d] in self.index
         )
-        """Sliding input dimensions held with their filter, and their index."""
+        """Per sliding input dimension held with its filter: their indices, the
+        filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
         self.line = len(self.held) == 1 and self.held[0] not in _GROUP_OF
         """One dimension without a sliding window: a tile depends only on its extent,
         and a directive's tiles are ``P - 1`` full ones and a last one."""
@@ -152,8 +163,8 @@ class _Group:
         in_dim = INPUT_OF[out]
         a, ah = ranges[self.index[in_dim]]
         b, bh = ranges[self.index[FILTER_OF[in_dim]]]
-        first, last = outputs_within(a, ah - a, b, bh - b, self.layer.stride(in_dim))
-        first, last = max(0, first), min(self.layer.size(out) - 1, last)
+        first, last = outputs_within(a, ah - a, b, bh - b, self.strides[in_dim])
+        first, last = max(0, first), min(self.sizes[out] - 1, last)
         return first, max(0, last - first + 1)
 
     def _extent(self, ranges: Ranges, dim: str) -> int:
@@ -205,7 +216,7 @@ class _Group:
         for d in directives:
             size, offset = d.size, d.offset
             if d.dim in FILTER_OF:
-                stride = self.layer.stride(d.dim)
+                stride = self.strides[d.dim]
                 lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
                 if stride > 1 and size >= hi_r - lo_r:
                     size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
@@ -256,13 +267,9 @@ class _Group:
         (``lo >= R - 1`` and ``hi <= Y' s``: no output is clipped, so every count
         below is the same), to share one walk among the interior tiles."""
         out = list(ranges)
-        for in_dim, k in self.slides:
-            f = self.index[FILTER_OF[in_dim]]
+        for k, f, reach, stride, limit in self.slides:
             lo, hi = out[k]
-            if out[f][1] <= out[f][0]:
-                continue
-            reach, stride = self.layer.size(FILTER_OF[in_dim]) - 1, self.layer.stride(in_dim)
-            if lo >= reach and hi <= self.layer.size(OUTPUT_OF[in_dim]) * stride:
+            if out[f][1] > out[f][0] and lo >= reach and hi <= limit:
                 shift = (lo - reach) // stride * stride
                 out[k] = (lo - shift, hi - shift)
         return tuple(out)
@@ -378,7 +385,7 @@ class _Group:
         for planned, position in outputs:
             in_dim = INPUT_OF[planned.directive.dim]
             k, f = self.index[in_dim], self.index[FILTER_OF[in_dim]]
-            stride = self.layer.stride(in_dim)
+            stride = self.strides[in_dim]
             o_lo = planned.first + min(position * planned.offset, planned.extent)
             o_hi = planned.first + min(position * planned.offset + planned.size, planned.extent)
             lo = input_row(o_lo, tile[f][0], stride)
