@@ -232,11 +232,15 @@ class _Group:
         length = 0
         top = level == 0
         hist: dict[int, int] = {}
+        # Temporal tiles alone: every position's tile is its base.
+        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
         for base, fold in self._positions(ranges, plan, spatial, units):
             best, busiest, any_active = 0, 0, False
             chosen: dict[int, int] = {}
             for u in range(units):
-                tile = self._unit_tile(base, plan, spatial, fold * units + u)
+                tile = (
+                    tuple(base) if plain else self._unit_tile(base, plan, spatial, fold * units + u)
+                )
                 if tile is None:
                     continue
                 any_active = True
