@@ -17,6 +17,7 @@ from metronome.spec.source import SpecError
 from .assumptions import MAESTRO_ASSUMPTIONS, REFINED_ASSUMPTIONS, Assumptions
 from .deviations import COMPAT, DEVIATIONS, FIXED, Quirks
 from .engine import LevelResult, NocLevel, analyze_problem
+from .groups import exact_counts
 from .problem import Problem, build_problem, tensor_size
 from .report import l1_counts_of, layer_result
 from .steady import steady_state
@@ -95,6 +96,9 @@ def run_problem(
         quirks=quirks,
         assumptions=assumptions,
         hardware=hardware if refined else None,
+        exact=exact_counts(layer, mapping, hardware.num_pes, hardware.simd_lanes)
+        if refined
+        else None,
     )
     return problem, top
 

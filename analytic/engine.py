@@ -26,6 +26,7 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from math import prod
 
@@ -37,6 +38,7 @@ from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, INIT, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
+from .groups import ExactCounts
 from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
@@ -127,6 +129,11 @@ class LevelResult:
     """The runtime before rounding (refined model: costs amortised over steps)."""
     last_step: tuple[int, int] = (0, 0)
     """(compute, collection) cycles of the last step counted (refined model)."""
+    global_steps: int = 0
+    """Lock-step steps of this level's nest as its cases count them (refined model)."""
+    compute_total: float = 0.0
+    """Compute cycles of those steps (innermost: ``ceil(psums / lanes)`` per step;
+    above: the busiest unit's nest), the part of the runtime that is compute."""
 
 
 @dataclass(slots=True)
@@ -147,6 +154,8 @@ class _Context:
     """The hardware, when the refined model's terms replace MAESTRO's."""
     outer_share: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
+    exact: ExactCounts | None = None
+    """The executed nest's exact counts (refined model; :mod:`metronome.analytic.groups`)."""
 
 
 def _edge_units(
@@ -273,6 +282,14 @@ class _Totals:
     egress: list[int] = field(default_factory=list)
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
+    global_steps: int = 0
+    compute_total: float = 0.0
+    deferred: list[tuple[int, float, float, Callable[[float, float], float]]] = field(
+        default_factory=list
+    )
+    """Top-level cases of the refined model: (steps, compute delay, its compute part,
+    step cost given the compute delay and a traffic factor), summed once the exact
+    counts say how many steps there are (:func:`_exact_runtime`)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -301,6 +318,8 @@ class _Totals:
             avg_active=self.active_sum / total if total else self.active_sum,
             arithmetic_intensity=self.intensity,
             occurrences=total,
+            global_steps=self.global_steps,
+            compute_total=self.compute_total,
         )
 
 
@@ -373,6 +392,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if reuse is not None:
         own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
+    if index == 0 and ctx.exact is not None and totals.deferred:
+        _exact_runtime(ctx.exact, totals)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
         result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
@@ -380,6 +401,34 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
+    """The top level's runtime and MACs over the executed nest's exact counts.
+
+    The case enumeration gives each step's traffic and compute; its step count and
+    MACs follow MAESTRO's per-directive states, which miscount partial filter maps next
+    to sliding maps, overlapping reduction tiles and output-coordinate maps. The exact
+    counts (:mod:`metronome.analytic.groups`) give the top level's steps ``S`` and the
+    compute ``K`` of all global steps: the cases' mix is spread over the ``S`` steps
+    (``scale = S / S_enum`` times each case's steps, its traffic over ``1 / scale``
+    as many cycles of the network) and the compute part of every case's delay is
+    scaled by ``kappa = K / (scale x K_enum)`` (docs/refined-model.md, "Exact
+    counts")."""
+    enumerated = sum(occ for occ, _, _, _ in totals.deferred)
+    compute = sum(occ * k for occ, _, k, _ in totals.deferred)
+    if enumerated <= 0 or exact.top_steps <= 0:
+        return
+    scale = exact.top_steps / enumerated
+    kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
+    totals.runtime = scale * sum(
+        occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
+    )
+    if totals.macs > 0:
+        ratio = exact.macs / totals.macs
+        totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
+        totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
+    totals.macs = exact.macs
 
 
 def _model_over(
@@ -449,7 +498,8 @@ def _count_case(
         totals.l1_reads[t] += occ * case_mac
     totals.intensity = fdiv(case_mac, ingress)
     totals.ingress_total += occ * ingress
-    compute, active = _compute(ctx, model, states, psums, dims)
+    below: list[LevelResult] = []
+    compute, active = _compute(ctx, model, states, psums, dims, below)
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
@@ -466,22 +516,39 @@ def _count_case(
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
             step_in = 0
-        # Two buffers per PE: a step's data may arrive (its outputs must have drained)
-        # once the step before the previous one finished, so the delays and the
-        # compute share two steps; each plane carries one phase at a time.
-        # Partial sums leave in a share ``leaving`` of the steps; within those, a unit
-        # sends every ``leaving / unit_share`` steps, so one collection overlaps that
-        # many steps of its compute, and the plane carries every group's.
-        step = max(in_busy, compute, (step_in + compute) / 2)
-        if reuse.leaving > 0:
-            per_step = max(
-                (reuse.unit_share if carried else reuse.output_share) / reuse.leaving * out_busy,
-                reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
-            )
-            if per_step > step:
-                step = step + reuse.leaving * (per_step - step)
-        if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
-            step = max(in_busy, out_busy, compute + step_in)
+        serial = serial_fill or (model.innermost and not _double_buffered(ctx.machine, model))
+        out_share = reuse.unit_share if carried else reuse.output_share
+
+        def step_of(compute: float, spread: float = 1.0) -> float:
+            """The step's cost given its compute, with its traffic times ``spread``
+            (docs/refined-model.md, "A step" and "Exact counts")."""
+            ib, ob = in_busy * spread, out_busy * spread
+            si, so = step_in - in_busy + ib, step_out - out_busy + ob
+            if serial:
+                return max(ib, ob, compute + si)
+            # Two buffers per PE: a step's data may arrive (its outputs must have
+            # drained) once the step before the previous one finished, so the delays
+            # and the compute share two steps; each plane carries one phase at a time.
+            # Partial sums leave in a share ``leaving`` of the steps; within those, a
+            # unit sends every ``leaving / unit_share`` steps, so one collection
+            # overlaps that many steps of its compute, and the plane carries every
+            # group's.
+            step = max(ib, compute, (si + compute) / 2)
+            if reuse.leaving > 0:
+                per_step = max(
+                    out_share / reuse.leaving * ob,
+                    reuse.unit_share / reuse.leaving * (so + compute) / 2,
+                )
+                if per_step > step:
+                    step = step + reuse.leaving * (per_step - step)
+            return step
+
+        step = step_of(compute)
+        inner_steps, inner_compute = _inner_work(below, compute)
+        totals.global_steps += occ * inner_steps
+        totals.compute_total += occ * inner_compute
+        if model.index == 0 and ctx.exact is not None:
+            totals.deferred.append((occ, compute, inner_compute, step_of))
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
@@ -505,6 +572,16 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     return True
+
+
+def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:
+    """(Lock-step steps one step of a case lasts, their compute cycles) given the
+    analyses of its units' nests (none at the innermost level, whose step is its
+    compute): the longest nest, and the compute of the busiest one."""
+    if not below:
+        return 1, compute
+    busiest = max(below, key=lambda r: r.runtime_exact)
+    return max(max(r.global_steps for r in below), 1), busiest.compute_total
 
 
 def _held_since_outer_sweep(
@@ -641,9 +718,15 @@ def _buffer_sizes(
 
 
 def _compute(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], psums: int, dims: dict[str, int]
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    psums: int,
+    dims: dict[str, int],
+    below_out: list[LevelResult] | None = None,
 ) -> tuple[int, float]:
-    """Compute delay of a case and the units it keeps busy (PEs for upper levels)."""
+    """Compute delay of a case and the units it keeps busy (PEs for upper levels; their
+    analyses are appended to ``below_out``)."""
     sp_state = states[model.first_spatial]
     at_edge = sp_state.is_edge
     active = model.edge_units if at_edge else model.units
@@ -657,6 +740,8 @@ def _compute(
     else:
         below.append((_sub(ctx, model, states, False), active))
     busy = sum(r.avg_active * count for r, count in below)
+    if below_out is not None:
+        below_out.extend(r for r, _ in below)
     if ctx.machine is not None:
         exact = max(r.runtime_exact for r, _ in below)
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
@@ -707,6 +792,7 @@ def analyze_problem(
     quirks: Quirks,
     assumptions: Assumptions = MAESTRO_ASSUMPTIONS,
     hardware: Hardware | None = None,
+    exact: ExactCounts | None = None,
 ) -> LevelResult:
     """Analyse every level of ``problem``; the top level's result, with the innermost
     level's L1 requirement attached. With ``hardware`` the refined model's terms
@@ -722,6 +808,7 @@ def analyze_problem(
         strides=strides,
         assumptions=assumptions,
         machine=machine_of(hardware) if hardware is not None else None,
+        exact=exact if hardware is not None else None,
     )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:

@@ -1,0 +1,489 @@
+"""Exact work counts of a mapping, per group of coupled dimensions.
+
+A mapping executes as lock-step loops (docs/simulator.md, "Execution model"): at each
+level every directive is a loop over ``P = 1 + ceil(max(0, N - m) / o)`` positions (a
+SpatialMap's fold loop takes ``ceil(P / U)`` of them, a second SpatialMap rides on the
+first one's position ``f U + u``), a strided ``Y``/``X`` tile holding a whole window of
+the incoming filter rows is cut to whole windows, ``Y'``/``X'`` maps are output
+coordinates turned into input rows with the unit's filter rows, and a PE holding input
+rows ``[a, a+m)`` and filter rows ``[b, b+n)`` computes the outputs whose restricted
+window fits (:func:`metronome.spec.window.outputs_within`).
+
+A unit's tile of a dimension depends only on the positions of the directives of its
+*group*: ``Y``/``R``/``Y'``, ``X``/``S``/``X'``, every other dimension on its own, and
+the groups of the SpatialMaps of one level joined (they share the unit index). So every
+count that is a sum over PE-steps of a product over dimensions is a product over groups
+of sums over each group's own positions (and units), and the lock-step length of a step
+(the longest inner nest of its units) is a product over groups of the longest inner
+nest of each group's units:
+
+    MACs         = prod_g  sum_{PE-steps of g} prod_{d in g} ext_d
+    tile(T)      = prod_g  sum_{PE-steps of g} prod_{d in g, d indexes T} ext_d
+    len_l(r)     = prod_g  sum_{positions p_g at l} max_{active units u} len_{l+1,g}(tile(p_g, u))
+    steps        = len_0(whole layer)  (a top-level position with no active unit lasts 1)
+
+(a nested level's fold whose every unit idles lasts one step in the simulator, whatever
+the other groups' nests: there the product is an upper bound, ``steps_exact`` False).
+
+``ext`` of an output coordinate is the number of windows that fit, of any other
+dimension the tile's rows. A global step's compute, ``ceil(max over PEs of the MACs /
+SIMD lanes)``, is not a sum of products; it is the product of each group's largest unit
+extent, so its total over the steps comes from combining each group's histogram of those
+extents over its busiest unit's nest (exact for one level). Nothing here enumerates the
+whole nest: each group's own positions are walked once (memoised per incoming range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import prod
+
+from metronome.spec.layer import Layer
+from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.window import (
+    FILTER_OF,
+    INPUT_OF,
+    OUTPUT_OF,
+    input_row,
+    outputs_within,
+    whole_windows_tile,
+    window_rows,
+)
+
+__all__ = ["ExactCounts", "exact_counts"]
+
+_GROUP_OF = {"Y": "Y", "R": "Y", "Y'": "Y", "X": "X", "S": "X", "X'": "X"}
+
+Ranges = tuple[tuple[int, int], ...]
+"""Half-open ``(lo, hi)`` per held dimension of a group, in the group's order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExactCounts:
+    """What the executed loop nest does, counted exactly."""
+
+    macs: int
+    """MACs performed (repeats included)."""
+    steps: int
+    """Global lock-step steps."""
+    top_steps: int
+    """Steps of the top level's loops."""
+    pe_steps: int
+    """PE-steps with work assigned (active PEs summed over the steps)."""
+    tile_elems: tuple[int, ...]
+    """Per tensor (the layer's order), its tile elements summed over the PE-steps."""
+    steps_exact: bool
+    """False where a nested level has a fold with every unit idle (two SpatialMaps of
+    different extents at that level): the sim spends one step on such a fold, the
+    product over groups the other groups' whole nests (an upper bound)."""
+    compute_cycles: int
+    """Sum over the global steps of ``ceil(busiest PE's MACs / simd_lanes)``: exact for
+    one level; with nested levels each group follows the nest of its busiest unit
+    (the units of a level step through their nests together, so where they hold edge
+    tiles of different shapes the sum is a close lower bound)."""
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Sums of one group over a unit's nest below a level (see the module docstring)."""
+
+    linear: list[int]
+    """Per factor (MACs, active PE-steps, each tensor's tile): the sum over PE-steps."""
+    length: int
+    """The group's factor of the nest's lock-step length."""
+    busiest: dict[int, int]
+    """Over the lock-step steps of the nest's busiest unit (the one with the most MACs
+    of this group): how many steps have each MAC factor of the busiest PE."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One directive at one level, over the ranges a unit received: its tile size and
+    offset (a strided tile cut to whole windows), positions, and for an output
+    coordinate the first output and the outputs the ranges give."""
+
+    directive: MapDirective
+    size: int
+    offset: int
+    positions: int
+    first: int
+    extent: int
+
+
+class _Group:
+    """The directives of one group of coupled dimensions, executed on their own."""
+
+    def __init__(
+        self,
+        layer: Layer,
+        levels: Sequence[Sequence[MapDirective]],
+        units: Sequence[int],
+        dims: tuple[str, ...],
+        owns: Sequence[bool],
+    ) -> None:
+        self.layer = layer
+        self.held = tuple(d for d in dims if d not in INPUT_OF)
+        self.index = {d: i for i, d in enumerate(self.held)}
+        self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
+        self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
+        self.loop_dims = tuple(d for d in layer.loop_dims if d in dims)
+        self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
+        for tensor in layer.tensors:
+            self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
+        self.memo: dict[tuple[int, Ranges], _Walk] = {}
+        self.leaves: dict[Ranges, list[int]] = {}
+        self.top_positions = 0
+        """Positions of the group's top-level loops."""
+        self.top_idle = 0
+        """Top-level positions at which every unit of the group is idle."""
+        self.nested_idle = False
+        """Some nested level has a position at which every unit of the group is idle."""
+        self.sizes = dict(layer.sizes)
+        self.strides = {d: layer.stride(d) for d in FILTER_OF}
+        self.slides = tuple(
+            (
+                self.index[d],
+                self.index[FILTER_OF[d]],
+                self.sizes[FILTER_OF[d]] - 1,
+                self.strides[d],
+                self.sizes[OUTPUT_OF[d]] * self.strides[d],
+            )
+            for d in self.held
+            if d in FILTER_OF and FILTER_OF[d] in self.index
+        )
+        """Per sliding input dimension held with its filter: their indices, the
+        filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
+        self.line = len(self.held) == 1 and self.held[0] not in _GROUP_OF
+        """One dimension without a sliding window: a tile depends only on its extent,
+        and a directive's tiles are ``P - 1`` full ones and a last one."""
+
+    def _outputs(self, ranges: Ranges, out: str) -> tuple[int, int]:
+        """First output and count the rows and filter rows of ``ranges`` give."""
+        in_dim = INPUT_OF[out]
+        a, ah = ranges[self.index[in_dim]]
+        b, bh = ranges[self.index[FILTER_OF[in_dim]]]
+        first, last = outputs_within(a, ah - a, b, bh - b, self.strides[in_dim])
+        first, last = max(0, first), min(self.sizes[out] - 1, last)
+        return first, max(0, last - first + 1)
+
+    def _extent(self, ranges: Ranges, dim: str) -> int:
+        """One PE's extent of ``dim`` (an output coordinate: the windows that fit)."""
+        if dim in INPUT_OF:
+            in_dim = INPUT_OF[dim]
+            (a, ah), (b, bh) = ranges[self.index[in_dim]], ranges[self.index[FILTER_OF[in_dim]]]
+            if ah <= a or bh <= b:
+                return 0
+            return self._outputs(ranges, dim)[1]
+        lo, hi = ranges[self.index[dim]]
+        return hi - lo
+
+    def _leaf_of(self, ranges: Ranges) -> list[int]:
+        """:meth:`_leaf`, memoised (interior tiles share one entry)."""
+        key = self._canonical(ranges) if self.slides else ranges
+        cached = self.leaves.get(key)
+        if cached is None:
+            cached = self.leaves[key] = self._leaf(key)
+        return cached
+
+    def _leaf(self, ranges: Ranges) -> list[int]:
+        ext = {d: self._extent(ranges, d) for d in {*self.loop_dims, *self.held}}
+        macs = prod(ext[d] for d in self.loop_dims)
+        return [
+            macs,
+            1,
+            *(prod(ext[d] for d in dims) for dims in self.factor_dims[2:]),
+        ]
+
+    def walk(self, level: int, ranges: Ranges) -> _Walk:
+        """The group's sums over one unit's nest from ``level`` on, given its ranges."""
+        if self.line:
+            ranges = ((0, ranges[0][1] - ranges[0][0]),)
+        elif level > 0:
+            ranges = self._canonical(ranges)
+        key = (level, ranges)
+        cached = self.memo.get(key)
+        if cached is not None:
+            return cached
+        if self.line and len(self.levels[level]) <= 1:
+            result = self._walk_line(level, ranges[0][1])
+            self.memo[key] = result
+            return result
+        directives = self.levels[level]
+        units = self.units[level]
+        last = level == len(self.levels) - 1
+        plan: list[_Planned] = []
+        for d in directives:
+            size, offset = d.size, d.offset
+            if d.dim in FILTER_OF:
+                stride = self.strides[d.dim]
+                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
+                if stride > 1 and size >= hi_r - lo_r:
+                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+            if d.dim in INPUT_OF:
+                first, extent = self._outputs(ranges, d.dim)
+            else:
+                lo, hi = ranges[self.index[d.dim]]
+                first, extent = lo, hi - lo
+            positions = 1 + -(-max(0, extent - size) // offset)
+            plan.append(_Planned(d, size, offset, positions, first, extent))
+        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        top = level == 0
+        hist: dict[int, int] = {}
+        # Temporal tiles alone: every position's tile is its base.
+        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        for base, fold in self._positions(ranges, plan, spatial, units):
+            best, busiest, any_active = 0, 0, False
+            chosen: dict[int, int] = {}
+            for u in range(units):
+                tile = (
+                    tuple(base) if plain else self._unit_tile(base, plan, spatial, fold * units + u)
+                )
+                if tile is None:
+                    continue
+                any_active = True
+                if last:
+                    sums, sub = self._leaf_of(tile), 1
+                    busiest = max(busiest, sums[0])
+                else:
+                    w = self.walk(level + 1, tile)
+                    sums, sub = w.linear, w.length
+                    if not chosen or sums[0] > busiest:
+                        chosen, busiest = w.busiest, sums[0]
+                for k, v in enumerate(sums):
+                    linear[k] += v
+                best = max(best, sub)
+            length += best if any_active else 1
+            self.nested_idle = self.nested_idle or (level > 0 and not any_active)
+            _add(hist, chosen if chosen else {busiest: 1})
+            if top:
+                self.top_positions += 1
+                self.top_idle += 0 if any_active else 1
+        result = _Walk(linear, length, hist)
+        self.memo[key] = result
+        return result
+
+    def _canonical(self, ranges: Ranges) -> Ranges:
+        """``ranges`` moved down by a multiple of the stride along each sliding input
+        dimension whose rows no window can cross the layer's edge from
+        (``lo >= R - 1`` and ``hi <= Y' s``: no output is clipped, so every count
+        below is the same), to share one walk among the interior tiles."""
+        out = list(ranges)
+        for k, f, reach, stride, limit in self.slides:
+            lo, hi = out[k]
+            if out[f][1] > out[f][0] and lo >= reach and hi <= limit:
+                shift = (lo - reach) // stride * stride
+                out[k] = (lo - shift, hi - shift)
+        return tuple(out)
+
+    def _below(self, level: int, extent: int) -> _Walk:
+        """A unit's sums given ``extent`` rows (the leaf below the innermost level)."""
+        if level == len(self.levels) - 1:
+            leaf = self._leaf(((0, extent),))
+            return _Walk(leaf, 1, {leaf[0]: 1})
+        return self.walk(level + 1, ((0, extent),))
+
+    def _walk_line(self, level: int, extent: int) -> _Walk:
+        """:meth:`walk` of a one-dimension group in closed form: a directive of size
+        ``m`` and offset ``o`` over ``N`` rows takes ``P = 1 + ceil(max(0, N-m)/o)``
+        positions, all full tiles but the last, ``min(m, N - (P-1) o)`` rows; a
+        SpatialMap's folds hold ``U`` positions each, the last fold the rest."""
+        top = level == 0
+        if not self.levels[level]:
+            if top:
+                self.top_positions += 1
+            return self._below(level, extent)
+        d = self.levels[level][0]
+        size, offset = d.size, d.offset
+        positions = 1 + -(-max(0, extent - size) // offset)
+        full = self._below(level, size) if positions > 1 else None
+        tail = self._below(level, min(size, extent - (positions - 1) * offset))
+        units = self.units[level] if d.spatial else 1
+        folds = -(-positions // units)
+        in_last_fold = positions - (folds - 1) * units
+        linear = list(tail.linear)
+        if full is not None:
+            linear = [
+                t + (positions - 1) * f for t, f in zip(tail.linear, full.linear, strict=True)
+            ]
+        length = tail.length
+        if full is not None:
+            length = (folds - 1) * full.length + (
+                max(full.length, tail.length) if in_last_fold > 1 else tail.length
+            )
+        if top:
+            self.top_positions += folds
+        hist: dict[int, int] = {}
+        if full is not None:
+            _add(hist, full.busiest, folds - 1)
+        last_fold = tail
+        if full is not None and in_last_fold > 1 and full.linear[0] >= tail.linear[0]:
+            last_fold = full
+        _add(hist, last_fold.busiest)
+        return _Walk(linear, length, hist)
+
+    def _positions(
+        self, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+    ) -> list[tuple[list[tuple[int, int]], int]]:
+        """Per position of the level's loops: the ranges with every temporal
+        directive's tile applied, and the fold of the SpatialMaps (whose loop takes
+        ``ceil(P / U)`` positions; a second SpatialMap rides on the first)."""
+        out: list[tuple[list[tuple[int, int]], int]] = [(list(ranges), 0)]
+        for i, planned in enumerate(plan):
+            d = planned.directive
+            if d.spatial:
+                if i == spatial[0]:
+                    folds = -(-planned.positions // units)
+                    out = [(base, f) for base, _ in out for f in range(folds)]
+                continue
+            if d.dim in INPUT_OF:
+                continue
+            k = self.index[d.dim]
+            lo, hi = ranges[k]
+            tiles = [
+                (min(lo + p * planned.offset, hi), min(lo + p * planned.offset + planned.size, hi))
+                for p in range(planned.positions)
+            ]
+            grown = []
+            for base, fold in out:
+                for tile in tiles:
+                    new = base.copy()
+                    new[k] = tile
+                    grown.append((new, fold))
+            out = grown
+        # Output-coordinate directives are temporal loops too, applied per unit (the
+        # order of the positions does not matter to any count).
+        for planned in plan:
+            if not planned.directive.spatial and planned.directive.dim in INPUT_OF:
+                out = [
+                    ([*base, (p, -1)], fold) for base, fold in out for p in range(planned.positions)
+                ]
+        return out
+
+    def _unit_tile(
+        self, base: list[tuple[int, int]], plan: list[_Planned], spatial: list[int], position: int
+    ) -> Ranges | None:
+        """A unit's ranges at SpatialMap position ``position`` given the temporal tiles
+        ``base`` (followed by the output-coordinate loops' positions); None: idle."""
+        held = len(self.held)
+        tile = base[:held]
+        extra = iter(base[held:])
+        outputs: list[tuple[_Planned, int]] = []
+        for planned in plan:
+            d = planned.directive
+            if not d.spatial:
+                if d.dim in INPUT_OF:
+                    outputs.append((planned, next(extra)[0]))
+                continue
+            if position >= planned.positions:
+                return None
+            if d.dim in INPUT_OF:
+                outputs.append((planned, position))
+                continue
+            k = self.index[d.dim]
+            lo, hi = tile[k]
+            start = lo + position * planned.offset
+            tile[k] = (min(start, hi), min(start + planned.size, hi))
+        for planned, position in outputs:
+            in_dim = INPUT_OF[planned.directive.dim]
+            k, f = self.index[in_dim], self.index[FILTER_OF[in_dim]]
+            stride = self.strides[in_dim]
+            o_lo = planned.first + min(position * planned.offset, planned.extent)
+            o_hi = planned.first + min(position * planned.offset + planned.size, planned.extent)
+            lo = input_row(o_lo, tile[f][0], stride)
+            rows = window_rows(o_hi - o_lo, tile[f][1] - tile[f][0], stride) if o_hi > o_lo else 0
+            tile[k] = (lo, lo + rows)
+        return tuple(tile)
+
+
+def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
+    """Adds ``times`` x ``hist`` to the histogram ``into``."""
+    for value, count in hist.items():
+        into[value] = into.get(value, 0) + count * times
+
+
+def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tuple[str, ...]]:
+    """The groups of coupled dimensions (sliding pairs; SpatialMaps sharing a level)."""
+    dims = [*dict.fromkeys((*layer.mappable_dims, *layer.loop_dims))]
+    parent = {d: _GROUP_OF.get(d, d) if _GROUP_OF.get(d, d) in dims else d for d in dims}
+
+    def find(d: str) -> str:
+        while parent[d] != d:
+            d = parent[d]
+        return d
+
+    for lvl in levels:
+        spatial = [find(d.dim) for d in lvl if d.spatial]
+        for other in spatial[1:]:
+            root, new = find(spatial[0]), find(other)
+            if root != new:
+                parent[new] = root
+    out: dict[str, list[str]] = {}
+    for d in dims:
+        out.setdefault(find(d), []).append(d)
+    return [tuple(v) for _, v in sorted(out.items())]
+
+
+def exact_counts(
+    layer: Layer, mapping: Mapping, num_pes: int, simd_lanes: int = 1
+) -> ExactCounts | None:
+    """Exact counts of ``mapping`` on ``layer`` (None where a level names a dimension
+    twice, or mixes an input dimension with its output coordinate: no such nest runs)."""
+    levels = mapping.level_directives()
+    for lvl in levels:
+        named = [_GROUP_OF.get(d.dim, d.dim) if d.dim not in ("R", "S") else d.dim for d in lvl]
+        if len(set(named)) != len(named) or len({d.dim for d in lvl}) != len(lvl):
+            return None
+    units = mapping.units_per_level(num_pes)
+    groups = []
+    for dims in _groups(layer, levels):
+        owns = [any(d.spatial and d.dim in dims for d in lvl) for lvl in levels]
+        group = _Group(layer, levels, units, dims, owns)
+        whole = tuple((0, layer.size(d)) for d in group.held)
+        groups.append((group, group.walk(0, whole)))
+    unowned = prod(
+        u for lvl, u in zip(levels, units, strict=True) if not any(d.spatial for d in lvl)
+    )
+    linear = [
+        unowned * prod(w.linear[k] for _, w in groups) for k in range(len(groups[0][1].linear))
+    ]
+    top_steps, steps = _top_steps(groups)
+    compute = _compute_cycles(groups, simd_lanes)
+    return ExactCounts(
+        macs=linear[0],
+        steps=steps,
+        top_steps=top_steps,
+        pe_steps=linear[1],
+        steps_exact=not any(g.nested_idle for g, _ in groups),
+        tile_elems=tuple(linear[2:]),
+        compute_cycles=compute,
+    )
+
+
+def _top_steps(groups: list[tuple[_Group, _Walk]]) -> tuple[int, int]:
+    """(top-level steps, global steps): a top position whose units are all idle lasts
+    one step whatever the other groups' nests."""
+    top = prod(g.top_positions for g, _ in groups)
+    steps = prod(w.length - g.top_idle for g, w in groups)
+    for i, (g, _) in enumerate(groups):
+        if g.top_idle:
+            others = prod(h.top_positions for j, (h, _) in enumerate(groups) if j != i)
+            steps += g.top_idle * others
+    return top, steps
+
+
+def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
+    """Sum over the steps of ``ceil(busiest PE's MACs / simd)``: the busiest PE's MACs
+    are the product of each group's largest unit extent, so the groups' histograms of
+    those extents combine into the steps' histogram."""
+    hist: dict[int, int] = {1: 1}
+    for _, w in groups:
+        own = w.busiest
+        combined: dict[int, int] = {}
+        for a, na in hist.items():
+            for b, nb in own.items():
+                combined[a * b] = combined.get(a * b, 0) + na * nb
+        hist = combined
+    return sum(n * -(-v // simd) for v, n in hist.items())
