@@ -63,7 +63,8 @@ __all__ = [
     "FusedResult",
     "FusedScenario",
     "FusedTensorResult",
-    "Interval",
+    "GroupGeometry",
+    "KPass",
     "is_fused_file",
     "load_fused",
 ]
@@ -74,9 +75,6 @@ WEIGHT_CHOICES: tuple[str, ...] = ("resident", "reread")
 TILE_RANKS: tuple[str, ...] = ("P", "Q")
 POOL_KINDS: tuple[str, ...] = ("max", "avg")
 ACTIVATIONS: tuple[str, ...] = ("none", "relu")
-
-Interval = tuple[int, int]
-"""A half-open interval ``[lo, hi)`` of rows or columns; empty when ``hi <= lo``."""
 
 
 class Kind(StrEnum):
@@ -145,16 +143,19 @@ class FusedLayer:
         on ``num_pes`` PEs, else all of them."""
         return num_pes if self.mapping is None else max(1, self.mapping.pes_used(num_pes))
 
-    def sub_problem(self, rows: int, cols: int, hardware: Hardware) -> tuple[Layer, Mapping]:
-        """The single layer a tile making ``rows x cols`` outputs runs on the PE array
-        (its padded input window, all channels) and the layer's own directives resolved
-        against it, for the single-layer engines. Only for layers with a dataflow."""
+    def sub_problem(
+        self, rows: int, cols: int, hardware: Hardware, channels: int | None = None
+    ) -> tuple[Layer, Mapping]:
+        """The single layer a tile making ``rows x cols`` outputs of ``channels`` output
+        channels (default all) runs on the PE array (its padded input window, all input
+        channels) and the layer's own directives resolved against it, for the
+        single-layer engines. Only for layers with a dataflow."""
         from .maestro import parse_dataflow_tokens
 
         assert self.layer is not None
         assert self.dataflow is not None
         (sy, sx), (r, s) = self.stride, self.window
-        c, k = self.in_shape[0], self.out_shape[0]
+        c, k = self.in_shape[0], channels or self.out_shape[0]
         if self.kind is Kind.GEMM:
             declared = {"M": rows * cols, "K": c, "N": k}
         else:
@@ -169,22 +170,14 @@ class FusedLayer:
         mapping.units_per_level(hardware.num_pes)
         return layer, mapping
 
-    def receptive(self, axis: int, lo: int, hi: int) -> Interval:
-        """Input interval (padding excluded) that output interval ``[lo, hi)`` reads
-        along ``axis`` (0 rows, 1 columns); ``(0, 0)`` for an empty interval."""
-        if hi <= lo:
-            return (0, 0)
-        s, r, p = self.stride[axis], self.window[axis], self.padding[axis]
-        size = self.in_shape[1 + axis]
-        first = max(0, lo * s - p)
-        last = min(size, (hi - 1) * s - p + r)
-        return (first, last) if last > first else (0, 0)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FusedGroup:
     """Consecutive layers ``first..last`` (chain indices) and their schedule.
 
+    ``tile`` is the rows and columns of the last layer's output per tile, ``tile_k`` its
+    output channels per tile (``None``: all); ``order`` the tile loops, outermost
+    first: ``P`` and ``Q``, and ``K`` outermost or innermost when channels are tiled.
     ``choices[k]`` is the choice for the output of layer ``first + k`` (the last entry,
     the group output, is always ``"spill"``: written off-chip once).
     """
@@ -193,13 +186,19 @@ class FusedGroup:
     first: int
     last: int
     tile: tuple[int, int]
-    order: tuple[str, str]
+    order: tuple[str, ...]
     choices: tuple[str, ...]
     input_choice: str = "retain"
     weights: str = "resident"
     buffer_elems: int | None = None
+    tile_k: int | None = None
     span: SourceSpan | None = field(default=None, compare=False)
     choice_spans: tuple[tuple[str, SourceSpan], ...] = field(default=(), compare=False)
+
+    @property
+    def spatial_order(self) -> tuple[str, ...]:
+        """The row and column tile loops, outer first."""
+        return tuple(rank for rank in self.order if rank != "K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,42 +222,53 @@ class FusedScenario:
         return self.layers[group.first : group.last + 1]
 
 
-# --- per-dimension tile geometry ------------------------------------------------------
+# --- tile geometry ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class AxisSets:
-    """Along one axis, per tile index: the interval of a tensor its consumer needs
-    (``need``) and the interval the tile computes or loads (``make``), as ``(tiles, 2)``
-    int64 arrays of ``[lo, hi)`` rows (``[0, 0)`` when empty)."""
+    """Along one axis, per tile index: the rows (or columns) of a tensor its consumer
+    needs (``need``) and those the tile computes or loads (``make``), as ``(tiles,
+    extent)`` boolean masks. Sets need not be intervals: a window smaller than its
+    stride reads rows with gaps."""
 
     need: np.ndarray
     make: np.ndarray
 
 
-def tile_intervals(size: int, tile: int) -> np.ndarray:
-    """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter)."""
-    lo = np.arange(0, size, tile, dtype=np.int64)
-    return np.stack([lo, np.minimum(lo + tile, size)], axis=1)
+def tile_masks(size: int, tile: int) -> np.ndarray:
+    """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter),
+    one mask row per tile."""
+    count = -(-size // tile)
+    masks: np.ndarray = (np.arange(size) // tile)[None, :] == np.arange(count)[:, None]
+    return masks
 
 
 def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
-    """:meth:`FusedLayer.receptive` of every row of ``made``."""
+    """Per row of ``made`` (output masks), the input rows its outputs read: output ``o``
+    reads ``o s - p + tap`` for every window tap, padding excluded."""
     s, r, p = layer.stride[axis], layer.window[axis], layer.padding[axis]
-    lo, hi = made[:, 0], made[:, 1]
-    first = np.maximum(lo * s - p, 0)
-    last = np.minimum((hi - 1) * s - p + r, layer.in_shape[1 + axis])
-    empty = (hi <= lo) | (last <= first)
-    return np.stack([np.where(empty, 0, first), np.where(empty, 0, last)], axis=1)
+    size = layer.in_shape[1 + axis]
+    need = np.zeros((made.shape[0], size), dtype=bool)
+    out = np.arange(made.shape[1]) * s - p
+    for tap in range(r):
+        rows = out + tap
+        valid = (rows >= 0) & (rows < size)
+        need[:, rows[valid]] |= made[:, valid]
+    return need
 
 
-def _new_parts(need: np.ndarray) -> np.ndarray:
-    """Each interval minus the union of the earlier ones (all are monotone)."""
-    hi = need[:, 1]
-    reached = np.concatenate(([0], np.maximum.accumulate(hi)[:-1]))
-    start = np.maximum(need[:, 0], reached)
-    empty = hi <= start
-    return np.stack([np.where(empty, 0, start), np.where(empty, 0, hi)], axis=1)
+def _before(masks: np.ndarray) -> np.ndarray:
+    """Per index, the union of the masks strictly before it."""
+    out = np.zeros_like(masks)
+    if len(masks) > 1:
+        np.logical_or.accumulate(masks[:-1], axis=0, out=out[1:])
+    return out
+
+
+def _after(masks: np.ndarray) -> np.ndarray:
+    """Per index, the union of the masks strictly after it."""
+    return _before(masks[::-1])[::-1]
 
 
 def axis_sets(
@@ -268,51 +278,36 @@ def axis_sets(
     axis: int,
     tile: int,
 ) -> list[AxisSets]:
-    """Per tensor of a group (group input first, then each layer's output), the
-    intervals along ``axis`` every tile index needs and makes.
+    """Per tensor of a group (group input first, then each layer's output), the rows
+    (``axis`` 0) or columns (1) every tile index needs and makes.
 
     The last layer's tiles partition its output. Walking back, a layer's needed input is
     the receptive field of what it makes; a retained or spilled tensor makes only what
     no earlier tile made (each element once), a recomputed one all it is asked for. The
     group input is loaded like a retained (``retain``) or recomputed (``reread``) tensor.
     """
-    tiles = tile_intervals(layers[-1].out_shape[1 + axis], tile)
+    tiles = tile_masks(layers[-1].out_shape[1 + axis], tile)
     sets = [AxisSets(tiles, tiles)]
     make = tiles
     for index in range(len(layers) - 1, -1, -1):
         need = _receptive(layers[index], axis, make)
         choice = choices[index - 1] if index > 0 else input_choice
-        make = need if choice in ("recompute", "reread") else _new_parts(need)
+        make = need if choice in ("recompute", "reread") else need & ~_before(need)
         sets.append(AxisSets(need, make))
     sets.reverse()
     return sets
 
 
-def interval_lengths(intervals: np.ndarray) -> np.ndarray:
-    """Lengths of ``(n, 2)`` intervals (0 for empty ones)."""
-    lengths: np.ndarray = np.maximum(intervals[:, 1] - intervals[:, 0], 0)
-    return lengths
+def set_sizes(masks: np.ndarray) -> np.ndarray:
+    """Elements of every mask row."""
+    sizes: np.ndarray = np.count_nonzero(masks, axis=1)
+    return sizes
 
 
-def union_length(intervals: np.ndarray) -> int:
-    """Length of the union of monotone, touching intervals (itself an interval)."""
-    kept = intervals[intervals[:, 1] > intervals[:, 0]]
-    return int(kept[:, 1].max() - kept[:, 0].min()) if len(kept) else 0
+def union_size(masks: np.ndarray) -> int:
+    """Elements of the union of all mask rows."""
+    return int(np.count_nonzero(masks.any(axis=0)))
 
-
-def _prefix_union(lo: np.ndarray, hi: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per index, the union of the nonempty intervals strictly before it (after it when
-    ``reverse``) as ``[lo, hi)``; the union is an interval because consecutive receptive
-    fields touch (every window is at least its stride). Empty entries are ``[inf, -inf)``."""
-    if reverse:
-        lo, hi = lo[::-1], hi[::-1]
-    run_lo = np.minimum.accumulate(np.concatenate(([np.inf], lo[:-1])))
-    run_hi = np.maximum.accumulate(np.concatenate(([-np.inf], hi[:-1])))
-    return (run_lo[::-1], run_hi[::-1]) if reverse else (run_lo, run_hi)
-
-
-_Pair = tuple[np.ndarray, np.ndarray]
-"""Lower and upper bounds of intervals, one entry per tile index."""
 
 _SIGNS = [
     np.array([1.0 if bin(m).count("1") % 2 else -1.0 for m in range(1, 1 << n)]) for n in range(6)
@@ -322,74 +317,202 @@ _SIGNS = [
 
 def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Elements (per channel) of a kept tensor on chip during each tile, as an
-    ``(outer tiles, inner tiles)`` array, for tiles walked outer-major.
+    ``(outer tiles, inner tiles)`` array, for tiles walked outer-major; ``outer`` and
+    ``inner`` are the per-axis needed masks, tile ``(a, b)`` needing their product.
 
     An element is on chip from the first tile that needs it to the last. During tile
     ``t = (a, b)`` that is ``N_t`` plus what tiles before and after ``t`` both need:
     ``N_t`` and four rectangles, ``(U<a ∩ A_a) x U>b_B``, ``(U<a ∩ U>a) x U_B``,
     ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
-    inclusion-exclusion, one outer product per subset.
+    inclusion-exclusion, one outer product per subset. Any sets work, not only intervals.
     """
 
-    def axis(intervals: np.ndarray) -> tuple[_Pair, _Pair, _Pair, _Pair]:
-        lo = intervals[:, 0].astype(np.float64)
-        hi = intervals[:, 1].astype(np.float64)
-        empty = hi <= lo
-        lo[empty], hi[empty] = np.inf, -np.inf
-        everything = (np.full_like(lo, lo.min()), np.full_like(hi, hi.max()))
-        return (lo, hi), _prefix_union(lo, hi, False), _prefix_union(lo, hi, True), everything
+    def axis(masks: np.ndarray) -> tuple[np.ndarray, ...]:
+        everything = np.broadcast_to(masks.any(axis=0), masks.shape)
+        return masks, _before(masks), _after(masks), everything
 
-    def cap(x: _Pair, y: _Pair) -> _Pair:
-        return np.maximum(x[0], y[0]), np.minimum(x[1], y[1])
-
-    a, a_before, a_after, _ = axis(np.asarray(outer))
-    b, b_before, b_after, b_all = axis(np.asarray(inner))
+    a, a_before, a_after, _ = axis(np.asarray(outer, dtype=bool))
+    b, b_before, b_after, b_all = axis(np.asarray(inner, dtype=bool))
     candidates = [
         (a, b),
-        (cap(a_before, a), b_after),
-        (cap(a_before, a_after), b_all),
-        (a, cap(b_before, b_after)),
-        (cap(a, a_after), b_before),
+        (a_before & a, b_after),
+        (a_before & a_after, b_all),
+        (a, b_before & b_after),
+        (a & a_after, b_before),
     ]
-    rects = [(ra, rb) for ra, rb in candidates if (ra[1] > ra[0]).any() and (rb[1] > rb[0]).any()]
+    rects = [(ra, rb) for ra, rb in candidates if ra.any() and rb.any()]
     # Subset intersections by dynamic programming: subset = smaller subset ∩ one rectangle.
     count = len(rects)
-    lo_a = np.empty((1 << count, len(a[0])))
-    hi_a = np.empty((1 << count, len(a[0])))
-    lo_b = np.empty((1 << count, len(b[0])))
-    hi_b = np.empty((1 << count, len(b[0])))
-    lo_a[0], hi_a[0], lo_b[0], hi_b[0] = -np.inf, np.inf, -np.inf, np.inf
+    sets_a = np.empty((1 << count, *a.shape), dtype=bool)
+    sets_b = np.empty((1 << count, *b.shape), dtype=bool)
+    sets_a[0], sets_b[0] = True, True
     for mask in range(1, 1 << count):
         low = (mask & -mask).bit_length() - 1
         rest = mask & (mask - 1)
         ra, rb = rects[low]
-        np.maximum(lo_a[rest], ra[0], out=lo_a[mask])
-        np.minimum(hi_a[rest], ra[1], out=hi_a[mask])
-        np.maximum(lo_b[rest], rb[0], out=lo_b[mask])
-        np.minimum(hi_b[rest], rb[1], out=hi_b[mask])
-    len_a = np.maximum(hi_a - lo_a, 0.0)[1:]
-    len_b = np.maximum(hi_b - lo_b, 0.0)[1:]
+        np.logical_and(sets_a[rest], ra, out=sets_a[mask])
+        np.logical_and(sets_b[rest], rb, out=sets_b[mask])
+    len_a = np.count_nonzero(sets_a[1:], axis=2).astype(np.float64)
+    len_b = np.count_nonzero(sets_b[1:], axis=2).astype(np.float64)
     total = (len_a * _SIGNS[count][:, None]).T @ len_b
     counts: np.ndarray = np.rint(total).astype(np.int64)
     return counts
 
 
-def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
-    """(tensor, elements on chip per tile) of every retained tensor of ``group`` (the
-    group input too when it is retained), tiles as an ``(outer, inner)`` array."""
+@dataclass(frozen=True, slots=True)
+class KPass:
+    """Tiles of the last layer's output-channel (K) loop that share their per-tile sets:
+    ``count`` K indices, whether they are the first (``first``) and the last (``last``)
+    index, and the output channels each of their tiles makes."""
+
+    count: int
+    first: bool
+    last: bool
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupGeometry:
+    """Every tensor's per-axis sets for one group, for the first K index (``first``:
+    the schedule of a group whose channels are not tiled) and for every later one
+    (``later``). Tensor ``k`` is the group input (0) or layer ``k - 1``'s output.
+
+    A later K tile needs the same spatial tile of the last layer's input as the first
+    did, so a retained or spilled tensor has made everything by then: walking back,
+    it makes nothing more and asks nothing of earlier tensors. A tensor whose consumers
+    up to the last layer are all recomputed (``extended``) is asked again for its whole
+    receptive field; it remakes it if it is itself recomputed (or a re-read input).
+    """
+
+    layers: tuple[FusedLayer, ...]
+    kinds: tuple[str, ...]
+    channels: tuple[int, ...]
+    outer_first: bool
+    k_outer: bool
+    passes: tuple[KPass, ...]
+    first: tuple[tuple[AxisSets, AxisSets], ...]
+    later: tuple[tuple[AxisSets, AxisSets], ...]
+    extended: tuple[bool, ...]
+
+    def orient(self, sets: tuple[AxisSets, AxisSets]) -> tuple[AxisSets, AxisSets]:
+        """``(rows, cols)`` as ``(outer, inner)`` of the spatial loop order."""
+        return sets if self.outer_first else (sets[1], sets[0])
+
+    def grid(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Per spatial tile (outer, inner), the product of a row and a column quantity."""
+        return np.outer(rows, cols) if self.outer_first else np.outer(cols, rows)
+
+    def sizes(self, k: int, later: bool, what: str) -> np.ndarray:
+        """Per spatial tile, the elements (per channel) tensor ``k``'s ``what`` (``need``
+        or ``make``) set holds, for the first or a later K index."""
+        ry, rx = (self.later if later else self.first)[k]
+        return self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
+
+    def live(self, k: int) -> list[np.ndarray]:
+        """Elements of tensor ``k`` on chip during each spatial tile, one ``(outer,
+        inner)`` array per entry of :attr:`passes`.
+
+        Retained tensors (the group input when retained) hold each element from the
+        first tile that needs it to the last; the others hold their tile's needed set;
+        the output its tile. With the K loop innermost a later K index holds no more
+        than the first index of the same spatial tile did (same sets, or subsets), so
+        only the first pass is returned. With K outermost, a retained tensor that later
+        passes ask again (``extended``) stays whole on chip between passes: during the
+        first pass it holds everything needed so far, then everything, and during the
+        last pass everything still needed.
+        """
+        n = len(self.layers)
+        passes = self.passes if self.k_outer else self.passes[:1]
+        ch = self.channels[k]
+        if k == n:
+            return [p.channels * self.sizes(n, False, "need") for p in passes]
+        if self.kinds[k] != "retain":
+            return [ch * self.sizes(k, not p.first, "need") for p in passes]
+        outer, inner = self.orient(self.first[k])
+        spread = ch * live_elems(outer.need, inner.need)
+        if len(self.passes) == 1 or not self.k_outer:
+            return [spread for _ in passes]
+        out = []
+        made = ch * self.sizes(k, False, "make")
+        for p in passes:
+            if not self.extended[k]:
+                out.append(spread if p.first else np.zeros_like(spread))
+            elif p.first:
+                out.append(np.cumsum(made.ravel()).reshape(made.shape))
+            elif not p.last:
+                out.append(np.full_like(spread, made.sum()))
+            else:
+                after = [
+                    AxisSets(s.need, s.need & ~_after(s.need)) for s in self.orient(self.first[k])
+                ]
+                fresh = ch * np.outer(set_sizes(after[0].make), set_sizes(after[1].make))
+                out.append(np.cumsum(fresh.ravel()[::-1])[::-1].reshape(fresh.shape))
+        return out
+
+
+def k_passes(channels: int, tile: int) -> tuple[KPass, ...]:
+    """The K tiles of ``channels`` output channels in tiles of ``tile``, grouped into
+    the first, the middle ones and the last."""
+    count = -(-channels // tile)
+    if count == 1:
+        return (KPass(1, True, True, channels),)
+    last = channels - (count - 1) * tile
+    middle = (KPass(count - 2, False, False, tile),) if count > 2 else ()
+    return (KPass(1, True, False, tile), *middle, KPass(1, False, True, last))
+
+
+def group_geometry(scenario: FusedScenario, group: FusedGroup) -> GroupGeometry:
+    """The per-axis sets of every tensor of ``group``, for the first and later K tiles."""
     layers = scenario.group_layers(group)
+    n = len(layers)
+    kinds = (group.input_choice, *group.choices)
     rows = axis_sets(layers, group.choices, group.input_choice, 0, group.tile[0])
     cols = axis_sets(layers, group.choices, group.input_choice, 1, group.tile[1])
-    out = []
-    kinds = [group.input_choice, *group.choices[:-1]]
-    for k, kind in enumerate(kinds):
-        if kind != "retain":
-            continue
-        channels = layers[0].in_shape[0] if k == 0 else layers[k - 1].out_shape[0]
-        outer, inner = (rows[k], cols[k]) if group.order[0] == "P" else (cols[k], rows[k])
-        name = "input" if k == 0 else layers[k - 1].name
-        out.append((name, live_elems(outer.need, inner.need) * channels))
-    return out
+    first = tuple(zip(rows, cols, strict=True))
+    out_channels = layers[-1].out_shape[0]
+    passes = k_passes(out_channels, group.tile_k or out_channels)
+    extended = tuple(all(kinds[j] == "recompute" for j in range(k + 1, n)) for k in range(n + 1))
+    later = first
+    if len(passes) > 1:
+        asked = ("recompute",) * (n - 1) + ("spill",)
+        rows_r = axis_sets(layers, asked, "reread", 0, group.tile[0])
+        cols_r = axis_sets(layers, asked, "reread", 1, group.tile[1])
+        sets: list[tuple[AxisSets, AxisSets]] = []
+        for k in range(n + 1):
+            if k == n:
+                sets.append(first[n])
+                continue
+            pair = []
+            for full in (rows_r[k], cols_r[k]):
+                need = full.need if extended[k] else np.zeros_like(full.need)
+                remade = kinds[k] in ("recompute", "reread")
+                pair.append(AxisSets(need, need if remade else np.zeros_like(need)))
+            sets.append((pair[0], pair[1]))
+        later = tuple(sets)
+    channels = (layers[0].in_shape[0], *(layer.out_shape[0] for layer in layers))
+    return GroupGeometry(
+        layers=layers,
+        kinds=kinds,
+        channels=channels,
+        outer_first=group.spatial_order[0] == "P",
+        k_outer=group.order[0] == "K",
+        passes=passes,
+        first=first,
+        later=later,
+        extended=extended,
+    )
+
+
+def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
+    """(tensor, elements on chip per tile) of every retained tensor of ``group`` (the
+    group input too when it is retained), one ``(passes, outer, inner)`` array each."""
+    geometry = group_geometry(scenario, group)
+    names = ["input", *(layer.name for layer in geometry.layers)]
+    return [
+        (names[k], np.stack(geometry.live(k)))
+        for k in range(len(geometry.layers))
+        if geometry.kinds[k] == "retain"
+    ]
 
 
 # --- results (both engines write these) ------------------------------------------------
@@ -749,14 +872,6 @@ def _load_layer(doc: Any, item: yaml.Node, shape: tuple[int, int, int]) -> Fused
         if kind is not Kind.GEMM:
             window = (declared.get("R", 1), declared.get("S", 1))
     for axis, what in ((0, "Y"), (1, "X")):
-        if window[axis] < stride[axis]:
-            node = block["stride"][1] if "stride" in block else item
-            raise doc.error(
-                node,
-                f"layer '{name}': stride {what} {stride[axis]} is larger than its window"
-                f" {window[axis]}, so some inputs are never read",
-                hint="a fused chain needs every window at least as large as its stride",
-            )
         if padding[axis] >= window[axis]:
             raise doc.error(
                 block["padding"][1],
@@ -872,18 +987,15 @@ def _load_group(
     name = doc.scalar(block["name"][1], "group name") if "name" in block else names[first]
     out = layers[last].out_shape
     tile = [out[1], out[2]]
+    tile_k: int | None = None
+    k_given = False
     if "tile" in block:
         tiles = doc.mapping(block["tile"][1], "tile", ("P", "Q", "K"))
         for rank, (_, value) in tiles.items():
             size = doc.integer(value, f"tile {rank}")
             if rank == "K":
-                if size != out[0]:
-                    raise doc.error(
-                        value,
-                        f"tile K {size} splits the output channels ({out[0]}),"
-                        " which this model does not tile",
-                        hint=f"omit K or give K: {out[0]}",
-                    )
+                tile_k = _tile_k(doc, value, size, layers[last])
+                k_given = True
                 continue
             axis = TILE_RANKS.index(rank)
             if size > out[1 + axis]:
@@ -894,16 +1006,7 @@ def _load_group(
                     hint=f"a tile size from 1 to {out[1 + axis]}",
                 )
             tile[axis] = size
-    order: tuple[str, str] = ("P", "Q")
-    if "order" in block:
-        ranks = [doc.scalar(n, "a rank") for n in doc.sequence(block["order"][1], "order")]
-        if sorted(ranks) != ["P", "Q"]:
-            raise doc.error(
-                block["order"][1],
-                f"tile loop order {ranks} must name P and Q once each, outermost first",
-                hint="[P, Q] (rows outer) or [Q, P]",
-            )
-        order = (ranks[0], ranks[1])
+    order = _order(doc, block, k_given)
     choices = ["retain"] * (last - first) + ["spill"]
     choice_spans: list[tuple[str, SourceSpan]] = []
     if "intermediates" in block:
@@ -936,9 +1039,57 @@ def _load_group(
         input_choice=input_choice,
         weights=weights,
         buffer_elems=buffer_elems,
+        tile_k=tile_k,
         span=doc.span(item),
         choice_spans=tuple(choice_spans),
     )
+
+
+def _tile_k(doc: Any, node: yaml.Node, size: int, layer: FusedLayer) -> int | None:
+    """Output channels per tile of the group's last layer (``None``: all of them); only
+    a CONV or GEMM, whose every output channel reads all input channels, is split."""
+    channels = layer.out_shape[0]
+    if size > channels:
+        raise doc.error(
+            node,
+            f"tile K {size} is larger than the {channels} output channels of '{layer.name}'",
+            hint=f"a tile size from 1 to {channels}",
+        )
+    if size == channels:
+        return None
+    if layer.kind not in (Kind.CONV, Kind.GEMM):
+        raise doc.error(
+            node,
+            f"tile K {size} splits the channels of {layer.kind.value} layer '{layer.name}',"
+            " which this model tiles only for CONV and GEMM",
+            hint=f"omit K or give K: {channels}",
+        )
+    return size
+
+
+def _order(doc: Any, block: dict[str, Any], tiled_k: bool) -> tuple[str, ...]:
+    """The tile loop order, outermost first; ``K`` (innermost by default) is allowed only
+    when the tile gives ``K``, and only outermost or innermost."""
+    if "order" not in block:
+        return ("P", "Q", "K") if tiled_k else ("P", "Q")
+    node = block["order"][1]
+    ranks = tuple(str(doc.scalar(n, "a rank")) for n in doc.sequence(node, "order"))
+    if tiled_k and sorted(ranks) == ["P", "Q"]:
+        ranks = (*ranks, "K")
+    if sorted(ranks) != (["K", "P", "Q"] if tiled_k else ["P", "Q"]):
+        raise doc.error(
+            node,
+            f"tile loop order {list(ranks)} must name P and Q once each"
+            + (" and K once" if tiled_k else " (K only when the tile gives K)"),
+            hint="[P, Q] (rows outer) or [Q, P]; with a K tile also K first or last",
+        )
+    if tiled_k and ranks[1] == "K":
+        raise doc.error(
+            node,
+            f"tile loop order {list(ranks)} puts K between P and Q",
+            hint="K outermost ([K, P, Q]) or innermost ([P, Q, K])",
+        )
+    return ranks
 
 
 def _choice(

@@ -254,8 +254,9 @@ def _chains(draw: st.DrawFn) -> str:
         act = draw(st.sampled_from(["none", "relu"]))
         if kind in ("conv", "conv_s2"):
             k = draw(st.integers(1, 3))
+            c = k
             r = draw(st.sampled_from([1, 3]))
-            s = 2 if kind == "conv_s2" and r == 3 else 1
+            s = 2 if kind == "conv_s2" else 1  # 1x1 stride 2: a window smaller than its stride
             pad = draw(st.integers(0, r // 2))
             lines.append(
                 f"  - {{name: {name}, type: CONV, dims: {{K: {k}, R: {r}, S: {r}}},"
@@ -270,10 +271,11 @@ def _chains(draw: st.DrawFn) -> str:
             )
         elif kind == "gemm":
             n = draw(st.integers(1, 3))
+            c = n
             lines.append(f"  - {{name: {name}, type: GEMM, dims: {{N: {n}}}, activation: {act}}}")
         else:
             win = draw(st.sampled_from([2, 3]))
-            stride = draw(st.integers(1, win))
+            stride = draw(st.integers(1, win + 1))
             pool = draw(st.sampled_from(["max", "avg"]))
             lines.append(
                 f"  - {{name: {name}, type: POOL, pool: {pool}, window: {{Y: {win}, X: {win}}},"
@@ -286,12 +288,17 @@ def _chains(draw: st.DrawFn) -> str:
             reject()
     choices = {n: draw(st.sampled_from(["retain", "recompute", "spill"])) for n in names[:-1]}
     inter = ", ".join(f"{n}: {c}" for n, c in choices.items())
+    order = draw(st.sampled_from(["P, Q", "Q, P"]))
+    tile_k = ""
+    if kinds[-1] in ("conv", "conv_s2", "gemm"):
+        tile_k = f", K: {draw(st.integers(1, c))}"
+        order = draw(st.sampled_from([f"K, {order}", f"{order}, K"]))
     lines += [
         "groups:",
         "  - name: g",
         f"    layers: [{', '.join(names)}]",
-        f"    tile: {{P: {draw(st.integers(1, h))}, Q: {draw(st.integers(1, w))}}}",
-        f"    order: {draw(st.sampled_from(['[P, Q]', '[Q, P]']))}",
+        f"    tile: {{P: {draw(st.integers(1, h))}, Q: {draw(st.integers(1, w))}{tile_k}}}",
+        f"    order: [{order}]",
         f"    intermediates: {{{inter}}}",
         f"    input: {draw(st.sampled_from(['retain', 'reread']))}",
         f"    weights: {draw(st.sampled_from(['resident', 'reread']))}",
