@@ -410,3 +410,137 @@ def test_two_convs_runtime_closed_form() -> None:
     scenario = _load(TWO_CONVS.replace("CHOICE", "retain"))
     assert analyze_fused(scenario).groups[0].runtime_cycles == 434
     assert simulate_fused(scenario).result.groups[0].runtime_cycles == 487
+
+
+def test_weights_reread_per_tile() -> None:
+    """TWO_CONVS retained with weights re-read: c1 makes part of its map in each of the
+    4 tiles (new rows [0,5) or [5,8) times new columns [0,5) or [5,8)), so each tile
+    reads c1's 54 and c2's 54 weights again: 4 * 54 + 4 * 54 = 432 weight reads (resident:
+    108), plus the 128 input elements. On chip one layer's weights at a time, 54 instead of
+    108: the peak 297 - 108 + 54 = 243."""
+    scenario = _load(TWO_CONVS.replace("CHOICE", "retain"))
+    g = _both(_with(scenario, weights="reread"))
+    assert _tensor(g, "c1.weight")["reads"] == 216
+    assert _tensor(g, "c2.weight")["reads"] == 216
+    assert g.offchip_reads == 128 + 432
+    assert g.onchip_buffer_req_elems == 243
+
+
+K_TILES = """
+kind: fused
+input: {C: 1, Y: 4, X: 4}
+layers:
+  - {name: c1, type: CONV, dims: {K: 2, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+  - {name: c2, type: CONV, dims: {K: 4, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+groups:
+  - name: g
+    layers: [c1, c2]
+    tile: {P: 2, K: 2}
+    order: ORDER
+    intermediates: {c1: CHOICE}
+    weights: WEIGHTS
+hardware: {num_pes: 4, offchip_bw_elems_per_cycle: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("order", "choice", "weights", "c1_made", "c1_reads", "c1_peak", "weight_reads", "peak"),
+    [
+        ("[P, Q, K]", "retain", "resident", 32, 0, 24, 90, 56 + 90),
+        ("[K, P, Q]", "retain", "resident", 32, 0, 32, 90, 56 + 90),
+        ("[P, Q, K]", "recompute", "resident", 96, 0, 24, 90, 56 + 90),
+        ("[P, Q, K]", "retain", "reread", 32, 0, 24, 180, 56 + 36),
+        ("[K, P, Q]", "spill", "resident", 32, 64, 24, 90, 56 + 90),
+    ],
+)
+def test_output_channel_tiles(
+    order: str,
+    choice: str,
+    weights: str,
+    c1_made: int,
+    c1_reads: int,
+    c1_peak: int,
+    weight_reads: int,
+    peak: int,
+) -> None:
+    """c1: 3x3 conv, 1 -> 2 channels, 4x4 (padding 1); c2: 3x3 conv, 2 -> 4 channels.
+    c2's output in row tiles [0,2), [2,4) (columns whole) and channel tiles [0,2), [2,4):
+    4 tiles. Each row tile needs c1 rows [0,3) or [1,4), all 4 columns, both channels,
+    whichever K tile it makes.
+
+    * c2: 4*16 = 64 outputs written once, 64 * (2 ch * 9) = 1152 MACs.
+    * c1 retained or spilled: made once, 2*16 = 32 (rows [0,3), then row 3; the second
+      K tile of a row tile makes nothing), 288 MACs. Recomputed: every tile makes its
+      24-element field, 4 * 24 = 96, 864 MACs, 576 recomputed.
+    * input retained: its 16 elements read once.
+    * weights: c1 2*9 = 18, c2 4*2*9 = 72, resident 90. Re-read: c1 at the 2 tiles that
+      make c1, 2 * 18; c2's 2-channel slice (36) at all 4 tiles: 36 + 144 = 180; on chip
+      the largest per tile, 36.
+    * spill, K outer: 32 written; the 4 tiles need 24 each (96), of which 32 were made
+      on chip: 64 read back.
+    * c1 on chip, K inner: a row tile's 24. K outer, retained: pass 1 asks for c1 again,
+      so after the first pass has made all 32 they stay until their second use: 32.
+      Spilled or recomputed: the tile's 24.
+    * total peak at the first tile: input 16 (all 4 rows feed c1 rows [0,3)) + c1 24 +
+      the output tile 2*4*2 = 16 = 56, plus the weights on chip. With K outer and c1
+      retained the second tile holds input 8 (rows [2,4)) + c1 32 + 16 = 56 too.
+    """
+    text = K_TILES.replace("ORDER", order).replace("CHOICE", choice).replace("WEIGHTS", weights)
+    g = _both(_load(text))
+    assert g.tiles == 4
+    assert _tensor(g, "c2")["writes"] == 64
+    assert _tensor(g, "c2")["macs"] == 1152
+    assert _tensor(g, "c1")["macs"] == c1_made * 9
+    assert _tensor(g, "c1")["recomputed"] == (c1_made - 32) * 9
+    assert _tensor(g, "c1")["reads"] == c1_reads
+    assert _tensor(g, "c1")["buffer"] == c1_peak
+    assert _tensor(g, "input")["reads"] == 16
+    assert g.offchip_reads == 16 + c1_reads + weight_reads
+    assert g.onchip_buffer_req_elems == peak
+
+
+GAPS = """
+kind: fused
+input: {C: 1, Y: 8, X: 4}
+layers:
+  - {name: c1, type: CONV, dims: {K: 1, R: 1, S: 1}, stride: {Y: 2, X: 2}}
+  - {name: c2, type: CONV, dims: {K: 1, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+groups:
+  - {name: g, layers: [c1, c2], tile: {P: 2}, intermediates: {c1: CHOICE}, input: INPUT}
+hardware: {num_pes: 4, offchip_bw_elems_per_cycle: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("choice", "inp", "c1_made", "input_reads", "input_peak"),
+    [
+        ("retain", "retain", 8, 8, 6),
+        ("retain", "reread", 8, 8, 6),
+        ("recompute", "reread", 12, 12, 6),
+        ("recompute", "retain", 12, 8, 6),
+    ],
+)
+def test_window_smaller_than_stride(
+    choice: str, inp: str, c1_made: int, input_reads: int, input_peak: int
+) -> None:
+    """c1: a 1x1 conv with stride 2 (8x4 -> 4x2), reading only even rows and columns;
+    c2: 3x3, padding 1, 4x2. c2's row tiles [0,2), [2,4) need c1 rows [0,3), [1,4)
+    (both columns); c1 row o reads input row 2o, column j input column 2j.
+
+    * c1 retained: makes rows [0,3), then row 3: 8 elements, 8 MACs; they read input
+      rows {0,2,4} and {6}, columns {0,2}: 6 + 2 = 8 input elements, retained or
+      re-read alike (the odd rows and columns are never read). On chip at the first
+      tile the 6 it reads (an interval model would hold rows [0,5) x columns [0,3)).
+    * c1 recomputed: makes rows [0,3) and [1,4), 12 elements (4 recomputed), reading
+      input rows {0,2,4} and {2,4,6} (columns {0,2}): re-read 6 + 6 = 12, retained 8.
+      On chip, retained: tile 0 its 6 (rows {2,4} stay for tile 1 but are its own
+      anyway), tile 1 its 6 (row 0 released): 6.
+    * c2: 8 outputs written once, 72 MACs.
+    """
+    g = _both(_load(GAPS.replace("CHOICE", choice).replace("INPUT", inp)))
+    assert _tensor(g, "c1")["macs"] == c1_made
+    assert _tensor(g, "c1")["recomputed"] == c1_made - 8
+    assert _tensor(g, "input")["reads"] == input_reads
+    assert _tensor(g, "input")["buffer"] == input_peak
+    assert _tensor(g, "c2")["writes"] == 8
+    assert _tensor(g, "c2")["macs"] == 72
