@@ -22,7 +22,9 @@ from metronome.spec.fused import (
     FusedScenario,
     FusedTensorResult,
     GroupGeometry,
+    OnChip,
     group_geometry,
+    group_l2_accesses,
     set_sizes,
     union_size,
 )
@@ -31,16 +33,18 @@ from metronome.spec.hardware import UNBOUNDED, Hardware
 __all__ = ["analyze_fused", "analyze_group"]
 
 
-def _tile_cycles(
+def _tile_run(
     layer: FusedLayer, tile_rows: int, tile_cols: int, channels: int, hardware: Hardware
-) -> int:
-    """Cycles of one tile's sub-problem of ``layer`` under its own mapping, from the
-    single-layer closed form (its data already on chip: off-chip unbounded)."""
+) -> tuple[int, OnChip]:
+    """Cycles and on-chip traffic of one tile's sub-problem of ``layer`` under its own
+    mapping, from the single-layer closed form (its data already on chip: off-chip
+    unbounded)."""
     from .api import analyze
 
     sub, mapping = layer.sub_problem(tile_rows, tile_cols, hardware, channels)
     onchip = hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
-    return int(analyze(sub, mapping, onchip).runtime_cycles)
+    result = analyze(sub, mapping, onchip)
+    return int(result.runtime_cycles), OnChip.of(result)
 
 
 def grid_cycles(
@@ -50,32 +54,35 @@ def grid_cycles(
     channels: int,
     hardware: Hardware,
     outer_first: bool,
-) -> np.ndarray:
+) -> tuple[np.ndarray, OnChip]:
     """Per tile (outer, inner), the cycles of the layer's made ``rows x cols`` region of
-    ``channels`` output channels, one single-layer analysis per distinct region shape."""
+    ``channels`` output channels, and the on-chip traffic of all those tiles; one
+    single-layer analysis per distinct region shape."""
     out = np.zeros((len(rows), len(cols)), dtype=np.int64)
-    cache: dict[tuple[int, int], int] = {}
+    cache: dict[tuple[int, int], tuple[int, OnChip]] = {}
+    total = OnChip()
     for a, h in enumerate(rows.tolist()):
         for b, w in enumerate(cols.tolist()):
             if h and w:
                 if (h, w) not in cache:
-                    cache[(h, w)] = _tile_cycles(layer, h, w, channels, hardware)
-                out[a, b] = cache[(h, w)]
-    return out if outer_first else out.T
+                    cache[(h, w)] = _tile_run(layer, h, w, channels, hardware)
+                out[a, b], counts = cache[(h, w)]
+                total += counts
+    return (out if outer_first else out.T), total
 
 
 def _layer_compute(
     geo: GroupGeometry, k: int, later: bool, channels: int, hardware: Hardware
-) -> np.ndarray:
+) -> tuple[np.ndarray, OnChip]:
     """Per spatial tile, the PE cycles of layer ``k - 1`` making its part of tensor
-    ``k``: its own dataflow's single-layer closed form, or its operations spread evenly
-    over the PEs it keeps busy."""
+    ``k`` (its own dataflow's single-layer closed form, or its operations spread evenly
+    over the PEs it keeps busy), and the on-chip traffic its dataflow counts."""
     layer = geo.layers[k - 1]
     rows, cols = (geo.later if later else geo.first)[k]
     if layer.dataflow is None:
         made = channels * geo.sizes(k, later, "make")
         cycles: np.ndarray = -(-(made * layer.ops_per_output) // layer.pes(hardware.num_pes))
-        return cycles
+        return cycles, OnChip()
     return grid_cycles(
         layer, set_sizes(rows.make), set_sizes(cols.make), channels, hardware, geo.outer_first
     )
@@ -93,7 +100,8 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
     compute = [np.zeros(shape, dtype=np.int64) for _ in passes]
     live_total: list[np.ndarray] | None = None
     tensors: list[FusedTensorResult] = []
-    l2 = 0
+    made_all, needed_all = [], []
+    onchip: list[OnChip | None] = [None] * n
     for k in range(n + 1):
         ch = geo.channels[k]
         made = needed = 0
@@ -126,9 +134,16 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
             rows, cols = geo.first[k]
             once = ch * union_size(rows.make) * union_size(cols.make)
             recomputed = macs - once * layer.macs_per_output
+            counts = OnChip()
             for i, p in enumerate(passes):
-                compute[i] += _layer_compute(geo, k, not p.first, p.channels if k == n else ch, hw)
-        l2 += made + needed
+                cycles, tile_counts = _layer_compute(
+                    geo, k, not p.first, p.channels if k == n else ch, hw
+                )
+                compute[i] += cycles
+                counts += tile_counts.scaled(p.count)
+            onchip[k - 1] = counts
+        made_all.append(made)
+        needed_all.append(needed)
         tensors.append(
             FusedTensorResult(
                 tensor=names[k],
@@ -141,6 +156,7 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
         )
     weight_buffer = 0
     out_channels = geo.channels[n]
+    weight_loads, weight_uses = [0] * n, [0] * n
     for i, layer in enumerate(layers):
         w = layer.weight_elems
         if not w:
@@ -160,7 +176,7 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
             weight_buffer += w
         else:
             reads = uses
-        l2 += reads + uses
+        weight_loads[i], weight_uses[i] = reads, uses
         tensors.append(
             FusedTensorResult(
                 tensor=f"{layer.name}.weight",
@@ -181,7 +197,7 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
         tensors,
         buffer_elems=max(int(a.max(initial=0)) for a in live_total) + weight_buffer,
         runtime_cycles=runtime,
-        l2_accesses=l2,
+        onchip=group_l2_accesses(layers, made_all, needed_all, weight_loads, weight_uses, onchip),
         tiles=shape[0] * shape[1] * sum(p.count for p in passes),
     )
 

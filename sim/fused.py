@@ -34,6 +34,8 @@ from metronome.spec.fused import (
     FusedScenario,
     FusedTensorResult,
     Kind,
+    OnChip,
+    group_l2_accesses,
 )
 from metronome.spec.hardware import UNBOUNDED, Hardware
 
@@ -159,14 +161,15 @@ def _layer_cycles(
     channels: int,
     pes: int,
     hardware: Hardware,
-    cache: dict[tuple[int, int, int], int],
-) -> int:
-    """PE cycles of what a tile makes of a layer (``channels`` output channels): with
-    the layer's own dataflow, the single-layer simulator's run of the made region's
-    rows x columns (data on chip: off-chip unbounded), once per region shape; without
-    one, the operations spread over the PEs."""
+    cache: dict[tuple[int, int, int], tuple[int, OnChip]],
+) -> tuple[int, OnChip]:
+    """PE cycles and on-chip traffic of what a tile makes of a layer (``channels``
+    output channels): with the layer's own dataflow, the single-layer simulator's run
+    of the made region's rows x columns (data on chip: off-chip unbounded), once per
+    region shape; without one, the operations spread over the PEs (no L1 or NoC
+    model)."""
     if layer.dataflow is None or not made.count:
-        return -(-elems * layer.ops_per_output // pes)
+        return -(-elems * layer.ops_per_output // pes), OnChip()
     rows = int(np.count_nonzero(made.mask.any(axis=1)))
     cols = int(np.count_nonzero(made.mask.any(axis=0)))
     if made.count != rows * cols:
@@ -176,7 +179,8 @@ def _layer_cycles(
 
         sub, mapping = layer.sub_problem(rows, cols, hardware, channels)
         onchip = hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
-        cache[(rows, cols, channels)] = int(simulate(sub, mapping, onchip).layer.runtime_cycles)
+        run = simulate(sub, mapping, onchip).layer
+        cache[(rows, cols, channels)] = (int(run.runtime_cycles), OnChip.of(run))
     return cache[(rows, cols, channels)]
 
 
@@ -199,7 +203,8 @@ def _run_group(
     reads = [0] * (n + 1)
     writes = [0] * (n + 1)
     pes = [layer.pes(hw.num_pes) for layer in layers]
-    cycle_cache: list[dict[tuple[int, int, int], int]] = [{} for _ in layers]
+    cycle_cache: list[dict[tuple[int, int, int], tuple[int, OnChip]]] = [{} for _ in layers]
+    onchip: list[OnChip | None] = [OnChip() if layer.dataflow else None for layer in layers]
     trace = _GroupTrace()
     for t, (y0, y1, x0, x1, k0, k1) in enumerate(tiles):
         make: list[_Region] = [_empty()] * (n + 1)
@@ -243,7 +248,13 @@ def _run_group(
                 live[k][t] += needed
             if k > 0:
                 layer = layers[k - 1]
-                work += _layer_cycles(layer, make[k], made, ch, pes[k - 1], hw, cycle_cache[k - 1])
+                cycles, counts = _layer_cycles(
+                    layer, make[k], made, ch, pes[k - 1], hw, cycle_cache[k - 1]
+                )
+                work += cycles
+                tally = onchip[k - 1]
+                if tally is not None:
+                    onchip[k - 1] = tally + counts
         # A layer that makes something reads its weights; the last one only its
         # output channels' slice.
         trace.weights.append(
@@ -287,7 +298,7 @@ def _run_group(
             )
         )
     weight_buffer = 0
-    l2 = sum(made_total) + sum(need_total)
+    weight_loads, weight_uses = [0] * n, [0] * n
     for i, layer in enumerate(layers):
         w = layer.weight_elems
         if not w:
@@ -302,7 +313,7 @@ def _run_group(
             for t, elems in enumerate(per_tile):
                 trace.loads[t] += elems
             weight_buffer = max(weight_buffer, max(per_tile))
-        l2 += loaded + sum(per_tile)
+        weight_loads[i], weight_uses[i] = loaded, sum(per_tile)
         tensors.append(
             FusedTensorResult(
                 tensor=f"{layer.name}.weight",
@@ -318,7 +329,7 @@ def _run_group(
         tensors,
         buffer_elems=int(np.sum(live, axis=0).max(initial=0)) + weight_buffer,
         runtime_cycles=runtime,
-        l2_accesses=l2,
+        onchip=group_l2_accesses(layers, made_total, need_total, weight_loads, weight_uses, onchip),
         tiles=len(tiles),
     )
     return result, trace

@@ -49,10 +49,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .energy import ENERGY_TABLES
+from .energy import ENERGY_TABLES, AccessCounts
 from .hardware import Hardware
 from .layer import Layer, LayerType, make_layer
 from .mapping import Mapping
+from .results import LayerResult
 from .source import SourceSpan, SpecError
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "FusedTensorResult",
     "GroupGeometry",
     "KPass",
+    "OnChip",
     "is_fused_file",
     "load_fused",
 ]
@@ -531,9 +533,71 @@ class FusedTensorResult:
     macs_recomputed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class OnChip:
+    """Traffic inside the chip of one layer's tile sub-problem, from a single-layer
+    engine: L1 accesses, accesses between the L2 and the PEs (input and weight reads,
+    output writes; the L2 fills and drains are the group's), NoC element-hops."""
+
+    l1_accesses: int = 0
+    l2_accesses: int = 0
+    noc_elem_hops: int = 0
+
+    @classmethod
+    def of(cls, result: LayerResult) -> OnChip:
+        """The on-chip part of a single-layer result (its data already on chip)."""
+        counts = AccessCounts.of(result)
+        pe_side = (
+            result.tensor("input").l2_reads
+            + result.tensor("weight").l2_reads
+            + result.tensor("output").l2_writes
+        )
+        return cls(counts.l1_accesses, pe_side, counts.noc_elem_hops)
+
+    def scaled(self, times: int) -> OnChip:
+        """These counts ``times`` over."""
+        return OnChip(
+            self.l1_accesses * times, self.l2_accesses * times, self.noc_elem_hops * times
+        )
+
+    def __add__(self, other: OnChip) -> OnChip:
+        return OnChip(
+            self.l1_accesses + other.l1_accesses,
+            self.l2_accesses + other.l2_accesses,
+            self.noc_elem_hops + other.noc_elem_hops,
+        )
+
+
+def group_l2_accesses(
+    layers: tuple[FusedLayer, ...],
+    made: list[int],
+    needed: list[int],
+    weight_loads: list[int],
+    weight_uses: list[int],
+    onchip: list[OnChip | None],
+) -> OnChip:
+    """The group's L2 accesses and the L1 and NoC traffic of its layers' dataflows.
+
+    Every tensor's elements are written into the L2 once per make and read once per
+    need (the group input from off-chip, the output to off-chip), weights once per
+    load and once per tile that uses them. A layer with its own dataflow replaces its
+    part (its input's needs, its output's makes and its weight uses) by what its
+    single-layer model counts between the L2 and the PEs over all its tiles
+    (``onchip[i]``), and adds that model's L1 and NoC traffic.
+    """
+    l2 = sum(made) + sum(needed) + sum(weight_loads) + sum(weight_uses)
+    total = OnChip()
+    for i, counts in enumerate(onchip):
+        if counts is not None and layers[i].dataflow is not None:
+            l2 += counts.l2_accesses - needed[i] - made[i + 1] - weight_uses[i]
+            total += counts
+    return OnChip(total.l1_accesses, l2, total.noc_elem_hops)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FusedGroupResult:
-    """One fusion group: totals over its tensors, its runtime and energy."""
+    """One fusion group: totals over its tensors, its runtime and energy (MACs, L1,
+    L2, NoC and off-chip accesses priced in the scenario's energy table)."""
 
     group: str
     offchip_reads: int
@@ -546,6 +610,8 @@ class FusedGroupResult:
     l2_accesses: int
     tiles: int
     tensors: tuple[FusedTensorResult, ...]
+    l1_accesses: int = 0
+    noc_elem_hops: int = 0
 
     @classmethod
     def total(
@@ -556,19 +622,22 @@ class FusedGroupResult:
         *,
         buffer_elems: int,
         runtime_cycles: int,
-        l2_accesses: int,
+        onchip: OnChip,
         tiles: int,
     ) -> FusedGroupResult:
-        """The group's result from its tensors: sums, and the energy of its MACs, L2
-        accesses and off-chip elements in the scenario's energy table."""
+        """The group's result from its tensors: sums, and the energy of its MACs, L1,
+        L2 and NoC accesses and off-chip elements in the scenario's energy table."""
         reads = sum(t.offchip_reads for t in tensors)
         writes = sum(t.offchip_writes for t in tensors)
         macs = sum(t.macs for t in tensors)
-        table = ENERGY_TABLES[scenario.energy]
-        energy = (
-            macs * table.mac_nj
-            + l2_accesses * table.l2_access_nj
-            + (reads + writes) * table.offchip_access_nj
+        energy = ENERGY_TABLES[scenario.energy].energy_nj(
+            AccessCounts(
+                macs=macs,
+                l1_accesses=onchip.l1_accesses,
+                l2_accesses=onchip.l2_accesses,
+                noc_elem_hops=onchip.noc_elem_hops,
+                offchip_accesses=reads + writes,
+            )
         )
         return cls(
             group=group.name,
@@ -579,9 +648,11 @@ class FusedGroupResult:
             macs_recomputed=sum(t.macs_recomputed for t in tensors),
             runtime_cycles=runtime_cycles,
             energy_nj=round(energy, 6),
-            l2_accesses=l2_accesses,
+            l2_accesses=onchip.l2_accesses,
             tiles=tiles,
             tensors=tuple(tensors),
+            l1_accesses=onchip.l1_accesses,
+            noc_elem_hops=onchip.noc_elem_hops,
         )
 
     def metrics(self) -> dict[str, float]:
@@ -594,6 +665,9 @@ class FusedGroupResult:
             "macs_recomputed": self.macs_recomputed,
             "runtime_cycles": self.runtime_cycles,
             "energy_nj": self.energy_nj,
+            "l1_accesses": self.l1_accesses,
+            "l2_accesses": self.l2_accesses,
+            "noc_elem_hops": self.noc_elem_hops,
         }
         for t in self.tensors:
             for key in (

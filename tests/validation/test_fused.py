@@ -544,3 +544,54 @@ def test_window_smaller_than_stride(
     assert _tensor(g, "input")["buffer"] == input_peak
     assert _tensor(g, "c2")["writes"] == 8
     assert _tensor(g, "c2")["macs"] == 72
+
+
+def test_dataflow_traffic_counts_in_energy() -> None:
+    """A one-layer group, one tile: c1 of two_convs (2x8x8 -> 3x8x8, 3x3, padding 1).
+
+    Without a dataflow the L2 sees the input written (128) and read (128), the output
+    written (192) and read for off-chip (192), the weights loaded (54) and read (54):
+    748 accesses, no L1 or NoC traffic. With its dataflow, the layer's own part (input
+    read 128, output written 192, weights read 54) is what each engine's single-layer
+    model counts between the L2 and the PEs for the one sub-problem (the whole layer
+    on its 10x10 padded window), and that model's L1 and NoC traffic are added; the
+    energy prices all of them with the scenario's table. Golden single-layer counts
+    come from each engine's own single-layer run.
+    """
+    from metronome.analytic.api import analyze
+    from metronome.sim.simulate import simulate
+    from metronome.spec.energy import ENERGY_TABLES, AccessCounts
+    from metronome.spec.fused import OnChip
+    from metronome.spec.hardware import UNBOUNDED
+
+    text = Path("scenarios/fused/two_convs.yaml").read_text()
+    groups = text[text.index("groups:") : text.index("hardware:")]
+    text = text.replace(
+        groups, "groups:\n  - {name: g1, layers: [c1]}\n  - {name: g2, layers: [c2]}\n"
+    )
+    scenario = _load(text)
+    layer = scenario.layers[0]
+    sub, mapping = layer.sub_problem(8, 8, scenario.hardware)
+    onchip = scenario.hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
+    table = ENERGY_TABLES[scenario.energy]
+    plain = dataclasses.replace(layer, dataflow=None)
+    bare = dataclasses.replace(scenario, layers=(plain, *scenario.layers[1:]))
+    for engine, single in (
+        (analyze_fused, lambda: analyze(sub, mapping, onchip)),
+        (lambda s: simulate_fused(s).result, lambda: simulate(sub, mapping, onchip).layer),
+    ):
+        g = engine(bare).groups[0]
+        assert (g.l1_accesses, g.l2_accesses, g.noc_elem_hops) == (0, 748, 0)
+        counts = OnChip.of(single())
+        g = engine(scenario).groups[0]
+        assert g.l1_accesses == counts.l1_accesses > 0
+        assert g.noc_elem_hops == counts.noc_elem_hops > 0
+        assert g.l2_accesses == 748 - (128 + 192 + 54) + counts.l2_accesses
+        priced = AccessCounts(
+            macs=g.macs,
+            l1_accesses=g.l1_accesses,
+            l2_accesses=g.l2_accesses,
+            noc_elem_hops=g.noc_elem_hops,
+            offchip_accesses=g.offchip_reads + g.offchip_writes,
+        )
+        assert g.energy_nj == round(table.energy_nj(priced), 6)
