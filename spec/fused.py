@@ -252,11 +252,14 @@ def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
     s, r, p = layer.stride[axis], layer.window[axis], layer.padding[axis]
     size = layer.in_shape[1 + axis]
     need = np.zeros((made.shape[0], size), dtype=bool)
-    out = np.arange(made.shape[1]) * s - p
+    outputs = made.shape[1]
     for tap in range(r):
-        rows = out + tap
-        valid = (rows >= 0) & (rows < size)
-        need[:, rows[valid]] |= made[:, valid]
+        # Outputs o with 0 <= o s - p + tap < size, a run [lo, hi) of them.
+        lo = max(0, -(-(p - tap) // s))
+        hi = min(outputs, (size - 1 + p - tap) // s + 1)
+        if hi > lo:
+            start = lo * s - p + tap
+            need[:, start : start + (hi - lo - 1) * s + 1 : s] |= made[:, lo:hi]
     return need
 
 
@@ -395,6 +398,7 @@ class GroupGeometry:
     first: tuple[tuple[AxisSets, AxisSets], ...]
     later: tuple[tuple[AxisSets, AxisSets], ...]
     extended: tuple[bool, ...]
+    cache: dict[tuple[int, bool, str], np.ndarray] = field(default_factory=dict, compare=False)
 
     def orient(self, sets: tuple[AxisSets, AxisSets]) -> tuple[AxisSets, AxisSets]:
         """``(rows, cols)`` as ``(outer, inner)`` of the spatial loop order."""
@@ -407,8 +411,13 @@ class GroupGeometry:
     def sizes(self, k: int, later: bool, what: str) -> np.ndarray:
         """Per spatial tile, the elements (per channel) tensor ``k``'s ``what`` (``need``
         or ``make``) set holds, for the first or a later K index."""
-        ry, rx = (self.later if later else self.first)[k]
-        return self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
+        key = (k, later and len(self.passes) > 1, what)
+        if key not in self.cache:
+            ry, rx = (self.later if key[1] else self.first)[k]
+            sizes = self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
+            sizes.setflags(write=False)
+            self.cache[key] = sizes
+        return self.cache[key]
 
     def live(self, k: int) -> list[np.ndarray]:
         """Elements of tensor ``k`` on chip during each spatial tile, one ``(outer,
