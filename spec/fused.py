@@ -3,15 +3,19 @@
 A fused scenario (``kind: fused``) describes a chain of layers on one image (batch 1):
 CONV, DSCONV and GEMM as :class:`metronome.spec.layer.Layer`, plus max/avg pooling; every layer
 may carry a free element-wise activation and implicit zero padding (generated on chip,
-never transferred). Consecutive layers form a *fusion group*. A group's schedule tiles
-the last layer's output over its rows ``P`` and columns ``Q`` (channels are never
-tiled), walks the tiles in a loop order (``[P, Q]``: rows outer), and says for every
+never transferred); a window may be smaller than its stride (a strided 1x1
+convolution reads rows and columns with gaps). Consecutive layers form a *fusion
+group*. A group's schedule tiles the last layer's output over its rows ``P``, columns
+``Q`` and, when the last layer is a CONV or GEMM, output channels ``K`` (a channel tile
+reads all channels of its input), walks the tiles in a loop order (``[P, Q]``: rows
+outer; ``K`` outermost or innermost), and says for every
 intermediate tensor whether it is **retained** on chip (each element computed once and
 kept until its last use), **recomputed** (each tile computes its whole receptive field
 anew) or **spilled** (computed once, written off-chip, read back where a later tile
 needs it). The group input is ``retain`` (read once, kept while needed) or ``reread``
 (every tile reads its whole region); weights are ``resident`` (read once per group) or
-``reread`` (read again by every tile that uses them).
+``reread`` (read again by every tile that uses them; the last layer's channel tiles
+read only their slice).
 
 Example::
 
@@ -25,17 +29,18 @@ Example::
       - name: g
         layers: [c1, p1]
         tile: {P: 2, Q: 4}
-        order: [P, Q]
+        order: [P, Q]               # with a channel tile, e.g. tile {P: 2, K: 2}: [K, P, Q]
         intermediates: {c1: retain}
         input: retain
         weights: resident
         buffer_elems: 4096          # optional: the on-chip capacity the design declares
     hardware: {num_pes: 16, offchip_bw_elems_per_cycle: 4, bytes_per_elem: 4}
 
-The per-tile geometry (which interval of every tensor each tile needs and computes,
-along one spatial dimension) is defined here, because the loader needs it to reject a
-retain choice that cannot fit the declared buffer, and the analytic model builds on it.
-The simulator does not use it: it derives the same sets from element masks.
+The per-tile geometry (which rows, or columns, of every tensor each tile needs and
+computes, one spatial dimension at a time, and how long retained elements stay on chip)
+is defined here, because the loader needs it to reject a retain choice that cannot fit
+the declared buffer, and the analytic model builds on it. The simulator does not use
+it: it derives the same sets from 2-D element masks, tile by tile.
 """
 
 from __future__ import annotations
