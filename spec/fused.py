@@ -8,7 +8,7 @@ convolution reads rows and columns with gaps). Consecutive layers form a *fusion
 group*. A group's schedule tiles the last layer's output over its rows ``P``, columns
 ``Q`` and, when the last layer is a CONV or GEMM, output channels ``K`` (a channel tile
 reads all channels of its input), walks the tiles in a loop order (``[P, Q]``: rows
-outer; ``K`` outermost or innermost), and says for every
+outer; ``K`` anywhere, innermost by default), and says for every
 intermediate tensor whether it is **retained** on chip (each element computed once and
 kept until its last use), **recomputed** (each tile computes its whole receptive field
 anew) or **spilled** (computed once, written off-chip, read back where a later tile
@@ -184,7 +184,7 @@ class FusedGroup:
 
     ``tile`` is the rows and columns of the last layer's output per tile, ``tile_k`` its
     output channels per tile (``None``: all); ``order`` the tile loops, outermost
-    first: ``P`` and ``Q``, and ``K`` outermost or innermost when channels are tiled.
+    first: ``P`` and ``Q``, and ``K`` when channels are tiled.
     ``choices[k]`` is the choice for the output of layer ``first + k`` (the last entry,
     the group output, is always ``"spill"``: written off-chip once).
     """
@@ -398,7 +398,8 @@ class GroupGeometry:
     kinds: tuple[str, ...]
     channels: tuple[int, ...]
     outer_first: bool
-    k_outer: bool
+    k_position: str
+    """Where the K loop is: ``outer``, ``middle`` (between the spatial loops) or ``inner``."""
     passes: tuple[KPass, ...]
     first: tuple[tuple[AxisSets, AxisSets], ...]
     later: tuple[tuple[AxisSets, AxisSets], ...]
@@ -426,19 +427,18 @@ class GroupGeometry:
 
     def live(self, k: int) -> list[np.ndarray]:
         """Elements of tensor ``k`` on chip during each spatial tile, one ``(outer,
-        inner)`` array per entry of :attr:`passes`.
+        inner)`` array per entry of :attr:`passes` (derivation: docs/fused.md).
 
         Retained tensors (the group input when retained) hold each element from the
         first tile that needs it to the last; the others hold their tile's needed set;
         the output its tile. With the K loop innermost a later K index holds no more
         than the first index of the same spatial tile did (same sets, or subsets), so
-        only the first pass is returned. With K outermost, a retained tensor that later
-        passes ask again (``extended``) stays whole on chip between passes: during the
-        first pass it holds everything needed so far, then everything, and during the
-        last pass everything still needed.
+        only the first pass is returned. With K outermost or between the spatial loops,
+        a retained tensor that later K indices ask again (``extended``) stays on chip
+        across them.
         """
         n = len(self.layers)
-        passes = self.passes if self.k_outer else self.passes[:1]
+        passes = self.passes if self.k_position != "inner" else self.passes[:1]
         ch = self.channels[k]
         if k == n:
             return [p.channels * self.sizes(n, False, "need") for p in passes]
@@ -446,24 +446,58 @@ class GroupGeometry:
             return [ch * self.sizes(k, not p.first, "need") for p in passes]
         outer, inner = self.orient(self.first[k])
         spread = ch * live_elems(outer.need, inner.need)
-        if len(self.passes) == 1 or not self.k_outer:
+        if len(self.passes) == 1 or self.k_position == "inner":
             return [spread for _ in passes]
+        if self.k_position == "middle":
+            first, middle, last = _middle_k_live(outer.need, inner.need, self.extended[k])
+            return [ch * (first if p.first else last if p.last else middle) for p in passes]
         out = []
         made = ch * self.sizes(k, False, "make")
         for p in passes:
             if not self.extended[k]:
                 out.append(spread if p.first else np.zeros_like(spread))
             elif p.first:
+                # Everything needed so far stays for the later passes.
                 out.append(np.cumsum(made.ravel()).reshape(made.shape))
             elif not p.last:
                 out.append(np.full_like(spread, made.sum()))
             else:
-                after = [
-                    AxisSets(s.need, s.need & ~_after(s.need)) for s in self.orient(self.first[k])
-                ]
-                fresh = ch * np.outer(set_sizes(after[0].make), set_sizes(after[1].make))
+                # Everything still needed: new parts taken from the end, summed backwards.
+                after = [s.need & ~_after(s.need) for s in (outer, inner)]
+                fresh = ch * np.outer(set_sizes(after[0]), set_sizes(after[1]))
                 out.append(np.cumsum(fresh.ravel()[::-1])[::-1].reshape(fresh.shape))
         return out
+
+
+def _middle_k_live(outer: np.ndarray, inner: np.ndarray, extended: bool) -> list[np.ndarray]:
+    """Per-channel elements of a retained tensor on chip with the K loop between the
+    outer and the inner spatial loop, for the first, middle and last K index (tiles
+    ``(a, c, b)``; ``outer``/``inner`` the per-axis needed masks).
+
+    Not extended (needed at ``c = 0`` only): the first K index is the plain schedule;
+    at a later one an element stays iff tiles of outer index ``<= a`` and ``> a`` both
+    need it, ``(Y<=a ∩ Y>a) x X``. Extended (needed at every ``c``): first index
+    ``(Y<a ∩ Y>=a) x X ∪ A_a x X<=b``, middle ``(Y<=a ∩ Y>=a) x X``, last ``(Y<=a ∩
+    Y>a) x X ∪ A_a x X>=b`` (``Y<a`` the union of the outer sets before ``a``, ``X`` of
+    all inner sets, ``X<=b`` of the inner sets up to ``b``).
+    """
+    a = outer
+    before, after = _before(a), _after(a)
+    upto, onward = before | a, after | a
+    width = np.count_nonzero(inner.any(axis=0))
+    x_upto = set_sizes(_before(inner) | inner)
+    x_onward = set_sizes(_after(inner) | inner)
+    cols = np.ones(len(inner), dtype=np.int64)
+    kept_after = np.outer(set_sizes(upto & after) * width, cols)
+    if not extended:
+        return [live_elems(outer, inner), kept_after, kept_after]
+    own = set_sizes(a)
+    first = np.outer(set_sizes(before & onward) * width, cols) + np.outer(
+        own - set_sizes(before & a), x_upto
+    )
+    middle = np.outer(set_sizes(upto & onward) * width, cols)
+    last = kept_after + np.outer(own - set_sizes(after & a), x_onward)
+    return [first, middle, last]
 
 
 def k_passes(channels: int, tile: int) -> tuple[KPass, ...]:
@@ -511,7 +545,9 @@ def group_geometry(scenario: FusedScenario, group: FusedGroup) -> GroupGeometry:
         kinds=kinds,
         channels=channels,
         outer_first=group.spatial_order[0] == "P",
-        k_outer=group.order[0] == "K",
+        k_position=("outer", "middle", "inner")[group.order.index("K")]
+        if "K" in group.order
+        else "inner",
         passes=passes,
         first=first,
         later=later,
@@ -1157,7 +1193,7 @@ def _tile_k(doc: Any, node: yaml.Node, size: int, layer: FusedLayer) -> int | No
 
 def _order(doc: Any, block: dict[str, Any], tiled_k: bool) -> tuple[str, ...]:
     """The tile loop order, outermost first; ``K`` (innermost by default) is allowed only
-    when the tile gives ``K``, and only outermost or innermost."""
+    when the tile gives ``K``."""
     if "order" not in block:
         return ("P", "Q", "K") if tiled_k else ("P", "Q")
     node = block["order"][1]
@@ -1169,13 +1205,7 @@ def _order(doc: Any, block: dict[str, Any], tiled_k: bool) -> tuple[str, ...]:
             node,
             f"tile loop order {list(ranks)} must name P and Q once each"
             + (" and K once" if tiled_k else " (K only when the tile gives K)"),
-            hint="[P, Q] (rows outer) or [Q, P]; with a K tile also K first or last",
-        )
-    if tiled_k and ranks[1] == "K":
-        raise doc.error(
-            node,
-            f"tile loop order {list(ranks)} puts K between P and Q",
-            hint="K outermost ([K, P, Q]) or innermost ([P, Q, K])",
+            hint="[P, Q] (rows outer) or [Q, P]; with a K tile K anywhere, e.g. [K, P, Q]",
         )
     return ranks
 

@@ -60,10 +60,10 @@ def test_shapes_follow_the_chain(tmp_path: Path) -> None:
         ("tile: {P: 1, Q: 2}", "tile: {P: 1, K: 3}", 10, "3}", "tile K 3 is larger than the 2"),
         (
             "tile: {P: 1, Q: 2}",
-            "tile: {P: 1, K: 1}\n    order: [P, K, Q]",
+            "tile: {P: 1, K: 1}\n    order: [P, K]",
             11,
             "[P, K",
-            "puts K between P and Q",
+            "must name P and Q once each and K once",
         ),
         (
             "tile: {P: 1, Q: 2}",

@@ -292,7 +292,8 @@ def _chains(draw: st.DrawFn) -> str:
     tile_k = ""
     if kinds[-1] in ("conv", "conv_s2", "gemm"):
         tile_k = f", K: {draw(st.integers(1, c))}"
-        order = draw(st.sampled_from([f"K, {order}", f"{order}, K"]))
+        first, second = order.split(", ")
+        order = draw(st.sampled_from([f"K, {order}", f"{first}, K, {second}", f"{order}, K"]))
     lines += [
         "groups:",
         "  - name: g",
@@ -595,3 +596,31 @@ def test_dataflow_traffic_counts_in_energy() -> None:
             offchip_accesses=g.offchip_reads + g.offchip_writes,
         )
         assert g.energy_nj == round(table.energy_nj(priced), 6)
+
+
+def test_output_channel_tiles_between_spatial_loops() -> None:
+    """K_TILES (c1 retained, weights resident) with 2x2-pixel tiles and the channel loop
+    between the row and column loops, order [P, K, Q]: tiles (a, c, b), 2 * 2 * 2 = 8.
+    Per axis c2's tiles [0,2), [2,4) need c1 [0,3), [1,4); c1 makes [0,3), then [3,4),
+    which read input [0,4), [2,4).
+
+    * c1 (2 channels) is asked again by the second channel tile, so it stays across
+      it. Per channel, at c = 0 (Y<a ∩ Y>=a) x X ∪ A_a x X<=b: (0,0) 3x3 = 9, (0,1)
+      3x4 = 12, (1,0) [1,3)x4 ∪ [1,4)x[0,3) = 8 + 9 - 6 = 11, (1,1) 12; at c = 1 (Y<=a ∩
+      Y>a) x X ∪ A_a x X>=b: (0,0) 12, (0,1) 8 + 9 - 6 = 11, (1,0) 12, (1,1) 9. Peak 24.
+    * input (1 channel, needed at c = 0 only): c = 0 as without channel tiles, 16, 12,
+      8, 4; c = 1 keeps what outer rows <= a and > a both need, (Y<=a ∩ Y>a) x X:
+      a = 0 [2,4) x 4 = 8, a = 1 none.
+    * output tile 2x2 pixels x 2 channels = 8.
+    * totals in loop order: 16+18+8 = 42, 12+24+8 = 44, 8+24+8 = 40, 8+22+8 = 38,
+      8+22+8 = 38, 4+24+8 = 36, 0+24+8 = 32, 0+18+8 = 26: peak 44, plus the resident
+      weights 90: 134. Transfers as with any order: input 16, weights 90, output 64.
+    """
+    text = K_TILES.replace("ORDER", "[P, K, Q]").replace("CHOICE", "retain")
+    text = text.replace("WEIGHTS", "resident").replace("{P: 2, K: 2}", "{P: 2, Q: 2, K: 2}")
+    g = _both(_load(text))
+    assert g.tiles == 8
+    assert _tensor(g, "c1")["buffer"] == 24
+    assert _tensor(g, "input")["buffer"] == 16
+    assert g.onchip_buffer_req_elems == 134
+    assert (g.offchip_reads, g.offchip_writes) == (16 + 90, 64)
