@@ -102,6 +102,8 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
     tensors: list[FusedTensorResult] = []
     made_all, needed_all = [], []
     onchip: list[OnChip | None] = [None] * n
+    # Passes that share their sets and channel counts share their per-tile arrays.
+    runs: dict[tuple[int, bool, int], tuple[np.ndarray, OnChip]] = {}
     for k in range(n + 1):
         ch = geo.channels[k]
         made = needed = 0
@@ -136,9 +138,10 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
             recomputed = macs - once * layer.macs_per_output
             counts = OnChip()
             for i, p in enumerate(passes):
-                cycles, tile_counts = _layer_compute(
-                    geo, k, not p.first, p.channels if k == n else ch, hw
-                )
+                key = (k, not p.first, p.channels if k == n else ch)
+                if key not in runs:
+                    runs[key] = _layer_compute(geo, *key, hw)
+                cycles, tile_counts = runs[key]
                 compute[i] += cycles
                 counts += tile_counts.scaled(p.count)
             onchip[k - 1] = counts

@@ -241,6 +241,24 @@ class AxisSets:
 
     need: np.ndarray
     make: np.ndarray
+    need_before: np.ndarray | None = None
+    """Per index, the union of the needed sets before it, when it was computed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AxisUnions:
+    """One axis's needed masks and, per index, the union of those strictly before and
+    strictly after it (what lifetimes are made of)."""
+
+    mask: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+    @classmethod
+    def of(cls, masks: np.ndarray, before: np.ndarray | None = None) -> AxisUnions:
+        """The unions of ``masks`` (``before`` if already known)."""
+        masks = np.asarray(masks, dtype=bool)
+        return cls(masks, _before(masks) if before is None else before, _after(masks))
 
 
 def tile_masks(size: int, tile: int) -> np.ndarray:
@@ -269,16 +287,21 @@ def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
 
 
 def _before(masks: np.ndarray) -> np.ndarray:
-    """Per index, the union of the masks strictly before it."""
-    out = np.zeros_like(masks)
-    if len(masks) > 1:
-        np.logical_or.accumulate(masks[:-1], axis=0, out=out[1:])
-    return out
+    """Per index, the union of the masks strictly before it: the elements whose first
+    mask comes earlier."""
+    count = len(masks)
+    first = np.where(masks.any(axis=0), masks.argmax(axis=0), count)
+    before: np.ndarray = np.arange(count)[:, None] > first[None, :]
+    return before
 
 
 def _after(masks: np.ndarray) -> np.ndarray:
-    """Per index, the union of the masks strictly after it."""
-    return _before(masks[::-1])[::-1]
+    """Per index, the union of the masks strictly after it: the elements whose last
+    mask comes later."""
+    count = len(masks)
+    last = np.where(masks.any(axis=0), count - 1 - masks[::-1].argmax(axis=0), -1)
+    after: np.ndarray = np.arange(count)[:, None] < last[None, :]
+    return after
 
 
 def axis_sets(
@@ -302,8 +325,13 @@ def axis_sets(
     for index in range(len(layers) - 1, -1, -1):
         need = _receptive(layers[index], axis, make)
         choice = choices[index - 1] if index > 0 else input_choice
-        make = need if choice in ("recompute", "reread") else need & ~_before(need)
-        sets.append(AxisSets(need, make))
+        if choice in ("recompute", "reread"):
+            sets.append(AxisSets(need, need))
+            make = need
+        else:
+            before = _before(need)
+            make = need & ~before
+            sets.append(AxisSets(need, make, before))
     sets.reverse()
     return sets
 
@@ -336,13 +364,14 @@ def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
     inclusion-exclusion, one outer product per subset. Any sets work, not only intervals.
     """
+    return _live(AxisUnions.of(outer), AxisUnions.of(inner))
 
-    def axis(masks: np.ndarray) -> tuple[np.ndarray, ...]:
-        everything = np.broadcast_to(masks.any(axis=0), masks.shape)
-        return masks, _before(masks), _after(masks), everything
 
-    a, a_before, a_after, _ = axis(np.asarray(outer, dtype=bool))
-    b, b_before, b_after, b_all = axis(np.asarray(inner, dtype=bool))
+def _live(outer: AxisUnions, inner: AxisUnions) -> np.ndarray:
+    """:func:`live_elems` from the axes' unions."""
+    a, a_before, a_after = outer.mask, outer.before, outer.after
+    b, b_before, b_after = inner.mask, inner.before, inner.after
+    b_all = np.broadcast_to(b.any(axis=0), b.shape)
     candidates = [
         (a, b),
         (a_before & a, b_after),
@@ -444,12 +473,12 @@ class GroupGeometry:
             return [p.channels * self.sizes(n, False, "need") for p in passes]
         if self.kinds[k] != "retain":
             return [ch * self.sizes(k, not p.first, "need") for p in passes]
-        outer, inner = self.orient(self.first[k])
-        spread = ch * live_elems(outer.need, inner.need)
+        outer, inner = (AxisUnions.of(s.need, s.need_before) for s in self.orient(self.first[k]))
+        spread = ch * _live(outer, inner)
         if len(self.passes) == 1 or self.k_position == "inner":
             return [spread for _ in passes]
         if self.k_position == "middle":
-            first, middle, last = _middle_k_live(outer.need, inner.need, self.extended[k])
+            first, middle, last = _middle_k_live(outer, inner, self.extended[k], spread // ch)
             return [ch * (first if p.first else last if p.last else middle) for p in passes]
         out = []
         made = ch * self.sizes(k, False, "make")
@@ -463,16 +492,18 @@ class GroupGeometry:
                 out.append(np.full_like(spread, made.sum()))
             else:
                 # Everything still needed: new parts taken from the end, summed backwards.
-                after = [s.need & ~_after(s.need) for s in (outer, inner)]
+                after = [s.mask & ~s.after for s in (outer, inner)]
                 fresh = ch * np.outer(set_sizes(after[0]), set_sizes(after[1]))
                 out.append(np.cumsum(fresh.ravel()[::-1])[::-1].reshape(fresh.shape))
         return out
 
 
-def _middle_k_live(outer: np.ndarray, inner: np.ndarray, extended: bool) -> list[np.ndarray]:
+def _middle_k_live(
+    outer: AxisUnions, inner: AxisUnions, extended: bool, plain: np.ndarray
+) -> list[np.ndarray]:
     """Per-channel elements of a retained tensor on chip with the K loop between the
     outer and the inner spatial loop, for the first, middle and last K index (tiles
-    ``(a, c, b)``; ``outer``/``inner`` the per-axis needed masks).
+    ``(a, c, b)``; ``plain`` is the schedule without channel tiles, :func:`_live`).
 
     Not extended (needed at ``c = 0`` only): the first K index is the plain schedule;
     at a later one an element stays iff tiles of outer index ``<= a`` and ``> a`` both
@@ -481,16 +512,15 @@ def _middle_k_live(outer: np.ndarray, inner: np.ndarray, extended: bool) -> list
     Y>a) x X ∪ A_a x X>=b`` (``Y<a`` the union of the outer sets before ``a``, ``X`` of
     all inner sets, ``X<=b`` of the inner sets up to ``b``).
     """
-    a = outer
-    before, after = _before(a), _after(a)
+    a, before, after = outer.mask, outer.before, outer.after
     upto, onward = before | a, after | a
-    width = np.count_nonzero(inner.any(axis=0))
-    x_upto = set_sizes(_before(inner) | inner)
-    x_onward = set_sizes(_after(inner) | inner)
-    cols = np.ones(len(inner), dtype=np.int64)
+    width = np.count_nonzero(inner.mask.any(axis=0))
+    x_upto = set_sizes(inner.before | inner.mask)
+    x_onward = set_sizes(inner.after | inner.mask)
+    cols = np.ones(len(inner.mask), dtype=np.int64)
     kept_after = np.outer(set_sizes(upto & after) * width, cols)
     if not extended:
-        return [live_elems(outer, inner), kept_after, kept_after]
+        return [plain, kept_after, kept_after]
     own = set_sizes(a)
     first = np.outer(set_sizes(before & onward) * width, cols) + np.outer(
         own - set_sizes(before & a), x_upto
