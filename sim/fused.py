@@ -7,8 +7,11 @@ one, all its consumer asks for), and which inputs that reads (the window of ever
 element, padding excluded). Off-chip reads and writes, made elements and MACs are
 counted from those masks; an element of a retained tensor stays in the L2 from the tile
 that makes it to the last tile that reads it, and the occupancy is summed per tile from
-those lifetimes. Timing: a SimPy pipeline of loads, compute and stores per tile over one
-off-chip channel, so tile ``t+1`` loads while ``t`` computes.
+those lifetimes. Tiles of the last layer's output channels are tiles like the others:
+each needs all channels of the last layer's input. Timing: a SimPy pipeline of loads,
+compute and stores per tile over one off-chip channel, so tile ``t+1`` loads while ``t``
+computes. A layer with its own dataflow computes its tiles in the single-layer
+simulator, whose L1, NoC and L2-to-PE traffic goes into the group's accesses and energy.
 
 ``functional=True`` also computes the values (int64) in a second pass over the recorded
 masks, with an L2 that holds each retained element only during its lifetime, spilled
