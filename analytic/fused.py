@@ -107,19 +107,14 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
     for k in range(n + 1):
         ch = geo.channels[k]
         made = needed = 0
-        make_grids, need_grids = [], []
-        for p in passes:
+        moved = "make" if k in (0, n) else "need" if geo.kinds[k] == "spill" else ""
+        for i, p in enumerate(passes):
             per = p.channels if k == n else ch
-            make_grids.append(per * geo.sizes(k, not p.first, "make"))
-            need_grids.append(per * geo.sizes(k, not p.first, "need"))
-            made += p.count * int(make_grids[-1].sum())
-            needed += p.count * int(need_grids[-1].sum())
+            made += p.count * per * geo.total(k, not p.first, "make")
+            needed += p.count * per * geo.total(k, not p.first, "need")
+            if moved:
+                transfer[i] += per * geo.sizes(k, not p.first, moved)
         reads = writes = 0
-        for i in range(len(passes)):
-            if k in (0, n):
-                transfer[i] += make_grids[i]
-            elif geo.kinds[k] == "spill":
-                transfer[i] += need_grids[i]
         if k == 0:
             reads = made
         elif k == n:
@@ -168,9 +163,9 @@ def analyze_group(scenario: FusedScenario, group: FusedGroup) -> FusedGroupResul
         for j, p in enumerate(passes):
             # The last layer reads only its K tile's slice of its weights.
             per_tile = w * p.channels // out_channels if i == n - 1 else w
-            used = (geo.sizes(i + 1, not p.first, "make") > 0).astype(np.int64)
-            uses += p.count * per_tile * int(used.sum())
+            uses += p.count * per_tile * geo.total(i + 1, not p.first, "runs")
             if group.weights == "reread":
+                used = geo.sizes(i + 1, not p.first, "runs")
                 weight_buffer = max(weight_buffer, per_tile)
                 transfer[j] += per_tile * used
         if group.weights == "resident":

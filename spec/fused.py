@@ -434,6 +434,7 @@ class GroupGeometry:
     later: tuple[tuple[AxisSets, AxisSets], ...]
     extended: tuple[bool, ...]
     cache: dict[tuple[int, bool, str], np.ndarray] = field(default_factory=dict, compare=False)
+    totals: dict[tuple[int, bool, str], int] = field(default_factory=dict, compare=False)
 
     def orient(self, sets: tuple[AxisSets, AxisSets]) -> tuple[AxisSets, AxisSets]:
         """``(rows, cols)`` as ``(outer, inner)`` of the spatial loop order."""
@@ -445,14 +446,25 @@ class GroupGeometry:
 
     def sizes(self, k: int, later: bool, what: str) -> np.ndarray:
         """Per spatial tile, the elements (per channel) tensor ``k``'s ``what`` (``need``
-        or ``make``) set holds, for the first or a later K index."""
+        or ``make``) set holds, for the first or a later K index; ``runs``: 1 where
+        the tile makes any of it (its producer runs), else 0."""
         key = (k, later and len(self.passes) > 1, what)
         if key not in self.cache:
-            ry, rx = (self.later if key[1] else self.first)[k]
-            sizes = self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
+            if what == "runs":
+                sizes = (self.sizes(k, later, "make") > 0).astype(np.int64)
+            else:
+                ry, rx = (self.later if key[1] else self.first)[k]
+                sizes = self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
             sizes.setflags(write=False)
             self.cache[key] = sizes
         return self.cache[key]
+
+    def total(self, k: int, later: bool, what: str) -> int:
+        """:meth:`sizes` summed over the spatial tiles."""
+        key = (k, later and len(self.passes) > 1, what)
+        if key not in self.totals:
+            self.totals[key] = int(self.sizes(k, later, what).sum())
+        return self.totals[key]
 
     def live(self, k: int) -> list[np.ndarray]:
         """Elements of tensor ``k`` on chip during each spatial tile, one ``(outer,
