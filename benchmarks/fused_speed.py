@@ -1,7 +1,9 @@
 """Fused-layer speed: the closed form per design and the tile executor at full size.
 
 * analytic: CPU time of one fused-group evaluation (``metronome.analytic.fused.analyze_group``)
-  on the Alwani VGG19 group with several schedules; target <= 5 ms per design.
+  on the Alwani VGG19 group with several schedules (some tiling conv3_1's output
+  channels, the channel loop inner, outer or between the spatial loops); target <= 5 ms
+  per design, for the slowest schedule.
 * simulator: the Alwani design (``scenarios/fused/alwani_vgg19.yaml``, 224x224, 3136
   tiles) executed in a subprocess, so the peak RSS is its own; targets <= 120 s and
   <= 2 GiB.
@@ -24,29 +26,38 @@ sys.path.insert(0, str(ROOT))
 
 ALWANI = ROOT / "scenarios" / "fused" / "alwani_vgg19.yaml"
 GIB = 1024**3
-SCHEDULES = (
-    ((1, 1), ("retain",) * 6),
-    ((4, 4), ("recompute", "retain", "spill", "recompute", "retain", "retain")),
-    ((14, 14), ("recompute",) * 6),
-    ((1, 56), ("spill",) * 6),
+MIXED = ("recompute", "retain", "spill", "recompute", "retain", "retain")
+SCHEDULES: tuple[tuple[tuple[int, int], tuple[str, ...], int | None, tuple[str, ...]], ...] = (
+    ((1, 1), ("retain",) * 6, None, ("P", "Q")),
+    ((4, 4), MIXED, None, ("P", "Q")),
+    ((14, 14), ("recompute",) * 6, None, ("P", "Q")),
+    ((1, 56), ("spill",) * 6, None, ("P", "Q")),
+    ((1, 1), MIXED, 64, ("P", "Q", "K")),
+    ((1, 1), MIXED, 64, ("K", "P", "Q")),
+    ((1, 1), MIXED, 64, ("P", "K", "Q")),
 )
 
 
-def analytic_ms(repeats: int = 30) -> float:
-    """Mean CPU milliseconds of one design evaluation over the schedules."""
+def analytic_ms(repeats: int = 30) -> tuple[float, float]:
+    """Mean CPU milliseconds of one design evaluation over the schedules, and of the
+    slowest schedule."""
     from metronome.analytic.fused import analyze_group
     from metronome.spec.fused import load_fused
 
     scenario = load_fused(ALWANI)
     designs = [
-        dataclasses.replace(scenario.groups[0], tile=tile, choices=(*choices, "spill"))
-        for tile, choices in SCHEDULES
+        dataclasses.replace(
+            scenario.groups[0], tile=tile, choices=(*choices, "spill"), tile_k=k, order=order
+        )
+        for tile, choices, k, order in SCHEDULES
     ]
-    started = time.process_time()
-    for _ in range(repeats):
-        for design in designs:
+    times = []
+    for design in designs:
+        started = time.process_time()
+        for _ in range(repeats):
             analyze_group(scenario, design)
-    return 1000 * (time.process_time() - started) / (repeats * len(designs))
+        times.append(1000 * (time.process_time() - started) / repeats)
+    return sum(times) / len(times), max(times)
 
 
 def _simulate_child() -> None:
@@ -66,15 +77,18 @@ def main() -> int:
     if sys.argv[1:] == ["--child"]:
         _simulate_child()
         return 0
-    ms = analytic_ms()
+    ms, slowest = analytic_ms()
     child = subprocess.run(
         [sys.executable, __file__, "--child"], capture_output=True, text=True, check=True
     )
     sim = json.loads(child.stdout.strip().splitlines()[-1])
-    ok_a = ms <= 5.0
+    ok_a = slowest <= 5.0
     ok_s = sim["seconds"] <= 120 and sim["rss"] <= 2 * GIB
     verdict = "ok" if ok_a else "MISSED"
-    print(f"analytic: {ms:.2f} CPU ms per fused-group design (target <= 5 ms) {verdict}")
+    print(
+        f"analytic: {ms:.2f} CPU ms per fused-group design, slowest schedule {slowest:.2f}"
+        f" (target <= 5 ms) {verdict}"
+    )
     print(
         f"simulator: Alwani VGG19 pyramid, {sim['tiles']} tiles: {sim['seconds']:.1f} s,"
         f" peak RSS {sim['rss'] / 2**20:.0f} MiB (targets <= 120 s, <= 2 GiB)"

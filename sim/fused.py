@@ -7,8 +7,11 @@ one, all its consumer asks for), and which inputs that reads (the window of ever
 element, padding excluded). Off-chip reads and writes, made elements and MACs are
 counted from those masks; an element of a retained tensor stays in the L2 from the tile
 that makes it to the last tile that reads it, and the occupancy is summed per tile from
-those lifetimes. Timing: a SimPy pipeline of loads, compute and stores per tile over one
-off-chip channel, so tile ``t+1`` loads while ``t`` computes.
+those lifetimes. Tiles of the last layer's output channels are tiles like the others:
+each needs all channels of the last layer's input. Timing: a SimPy pipeline of loads,
+compute and stores per tile over one off-chip channel, so tile ``t+1`` loads while ``t``
+computes. A layer with its own dataflow computes its tiles in the single-layer
+simulator, whose L1, NoC and L2-to-PE traffic goes into the group's accesses and energy.
 
 ``functional=True`` also computes the values (int64) in a second pass over the recorded
 masks, with an L2 that holds each retained element only during its lifetime, spilled
@@ -18,6 +21,7 @@ L2 does not hold is an internal error.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,8 @@ from metronome.spec.fused import (
     FusedScenario,
     FusedTensorResult,
     Kind,
+    OnChip,
+    group_l2_accesses,
 )
 from metronome.spec.hardware import UNBOUNDED, Hardware
 
@@ -109,10 +115,12 @@ def _reads(layer: FusedLayer, made: _Region) -> _Region:
 
 @dataclass(slots=True)
 class _TileRecord:
-    """What one tile makes and needs of each tensor (kept only for the functional pass)."""
+    """What one tile makes and needs of each tensor, and its output channels ``[k0,
+    k1)`` (kept only for the functional pass)."""
 
     make: list[_Region]
     need: list[_Region]
+    channels: tuple[int, int]
 
 
 @dataclass(slots=True)
@@ -122,43 +130,61 @@ class _GroupTrace:
     compute: list[int] = field(default_factory=list)
     loads: list[int] = field(default_factory=list)
     stores: list[int] = field(default_factory=list)
-    active: list[tuple[bool, ...]] = field(default_factory=list)
+    weights: list[tuple[int, ...]] = field(default_factory=list)
+    """Per tile, the weight elements each layer reads (0 when it makes nothing)."""
     records: list[_TileRecord] = field(default_factory=list)
 
 
-def _tiles(group: FusedGroup, out_h: int, out_w: int) -> list[tuple[int, int, int, int]]:
-    """Tiles (y0, y1, x0, x1) of the last output in the schedule's loop order."""
+_Tile = tuple[int, int, int, int, int, int]
+"""A tile of the last output: rows ``[y0, y1)``, columns ``[x0, x1)``, channels ``[k0, k1)``."""
+
+
+def _tiles(group: FusedGroup, out_shape: tuple[int, int, int]) -> list[_Tile]:
+    """Tiles of the last output in the schedule's loop order."""
+    channels, out_h, out_w = out_shape
     ty, tx = group.tile
-    row_tiles = [(y, min(out_h, y + ty)) for y in range(0, out_h, ty)]
-    col_tiles = [(x, min(out_w, x + tx)) for x in range(0, out_w, tx)]
-    if group.order[0] == "P":
-        return [(y0, y1, x0, x1) for y0, y1 in row_tiles for x0, x1 in col_tiles]
-    return [(y0, y1, x0, x1) for x0, x1 in col_tiles for y0, y1 in row_tiles]
+    tk = group.tile_k or channels
+    ranges = {
+        "P": [(y, min(out_h, y + ty)) for y in range(0, out_h, ty)],
+        "Q": [(x, min(out_w, x + tx)) for x in range(0, out_w, tx)],
+        "K": [(k, min(channels, k + tk)) for k in range(0, channels, tk)],
+    }
+    order = list(group.order) + (["K"] if "K" not in group.order else [])
+    tiles = []
+    for picked in itertools.product(*(ranges[rank] for rank in order)):
+        at = dict(zip(order, picked, strict=True))
+        tiles.append((*at["P"], *at["Q"], *at["K"]))
+    return tiles
 
 
 def _layer_cycles(
     layer: FusedLayer,
     made: _Region,
     elems: int,
+    channels: int,
     pes: int,
     hardware: Hardware,
-    cache: dict[tuple[int, int], int],
-) -> int:
-    """PE cycles of what a tile makes of a layer: with the layer's own dataflow, the
-    single-layer simulator's run of the made region (data on chip: off-chip unbounded),
-    once per region shape; without one, the operations spread over the PEs."""
+    cache: dict[tuple[int, int, int], tuple[int, OnChip]],
+) -> tuple[int, OnChip]:
+    """PE cycles and on-chip traffic of what a tile makes of a layer (``channels``
+    output channels): with the layer's own dataflow, the single-layer simulator's run
+    of the made region's rows x columns (data on chip: off-chip unbounded), once per
+    region shape; without one, the operations spread over the PEs (no L1 or NoC
+    model)."""
     if layer.dataflow is None or not made.count:
-        return -(-elems * layer.ops_per_output // pes)
-    rows, cols = made.mask.shape
+        return -(-elems * layer.ops_per_output // pes), OnChip()
+    rows = int(np.count_nonzero(made.mask.any(axis=1)))
+    cols = int(np.count_nonzero(made.mask.any(axis=0)))
     if made.count != rows * cols:
-        raise RuntimeError(f"fused executor: '{layer.name}' makes a non-rectangular region")
-    if (rows, cols) not in cache:
+        raise RuntimeError(f"fused executor: '{layer.name}' makes a region that is no product")
+    if (rows, cols, channels) not in cache:
         from .simulate import simulate
 
-        sub, mapping = layer.sub_problem(rows, cols, hardware)
+        sub, mapping = layer.sub_problem(rows, cols, hardware, channels)
         onchip = hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
-        cache[(rows, cols)] = int(simulate(sub, mapping, onchip).layer.runtime_cycles)
-    return cache[(rows, cols)]
+        run = simulate(sub, mapping, onchip).layer
+        cache[(rows, cols, channels)] = (int(run.runtime_cycles), OnChip.of(run))
+    return cache[(rows, cols, channels)]
 
 
 def _run_group(
@@ -173,17 +199,17 @@ def _run_group(
     made_before = [np.zeros(s[1:], dtype=bool) for s in shapes]
     first_use = [np.full(s[1:], -1, dtype=np.int64) for s in shapes]
     last_use = [np.full(s[1:], -1, dtype=np.int64) for s in shapes]
-    tiles = _tiles(group, shapes[-1][1], shapes[-1][2])
+    tiles = _tiles(group, shapes[-1])
     live = [np.zeros(len(tiles), dtype=np.int64) for _ in range(n + 1)]
     made_total = [0] * (n + 1)
     need_total = [0] * (n + 1)
     reads = [0] * (n + 1)
     writes = [0] * (n + 1)
-    weight_uses = [0] * n
     pes = [layer.pes(hw.num_pes) for layer in layers]
-    cycle_cache: list[dict[tuple[int, int], int]] = [{} for _ in layers]
+    cycle_cache: list[dict[tuple[int, int, int], tuple[int, OnChip]]] = [{} for _ in layers]
+    onchip: list[OnChip | None] = [OnChip() if layer.dataflow else None for layer in layers]
     trace = _GroupTrace()
-    for t, (y0, y1, x0, x1) in enumerate(tiles):
+    for t, (y0, y1, x0, x1, k0, k1) in enumerate(tiles):
         make: list[_Region] = [_empty()] * (n + 1)
         need: list[_Region] = [_empty()] * (n + 1)
         make[n] = need[n] = _Region(y0, x0, np.ones((y1 - y0, x1 - x0), dtype=bool))
@@ -197,7 +223,7 @@ def _run_group(
                 make[i] = asked
         load = store = work = 0
         for k in range(n + 1):
-            ch = shapes[k][0]
+            ch = k1 - k0 if k == n else shapes[k][0]
             made, needed = make[k].count * ch, need[k].count * ch
             made_total[k] += made
             need_total[k] += needed
@@ -225,15 +251,31 @@ def _run_group(
                 live[k][t] += needed
             if k > 0:
                 layer = layers[k - 1]
-                work += _layer_cycles(layer, make[k], made, pes[k - 1], hw, cycle_cache[k - 1])
-                if make[k].count:
-                    weight_uses[k - 1] += 1
-        trace.active.append(tuple(make[k].count > 0 for k in range(1, n + 1)))
+                cycles, counts = _layer_cycles(
+                    layer, make[k], made, ch, pes[k - 1], hw, cycle_cache[k - 1]
+                )
+                work += cycles
+                tally = onchip[k - 1]
+                if tally is not None:
+                    onchip[k - 1] = tally + counts
+        # A layer that makes something reads its weights; the last one only its
+        # output channels' slice.
+        trace.weights.append(
+            tuple(
+                (
+                    layer.weight_elems * (k1 - k0) // shapes[n][0]
+                    if i == n - 1
+                    else layer.weight_elems
+                )
+                * (make[i + 1].count > 0)
+                for i, layer in enumerate(layers)
+            )
+        )
         trace.compute.append(work)
         trace.loads.append(load)
         trace.stores.append(store)
         if keep_records:
-            trace.records.append(_TileRecord(list(make), list(need)))
+            trace.records.append(_TileRecord(list(make), list(need), (k0, k1)))
     tensors: list[FusedTensorResult] = []
     for k in range(n + 1):
         ch = shapes[k][0]
@@ -259,21 +301,22 @@ def _run_group(
             )
         )
     weight_buffer = 0
-    l2 = sum(made_total) + sum(need_total)
+    weight_loads, weight_uses = [0] * n, [0] * n
     for i, layer in enumerate(layers):
         w = layer.weight_elems
         if not w:
             continue
+        per_tile = [used[i] for used in trace.weights]
         if group.weights == "resident":
             loaded = w
             trace.loads[0] += w
             weight_buffer += w
         else:
-            loaded = w * weight_uses[i]
-            for t, active in enumerate(trace.active):
-                trace.loads[t] += w * active[i]
-            weight_buffer = max(weight_buffer, w)
-        l2 += loaded + w * weight_uses[i]
+            loaded = sum(per_tile)
+            for t, elems in enumerate(per_tile):
+                trace.loads[t] += elems
+            weight_buffer = max(weight_buffer, max(per_tile))
+        weight_loads[i], weight_uses[i] = loaded, sum(per_tile)
         tensors.append(
             FusedTensorResult(
                 tensor=f"{layer.name}.weight",
@@ -289,7 +332,7 @@ def _run_group(
         tensors,
         buffer_elems=int(np.sum(live, axis=0).max(initial=0)) + weight_buffer,
         runtime_cycles=runtime,
-        l2_accesses=l2,
+        onchip=group_l2_accesses(layers, made_total, need_total, weight_loads, weight_uses, onchip),
         tiles=len(tiles),
     )
     return result, trace
@@ -452,12 +495,18 @@ def _functional_group(
             if not made.count:
                 continue
             patch = l2[i].patch(layer, made, "input" if i == 0 else layers[i - 1].name)
-            values = compute_window(layer, patch, weights[group.first + i], made.y0, made.x0)
-            l2[i + 1].put(made, values)
+            weight = weights[group.first + i]
             ys, xs = made.window()
             if i + 1 == n:
-                output[:, ys, xs] = np.where(made.mask, values, output[:, ys, xs])
-            elif kinds[i + 1] == "spill":
+                # The tile makes only its output channels, from their slice of the weights.
+                k0, k1 = record.channels
+                values = compute_window(layer, patch, weight[k0:k1], made.y0, made.x0)
+                out = output[k0:k1, ys, xs]
+                output[k0:k1, ys, xs] = np.where(made.mask, values, out)
+                continue
+            values = compute_window(layer, patch, weight, made.y0, made.x0)
+            l2[i + 1].put(made, values)
+            if kinds[i + 1] == "spill":
                 spilled[i + 1][:, ys, xs] = np.where(made.mask, values, spilled[i + 1][:, ys, xs])
         for k in range(n + 1):
             if kinds[k] == "retain" and k < n:

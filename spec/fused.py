@@ -3,15 +3,19 @@
 A fused scenario (``kind: fused``) describes a chain of layers on one image (batch 1):
 CONV, DSCONV and GEMM as :class:`metronome.spec.layer.Layer`, plus max/avg pooling; every layer
 may carry a free element-wise activation and implicit zero padding (generated on chip,
-never transferred). Consecutive layers form a *fusion group*. A group's schedule tiles
-the last layer's output over its rows ``P`` and columns ``Q`` (channels are never
-tiled), walks the tiles in a loop order (``[P, Q]``: rows outer), and says for every
+never transferred); a window may be smaller than its stride (a strided 1x1
+convolution reads rows and columns with gaps). Consecutive layers form a *fusion
+group*. A group's schedule tiles the last layer's output over its rows ``P``, columns
+``Q`` and, when the last layer is a CONV or GEMM, output channels ``K`` (a channel tile
+reads all channels of its input), walks the tiles in a loop order (``[P, Q]``: rows
+outer; ``K`` anywhere, innermost by default), and says for every
 intermediate tensor whether it is **retained** on chip (each element computed once and
 kept until its last use), **recomputed** (each tile computes its whole receptive field
 anew) or **spilled** (computed once, written off-chip, read back where a later tile
 needs it). The group input is ``retain`` (read once, kept while needed) or ``reread``
 (every tile reads its whole region); weights are ``resident`` (read once per group) or
-``reread`` (read again by every tile that uses them).
+``reread`` (read again by every tile that uses them; the last layer's channel tiles
+read only their slice).
 
 Example::
 
@@ -25,17 +29,18 @@ Example::
       - name: g
         layers: [c1, p1]
         tile: {P: 2, Q: 4}
-        order: [P, Q]
+        order: [P, Q]               # with a channel tile, e.g. tile {P: 2, K: 2}: [K, P, Q]
         intermediates: {c1: retain}
         input: retain
         weights: resident
         buffer_elems: 4096          # optional: the on-chip capacity the design declares
     hardware: {num_pes: 16, offchip_bw_elems_per_cycle: 4, bytes_per_elem: 4}
 
-The per-tile geometry (which interval of every tensor each tile needs and computes,
-along one spatial dimension) is defined here, because the loader needs it to reject a
-retain choice that cannot fit the declared buffer, and the analytic model builds on it.
-The simulator does not use it: it derives the same sets from element masks.
+The per-tile geometry (which rows, or columns, of every tensor each tile needs and
+computes, one spatial dimension at a time, and how long retained elements stay on chip)
+is defined here, because the loader needs it to reject a retain choice that cannot fit
+the declared buffer, and the analytic model builds on it. The simulator does not use
+it: it derives the same sets from 2-D element masks, tile by tile.
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .energy import ENERGY_TABLES
+from .energy import ENERGY_TABLES, AccessCounts
 from .hardware import Hardware
 from .layer import Layer, LayerType, make_layer
 from .mapping import Mapping
+from .results import LayerResult
 from .source import SourceSpan, SpecError
 
 __all__ = [
@@ -63,7 +69,9 @@ __all__ = [
     "FusedResult",
     "FusedScenario",
     "FusedTensorResult",
-    "Interval",
+    "GroupGeometry",
+    "KPass",
+    "OnChip",
     "is_fused_file",
     "load_fused",
 ]
@@ -74,9 +82,6 @@ WEIGHT_CHOICES: tuple[str, ...] = ("resident", "reread")
 TILE_RANKS: tuple[str, ...] = ("P", "Q")
 POOL_KINDS: tuple[str, ...] = ("max", "avg")
 ACTIVATIONS: tuple[str, ...] = ("none", "relu")
-
-Interval = tuple[int, int]
-"""A half-open interval ``[lo, hi)`` of rows or columns; empty when ``hi <= lo``."""
 
 
 class Kind(StrEnum):
@@ -145,16 +150,19 @@ class FusedLayer:
         on ``num_pes`` PEs, else all of them."""
         return num_pes if self.mapping is None else max(1, self.mapping.pes_used(num_pes))
 
-    def sub_problem(self, rows: int, cols: int, hardware: Hardware) -> tuple[Layer, Mapping]:
-        """The single layer a tile making ``rows x cols`` outputs runs on the PE array
-        (its padded input window, all channels) and the layer's own directives resolved
-        against it, for the single-layer engines. Only for layers with a dataflow."""
+    def sub_problem(
+        self, rows: int, cols: int, hardware: Hardware, channels: int | None = None
+    ) -> tuple[Layer, Mapping]:
+        """The single layer a tile making ``rows x cols`` outputs of ``channels`` output
+        channels (default all) runs on the PE array (its padded input window, all input
+        channels) and the layer's own directives resolved against it, for the
+        single-layer engines. Only for layers with a dataflow."""
         from .maestro import parse_dataflow_tokens
 
         assert self.layer is not None
         assert self.dataflow is not None
         (sy, sx), (r, s) = self.stride, self.window
-        c, k = self.in_shape[0], self.out_shape[0]
+        c, k = self.in_shape[0], channels or self.out_shape[0]
         if self.kind is Kind.GEMM:
             declared = {"M": rows * cols, "K": c, "N": k}
         else:
@@ -169,22 +177,14 @@ class FusedLayer:
         mapping.units_per_level(hardware.num_pes)
         return layer, mapping
 
-    def receptive(self, axis: int, lo: int, hi: int) -> Interval:
-        """Input interval (padding excluded) that output interval ``[lo, hi)`` reads
-        along ``axis`` (0 rows, 1 columns); ``(0, 0)`` for an empty interval."""
-        if hi <= lo:
-            return (0, 0)
-        s, r, p = self.stride[axis], self.window[axis], self.padding[axis]
-        size = self.in_shape[1 + axis]
-        first = max(0, lo * s - p)
-        last = min(size, (hi - 1) * s - p + r)
-        return (first, last) if last > first else (0, 0)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FusedGroup:
     """Consecutive layers ``first..last`` (chain indices) and their schedule.
 
+    ``tile`` is the rows and columns of the last layer's output per tile, ``tile_k`` its
+    output channels per tile (``None``: all); ``order`` the tile loops, outermost
+    first: ``P`` and ``Q``, and ``K`` when channels are tiled.
     ``choices[k]`` is the choice for the output of layer ``first + k`` (the last entry,
     the group output, is always ``"spill"``: written off-chip once).
     """
@@ -193,13 +193,19 @@ class FusedGroup:
     first: int
     last: int
     tile: tuple[int, int]
-    order: tuple[str, str]
+    order: tuple[str, ...]
     choices: tuple[str, ...]
     input_choice: str = "retain"
     weights: str = "resident"
     buffer_elems: int | None = None
+    tile_k: int | None = None
     span: SourceSpan | None = field(default=None, compare=False)
     choice_spans: tuple[tuple[str, SourceSpan], ...] = field(default=(), compare=False)
+
+    @property
+    def spatial_order(self) -> tuple[str, ...]:
+        """The row and column tile loops, outer first."""
+        return tuple(rank for rank in self.order if rank != "K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,42 +229,79 @@ class FusedScenario:
         return self.layers[group.first : group.last + 1]
 
 
-# --- per-dimension tile geometry ------------------------------------------------------
+# --- tile geometry ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class AxisSets:
-    """Along one axis, per tile index: the interval of a tensor its consumer needs
-    (``need``) and the interval the tile computes or loads (``make``), as ``(tiles, 2)``
-    int64 arrays of ``[lo, hi)`` rows (``[0, 0)`` when empty)."""
+    """Along one axis, per tile index: the rows (or columns) of a tensor its consumer
+    needs (``need``) and those the tile computes or loads (``make``), as ``(tiles,
+    extent)`` boolean masks. Sets need not be intervals: a window smaller than its
+    stride reads rows with gaps."""
 
     need: np.ndarray
     make: np.ndarray
+    need_before: np.ndarray | None = None
+    """Per index, the union of the needed sets before it, when it was computed."""
 
 
-def tile_intervals(size: int, tile: int) -> np.ndarray:
-    """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter)."""
-    lo = np.arange(0, size, tile, dtype=np.int64)
-    return np.stack([lo, np.minimum(lo + tile, size)], axis=1)
+@dataclass(frozen=True, slots=True)
+class AxisUnions:
+    """One axis's needed masks and, per index, the union of those strictly before and
+    strictly after it (what lifetimes are made of)."""
+
+    mask: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+    @classmethod
+    def of(cls, masks: np.ndarray, before: np.ndarray | None = None) -> AxisUnions:
+        """The unions of ``masks`` (``before`` if already known)."""
+        masks = np.asarray(masks, dtype=bool)
+        return cls(masks, _before(masks) if before is None else before, _after(masks))
+
+
+def tile_masks(size: int, tile: int) -> np.ndarray:
+    """The partition of ``[0, size)`` into tiles of ``tile`` (the last may be shorter),
+    one mask row per tile."""
+    count = -(-size // tile)
+    masks: np.ndarray = (np.arange(size) // tile)[None, :] == np.arange(count)[:, None]
+    return masks
 
 
 def _receptive(layer: FusedLayer, axis: int, made: np.ndarray) -> np.ndarray:
-    """:meth:`FusedLayer.receptive` of every row of ``made``."""
+    """Per row of ``made`` (output masks), the input rows its outputs read: output ``o``
+    reads ``o s - p + tap`` for every window tap, padding excluded."""
     s, r, p = layer.stride[axis], layer.window[axis], layer.padding[axis]
-    lo, hi = made[:, 0], made[:, 1]
-    first = np.maximum(lo * s - p, 0)
-    last = np.minimum((hi - 1) * s - p + r, layer.in_shape[1 + axis])
-    empty = (hi <= lo) | (last <= first)
-    return np.stack([np.where(empty, 0, first), np.where(empty, 0, last)], axis=1)
+    size = layer.in_shape[1 + axis]
+    need = np.zeros((made.shape[0], size), dtype=bool)
+    outputs = made.shape[1]
+    for tap in range(r):
+        # Outputs o with 0 <= o s - p + tap < size, a run [lo, hi) of them.
+        lo = max(0, -(-(p - tap) // s))
+        hi = min(outputs, (size - 1 + p - tap) // s + 1)
+        if hi > lo:
+            start = lo * s - p + tap
+            need[:, start : start + (hi - lo - 1) * s + 1 : s] |= made[:, lo:hi]
+    return need
 
 
-def _new_parts(need: np.ndarray) -> np.ndarray:
-    """Each interval minus the union of the earlier ones (all are monotone)."""
-    hi = need[:, 1]
-    reached = np.concatenate(([0], np.maximum.accumulate(hi)[:-1]))
-    start = np.maximum(need[:, 0], reached)
-    empty = hi <= start
-    return np.stack([np.where(empty, 0, start), np.where(empty, 0, hi)], axis=1)
+def _before(masks: np.ndarray) -> np.ndarray:
+    """Per index, the union of the masks strictly before it: the elements whose first
+    mask comes earlier."""
+    count = len(masks)
+    first = np.where(masks.any(axis=0), masks.argmax(axis=0), count)
+    before: np.ndarray = np.arange(count)[:, None] > first[None, :]
+    return before
+
+
+def _after(masks: np.ndarray) -> np.ndarray:
+    """Per index, the union of the masks strictly after it: the elements whose last
+    mask comes later."""
+    count = len(masks)
+    last = np.where(masks.any(axis=0), count - 1 - masks[::-1].argmax(axis=0), -1)
+    after: np.ndarray = np.arange(count)[:, None] < last[None, :]
+    return after
 
 
 def axis_sets(
@@ -268,51 +311,41 @@ def axis_sets(
     axis: int,
     tile: int,
 ) -> list[AxisSets]:
-    """Per tensor of a group (group input first, then each layer's output), the
-    intervals along ``axis`` every tile index needs and makes.
+    """Per tensor of a group (group input first, then each layer's output), the rows
+    (``axis`` 0) or columns (1) every tile index needs and makes.
 
     The last layer's tiles partition its output. Walking back, a layer's needed input is
     the receptive field of what it makes; a retained or spilled tensor makes only what
     no earlier tile made (each element once), a recomputed one all it is asked for. The
     group input is loaded like a retained (``retain``) or recomputed (``reread``) tensor.
     """
-    tiles = tile_intervals(layers[-1].out_shape[1 + axis], tile)
+    tiles = tile_masks(layers[-1].out_shape[1 + axis], tile)
     sets = [AxisSets(tiles, tiles)]
     make = tiles
     for index in range(len(layers) - 1, -1, -1):
         need = _receptive(layers[index], axis, make)
         choice = choices[index - 1] if index > 0 else input_choice
-        make = need if choice in ("recompute", "reread") else _new_parts(need)
-        sets.append(AxisSets(need, make))
+        if choice in ("recompute", "reread"):
+            sets.append(AxisSets(need, need))
+            make = need
+        else:
+            before = _before(need)
+            make = need & ~before
+            sets.append(AxisSets(need, make, before))
     sets.reverse()
     return sets
 
 
-def interval_lengths(intervals: np.ndarray) -> np.ndarray:
-    """Lengths of ``(n, 2)`` intervals (0 for empty ones)."""
-    lengths: np.ndarray = np.maximum(intervals[:, 1] - intervals[:, 0], 0)
-    return lengths
+def set_sizes(masks: np.ndarray) -> np.ndarray:
+    """Elements of every mask row."""
+    sizes: np.ndarray = np.count_nonzero(masks, axis=1)
+    return sizes
 
 
-def union_length(intervals: np.ndarray) -> int:
-    """Length of the union of monotone, touching intervals (itself an interval)."""
-    kept = intervals[intervals[:, 1] > intervals[:, 0]]
-    return int(kept[:, 1].max() - kept[:, 0].min()) if len(kept) else 0
+def union_size(masks: np.ndarray) -> int:
+    """Elements of the union of all mask rows."""
+    return int(np.count_nonzero(masks.any(axis=0)))
 
-
-def _prefix_union(lo: np.ndarray, hi: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per index, the union of the nonempty intervals strictly before it (after it when
-    ``reverse``) as ``[lo, hi)``; the union is an interval because consecutive receptive
-    fields touch (every window is at least its stride). Empty entries are ``[inf, -inf)``."""
-    if reverse:
-        lo, hi = lo[::-1], hi[::-1]
-    run_lo = np.minimum.accumulate(np.concatenate(([np.inf], lo[:-1])))
-    run_hi = np.maximum.accumulate(np.concatenate(([-np.inf], hi[:-1])))
-    return (run_lo[::-1], run_hi[::-1]) if reverse else (run_lo, run_hi)
-
-
-_Pair = tuple[np.ndarray, np.ndarray]
-"""Lower and upper bounds of intervals, one entry per tile index."""
 
 _SIGNS = [
     np.array([1.0 if bin(m).count("1") % 2 else -1.0 for m in range(1, 1 << n)]) for n in range(6)
@@ -322,74 +355,258 @@ _SIGNS = [
 
 def live_elems(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Elements (per channel) of a kept tensor on chip during each tile, as an
-    ``(outer tiles, inner tiles)`` array, for tiles walked outer-major.
+    ``(outer tiles, inner tiles)`` array, for tiles walked outer-major; ``outer`` and
+    ``inner`` are the per-axis needed masks, tile ``(a, b)`` needing their product.
 
     An element is on chip from the first tile that needs it to the last. During tile
     ``t = (a, b)`` that is ``N_t`` plus what tiles before and after ``t`` both need:
     ``N_t`` and four rectangles, ``(U<a ∩ A_a) x U>b_B``, ``(U<a ∩ U>a) x U_B``,
     ``A_a x (U<b ∩ U>b)`` and ``(A_a ∩ U>a) x U<b_B``; their union's area is summed by
-    inclusion-exclusion, one outer product per subset.
+    inclusion-exclusion, one outer product per subset. Any sets work, not only intervals.
     """
+    return _live(AxisUnions.of(outer), AxisUnions.of(inner))
 
-    def axis(intervals: np.ndarray) -> tuple[_Pair, _Pair, _Pair, _Pair]:
-        lo = intervals[:, 0].astype(np.float64)
-        hi = intervals[:, 1].astype(np.float64)
-        empty = hi <= lo
-        lo[empty], hi[empty] = np.inf, -np.inf
-        everything = (np.full_like(lo, lo.min()), np.full_like(hi, hi.max()))
-        return (lo, hi), _prefix_union(lo, hi, False), _prefix_union(lo, hi, True), everything
 
-    def cap(x: _Pair, y: _Pair) -> _Pair:
-        return np.maximum(x[0], y[0]), np.minimum(x[1], y[1])
-
-    a, a_before, a_after, _ = axis(np.asarray(outer))
-    b, b_before, b_after, b_all = axis(np.asarray(inner))
+def _live(outer: AxisUnions, inner: AxisUnions) -> np.ndarray:
+    """:func:`live_elems` from the axes' unions."""
+    a, a_before, a_after = outer.mask, outer.before, outer.after
+    b, b_before, b_after = inner.mask, inner.before, inner.after
+    b_all = np.broadcast_to(b.any(axis=0), b.shape)
     candidates = [
         (a, b),
-        (cap(a_before, a), b_after),
-        (cap(a_before, a_after), b_all),
-        (a, cap(b_before, b_after)),
-        (cap(a, a_after), b_before),
+        (a_before & a, b_after),
+        (a_before & a_after, b_all),
+        (a, b_before & b_after),
+        (a & a_after, b_before),
     ]
-    rects = [(ra, rb) for ra, rb in candidates if (ra[1] > ra[0]).any() and (rb[1] > rb[0]).any()]
+    rects = [(ra, rb) for ra, rb in candidates if ra.any() and rb.any()]
     # Subset intersections by dynamic programming: subset = smaller subset ∩ one rectangle.
     count = len(rects)
-    lo_a = np.empty((1 << count, len(a[0])))
-    hi_a = np.empty((1 << count, len(a[0])))
-    lo_b = np.empty((1 << count, len(b[0])))
-    hi_b = np.empty((1 << count, len(b[0])))
-    lo_a[0], hi_a[0], lo_b[0], hi_b[0] = -np.inf, np.inf, -np.inf, np.inf
+    sets_a = np.empty((1 << count, *a.shape), dtype=bool)
+    sets_b = np.empty((1 << count, *b.shape), dtype=bool)
+    sets_a[0], sets_b[0] = True, True
     for mask in range(1, 1 << count):
         low = (mask & -mask).bit_length() - 1
         rest = mask & (mask - 1)
         ra, rb = rects[low]
-        np.maximum(lo_a[rest], ra[0], out=lo_a[mask])
-        np.minimum(hi_a[rest], ra[1], out=hi_a[mask])
-        np.maximum(lo_b[rest], rb[0], out=lo_b[mask])
-        np.minimum(hi_b[rest], rb[1], out=hi_b[mask])
-    len_a = np.maximum(hi_a - lo_a, 0.0)[1:]
-    len_b = np.maximum(hi_b - lo_b, 0.0)[1:]
+        np.logical_and(sets_a[rest], ra, out=sets_a[mask])
+        np.logical_and(sets_b[rest], rb, out=sets_b[mask])
+    len_a = np.count_nonzero(sets_a[1:], axis=2).astype(np.float64)
+    len_b = np.count_nonzero(sets_b[1:], axis=2).astype(np.float64)
     total = (len_a * _SIGNS[count][:, None]).T @ len_b
     counts: np.ndarray = np.rint(total).astype(np.int64)
     return counts
 
 
-def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
-    """(tensor, elements on chip per tile) of every retained tensor of ``group`` (the
-    group input too when it is retained), tiles as an ``(outer, inner)`` array."""
+@dataclass(frozen=True, slots=True)
+class KPass:
+    """Tiles of the last layer's output-channel (K) loop that share their per-tile sets:
+    ``count`` K indices, whether they are the first (``first``) and the last (``last``)
+    index, and the output channels each of their tiles makes."""
+
+    count: int
+    first: bool
+    last: bool
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupGeometry:
+    """Every tensor's per-axis sets for one group, for the first K index (``first``:
+    the schedule of a group whose channels are not tiled) and for every later one
+    (``later``). Tensor ``k`` is the group input (0) or layer ``k - 1``'s output.
+
+    A later K tile needs the same spatial tile of the last layer's input as the first
+    did, so a retained or spilled tensor has made everything by then: walking back,
+    it makes nothing more and asks nothing of earlier tensors. A tensor whose consumers
+    up to the last layer are all recomputed (``extended``) is asked again for its whole
+    receptive field; it remakes it if it is itself recomputed (or a re-read input).
+    """
+
+    layers: tuple[FusedLayer, ...]
+    kinds: tuple[str, ...]
+    channels: tuple[int, ...]
+    outer_first: bool
+    k_position: str
+    """Where the K loop is: ``outer``, ``middle`` (between the spatial loops) or ``inner``."""
+    passes: tuple[KPass, ...]
+    first: tuple[tuple[AxisSets, AxisSets], ...]
+    later: tuple[tuple[AxisSets, AxisSets], ...]
+    extended: tuple[bool, ...]
+    cache: dict[tuple[int, bool, str], np.ndarray] = field(default_factory=dict, compare=False)
+    totals: dict[tuple[int, bool, str], int] = field(default_factory=dict, compare=False)
+
+    def orient(self, sets: tuple[AxisSets, AxisSets]) -> tuple[AxisSets, AxisSets]:
+        """``(rows, cols)`` as ``(outer, inner)`` of the spatial loop order."""
+        return sets if self.outer_first else (sets[1], sets[0])
+
+    def grid(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Per spatial tile (outer, inner), the product of a row and a column quantity."""
+        return np.outer(rows, cols) if self.outer_first else np.outer(cols, rows)
+
+    def sizes(self, k: int, later: bool, what: str) -> np.ndarray:
+        """Per spatial tile, the elements (per channel) tensor ``k``'s ``what`` (``need``
+        or ``make``) set holds, for the first or a later K index; ``runs``: 1 where
+        the tile makes any of it (its producer runs), else 0."""
+        key = (k, later and len(self.passes) > 1, what)
+        if key not in self.cache:
+            if what == "runs":
+                sizes = (self.sizes(k, later, "make") > 0).astype(np.int64)
+            else:
+                ry, rx = (self.later if key[1] else self.first)[k]
+                sizes = self.grid(set_sizes(getattr(ry, what)), set_sizes(getattr(rx, what)))
+            sizes.setflags(write=False)
+            self.cache[key] = sizes
+        return self.cache[key]
+
+    def total(self, k: int, later: bool, what: str) -> int:
+        """:meth:`sizes` summed over the spatial tiles."""
+        key = (k, later and len(self.passes) > 1, what)
+        if key not in self.totals:
+            self.totals[key] = int(self.sizes(k, later, what).sum())
+        return self.totals[key]
+
+    def live(self, k: int) -> list[np.ndarray]:
+        """Elements of tensor ``k`` on chip during each spatial tile, one ``(outer,
+        inner)`` array per entry of :attr:`passes` (derivation: docs/fused.md).
+
+        Retained tensors (the group input when retained) hold each element from the
+        first tile that needs it to the last; the others hold their tile's needed set;
+        the output its tile. With the K loop innermost a later K index holds no more
+        than the first index of the same spatial tile did (same sets, or subsets), so
+        only the first pass is returned. With K outermost or between the spatial loops,
+        a retained tensor that later K indices ask again (``extended``) stays on chip
+        across them.
+        """
+        n = len(self.layers)
+        passes = self.passes if self.k_position != "inner" else self.passes[:1]
+        ch = self.channels[k]
+        if k == n:
+            return [p.channels * self.sizes(n, False, "need") for p in passes]
+        if self.kinds[k] != "retain":
+            return [ch * self.sizes(k, not p.first, "need") for p in passes]
+        outer, inner = (AxisUnions.of(s.need, s.need_before) for s in self.orient(self.first[k]))
+        spread = ch * _live(outer, inner)
+        if len(self.passes) == 1 or self.k_position == "inner":
+            return [spread for _ in passes]
+        if self.k_position == "middle":
+            first, middle, last = _middle_k_live(outer, inner, self.extended[k], spread // ch)
+            return [ch * (first if p.first else last if p.last else middle) for p in passes]
+        out = []
+        made = ch * self.sizes(k, False, "make")
+        for p in passes:
+            if not self.extended[k]:
+                out.append(spread if p.first else np.zeros_like(spread))
+            elif p.first:
+                # Everything needed so far stays for the later passes.
+                out.append(np.cumsum(made.ravel()).reshape(made.shape))
+            elif not p.last:
+                out.append(np.full_like(spread, made.sum()))
+            else:
+                # Everything still needed: new parts taken from the end, summed backwards.
+                after = [s.mask & ~s.after for s in (outer, inner)]
+                fresh = ch * np.outer(set_sizes(after[0]), set_sizes(after[1]))
+                out.append(np.cumsum(fresh.ravel()[::-1])[::-1].reshape(fresh.shape))
+        return out
+
+
+def _middle_k_live(
+    outer: AxisUnions, inner: AxisUnions, extended: bool, plain: np.ndarray
+) -> list[np.ndarray]:
+    """Per-channel elements of a retained tensor on chip with the K loop between the
+    outer and the inner spatial loop, for the first, middle and last K index (tiles
+    ``(a, c, b)``; ``plain`` is the schedule without channel tiles, :func:`_live`).
+
+    Not extended (needed at ``c = 0`` only): the first K index is the plain schedule;
+    at a later one an element stays iff tiles of outer index ``<= a`` and ``> a`` both
+    need it, ``(Y<=a ∩ Y>a) x X``. Extended (needed at every ``c``): first index
+    ``(Y<a ∩ Y>=a) x X ∪ A_a x X<=b``, middle ``(Y<=a ∩ Y>=a) x X``, last ``(Y<=a ∩
+    Y>a) x X ∪ A_a x X>=b`` (``Y<a`` the union of the outer sets before ``a``, ``X`` of
+    all inner sets, ``X<=b`` of the inner sets up to ``b``).
+    """
+    a, before, after = outer.mask, outer.before, outer.after
+    upto, onward = before | a, after | a
+    width = np.count_nonzero(inner.mask.any(axis=0))
+    x_upto = set_sizes(inner.before | inner.mask)
+    x_onward = set_sizes(inner.after | inner.mask)
+    cols = np.ones(len(inner.mask), dtype=np.int64)
+    kept_after = np.outer(set_sizes(upto & after) * width, cols)
+    if not extended:
+        return [plain, kept_after, kept_after]
+    own = set_sizes(a)
+    first = np.outer(set_sizes(before & onward) * width, cols) + np.outer(
+        own - set_sizes(before & a), x_upto
+    )
+    middle = np.outer(set_sizes(upto & onward) * width, cols)
+    last = kept_after + np.outer(own - set_sizes(after & a), x_onward)
+    return [first, middle, last]
+
+
+def k_passes(channels: int, tile: int) -> tuple[KPass, ...]:
+    """The K tiles of ``channels`` output channels in tiles of ``tile``, grouped into
+    the first, the middle ones and the last."""
+    count = -(-channels // tile)
+    if count == 1:
+        return (KPass(1, True, True, channels),)
+    last = channels - (count - 1) * tile
+    middle = (KPass(count - 2, False, False, tile),) if count > 2 else ()
+    return (KPass(1, True, False, tile), *middle, KPass(1, False, True, last))
+
+
+def group_geometry(scenario: FusedScenario, group: FusedGroup) -> GroupGeometry:
+    """The per-axis sets of every tensor of ``group``, for the first and later K tiles."""
     layers = scenario.group_layers(group)
+    n = len(layers)
+    kinds = (group.input_choice, *group.choices)
     rows = axis_sets(layers, group.choices, group.input_choice, 0, group.tile[0])
     cols = axis_sets(layers, group.choices, group.input_choice, 1, group.tile[1])
-    out = []
-    kinds = [group.input_choice, *group.choices[:-1]]
-    for k, kind in enumerate(kinds):
-        if kind != "retain":
-            continue
-        channels = layers[0].in_shape[0] if k == 0 else layers[k - 1].out_shape[0]
-        outer, inner = (rows[k], cols[k]) if group.order[0] == "P" else (cols[k], rows[k])
-        name = "input" if k == 0 else layers[k - 1].name
-        out.append((name, live_elems(outer.need, inner.need) * channels))
-    return out
+    first = tuple(zip(rows, cols, strict=True))
+    out_channels = layers[-1].out_shape[0]
+    passes = k_passes(out_channels, group.tile_k or out_channels)
+    extended = tuple(all(kinds[j] == "recompute" for j in range(k + 1, n)) for k in range(n + 1))
+    later = first
+    if len(passes) > 1:
+        asked = ("recompute",) * (n - 1) + ("spill",)
+        rows_r = axis_sets(layers, asked, "reread", 0, group.tile[0])
+        cols_r = axis_sets(layers, asked, "reread", 1, group.tile[1])
+        sets: list[tuple[AxisSets, AxisSets]] = []
+        for k in range(n + 1):
+            if k == n:
+                sets.append(first[n])
+                continue
+            pair = []
+            for full in (rows_r[k], cols_r[k]):
+                need = full.need if extended[k] else np.zeros_like(full.need)
+                remade = kinds[k] in ("recompute", "reread")
+                pair.append(AxisSets(need, need if remade else np.zeros_like(need)))
+            sets.append((pair[0], pair[1]))
+        later = tuple(sets)
+    channels = (layers[0].in_shape[0], *(layer.out_shape[0] for layer in layers))
+    return GroupGeometry(
+        layers=layers,
+        kinds=kinds,
+        channels=channels,
+        outer_first=group.spatial_order[0] == "P",
+        k_position=("outer", "middle", "inner")[group.order.index("K")]
+        if "K" in group.order
+        else "inner",
+        passes=passes,
+        first=first,
+        later=later,
+        extended=extended,
+    )
+
+
+def kept_live(scenario: FusedScenario, group: FusedGroup) -> list[tuple[str, np.ndarray]]:
+    """(tensor, elements on chip per tile) of every retained tensor of ``group`` (the
+    group input too when it is retained), one ``(passes, outer, inner)`` array each."""
+    geometry = group_geometry(scenario, group)
+    names = ["input", *(layer.name for layer in geometry.layers)]
+    return [
+        (names[k], np.stack(geometry.live(k)))
+        for k in range(len(geometry.layers))
+        if geometry.kinds[k] == "retain"
+    ]
 
 
 # --- results (both engines write these) ------------------------------------------------
@@ -408,9 +625,71 @@ class FusedTensorResult:
     macs_recomputed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class OnChip:
+    """Traffic inside the chip of one layer's tile sub-problem, from a single-layer
+    engine: L1 accesses, accesses between the L2 and the PEs (input and weight reads,
+    output writes; the L2 fills and drains are the group's), NoC element-hops."""
+
+    l1_accesses: int = 0
+    l2_accesses: int = 0
+    noc_elem_hops: int = 0
+
+    @classmethod
+    def of(cls, result: LayerResult) -> OnChip:
+        """The on-chip part of a single-layer result (its data already on chip)."""
+        counts = AccessCounts.of(result)
+        pe_side = (
+            result.tensor("input").l2_reads
+            + result.tensor("weight").l2_reads
+            + result.tensor("output").l2_writes
+        )
+        return cls(counts.l1_accesses, pe_side, counts.noc_elem_hops)
+
+    def scaled(self, times: int) -> OnChip:
+        """These counts ``times`` over."""
+        return OnChip(
+            self.l1_accesses * times, self.l2_accesses * times, self.noc_elem_hops * times
+        )
+
+    def __add__(self, other: OnChip) -> OnChip:
+        return OnChip(
+            self.l1_accesses + other.l1_accesses,
+            self.l2_accesses + other.l2_accesses,
+            self.noc_elem_hops + other.noc_elem_hops,
+        )
+
+
+def group_l2_accesses(
+    layers: tuple[FusedLayer, ...],
+    made: list[int],
+    needed: list[int],
+    weight_loads: list[int],
+    weight_uses: list[int],
+    onchip: list[OnChip | None],
+) -> OnChip:
+    """The group's L2 accesses and the L1 and NoC traffic of its layers' dataflows.
+
+    Every tensor's elements are written into the L2 once per make and read once per
+    need (the group input from off-chip, the output to off-chip), weights once per
+    load and once per tile that uses them. A layer with its own dataflow replaces its
+    part (its input's needs, its output's makes and its weight uses) by what its
+    single-layer model counts between the L2 and the PEs over all its tiles
+    (``onchip[i]``), and adds that model's L1 and NoC traffic.
+    """
+    l2 = sum(made) + sum(needed) + sum(weight_loads) + sum(weight_uses)
+    total = OnChip()
+    for i, counts in enumerate(onchip):
+        if counts is not None and layers[i].dataflow is not None:
+            l2 += counts.l2_accesses - needed[i] - made[i + 1] - weight_uses[i]
+            total += counts
+    return OnChip(total.l1_accesses, l2, total.noc_elem_hops)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FusedGroupResult:
-    """One fusion group: totals over its tensors, its runtime and energy."""
+    """One fusion group: totals over its tensors, its runtime and energy (MACs, L1,
+    L2, NoC and off-chip accesses priced in the scenario's energy table)."""
 
     group: str
     offchip_reads: int
@@ -423,6 +702,8 @@ class FusedGroupResult:
     l2_accesses: int
     tiles: int
     tensors: tuple[FusedTensorResult, ...]
+    l1_accesses: int = 0
+    noc_elem_hops: int = 0
 
     @classmethod
     def total(
@@ -433,19 +714,22 @@ class FusedGroupResult:
         *,
         buffer_elems: int,
         runtime_cycles: int,
-        l2_accesses: int,
+        onchip: OnChip,
         tiles: int,
     ) -> FusedGroupResult:
-        """The group's result from its tensors: sums, and the energy of its MACs, L2
-        accesses and off-chip elements in the scenario's energy table."""
+        """The group's result from its tensors: sums, and the energy of its MACs, L1,
+        L2 and NoC accesses and off-chip elements in the scenario's energy table."""
         reads = sum(t.offchip_reads for t in tensors)
         writes = sum(t.offchip_writes for t in tensors)
         macs = sum(t.macs for t in tensors)
-        table = ENERGY_TABLES[scenario.energy]
-        energy = (
-            macs * table.mac_nj
-            + l2_accesses * table.l2_access_nj
-            + (reads + writes) * table.offchip_access_nj
+        energy = ENERGY_TABLES[scenario.energy].energy_nj(
+            AccessCounts(
+                macs=macs,
+                l1_accesses=onchip.l1_accesses,
+                l2_accesses=onchip.l2_accesses,
+                noc_elem_hops=onchip.noc_elem_hops,
+                offchip_accesses=reads + writes,
+            )
         )
         return cls(
             group=group.name,
@@ -456,9 +740,11 @@ class FusedGroupResult:
             macs_recomputed=sum(t.macs_recomputed for t in tensors),
             runtime_cycles=runtime_cycles,
             energy_nj=round(energy, 6),
-            l2_accesses=l2_accesses,
+            l2_accesses=onchip.l2_accesses,
             tiles=tiles,
             tensors=tuple(tensors),
+            l1_accesses=onchip.l1_accesses,
+            noc_elem_hops=onchip.noc_elem_hops,
         )
 
     def metrics(self) -> dict[str, float]:
@@ -471,6 +757,9 @@ class FusedGroupResult:
             "macs_recomputed": self.macs_recomputed,
             "runtime_cycles": self.runtime_cycles,
             "energy_nj": self.energy_nj,
+            "l1_accesses": self.l1_accesses,
+            "l2_accesses": self.l2_accesses,
+            "noc_elem_hops": self.noc_elem_hops,
         }
         for t in self.tensors:
             for key in (
@@ -749,14 +1038,6 @@ def _load_layer(doc: Any, item: yaml.Node, shape: tuple[int, int, int]) -> Fused
         if kind is not Kind.GEMM:
             window = (declared.get("R", 1), declared.get("S", 1))
     for axis, what in ((0, "Y"), (1, "X")):
-        if window[axis] < stride[axis]:
-            node = block["stride"][1] if "stride" in block else item
-            raise doc.error(
-                node,
-                f"layer '{name}': stride {what} {stride[axis]} is larger than its window"
-                f" {window[axis]}, so some inputs are never read",
-                hint="a fused chain needs every window at least as large as its stride",
-            )
         if padding[axis] >= window[axis]:
             raise doc.error(
                 block["padding"][1],
@@ -872,18 +1153,15 @@ def _load_group(
     name = doc.scalar(block["name"][1], "group name") if "name" in block else names[first]
     out = layers[last].out_shape
     tile = [out[1], out[2]]
+    tile_k: int | None = None
+    k_given = False
     if "tile" in block:
         tiles = doc.mapping(block["tile"][1], "tile", ("P", "Q", "K"))
         for rank, (_, value) in tiles.items():
             size = doc.integer(value, f"tile {rank}")
             if rank == "K":
-                if size != out[0]:
-                    raise doc.error(
-                        value,
-                        f"tile K {size} splits the output channels ({out[0]}),"
-                        " which this model does not tile",
-                        hint=f"omit K or give K: {out[0]}",
-                    )
+                tile_k = _tile_k(doc, value, size, layers[last])
+                k_given = True
                 continue
             axis = TILE_RANKS.index(rank)
             if size > out[1 + axis]:
@@ -894,16 +1172,7 @@ def _load_group(
                     hint=f"a tile size from 1 to {out[1 + axis]}",
                 )
             tile[axis] = size
-    order: tuple[str, str] = ("P", "Q")
-    if "order" in block:
-        ranks = [doc.scalar(n, "a rank") for n in doc.sequence(block["order"][1], "order")]
-        if sorted(ranks) != ["P", "Q"]:
-            raise doc.error(
-                block["order"][1],
-                f"tile loop order {ranks} must name P and Q once each, outermost first",
-                hint="[P, Q] (rows outer) or [Q, P]",
-            )
-        order = (ranks[0], ranks[1])
+    order = _order(doc, block, k_given)
     choices = ["retain"] * (last - first) + ["spill"]
     choice_spans: list[tuple[str, SourceSpan]] = []
     if "intermediates" in block:
@@ -936,9 +1205,51 @@ def _load_group(
         input_choice=input_choice,
         weights=weights,
         buffer_elems=buffer_elems,
+        tile_k=tile_k,
         span=doc.span(item),
         choice_spans=tuple(choice_spans),
     )
+
+
+def _tile_k(doc: Any, node: yaml.Node, size: int, layer: FusedLayer) -> int | None:
+    """Output channels per tile of the group's last layer (``None``: all of them); only
+    a CONV or GEMM, whose every output channel reads all input channels, is split."""
+    channels = layer.out_shape[0]
+    if size > channels:
+        raise doc.error(
+            node,
+            f"tile K {size} is larger than the {channels} output channels of '{layer.name}'",
+            hint=f"a tile size from 1 to {channels}",
+        )
+    if size == channels:
+        return None
+    if layer.kind not in (Kind.CONV, Kind.GEMM):
+        raise doc.error(
+            node,
+            f"tile K {size} splits the channels of {layer.kind.value} layer '{layer.name}',"
+            " which this model tiles only for CONV and GEMM",
+            hint=f"omit K or give K: {channels}",
+        )
+    return size
+
+
+def _order(doc: Any, block: dict[str, Any], tiled_k: bool) -> tuple[str, ...]:
+    """The tile loop order, outermost first; ``K`` (innermost by default) is allowed only
+    when the tile gives ``K``."""
+    if "order" not in block:
+        return ("P", "Q", "K") if tiled_k else ("P", "Q")
+    node = block["order"][1]
+    ranks = tuple(str(doc.scalar(n, "a rank")) for n in doc.sequence(node, "order"))
+    if tiled_k and sorted(ranks) == ["P", "Q"]:
+        ranks = (*ranks, "K")
+    if sorted(ranks) != (["K", "P", "Q"] if tiled_k else ["P", "Q"]):
+        raise doc.error(
+            node,
+            f"tile loop order {list(ranks)} must name P and Q once each"
+            + (" and K once" if tiled_k else " (K only when the tile gives K)"),
+            hint="[P, Q] (rows outer) or [Q, P]; with a K tile K anywhere, e.g. [K, P, Q]",
+        )
+    return ranks
 
 
 def _choice(

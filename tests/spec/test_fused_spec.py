@@ -26,6 +26,17 @@ groups:
 hardware: {num_pes: 4}
 """
 
+SPLIT = BASE.replace(
+    """  - name: g
+    layers: [c1, p1, c2]
+    tile: {P: 1, Q: 2}
+    intermediates: {c1: retain, p1: recompute}
+""",
+    """  - {name: g2, layers: [c1, p1]}
+  - {name: g3, layers: [c2]}
+""",
+)
+
 
 def _load(tmp_path: Path, text: str) -> object:
     path = tmp_path / "f.yaml"
@@ -46,20 +57,40 @@ def test_shapes_follow_the_chain(tmp_path: Path) -> None:
     ("old", "new", "line", "token", "message"),
     [
         ("tile: {P: 1, Q: 2}", "tile: {P: 3, Q: 2}", 10, "3", "tile P 3 is larger"),
-        ("tile: {P: 1, Q: 2}", "tile: {P: 1, K: 1}", 10, "1}", "splits the output channels"),
+        ("tile: {P: 1, Q: 2}", "tile: {P: 1, K: 3}", 10, "3}", "tile K 3 is larger than the 2"),
+        (
+            "tile: {P: 1, Q: 2}",
+            "tile: {P: 1, K: 1}\n    order: [P, K]",
+            11,
+            "[P, K",
+            "must name P and Q once each and K once",
+        ),
+        (
+            "tile: {P: 1, Q: 2}",
+            "tile: {P: 1, Q: 2}\n    order: [K, P, Q]",
+            11,
+            "[K, P",
+            "K only when the tile gives K",
+        ),
         ("{K: 2, R: 3, S: 3}", "{K: 2, C: 4, R: 3, S: 3}", 6, "4", "previous tensor gives it 3"),
         ("{K: 2, R: 3, S: 3}", "{K: 2, R: 5, S: 5}", 6, "{name: c2", "does not fit"),
         ("p1: recompute", "p1: keep", 11, "keep", "'keep' is not a valid choice"),
         ("[c1, p1, c2]", "[c1, c2]", 9, "c2]", "does not follow"),
         ("{c1: retain, p1: recompute}", "{c2: retain}", 11, "c2", "not an intermediate"),
-        ("stride: {Y: 2, X: 2}", "stride: {Y: 3, X: 2}", 5, "{Y: 3", "larger than its window"),
+        (
+            "{name: g2, layers: [c1, p1]",
+            "{name: g2, layers: [c1, p1], tile: {K: 2}",
+            8,
+            "2}",
+            "splits the channels of POOL",
+        ),
     ],
 )
 def test_errors_point_at_the_text(
     tmp_path: Path, old: str, new: str, line: int, token: str, message: str
 ) -> None:
     """Each error names the problem and points at the offending YAML text."""
-    text = BASE.replace(old, new)
+    text = (SPLIT if "g2" in old else BASE).replace(old, new)
     with pytest.raises(SpecError) as info:
         _load(tmp_path, text)
     span = info.value.first.span
@@ -81,30 +112,26 @@ def test_retain_that_cannot_fit_the_buffer(tmp_path: Path) -> None:
 
 
 @st.composite
-def _monotone(draw: st.DrawFn) -> np.ndarray:
-    """Touching, monotone intervals as receptive fields make them (some empty)."""
+def _sets(draw: st.DrawFn) -> np.ndarray:
+    """Per tile index, any set of rows (some empty, some with gaps) as mask rows."""
     count = draw(st.integers(1, 5))
-    out, lo, hi = [], 0, 0
-    for _ in range(count):
-        if draw(st.booleans()) and out:
-            out.append((0, 0))
-            continue
-        lo = draw(st.integers(lo, hi))
-        hi = draw(st.integers(max(lo + 1, hi), max(lo + 1, hi) + 4))
-        out.append((lo, hi))
-    return np.array(out, dtype=np.int64)
+    size = draw(st.integers(1, 8))
+    flat = draw(st.lists(st.booleans(), min_size=count * size, max_size=count * size))
+    return np.array(flat, dtype=bool).reshape(count, size)
 
 
 @settings(max_examples=200, deadline=None)
-@given(_monotone(), _monotone())
+@given(_sets(), _sets())
 def test_live_elems_equals_element_lifetimes(outer: np.ndarray, inner: np.ndarray) -> None:
-    """The inclusion-exclusion count equals a brute-force count: an element is on chip
-    during tile t when some tile at or before t and some tile at or after t need it."""
+    """The inclusion-exclusion count equals a brute-force count for any row and column
+    sets: an element is on chip during tile t when some tile at or before t and some
+    tile at or after t need it."""
     tiles = [(a, b) for a in range(len(outer)) for b in range(len(inner))]
 
     def needs(a: int, b: int) -> set[tuple[int, int]]:
-        (y0, y1), (x0, x1) = outer[a], inner[b]
-        return {(y, x) for y in range(y0, y1) for x in range(x0, x1)}
+        return {
+            (int(y), int(x)) for y in np.flatnonzero(outer[a]) for x in np.flatnonzero(inner[b])
+        }
 
     sets = [needs(a, b) for a, b in tiles]
     live = live_elems(outer, inner)

@@ -266,8 +266,9 @@ def _chains(draw: st.DrawFn) -> str:
         act = draw(st.sampled_from(["none", "relu"]))
         if kind in ("conv", "conv_s2"):
             k = draw(st.integers(1, 3))
+            c = k
             r = draw(st.sampled_from([1, 3]))
-            s = 2 if kind == "conv_s2" and r == 3 else 1
+            s = 2 if kind == "conv_s2" else 1  # 1x1 stride 2: a window smaller than its stride
             pad = draw(st.integers(0, r // 2))
             lines.append(
                 f"  - {{name: {name}, type: CONV, dims: {{K: {k}, R: {r}, S: {r}}},"
@@ -282,10 +283,11 @@ def _chains(draw: st.DrawFn) -> str:
             )
         elif kind == "gemm":
             n = draw(st.integers(1, 3))
+            c = n
             lines.append(f"  - {{name: {name}, type: GEMM, dims: {{N: {n}}}, activation: {act}}}")
         else:
             win = draw(st.sampled_from([2, 3]))
-            stride = draw(st.integers(1, win))
+            stride = draw(st.integers(1, win + 1))
             pool = draw(st.sampled_from(["max", "avg"]))
             lines.append(
                 f"  - {{name: {name}, type: POOL, pool: {pool}, window: {{Y: {win}, X: {win}}},"
@@ -298,12 +300,18 @@ def _chains(draw: st.DrawFn) -> str:
             reject()
     choices = {n: draw(st.sampled_from(["retain", "recompute", "spill"])) for n in names[:-1]}
     inter = ", ".join(f"{n}: {c}" for n, c in choices.items())
+    order = draw(st.sampled_from(["P, Q", "Q, P"]))
+    tile_k = ""
+    if kinds[-1] in ("conv", "conv_s2", "gemm"):
+        tile_k = f", K: {draw(st.integers(1, c))}"
+        first, second = order.split(", ")
+        order = draw(st.sampled_from([f"K, {order}", f"{first}, K, {second}", f"{order}, K"]))
     lines += [
         "groups:",
         "  - name: g",
         f"    layers: [{', '.join(names)}]",
-        f"    tile: {{P: {draw(st.integers(1, h))}, Q: {draw(st.integers(1, w))}}}",
-        f"    order: {draw(st.sampled_from(['[P, Q]', '[Q, P]']))}",
+        f"    tile: {{P: {draw(st.integers(1, h))}, Q: {draw(st.integers(1, w))}{tile_k}}}",
+        f"    order: [{order}]",
         f"    intermediates: {{{inter}}}",
         f"    input: {draw(st.sampled_from(['retain', 'reread']))}",
         f"    weights: {draw(st.sampled_from(['resident', 'reread']))}",
@@ -486,3 +494,216 @@ def test_runtime_split_without_dataflows_is_all_pipeline() -> None:
     split = runtime_splits(scenario, analytic, sim)["bottleneck"]
     gap = sim.groups[0].runtime_cycles - analytic.groups[0].runtime_cycles
     assert (split.pipeline_cycles, split.compute_cycles) == (gap, 0)
+
+
+def test_weights_reread_per_tile() -> None:
+    """TWO_CONVS retained with weights re-read: c1 makes part of its map in each of the
+    4 tiles (new rows [0,5) or [5,8) times new columns [0,5) or [5,8)), so each tile
+    reads c1's 54 and c2's 54 weights again: 4 * 54 + 4 * 54 = 432 weight reads (resident:
+    108), plus the 128 input elements. On chip one layer's weights at a time, 54 instead of
+    108: the peak 297 - 108 + 54 = 243."""
+    scenario = _load(TWO_CONVS.replace("CHOICE", "retain"))
+    g = _both(_with(scenario, weights="reread"))
+    assert _tensor(g, "c1.weight")["reads"] == 216
+    assert _tensor(g, "c2.weight")["reads"] == 216
+    assert g.offchip_reads == 128 + 432
+    assert g.onchip_buffer_req_elems == 243
+
+
+K_TILES = """
+kind: fused
+input: {C: 1, Y: 4, X: 4}
+layers:
+  - {name: c1, type: CONV, dims: {K: 2, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+  - {name: c2, type: CONV, dims: {K: 4, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+groups:
+  - name: g
+    layers: [c1, c2]
+    tile: {P: 2, K: 2}
+    order: ORDER
+    intermediates: {c1: CHOICE}
+    weights: WEIGHTS
+hardware: {num_pes: 4, offchip_bw_elems_per_cycle: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("order", "choice", "weights", "c1_made", "c1_reads", "c1_peak", "weight_reads", "peak"),
+    [
+        ("[P, Q, K]", "retain", "resident", 32, 0, 24, 90, 56 + 90),
+        ("[K, P, Q]", "retain", "resident", 32, 0, 32, 90, 56 + 90),
+        ("[P, Q, K]", "recompute", "resident", 96, 0, 24, 90, 56 + 90),
+        ("[P, Q, K]", "retain", "reread", 32, 0, 24, 180, 56 + 36),
+        ("[K, P, Q]", "spill", "resident", 32, 64, 24, 90, 56 + 90),
+    ],
+)
+def test_output_channel_tiles(
+    order: str,
+    choice: str,
+    weights: str,
+    c1_made: int,
+    c1_reads: int,
+    c1_peak: int,
+    weight_reads: int,
+    peak: int,
+) -> None:
+    """c1: 3x3 conv, 1 -> 2 channels, 4x4 (padding 1); c2: 3x3 conv, 2 -> 4 channels.
+    c2's output in row tiles [0,2), [2,4) (columns whole) and channel tiles [0,2), [2,4):
+    4 tiles. Each row tile needs c1 rows [0,3) or [1,4), all 4 columns, both channels,
+    whichever K tile it makes.
+
+    * c2: 4*16 = 64 outputs written once, 64 * (2 ch * 9) = 1152 MACs.
+    * c1 retained or spilled: made once, 2*16 = 32 (rows [0,3), then row 3; the second
+      K tile of a row tile makes nothing), 288 MACs. Recomputed: every tile makes its
+      24-element field, 4 * 24 = 96, 864 MACs, 576 recomputed.
+    * input retained: its 16 elements read once.
+    * weights: c1 2*9 = 18, c2 4*2*9 = 72, resident 90. Re-read: c1 at the 2 tiles that
+      make c1, 2 * 18; c2's 2-channel slice (36) at all 4 tiles: 36 + 144 = 180; on chip
+      the largest per tile, 36.
+    * spill, K outer: 32 written; the 4 tiles need 24 each (96), of which 32 were made
+      on chip: 64 read back.
+    * c1 on chip, K inner: a row tile's 24. K outer, retained: pass 1 asks for c1 again,
+      so after the first pass has made all 32 they stay until their second use: 32.
+      Spilled or recomputed: the tile's 24.
+    * total peak at the first tile: input 16 (all 4 rows feed c1 rows [0,3)) + c1 24 +
+      the output tile 2*4*2 = 16 = 56, plus the weights on chip. With K outer and c1
+      retained the second tile holds input 8 (rows [2,4)) + c1 32 + 16 = 56 too.
+    """
+    text = K_TILES.replace("ORDER", order).replace("CHOICE", choice).replace("WEIGHTS", weights)
+    g = _both(_load(text))
+    assert g.tiles == 4
+    assert _tensor(g, "c2")["writes"] == 64
+    assert _tensor(g, "c2")["macs"] == 1152
+    assert _tensor(g, "c1")["macs"] == c1_made * 9
+    assert _tensor(g, "c1")["recomputed"] == (c1_made - 32) * 9
+    assert _tensor(g, "c1")["reads"] == c1_reads
+    assert _tensor(g, "c1")["buffer"] == c1_peak
+    assert _tensor(g, "input")["reads"] == 16
+    assert g.offchip_reads == 16 + c1_reads + weight_reads
+    assert g.onchip_buffer_req_elems == peak
+
+
+GAPS = """
+kind: fused
+input: {C: 1, Y: 8, X: 4}
+layers:
+  - {name: c1, type: CONV, dims: {K: 1, R: 1, S: 1}, stride: {Y: 2, X: 2}}
+  - {name: c2, type: CONV, dims: {K: 1, R: 3, S: 3}, padding: {Y: 1, X: 1}}
+groups:
+  - {name: g, layers: [c1, c2], tile: {P: 2}, intermediates: {c1: CHOICE}, input: INPUT}
+hardware: {num_pes: 4, offchip_bw_elems_per_cycle: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("choice", "inp", "c1_made", "input_reads", "input_peak"),
+    [
+        ("retain", "retain", 8, 8, 6),
+        ("retain", "reread", 8, 8, 6),
+        ("recompute", "reread", 12, 12, 6),
+        ("recompute", "retain", 12, 8, 6),
+    ],
+)
+def test_window_smaller_than_stride(
+    choice: str, inp: str, c1_made: int, input_reads: int, input_peak: int
+) -> None:
+    """c1: a 1x1 conv with stride 2 (8x4 -> 4x2), reading only even rows and columns;
+    c2: 3x3, padding 1, 4x2. c2's row tiles [0,2), [2,4) need c1 rows [0,3), [1,4)
+    (both columns); c1 row o reads input row 2o, column j input column 2j.
+
+    * c1 retained: makes rows [0,3), then row 3: 8 elements, 8 MACs; they read input
+      rows {0,2,4} and {6}, columns {0,2}: 6 + 2 = 8 input elements, retained or
+      re-read alike (the odd rows and columns are never read). On chip at the first
+      tile the 6 it reads (an interval model would hold rows [0,5) x columns [0,3)).
+    * c1 recomputed: makes rows [0,3) and [1,4), 12 elements (4 recomputed), reading
+      input rows {0,2,4} and {2,4,6} (columns {0,2}): re-read 6 + 6 = 12, retained 8.
+      On chip, retained: tile 0 its 6 (rows {2,4} stay for tile 1 but are its own
+      anyway), tile 1 its 6 (row 0 released): 6.
+    * c2: 8 outputs written once, 72 MACs.
+    """
+    g = _both(_load(GAPS.replace("CHOICE", choice).replace("INPUT", inp)))
+    assert _tensor(g, "c1")["macs"] == c1_made
+    assert _tensor(g, "c1")["recomputed"] == c1_made - 8
+    assert _tensor(g, "input")["reads"] == input_reads
+    assert _tensor(g, "input")["buffer"] == input_peak
+    assert _tensor(g, "c2")["writes"] == 8
+    assert _tensor(g, "c2")["macs"] == 72
+
+
+def test_dataflow_traffic_counts_in_energy() -> None:
+    """A one-layer group, one tile: c1 of two_convs (2x8x8 -> 3x8x8, 3x3, padding 1).
+
+    Without a dataflow the L2 sees the input written (128) and read (128), the output
+    written (192) and read for off-chip (192), the weights loaded (54) and read (54):
+    748 accesses, no L1 or NoC traffic. With its dataflow, the layer's own part (input
+    read 128, output written 192, weights read 54) is what each engine's single-layer
+    model counts between the L2 and the PEs for the one sub-problem (the whole layer
+    on its 10x10 padded window), and that model's L1 and NoC traffic are added; the
+    energy prices all of them with the scenario's table. Golden single-layer counts
+    come from each engine's own single-layer run.
+    """
+    from metronome.analytic.api import analyze
+    from metronome.sim.simulate import simulate
+    from metronome.spec.energy import ENERGY_TABLES, AccessCounts
+    from metronome.spec.fused import OnChip
+    from metronome.spec.hardware import UNBOUNDED
+
+    text = Path("scenarios/fused/two_convs.yaml").read_text()
+    groups = text[text.index("groups:") : text.index("hardware:")]
+    text = text.replace(
+        groups, "groups:\n  - {name: g1, layers: [c1]}\n  - {name: g2, layers: [c2]}\n"
+    )
+    scenario = _load(text)
+    layer = scenario.layers[0]
+    sub, mapping = layer.sub_problem(8, 8, scenario.hardware)
+    onchip = scenario.hardware.with_changes(offchip_bw_elems_per_cycle=UNBOUNDED)
+    table = ENERGY_TABLES[scenario.energy]
+    plain = dataclasses.replace(layer, dataflow=None)
+    bare = dataclasses.replace(scenario, layers=(plain, *scenario.layers[1:]))
+    for engine, single in (
+        (analyze_fused, lambda: analyze(sub, mapping, onchip)),
+        (lambda s: simulate_fused(s).result, lambda: simulate(sub, mapping, onchip).layer),
+    ):
+        g = engine(bare).groups[0]
+        assert (g.l1_accesses, g.l2_accesses, g.noc_elem_hops) == (0, 748, 0)
+        counts = OnChip.of(single())
+        g = engine(scenario).groups[0]
+        assert g.l1_accesses == counts.l1_accesses > 0
+        assert g.noc_elem_hops == counts.noc_elem_hops > 0
+        assert g.l2_accesses == 748 - (128 + 192 + 54) + counts.l2_accesses
+        priced = AccessCounts(
+            macs=g.macs,
+            l1_accesses=g.l1_accesses,
+            l2_accesses=g.l2_accesses,
+            noc_elem_hops=g.noc_elem_hops,
+            offchip_accesses=g.offchip_reads + g.offchip_writes,
+        )
+        assert g.energy_nj == round(table.energy_nj(priced), 6)
+
+
+def test_output_channel_tiles_between_spatial_loops() -> None:
+    """K_TILES (c1 retained, weights resident) with 2x2-pixel tiles and the channel loop
+    between the row and column loops, order [P, K, Q]: tiles (a, c, b), 2 * 2 * 2 = 8.
+    Per axis c2's tiles [0,2), [2,4) need c1 [0,3), [1,4); c1 makes [0,3), then [3,4),
+    which read input [0,4), [2,4).
+
+    * c1 (2 channels) is asked again by the second channel tile, so it stays across
+      it. Per channel, at c = 0 (Y<a ∩ Y>=a) x X ∪ A_a x X<=b: (0,0) 3x3 = 9, (0,1)
+      3x4 = 12, (1,0) [1,3)x4 ∪ [1,4)x[0,3) = 8 + 9 - 6 = 11, (1,1) 12; at c = 1 (Y<=a ∩
+      Y>a) x X ∪ A_a x X>=b: (0,0) 12, (0,1) 8 + 9 - 6 = 11, (1,0) 12, (1,1) 9. Peak 24.
+    * input (1 channel, needed at c = 0 only): c = 0 as without channel tiles, 16, 12,
+      8, 4; c = 1 keeps what outer rows <= a and > a both need, (Y<=a ∩ Y>a) x X:
+      a = 0 [2,4) x 4 = 8, a = 1 none.
+    * output tile 2x2 pixels x 2 channels = 8.
+    * totals in loop order: 16+18+8 = 42, 12+24+8 = 44, 8+24+8 = 40, 8+22+8 = 38,
+      8+22+8 = 38, 4+24+8 = 36, 0+24+8 = 32, 0+18+8 = 26: peak 44, plus the resident
+      weights 90: 134. Transfers as with any order: input 16, weights 90, output 64.
+    """
+    text = K_TILES.replace("ORDER", "[P, K, Q]").replace("CHOICE", "retain")
+    text = text.replace("WEIGHTS", "resident").replace("{P: 2, K: 2}", "{P: 2, Q: 2, K: 2}")
+    g = _both(_load(text))
+    assert g.tiles == 8
+    assert _tensor(g, "c1")["buffer"] == 24
+    assert _tensor(g, "input")["buffer"] == 16
+    assert g.onchip_buffer_req_elems == 134
+    assert (g.offchip_reads, g.offchip_writes) == (16 + 90, 64)

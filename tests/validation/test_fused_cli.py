@@ -128,3 +128,32 @@ def test_validate_exits_1_on_a_transfer_mismatch(
     # (c1 3 x 2 x 3 x 3 = 54, c2 2 x 3 x 3 x 3 = 54): 236; the patched simulator says 237.
     assert "g offchip_reads: analytic 236, sim 237 (MISMATCH)" in capsys.readouterr().err
     assert "offchip_reads MISMATCH" in (report / "report.md").read_text()
+
+
+TILE = "tile: {P: 4, Q: 4}"
+ORDER = "order: [P, Q]"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({TILE: "tile: {P: 4, Q: 4, K: 5}"}, "tile K 5 is larger than the 2"),
+        ({ORDER: "order: [P, K, Q]"}, "K only when the tile gives K"),
+        ({TILE: "tile: {P: 4, Q: 4, K: 1}", ORDER: "order: [P, Q, P]"}, "K once"),
+    ],
+)
+def test_bad_channel_tiles_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, str], message: str
+) -> None:
+    """Illegal channel tiles and loop orders: file:line:col with the message, exit 2."""
+    bad = tmp_path / "bad.yaml"
+    text = Path(TWO).read_text()
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    bad.write_text(text)
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err
+    assert ": error: " in err
+    assert message in err
+    assert "Traceback" not in err

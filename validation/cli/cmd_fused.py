@@ -32,7 +32,8 @@ def check_cli(path: str) -> None:
         kept = ", ".join(f"{n}: {c}" for n, c in zip(names[:-1], group.choices[:-1], strict=True))
         print(
             f"  group {group.name}: {names[0]}..{names[-1]}, tile {group.tile[0]}x{group.tile[1]}"
-            f" ({'/'.join(group.order)}), input {group.input_choice}, weights {group.weights}"
+            + (f"x{group.tile_k} channels" if group.tile_k else "")
+            + f" ({'/'.join(group.order)}), input {group.input_choice}, weights {group.weights}"
             + (f", {kept}" if kept else "")
         )
 
