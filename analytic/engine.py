@@ -41,6 +41,7 @@ from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
     Machine,
+    array_footprints,
     ceil_div,
     level_reuse,
     machine_of,
@@ -127,6 +128,8 @@ class LevelResult:
     """The runtime before rounding (refined model: costs amortised over steps)."""
     last_step: tuple[int, int] = (0, 0)
     """(compute, collection) cycles of the last step counted (refined model)."""
+    case_volumes: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    """(steps, per-tensor L2 reads per step) of each case counted."""
 
 
 @dataclass(slots=True)
@@ -273,6 +276,8 @@ class _Totals:
     egress: list[int] = field(default_factory=list)
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
+    volumes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    """(steps, per-tensor L2 reads per step) of each case counted (refined model)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -301,6 +306,7 @@ class _Totals:
             avg_active=self.active_sum / total if total else self.active_sum,
             arithmetic_intensity=self.intensity,
             occurrences=total,
+            case_volumes=tuple(self.volumes),
         )
 
 
@@ -504,6 +510,8 @@ def _count_case(
     totals.compute.append(compute)
     totals.weights.append(occ)
     totals.occurrences += occ
+    if reuse is not None and model.index == 0:
+        totals.volumes.append((occ, tuple(volumes)))
     return True
 
 
@@ -745,6 +753,22 @@ def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def _channel_cycles(top: LevelResult, refetched: list[int], fetched: list[int], bw: int) -> int:
+    """Cycles the off-chip channel spends reading. It moves each step's misses as one
+    transfer of whole cycles, ``ceil(misses / bw)``. A tensor fetched once arrives in the
+    steps of its first sweep; one refetched every sweep of an outer loop misses in every
+    step, its step's share ``volume x fetched / L2 reads`` of its new tile."""
+    once = sum(fetched[t] for t in range(len(fetched)) if t not in refetched)
+    if not refetched:
+        return ceil_div(once, bw)
+    share = {t: fetched[t] / top.l2_reads[t] for t in refetched if top.l2_reads[t] > 0}
+    steps = 0
+    for occ, volumes in top.case_volumes:
+        misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+        steps += occ * math.ceil(misses / bw - 1e-9)
+    return steps + ceil_div(once, bw)
+
+
 def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
     """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
     reads of partial sums, and the runtime with the off-chip channel as a floor: the
@@ -752,30 +776,34 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     last one (docs/refined-model.md, "Off-chip")."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
-    l2 = level_reuse(model, dims, per_directive, ctx.strides, UNBOUNDED)
-    whole = l2.footprints
+    whole = array_footprints(model, dims, per_directive, ctx.strides)
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
+    refetched: list[int] = []
     rows = _touched(ctx, dims)
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
         refetch = 1
-        for c, d in enumerate(model.directives):
+        for c in range(len(model.directives)):
             p = positions(per_directive[c])
             if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
                 continue
             wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
-            if wraps and whole[c] * (model.units if d.spatial else 1) > machine.l2_elems:
+            if wraps and whole[c] > machine.l2_elems:
                 refetch *= p
         l2_writes[t] = size * refetch
         reads += size * refetch
+        if refetch > 1:
+            refetched.append(t)
     outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
     l2_reads[2] = max(l2_writes[2] - outputs, 0)
     bw = machine.offchip_bw
     first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
-    channel = machine.offchip_latency + ceil_div(reads, bw) + top.last_step[0]
-    runtime = max(first + top.runtime, channel) + top.last_step[1] + ceil_div(outputs, bw)
+    fetched = l2_writes[: len(model.inputs)]
+    channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw)
+    channel += top.last_step[0]
+    runtime = round(max(first + top.runtime, channel) + top.last_step[1] + ceil_div(outputs, bw))
     return replace(
         top,
         runtime=runtime,

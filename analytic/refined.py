@@ -38,6 +38,7 @@ from .traffic import LevelModel, TensorView
 __all__ = [
     "LevelReuse",
     "Machine",
+    "array_footprints",
     "ceil_div",
     "level_reuse",
     "machine_of",
@@ -121,24 +122,56 @@ def _extent(
     strides: dict[str, int],
     view: TensorView,
     inside: int,
+    array: bool = False,
 ) -> int:
-    """A unit's footprint of ``view`` over one sweep of the directives after ``inside``."""
+    """A unit's footprint of ``view`` over one sweep of the directives after ``inside``
+    (``array``: the footprint of all the level's units together)."""
     total = 1
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
-        tile = model.tiles.mapped.get(counted, dims.get(dim, 1))
-        if i <= inside:
-            total *= max(tile, 1)
-            continue
+        tile = max(model.tiles.mapped.get(counted, dims.get(dim, 1)), 1)
         if counted != dim:
             whole = max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
         else:
             whole = dims.get(dim, 1)
-        if d.spatial:
-            total *= min(whole, positions(per_directive[i]) * max(tile, 1))
+        if i <= inside:
+            if array and d.spatial:
+                # The units of one fold: tiles ``offset`` apart.
+                step = d.offset if counted == dim else d.offset // strides.get(dim, 1)
+                step = max(step, 1)
+                total *= min(whole, tile + (model.units - 1) * step)
+            else:
+                total *= tile
+        elif d.spatial and not array:
+            total *= min(whole, positions(per_directive[i]) * tile)
         else:
             total *= whole
     return total
+
+
+def array_footprints(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+) -> tuple[int, ...]:
+    """Per directive ``c`` of the top level, what all its units touch over one sweep of
+    the loops inside ``c`` (L2's stack distance when ``c`` advances): a spatial
+    directive inside ``c`` sweeps its whole dimension, one at or outside ``c`` spans
+    the units of its current fold."""
+    n = len(model.directives)
+    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
+    out = []
+    for c in range(n):
+        total = sum(_extent(model, dims, per_directive, strides, v, c, True) for v in model.inputs)
+        revisited = any(r <= c for r in reductions)
+        out.append(
+            total
+            + _extent(
+                model, dims, per_directive, strides, model.output, c if revisited else n, True
+            )
+        )
+    return tuple(out)
 
 
 def level_reuse(
