@@ -541,8 +541,13 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` holding partial sums of the same outputs
     (reduction dimensions mapped spatially there), whose copies all travel to L2 on a
     network without adders."""
+    return _reduced_units(ctx.models[index + 1 :])
+
+
+def _reduced_units(models: tuple[LevelModel, ...]) -> int:
+    """Units of ``models``' levels holding partial sums of the same outputs."""
     copies = 1
-    for lower in ctx.models[index + 1 :]:
+    for lower in models:
         for i in lower.spatial:
             d = lower.directives[i]
             if i in lower.non_output:
@@ -586,7 +591,11 @@ def _refined_delays(
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
     _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
-    if out_delay and reduced:
+    if out_delay and model.index > 0 and machine.topology in ("bus", "crossbar"):
+        # L2's adder tree adds every copy of the step's outputs, the clusters' of the
+        # levels above included (one global step moves them all).
+        out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
+    elif out_delay and reduced:
         out_delay += reduction_delay(machine, active)
     if noc.free:
         return 0, in_delay, 0, out_delay
