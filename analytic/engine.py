@@ -47,6 +47,7 @@ from .refined import (
     machine_of,
     noc_delay,
     output_elems,
+    path_fill,
     positions,
     reduction_delay,
     tensor_elems,
@@ -597,6 +598,11 @@ def _refined_delays(
         out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
     elif out_delay and reduced:
         out_delay += reduction_delay(machine, active)
+    if in_busy and machine.topology == "tree":
+        in_busy += path_fill(machine)
+    if out_busy and machine.topology == "tree":
+        merged = (active if reduced else 1) * _reduced_below(ctx, model.index)
+        out_busy += path_fill(machine) + reduction_delay(machine, merged)
     if noc.free:
         return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay

@@ -44,6 +44,7 @@ __all__ = [
     "machine_of",
     "noc_delay",
     "output_elems",
+    "path_fill",
     "positions",
     "reduction_delay",
     "tensor_elems",
@@ -253,6 +254,13 @@ def noc_delay(
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def path_fill(machine: Machine) -> int:
+    """Cycles a phase holds its plane beyond its hottest link's serialisation: the
+    route's router-to-router hops, which the first message crosses before the L2 link
+    (collection) or the last one after it (distribution)."""
+    return _path_hops(machine) * machine.hop_latency
 
 
 def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
