@@ -600,9 +600,13 @@ def _refined_delays(
         out_delay += reduction_delay(machine, active)
     if in_busy and machine.topology == "tree":
         in_busy += path_fill(machine)
-    if out_busy and machine.topology == "tree":
+    if out_busy and machine.topology in ("tree", "mesh"):
         merged = (active if reduced else 1) * _reduced_below(ctx, model.index)
-        out_busy += path_fill(machine) + reduction_delay(machine, merged)
+        fill = path_fill(machine) + reduction_delay(machine, merged)
+        if machine.topology == "tree" or reduced:
+            out_busy += fill
+        else:
+            out_busy = max(out_busy, fill + 1)
     if noc.free:
         return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay
