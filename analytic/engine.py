@@ -545,6 +545,22 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     return _reduced_units(ctx.models[index + 1 :])
 
 
+def _partitioned_below(ctx: _Context, index: int) -> int:
+    """Units of the levels below ``index`` among which the output is split (spatial
+    directives on output dimensions there): each holds different outputs."""
+    parts = 1
+    for lower in ctx.models[index + 1 :]:
+        spread = {lower.directives[i].dim: lower.directives[i].offset for i in lower.spatial}
+        for i in lower.spatial:
+            d = lower.directives[i]
+            if d.dim in FILTER_OF and spread.get(FILTER_OF[d.dim]) == d.offset:
+                # Input row and filter row advance together: the output row stays.
+                continue
+            if i not in lower.non_output and lower.dims[d.dim] > d.size:
+                parts *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
+    return parts
+
+
 def _reduced_units(models: tuple[LevelModel, ...]) -> int:
     """Units of ``models``' levels holding partial sums of the same outputs."""
     copies = 1
@@ -582,7 +598,9 @@ def _refined_delays(
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
     in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
-    out_flows = active if out_partitioned else 1
+    # The levels below split each output tile over their units: one reduction flow per
+    # set of units holding the same outputs.
+    out_flows = (active if out_partitioned else 1) * _partitioned_below(ctx, model.index)
     reduced = any(model.directives[i].spatial for i in model.non_output)
     # Without adders in the network (bus, crossbar) every unit's partial sums travel to
     # L2, which adds the copies.
