@@ -445,7 +445,10 @@ def _count_case(
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
-        if reuse is not None and _held_since_outer_sweep(reuse, view, states, changing):
+        if reuse is not None and (
+            _held_since_outer_sweep(reuse, view, states, changing)
+            or _first_tile_kept(reuse, view, changing)
+        ):
             volume = 0
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
@@ -516,6 +519,21 @@ def _count_case(
     return True
 
 
+def _first_tile_kept(reuse: LevelReuse, view: TensorView, changing: int) -> bool:
+    """Whether the first tile of a new sweep of ``changing`` (a loop that does not index
+    the tensor) is still held although the sweep does not fit: what the last sweep left
+    (its footprint without the outputs that left) fits, so LRU's first eviction of the
+    new sweep (for its new tiles) takes the tile after the first, and each later one
+    evicts the next before it is needed."""
+    return (
+        changing >= 0
+        and changing not in view.coupled
+        and not reuse.fits[changing]
+        and bool(reuse.first_kept)
+        and reuse.first_kept[changing]
+    )
+
+
 def _held_since_outer_sweep(
     reuse: LevelReuse, view: TensorView, states: tuple[State, ...], changing: int
 ) -> bool:
@@ -559,6 +577,19 @@ def _partitioned_below(ctx: _Context, index: int) -> int:
             if i not in lower.non_output and lower.dims[d.dim] > d.size:
                 parts *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
     return parts
+
+
+def _active_below(ctx: _Context, index: int) -> int:
+    """PEs under one unit of level ``index`` that hold data: per level below, the units
+    its spatial directives spread over."""
+    active = 1
+    for lower in ctx.models[index + 1 :]:
+        used = 1
+        for i in lower.spatial:
+            d = lower.directives[i]
+            used *= max(1, -(-(lower.dims[d.dim] - d.size) // max(d.offset, 1)) + 1)
+        active *= min(lower.units, used)
+    return active
 
 
 def _reduced_units(models: tuple[LevelModel, ...]) -> int:
@@ -814,6 +845,9 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
     whole = array_footprints(model, dims, per_directive, ctx.strides)
+    below = _active_below(ctx, 0)
+    l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
+    held = level_reuse(model, dims, per_directive, ctx.strides, l1).fits
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -827,7 +861,9 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
             if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
                 continue
             wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
-            if wraps and whole[c] > machine.l2_elems:
+            # Refetched only if the units read it again (their L1s lost it) and L2
+            # lost it too.
+            if wraps and not held[c] and whole[c] > machine.l2_elems:
                 refetch *= p
         l2_writes[t] = size * refetch
         reads += size * refetch

@@ -104,6 +104,11 @@ class LevelReuse:
     """The share of steps in which partial sums leave at all: kept reduction loops with
     an output loop inside them hold every output until their last position, whose
     steps then all send (the others, inside every output loop, spread the sending)."""
+    first_kept: tuple[bool, ...] = ()
+    """Per directive: what a sweep of the loops inside it leaves in the buffer (its
+    footprint without the outputs that left) fits, so the next sweep's first tile is
+    still held, though the sweep does not fit (LRU then evicts each next tile before
+    it comes back)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -190,17 +195,20 @@ def level_reuse(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
-    def footprint(c: int) -> int:
+    def footprint(c: int) -> tuple[int, int]:
+        """(the sweep's footprint, what of it stays after the sweep: outputs touched
+        for the last time leave)."""
         inputs = sum(_extent(model, dims, per_directive, strides, v, c) for v in model.inputs)
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        return inputs + _extent(
-            model, dims, per_directive, strides, model.output, c if revisited else n
-        )
+        out = _extent(model, dims, per_directive, strides, model.output, c if revisited else n)
+        return inputs + out, inputs + (out if revisited else 0)
 
-    foot = tuple(footprint(c) for c in range(n))
+    sweeps = [footprint(c) for c in range(n)]
+    foot = tuple(f for f, _ in sweeps)
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
+    first_kept = tuple(capacity >= UNBOUNDED or k <= capacity for _, k in sweeps)
     output_dirs = set(model.output.order)
     kept, spread, groups = 1, 1, 1
     for r in model.non_output:
@@ -224,7 +232,7 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept)
+    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept, first_kept)
 
 
 def noc_delay(
