@@ -23,6 +23,11 @@ X01 = str(MAESTRO_REFERENCE / "crosscheck" / "x01_ws_kspatial.m")
 PE4 = MAESTRO_REFERENCE / "hw" / "xc_pe4_bw64.m"
 
 
+def _unit_maps(*dims: str) -> Mapping:
+    """One level of size-1 maps over ``dims`` in order; ``*K`` marks a SpatialMap."""
+    return Mapping(tuple(MapDirective(d[0] == "*", d.lstrip("*"), 1, 1) for d in dims))
+
+
 def _x01(offchip_bw: int) -> LayerResult:
     network = load_network(X01)
     hw = parse_hw_file(PE4).with_changes(offchip_bw_elems_per_cycle=offchip_bw)
@@ -59,16 +64,7 @@ def _stream(l1: int) -> LayerResult:
     layer = make_layer(
         name="L", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
     )
-    mapping = Mapping(
-        (
-            MapDirective(False, "K", 1, 1),
-            MapDirective(False, "X", 1, 1),
-            MapDirective(True, "C", 1, 1),
-            MapDirective(False, "Y", 1, 1),
-            MapDirective(False, "R", 1, 1),
-            MapDirective(False, "S", 1, 1),
-        )
-    )
+    mapping = _unit_maps("K", "X", "*C", "Y", "R", "S")
     hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=64, noc_latency_cycles=1)
     return analytic.analyze(layer, mapping, hw, model="refined")
 
@@ -180,16 +176,7 @@ def _spread_y(l1: int, l2: int) -> LayerResult:
     layer = make_layer(
         name="L", type_=LayerType.CONV, declared={"K": 2, "C": 1, "R": 1, "S": 1, "Y": 8, "X": 1}
     )
-    mapping = Mapping(
-        (
-            MapDirective(False, "K", 1, 1),
-            MapDirective(True, "Y", 1, 1),
-            MapDirective(False, "C", 1, 1),
-            MapDirective(False, "X", 1, 1),
-            MapDirective(False, "R", 1, 1),
-            MapDirective(False, "S", 1, 1),
-        )
-    )
+    mapping = _unit_maps("K", "*Y", "C", "X", "R", "S")
     hw = Hardware(
         num_pes=4,
         l1_size_elems=l1,
@@ -258,16 +245,7 @@ def test_tree_plane_held_for_the_route_fill() -> None:
     layer = make_layer(
         name="T", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
     )
-    mapping = Mapping(
-        (
-            MapDirective(False, "X", 1, 1),
-            MapDirective(True, "K", 1, 1),
-            MapDirective(False, "C", 1, 1),
-            MapDirective(False, "Y", 1, 1),
-            MapDirective(False, "R", 1, 1),
-            MapDirective(False, "S", 1, 1),
-        )
-    )
+    mapping = _unit_maps("X", "*K", "C", "Y", "R", "S")
     hw = Hardware(
         num_pes=4,
         topology="tree",
