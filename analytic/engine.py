@@ -125,6 +125,9 @@ class LevelResult:
     """Elements read from off-chip (refined model; -1: not modelled)."""
     offchip_writes: int = -1
     """Elements written off-chip (refined model; -1: not modelled)."""
+    runtime_base: float = -1.0
+    """The refined runtime without what the collections add (a level above, whose
+    collections carry the same partial sums, takes the slower of the two)."""
     runtime_exact: float = -1.0
     """The runtime before rounding (refined model: costs amortised over steps)."""
     last_step: tuple[int, int] = (0, 0)
@@ -264,6 +267,8 @@ class _Totals:
     l1_size: list[int] = field(default_factory=lambda: [0, 0, 0])
     runtime: float = 0
     """Cycles (fractional where the refined model amortises a cost over steps)."""
+    base_runtime: float = 0
+    """The refined runtime without what the collections add."""
     macs: int = 0
     peak_bw: int = 0
     bw_weighted: int = 0
@@ -290,6 +295,7 @@ class _Totals:
         garbage = quirks.oversized_tile_edge_cut
         return LevelResult(
             runtime_exact=float(self.runtime),
+            runtime_base=float(self.base_runtime),
             runtime=round(self.runtime),
             macs=self.macs,
             l1_reads=tuple(self.l1_reads),
@@ -482,16 +488,22 @@ def _count_case(
         # Partial sums leave in a share ``leaving`` of the steps; within those, a unit
         # sends every ``leaving / unit_share`` steps, so one collection overlaps that
         # many steps of its compute, and the plane carries every group's.
+        # The nested level's runtime includes what its own collections cost; this
+        # level's collections carry the same partial sums, so the slower of the two
+        # bounds paces the step, not their sum (``raw``: the nested runtime without).
+        raw = compute if model.innermost else _nested_base(ctx, model, states)
         step = max(in_busy, compute, (step_in + compute) / 2)
+        base = max(in_busy, raw, (step_in + raw) / 2)
         if reuse.leaving > 0:
             per_step = max(
                 (reuse.unit_share if carried else reuse.output_share) / reuse.leaving * out_busy,
-                reuse.unit_share / reuse.leaving * (step_out + compute) / 2,
+                reuse.unit_share / reuse.leaving * (step_out + raw) / 2,
             )
-            if per_step > step:
-                step = step + reuse.leaving * (per_step - step)
+            if per_step > base:
+                step = max(step, base + reuse.leaving * (per_step - base))
         if serial_fill or (model.innermost and not _double_buffered(ctx.machine, model)):
-            step = max(in_busy, out_busy, compute + step_in)
+            step = base = max(in_busy, out_busy, compute + step_in)
+        totals.base_runtime += occ * base
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
@@ -641,7 +653,7 @@ def _refined_delays(
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
     _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
-    if out_delay and model.index > 0 and machine.topology in ("bus", "crossbar"):
+    if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).
         out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
@@ -655,7 +667,11 @@ def _refined_delays(
         if machine.topology == "tree" or reduced:
             out_busy += fill
         else:
-            out_busy = max(out_busy, fill + 1)
+            # The nearest flow reaches the L2 link once its own unit's streams met: a
+            # unit's PEs lie in a row, ``below - 1`` hops apart.
+            below = prod(ctx.problem.units[model.index + 1 :])
+            near = (below - 1) * machine.hop_latency + reduction_delay(machine, merged)
+            out_busy = max(out_busy + near, fill + 1)
     if noc.free:
         return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay
@@ -738,6 +754,16 @@ def _compute(
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
     compute = max(r.runtime for r, _ in below)
     return compute, busy if busy != 0 else float(active)
+
+
+def _nested_base(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> float:
+    """The slowest nested unit's runtime without its collections' cost (refined)."""
+    sp_state = states[model.first_spatial]
+    partial = sp_state.is_edge and sp_state.partial_last_unit
+    below = [_sub(ctx, model, states, partial)]
+    if partial and model.edge_units - 1 > 0:
+        below.append(_sub(ctx, model, states, False))
+    return max(r.runtime_base for r in below)
 
 
 def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: bool) -> LevelResult:
