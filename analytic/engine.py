@@ -363,7 +363,13 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             for d in [lower.directives[i]]
             if lower.dims[d.dim] > d.size
         }
-        reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
+        per_pe = _pe_shares(ctx, model)
+        if per_pe and capacity < UNBOUNDED:
+            # Each PE's L1 holds its own part: compare one PE's footprint with it.
+            capacity = ctx.machine.l1_elems
+        reuse = level_reuse(
+            model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
+        )
         outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
@@ -754,6 +760,20 @@ def _compute(
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
     compute = max(r.runtime for r, _ in below)
     return compute, busy if busy != 0 else float(active)
+
+
+def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
+    """Per dimension a level below ``model`` spreads over its units, the share of
+    ``model``'s tile one PE holds (its own tile over the unit's)."""
+    shares: dict[str, float] = {}
+    for lower in ctx.models[model.index + 1 :]:
+        for i in lower.spatial:
+            dim = lower.directives[i].dim
+            for d in (dim, OUTPUT_OF.get(dim, "")):
+                mine, unit = lower.tiles.mapped.get(d, 0), model.tiles.mapped.get(d, 0)
+                if 0 < mine < unit:
+                    shares[d] = shares.get(d, 1.0) * mine / unit
+    return shares
 
 
 def _nested_base(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> float:

@@ -129,10 +129,12 @@ def _extent(
     view: TensorView,
     inside: int,
     array: bool = False,
+    per_pe: dict[str, float] | None = None,
 ) -> int:
     """A unit's footprint of ``view`` over one sweep of the directives after ``inside``
-    (``array``: the footprint of all the level's units together)."""
-    total = 1
+    (``array``: the footprint of all the level's units together; ``per_pe``: of one of
+    its PEs, each dimension a level below spreads scaled by its PE's share of the tile)."""
+    total: float = 1
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
         tile = max(model.tiles.mapped.get(counted, dims.get(dim, 1)), 1)
@@ -152,7 +154,9 @@ def _extent(
             total *= min(whole, positions(per_directive[i]) * tile)
         else:
             total *= whole
-    return total
+        if per_pe:
+            total *= per_pe.get(counted, 1.0)
+    return math.ceil(total)
 
 
 def array_footprints(
@@ -187,6 +191,7 @@ def level_reuse(
     strides: dict[str, int],
     capacity: int,
     reduced_below: dict[str, int] | None = None,
+    per_pe: dict[str, float] | None = None,
 ) -> LevelReuse:
     """Which wraps keep their data, and the output share, of one level analysis
     (``reduced_below``: reduction dimensions a nested level spreads over its units, with
@@ -198,11 +203,15 @@ def level_reuse(
     def footprint(c: int) -> tuple[int, int]:
         """(the sweep's footprint, what of it stays after the sweep: outputs touched
         for the last time leave)."""
-        inputs = sum(_extent(model, dims, per_directive, strides, v, c) for v in model.inputs)
+        inputs = sum(
+            _extent(model, dims, per_directive, strides, v, c, per_pe=per_pe) for v in model.inputs
+        )
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        out = _extent(model, dims, per_directive, strides, model.output, c if revisited else n)
+        out = _extent(
+            model, dims, per_directive, strides, model.output, c if revisited else n, per_pe=per_pe
+        )
         return inputs + out, inputs + (out if revisited else 0)
 
     sweeps = [footprint(c) for c in range(n)]
