@@ -130,9 +130,11 @@ class LevelResult:
     collections carry the same partial sums, takes the slower of the two)."""
     runtime_exact: float = -1.0
     """The runtime before rounding (refined model: costs amortised over steps)."""
-    last_step: tuple[int, int] = (0, 0)
-    """(compute, collection) cycles of the last step counted (refined model)."""
+    last_step: tuple[int, int, int] = (0, 0, 0)
+    """(compute, collection, distribution) cycles of the last step counted (refined)."""
     case_volumes: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    last_egress: int = 0
+    """Output elements leaving in the last step counted."""
     """(steps, per-tensor L2 reads per step) of each case counted."""
 
 
@@ -283,6 +285,8 @@ class _Totals:
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
     volumes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    last_egress: int = 0
+    """Output elements leaving in the last case counted (refined model)."""
     """(steps, per-tensor L2 reads per step) of each case counted (refined model)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
@@ -314,6 +318,7 @@ class _Totals:
             arithmetic_intensity=self.intensity,
             occurrences=total,
             case_volumes=tuple(self.volumes),
+            last_egress=self.last_egress,
         )
 
 
@@ -394,7 +399,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
-        result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
+        last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
+        result = replace(result, last_step=last)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
@@ -534,6 +540,7 @@ def _count_case(
     totals.occurrences += occ
     if reuse is not None and model.index == 0:
         totals.volumes.append((occ, tuple(volumes)))
+        totals.last_egress = egress
     return True
 
 
@@ -920,9 +927,16 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     bw = machine.offchip_bw
     first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
     fetched = l2_writes[: len(model.inputs)]
+    # Each output goes off-chip with the step after the one that finalised it: only the
+    # last step's outputs follow the last step.
+    tail = min(outputs, top.last_egress)
     channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw)
+    # The last transfer carries the previous step's outputs, so the last step's
+    # distribution and compute follow the channel.
+    if outputs > tail:
+        channel += ceil_div(outputs - tail, bw) + top.last_step[2]
     channel += top.last_step[0]
-    runtime = round(max(first + top.runtime, channel) + top.last_step[1] + ceil_div(outputs, bw))
+    runtime = round(max(first + top.runtime, channel) + top.last_step[1] + ceil_div(tail, bw))
     return replace(
         top,
         runtime=runtime,

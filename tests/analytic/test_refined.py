@@ -54,9 +54,11 @@ def test_x01_runtime_and_traffic_by_hand() -> None:
 
 def test_x01_offchip_bound_by_hand() -> None:
     # 1 element/cycle off-chip: the first step's 5 elements arrive after 5 cycles, then
-    # the 9 cycles of steps (2 + 7) end at 14; the channel's 12 reads plus the last
-    # compute end at 13, so 14; last collection 1, write-back of 32 outputs 32: 47 (the
-    # simulator's number too; the fixed model says 40).
+    # the 9 cycles of steps (2 + 7) end at 14. The channel carries the 12 reads and,
+    # each with the next step's transfer, the 28 outputs of the first 7 steps: 40; the
+    # last step's distribution 1 and compute 1 follow it: 42 > 14. Last collection 1,
+    # write-back of the last step's 4 outputs 4: 47 (the simulator's number too; the
+    # fixed model says 40).
     assert _x01(1).runtime_cycles == 47
 
 
