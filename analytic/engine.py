@@ -154,6 +154,8 @@ class _Context:
     analyses: int = 0
     machine: Machine | None = None
     """The hardware, when the refined model's terms replace MAESTRO's."""
+    pe_shares: dict[tuple[object, ...], dict[str, float]] = field(default_factory=dict)
+    """Per level: one PE's share of the level's tile per dimension spread below (refined)."""
     outer_share: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
 
@@ -772,7 +774,11 @@ def _compute(
 def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
     """Per dimension a level below ``model`` spreads over its units, the share of
     ``model``'s tile one PE holds (its own tile over the unit's)."""
-    shares: dict[str, float] = {}
+    key = (model.index, tuple(model.tiles.mapped.items()))
+    cached = ctx.pe_shares.get(key)
+    if cached is not None:
+        return cached
+    shares: dict[str, float] = ctx.pe_shares.setdefault(key, {})
     for lower in ctx.models[model.index + 1 :]:
         for i in lower.spatial:
             dim = lower.directives[i].dim
