@@ -509,9 +509,15 @@ def _count_case(
         step = max(in_busy, compute, (step_in + compute) / 2)
         base = max(in_busy, raw, (step_in + raw) / 2)
         if reuse.leaving > 0:
+            # Two output buffers: a unit computes once its egress before the latest has
+            # drained, so two egress intervals take the drain plus the unit's computes in
+            # between: all the steps between its sends where every unit sends together,
+            # one where two groups of units send at alternate positions.
+            ragged = reuse.output_share > reuse.unit_share
+            active_steps = 1.0 if ragged else reuse.leaving / reuse.unit_share
             per_step = max(
                 (reuse.unit_share if carried else reuse.output_share) / reuse.leaving * out_busy,
-                reuse.unit_share / reuse.leaving * (step_out + raw) / 2,
+                reuse.unit_share / reuse.leaving * (step_out + active_steps * raw) / 2,
             )
             if per_step > base:
                 step = max(step, base + reuse.leaving * (per_step - base))
