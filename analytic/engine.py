@@ -43,11 +43,13 @@ from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
     Machine,
+    array_footprints,
     ceil_div,
     level_reuse,
     machine_of,
     noc_delay,
     output_elems,
+    path_fill,
     positions,
     reduction_delay,
     tensor_elems,
@@ -125,10 +127,17 @@ class LevelResult:
     """Elements read from off-chip (refined model; -1: not modelled)."""
     offchip_writes: int = -1
     """Elements written off-chip (refined model; -1: not modelled)."""
+    runtime_base: float = -1.0
+    """The refined runtime without what the collections add (a level above, whose
+    collections carry the same partial sums, takes the slower of the two)."""
     runtime_exact: float = -1.0
     """The runtime before rounding (refined model: costs amortised over steps)."""
-    last_step: tuple[int, int] = (0, 0)
-    """(compute, collection) cycles of the last step counted (refined model)."""
+    last_step: tuple[int, int, int] = (0, 0, 0)
+    """(compute, collection, distribution) cycles of the last step counted (refined)."""
+    case_volumes: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    """(steps, per-tensor L2 reads per step) of each case counted."""
+    last_egress: int = 0
+    """Output elements leaving in the last step counted."""
     global_steps: int = 0
     """Lock-step steps of this level's nest as its cases count them (refined model)."""
     compute_total: float = 0.0
@@ -152,6 +161,8 @@ class _Context:
     analyses: int = 0
     machine: Machine | None = None
     """The hardware, when the refined model's terms replace MAESTRO's."""
+    pe_shares: dict[tuple[object, ...], dict[str, float]] = field(default_factory=dict)
+    """Per level: one PE's share of the level's tile per dimension spread below (refined)."""
     outer_share: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
     exact: ExactCounts | None = None
@@ -269,6 +280,8 @@ class _Totals:
     l1_size: list[int] = field(default_factory=lambda: [0, 0, 0])
     runtime: float = 0
     """Cycles (fractional where the refined model amortises a cost over steps)."""
+    base_runtime: float = 0
+    """The refined runtime without what the collections add."""
     macs: int = 0
     peak_bw: int = 0
     bw_weighted: int = 0
@@ -290,6 +303,10 @@ class _Totals:
     """Top-level cases of the refined model: (steps, compute delay, its compute part,
     step cost given the compute delay and a traffic factor), summed once the exact
     counts say how many steps there are (:func:`_exact_runtime`)."""
+    volumes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    """(steps, per-tensor L2 reads per step) of each case counted (refined model)."""
+    last_egress: int = 0
+    """Output elements leaving in the last case counted (refined model)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -301,6 +318,7 @@ class _Totals:
         garbage = quirks.oversized_tile_edge_cut
         return LevelResult(
             runtime_exact=float(self.runtime),
+            runtime_base=float(self.base_runtime),
             runtime=round(self.runtime),
             macs=self.macs,
             l1_reads=tuple(self.l1_reads),
@@ -320,6 +338,8 @@ class _Totals:
             occurrences=total,
             global_steps=self.global_steps,
             compute_total=self.compute_total,
+            case_volumes=tuple(self.volumes),
+            last_egress=self.last_egress,
         )
 
 
@@ -369,7 +389,13 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
             for d in [lower.directives[i]]
             if lower.dims[d.dim] > d.size
         }
-        reuse = level_reuse(model, dims, per_directive, ctx.strides, capacity, reduced_below)
+        per_pe = _pe_shares(ctx, model)
+        if per_pe and capacity < UNBOUNDED:
+            # Each PE's L1 holds its own part: compare one PE's footprint with it.
+            capacity = ctx.machine.l1_elems
+        reuse = level_reuse(
+            model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
+        )
         outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
@@ -396,7 +422,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         _exact_runtime(ctx.exact, totals)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
-        result = replace(result, last_step=(totals.compute[-1], totals.egress[-1]))
+        last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
+        result = replace(result, last_step=last)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
@@ -487,7 +514,10 @@ def _count_case(
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
-        if reuse is not None and _held_since_outer_sweep(reuse, view, states, changing):
+        if reuse is not None and (
+            _held_since_outer_sweep(reuse, view, states, changing)
+            or _first_tile_kept(reuse, view, changing)
+        ):
             volume = 0
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
@@ -518,32 +548,54 @@ def _count_case(
             step_in = 0
         serial = serial_fill or (model.innermost and not _double_buffered(ctx.machine, model))
         out_share = reuse.unit_share if carried else reuse.output_share
+        # The nested level's runtime includes what its own collections cost; this
+        # level's collections carry the same partial sums, so the slower of the two
+        # bounds paces the step, not their sum (``raw``: the nested runtime without).
+        raw = compute if model.innermost else _nested_base(ctx, model, states)
+        # Two output buffers: a unit computes once its egress before the latest has
+        # drained, so two egress intervals take the drain plus the unit's computes in
+        # between: all the steps between its sends where every unit sends together,
+        # one where two groups of units send at alternate positions.
+        ragged = reuse.output_share > reuse.unit_share
+        active_steps = 1.0 if ragged else reuse.leaving / reuse.unit_share if reuse.leaving else 1.0
+        leaving = reuse.leaving
+        unit_share = reuse.unit_share
+        start_compute = compute
 
-        def step_of(compute: float, spread: float = 1.0) -> float:
-            """The step's cost given its compute, with its traffic times ``spread``
-            (docs/refined-model.md, "A step" and "Exact counts")."""
+        def paced(compute: float, spread: float = 1.0) -> tuple[float, float]:
+            """(The step's cost, the same without what this level's collections add)
+            given its compute, with its traffic times ``spread`` (docs/refined-model.md,
+            "A step" and "Exact counts")."""
             ib, ob = in_busy * spread, out_busy * spread
             si, so = step_in - in_busy + ib, step_out - out_busy + ob
             if serial:
-                return max(ib, ob, compute + si)
+                serial_step = max(ib, ob, compute + si)
+                return serial_step, serial_step
             # Two buffers per PE: a step's data may arrive (its outputs must have
             # drained) once the step before the previous one finished, so the delays
             # and the compute share two steps; each plane carries one phase at a time.
             # Partial sums leave in a share ``leaving`` of the steps; within those, a
             # unit sends every ``leaving / unit_share`` steps, so one collection
             # overlaps that many steps of its compute, and the plane carries every
-            # group's.
+            # group's. Extra compute (exact counts) lengthens the nested runtime alike.
+            nested = raw + compute - start_compute
             step = max(ib, compute, (si + compute) / 2)
-            if reuse.leaving > 0:
+            base = max(ib, nested, (si + nested) / 2)
+            if leaving > 0:
                 per_step = max(
-                    out_share / reuse.leaving * ob,
-                    reuse.unit_share / reuse.leaving * (so + compute) / 2,
+                    out_share / leaving * ob,
+                    unit_share / leaving * (so + active_steps * nested) / 2,
                 )
-                if per_step > step:
-                    step = step + reuse.leaving * (per_step - step)
-            return step
+                if per_step > base:
+                    step = max(step, base + leaving * (per_step - base))
+            return step, base
 
-        step = step_of(compute)
+        def step_of(compute: float, spread: float = 1.0) -> float:
+            """The step's cost given its compute and traffic spread."""
+            return paced(compute, spread)[0]
+
+        step, base = paced(compute)
+        totals.base_runtime += occ * base
         inner_steps, inner_compute = _inner_work(below, compute)
         totals.global_steps += occ * inner_steps
         totals.compute_total += occ * inner_compute
@@ -571,6 +623,9 @@ def _count_case(
     totals.compute.append(compute)
     totals.weights.append(occ)
     totals.occurrences += occ
+    if reuse is not None and model.index == 0:
+        totals.volumes.append((occ, tuple(volumes)))
+        totals.last_egress = egress
     return True
 
 
@@ -582,6 +637,21 @@ def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:
         return 1, compute
     busiest = max(below, key=lambda r: r.runtime_exact)
     return max(max(r.global_steps for r in below), 1), busiest.compute_total
+
+
+def _first_tile_kept(reuse: LevelReuse, view: TensorView, changing: int) -> bool:
+    """Whether the first tile of a new sweep of ``changing`` (a loop that does not index
+    the tensor) is still held although the sweep does not fit: what the last sweep left
+    (its footprint without the outputs that left) fits, so LRU's first eviction of the
+    new sweep (for its new tiles) takes the tile after the first, and each later one
+    evicts the next before it is needed."""
+    return (
+        changing >= 0
+        and changing not in view.coupled
+        and not reuse.fits[changing]
+        and bool(reuse.first_kept)
+        and reuse.first_kept[changing]
+    )
 
 
 def _held_since_outer_sweep(
@@ -610,8 +680,42 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` holding partial sums of the same outputs
     (reduction dimensions mapped spatially there), whose copies all travel to L2 on a
     network without adders."""
-    copies = 1
+    return _reduced_units(ctx.models[index + 1 :])
+
+
+def _partitioned_below(ctx: _Context, index: int) -> int:
+    """Units of the levels below ``index`` among which the output is split (spatial
+    directives on output dimensions there): each holds different outputs."""
+    parts = 1
     for lower in ctx.models[index + 1 :]:
+        spread = {lower.directives[i].dim: lower.directives[i].offset for i in lower.spatial}
+        for i in lower.spatial:
+            d = lower.directives[i]
+            if d.dim in FILTER_OF and spread.get(FILTER_OF[d.dim]) == d.offset:
+                # Input row and filter row advance together: the output row stays.
+                continue
+            if i not in lower.non_output and lower.dims[d.dim] > d.size:
+                parts *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
+    return parts
+
+
+def _active_below(ctx: _Context, index: int) -> int:
+    """PEs under one unit of level ``index`` that hold data: per level below, the units
+    its spatial directives spread over."""
+    active = 1
+    for lower in ctx.models[index + 1 :]:
+        used = 1
+        for i in lower.spatial:
+            d = lower.directives[i]
+            used *= max(1, -(-(lower.dims[d.dim] - d.size) // max(d.offset, 1)) + 1)
+        active *= min(lower.units, used)
+    return active
+
+
+def _reduced_units(models: tuple[LevelModel, ...]) -> int:
+    """Units of ``models``' levels holding partial sums of the same outputs."""
+    copies = 1
+    for lower in models:
         for i in lower.spatial:
             d = lower.directives[i]
             if i in lower.non_output:
@@ -645,7 +749,9 @@ def _refined_delays(
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
     in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
-    out_flows = active if out_partitioned else 1
+    # The levels below split each output tile over their units: one reduction flow per
+    # set of units holding the same outputs.
+    out_flows = (active if out_partitioned else 1) * _partitioned_below(ctx, model.index)
     reduced = any(model.directives[i].spatial for i in model.non_output)
     # Without adders in the network (bus, crossbar) every unit's partial sums travel to
     # L2, which adds the copies.
@@ -655,8 +761,25 @@ def _refined_delays(
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
     _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
-    if out_delay and reduced:
+    if out_delay and machine.topology in ("bus", "crossbar"):
+        # L2's adder tree adds every copy of the step's outputs, the clusters' of the
+        # levels above included (one global step moves them all).
+        out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
+    elif out_delay and reduced:
         out_delay += reduction_delay(machine, active)
+    if in_busy and machine.topology == "tree":
+        in_busy += path_fill(machine)
+    if out_busy and machine.topology in ("tree", "mesh"):
+        merged = (active if reduced else 1) * _reduced_below(ctx, model.index)
+        fill = path_fill(machine) + reduction_delay(machine, merged)
+        if machine.topology == "tree" or reduced:
+            out_busy += fill
+        else:
+            # The nearest flow reaches the L2 link once its own unit's streams met: a
+            # unit's PEs lie in a row, ``below - 1`` hops apart.
+            below = prod(ctx.problem.units[model.index + 1 :])
+            near = (below - 1) * machine.hop_latency + reduction_delay(machine, merged)
+            out_busy = max(out_busy + near, fill + 1)
     if noc.free:
         return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay
@@ -749,6 +872,34 @@ def _compute(
     return compute, busy if busy != 0 else float(active)
 
 
+def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
+    """Per dimension a level below ``model`` spreads over its units, the share of
+    ``model``'s tile one PE holds (its own tile over the unit's)."""
+    key = (model.index, tuple(model.tiles.mapped.items()))
+    cached = ctx.pe_shares.get(key)
+    if cached is not None:
+        return cached
+    shares: dict[str, float] = ctx.pe_shares.setdefault(key, {})
+    for lower in ctx.models[model.index + 1 :]:
+        for i in lower.spatial:
+            dim = lower.directives[i].dim
+            for d in (dim, OUTPUT_OF.get(dim, "")):
+                mine, unit = lower.tiles.mapped.get(d, 0), model.tiles.mapped.get(d, 0)
+                if 0 < mine < unit:
+                    shares[d] = shares.get(d, 1.0) * mine / unit
+    return shares
+
+
+def _nested_base(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> float:
+    """The slowest nested unit's runtime without its collections' cost (refined)."""
+    sp_state = states[model.first_spatial]
+    partial = sp_state.is_edge and sp_state.partial_last_unit
+    below = [_sub(ctx, model, states, partial)]
+    if partial and model.edge_units - 1 > 0:
+        below.append(_sub(ctx, model, states, False))
+    return max(r.runtime_base for r in below)
+
+
 def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: bool) -> LevelResult:
     return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
 
@@ -832,6 +983,22 @@ def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def _channel_cycles(top: LevelResult, refetched: list[int], fetched: list[int], bw: int) -> int:
+    """Cycles the off-chip channel spends reading. It moves each step's misses as one
+    transfer of whole cycles, ``ceil(misses / bw)``. A tensor fetched once arrives in the
+    steps of its first sweep; one refetched every sweep of an outer loop misses in every
+    step, its step's share ``volume x fetched / L2 reads`` of its new tile."""
+    once = sum(fetched[t] for t in range(len(fetched)) if t not in refetched)
+    if not refetched:
+        return ceil_div(once, bw)
+    share = {t: fetched[t] / top.l2_reads[t] for t in refetched if top.l2_reads[t] > 0}
+    steps = 0
+    for occ, volumes in top.case_volumes:
+        misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+        steps += occ * math.ceil(misses / bw - 1e-9)
+    return steps + ceil_div(once, bw)
+
+
 def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
     """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
     reads of partial sums, and the runtime with the off-chip channel as a floor: the
@@ -839,30 +1006,46 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     last one (docs/refined-model.md, "Off-chip")."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
-    l2 = level_reuse(model, dims, per_directive, ctx.strides, UNBOUNDED)
-    whole = l2.footprints
+    whole = array_footprints(model, dims, per_directive, ctx.strides)
+    below = _active_below(ctx, 0)
+    l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
+    held = level_reuse(model, dims, per_directive, ctx.strides, l1).fits
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
+    refetched: list[int] = []
     rows = _touched(ctx, dims)
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
         refetch = 1
-        for c, d in enumerate(model.directives):
+        for c in range(len(model.directives)):
             p = positions(per_directive[c])
             if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
                 continue
             wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
-            if wraps and whole[c] * (model.units if d.spatial else 1) > machine.l2_elems:
+            # Refetched only if the units read it again (their L1s lost it) and L2
+            # lost it too.
+            if wraps and not held[c] and whole[c] > machine.l2_elems:
                 refetch *= p
         l2_writes[t] = size * refetch
         reads += size * refetch
+        if refetch > 1:
+            refetched.append(t)
     outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
     l2_reads[2] = max(l2_writes[2] - outputs, 0)
     bw = machine.offchip_bw
     first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
-    channel = machine.offchip_latency + ceil_div(reads, bw) + top.last_step[0]
-    runtime = max(first + top.runtime, channel) + top.last_step[1] + ceil_div(outputs, bw)
+    fetched = l2_writes[: len(model.inputs)]
+    # Each output goes off-chip with the step after the one that finalised it: only the
+    # last step's outputs follow the last step.
+    tail = min(outputs, top.last_egress)
+    channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw)
+    # The last transfer carries the previous step's outputs, so the last step's
+    # distribution and compute follow the channel.
+    if outputs > tail:
+        channel += ceil_div(outputs - tail, bw) + top.last_step[2]
+    channel += top.last_step[0]
+    runtime = round(max(first + top.runtime, channel) + top.last_step[1] + ceil_div(tail, bw))
     return replace(
         top,
         runtime=runtime,

@@ -38,11 +38,13 @@ from .traffic import LevelModel, TensorView
 __all__ = [
     "LevelReuse",
     "Machine",
+    "array_footprints",
     "ceil_div",
     "level_reuse",
     "machine_of",
     "noc_delay",
     "output_elems",
+    "path_fill",
     "positions",
     "reduction_delay",
     "tensor_elems",
@@ -102,6 +104,11 @@ class LevelReuse:
     """The share of steps in which partial sums leave at all: kept reduction loops with
     an output loop inside them hold every output until their last position, whose
     steps then all send (the others, inside every output loop, spread the sending)."""
+    first_kept: tuple[bool, ...] = ()
+    """Per directive: what a sweep of the loops inside it leaves in the buffer (its
+    footprint without the outputs that left) fits, so the next sweep's first tile is
+    still held, though the sweep does not fit (LRU then evicts each next tile before
+    it comes back)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -121,24 +128,60 @@ def _extent(
     strides: dict[str, int],
     view: TensorView,
     inside: int,
+    array: bool = False,
+    per_pe: dict[str, float] | None = None,
 ) -> int:
-    """A unit's footprint of ``view`` over one sweep of the directives after ``inside``."""
-    total = 1
+    """A unit's footprint of ``view`` over one sweep of the directives after ``inside``
+    (``array``: the footprint of all the level's units together; ``per_pe``: of one of
+    its PEs, each dimension a level below spreads scaled by its PE's share of the tile)."""
+    total: float = 1
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
-        tile = model.tiles.mapped.get(counted, dims.get(dim, 1))
-        if i <= inside:
-            total *= max(tile, 1)
-            continue
+        tile = max(model.tiles.mapped.get(counted, dims.get(dim, 1)), 1)
         if counted != dim:
             whole = max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
         else:
             whole = dims.get(dim, 1)
-        if d.spatial:
-            total *= min(whole, positions(per_directive[i]) * max(tile, 1))
+        if i <= inside:
+            if array and d.spatial:
+                # The units of one fold: tiles ``offset`` apart.
+                step = d.offset if counted == dim else d.offset // strides.get(dim, 1)
+                step = max(step, 1)
+                total *= min(whole, tile + (model.units - 1) * step)
+            else:
+                total *= tile
+        elif d.spatial and not array:
+            total *= min(whole, positions(per_directive[i]) * tile)
         else:
             total *= whole
-    return total
+        if per_pe:
+            total *= per_pe.get(counted, 1.0)
+    return math.ceil(total)
+
+
+def array_footprints(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+) -> tuple[int, ...]:
+    """Per directive ``c`` of the top level, what all its units touch over one sweep of
+    the loops inside ``c`` (L2's stack distance when ``c`` advances): a spatial
+    directive inside ``c`` sweeps its whole dimension, one at or outside ``c`` spans
+    the units of its current fold."""
+    n = len(model.directives)
+    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
+    out = []
+    for c in range(n):
+        total = sum(_extent(model, dims, per_directive, strides, v, c, True) for v in model.inputs)
+        revisited = any(r <= c for r in reductions)
+        out.append(
+            total
+            + _extent(
+                model, dims, per_directive, strides, model.output, c if revisited else n, True
+            )
+        )
+    return tuple(out)
 
 
 def level_reuse(
@@ -148,6 +191,7 @@ def level_reuse(
     strides: dict[str, int],
     capacity: int,
     reduced_below: dict[str, int] | None = None,
+    per_pe: dict[str, float] | None = None,
 ) -> LevelReuse:
     """Which wraps keep their data, and the output share, of one level analysis
     (``reduced_below``: reduction dimensions a nested level spreads over its units, with
@@ -156,17 +200,24 @@ def level_reuse(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
-    def footprint(c: int) -> int:
-        inputs = sum(_extent(model, dims, per_directive, strides, v, c) for v in model.inputs)
+    def footprint(c: int) -> tuple[int, int]:
+        """(the sweep's footprint, what of it stays after the sweep: outputs touched
+        for the last time leave)."""
+        inputs = sum(
+            _extent(model, dims, per_directive, strides, v, c, per_pe=per_pe) for v in model.inputs
+        )
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        return inputs + _extent(
-            model, dims, per_directive, strides, model.output, c if revisited else n
+        out = _extent(
+            model, dims, per_directive, strides, model.output, c if revisited else n, per_pe=per_pe
         )
+        return inputs + out, inputs + (out if revisited else 0)
 
-    foot = tuple(footprint(c) for c in range(n))
+    sweeps = [footprint(c) for c in range(n)]
+    foot = tuple(f for f, _ in sweeps)
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
+    first_kept = tuple(capacity >= UNBOUNDED or k <= capacity for _, k in sweeps)
     output_dirs = set(model.output.order)
     kept, spread, groups = 1, 1, 1
     for r in model.non_output:
@@ -190,7 +241,7 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept)
+    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept, first_kept)
 
 
 def noc_delay(
@@ -220,6 +271,13 @@ def noc_delay(
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def path_fill(machine: Machine) -> int:
+    """Cycles a phase holds its plane beyond its hottest link's serialisation: the
+    route's router-to-router hops, which the first message crosses before the L2 link
+    (collection) or the last one after it (distribution)."""
+    return _path_hops(machine) * machine.hop_latency
 
 
 def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
