@@ -498,14 +498,22 @@ class L1Residency:
         out: list[np.ndarray] = []
         steps: list[np.ndarray] = []
         ends = np.append(firsts[1:], g_pe.size)
+        packed = (int(self.stamp.max(initial=0)) + 1 + self.n_pes) * total < 1 << 62
         for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
             need = int(evict[b - 1])
             if need == 0:
                 continue
             p = int(g_pe[a])
-            lo = int(np.searchsorted(self.keys, p * total))
-            hi = int(np.searchsorted(self.keys, (p + 1) * total))
-            queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
+            lo, hi = np.searchsorted(self.keys, [p * total, (p + 1) * total]).tolist()
+            # Only the queue's first `need` plus as many as the PE touches can go.
+            u0, u1 = np.searchsorted(uniq, [p * total, (p + 1) * total]).tolist()
+            k = need + u1 - u0
+            if packed and k < hi - lo:
+                code = self.stamp[lo:hi] * total + self.keys[lo:hi]
+                part = np.argpartition(code, k - 1)[:k]
+                queue = lo + part[np.argsort(code[part])]
+            else:
+                queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
             qkeys = self.keys[queue]
             at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
             touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
