@@ -217,8 +217,13 @@ class FastPath:
                     applied = times
                 else:
                     logged = l1.logged(rep_log, m)
+                    if not nested:
+                        # Only the flat copy is needed now (less peak memory).
+                        del log[mark:]
+                        rep_log = []
                     if logged is not None:
                         applied = l1.bulk(logged, shift, m, items[0][0].index, times)
+                    del logged
             if applied:
                 steps = tuple(seg.step_at(b, j) for j in range(m))
                 yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs

@@ -369,12 +369,13 @@ class L1Residency:
         reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
-        tens = np.tile(tensor, times)
-        outs = tens == 2
+        outs = np.tile(tensor == 2, times)
         at = np.searchsorted(self.keys, keys)
         held = np.zeros(keys.size, dtype=bool)
         ok = at < self.keys.size
         held[ok] = self.keys[at[ok]] == keys[ok]
+        held_at = at[held]
+        del at, ok
         # Touches grouped by key in step order: a group's first is the key's first touch.
         by_key = np.argsort(keys, kind="stable")
         sorted_keys = keys[by_key]
@@ -384,6 +385,8 @@ class L1Residency:
         tail[:-1] = head[1:]
         earlier = np.ones(keys.size, dtype=bool)
         earlier[by_key[head]] = False
+        uniq = sorted_keys[head]
+        del sorted_keys
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
@@ -392,7 +395,6 @@ class L1Residency:
         # Each check finds the first repetition that differs from the log; the state
         # evolves causally, so the ones before it are exact.
         agreed = _first_row(done != np.tile(ref_done, times), times)
-        uniq = sorted_keys[head]
         found = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
         if found is None:
             return 0, None
@@ -415,7 +417,7 @@ class L1Residency:
         if evicted.size:
             gone = np.zeros(self.keys.size, dtype=bool)
             gone[evicted] = True
-            held[ok] &= ~gone[at[ok]]
+            held[np.flatnonzero(held)] = ~gone[held_at]
         hit = held | earlier
         if self.psum_every_step:
             hit &= ~outs
@@ -465,9 +467,10 @@ class L1Residency:
         evictions under ``optimal``, running out of such elements) gives ``None``."""
         total, cap = self.total, self.capacity
         pe = keys // total
-        order = np.lexsort((index, pe))
+        order = np.argsort(pe, kind="stable")  # by PE, then step (``index`` is sorted)
         pe_o, idx_o = pe[order], index[order]
-        delta = ((~hit).astype(np.int64) - done)[order]
+        del pe
+        delta = ((~hit).astype(np.int8) - done)[order]
         new = np.ones(order.size, dtype=bool)
         new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
         starts = np.flatnonzero(new)
@@ -478,7 +481,7 @@ class L1Residency:
         if int(sizes.max()) > cap:
             return None
         g_pe, g_idx = pe_o[starts], idx_o[starts]
-        d = np.add.reduceat(delta, starts)
+        d = np.add.reduceat(delta, starts, dtype=np.int64)
         run = np.cumsum(d)
         pe_start = np.ones(g_pe.size, dtype=bool)
         pe_start[1:] = g_pe[1:] != g_pe[:-1]
