@@ -324,21 +324,23 @@ class L1Residency:
     ) -> int:
         """Apply as many of the ``times`` repetitions following the logged one (``rep``,
         its ``m`` steps the first at ``first``) as :meth:`bulk_calm` can, in chunks
-        doubling while they apply; returns how many it applied."""
-        applied, chunk, most = 0, 1, times
+        doubling while they apply, up to the first that does not; returns how many it
+        applied."""
+        applied, chunk = 0, 1
         while applied < times:
-            ask = min(chunk, most, times - applied)
+            ask = min(chunk, times - applied)
             n, agreed = self.bulk_calm(rep, shift, m, first, applied, ask)
             if n:
                 applied += n
                 chunk *= 2
-            elif agreed is None and ask > 1:
-                # Fewer repetitions may still evict only what they hold now.
-                chunk = most = ask // 2
-            else:
-                if agreed:
-                    applied += self.bulk_calm(rep, shift, m, first, applied, agreed)[0]
-                break
+                continue
+            if agreed is None:
+                # Half as many may still evict only what they hold now; then the caller
+                # steps a repetition (whose state may repeat exactly: no more checks).
+                agreed = ask // 2
+            if agreed:
+                applied += self.bulk_calm(rep, shift, m, first, applied, agreed)[0]
+            break
         return applied
 
     def bulk_calm(
