@@ -216,15 +216,14 @@ class FastPath:
                     l1.advance(shift, m, times)
                     applied = times
                 else:
-                    chunk = 1
                     logged = l1.logged(rep_log, m)
-                    while logged is not None and applied < times:
-                        ask = min(chunk, times - applied)
-                        n = l1.bulk_calm(logged, shift, m, items[0][0].index, applied, ask)
-                        if not n:
-                            break
-                        applied += n
-                        chunk *= 2
+                    if not nested:
+                        # Only the flat copy is needed now (less peak memory).
+                        del log[mark:]
+                        rep_log = []
+                    if logged is not None:
+                        applied = l1.bulk(logged, shift, m, items[0][0].index, times)
+                    del logged
             if applied:
                 steps = tuple(seg.step_at(b, j) for j in range(m))
                 yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
@@ -234,7 +233,10 @@ class FastPath:
                 del log[mark:]
             elif applied and len(rep_log) == m:
                 for k in range(1, applied + 1):
-                    log.extend((keys + k * shift[t], t, h, d, e) for keys, t, h, d, e in rep_log)
+                    log.extend(
+                        (keys + k * shift[t], t, h, d, out + k * shift[2], e)
+                        for keys, t, h, d, out, e in rep_log
+                    )
         if not nested:
             l1.log = None
 

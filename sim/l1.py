@@ -25,10 +25,15 @@ import numpy as np
 
 from .geometry import StepTiles
 
-__all__ = ["EVICTIONS", "L1Residency", "StepL1"]
+__all__ = ["EVICTIONS", "L1Residency", "LogEntry", "StepL1"]
 
 EVICTIONS = ("lru", "optimal")
 _NEVER = np.iinfo(np.int64).max
+
+LogEntry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+"""One step as a bulk repetition checks it: touched keys, their tensors, hits, outputs
+leaving after their last touch, output keys evicted (sorted) and how many evictions a
+bulk repetition cannot reproduce (any under ``optimal``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,7 @@ class L1Residency:
         self._touches = np.zeros(0, dtype=np.int64)
         self._span = 1
         self.rep_of: np.ndarray | None = None
-        self.log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] | None = None
+        self.log: list[LogEntry] | None = None
         self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
 
     # -- classes of PEs ------------------------------------------------------------
@@ -295,21 +300,48 @@ class L1Residency:
                 return False
         return True
 
-    def logged(
-        self, log: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]], m: int
-    ) -> tuple[np.ndarray, ...] | None:
+    def logged(self, log: list[LogEntry], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
-        leaving, step within the repetition; ``None`` if incomplete or it evicted what a
-        bulk repetition cannot (:meth:`bulk_calm`)."""
+        leaving after their last touch, step within the repetition, output keys evicted
+        and their step within the repetition; ``None`` if incomplete or it evicted what a
+        bulk repetition cannot reproduce (:meth:`bulk_calm`)."""
         if len(log) != m or any(e for *_, e in log):
             return None
         return (
             np.concatenate([k for k, *_ in log]),
             np.concatenate([t for _, t, *_ in log]),
-            np.concatenate([h for _, _, h, _, _ in log]),
-            np.concatenate([d for *_, d, _ in log]),
+            np.concatenate([h for _, _, h, *_ in log]),
+            np.concatenate([d for _, _, _, d, _, _ in log]),
             np.concatenate([np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]),
+            np.concatenate([v for *_, v, _ in log]),
+            np.concatenate(
+                [np.full(v.size, j, dtype=np.int64) for j, (*_, v, _) in enumerate(log)]
+            ),
         )
+
+    def bulk(
+        self, rep: tuple[np.ndarray, ...], shift: np.ndarray, m: int, first: int, times: int
+    ) -> int:
+        """Apply as many of the ``times`` repetitions following the logged one (``rep``,
+        its ``m`` steps the first at ``first``) as :meth:`bulk_calm` can, in chunks
+        doubling while they apply, up to the first that does not; returns how many it
+        applied."""
+        applied, chunk = 0, 1
+        while applied < times:
+            ask = min(chunk, times - applied)
+            n, agreed = self.bulk_calm(rep, shift, m, first, applied, ask)
+            if n:
+                applied += n
+                chunk *= 2
+                continue
+            if agreed is None:
+                # Half as many may still evict only what they hold now; then the caller
+                # steps a repetition (whose state may repeat exactly: no more checks).
+                agreed = ask // 2
+            if agreed:
+                applied += self.bulk_calm(rep, shift, m, first, applied, agreed)[0]
+            break
+        return applied
 
     def bulk_calm(
         self,
@@ -319,28 +351,33 @@ class L1Residency:
         first: int,
         skip: int,
         times: int,
-    ) -> int:
+    ) -> tuple[int, int | None]:
         """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
         first at ``first``) up to ``times`` more times after the ``skip`` already applied,
         translated by ``shift`` each, if every touch hits or misses and every output leaves
         as in it and no step overflows. Without eviction the state follows from first and
         last touches alone (an element is held iff held now or touched since). Under
         ``lru`` evictions are allowed when they take only elements held now and not
-        touched since (:meth:`_evicted`), none of them an output; under ``optimal`` none.
-        Returns how many repetitions it applied (0: none; state unchanged)."""
-        step_keys, tensor, ref_hit, ref_done, local = rep
+        touched since (:meth:`_evicted`), outputs among them only when each repetition
+        evicts the logged one's, translated, at the same step (they leave as partial
+        sums, so the repetition's records hold); under ``optimal`` none. Returns how many
+        repetitions it applied (0: none; state unchanged) and, when none, how many leading
+        ones agreed with the log (a call for that many applies them; ``None``: not known,
+        e.g. they ran out of elements to evict)."""
+        step_keys, tensor, ref_hit, ref_done, local, out_keys = rep[:6]
         if times <= 0:
-            return 0
+            return 0, None
         times = min(times, max(1, 1_000_000 // max(1, step_keys.size)))
         reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
-        tens = np.tile(tensor, times)
-        outs = tens == 2
+        outs = np.tile(tensor == 2, times)
         at = np.searchsorted(self.keys, keys)
         held = np.zeros(keys.size, dtype=bool)
         ok = at < self.keys.size
         held[ok] = self.keys[at[ok]] == keys[ok]
+        held_at = at[held]
+        del at, ok
         # Touches grouped by key in step order: a group's first is the key's first touch.
         by_key = np.argsort(keys, kind="stable")
         sorted_keys = keys[by_key]
@@ -350,26 +387,45 @@ class L1Residency:
         tail[:-1] = head[1:]
         earlier = np.ones(keys.size, dtype=bool)
         earlier[by_key[head]] = False
+        uniq = sorted_keys[head]
+        del sorted_keys
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
         nxt[asked] = self._next_many(keys[asked], index[asked])
         done = outs if self.psum_every_step else outs & (nxt == _NEVER)
-        if not np.array_equal(done, np.tile(ref_done, times)):
-            return 0
-        uniq = sorted_keys[head]
-        evicted = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
-        if evicted is None:
-            return 0
+        # Each check finds the first repetition that differs from the log; the state
+        # evolves causally, so the ones before it are exact.
+        agreed = _first_row(done != np.tile(ref_done, times), times)
+        found = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
+        if found is None:
+            return 0, None
+        evicted, when = found
+        ev_keys = self.keys[evicted]
+        ev_out = self._tensor(ev_keys) == 2
+        if ev_out.any() or out_keys.size:
+            want_at = first + rep[6][None, :] + reps * m
+            want_keys = out_keys[None, :] + reps * shift[2]
+            agreed = min(
+                agreed,
+                _first_agreeing(
+                    (ev_keys[ev_out], when[ev_out]),
+                    (want_keys.ravel(), want_at.ravel()),
+                    first + (skip + 1) * m,
+                    m,
+                    self.n_pes * self.total,
+                ),
+            )
         if evicted.size:
             gone = np.zeros(self.keys.size, dtype=bool)
             gone[evicted] = True
-            held[ok] &= ~gone[at[ok]]
+            held[np.flatnonzero(held)] = ~gone[held_at]
         hit = held | earlier
         if self.psum_every_step:
             hit &= ~outs
-        if not np.array_equal(hit, want_hit):
-            return 0
+        agreed = min(agreed, _first_row(hit != want_hit, times))
+        if agreed < times:
+            return 0, agreed
         # The state after them: last touches' stamps and next touches, minus what left.
         last = by_key[tail]
         new_keys = keys[last]
@@ -386,7 +442,7 @@ class L1Residency:
         self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
         self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
-        return times
+        return times, None
 
     def _evicted(
         self,
@@ -396,10 +452,11 @@ class L1Residency:
         done: np.ndarray,
         uniq: np.ndarray,
         first_touch: np.ndarray,
-    ) -> np.ndarray | None:
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Positions in the state of the elements that touches ``keys`` at steps ``index``
-        (nondecreasing), hitting as ``hit`` says and with outputs ``done`` leaving, evict;
-        ``None`` when that is not the simple case this answers exactly.
+        (nondecreasing), hitting as ``hit`` says and with outputs ``done`` leaving, evict,
+        and the step evicting each; ``None`` when that is not the simple case this answers
+        exactly.
 
         Per PE the occupancy after step ``t`` is ``c_t = min(cap, c_{t-1} + d_t)`` (``d``:
         misses minus leaving outputs), so the evictions up to ``t`` are
@@ -407,24 +464,26 @@ class L1Residency:
         LRU evicts the least recently touched elements outside the step's working set:
         while elements held at the start and not touched since remain, those, in (last
         touch, key) order; an element touched first at ``f`` is passed over (refreshed)
-        when the eviction that reaches it comes at or after ``f``. Anything else (a step
-        over capacity, evictions under ``optimal``, running out of such elements, or an
-        output among them) gives ``None``."""
+        when the eviction that reaches it comes at or after ``f``, and the ``i``-th victim
+        goes at the first step with ``E_t >= i``. Anything else (a step over capacity,
+        evictions under ``optimal``, running out of such elements) gives ``None``."""
         total, cap = self.total, self.capacity
         pe = keys // total
-        order = np.lexsort((index, pe))
+        order = np.argsort(pe, kind="stable")  # by PE, then step (``index`` is sorted)
         pe_o, idx_o = pe[order], index[order]
-        delta = ((~hit).astype(np.int64) - done)[order]
+        del pe
+        delta = ((~hit).astype(np.int8) - done)[order]
         new = np.ones(order.size, dtype=bool)
         new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
         starts = np.flatnonzero(new)
+        nothing = np.zeros(0, dtype=np.int64)
         if not starts.size:
-            return np.zeros(0, dtype=np.int64)
+            return nothing, nothing
         sizes = np.diff(np.append(starts, order.size))
         if int(sizes.max()) > cap:
             return None
         g_pe, g_idx = pe_o[starts], idx_o[starts]
-        d = np.add.reduceat(delta, starts)
+        d = np.add.reduceat(delta, starts, dtype=np.int64)
         run = np.cumsum(d)
         pe_start = np.ones(g_pe.size, dtype=bool)
         pe_start[1:] = g_pe[1:] != g_pe[:-1]
@@ -438,19 +497,28 @@ class L1Residency:
             return None
         evict = np.maximum(0, c0 - cap + peak)
         if not evict.any():
-            return np.zeros(0, dtype=np.int64)
+            return nothing, nothing
         if self.eviction != "lru":
             return None
         out: list[np.ndarray] = []
+        steps: list[np.ndarray] = []
         ends = np.append(firsts[1:], g_pe.size)
+        packed = (int(self.stamp.max(initial=0)) + 1 + self.n_pes) * total < 1 << 62
         for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
             need = int(evict[b - 1])
             if need == 0:
                 continue
             p = int(g_pe[a])
-            lo = int(np.searchsorted(self.keys, p * total))
-            hi = int(np.searchsorted(self.keys, (p + 1) * total))
-            queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
+            lo, hi = np.searchsorted(self.keys, [p * total, (p + 1) * total]).tolist()
+            # Only the queue's first `need` plus as many as the PE touches can go.
+            u0, u1 = np.searchsorted(uniq, [p * total, (p + 1) * total]).tolist()
+            k = need + u1 - u0
+            if packed and k < hi - lo:
+                code = self.stamp[lo:hi] * total + self.keys[lo:hi]
+                part = np.argpartition(code, k - 1)[:k]
+                queue = lo + part[np.argsort(code[part])]
+            else:
+                queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
             qkeys = self.keys[queue]
             at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
             touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
@@ -463,10 +531,9 @@ class L1Residency:
             if victims.size < need:
                 return None
             out.append(victims)
-        gone = np.concatenate(out)
-        if bool((self._tensor(self.keys[gone]) == 2).any()):
-            return None
-        return gone
+            nth = np.arange(1, need + 1, dtype=np.int64)
+            steps.append(g_idx[a + np.searchsorted(evict[a:b], nth, side="left")])
+        return np.concatenate(out), np.concatenate(steps)
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
@@ -608,12 +675,13 @@ class L1Residency:
                 rank = np.arange(order.size) - first
                 gone.append(order[rank < excess[groups]])
         if self.log is not None:
-            # Evictions a bulk repetition cannot reproduce: outputs (they leave) under
-            # lru, any under optimal (:meth:`bulk_calm`).
+            # Evicted outputs leave (a bulk repetition must evict the same ones); under
+            # optimal a bulk repetition reproduces no eviction (:meth:`bulk_calm`).
             victims = np.concatenate(gone[1:]) if len(gone) > 1 else gone[0][:0]
-            if self.eviction == "lru":
-                victims = victims[self.keys[victims] % self.total >= self.offsets[2]]
-            self.log.append((touched, wk.tensor, hit, done_mask, int(victims.size)))
+            vkeys = self.keys[victims]
+            vout = np.sort(vkeys[vkeys % self.total >= self.offsets[2]])
+            other = int(victims.size) if self.eviction == "optimal" else 0
+            self.log.append((touched, wk.tensor, hit, done_mask, vout, other))
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
@@ -695,6 +763,35 @@ def _refreshed(
             out[i] = True
             passed += 1
     return out
+
+
+def _first_agreeing(
+    got: tuple[np.ndarray, np.ndarray],
+    want: tuple[np.ndarray, np.ndarray],
+    start: int,
+    m: int,
+    span: int,
+) -> int:
+    """How many leading repetitions (``m`` steps each, from step ``start``) have the same
+    (key, step) pairs in ``got`` as in ``want`` (keys below ``span``; ``step * span + key``
+    fits as the next-touch table's ``key * (steps + 1) + step`` does)."""
+    a, b = np.sort(got[1] * span + got[0]), np.sort(want[1] * span + want[0])
+    n = min(a.size, b.size)
+    differ = np.flatnonzero(a[:n] != b[:n])
+    if differ.size:
+        step = min(int(a[differ[0]]), int(b[differ[0]])) // span
+    elif a.size != b.size:
+        step = int((a if a.size > n else b)[n]) // span
+    else:
+        return 1 << 62
+    return (step - start) // m
+
+
+def _first_row(bad: np.ndarray, rows: int) -> int:
+    """The first of ``rows`` equal rows of flat ``bad`` holding a ``True`` (``rows``: none)."""
+    if not bad.any():
+        return rows
+    return int(np.argmax(bad.reshape(rows, -1).any(axis=1)))
 
 
 def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:

@@ -6,7 +6,7 @@ the steps really had."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from metronome.sim.l1 import L1Residency, _Keys, _refreshed
@@ -54,14 +54,12 @@ def _streams(draw):
     return prefix, step, np.array(shift, dtype=np.int64), count
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    _streams(),
-    st.integers(1, 24),
-    st.sampled_from(["lru", "optimal"]),
-    st.booleans(),
-)
-def test_bulk_repetitions_equal_stepping(stream, capacity, eviction, psum) -> None:
+def _check_bulk(stream, capacity: int, eviction: str, psum: bool) -> tuple[int, int]:
+    """Step the whole stream on one L1 and, on another, step up to the first repetition,
+    bulk the following ones (:meth:`L1Residency.bulk`: as many as agree) and step the
+    rest: the same state, and the bulk claimed the hits, the outputs leaving after their
+    last touch and the outputs evicted that stepping had. Returns the repetitions bulked
+    and the outputs they evicted."""
     prefix, block, shift, count = stream
     m = len(block)
 
@@ -87,19 +85,82 @@ def test_bulk_repetitions_equal_stepping(stream, capacity, eviction, psum) -> No
     logged = fast.logged(fast.log, m)
     applied = 0
     if logged is not None:
-        applied = fast.bulk_calm(logged, shift, m, first, 0, count - 2)
+        applied = fast.bulk(logged, shift, m, first, count - 2)
     for i in range(first + m * (1 + applied), len(plan)):
         fast.step(i, _keys(fast, plan[i][1]), None, out)
     assert np.array_equal(ref.keys, fast.keys)
     assert np.array_equal(ref.stamp, fast.stamp)
     assert np.array_equal(ref.next_use, fast.next_use)
     assert np.array_equal(ref.count, fast.count)
+    evicted = 0
     if applied:
-        _, _, hit, done, _ = logged
+        _, _, hit, done, *_ = logged
         for k in range(1, applied + 1):
             got = ref.log[first + k * m : first + (k + 1) * m]
-            assert np.array_equal(np.concatenate([h for _, _, h, _, _ in got]), hit)
-            assert np.array_equal(np.concatenate([d for _, _, _, d, _ in got]), done)
+            assert np.array_equal(np.concatenate([h for _, _, h, *_ in got]), hit)
+            assert np.array_equal(np.concatenate([d for _, _, _, d, *_ in got]), done)
+            # Outputs evicted: the logged ones translated, at the same steps.
+            for j, entry in enumerate(got):
+                assert np.array_equal(entry[4], fast.log[j][4] + k * int(shift[2]))
+            evicted += sum(entry[4].size for entry in got)
+    return applied, evicted
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _streams(),
+    st.integers(1, 24),
+    st.sampled_from(["lru", "optimal"]),
+    st.booleans(),
+)
+def test_bulk_repetitions_equal_stepping(stream, capacity, eviction, psum) -> None:
+    _check_bulk(stream, capacity, eviction, psum)
+
+
+@st.composite
+def _output_streams(draw):
+    """Periodic streams of small working sets touching outputs that a later repetition
+    touches again (outputs move by one or two elements per repetition), after the steps of
+    repetitions -2 and -1: under a small L1, LRU evicts
+    partial sums while the repetitions run."""
+    m = draw(st.integers(1, 3))
+    s2 = draw(st.integers(1, 2))
+    shift = np.array([draw(st.integers(0, 1)), 0, s2], dtype=np.int64)
+    count = draw(st.integers(4, 8))
+    outs = st.lists(st.integers(2 * s2, 2 * s2 + 8), min_size=1, max_size=3)
+    ins = st.lists(st.integers(2, SIZES[0] - count - 1), max_size=1)
+    step = [[[draw(ins), draw(ins), draw(outs)] for _pe in (0, 1)] for _ in range(m)]
+    early = [
+        [[[i - r * int(shift[t]) for i in per[t]] for t in range(3)] for per in s]
+        for r in (2, 1)
+        for s in step
+    ]
+    return early, step, shift, count
+
+
+@settings(max_examples=300, deadline=None)
+@given(_output_streams(), st.integers(2, 8))
+def test_bulk_repetitions_that_evict_outputs_equal_stepping(stream, capacity) -> None:
+    applied, evicted = _check_bulk(stream, capacity, "lru", False)
+    event(f"bulk {'evicting outputs' if applied and evicted else 'other'}")
+
+
+def test_bulk_repetitions_evict_outputs_as_stepping_does() -> None:
+    """One PE, capacity 2; repetition ``k`` (0..7, after two steps as repetitions -2 and
+    -1) touches outputs ``k+3`` and ``k+6``. Output ``k+6`` is touched again at ``k+3``
+    while ``k+3 <= 7``, output ``k+3`` then for the last time (it leaves). Before
+    repetition ``k <= 5`` L1 holds ``k+4`` and ``k+5``, so both touches miss; one leaves,
+    and for ``k <= 4`` one more must go: ``k+4``, the least recently touched, evicted as a
+    partial sum (repetition 0, the logged one, evicts output 4). At ``k = 5`` output 11
+    leaves too and nothing is evicted. Bulk over repetitions 1..6: each chunk may evict
+    only what L1 held at its start (``k+4`` and ``k+5``), so at most two repetitions per
+    chunk; 1..4 agree with the log and evict outputs 5..8, repetition 5 does not (it
+    evicts nothing). Hand-derived: 4 repetitions, 4 outputs evicted."""
+    idle: list[list[int]] = [[], [], []]
+    prefix = [[[[], [], [1, 4]], idle], [[[], [], [2, 5]], idle]]
+    block = [[[[], [], [3, 6]], idle]]
+    stream = (prefix, block, np.array([0, 0, 1], dtype=np.int64), 8)
+    assert _check_bulk(stream, 2, "lru", False) == (4, 4)
 
 
 def _scan(pos: list[int], first: list[int], steps: list[int], evictions: list[int], need: int):
