@@ -164,17 +164,19 @@ def test_more_resources_are_never_slower(field: str, problem: Problem, data) -> 
 
 @given(problem=problems(), data=st.data())
 def test_a_larger_l2_is_never_slower(problem: Problem, data: st.DataObject) -> None:
-    """An L2 at least 8/7 the size (or unbounded) holds, after every step, every element
-    the smaller one holds (LRU by the same last-use order; the smaller one's batches
-    empty it to 7/8 of its capacity, at most the larger one's capacity), so each step
-    misses and fetches back no more; write-backs go out after the step that last updated
-    the output, whatever the capacity. So never more traffic, and never slower."""
+    """An L2 larger by any amount (one element, or unbounded) holds, after every step,
+    every element the smaller one holds (each keeps its capacity's most recently used
+    elements, by the same last-use order: LRU evicting exactly the excess is a stack
+    algorithm), so each step misses and fetches back no more; write-backs go out after
+    the step that last updated the output, whatever the capacity, and the larger one's
+    stays are unions of the smaller one's. So never more traffic, and never slower."""
     note(repr(problem))
     small = problem.hardware.l2_size_elems
     if small >= UNBOUNDED:
         return
-    least = -(-8 * small // 7)
-    larger = data.draw(st.one_of(st.just(UNBOUNDED), st.integers(least, 2 * least)))
+    larger = data.draw(
+        st.one_of(st.just(UNBOUNDED), st.just(small + 1), st.integers(small + 1, 2 * small + 1))
+    )
     base = _run(problem)
     if base is None:
         return
@@ -212,5 +214,5 @@ def test_a_larger_l2_writes_outputs_back_at_the_same_time() -> None:
         for l2 in (4, 8)
     ]
     assert [r.runtime_cycles for r in runs] == [13, 13]
-    assert [r.metric("offchip_reads_elems") for r in runs] == [17, 8]
+    assert [r.metric("offchip_reads_elems") for r in runs] == [15, 8]
     assert [r.metric("offchip_writes_elems") for r in runs] == [4, 2]
