@@ -59,9 +59,12 @@ class OffchipTiming:
 
     def transfer(self, reads: int, writes: int, rmw: int = 0) -> tuple[int, int, int]:
         """A step's memory costs: off-chip channel cycles, the latency before its reads
-        arrive, and the L2 read port's cycles for its ``rmw`` read-modify-write reads."""
+        arrive, and the L2 read port's cycles for its ``rmw`` read-modify-write reads
+        (none on an unbounded port, which is no shared resource)."""
         cycles = self.transfer_cycles(reads + writes)
-        port = -(-rmw // self.l2_read_elems_per_cycle) if rmw > 0 else 0
+        port = 0
+        if rmw > 0 and self.l2_read_elems_per_cycle < UNBOUNDED:
+            port = -(-rmw // self.l2_read_elems_per_cycle)
         return cycles, self.latency_cycles if reads and cycles else 0, port
 
     def transfers(self, traffic: np.ndarray) -> np.ndarray:
@@ -71,6 +74,8 @@ class OffchipTiming:
         cycles = -(-moved // self.elems_per_cycle)
         latency = np.where((reads > 0) & (cycles > 0), self.latency_cycles, 0)
         port = -(-traffic[:, 2] // self.l2_read_elems_per_cycle)
+        if self.l2_read_elems_per_cycle >= UNBOUNDED:
+            port = np.zeros_like(port)
         return np.stack([cycles, latency, port], axis=1)
 
 
