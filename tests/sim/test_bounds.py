@@ -143,6 +143,8 @@ _MORE = {
     "l2_write_bw_elems_per_cycle": lambda hw: hw.l2_write_bw_elems_per_cycle * 2,
     "offchip_latency_cycles": lambda hw: max(0, hw.offchip_latency_cycles - 1),
     "noc_hop_latency_cycles": lambda hw: max(0, hw.noc_hop_latency_cycles - 1),
+    "noc_latency_cycles": lambda hw: max(0, hw.noc_latency_cycles - 1),
+    "adder_latency_cycles": lambda hw: max(0, hw.adder_latency_cycles - 1),
     "offchip_max_outstanding_requests": lambda hw: hw.offchip_max_outstanding_requests * 2,
     "l1_size_elems": lambda hw: hw.l1_size_elems * 2,
 }
