@@ -122,6 +122,9 @@ class L2Memory:
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
         self._writes = np.zeros(1024, dtype=np.int64)
+        # Global positions of the held elements, kept by batches (None: not known).
+        self._held: np.ndarray | None = None
+        self._offsets = np.cumsum([0, *self.sizes])
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -135,6 +138,7 @@ class L2Memory:
         dims: tuple[tuple[str, ...], ...],
     ) -> L2Step:
         """Account one step: fetch missing inputs/weights, write its outputs."""
+        self._held = None
         misses = 0
         for t in range(2):
             fp = footprints[t]
@@ -199,6 +203,7 @@ class L2Memory:
 
     def _evict(self) -> None:
         """Evict down to the capacity; outputs evicted are written back."""
+        self._held = None
         excess = self.occupancy - self.capacity
         stamps = np.concatenate([a.ravel() for a in self.last_use])
         resident = np.flatnonzero(stamps >= 0)
@@ -361,17 +366,46 @@ class L2Memory:
         before = np.minimum(self.capacity, np.concatenate([[self.occupancy], grown[:-1]]))
         self.peak_occupancy = max(self.peak_occupancy, int((before + inc[: end + 1 - s0]).max()))
         self.occupancy = int(grown[-1])
+        if self._held is not None:
+            arrivals = [self._held]
+            for t in range(2):
+                batch, missing = batches[t], fresh_masks[t]
+                if batch is not None and missing is not None:
+                    arrivals.append(batch.pos[missing & (batch.first <= end)] + self._offsets[t])
+            if out_batch is not None:
+                arrivals.append(out_batch.pos[absent & (out_batch.first <= end)] + self._offsets[2])
+            self._held = np.concatenate(arrivals)
         if alone:
             if self.occupancy > self.capacity:
                 self._evict()
         elif victims.size:
             self._drop(victims)
+            if self._held is not None:
+                self._held = self._held[~np.isin(self._held, victims)]
         cut = end + 1 < s1
         if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
         else:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
+
+    def _held_stamps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Global positions of the held elements and their last-use stamps."""
+        offsets = self._offsets
+        if self._held is None:
+            self._held = np.concatenate(
+                [
+                    np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]
+                    for t, lu in enumerate(self.last_use)
+                ]
+            )
+        held = self._held
+        tensor = np.searchsorted(offsets, held, side="right") - 1
+        values = np.empty(held.size, dtype=np.int64)
+        for t, lu in enumerate(self.last_use):
+            mine = tensor == t
+            values[mine] = lu.reshape(-1)[held[mine] - offsets[t]]
+        return held, values
 
     def _victims(
         self,
@@ -400,9 +434,7 @@ class L2Memory:
         need = int(evict[-1])
         # The LRU queue (stamp, position) up to the need-th untouched element: at most
         # need + (touched held elements) from its start.
-        stamps = np.concatenate([a.ravel() for a in self.last_use])
-        resident = np.flatnonzero(stamps >= 0)
-        values = stamps[resident]
+        resident, values = self._held_stamps()
         depth = min(values.size, need + touched_pos.size)
         if depth < values.size:
             kth = np.partition(values, depth - 1)[depth - 1]
