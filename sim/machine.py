@@ -156,7 +156,9 @@ class Machine:
                 self.stats.down_queue_cycles += start - ready
             started.succeed(start)
             run = self.noc.start(phase)
-            self._relay(run.port, self._event(self._port, t))
+            if reads and reads[-1] == t - 1:
+                # The previous step's read-modify-write reads wait for this one's.
+                self._relay(run.port, self._event(self._port, t))
             now = self.env.event().succeed()
             egress = tuple(p for p, e in enumerate(rec.egress) if e)
             if egress:
@@ -182,8 +184,9 @@ class Machine:
             self._fetched.pop(t, None)
             self._started.pop(t - self.timing.max_outstanding, None)
             t += 1
-        # No distribution follows the last step: its reads wait for nothing more.
-        self._event(self._port, t).succeed(int(self.env.now))
+        if reads and reads[-1] == t - 1:
+            # No distribution follows the last step: its reads wait for nothing more.
+            self._event(self._port, t).succeed(int(self.env.now))
         for pe in self.pes:
             pe.inbox.put(None)
         self._outbox.put(None)
