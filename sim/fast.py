@@ -84,8 +84,8 @@ class FastPath:
         if hit is None:
             pairs = zip(self._actual(rec), self._zero_load(rec), strict=True)
             hit = self._same[rec.rid] = all(
-                (a.deliveries, a.done, a.landed, a.empty)
-                == (z.deliveries, z.done, z.landed, z.empty)
+                (a.deliveries, a.done, a.landed, a.port, a.empty)
+                == (z.deliveries, z.done, z.landed, z.port, z.empty)
                 for a, z in pairs
             )
         return hit

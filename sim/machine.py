@@ -14,7 +14,13 @@ Processes, in creation order (which fixes SimPy's tie-breaking):
 * ``collector``: once every PE whose partial sums leave at step ``t`` has computed it,
   injects the step's collection phase into the collection plane; the partial sums land
   when every message has reached L2 and been added there (the old values of
-  read-modify-writes read through L2's read port, from the phase's start).
+  read-modify-writes read through L2's read port, in the order below).
+
+L2's read port serves the distributions' reads (until a distribution's last hop out of
+L2 released its link) and the read-modify-write reads one at a time, in the order
+distribution ``t+1``, read-modify-write reads of ``t``, distribution ``t+2`` ...: a
+distribution waits for the reads of the step before last, and a step's reads wait for
+the next distribution's (:func:`metronome.sim.timing.step` gives the same times).
 """
 
 from __future__ import annotations
@@ -70,6 +76,10 @@ class Machine:
         self._fetched: dict[int, simpy.Event] = {}
         self._started: dict[int, simpy.Event] = {}
         self.drained: dict[int, simpy.Event] = {}
+        # Per step: L2's read port is free of its distribution's reads (_port), of its
+        # read-modify-write reads (_rmw_done; steps with such reads only).
+        self._port: dict[int, simpy.Event] = {}
+        self._rmw_done: dict[int, simpy.Event] = {}
         self._steps: dict[int, tuple[StepRecord, L2Step]] = {}
         self._outbox: simpy.Store = simpy.Store(self.env)
         self.env.process(self.fetcher())
@@ -121,6 +131,7 @@ class Machine:
         t = 0
         prev_fits = False
         prev_start = 0
+        reads: list[int] = []  # steps with read-modify-write reads, up to the previous one
         # The fetcher registers step t (or ends the feed) before it fires fetched[t-1].
         while t in self._steps:
             rec, l2 = self._steps[t]
@@ -130,6 +141,11 @@ class Machine:
                 depth = 2 if prev_fits else 1
                 if rec.involved[p] and len(history[p]) >= depth:
                     waits.append(pe.done(history[p][-depth]))
+            # The read-modify-write reads scheduled before this distribution: the last
+            # such step before the previous one.
+            before = [s for s in reads[-2:] if s <= t - 2]
+            if before:
+                waits.append(self._event(self._rmw_done, before[-1]))
             yield simpy.AllOf(self.env, waits)
             ready = max([prev_start, *(fired_at(e) for e in waits)])
             started = self._event(self._started, t)
@@ -140,6 +156,9 @@ class Machine:
                 self.stats.down_queue_cycles += start - ready
             started.succeed(start)
             run = self.noc.start(phase)
+            if reads and reads[-1] == t - 1:
+                # The previous step's read-modify-write reads wait for this one's.
+                self._relay(run.port, self._event(self._port, t))
             now = self.env.event().succeed()
             egress = tuple(p for p, e in enumerate(rec.egress) if e)
             if egress:
@@ -157,17 +176,36 @@ class Machine:
             self._busy(t, DISTRIBUTION, run.edge_busy)
             if egress:
                 self._outbox.put((t, [self.pes[p].done(t) for p in egress], rec, l2))
+                if self.timing.transfer(0, 0, l2.rmw_reads)[2]:
+                    reads.append(t)
+                    del reads[:-3]
             prev_fits = rec.next_fits
             self._steps.pop(t)
             self._fetched.pop(t, None)
             self._started.pop(t - self.timing.max_outstanding, None)
             t += 1
+        if reads and reads[-1] == t - 1:
+            # No distribution follows the last step: its reads wait for nothing more.
+            self._event(self._port, t).succeed(int(self.env.now))
         for pe in self.pes:
             pe.inbox.put(None)
         self._outbox.put(None)
 
+    @staticmethod
+    def _relay(source: simpy.Event, target: simpy.Event) -> None:
+        """Fire ``target`` (with ``source``'s time) when ``source`` fires."""
+
+        def fire(event: simpy.Event) -> None:
+            target.succeed(fired_at(event))
+
+        if source.callbacks is None:
+            target.succeed(fired_at(source))
+        else:
+            source.callbacks.append(fire)
+
     def collector(self) -> Generator[simpy.Event, object, None]:
         """Bring partial sums back to L2 in step order."""
+        last_reads = -1
         while True:
             item = yield self._outbox.get()
             if item is None:
@@ -179,19 +217,32 @@ class Machine:
             start = int(self.env.now)
             run = self.noc.start(self.phases.phase(rec, COLLECTION))
             rmw_cycles = self.timing.transfer(0, 0, l2.rmw_reads)[2]
-            self.env.process(self._land(t, run.landed, start + rmw_cycles))
+            if rmw_cycles:
+                self.env.process(self._read_and_land(t, run.landed, rmw_cycles, last_reads))
+                last_reads = t
+            else:
+                self._relay(run.landed, self.drained[t])
             yield run.done
             self.stats.up_busy_cycles += int(self.env.now) - start
             self._busy(t, COLLECTION, run.edge_busy)
 
-    def _land(self, t: int, landed: simpy.Event, read: int) -> Generator[simpy.Event, object, None]:
-        """Partial sums of step ``t`` are in L2 (added) when ``landed`` fired and L2's
-        read port has read their old values (at ``read``: the read-modify-write reads
-        start with the collection and move at the port's bandwidth)."""
+    def _read_and_land(
+        self, t: int, landed: simpy.Event, cycles: int, before: int
+    ) -> Generator[simpy.Event, object, None]:
+        """Step ``t``'s read-modify-write reads: from now (the collection's start), once
+        the next step's distribution and the previous such reads (step ``before``) are
+        off L2's read port, they hold it ``cycles`` cycles; its partial sums are added
+        (``drained``) when they are done and the sums ``landed``."""
+        waits = [self._event(self._port, t + 1)]
+        if before >= 0:
+            waits.append(self._event(self._rmw_done, before))
+        yield simpy.AllOf(self.env, waits)
+        yield self.env.timeout(cycles)
+        self._event(self._rmw_done, t).succeed(int(self.env.now))
+        self._port.pop(t + 1, None)
+        self._rmw_done.pop(before, None)
         yield landed
-        if self.env.now < read:
-            yield self.env.timeout(read - int(self.env.now))
-        self.drained[t].succeed(self.env.now)
+        self.drained[t].succeed(int(self.env.now))
 
     def _busy(self, t: int, plane: int, edge_busy: dict[int, int]) -> None:
         """Remember the link-busy cycles of step ``t``'s phase on ``plane``."""

@@ -1,10 +1,12 @@
 """The shared L2 and the off-chip memory behind it, tracked element by element.
 
 L2 fetches an input or weight element from off-chip the first time a step needs it and
-keeps it until evicted. When the elements held exceed the capacity, L2 evicts the least
-recently used ones (inputs and weights by last L2 read, outputs by last write) down to
-7/8 of its capacity in one batch; an evicted output is fetched back if a later partial
-sum must be added to it.
+keeps it until evicted. When a step leaves more elements held than the capacity, L2
+evicts exactly the excess, least recently used first (inputs and weights by last L2
+read, outputs by last write; ties to the lower position), so it holds, after every
+step, the ``capacity`` most recently used elements: a larger L2 holds a superset (LRU
+is a stack algorithm). An evicted output is fetched back if a later partial sum must be
+added to it.
 
 Every stay of an output in L2 ends with one off-chip write, by the step after the last
 one that updated it during that stay (the write-back is scheduled as soon as the value
@@ -21,11 +23,10 @@ import numpy as np
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 
+from .l1 import _refreshed
 from .traffic import Footprint
 
 __all__ = ["L2Memory", "L2Step", "OffchipTiming", "SegmentL2"]
-
-_EVICT_TO = 7 / 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,12 @@ class OffchipTiming:
 
     def transfer(self, reads: int, writes: int, rmw: int = 0) -> tuple[int, int, int]:
         """A step's memory costs: off-chip channel cycles, the latency before its reads
-        arrive, and the L2 read port's cycles for its ``rmw`` read-modify-write reads."""
+        arrive, and the L2 read port's cycles for its ``rmw`` read-modify-write reads
+        (none on an unbounded port, which is no shared resource)."""
         cycles = self.transfer_cycles(reads + writes)
-        port = -(-rmw // self.l2_read_elems_per_cycle) if rmw > 0 else 0
+        port = 0
+        if rmw > 0 and self.l2_read_elems_per_cycle < UNBOUNDED:
+            port = -(-rmw // self.l2_read_elems_per_cycle)
         return cycles, self.latency_cycles if reads and cycles else 0, port
 
     def transfers(self, traffic: np.ndarray) -> np.ndarray:
@@ -70,6 +74,8 @@ class OffchipTiming:
         cycles = -(-moved // self.elems_per_cycle)
         latency = np.where((reads > 0) & (cycles > 0), self.latency_cycles, 0)
         port = -(-traffic[:, 2] // self.l2_read_elems_per_cycle)
+        if self.l2_read_elems_per_cycle >= UNBOUNDED:
+            port = np.zeros_like(port)
         return np.stack([cycles, latency, port], axis=1)
 
 
@@ -93,7 +99,7 @@ class L2Step:
 
 
 class L2Memory:
-    """Residency of every tensor element in L2, with LRU eviction in batches."""
+    """Residency of every tensor element in L2, with exact LRU eviction."""
 
     def __init__(self, shapes: tuple[tuple[int, ...], ...], capacity_elems: int) -> None:
         self.shapes = shapes
@@ -116,6 +122,9 @@ class L2Memory:
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
         self._writes = np.zeros(1024, dtype=np.int64)
+        # Global positions of the held elements, kept by batches (None: not known).
+        self._held: np.ndarray | None = None
+        self._offsets = np.cumsum([0, *self.sizes])
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -129,6 +138,7 @@ class L2Memory:
         dims: tuple[tuple[str, ...], ...],
     ) -> L2Step:
         """Account one step: fetch missing inputs/weights, write its outputs."""
+        self._held = None
         misses = 0
         for t in range(2):
             fp = footprints[t]
@@ -192,9 +202,9 @@ class L2Memory:
         return out
 
     def _evict(self) -> None:
-        """Evict down to 7/8 of the capacity; outputs evicted are written back."""
-        target = int(self.capacity * _EVICT_TO)
-        excess = self.occupancy - target
+        """Evict down to the capacity; outputs evicted are written back."""
+        self._held = None
+        excess = self.occupancy - self.capacity
         stamps = np.concatenate([a.ravel() for a in self.last_use])
         resident = np.flatnonzero(stamps >= 0)
         values = stamps[resident]
@@ -207,6 +217,11 @@ class L2Memory:
             below = resident[values < kth]
             ties = resident[values == kth][: excess - below.size]
             order = np.concatenate([below, ties])
+        self._drop(order)
+
+    def _drop(self, order: np.ndarray) -> None:
+        """Evict the elements at global positions ``order`` (tensors' flat indices one
+        after the other); outputs among them are written back."""
         offsets = np.cumsum([0, *self.sizes])
         for t in range(3):
             chosen = order[(order >= offsets[t]) & (order < offsets[t + 1])] - offsets[t]
@@ -263,9 +278,18 @@ class L2Memory:
     def _batch(
         self, first: int, tensors: list[_Segmenter], s0: int, s1: int, out: SegmentL2
     ) -> int:
-        """Steps ``[s0, s1)`` up to the first eviction; returns the next step to do."""
+        """Steps ``[s0, s1)``, or a prefix of them; returns the next step to do.
+
+        Elements touched in the batch are the most recently used, so while they number
+        at most the capacity none of them is evicted in it: L2 then evicts only elements
+        held at its start, in LRU order, ``E_t = max(0, occupancy_0 + B_t - capacity)`` of
+        them by step ``t`` (``B_t``: elements arriving by ``t``), passing over those a step
+        touches before eviction reaches them. The batch ends before a step touching more
+        distinct elements than the capacity (such a step is done alone, as :meth:`step`
+        does it) and before an element evicted in it is touched again."""
         n = s1 - s0
         inc = np.zeros(n, dtype=np.int64)
+        distinct = np.zeros(n, dtype=np.int64)
         batches: list[L2Batch | None] = []
         fresh_masks: list[np.ndarray | None] = []
         for t in range(2):
@@ -279,15 +303,30 @@ class L2Memory:
             missing = view[batch.pos] < 0
             fresh_masks.append(missing)
             inc += np.bincount(batch.first[missing] - s0, minlength=n)
+            distinct += np.bincount(batch.first - s0, minlength=n)
         out_batch = tensors[2].touches(s0, s1)
+        absent = written = np.zeros(0, dtype=bool)
         if out_batch is not None:
             lu = self.last_use[2].reshape(-1)[out_batch.pos]
             written = self.written.reshape(-1)[out_batch.pos]
             absent = lu < 0
             inc += np.bincount(out_batch.first[absent] - s0, minlength=n)
-        occupancy = self.occupancy + np.cumsum(inc)
-        over = np.flatnonzero(occupancy > self.capacity)
-        end = s1 - 1 if not over.size else s0 + int(over[0])
+            distinct += np.bincount(out_batch.first - s0, minlength=n)
+        arrived = np.cumsum(inc)
+        wide = np.flatnonzero(np.cumsum(distinct) > self.capacity)
+        end = s1 - 1 if not wide.size else s0 + int(wide[0]) - 1
+        alone = end < s0
+        if alone:
+            end = s0
+        evict = np.maximum(0, self.occupancy + arrived[: end + 1 - s0] - self.capacity)
+        victims = np.zeros(0, dtype=np.int64)
+        if not alone and evict[-1]:
+            victims, when, again = self._victims(batches, fresh_masks, out_batch, absent, s0, evict)
+            if again <= end:
+                end = again - 1
+                keep = when <= end
+                victims = victims[keep]
+                evict = evict[: end + 1 - s0]
         # Apply steps [s0, end].
         for t in range(2):
             batch, missing = batches[t], fresh_masks[t]
@@ -322,14 +361,103 @@ class L2Memory:
             self.resident[2] += int((absent & done).sum())
             self.last_use[2].reshape(-1)[out_batch.pos[done]] = first + out_batch.last(end)
             self.written.reshape(-1)[out_batch.pos[done]] = True
-        self.occupancy = int(occupancy[end - s0])
-        self.peak_occupancy = max(self.peak_occupancy, int(occupancy[: end + 1 - s0].max()))
-        if over.size:
-            self._evict()
+        # Occupancy before each step's eviction: what the previous step left plus arrivals.
+        grown = self.occupancy + arrived[: end + 1 - s0]
+        before = np.minimum(self.capacity, np.concatenate([[self.occupancy], grown[:-1]]))
+        self.peak_occupancy = max(self.peak_occupancy, int((before + inc[: end + 1 - s0]).max()))
+        self.occupancy = int(grown[-1])
+        if self._held is not None:
+            arrivals = [self._held]
+            for t in range(2):
+                batch, missing = batches[t], fresh_masks[t]
+                if batch is not None and missing is not None:
+                    arrivals.append(batch.pos[missing & (batch.first <= end)] + self._offsets[t])
+            if out_batch is not None:
+                arrivals.append(out_batch.pos[absent & (out_batch.first <= end)] + self._offsets[2])
+            self._held = np.concatenate(arrivals)
+        if alone:
+            if self.occupancy > self.capacity:
+                self._evict()
+        elif victims.size:
+            self._drop(victims)
+            if self._held is not None:
+                self._held = self._held[~np.isin(self._held, victims)]
+        cut = end + 1 < s1
+        if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
         else:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
+
+    def _held_stamps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Global positions of the held elements and their last-use stamps."""
+        offsets = self._offsets
+        if self._held is None:
+            self._held = np.concatenate(
+                [
+                    np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]
+                    for t, lu in enumerate(self.last_use)
+                ]
+            )
+        held = self._held
+        tensor = np.searchsorted(offsets, held, side="right") - 1
+        values = np.empty(held.size, dtype=np.int64)
+        for t, lu in enumerate(self.last_use):
+            mine = tensor == t
+            values[mine] = lu.reshape(-1)[held[mine] - offsets[t]]
+        return held, values
+
+    def _victims(
+        self,
+        batches: list[L2Batch | None],
+        fresh_masks: list[np.ndarray | None],
+        out_batch: L2Batch | None,
+        absent: np.ndarray,
+        s0: int,
+        evict: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The elements held at the batch's start that steps ``s0, s0 + 1, ...`` evict,
+        ``evict[i]`` of them by step ``s0 + i`` (global positions, in eviction order), the
+        step evicting each, and the first step (``_NEVER``: none) that touches again an
+        element evicted before it."""
+        offsets = np.cumsum([0, *self.sizes])
+        # Elements held at the start that the batch touches, with their first touch.
+        pos_parts, first_parts = [], []
+        for t, batch in enumerate([*batches, out_batch]):
+            if batch is None:
+                continue
+            held = ~(fresh_masks[t] if t < 2 else absent)  # type: ignore[operator]
+            pos_parts.append(batch.pos[held] + offsets[t])
+            first_parts.append(batch.first[held])
+        touched_pos = np.concatenate(pos_parts) if pos_parts else np.zeros(0, dtype=np.int64)
+        touched_first = np.concatenate(first_parts) if first_parts else np.zeros(0, dtype=np.int64)
+        need = int(evict[-1])
+        # The LRU queue (stamp, position) up to the need-th untouched element: at most
+        # need + (touched held elements) from its start.
+        resident, values = self._held_stamps()
+        depth = min(values.size, need + touched_pos.size)
+        if depth < values.size:
+            kth = np.partition(values, depth - 1)[depth - 1]
+            keep = values <= kth
+            resident, values = resident[keep], values[keep]
+        queue = resident[np.lexsort((resident, values))]
+        sort = np.argsort(touched_pos)
+        spos, sfirst = touched_pos[sort], touched_first[sort]
+        f = np.full(queue.size, _NEVER, dtype=np.int64)
+        if spos.size:
+            at = np.minimum(np.searchsorted(spos, queue), spos.size - 1)
+            touched = spos[at] == queue
+            f[touched] = sfirst[at[touched]]
+        steps = np.arange(s0, s0 + evict.size, dtype=np.int64)
+        refreshed = np.zeros(queue.size, dtype=bool)
+        where = np.flatnonzero(f < _NEVER)
+        if where.size:
+            refreshed[where] = _refreshed(where, f[where], steps, evict, need)
+        chosen = np.flatnonzero(~refreshed)[:need]
+        victims = queue[chosen]
+        when = steps[np.searchsorted(evict, np.arange(1, victims.size + 1))]
+        again = f[chosen]
+        return victims, when, int(again.min()) if again.size else _NEVER
 
     def finish(self, steps: int) -> int:
         """Write back every output still held in L2 at the end of a run of ``steps``

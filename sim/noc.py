@@ -142,13 +142,16 @@ class PhaseOutcome:
     """What one phase did, times relative to its start: when each receiving PE has all
     its data, when every link is free again (``done``: the plane may take the next
     phase; data can still be in flight), when the partial sums are added in L2
-    (``landed``), total busy (occupied) and queueing cycles, and per-link statistics."""
+    (``landed``), when its last hop out of L2 released its link (``port``: L2's read
+    port is free again), total busy (occupied) and queueing cycles, and per-link
+    statistics."""
 
     oid: int
     plane: int
     deliveries: tuple[tuple[int, int], ...]
     done: int
     landed: int
+    port: int
     busy: int
     queueing: int
     edges: tuple[tuple[int, ...], ...]
@@ -157,8 +160,9 @@ class PhaseOutcome:
 
 
 class PhaseRun:
-    """One phase in flight: per-PE delivery events, ``done`` (all links released) and
-    ``landed`` (every message's partial sums added in L2)."""
+    """One phase in flight: per-PE delivery events, ``done`` (all links released),
+    ``landed`` (every message's partial sums added in L2) and ``port`` (every hop out of
+    L2 released its link)."""
 
     def __init__(self, env: simpy.Environment, fabric: Fabric, phase: Phase) -> None:
         self.env = env
@@ -175,6 +179,12 @@ class PhaseRun:
         for p in self._pending_pe:
             self.delivered[p] = env.event()
         self._hops_left = sum(len(m.hops) for m in phase.messages)
+        self._port_left = sum(
+            1 for m in phase.messages for h in m.hops if fabric.edges[h.edge][0] == L2
+        )
+        self.port = env.event()
+        if not self._port_left:
+            self.port.succeed(self.start)
         self._landing = [self.start] * len(phase.messages)
         self._messages_left = sum(1 for n in self._into_l2 if n)
         self.done = env.event()
@@ -216,8 +226,12 @@ class PhaseRun:
                 if not self._messages_left:
                     self._at(self._landed_at, self.landed)
 
-    def released(self) -> None:
-        """One hop released its link."""
+    def released(self, from_l2: bool) -> None:
+        """One hop (out of L2 or not) released its link."""
+        if from_l2:
+            self._port_left -= 1
+            if not self._port_left:
+                self.port.succeed(int(self.env.now))
         self._hops_left -= 1
         if not self._hops_left:
             self.done.succeed(int(self.env.now))
@@ -321,7 +335,7 @@ class NoC:
             yield env.timeout(release - int(env.now))
         if self.contention:
             server.release()
-        run.released()
+        run.released(fabric.edges[hop.edge][0] == L2)
 
 
 class PhaseOracle:
@@ -385,6 +399,7 @@ class PhaseOracle:
             deliveries=tuple(sorted((p, fired_at(e)) for p, e in run.delivered.items())),
             done=fired_at(run.done),
             landed=fired_at(run.landed),
+            port=fired_at(run.port),
             busy=run.busy,
             queueing=run.queueing,
             edges=tuple((e, *row) for e, row in sorted(noc.stats[plane].edges.items())),

@@ -21,15 +21,20 @@ from .traffic import StepRecord
 
 __all__ = ["Transition", "Transitions", "initial_state"]
 
-# State layout: (up_free, prev_fits, channel_free, issue..., ce1..., ce2..., d1..., d2...),
-# where issue holds the distribution starts of the last ``max_outstanding`` steps (the
-# request for the next step is issued when the oldest of them started).
-_HEAD = 3
+# State layout: (up_free, prev_fits, channel_free, port_free, rmw_from, rmw_cycles,
+# rmw_pes, issue..., ce1..., ce2..., d1..., d2...), where issue holds the distribution
+# starts of the last ``max_outstanding`` steps (the request for the next step is issued
+# when the oldest of them started), port_free is when L2's read port finished the last
+# read-modify-write reads scheduled, and rmw_* describe the previous step's
+# read-modify-write reads, not yet scheduled (they follow this step's distribution on
+# the port): from when, how many port cycles, and the bit mask of the PEs whose output
+# buffers drain once they are done (their d1 holds when the sums landed).
+_HEAD = 7
 
 
 def initial_state(n_pes: int, outstanding: int = 1) -> tuple[int, ...]:
     """State before the first step: everything free at time 0 (the reference)."""
-    return (0, 0, 0) + (0,) * outstanding + (0,) * (4 * n_pes)
+    return (0,) * _HEAD + (0,) * outstanding + (0,) * (4 * n_pes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +68,22 @@ def step(
     """Advance the relative state by one step whose memory costs are ``transfer``
     (off-chip channel cycles, latency before its reads arrive, L2 read port cycles of
     its read-modify-write reads; :meth:`OffchipTiming.transfer`) and whose phases have
-    these outcomes."""
-    up_free, prev_fits, channel_free = state[0], state[1], state[2]
+    these outcomes.
+
+    L2's read port serves the distributions' reads (from a distribution's start until
+    its last hop out of L2 released its link, ``down.port``) and the read-modify-write
+    reads (``rmw`` port cycles each) one at a time, in a fixed order with the
+    distribution one step ahead: ... distribution ``t+1``, read-modify-write reads of
+    ``t``, distribution ``t+2`` ... . So a step's reads are scheduled when the next step
+    is, and the next step's distribution waits for the reads of the step before."""
+    up_free, prev_fits, channel_free, port_free = state[0], state[1], state[2], state[3]
+    rmw_from, rmw_cycles_before, rmw_pes = state[4], state[5], state[6]
     k = timing.max_outstanding
     issue = state[_HEAD : _HEAD + k]
     head = _HEAD + k
     ce1 = state[head : head + n_pes]
     ce2 = state[head + n_pes : head + 2 * n_pes]
-    d1 = state[head + 2 * n_pes : head + 3 * n_pes]
+    d1 = list(state[head + 2 * n_pes : head + 3 * n_pes])
     d2 = state[head + 3 * n_pes : head + 4 * n_pes]
     off, latency, rmw_cycles = transfer
     # The request goes out once the step max_outstanding before started distributing,
@@ -78,8 +91,9 @@ def step(
     # follows its transfer after the latency.
     channel_free = max(issue[0], channel_free) + off
     fetched = channel_free + latency
-    # The distributor looks at a step no earlier than it started the previous one.
-    ready = max(issue[-1], fetched)
+    # The distributor looks at a step no earlier than it started the previous one, and
+    # after L2's read port finished the read-modify-write reads scheduled before it.
+    ready = max(issue[-1], fetched, port_free)
     involved = rec.involved
     for p in range(n_pes):
         if involved[p]:
@@ -89,12 +103,20 @@ def step(
     down_cycles = down.done
     down_queue = start - ready if not down.empty else 0
     dist_end = start + down_cycles
+    end = dist_end
+    if rmw_cycles_before:
+        # The previous step's read-modify-write reads follow this distribution's reads
+        # on the port; its PEs' output buffers drain once both they and the sums are in.
+        port_free = max(rmw_from, start + down.port, port_free) + rmw_cycles_before
+        end = max(end, port_free)
+        for p in range(n_pes):
+            if rmw_pes >> p & 1:
+                d1[p] = max(d1[p], port_free)
     arrive = dict(down.deliveries)
     new_ce1, new_ce2, new_d1, new_d2 = list(ce1), list(ce2), list(d1), list(d2)
     waits = [0] * n_pes
     ready_out = 0
     any_egress = False
-    end = dist_end
     for p in range(n_pes):
         if not involved[p]:
             continue
@@ -110,6 +132,7 @@ def step(
             ready_out = max(ready_out, finish)
     up_cycles = up_queue = up_start = 0
     new_up_free = up_free
+    pending = (0, 0, 0)
     if any_egress:
         up_cycles = up.done
         # The collector takes a step once its distribution phase is over (the machine
@@ -117,13 +140,20 @@ def step(
         up_start = max(up_free, ready_out, dist_end)
         up_queue = up_start - ready_out
         new_up_free = up_start + up_cycles
-        # L2 reads the sums' old values through its read port from the collection's
-        # start; a sum is added once both are in.
-        drained = up_start + max(up.landed, rmw_cycles)
-        end = max(end, drained)
+        # The sums land; L2 reads their old values through its read port after the next
+        # step's distribution reads (scheduled with the next step), from the collection's
+        # start; a sum is added once both are in. Without a next step they start once the
+        # port is free: that is when they end here.
+        landed = up_start + up.landed
+        mask = 0
         for p in range(n_pes):
             if involved[p] and rec.egress[p]:
-                new_d2[p], new_d1[p] = d1[p], drained
+                new_d2[p], new_d1[p] = d1[p], landed
+                mask |= 1 << p
+        end = max(end, landed)
+        if rmw_cycles:
+            pending = (up_start, rmw_cycles, mask)
+            end = max(end, max(up_start, port_free) + rmw_cycles)
     shift = dist_end
     floor = start - shift
 
@@ -137,6 +167,10 @@ def step(
         int(rec.next_fits),
         # The channel is never used before the next request goes out.
         max(channel_free, window[0]) - shift,
+        port_free - shift if port_free - shift > floor else floor,
+        pending[0] - shift if pending[1] else 0,
+        pending[1],
+        pending[2],
         *(v - shift for v in window),
         *rel(new_ce1),
         *rel(new_ce2),
@@ -216,6 +250,7 @@ IDEAL = PhaseOutcome(
     deliveries=(),
     done=0,
     landed=0,
+    port=0,
     busy=0,
     queueing=0,
     edges=(),

@@ -76,6 +76,8 @@ def test_runtime_covers_the_l2_ports_and_every_link(problem: Problem) -> None:
             port_out += int(link["elems"])
         if link["dst"] == L2:
             port_in += int(link["elems"])
+    # L2's read port also reads the old values of read-modify-writes.
+    port_out += r.tensor("output").l2_reads
     assert r.runtime_cycles * hw.l2_read_bw_elems_per_cycle >= port_out
     assert r.runtime_cycles * hw.l2_write_bw_elems_per_cycle >= port_in
 
@@ -141,6 +143,8 @@ _MORE = {
     "l2_write_bw_elems_per_cycle": lambda hw: hw.l2_write_bw_elems_per_cycle * 2,
     "offchip_latency_cycles": lambda hw: max(0, hw.offchip_latency_cycles - 1),
     "noc_hop_latency_cycles": lambda hw: max(0, hw.noc_hop_latency_cycles - 1),
+    "noc_latency_cycles": lambda hw: max(0, hw.noc_latency_cycles - 1),
+    "adder_latency_cycles": lambda hw: max(0, hw.adder_latency_cycles - 1),
     "offchip_max_outstanding_requests": lambda hw: hw.offchip_max_outstanding_requests * 2,
     "l1_size_elems": lambda hw: hw.l1_size_elems * 2,
 }
@@ -164,17 +168,19 @@ def test_more_resources_are_never_slower(field: str, problem: Problem, data) -> 
 
 @given(problem=problems(), data=st.data())
 def test_a_larger_l2_is_never_slower(problem: Problem, data: st.DataObject) -> None:
-    """An L2 at least 8/7 the size (or unbounded) holds, after every step, every element
-    the smaller one holds (LRU by the same last-use order; the smaller one's batches
-    empty it to 7/8 of its capacity, at most the larger one's capacity), so each step
-    misses and fetches back no more; write-backs go out after the step that last updated
-    the output, whatever the capacity. So never more traffic, and never slower."""
+    """An L2 larger by any amount (one element, or unbounded) holds, after every step,
+    every element the smaller one holds (each keeps its capacity's most recently used
+    elements, by the same last-use order: LRU evicting exactly the excess is a stack
+    algorithm), so each step misses and fetches back no more; write-backs go out after
+    the step that last updated the output, whatever the capacity, and the larger one's
+    stays are unions of the smaller one's. So never more traffic, and never slower."""
     note(repr(problem))
     small = problem.hardware.l2_size_elems
     if small >= UNBOUNDED:
         return
-    least = -(-8 * small // 7)
-    larger = data.draw(st.one_of(st.just(UNBOUNDED), st.integers(least, 2 * least)))
+    larger = data.draw(
+        st.one_of(st.just(UNBOUNDED), st.just(small + 1), st.integers(small + 1, 2 * small + 1))
+    )
     base = _run(problem)
     if base is None:
         return
@@ -212,5 +218,5 @@ def test_a_larger_l2_writes_outputs_back_at_the_same_time() -> None:
         for l2 in (4, 8)
     ]
     assert [r.runtime_cycles for r in runs] == [13, 13]
-    assert [r.metric("offchip_reads_elems") for r in runs] == [17, 8]
+    assert [r.metric("offchip_reads_elems") for r in runs] == [15, 8]
     assert [r.metric("offchip_writes_elems") for r in runs] == [4, 2]

@@ -176,3 +176,43 @@ def test_read_modify_write_reads_use_the_l2_read_port(read_bw: int, cycles: int)
     for result in both(layer, mapping, hw, MAESTRO):
         assert result.layer.tensor("output").l2_reads == 8
         assert result.layer.runtime_cycles == cycles
+
+
+@pytest.mark.parametrize(("read_bw", "cycles"), [(1, 62), (2, 44)])
+def test_read_modify_write_reads_and_distribution_share_the_l2_read_port(
+    read_bw: int, cycles: int
+) -> None:
+    """The case above over C=4: steps 1-3 read 8 old sums each (24), and the port also
+    carries 9 elements per distribution (36): 60 elements, so at 1 element/cycle no
+    run is shorter than 60 cycles (each timed at the port's full bandwidth, it took 54).
+    The port serves distribution t+1, then step t's read-modify-write reads, then
+    distribution t+2. By hand, with B = read_bw, a distribution holding the port
+    d = ceil(9/B) cycles (9 / 5) and its data arriving one cycle after its last element
+    entered, reads r = ceil(8/B) cycles (8 / 4), compute 8, sums landing 1 cycle after
+    their collection starts:
+    step 0: fetched at 1, distributed 1, arrives 1+d (10 / 6), computes to 18 / 14.
+    step 1: distributed when the plane is free (10 / 6), arrives 19 / 11, computes from
+    max(19 / 11, 18 / 14) to 27 / 22; its collection starts then, its reads wait.
+    step 2: may start once step 0 computed (double buffering) and the plane is free:
+    19 / 14; holds the port to 28 / 19, so step 1's reads run max(27, 28) = 28 to 36
+    (B=2: 22 to 26); step 2 computes from max(arrival 28 / 19, 27 / 22) to 36 / 30,
+    its collection starts then.
+    step 3: waits for step 1's reads (36 / 26; B=1: 8 cycles after the plane was free
+    at 28), holds the port to 45 / 31, so step 2's reads run 45-53 / 31-35; it arrives
+    45 / 31, computes to 53 / 39; the last reads run from its collection's start
+    (53 / 39, the port free) to 61 / 43, the 8 outputs go off-chip in 1 cycle: 62 / 44
+    (with the reads timed alone: 54 / 43)."""
+    layer, mapping = load(
+        "K: 8, C: 4, R: 1, S: 1, Y: 1, X: 1",
+        "TemporalMap(8,8) K; TemporalMap(1,1) C; SpatialMap(1,1) Y; TemporalMap(1,1) X;"
+        " TemporalMap(1,1) R; TemporalMap(1,1) S;",
+    )
+    hw = Hardware(l2_read_bw_elems_per_cycle=read_bw, noc_latency_cycles=1, adder_latency_cycles=0)
+    fast, full = both(layer, mapping, hw, MAESTRO)
+    for result in (fast, full):
+        r = result.layer
+        assert r.tensor("output").l2_reads == 24
+        assert r.metric("noc_down_elems") == 36
+        assert r.runtime_cycles == cycles
+        assert r.runtime_cycles * read_bw >= 24 + 36
+    assert stable(fast.to_dict()) == stable(full.to_dict())

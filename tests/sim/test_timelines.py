@@ -85,29 +85,32 @@ def _fp(*cells: int) -> Footprint:
 
 
 def test_l2_evicts_lru_refetches_inputs_and_partial_sums_and_schedules_write_backs() -> None:
-    # Three tensors of 4 elements (12 in all) in an L2 of 4: eviction goes down to
-    # int(4 * 7/8) = 3 elements, least recently used first, ties to the lower position
-    # (input before weight before output, lower index first).
+    # Three tensors of 4 elements (12 in all) in an L2 of 4: a step that leaves more
+    # than 4 held evicts exactly the excess, least recently used first, ties to the lower
+    # position (input before weight before output, lower index first).
     l2 = L2Memory(((4,), (4,), (4,)), 4)
-    # Step 0: inputs 0,1 and weights 0,1 miss (4), output 0 is new (1): 5 > 4 resident,
-    # evict 2, all stamped 0, so the lowest positions: inputs 0 and 1.
+    # Step 0: inputs 0,1 and weights 0,1 miss (4), output 0 is new (1): 5 > 4 held,
+    # evict 1, all stamped 0, so the lowest position: input 0.
     assert l2.step(0, (_fp(0, 1), _fp(0, 1), _fp(0)), {}, _DIMS) == L2Step(4, 0, 0)
-    # Step 1: inputs 0,1 miss again (evicted), weights hit; output 0 was written and is
-    # resident: one read-modify-write. 3 + 2 = 5 > 4: evict 2, all stamped 1: inputs again.
-    assert l2.step(1, (_fp(0, 1), _fp(0, 1), _fp(0)), {}, _DIMS) == L2Step(2, 1, 0)
-    # Step 2: outputs 1..3 are new: 3 + 3 = 6, evict 3. Stamps: weights 0,1 and output 0
-    # at 1, outputs 1..3 at 2: the three stamped 1 go, output 0 among them, so its partial
+    # Step 1: input 0 misses again (evicted), input 1 and the weights hit; output 0 was
+    # written and is held: one read-modify-write. 4 + 1 = 5: evict 1, all stamped 1:
+    # input 0 again.
+    assert l2.step(1, (_fp(0, 1), _fp(0, 1), _fp(0)), {}, _DIMS) == L2Step(1, 1, 0)
+    # Step 2: weights 0,1 hit, outputs 1,2 are new: 4 + 2 = 6, evict 2. Stamps: input 1
+    # and output 0 at 1, the rest at 2: input 1 and output 0 go, so output 0's partial
     # sum is written back with the next step's transfer (step 2 = its stamp 1 + 1).
-    assert l2.step(2, (None, None, _fp(1, 2, 3)), {}, _DIMS) == L2Step(0, 0, 0)
-    # Step 3: output 0 again: written before and not resident, so it is fetched back (1)
-    # and read for its read-modify-write (1); 3 + 1 = 4 fits.
+    assert l2.step(2, (None, _fp(0, 1), _fp(1, 2)), {}, _DIMS) == L2Step(0, 0, 0)
+    # Step 3: output 0 again: written before and not held, so it is fetched back (1)
+    # and read for its read-modify-write (1); 4 + 1 = 5: evict 1 of those stamped 2
+    # (weights 0,1, outputs 1,2): weight 0.
     assert l2.step(3, (None, None, _fp(0)), {}, _DIMS) == L2Step(0, 1, 1)
-    # End of a 4-step run: outputs 1..3 (last updated at 2) go with step 3's transfer,
+    # End of a 4-step run: outputs 1,2 (last updated at 2) go with step 3's transfer,
     # output 0 (last updated at 3) after the last step.
     assert l2.finish(4) == 1
-    assert l2.writes_at(0, 4).tolist() == [0, 0, 1, 3]
-    assert l2.offchip_reads == [2 + 2, 2, 1]
-    assert l2.evictions == 2 + 2 + 3
+    assert l2.writes_at(0, 4).tolist() == [0, 0, 1, 2]
+    assert l2.offchip_reads == [2 + 1, 2, 1]
+    assert l2.evictions == 1 + 1 + 2 + 1
+    # Held before step 2's eviction: 4 + 2.
     assert l2.peak_occupancy == 6
 
 
