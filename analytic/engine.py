@@ -45,13 +45,13 @@ from .refined import (
     Machine,
     array_footprints,
     ceil_div,
+    evicted_psums,
     level_reuse,
     machine_of,
     noc_delay,
     output_elems,
     path_fill,
     positions,
-    psum_refetch_share,
     reduction_delay,
     tensor_elems,
     touched_rows,
@@ -1048,7 +1048,8 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     whole = array_footprints(model, dims, per_directive, ctx.strides)
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
-    held = level_reuse(model, dims, per_directive, ctx.strides, l1).fits
+    unit_reuse = level_reuse(model, dims, per_directive, ctx.strides, l1)
+    held = unit_reuse.fits
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -1074,12 +1075,16 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l2_reads[2] = max(l2_writes[2] - outputs, 0)
     # Partial sums L2 evicted between two updates: each is written back and fetched
     # back (one more stay in L2).
-    steps = max(ctx.exact.top_steps if ctx.exact is not None else top.occurrences, 1)
-    evicted = round(
-        l2_reads[2]
-        * psum_refetch_share(
-            model, dims, per_directive, ctx.strides, machine.l2_elems, l2_writes[2] / steps
-        )
+    steps = ctx.exact.top_steps if ctx.exact is not None else top.occurrences
+    evicted = evicted_psums(
+        model,
+        dims,
+        per_directive,
+        ctx.strides,
+        machine.l2_elems,
+        unit_reuse.footprints,
+        l1,
+        (outputs, l2_writes[2], l2_reads[2], steps),
     )
     reads += evicted
     bw = machine.offchip_bw

@@ -40,13 +40,13 @@ __all__ = [
     "Machine",
     "array_footprints",
     "ceil_div",
+    "evicted_psums",
     "level_reuse",
     "machine_of",
     "noc_delay",
     "output_elems",
     "path_fill",
     "positions",
-    "psum_refetch_share",
     "reduction_delay",
     "tensor_elems",
     "touched_rows",
@@ -188,23 +188,35 @@ def array_footprints(
     return tuple(out)
 
 
-def psum_refetch_share(
+def evicted_psums(
     model: LevelModel,
     dims: dict[str, int],
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
     l2_elems: int,
-    written_per_step: float,
-) -> float:
-    """The share of the read-modify-write reads of partial sums that find them evicted
-    from L2 (and so fetch them back from off-chip): L2 is exact LRU, so a step's partial
-    sums survive until the next sweep of the innermost top-level reduction loop ``r``
-    with an output loop iterating inside it as far as L2 exceeds what the other
-    ``n - 1`` steps of the sweep touch, ``D = (n - 1) / n x (inputs over the sweep + n x
-    written_per_step)``; of one step its outputs are evicted last (docs/refined-model.md,
+    unit_sweeps: tuple[int, ...],
+    l1_elems: int,
+    counts: tuple[int, int, int, int],
+) -> int:
+    """Read-modify-write reads of partial sums that find them evicted from L2, so that
+    each is written back and fetched back from off-chip. ``counts``: (outputs, partial
+    sums written to L2, read-modify-write reads, top-level steps); ``unit_sweeps``: a
+    unit's footprint per directive (its L1 holds ``l1_elems``).
+
+    L2 is exact LRU and of one step evicts its inputs and weights before its outputs,
+    so a partial sum written ``k`` steps before its next update survives iff L2 exceeds
+    what the ``k - 1`` steps between touch. The update comes one sweep of the innermost
+    top-level reduction loop ``r`` with an output loop iterating inside it later
+    (``n`` steps, touching the inputs of the sweep and ``w`` partial sums per step:
+    ``D(k) = (k - 1) / n x (inputs + n w)``), except at ``r``'s last position: partial
+    sums leave a unit's L1 once LRU evicts them, ``delta = floor(l1 n / F_unit(r))``
+    steps after their update, but at their last touch at once, so the final update
+    comes ``n - delta`` steps after the one before (docs/refined-model.md,
     "Off-chip")."""
-    if l2_elems >= UNBOUNDED or written_per_step <= 0:
-        return 0.0
+    outputs, written, rmw, top_steps = counts
+    if l2_elems >= UNBOUNDED or written <= 0 or rmw <= 0:
+        return 0
+    w = written / max(top_steps, 1)
     n_dirs = len(model.directives)
     output_dirs = set(model.output.order)
     for r in reversed(model.non_output):
@@ -213,11 +225,30 @@ def psum_refetch_share(
         inside = [j for j in range(r + 1, n_dirs) if positions(per_directive[j]) > 1]
         if not any(j in output_dirs for j in inside):
             continue
-        steps = prod(positions(per_directive[j]) for j in inside)
+        n = prod(positions(per_directive[j]) for j in inside)
         inputs = sum(_extent(model, dims, per_directive, strides, v, r, True) for v in model.inputs)
-        others = (steps - 1) / steps * (inputs + steps * written_per_step)
-        return 1.0 - min(max(l2_elems - others, 0.0), written_per_step) / written_per_step
-    return 0.0
+
+        delta = 0
+        if l1_elems < UNBOUNDED and unit_sweeps[r] > 0:
+            delta = min(n, l1_elems * n // unit_sweeps[r])
+        # Outputs with more than one session meet their final update once.
+        final = min(rmw, round(outputs * (1 - _idle_share(model, dims, per_directive, r))))
+        sweep = inputs + n * w
+        return round(
+            (rmw - final) * _missed(n, n, sweep, w, l2_elems)
+            + final * _missed(n - delta, n, sweep, w, l2_elems)
+        )
+    return 0
+
+
+def _missed(k: float, n: int, sweep: float, w: float, l2_elems: int) -> float:
+    """The share of a step's ``w`` partial sums LRU evicted ``k`` steps after their
+    write, the ``k - 1`` steps between touching ``(k - 1) / n`` of a sweep's ``sweep``
+    elements."""
+    if k <= 1:
+        return 0.0
+    others = (k - 1) / n * sweep
+    return 1.0 - min(max(l2_elems - others, 0.0), w) / w
 
 
 def _idle_share(
