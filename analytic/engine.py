@@ -299,7 +299,7 @@ class _Totals:
     weights: list[int] = field(default_factory=list)
     global_steps: int = 0
     compute_total: float = 0.0
-    deferred: list[tuple[int, float, float, Callable[[float, float, float], float]]] = field(
+    deferred: list[tuple[int, float, float, Callable[[float, float], float]]] = field(
         default_factory=list
     )
     """Top-level cases of the refined model: (steps, compute delay, its compute part,
@@ -450,11 +450,8 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
         return
     scale = exact.top_steps / enumerated
     kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
-    # One level: the share of steps whose busiest PE computes (a PE idle in a step does
-    # not wait for that step's tiles).
-    working = exact.working_steps / exact.steps if exact.steps == exact.top_steps else 1.0
     totals.runtime = scale * sum(
-        occ * step(c + (kappa - 1) * k, 1 / scale, working) for occ, c, k, step in totals.deferred
+        occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
     )
     if totals.macs > 0:
         ratio = exact.macs / totals.macs
@@ -581,16 +578,12 @@ def _count_case(
         unit_share = reuse.unit_share
         start_compute = compute
 
-        def paced(compute: float, spread: float = 1.0, working: float = 1.0) -> tuple[float, float]:
+        def paced(compute: float, spread: float = 1.0) -> tuple[float, float]:
             """(The step's cost, the same without what this level's collections add)
-            given its compute, with its traffic times ``spread``, where a share
-            ``working`` of the steps give the busiest PE MACs (docs/refined-model.md,
+            given its compute, with its traffic times ``spread`` (docs/refined-model.md,
             "A step" and "Exact counts")."""
             ib, ob = in_busy * spread, out_busy * spread
             si, so = step_in - in_busy + ib, step_out - out_busy + ob
-            # A PE waits for its tiles only in the steps it computes; in the others the
-            # distributions pass it by.
-            si *= working
             if serial:
                 serial_step = max(ib, ob, compute + si)
                 return serial_step, serial_step
@@ -613,9 +606,9 @@ def _count_case(
                     step = max(step, base + leaving * (per_step - base))
             return step, base
 
-        def step_of(compute: float, spread: float = 1.0, working: float = 1.0) -> float:
-            """The step's cost given its compute, traffic spread and working share."""
-            return paced(compute, spread, working)[0]
+        def step_of(compute: float, spread: float = 1.0) -> float:
+            """The step's cost given its compute and traffic spread."""
+            return paced(compute, spread)[0]
 
         step, base = paced(compute)
         totals.base_runtime += occ * base
@@ -647,7 +640,10 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     if reuse is not None and model.index == 0:
-        totals.volumes.append((occ, (*volumes, egress)))
+        # Partial sums fetched back and written back travel only in steps that update
+        # sums L2 had before: a reduction loop has left its first position.
+        updating = any(states[i].position != INIT for i in model.non_output)
+        totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
 
@@ -1022,8 +1018,8 @@ def _channel_cycles(
     transfer of whole cycles, ``ceil(misses / bw)``. A tensor fetched once arrives in the
     steps of its first sweep; one refetched every sweep of an outer loop misses in every
     step, its step's share ``volume x fetched / L2 reads`` of its new tile; ``psums``
-    partial sums written back and fetched back are spread over the steps as their
-    egress is."""
+    partial sums written back and fetched back are spread over the steps that update
+    partial sums as their egress is."""
     once = sum(fetched[t] for t in range(len(fetched)) if t not in refetched)
     if not refetched and not psums:
         return ceil_div(once, bw)

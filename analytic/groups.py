@@ -77,8 +77,6 @@ class ExactCounts:
     """False where a nested level has a fold with every unit idle (two SpatialMaps of
     different extents at that level): the sim spends one step on such a fold, the
     product over groups the other groups' whole nests (an upper bound)."""
-    working_steps: int
-    """Global steps in which the busiest PE has MACs (the others only pass data on)."""
     compute_cycles: int
     """Sum over the global steps of ``ceil(busiest PE's MACs / simd_lanes)``: exact for
     one level; with nested levels each group follows the nest of its busiest unit
@@ -452,7 +450,7 @@ def exact_counts(
         unowned * prod(w.linear[k] for _, w in groups) for k in range(len(groups[0][1].linear))
     ]
     top_steps, steps = _top_steps(groups)
-    compute, working = _compute_cycles(groups, simd_lanes)
+    compute = _compute_cycles(groups, simd_lanes)
     return ExactCounts(
         macs=linear[0],
         steps=steps,
@@ -461,7 +459,6 @@ def exact_counts(
         steps_exact=not any(g.nested_idle for g, _ in groups),
         tile_elems=tuple(linear[2:]),
         compute_cycles=compute,
-        working_steps=working,
     )
 
 
@@ -477,11 +474,10 @@ def _top_steps(groups: list[tuple[_Group, _Walk]]) -> tuple[int, int]:
     return top, steps
 
 
-def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> tuple[int, int]:
-    """(Sum over the steps of ``ceil(busiest PE's MACs / simd)``, the steps where that is
-    not zero): the busiest PE's MACs are the product of each group's largest unit
-    extent, so the groups' histograms of those extents combine into the steps'
-    histogram."""
+def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
+    """Sum over the steps of ``ceil(busiest PE's MACs / simd)``: the busiest PE's MACs
+    are the product of each group's largest unit extent, so the groups' histograms of
+    those extents combine into the steps' histogram."""
     hist: dict[int, int] = {1: 1}
     for _, w in groups:
         own = w.busiest
@@ -490,4 +486,4 @@ def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> tuple[int,
             for b, nb in own.items():
                 combined[a * b] = combined.get(a * b, 0) + na * nb
         hist = combined
-    return sum(n * -(-v // simd) for v, n in hist.items()), sum(n for v, n in hist.items() if v)
+    return sum(n * -(-v // simd) for v, n in hist.items())

@@ -332,20 +332,32 @@ def level_reuse(
             # weights before its outputs: a step's partial sums survive the other
             # steps of the sweep as far as the buffer exceeds what those touch.
             tile = own(model.output, r)
-            others = foot[r] - sum(own(v, r) for v in (*model.inputs, model.output))
-            survive = min(max(capacity - others, 0), tile) / tile if tile > 0 else 0.0
-            sessions = 1 + (p - 1) * (1 - survive)
+            mine = sum(own(v, r) for v in (*model.inputs, model.output))
+
+            def sessions_of(sweep: int, tile: int = tile, mine: int = mine, p: int = p) -> float:
+                """An output's sessions over ``r`` for a unit sweeping ``sweep``."""
+                kept = min(max(capacity - (sweep - mine), 0), tile) / tile if tile else 0.0
+                return 1 + (p - 1) * (1 - kept)
+
+            sessions = sessions_of(foot[r])
             # Units idle in the last fold of a spatial directive inside ``r`` sweep one
-            # fold less: where that fits, their partial sums stay for all of ``r``.
+            # fold less, and may keep their partial sums where the others do not.
             idle = _idle_share(model, dims, per_directive, r)
             if idle > 0:
                 short = sum(
-                    _extent(model, dims, per_directive, strides, v, r, per_pe=per_pe, short=s)
+                    _extent(
+                        model,
+                        dims,
+                        per_directive,
+                        strides,
+                        v,
+                        r,
+                        per_pe=per_pe,
+                        short=model.first_spatial,
+                    )
                     for v in (*model.inputs, model.output)
-                    for s in [model.first_spatial]
                 )
-                if capacity >= short:
-                    sessions = (1 - idle) * sessions + idle
+                sessions = (1 - idle) * sessions + idle * sessions_of(short)
             kept *= p / sessions
         # Units that reduce the same outputs but finish at different positions (the last
         # tile of a reduction spread over units fills fewer of them) each send their
