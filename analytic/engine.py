@@ -556,18 +556,6 @@ def _count_case(
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
         raw = compute if model.innermost else _nested_base(ctx, model, states)
-        if not model.innermost and below:
-            # The nested steps wait for arrivals only where this step brought their
-            # units new data: the rest of its tile was held already, so of the nested
-            # runtime beyond its compute only the share of the tile that is new stays.
-            whole = sum(spatial_ingress(model, states, -1, v) for v in model.inputs)
-            novelty = min(ingress / whole, 1.0) if whole > 0 else 1.0
-            lone = (
-                below[0].compute_total if len(below) == 1 else max(r.compute_total for r in below)
-            )
-            waiting = max(raw - lone, 0.0)
-            compute -= (1 - novelty) * waiting
-            raw -= (1 - novelty) * waiting
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between: all the steps between its sends where every unit sends together,
