@@ -109,20 +109,25 @@ def test_double_buffering_counts_what_two_steps_share_once() -> None:
     assert _stream(5).runtime_cycles == 39
 
 
+def _one_level(sizes: dict[str, int], dims: tuple[str, ...], **hw: int) -> LayerResult:
+    """The refined model on a CONV layer of ``sizes`` under ``_unit_maps(*dims)``, NoC 64
+    elements/cycle, latency 1, and ``hw``'s other fields."""
+    layer = make_layer(name="L", type_=LayerType.CONV, declared=sizes)
+    hardware = Hardware(noc_bw_elems_per_cycle=64, noc_latency_cycles=1, **hw)
+    return analytic.analyze(layer, _unit_maps(*dims), hardware, model="refined")
+
+
 def _passes(c: int, l1: int, l2: int) -> LayerResult:
     """One PE, C outer (``c`` passes), X inner (8): every pass updates the 8 outputs."""
-    layer = make_layer(
-        name="L", type_=LayerType.CONV, declared={"K": 1, "C": c, "R": 1, "S": 1, "Y": 1, "X": 8}
-    )
-    hw = Hardware(
+    sizes = {"K": 1, "C": c, "R": 1, "S": 1, "Y": 1, "X": 8}
+    return _one_level(
+        sizes,
+        ("C", "X", "*K", "Y", "R", "S"),
         num_pes=1,
         l1_size_elems=l1,
         l2_size_elems=l2,
-        noc_bw_elems_per_cycle=64,
-        noc_latency_cycles=1,
         offchip_bw_elems_per_cycle=1,
     )
-    return analytic.analyze(layer, _unit_maps("C", "X", "*K", "Y", "R", "S"), hw, model="refined")
 
 
 def test_partial_sums_evicted_from_l2_are_written_back_and_fetched_back() -> None:
@@ -157,14 +162,9 @@ def test_units_idle_in_a_last_fold_keep_their_partial_sums() -> None:
     # outputs of rows 0, 1, 4, 5 leave twice, of rows 2, 3 once (share (4 - 2) x 1 / 6):
     # 16 x 2 + 8 = 40 L2 writes, 16 read-modify-write reads. L1 = 18 holds every sweep:
     # 24 writes, no reads. The simulator (realistic) counts 40 / 16 and 24 / 0.
-    layer = make_layer(
-        name="L", type_=LayerType.CONV, declared={"K": 1, "C": 2, "R": 1, "S": 1, "Y": 6, "X": 4}
-    )
-    mapping = _unit_maps("C", "*Y", "X", "K", "R", "S")
-
     def run(l1: int) -> LayerResult:
-        hw = Hardware(num_pes=4, l1_size_elems=l1, noc_bw_elems_per_cycle=64, noc_latency_cycles=1)
-        return analytic.analyze(layer, mapping, hw, model="refined")
+        sizes = {"K": 1, "C": 2, "R": 1, "S": 1, "Y": 6, "X": 4}
+        return _one_level(sizes, ("C", "*Y", "X", "K", "R", "S"), num_pes=4, l1_size_elems=l1)
 
     assert run(8).tensor("output").l2_writes == 40
     assert run(8).tensor("output").l2_reads == 16
@@ -269,18 +269,9 @@ def test_refined_residual_causes() -> None:
 
 
 def _spread_y(l1: int, l2: int) -> LayerResult:
-    layer = make_layer(
-        name="L", type_=LayerType.CONV, declared={"K": 2, "C": 1, "R": 1, "S": 1, "Y": 8, "X": 1}
-    )
-    mapping = _unit_maps("K", "*Y", "C", "X", "R", "S")
-    hw = Hardware(
-        num_pes=4,
-        l1_size_elems=l1,
-        l2_size_elems=l2,
-        noc_bw_elems_per_cycle=64,
-        noc_latency_cycles=1,
-    )
-    return analytic.analyze(layer, mapping, hw, model="refined")
+    sizes = {"K": 2, "C": 1, "R": 1, "S": 1, "Y": 8, "X": 1}
+    dims = ("K", "*Y", "C", "X", "R", "S")
+    return _one_level(sizes, dims, num_pes=4, l1_size_elems=l1, l2_size_elems=l2)
 
 
 def test_l2_refetch_counts_the_whole_arrays_sweep() -> None:
