@@ -45,6 +45,7 @@ from .refined import (
     Machine,
     array_footprints,
     ceil_div,
+    evicted_psums,
     level_reuse,
     machine_of,
     noc_delay,
@@ -66,6 +67,7 @@ from .traffic import (
     output_traffic,
     spatial_ingress,
     sub_level_dims,
+    unit_new_part,
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
@@ -546,7 +548,9 @@ def _count_case(
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
             step_in = 0
-        serial = serial_fill or (model.innermost and not _double_buffered(ctx.machine, model))
+        serial = serial_fill or (
+            model.innermost and not _double_buffered(ctx.machine, model, states, changing)
+        )
         out_share = reuse.unit_share if carried else reuse.output_share
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
@@ -624,7 +628,10 @@ def _count_case(
     totals.weights.append(occ)
     totals.occurrences += occ
     if reuse is not None and model.index == 0:
-        totals.volumes.append((occ, tuple(volumes)))
+        # Partial sums fetched back and written back travel only in steps that update
+        # sums L2 had before: a reduction loop has left its first position.
+        updating = any(states[i].position != INIT for i in model.non_output)
+        totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
 
@@ -667,13 +674,22 @@ def _held_since_outer_sweep(
     return False
 
 
-def _double_buffered(machine: Machine, model: LevelModel) -> bool:
-    """Whether a PE's L1 holds two steps' tiles, so the next step's data may arrive while
-    it computes (else every step waits for its own distribution)."""
+def _double_buffered(
+    machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """Whether a PE's L1 holds this step's tiles beside the previous step's, so they may
+    arrive while it computes (else the step waits for its own distribution). What the
+    two steps share is held once: the union is the previous step's tiles plus what this
+    step adds, the changing loop's new part of each tensor it indexes, the whole tile of
+    a tensor whose inner loops wrapped, nothing of the others."""
     if machine.l1_elems >= UNBOUNDED:
         return True
-    tile = sum(mapped_volume(model, v) for v in (*model.inputs, model.output))
-    return machine.l1_elems >= 2 * tile
+    views = (*model.inputs, model.output)
+    tile = sum(mapped_volume(model, v) for v in views)
+    if changing < 0:
+        return machine.l1_elems >= 2 * tile
+    new = sum(unit_new_part(model, states, changing, v) for v in views)
+    return machine.l1_elems >= tile + new
 
 
 def _reduced_below(ctx: _Context, index: int) -> int:
@@ -983,18 +999,25 @@ def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def _channel_cycles(top: LevelResult, refetched: list[int], fetched: list[int], bw: int) -> int:
+def _channel_cycles(
+    top: LevelResult, refetched: list[int], fetched: list[int], bw: int, psums: int = 0
+) -> int:
     """Cycles the off-chip channel spends reading. It moves each step's misses as one
     transfer of whole cycles, ``ceil(misses / bw)``. A tensor fetched once arrives in the
     steps of its first sweep; one refetched every sweep of an outer loop misses in every
-    step, its step's share ``volume x fetched / L2 reads`` of its new tile."""
+    step, its step's share ``volume x fetched / L2 reads`` of its new tile; ``psums``
+    partial sums written back and fetched back are spread over the steps that update
+    partial sums as their egress is."""
     once = sum(fetched[t] for t in range(len(fetched)) if t not in refetched)
-    if not refetched:
+    if not refetched and not psums:
         return ceil_div(once, bw)
     share = {t: fetched[t] / top.l2_reads[t] for t in refetched if top.l2_reads[t] > 0}
+    egress = sum(occ * volumes[-1] for occ, volumes in top.case_volumes)
+    per_egress = psums / egress if egress > 0 else 0.0
     steps = 0
     for occ, volumes in top.case_volumes:
         misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+        misses += volumes[-1] * per_egress
         steps += occ * math.ceil(misses / bw - 1e-9)
     return steps + ceil_div(once, bw)
 
@@ -1009,7 +1032,8 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     whole = array_footprints(model, dims, per_directive, ctx.strides)
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
-    held = level_reuse(model, dims, per_directive, ctx.strides, l1).fits
+    unit_reuse = level_reuse(model, dims, per_directive, ctx.strides, l1)
+    held = unit_reuse.fits
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -1033,13 +1057,27 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
             refetched.append(t)
     outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
     l2_reads[2] = max(l2_writes[2] - outputs, 0)
+    # Partial sums L2 evicted between two updates: each is written back and fetched
+    # back (one more stay in L2).
+    steps = ctx.exact.top_steps if ctx.exact is not None else top.occurrences
+    evicted = evicted_psums(
+        model,
+        dims,
+        per_directive,
+        ctx.strides,
+        machine.l2_elems,
+        unit_reuse.footprints,
+        l1,
+        (outputs, l2_writes[2], l2_reads[2], steps),
+    )
+    reads += evicted
     bw = machine.offchip_bw
     first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
     fetched = l2_writes[: len(model.inputs)]
     # Each output goes off-chip with the step after the one that finalised it: only the
     # last step's outputs follow the last step.
     tail = min(outputs, top.last_egress)
-    channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw)
+    channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw, 2 * evicted)
     # The last transfer carries the previous step's outputs, so the last step's
     # distribution and compute follow the channel.
     if outputs > tail:
@@ -1053,5 +1091,5 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         l2_reads=tuple(l2_reads),
         l1_writes=(l2_reads[0], l2_reads[1], top.l1_writes[2]),
         offchip_reads=reads,
-        offchip_writes=outputs,
+        offchip_writes=outputs + evicted,
     )

@@ -40,6 +40,7 @@ __all__ = [
     "Machine",
     "array_footprints",
     "ceil_div",
+    "evicted_psums",
     "level_reuse",
     "machine_of",
     "noc_delay",
@@ -130,10 +131,12 @@ def _extent(
     inside: int,
     array: bool = False,
     per_pe: dict[str, float] | None = None,
+    short: int = -1,
 ) -> int:
     """A unit's footprint of ``view`` over one sweep of the directives after ``inside``
     (``array``: the footprint of all the level's units together; ``per_pe``: of one of
-    its PEs, each dimension a level below spreads scaled by its PE's share of the tile)."""
+    its PEs, each dimension a level below spreads scaled by its PE's share of the tile;
+    ``short``: a spatial directive whose last fold leaves the unit idle)."""
     total: float = 1
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
@@ -151,7 +154,8 @@ def _extent(
             else:
                 total *= tile
         elif d.spatial and not array:
-            total *= min(whole, positions(per_directive[i]) * tile)
+            folds = positions(per_directive[i]) - (1 if i == short else 0)
+            total *= min(whole, folds * tile)
         else:
             total *= whole
         if per_pe:
@@ -182,6 +186,94 @@ def array_footprints(
             )
         )
     return tuple(out)
+
+
+def evicted_psums(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    l2_elems: int,
+    unit_sweeps: tuple[int, ...],
+    l1_elems: int,
+    counts: tuple[int, int, int, int],
+) -> int:
+    """Read-modify-write reads of partial sums that find them evicted from L2, so that
+    each is written back and fetched back from off-chip. ``counts``: (outputs, partial
+    sums written to L2, read-modify-write reads, top-level steps); ``unit_sweeps``: a
+    unit's footprint per directive (its L1 holds ``l1_elems``).
+
+    L2 is exact LRU and of one step evicts its inputs and weights before its outputs,
+    so a partial sum written ``k`` steps before its next update survives iff L2 exceeds
+    what the ``k - 1`` steps between touch. The update comes one sweep of the innermost
+    top-level reduction loop ``r`` with an output loop iterating inside it later
+    (``n`` steps, touching the inputs of the sweep and ``w`` partial sums per step:
+    ``D(k) = (k - 1) / n x (inputs + n w)``), except at ``r``'s last position: partial
+    sums leave a unit's L1 once LRU evicts them, ``delta = floor(l1 n / F_unit(r))``
+    steps after their update, but at their last touch at once, so the final update
+    comes ``n - delta`` steps after the one before (docs/refined-model.md,
+    "Off-chip")."""
+    outputs, written, rmw, top_steps = counts
+    if l2_elems >= UNBOUNDED or written <= 0 or rmw <= 0:
+        return 0
+    w = written / max(top_steps, 1)
+    n_dirs = len(model.directives)
+    output_dirs = set(model.output.order)
+    for r in reversed(model.non_output):
+        if positions(per_directive[r]) <= 1:
+            continue
+        inside = [j for j in range(r + 1, n_dirs) if positions(per_directive[j]) > 1]
+        if not any(j in output_dirs for j in inside):
+            continue
+        n = prod(positions(per_directive[j]) for j in inside)
+        inputs = sum(_extent(model, dims, per_directive, strides, v, r, True) for v in model.inputs)
+
+        delta = 0
+        if l1_elems < UNBOUNDED and unit_sweeps[r] > 0:
+            delta = min(n, l1_elems * n // unit_sweeps[r])
+        # Outputs with more than one session meet their final update once.
+        final = min(rmw, round(outputs * (1 - _idle_share(model, dims, per_directive, r))))
+        sweep = inputs + n * w
+        return round(
+            (rmw - final) * _missed(n, n, sweep, w, l2_elems)
+            + final * _missed(n - delta, n, sweep, w, l2_elems)
+        )
+    return 0
+
+
+def _missed(k: float, n: int, sweep: float, w: float, l2_elems: int) -> float:
+    """The share of a step's ``w`` partial sums LRU evicted ``k`` steps after their
+    write, the ``k - 1`` steps between touching ``(k - 1) / n`` of a sweep's ``sweep``
+    elements."""
+    if k <= 1:
+        return 0.0
+    others = (k - 1) / n * sweep
+    return 1.0 - min(max(l2_elems - others, 0.0), w) / w
+
+
+def _idle_share(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    r: int,
+) -> float:
+    """The share of the level's outputs held by units that idle in the last fold of
+    the level's first spatial directive, if it lies inside ``r`` and folds more than
+    once: ``(U - last) (folds - 1) / P`` with ``P`` its positions, ``last`` the units of
+    its last fold (0 if it does not index the output)."""
+    j = model.first_spatial
+    if j <= r or j not in model.output.order:
+        return 0.0
+    folds = positions(per_directive[j])
+    d = model.directives[j]
+    extent = dims.get(d.dim, 1)
+    if folds < 2 or d.offset <= 0:
+        return 0.0
+    total = 1 + ceil_div(max(extent - d.size, 0), d.offset)
+    last = total - (folds - 1) * model.units
+    if not 0 < last < model.units:
+        return 0.0
+    return (model.units - last) * (folds - 1) / total
 
 
 def level_reuse(
@@ -219,12 +311,54 @@ def level_reuse(
     fits = tuple(capacity >= UNBOUNDED or f <= capacity for f in foot)
     first_kept = tuple(capacity >= UNBOUNDED or k <= capacity for _, k in sweeps)
     output_dirs = set(model.output.order)
-    kept, spread, groups = 1, 1, 1
+
+    def own(view: TensorView, r: int) -> int:
+        """The step's own tile of ``view`` within a sweep of the loops inside ``r``
+        (none if no loop inside ``r`` over its dimensions iterates: every step of the
+        sweep touches the same tile)."""
+        if not any(j > r and positions(per_directive[j]) > 1 for j in view.coupled):
+            return 0
+        return _extent(model, dims, per_directive, strides, view, n, per_pe=per_pe)
+
+    kept: float = 1
+    spread, groups = 1, 1
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
             continue
         revisited = any(j > r and positions(per_directive[j]) > 1 for j in output_dirs)
+        if revisited and not fits[r]:
+            # LRU evicts the oldest step's elements first, of one step its inputs and
+            # weights before its outputs: a step's partial sums survive the other
+            # steps of the sweep as far as the buffer exceeds what those touch.
+            tile = own(model.output, r)
+            mine = sum(own(v, r) for v in (*model.inputs, model.output))
+
+            def sessions_of(sweep: int, tile: int = tile, mine: int = mine, p: int = p) -> float:
+                """An output's sessions over ``r`` for a unit sweeping ``sweep``."""
+                kept = min(max(capacity - (sweep - mine), 0), tile) / tile if tile else 0.0
+                return 1 + (p - 1) * (1 - kept)
+
+            sessions = sessions_of(foot[r])
+            # Units idle in the last fold of a spatial directive inside ``r`` sweep one
+            # fold less, and may keep their partial sums where the others do not.
+            idle = _idle_share(model, dims, per_directive, r)
+            if idle > 0:
+                short = sum(
+                    _extent(
+                        model,
+                        dims,
+                        per_directive,
+                        strides,
+                        v,
+                        r,
+                        per_pe=per_pe,
+                        short=model.first_spatial,
+                    )
+                    for v in (*model.inputs, model.output)
+                )
+                sessions = (1 - idle) * sessions + idle * sessions_of(short)
+            kept *= p / sessions
         # Units that reduce the same outputs but finish at different positions (the last
         # tile of a reduction spread over units fills fewer of them) each send their
         # partial sums when they are done: the outputs leave once per group.

@@ -43,6 +43,7 @@ __all__ = [
     "output_traffic",
     "spatial_ingress",
     "sub_level_dims",
+    "unit_new_part",
 ]
 
 
@@ -376,6 +377,15 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
         partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
     )
     return egress, busiest, macs
+
+
+def unit_new_part(
+    model: LevelModel, states: tuple[State, ...], changing: int, view: TensorView
+) -> int:
+    """Elements of a unit's tile of ``view`` in this case that its previous step's tile
+    does not hold: the changing loop's new part if it indexes the tensor, the whole tile
+    if loops inside it over the tensor wrapped, else nothing."""
+    return _pe_ingress(model, states, changing, view, False, False, WRAP_LOST)
 
 
 def mapped_volume(model: LevelModel, view: TensorView) -> int:
