@@ -500,40 +500,46 @@ class L1Residency:
             return nothing, nothing
         if self.eviction != "lru":
             return None
-        out: list[np.ndarray] = []
-        steps: list[np.ndarray] = []
+        # Every evicting PE at once: its queue (the first `need` in (last touch, key)
+        # order, plus as many as it touches: only those can go), the queue's elements it
+        # touches and when, and the victims.
         ends = np.append(firsts[1:], g_pe.size)
-        packed = (int(self.stamp.max(initial=0)) + 1 + self.n_pes) * total < 1 << 62
-        for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
-            need = int(evict[b - 1])
-            if need == 0:
-                continue
-            p = int(g_pe[a])
-            lo, hi = np.searchsorted(self.keys, [p * total, (p + 1) * total]).tolist()
-            # Only the queue's first `need` plus as many as the PE touches can go.
-            u0, u1 = np.searchsorted(uniq, [p * total, (p + 1) * total]).tolist()
-            k = need + u1 - u0
-            if packed and k < hi - lo:
-                code = self.stamp[lo:hi] * total + self.keys[lo:hi]
-                part = np.argpartition(code, k - 1)[:k]
-                queue = lo + part[np.argsort(code[part])]
-            else:
-                queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
-            qkeys = self.keys[queue]
-            at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
-            touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
-            f = np.where(touched, first_touch[at], _NEVER)
-            refreshed = np.zeros(qkeys.size, dtype=bool)
-            refreshed[touched] = _refreshed(
-                np.flatnonzero(touched), f[touched], g_idx[a:b], evict[a:b], need
-            )
-            victims = queue[~refreshed][:need]
-            if victims.size < need:
-                return None
-            out.append(victims)
-            nth = np.arange(1, need + 1, dtype=np.int64)
-            steps.append(g_idx[a + np.searchsorted(evict[a:b], nth, side="left")])
-        return np.concatenate(out), np.concatenate(steps)
+        needs = evict[ends - 1]
+        live = np.flatnonzero(needs > 0)
+        pes, need = g_pe[firsts[live]], needs[live]
+        bounds = np.stack([pes * total, (pes + 1) * total])
+        lo, hi = np.searchsorted(self.keys, bounds)
+        u0, u1 = np.searchsorted(uniq, bounds)
+        lengths = hi - lo
+        if np.any(lengths < need):
+            return None
+        state = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            int(lengths.sum())
+        )
+        seg = np.repeat(np.arange(live.size), lengths)
+        queue = state[_oldest(self.stamp[state], self.keys[state], seg, need + u1 - u0, live.size)]
+        qseg = np.repeat(np.arange(live.size), np.minimum(need + u1 - u0, lengths))
+        qkeys = self.keys[queue]
+        at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
+        touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
+        # The live PEs' eviction schedules, concatenated, keyed to search them all at once.
+        groups = np.flatnonzero(np.repeat(needs > 0, ends - firsts))
+        width = int(need.max()) + 2
+        sched = np.repeat(np.arange(live.size), ends[live] - firsts[live]) * width + evict[groups]
+        qpos = np.arange(queue.size) - np.searchsorted(qseg, qseg)
+        tq = np.flatnonzero(touched)
+        refreshed = np.zeros(queue.size, dtype=bool)
+        refreshed[tq] = _refreshed(
+            qpos[tq], first_touch[at[tq]], qseg[tq], g_idx[groups], sched, width, need
+        )
+        keep = ~refreshed
+        rank = _segment_cumsum(keep, qseg) - 1
+        if np.any(np.bincount(qseg[keep], minlength=live.size) < need):
+            return None
+        victims = queue[keep & (rank < need[qseg])]
+        vseg = np.repeat(np.arange(live.size), need)
+        nth = np.arange(vseg.size) - np.searchsorted(vseg, vseg) + 1
+        return victims, g_idx[groups[np.searchsorted(sched, vseg * width + nth)]]
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
@@ -655,18 +661,15 @@ class L1Residency:
             prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
             cand_keys = self.keys[cand]
             cand_pe = cand_keys // self.total
-            span = (index + 1) * self.total
-            if self.eviction == "lru" and span < 2**62:
+            if self.eviction == "lru":
                 # Per PE (candidates come grouped by PE), its `excess` least (last touch,
-                # key), packed into one unique integer: a partition, not a sort.
-                code = prio * self.total + (cand_keys - cand_pe * self.total)
+                # key): its working set was touched last, so it goes last.
                 cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                for c0, c1 in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
-                    k = int(excess[cand_pe[c0]]) if c1 > c0 else 0
-                    if k >= c1 - c0:
-                        gone.append(cand[c0:c1])
-                    elif k > 0:
-                        gone.append(cand[c0 + np.argpartition(code[c0:c1], k - 1)[:k]])
+                seg = np.zeros(cand.size, dtype=np.int64)
+                seg[cuts] = 1
+                seg = np.cumsum(seg)
+                heads = cand_pe[np.append(0, cuts)] if cand.size else cand_pe
+                gone.append(cand[_oldest(prio, cand_keys, seg, excess[heads], heads.size)])
             else:
                 own = self.stamp[cand] == index
                 order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
@@ -724,45 +727,100 @@ class L1Residency:
 
 
 def _refreshed(
-    pos: np.ndarray, first: np.ndarray, steps: np.ndarray, evictions: np.ndarray, need: int
+    pos: np.ndarray,
+    first: np.ndarray,
+    seg: np.ndarray,
+    steps: np.ndarray,
+    sched: np.ndarray,
+    width: int,
+    need: np.ndarray,
 ) -> np.ndarray:
-    """Which of the start state's elements at queue positions ``pos`` (increasing, first
-    touched at steps ``first``) are touched before eviction reaches them, the PE evicting
-    ``evictions[i]`` elements in all by step ``steps[i]`` (``need`` in all): element ``i``
-    goes as eviction ``pos_i - P_i + 1`` (``P_i``: such elements before it), at the first
-    step where the count reaches that, unless touched first; beyond ``need`` nothing
-    goes. ``R = F(R)`` has one solution (the first difference between two would decide
-    alike), found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+    """Which of the start state's elements at queue positions ``pos`` (increasing within
+    each PE's segment ``seg``, nondecreasing; first touched at steps ``first``) are
+    touched before eviction reaches them. Segment ``g`` evicts ``e`` elements in all by
+    step ``steps[i]`` where ``sched[i] = g * width + e`` (nondecreasing; ``need[g]`` in
+    all, below ``width - 1``): element ``i`` goes as eviction ``pos_i - P_i + 1``
+    (``P_i``: such elements before it in its segment), at the first step where the count
+    reaches that, unless touched first; beyond ``need`` nothing goes. Per segment
+    ``R = F(R)`` has one solution (the first difference between two would decide alike),
+    found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+    own = need[seg]
 
     def decide(passed: np.ndarray) -> np.ndarray:
         rank = pos - passed
-        at = np.searchsorted(evictions, np.minimum(rank, need - 1) + 1)
-        when = steps[np.minimum(at, steps.size - 1)]
-        return np.asarray((rank >= need) | (first <= when), dtype=bool)
+        at = np.searchsorted(sched, seg * width + np.minimum(rank, own - 1) + 1)
+        return np.asarray((rank >= own) | (first <= steps[at]), dtype=bool)
 
     def before(r: np.ndarray) -> np.ndarray:
-        return np.asarray(np.cumsum(r) - r, dtype=np.int64)
+        return np.asarray(_segment_cumsum(r, seg) - r, dtype=np.int64)
 
+    def differs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.bincount(seg[x != y], minlength=need.size) > 0
+
+    out = np.zeros(pos.size, dtype=bool)
+    pending = np.ones(need.size, dtype=bool)
+    scan = np.zeros(need.size, dtype=bool)
     low = decide(np.zeros(pos.size, dtype=np.int64))
     for _ in range(32):
         high = decide(before(low))
         again = decide(before(high))
-        if np.array_equal(again, low):
-            if np.array_equal(high, low):
-                return low
+        settled = pending & ~differs(again, low)
+        fixed = settled & ~differs(high, low)
+        mine = fixed[seg]
+        out[mine] = low[mine]
+        scan |= settled & ~fixed
+        pending &= ~settled
+        if not pending.any():
             break
         low = again
-    out = np.zeros(pos.size, dtype=bool)
-    passed = 0
-    for i, (q, f) in enumerate(zip(pos.tolist(), first.tolist(), strict=True)):
-        rank = q - passed
-        if rank >= need:
-            out[i:] = True
-            break
-        if f <= int(steps[int(np.searchsorted(evictions, rank + 1))]):
-            out[i] = True
-            passed += 1
+    scan |= pending
+    for g in np.flatnonzero(scan).tolist():
+        a, b = np.searchsorted(seg, [g, g + 1]).tolist()
+        passed = 0
+        for i, (q, f) in enumerate(zip(pos[a:b].tolist(), first[a:b].tolist(), strict=True)):
+            rank = q - passed
+            if rank >= need[g]:
+                out[a + i : b] = True
+                break
+            if f <= int(steps[int(np.searchsorted(sched, g * width + rank + 1))]):
+                out[a + i] = True
+                passed += 1
     return out
+
+
+def _segment_cumsum(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Running sum of ``x`` restarting at each segment (``seg`` nondecreasing)."""
+    run = np.cumsum(x, dtype=np.int64)
+    if not run.size:
+        return run
+    start = np.searchsorted(seg, seg)
+    return np.asarray(run - (run[start] - x[start]), dtype=np.int64)
+
+
+def _oldest(
+    stamp: np.ndarray, key: np.ndarray, seg: np.ndarray, k: np.ndarray, n: int
+) -> np.ndarray:
+    """Positions of each segment's ``k[g]`` least (``stamp``, ``key``) elements (all of
+    them when it has fewer), by segment then that order. ``seg``: segment ``0..n-1`` of
+    each element, nondecreasing, each present. Only elements at most a bound past their
+    segment's oldest stamp are sorted, the bound doubling until each segment has ``k``
+    of them: the ``k`` least are among them."""
+    if not stamp.size:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.searchsorted(seg, np.arange(n))
+    want = np.minimum(k, np.diff(np.append(starts, seg.size)))
+    floor = np.minimum.reduceat(stamp, starts)[seg]
+    bound = 0
+    while True:
+        under = stamp - floor <= bound
+        if np.all(np.add.reduceat(under, starts, dtype=np.int64) >= want):
+            break
+        bound = 2 * bound + 1
+    sel = np.flatnonzero(under)
+    order = sel[np.lexsort((key[sel], stamp[sel], seg[sel]))]
+    oseg = seg[order]
+    rank = np.arange(order.size) - np.searchsorted(oseg, oseg)
+    return np.asarray(order[rank < want[oseg]], dtype=np.int64)
 
 
 def _first_agreeing(
