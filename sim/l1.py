@@ -110,10 +110,12 @@ class L1Residency:
         self.next_use = np.zeros(0, dtype=np.int64)
         self.count = np.zeros(n_pes, dtype=np.int64)
         self.dims = dims
-        self._pairs = [
-            list(zip(names, (int(k) for k in strides), strict=True))
-            for names, strides in zip(dims, self.strides, strict=True)
-        ]
+        # Per dimension its flat stride in each tensor (0 where the tensor lacks it).
+        coef: dict[str, list[int]] = {}
+        for t, (names, strides) in enumerate(zip(dims, self.strides, strict=True)):
+            for name, k in zip(names, strides.tolist(), strict=True):
+                coef.setdefault(name, [0, 0, 0])[t] += k
+        self._coef = {name: (k[0], k[1], k[2]) for name, k in coef.items()}
         self.memo = memo
         self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
         self._touches = np.zeros(0, dtype=np.int64)
@@ -231,10 +233,15 @@ class L1Residency:
 
     def _shift(self, base: dict[str, int], first: dict[str, int]) -> np.ndarray:
         """Flat translation per tensor from ``first`` to ``base``."""
-        moved = {d: v - first.get(d, 0) for d, v in base.items()}
-        moved.update({d: -v for d, v in first.items() if d not in base})
-        by = [sum(moved.get(d, 0) * k for d, k in pairs) for pairs in self._pairs]
-        return np.array(by, dtype=np.int64)
+        coef, none = self._coef, (0, 0, 0)
+        b0 = b1 = b2 = 0
+        for d, v in base.items():
+            k0, k1, k2 = coef.get(d, none)
+            b0, b1, b2 = b0 + v * k0, b1 + v * k1, b2 + v * k2
+        for d, v in first.items():
+            k0, k1, k2 = coef.get(d, none)
+            b0, b1, b2 = b0 - v * k0, b1 - v * k1, b2 - v * k2
+        return np.array((b0, b1, b2), dtype=np.int64)
 
     def future_keys(
         self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
@@ -372,12 +379,6 @@ class L1Residency:
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
         outs = np.tile(tensor == 2, times)
-        at = np.searchsorted(self.keys, keys)
-        held = np.zeros(keys.size, dtype=bool)
-        ok = at < self.keys.size
-        held[ok] = self.keys[at[ok]] == keys[ok]
-        held_at = at[held]
-        del at, ok
         # Touches grouped by key in step order: a group's first is the key's first touch.
         by_key = np.argsort(keys, kind="stable")
         sorted_keys = keys[by_key]
@@ -385,10 +386,14 @@ class L1Residency:
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         tail = np.ones(keys.size, dtype=bool)
         tail[:-1] = head[1:]
-        earlier = np.ones(keys.size, dtype=bool)
-        earlier[by_key[head]] = False
         uniq = sorted_keys[head]
         del sorted_keys
+        # Whether each touched key is held now (and where), per key.
+        at_u = np.searchsorted(self.keys, uniq)
+        held_u = np.zeros(uniq.size, dtype=bool)
+        ok = at_u < self.keys.size
+        held_u[ok] = self.keys[at_u[ok]] == uniq[ok]
+        del ok
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
@@ -419,8 +424,10 @@ class L1Residency:
         if evicted.size:
             gone = np.zeros(self.keys.size, dtype=bool)
             gone[evicted] = True
-            held[np.flatnonzero(held)] = ~gone[held_at]
-        hit = held | earlier
+            held_u[held_u] = ~gone[at_u[held_u]]
+        # A touch hits what is held (not evicted before its first touch) or touched before.
+        hit = np.empty(keys.size, dtype=bool)
+        hit[by_key] = held_u[np.cumsum(head) - 1] | ~head
         if self.psum_every_step:
             hit &= ~outs
         agreed = min(agreed, _first_row(hit != want_hit, times))
@@ -809,10 +816,10 @@ def _oldest(
         return np.zeros(0, dtype=np.int64)
     starts = np.searchsorted(seg, np.arange(n))
     want = np.minimum(k, np.diff(np.append(starts, seg.size)))
-    floor = np.minimum.reduceat(stamp, starts)[seg]
+    age = stamp - np.minimum.reduceat(stamp, starts)[seg]
     bound = 0
     while True:
-        under = stamp - floor <= bound
+        under = age <= bound
         if np.all(np.add.reduceat(under, starts, dtype=np.int64) >= want):
             break
         bound = 2 * bound + 1
