@@ -68,6 +68,13 @@ class _Keys:
         self.tensor = tensor
         self.groups = groups
         self.rank = rank
+        self._outputs: np.ndarray | None = None
+
+    def outputs(self) -> np.ndarray:
+        """The output keys, sorted (computed once)."""
+        if self._outputs is None:
+            self._outputs = self.keys[self.tensor == 2]
+        return self._outputs
 
     def shifted(self, by: np.ndarray) -> _Keys:
         """The same working sets translated by ``by[t]`` flat elements in tensor ``t``
@@ -254,9 +261,7 @@ class L1Residency:
         else:
             wk, by = self.working_keys(tiles()), np.zeros(3, dtype=np.int64)
         keys: np.ndarray = (
-            wk.keys + by[wk.tensor]
-            if self.eviction == "optimal"
-            else wk.keys[wk.tensor == 2] + by[2]
+            wk.keys + by[wk.tensor] if self.eviction == "optimal" else wk.outputs() + by[2]
         )
         return keys
 
@@ -397,7 +402,9 @@ class L1Residency:
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
-        nxt[asked] = self._next_many(keys[asked], index[asked])
+        # Asked in key order (then step: ascending codes), which searches faster.
+        ask = by_key[asked[by_key]]
+        nxt[ask] = self._next_many(keys[ask], index[ask])
         done = outs if self.psum_every_step else outs & (nxt == _NEVER)
         # Each check finds the first repetition that differs from the log; the state
         # evolves causally, so the ones before it are exact.
@@ -476,7 +483,10 @@ class L1Residency:
         evictions under ``optimal``, running out of such elements) gives ``None``."""
         total, cap = self.total, self.capacity
         pe = keys // total
-        order = np.argsort(pe, kind="stable")  # by PE, then step (``index`` is sorted)
+        # By PE, then step (``index`` is sorted); a radix sort on narrow PE numbers.
+        narrow = pe.astype(np.int16) if self.n_pes < 1 << 15 else pe
+        order = np.argsort(narrow, kind="stable")
+        del narrow
         pe_o, idx_o = pe[order], index[order]
         del pe
         delta = ((~hit).astype(np.int8) - done)[order]
@@ -569,7 +579,10 @@ class L1Residency:
         codes: list[np.ndarray] = []
         held = 0
         for index, keys, shift, m, count in blocks:
-            by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
+            if last:
+                by = shift[2]  # outputs only
+            else:
+                by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
             if last and not np.any(by):
                 codes.append(keys * span + (index + (count - 1) * m))
             else:
