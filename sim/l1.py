@@ -482,25 +482,12 @@ class L1Residency:
         goes at the first step with ``E_t >= i``. Anything else (a step over capacity,
         evictions under ``optimal``, running out of such elements) gives ``None``."""
         total, cap = self.total, self.capacity
-        pe = keys // total
-        # By PE, then step (``index`` is sorted); a radix sort on narrow PE numbers.
-        narrow = pe.astype(np.int16) if self.n_pes < 1 << 15 else pe
-        order = np.argsort(narrow, kind="stable")
-        del narrow
-        pe_o, idx_o = pe[order], index[order]
-        del pe
-        delta = ((~hit).astype(np.int8) - done)[order]
-        new = np.ones(order.size, dtype=bool)
-        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
-        starts = np.flatnonzero(new)
         nothing = np.zeros(0, dtype=np.int64)
-        if not starts.size:
+        if not keys.size:
             return nothing, nothing
-        sizes = np.diff(np.append(starts, order.size))
+        g_pe, g_idx, sizes, d = self._step_groups(keys, index, (~hit).astype(np.int8) - done)
         if int(sizes.max()) > cap:
             return None
-        g_pe, g_idx = pe_o[starts], idx_o[starts]
-        d = np.add.reduceat(delta, starts, dtype=np.int64)
         run = np.cumsum(d)
         pe_start = np.ones(g_pe.size, dtype=bool)
         pe_start[1:] = g_pe[1:] != g_pe[:-1]
@@ -557,6 +544,34 @@ class L1Residency:
         vseg = np.repeat(np.arange(live.size), need)
         nth = np.arange(vseg.size) - np.searchsorted(vseg, vseg) + 1
         return victims, g_idx[groups[np.searchsorted(sched, vseg * width + nth)]]
+
+    def _step_groups(
+        self, keys: np.ndarray, index: np.ndarray, delta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The touches (``keys`` at steps ``index``, nondecreasing) grouped by PE, then
+        step: each group's PE, step, touches and sum of ``delta``."""
+        pe = keys // self.total
+        same = index[1:] == index[:-1]
+        if np.all(~same | (pe[1:] >= pe[:-1])):
+            # By step, then PE (a step's keys are sorted): a group is a run of touches;
+            # the runs go in PE order (a radix sort on narrow PE numbers).
+            new = np.ones(keys.size, dtype=bool)
+            new[1:] = ~same | (pe[1:] != pe[:-1])
+            starts = np.flatnonzero(new)
+            run_pe = pe[starts]
+            narrow = run_pe.astype(np.int16) if self.n_pes < 1 << 15 else run_pe
+            order = np.argsort(narrow, kind="stable")
+            sizes = np.diff(np.append(starts, keys.size))
+            d = np.add.reduceat(delta, starts, dtype=np.int64)
+            return run_pe[order], index[starts][order], sizes[order], d[order]
+        order = np.argsort(pe, kind="stable")
+        pe_o, idx_o = pe[order], index[order]
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, order.size))
+        d = np.add.reduceat(delta[order], starts, dtype=np.int64)
+        return pe_o[starts], idx_o[starts], sizes, d
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""

@@ -204,3 +204,24 @@ def test_refreshed_equals_a_scan(segments, data) -> None:
         np.array(need, dtype=np.int64),
     )
     assert got.tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2 * 120 - 1), min_size=1, max_size=8), min_size=1))
+def test_step_groups_do_not_need_a_step_sorted_by_pe(steps) -> None:
+    """Groups by (PE, step) are the same whether a step's touches come sorted (the runs
+    path) or shuffled (the sorting path)."""
+    l1 = _l1(10, "lru", False)
+    keys = np.array([k for s in steps for k in sorted(s)], dtype=np.int64)
+    index = np.array([i for i, s in enumerate(steps) for _ in s], dtype=np.int64)
+    delta = np.arange(keys.size, dtype=np.int64) % 3 - 1
+    shuffled = np.array([k for s in steps for k in sorted(s, reverse=True)], dtype=np.int64)
+    flipped = np.array([d for i, s in enumerate(steps) for d in _own(delta, index, i)[::-1]])
+    got = l1._step_groups(keys, index, delta)
+    again = l1._step_groups(shuffled, index, flipped.astype(np.int64))
+    for a, b in zip(got, again, strict=True):
+        assert a.tolist() == b.tolist()
+
+
+def _own(values: np.ndarray, index: np.ndarray, i: int) -> list[int]:
+    return values[index == i].tolist()
