@@ -314,13 +314,15 @@ class L1Residency:
 
     def logged(self, log: list[LogEntry], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
-        leaving after their last touch, step within the repetition, output keys evicted
-        and their step within the repetition; ``None`` if incomplete or it evicted what a
-        bulk repetition cannot reproduce (:meth:`bulk_calm`)."""
+        leaving after their last touch, step within the repetition, output keys evicted,
+        their step within the repetition, and the touches in key order (stable); ``None``
+        if incomplete or it evicted what a bulk repetition cannot reproduce
+        (:meth:`bulk_calm`)."""
         if len(log) != m or any(e for *_, e in log):
             return None
+        keys = np.concatenate([k for k, *_ in log])
         return (
-            np.concatenate([k for k, *_ in log]),
+            keys,
             np.concatenate([t for _, t, *_ in log]),
             np.concatenate([h for _, _, h, *_ in log]),
             np.concatenate([d for _, _, _, d, _, _ in log]),
@@ -329,6 +331,7 @@ class L1Residency:
             np.concatenate(
                 [np.full(v.size, j, dtype=np.int64) for j, (*_, v, _) in enumerate(log)]
             ),
+            np.argsort(keys, kind="stable"),
         )
 
     def bulk(
@@ -385,7 +388,11 @@ class L1Residency:
         index = (first + local[None, :] + reps * m).ravel()
         outs = np.tile(tensor == 2, times)
         # Touches grouped by key in step order: a group's first is the key's first touch.
-        by_key = np.argsort(keys, kind="stable")
+        # A repetition's touches in key order translate to each one's (a translation keeps
+        # keys in order), so only the repetitions' sorted runs are merged.
+        by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + rep[7]).ravel()
+        if times > 1:
+            by_key = by_key[np.argsort(keys[by_key], kind="stable")]
         sorted_keys = keys[by_key]
         head = np.ones(keys.size, dtype=bool)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
