@@ -114,6 +114,8 @@ class L1Residency:
         self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
+        # Each held element's next touch: only ``optimal`` evicts by it (LRU by last touch).
+        self.track_next = eviction == "optimal"
         self.next_use = np.zeros(0, dtype=np.int64)
         self.count = np.zeros(n_pes, dtype=np.int64)
         self.dims = dims
@@ -270,7 +272,7 @@ class L1Residency:
         return self._shift(delta, {})
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A copy of the L1 state (keys, last touches, next touches)."""
+        """A copy of the L1 state (keys, last touches, next touches: under ``optimal``)."""
         return self.keys.copy(), self.stamp.copy(), self.next_use.copy()
 
     def _tensor(self, keys: np.ndarray) -> np.ndarray:
@@ -288,8 +290,9 @@ class L1Residency:
             return False
         if not np.array_equal(keys + shift[self._tensor(keys)], self.keys):
             return False
-        moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
-        return self.eviction == "lru" or np.array_equal(moved, self.next_use)
+        if not self.track_next:
+            return True
+        return np.array_equal(np.where(nxt == _NEVER, _NEVER, nxt + m), self.next_use)
 
     def future_repeats(
         self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
@@ -461,7 +464,8 @@ class L1Residency:
         sort = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[sort]
         self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
-        self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
+        if self.track_next:
+            self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
         return times, None
 
@@ -584,8 +588,9 @@ class L1Residency:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
         self.keys[:] = self.keys + times * shift[self._tensor(self.keys)]
         self.stamp[:] = self.stamp + times * m
-        live = self.next_use != _NEVER
-        self.next_use[live] += times * m
+        if self.track_next:
+            live = self.next_use != _NEVER
+            self.next_use[live] += times * m
 
     def record_future(
         self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
@@ -672,12 +677,13 @@ class L1Residency:
             outs = wk.tensor == 2
             nxt_use[outs] = self._next(touched[outs], index)
         self.stamp[pos[hit]] = index
-        self.next_use[pos[hit]] = nxt_use[hit]
         fresh = ~hit
         at = pos[fresh]
         self.keys = np.insert(self.keys, at, touched[fresh])
         self.stamp = np.insert(self.stamp, at, index)
-        self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
+        if self.track_next:
+            self.next_use[pos[hit]] = nxt_use[hit]
+            self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
         self.count += np.bincount(pe_of[fresh], minlength=n_pes)
         # Outputs leaving: after every step, or after the PE's last touch.
         outs = wk.tensor == 2
@@ -754,7 +760,8 @@ class L1Residency:
         if removed.size:
             self.keys = np.delete(self.keys, removed)
             self.stamp = np.delete(self.stamp, removed)
-            self.next_use = np.delete(self.next_use, removed)
+            if self.track_next:
+                self.next_use = np.delete(self.next_use, removed)
         overflow = bool((sizes > cap).any())
         fits = True
         if nk is not None:
