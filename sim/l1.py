@@ -68,6 +68,13 @@ class _Keys:
         self.tensor = tensor
         self.groups = groups
         self.rank = rank
+        self._outputs: np.ndarray | None = None
+
+    def outputs(self) -> np.ndarray:
+        """The output keys, sorted (computed once)."""
+        if self._outputs is None:
+            self._outputs = self.keys[self.tensor == 2]
+        return self._outputs
 
     def shifted(self, by: np.ndarray) -> _Keys:
         """The same working sets translated by ``by[t]`` flat elements in tensor ``t``
@@ -107,13 +114,17 @@ class L1Residency:
         self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
+        # Each held element's next touch: only ``optimal`` evicts by it (LRU by last touch).
+        self.track_next = eviction == "optimal"
         self.next_use = np.zeros(0, dtype=np.int64)
         self.count = np.zeros(n_pes, dtype=np.int64)
         self.dims = dims
-        self._pairs = [
-            list(zip(names, (int(k) for k in strides), strict=True))
-            for names, strides in zip(dims, self.strides, strict=True)
-        ]
+        # Per dimension its flat stride in each tensor (0 where the tensor lacks it).
+        coef: dict[str, list[int]] = {}
+        for t, (names, strides) in enumerate(zip(dims, self.strides, strict=True)):
+            for name, k in zip(names, strides.tolist(), strict=True):
+                coef.setdefault(name, [0, 0, 0])[t] += k
+        self._coef = {name: (k[0], k[1], k[2]) for name, k in coef.items()}
         self.memo = memo
         self._memo: dict[object, tuple[dict[str, int], _Keys]] = {}
         self._touches = np.zeros(0, dtype=np.int64)
@@ -231,10 +242,15 @@ class L1Residency:
 
     def _shift(self, base: dict[str, int], first: dict[str, int]) -> np.ndarray:
         """Flat translation per tensor from ``first`` to ``base``."""
-        moved = {d: v - first.get(d, 0) for d, v in base.items()}
-        moved.update({d: -v for d, v in first.items() if d not in base})
-        by = [sum(moved.get(d, 0) * k for d, k in pairs) for pairs in self._pairs]
-        return np.array(by, dtype=np.int64)
+        coef, none = self._coef, (0, 0, 0)
+        b0 = b1 = b2 = 0
+        for d, v in base.items():
+            k0, k1, k2 = coef.get(d, none)
+            b0, b1, b2 = b0 + v * k0, b1 + v * k1, b2 + v * k2
+        for d, v in first.items():
+            k0, k1, k2 = coef.get(d, none)
+            b0, b1, b2 = b0 - v * k0, b1 - v * k1, b2 - v * k2
+        return np.array((b0, b1, b2), dtype=np.int64)
 
     def future_keys(
         self, key: object, base: dict[str, int], tiles: Callable[[], StepTiles]
@@ -247,9 +263,7 @@ class L1Residency:
         else:
             wk, by = self.working_keys(tiles()), np.zeros(3, dtype=np.int64)
         keys: np.ndarray = (
-            wk.keys + by[wk.tensor]
-            if self.eviction == "optimal"
-            else wk.keys[wk.tensor == 2] + by[2]
+            wk.keys + by[wk.tensor] if self.eviction == "optimal" else wk.outputs() + by[2]
         )
         return keys
 
@@ -258,7 +272,7 @@ class L1Residency:
         return self._shift(delta, {})
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A copy of the L1 state (keys, last touches, next touches)."""
+        """A copy of the L1 state (keys, last touches, next touches: under ``optimal``)."""
         return self.keys.copy(), self.stamp.copy(), self.next_use.copy()
 
     def _tensor(self, keys: np.ndarray) -> np.ndarray:
@@ -276,8 +290,9 @@ class L1Residency:
             return False
         if not np.array_equal(keys + shift[self._tensor(keys)], self.keys):
             return False
-        moved = np.where(nxt == _NEVER, _NEVER, nxt + m)
-        return self.eviction == "lru" or np.array_equal(moved, self.next_use)
+        if not self.track_next:
+            return True
+        return np.array_equal(np.where(nxt == _NEVER, _NEVER, nxt + m), self.next_use)
 
     def future_repeats(
         self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
@@ -302,13 +317,15 @@ class L1Residency:
 
     def logged(self, log: list[LogEntry], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
-        leaving after their last touch, step within the repetition, output keys evicted
-        and their step within the repetition; ``None`` if incomplete or it evicted what a
-        bulk repetition cannot reproduce (:meth:`bulk_calm`)."""
+        leaving after their last touch, step within the repetition, output keys evicted,
+        their step within the repetition, and the touches in key order (stable); ``None``
+        if incomplete or it evicted what a bulk repetition cannot reproduce
+        (:meth:`bulk_calm`)."""
         if len(log) != m or any(e for *_, e in log):
             return None
+        keys = np.concatenate([k for k, *_ in log])
         return (
-            np.concatenate([k for k, *_ in log]),
+            keys,
             np.concatenate([t for _, t, *_ in log]),
             np.concatenate([h for _, _, h, *_ in log]),
             np.concatenate([d for _, _, _, d, _, _ in log]),
@@ -317,6 +334,7 @@ class L1Residency:
             np.concatenate(
                 [np.full(v.size, j, dtype=np.int64) for j, (*_, v, _) in enumerate(log)]
             ),
+            np.argsort(keys, kind="stable"),
         )
 
     def bulk(
@@ -372,27 +390,31 @@ class L1Residency:
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
         index = (first + local[None, :] + reps * m).ravel()
         outs = np.tile(tensor == 2, times)
-        at = np.searchsorted(self.keys, keys)
-        held = np.zeros(keys.size, dtype=bool)
-        ok = at < self.keys.size
-        held[ok] = self.keys[at[ok]] == keys[ok]
-        held_at = at[held]
-        del at, ok
         # Touches grouped by key in step order: a group's first is the key's first touch.
-        by_key = np.argsort(keys, kind="stable")
+        # A repetition's touches in key order translate to each one's (a translation keeps
+        # keys in order), so only the repetitions' sorted runs are merged.
+        by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + rep[7]).ravel()
+        if times > 1:
+            by_key = by_key[np.argsort(keys[by_key], kind="stable")]
         sorted_keys = keys[by_key]
         head = np.ones(keys.size, dtype=bool)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         tail = np.ones(keys.size, dtype=bool)
         tail[:-1] = head[1:]
-        earlier = np.ones(keys.size, dtype=bool)
-        earlier[by_key[head]] = False
         uniq = sorted_keys[head]
         del sorted_keys
+        # Whether each touched key is held now (and where), per key.
+        at_u = np.searchsorted(self.keys, uniq)
+        held_u = np.zeros(uniq.size, dtype=bool)
+        ok = at_u < self.keys.size
+        held_u[ok] = self.keys[at_u[ok]] == uniq[ok]
+        del ok
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
-        nxt[asked] = self._next_many(keys[asked], index[asked])
+        # Asked in key order (then step: ascending codes), which searches faster.
+        ask = by_key[asked[by_key]]
+        nxt[ask] = self._next_many(keys[ask], index[ask])
         done = outs if self.psum_every_step else outs & (nxt == _NEVER)
         # Each check finds the first repetition that differs from the log; the state
         # evolves causally, so the ones before it are exact.
@@ -419,8 +441,10 @@ class L1Residency:
         if evicted.size:
             gone = np.zeros(self.keys.size, dtype=bool)
             gone[evicted] = True
-            held[np.flatnonzero(held)] = ~gone[held_at]
-        hit = held | earlier
+            held_u[held_u] = ~gone[at_u[held_u]]
+        # A touch hits what is held (not evicted before its first touch) or touched before.
+        hit = np.empty(keys.size, dtype=bool)
+        hit[by_key] = held_u[np.cumsum(head) - 1] | ~head
         if self.psum_every_step:
             hit &= ~outs
         agreed = min(agreed, _first_row(hit != want_hit, times))
@@ -440,7 +464,8 @@ class L1Residency:
         sort = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[sort]
         self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
-        self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
+        if self.track_next:
+            self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
         return times, None
 
@@ -468,22 +493,12 @@ class L1Residency:
         goes at the first step with ``E_t >= i``. Anything else (a step over capacity,
         evictions under ``optimal``, running out of such elements) gives ``None``."""
         total, cap = self.total, self.capacity
-        pe = keys // total
-        order = np.argsort(pe, kind="stable")  # by PE, then step (``index`` is sorted)
-        pe_o, idx_o = pe[order], index[order]
-        del pe
-        delta = ((~hit).astype(np.int8) - done)[order]
-        new = np.ones(order.size, dtype=bool)
-        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
-        starts = np.flatnonzero(new)
         nothing = np.zeros(0, dtype=np.int64)
-        if not starts.size:
+        if not keys.size:
             return nothing, nothing
-        sizes = np.diff(np.append(starts, order.size))
+        g_pe, g_idx, sizes, d = self._step_groups(keys, index, (~hit).astype(np.int8) - done)
         if int(sizes.max()) > cap:
             return None
-        g_pe, g_idx = pe_o[starts], idx_o[starts]
-        d = np.add.reduceat(delta, starts, dtype=np.int64)
         run = np.cumsum(d)
         pe_start = np.ones(g_pe.size, dtype=bool)
         pe_start[1:] = g_pe[1:] != g_pe[:-1]
@@ -500,47 +515,82 @@ class L1Residency:
             return nothing, nothing
         if self.eviction != "lru":
             return None
-        out: list[np.ndarray] = []
-        steps: list[np.ndarray] = []
+        # Every evicting PE at once: its queue (the first `need` in (last touch, key)
+        # order, plus as many as it touches: only those can go), the queue's elements it
+        # touches and when, and the victims.
         ends = np.append(firsts[1:], g_pe.size)
-        packed = (int(self.stamp.max(initial=0)) + 1 + self.n_pes) * total < 1 << 62
-        for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
-            need = int(evict[b - 1])
-            if need == 0:
-                continue
-            p = int(g_pe[a])
-            lo, hi = np.searchsorted(self.keys, [p * total, (p + 1) * total]).tolist()
-            # Only the queue's first `need` plus as many as the PE touches can go.
-            u0, u1 = np.searchsorted(uniq, [p * total, (p + 1) * total]).tolist()
-            k = need + u1 - u0
-            if packed and k < hi - lo:
-                code = self.stamp[lo:hi] * total + self.keys[lo:hi]
-                part = np.argpartition(code, k - 1)[:k]
-                queue = lo + part[np.argsort(code[part])]
-            else:
-                queue = lo + np.lexsort((self.keys[lo:hi], self.stamp[lo:hi]))
-            qkeys = self.keys[queue]
-            at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
-            touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
-            f = np.where(touched, first_touch[at], _NEVER)
-            refreshed = np.zeros(qkeys.size, dtype=bool)
-            refreshed[touched] = _refreshed(
-                np.flatnonzero(touched), f[touched], g_idx[a:b], evict[a:b], need
-            )
-            victims = queue[~refreshed][:need]
-            if victims.size < need:
-                return None
-            out.append(victims)
-            nth = np.arange(1, need + 1, dtype=np.int64)
-            steps.append(g_idx[a + np.searchsorted(evict[a:b], nth, side="left")])
-        return np.concatenate(out), np.concatenate(steps)
+        needs = evict[ends - 1]
+        live = np.flatnonzero(needs > 0)
+        pes, need = g_pe[firsts[live]], needs[live]
+        bounds = np.stack([pes * total, (pes + 1) * total])
+        lo, hi = np.searchsorted(self.keys, bounds)
+        u0, u1 = np.searchsorted(uniq, bounds)
+        lengths = hi - lo
+        if np.any(lengths < need):
+            return None
+        state = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            int(lengths.sum())
+        )
+        seg = np.repeat(np.arange(live.size), lengths)
+        queue = state[_oldest(self.stamp[state], self.keys[state], seg, need + u1 - u0, live.size)]
+        qseg = np.repeat(np.arange(live.size), np.minimum(need + u1 - u0, lengths))
+        qkeys = self.keys[queue]
+        at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
+        touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
+        # The live PEs' eviction schedules, concatenated, keyed to search them all at once.
+        groups = np.flatnonzero(np.repeat(needs > 0, ends - firsts))
+        width = int(need.max()) + 2
+        sched = np.repeat(np.arange(live.size), ends[live] - firsts[live]) * width + evict[groups]
+        qpos = np.arange(queue.size) - np.searchsorted(qseg, qseg)
+        tq = np.flatnonzero(touched)
+        refreshed = np.zeros(queue.size, dtype=bool)
+        refreshed[tq] = _refreshed(
+            qpos[tq], first_touch[at[tq]], qseg[tq], g_idx[groups], sched, width, need
+        )
+        keep = ~refreshed
+        rank = _segment_cumsum(keep, qseg) - 1
+        if np.any(np.bincount(qseg[keep], minlength=live.size) < need):
+            return None
+        victims = queue[keep & (rank < need[qseg])]
+        vseg = np.repeat(np.arange(live.size), need)
+        nth = np.arange(vseg.size) - np.searchsorted(vseg, vseg) + 1
+        return victims, g_idx[groups[np.searchsorted(sched, vseg * width + nth)]]
+
+    def _step_groups(
+        self, keys: np.ndarray, index: np.ndarray, delta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The touches (``keys`` at steps ``index``, nondecreasing) grouped by PE, then
+        step: each group's PE, step, touches and sum of ``delta``."""
+        pe = keys // self.total
+        same = index[1:] == index[:-1]
+        if np.all(~same | (pe[1:] >= pe[:-1])):
+            # By step, then PE (a step's keys are sorted): a group is a run of touches;
+            # the runs go in PE order (a radix sort on narrow PE numbers).
+            new = np.ones(keys.size, dtype=bool)
+            new[1:] = ~same | (pe[1:] != pe[:-1])
+            starts = np.flatnonzero(new)
+            run_pe = pe[starts]
+            narrow = run_pe.astype(np.int16) if self.n_pes < 1 << 15 else run_pe
+            order = np.argsort(narrow, kind="stable")
+            sizes = np.diff(np.append(starts, keys.size))
+            d = np.add.reduceat(delta, starts, dtype=np.int64)
+            return run_pe[order], index[starts][order], sizes[order], d[order]
+        order = np.argsort(pe, kind="stable")
+        pe_o, idx_o = pe[order], index[order]
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (pe_o[1:] != pe_o[:-1]) | (idx_o[1:] != idx_o[:-1])
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, order.size))
+        d = np.add.reduceat(delta[order], starts, dtype=np.int64)
+        return pe_o[starts], idx_o[starts], sizes, d
 
     def advance(self, shift: np.ndarray, m: int, times: int) -> None:
         """Translate the state by ``times`` repetitions (they repeated it exactly)."""
         self.keys[:] = self.keys + times * shift[self._tensor(self.keys)]
         self.stamp[:] = self.stamp + times * m
-        live = self.next_use != _NEVER
-        self.next_use[live] += times * m
+        if self.track_next:
+            live = self.next_use != _NEVER
+            self.next_use[live] += times * m
 
     def record_future(
         self, blocks: Iterable[tuple[int, np.ndarray, np.ndarray, int, int]], steps: int
@@ -556,7 +606,10 @@ class L1Residency:
         codes: list[np.ndarray] = []
         held = 0
         for index, keys, shift, m, count in blocks:
-            by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
+            if last:
+                by = shift[2]  # outputs only
+            else:
+                by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
             if last and not np.any(by):
                 codes.append(keys * span + (index + (count - 1) * m))
             else:
@@ -624,12 +677,13 @@ class L1Residency:
             outs = wk.tensor == 2
             nxt_use[outs] = self._next(touched[outs], index)
         self.stamp[pos[hit]] = index
-        self.next_use[pos[hit]] = nxt_use[hit]
         fresh = ~hit
         at = pos[fresh]
         self.keys = np.insert(self.keys, at, touched[fresh])
         self.stamp = np.insert(self.stamp, at, index)
-        self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
+        if self.track_next:
+            self.next_use[pos[hit]] = nxt_use[hit]
+            self.next_use = np.insert(self.next_use, at, nxt_use[fresh])
         self.count += np.bincount(pe_of[fresh], minlength=n_pes)
         # Outputs leaving: after every step, or after the PE's last touch.
         outs = wk.tensor == 2
@@ -655,18 +709,15 @@ class L1Residency:
             prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
             cand_keys = self.keys[cand]
             cand_pe = cand_keys // self.total
-            span = (index + 1) * self.total
-            if self.eviction == "lru" and span < 2**62:
+            if self.eviction == "lru":
                 # Per PE (candidates come grouped by PE), its `excess` least (last touch,
-                # key), packed into one unique integer: a partition, not a sort.
-                code = prio * self.total + (cand_keys - cand_pe * self.total)
+                # key): its working set was touched last, so it goes last.
                 cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                for c0, c1 in zip([0, *cuts.tolist()], [*cuts.tolist(), cand.size], strict=True):
-                    k = int(excess[cand_pe[c0]]) if c1 > c0 else 0
-                    if k >= c1 - c0:
-                        gone.append(cand[c0:c1])
-                    elif k > 0:
-                        gone.append(cand[c0 + np.argpartition(code[c0:c1], k - 1)[:k]])
+                seg = np.zeros(cand.size, dtype=np.int64)
+                seg[cuts] = 1
+                seg = np.cumsum(seg)
+                heads = cand_pe[np.append(0, cuts)] if cand.size else cand_pe
+                gone.append(cand[_oldest(prio, cand_keys, seg, excess[heads], heads.size)])
             else:
                 own = self.stamp[cand] == index
                 order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
@@ -709,7 +760,8 @@ class L1Residency:
         if removed.size:
             self.keys = np.delete(self.keys, removed)
             self.stamp = np.delete(self.stamp, removed)
-            self.next_use = np.delete(self.next_use, removed)
+            if self.track_next:
+                self.next_use = np.delete(self.next_use, removed)
         overflow = bool((sizes > cap).any())
         fits = True
         if nk is not None:
@@ -724,45 +776,100 @@ class L1Residency:
 
 
 def _refreshed(
-    pos: np.ndarray, first: np.ndarray, steps: np.ndarray, evictions: np.ndarray, need: int
+    pos: np.ndarray,
+    first: np.ndarray,
+    seg: np.ndarray,
+    steps: np.ndarray,
+    sched: np.ndarray,
+    width: int,
+    need: np.ndarray,
 ) -> np.ndarray:
-    """Which of the start state's elements at queue positions ``pos`` (increasing, first
-    touched at steps ``first``) are touched before eviction reaches them, the PE evicting
-    ``evictions[i]`` elements in all by step ``steps[i]`` (``need`` in all): element ``i``
-    goes as eviction ``pos_i - P_i + 1`` (``P_i``: such elements before it), at the first
-    step where the count reaches that, unless touched first; beyond ``need`` nothing
-    goes. ``R = F(R)`` has one solution (the first difference between two would decide
-    alike), found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+    """Which of the start state's elements at queue positions ``pos`` (increasing within
+    each PE's segment ``seg``, nondecreasing; first touched at steps ``first``) are
+    touched before eviction reaches them. Segment ``g`` evicts ``e`` elements in all by
+    step ``steps[i]`` where ``sched[i] = g * width + e`` (nondecreasing; ``need[g]`` in
+    all, below ``width - 1``): element ``i`` goes as eviction ``pos_i - P_i + 1``
+    (``P_i``: such elements before it in its segment), at the first step where the count
+    reaches that, unless touched first; beyond ``need`` nothing goes. Per segment
+    ``R = F(R)`` has one solution (the first difference between two would decide alike),
+    found by iterating from both ends (``F`` reverses inclusion), else by a scan."""
+    own = need[seg]
 
     def decide(passed: np.ndarray) -> np.ndarray:
         rank = pos - passed
-        at = np.searchsorted(evictions, np.minimum(rank, need - 1) + 1)
-        when = steps[np.minimum(at, steps.size - 1)]
-        return np.asarray((rank >= need) | (first <= when), dtype=bool)
+        at = np.searchsorted(sched, seg * width + np.minimum(rank, own - 1) + 1)
+        return np.asarray((rank >= own) | (first <= steps[at]), dtype=bool)
 
     def before(r: np.ndarray) -> np.ndarray:
-        return np.asarray(np.cumsum(r) - r, dtype=np.int64)
+        return np.asarray(_segment_cumsum(r, seg) - r, dtype=np.int64)
 
+    def differs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.bincount(seg[x != y], minlength=need.size) > 0
+
+    out = np.zeros(pos.size, dtype=bool)
+    pending = np.ones(need.size, dtype=bool)
+    scan = np.zeros(need.size, dtype=bool)
     low = decide(np.zeros(pos.size, dtype=np.int64))
     for _ in range(32):
         high = decide(before(low))
         again = decide(before(high))
-        if np.array_equal(again, low):
-            if np.array_equal(high, low):
-                return low
+        settled = pending & ~differs(again, low)
+        fixed = settled & ~differs(high, low)
+        mine = fixed[seg]
+        out[mine] = low[mine]
+        scan |= settled & ~fixed
+        pending &= ~settled
+        if not pending.any():
             break
         low = again
-    out = np.zeros(pos.size, dtype=bool)
-    passed = 0
-    for i, (q, f) in enumerate(zip(pos.tolist(), first.tolist(), strict=True)):
-        rank = q - passed
-        if rank >= need:
-            out[i:] = True
-            break
-        if f <= int(steps[int(np.searchsorted(evictions, rank + 1))]):
-            out[i] = True
-            passed += 1
+    scan |= pending
+    for g in np.flatnonzero(scan).tolist():
+        a, b = np.searchsorted(seg, [g, g + 1]).tolist()
+        passed = 0
+        for i, (q, f) in enumerate(zip(pos[a:b].tolist(), first[a:b].tolist(), strict=True)):
+            rank = q - passed
+            if rank >= need[g]:
+                out[a + i : b] = True
+                break
+            if f <= int(steps[int(np.searchsorted(sched, g * width + rank + 1))]):
+                out[a + i] = True
+                passed += 1
     return out
+
+
+def _segment_cumsum(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Running sum of ``x`` restarting at each segment (``seg`` nondecreasing)."""
+    run = np.cumsum(x, dtype=np.int64)
+    if not run.size:
+        return run
+    start = np.searchsorted(seg, seg)
+    return np.asarray(run - (run[start] - x[start]), dtype=np.int64)
+
+
+def _oldest(
+    stamp: np.ndarray, key: np.ndarray, seg: np.ndarray, k: np.ndarray, n: int
+) -> np.ndarray:
+    """Positions of each segment's ``k[g]`` least (``stamp``, ``key``) elements (all of
+    them when it has fewer), by segment then that order. ``seg``: segment ``0..n-1`` of
+    each element, nondecreasing, each present. Only elements at most a bound past their
+    segment's oldest stamp are sorted, the bound doubling until each segment has ``k``
+    of them: the ``k`` least are among them."""
+    if not stamp.size:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.searchsorted(seg, np.arange(n))
+    want = np.minimum(k, np.diff(np.append(starts, seg.size)))
+    age = stamp - np.minimum.reduceat(stamp, starts)[seg]
+    bound = 0
+    while True:
+        under = age <= bound
+        if np.all(np.add.reduceat(under, starts, dtype=np.int64) >= want):
+            break
+        bound = 2 * bound + 1
+    sel = np.flatnonzero(under)
+    order = sel[np.lexsort((key[sel], stamp[sel], seg[sel]))]
+    oseg = seg[order]
+    rank = np.arange(order.size) - np.searchsorted(oseg, oseg)
+    return np.asarray(order[rank < want[oseg]], dtype=np.int64)
 
 
 def _first_agreeing(

@@ -174,21 +174,54 @@ def _scan(pos: list[int], first: list[int], steps: list[int], evictions: list[in
     return out
 
 
-@settings(max_examples=300, deadline=None)
-@given(
+_SEGMENT = st.tuples(
     st.lists(st.integers(1, 4), min_size=1, max_size=12),
-    st.lists(st.integers(0, 20), min_size=1, max_size=30),
-    st.data(),
+    st.lists(st.integers(0, 20), min_size=1, max_size=30).filter(lambda adds: sum(adds) > 0),
 )
-def test_refreshed_equals_a_scan(gaps, adds, data) -> None:
-    evictions = np.cumsum(adds)
-    need = int(evictions[-1])
-    if need == 0:
-        return
-    steps = np.arange(10, 10 + 3 * len(adds), 3)
-    pos = np.cumsum(gaps) - 1  # strictly increasing queue positions from 0 up
-    first = np.array(data.draw(st.lists(st.integers(0, 120), min_size=pos.size, max_size=pos.size)))
-    got = _refreshed(pos, first, steps, evictions, need)
-    assert got.tolist() == _scan(
-        pos.tolist(), first.tolist(), steps.tolist(), evictions.tolist(), need
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), st.data())
+def test_refreshed_equals_a_scan(segments, data) -> None:
+    """Several PEs' queues at once (as the bulk walks them) each equal their own scan."""
+    pos, first, seg, steps, sched, need, want = [], [], [], [], [], [], []
+    width = 2 + max(sum(adds) for _, adds in segments)
+    for g, (gaps, adds) in enumerate(segments):
+        evictions = np.cumsum(adds)
+        at = np.arange(10, 10 + 3 * len(adds), 3)
+        p = np.cumsum(gaps) - 1  # strictly increasing queue positions from 0 up
+        f = data.draw(st.lists(st.integers(0, 120), min_size=p.size, max_size=p.size))
+        pos += p.tolist()
+        first += f
+        seg += [g] * p.size
+        steps += at.tolist()
+        sched += (g * width + evictions).tolist()
+        need.append(int(evictions[-1]))
+        want += _scan(p.tolist(), f, at.tolist(), evictions.tolist(), need[-1])
+    got = _refreshed(
+        *(np.array(v, dtype=np.int64) for v in (pos, first, seg, steps, sched)),
+        width,
+        np.array(need, dtype=np.int64),
     )
+    assert got.tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2 * 120 - 1), min_size=1, max_size=8), min_size=1))
+def test_step_groups_do_not_need_a_step_sorted_by_pe(steps) -> None:
+    """Groups by (PE, step) are the same whether a step's touches come sorted (the runs
+    path) or shuffled (the sorting path)."""
+    l1 = _l1(10, "lru", False)
+    keys = np.array([k for s in steps for k in sorted(s)], dtype=np.int64)
+    index = np.array([i for i, s in enumerate(steps) for _ in s], dtype=np.int64)
+    delta = np.arange(keys.size, dtype=np.int64) % 3 - 1
+    shuffled = np.array([k for s in steps for k in sorted(s, reverse=True)], dtype=np.int64)
+    flipped = np.array([d for i, s in enumerate(steps) for d in _own(delta, index, i)[::-1]])
+    got = l1._step_groups(keys, index, delta)
+    again = l1._step_groups(shuffled, index, flipped.astype(np.int64))
+    for a, b in zip(got, again, strict=True):
+        assert a.tolist() == b.tolist()
+
+
+def _own(values: np.ndarray, index: np.ndarray, i: int) -> list[int]:
+    return values[index == i].tolist()
