@@ -544,7 +544,7 @@ class L1Residency:
         qpos = np.arange(queue.size) - np.searchsorted(qseg, qseg)
         tq = np.flatnonzero(touched)
         refreshed = np.zeros(queue.size, dtype=bool)
-        refreshed[tq] = _refreshed(
+        refreshed[tq] = refreshed_before_eviction(
             qpos[tq], first_touch[at[tq]], qseg[tq], g_idx[groups], sched, width, need
         )
         keep = ~refreshed
@@ -775,7 +775,7 @@ class L1Residency:
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
 
 
-def _refreshed(
+def refreshed_before_eviction(
     pos: np.ndarray,
     first: np.ndarray,
     seg: np.ndarray,

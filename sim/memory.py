@@ -23,7 +23,7 @@ import numpy as np
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 
-from .l1 import _refreshed
+from .l1 import refreshed_before_eviction
 from .traffic import Footprint
 
 __all__ = ["L2Memory", "L2Step", "OffchipTiming", "SegmentL2"]
@@ -452,7 +452,10 @@ class L2Memory:
         refreshed = np.zeros(queue.size, dtype=bool)
         where = np.flatnonzero(f < _NEVER)
         if where.size:
-            refreshed[where] = _refreshed(where, f[where], steps, evict, need)
+            one_segment = np.zeros(where.size, dtype=np.int64)
+            refreshed[where] = refreshed_before_eviction(
+                where, f[where], one_segment, steps, evict, need + 2, np.array([need])
+            )
         chosen = np.flatnonzero(~refreshed)[:need]
         victims = queue[chosen]
         when = steps[np.searchsorted(evict, np.arange(1, victims.size + 1))]

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import L1Residency, _Keys, _refreshed
+from metronome.sim.l1 import L1Residency, _Keys, refreshed_before_eviction
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
 
@@ -198,7 +198,7 @@ def test_refreshed_equals_a_scan(segments, data) -> None:
         sched += (g * width + evictions).tolist()
         need.append(int(evictions[-1]))
         want += _scan(p.tolist(), f, at.tolist(), evictions.tolist(), need[-1])
-    got = _refreshed(
+    got = refreshed_before_eviction(
         *(np.array(v, dtype=np.int64) for v in (pos, first, seg, steps, sched)),
         width,
         np.array(need, dtype=np.int64),
