@@ -561,7 +561,7 @@ def _count_case(
         # between: all the steps between its sends where every unit sends together,
         # one where two groups of units send at alternate positions.
         ragged = reuse.output_share > reuse.unit_share
-        active_steps = 1.0 if ragged else reuse.leaving / reuse.unit_share if reuse.leaving else 1.0
+        active_steps = 1.0 if ragged or not reuse.leaving else reuse.leaving / reuse.unit_share
         leaving = reuse.leaving
         unit_share = reuse.unit_share
         start_compute = compute
