@@ -41,27 +41,47 @@ def refine(
 ) -> tuple[list[Flow], tuple[np.ndarray, np.ndarray] | None]:
     """Partition the union of ``regions`` (``(member, lo, hi, mask)``: a box and an
     optional boolean mask over it) into classes of elements covered by the same members.
-    Returns ``(members, count)`` per class, members ascending, and the union's canvas."""
+    Returns ``(members, count)`` per class, members in region order, and the union's
+    canvas. Each element gets a bit per region covering it; the classes are the distinct
+    bit sets, ordered as integers (the region sets compared from their last region)."""
     if not regions:
         return [], None
     corner = np.min([r[1] for r in regions], axis=0)
     top = np.max([r[2] for r in regions], axis=0)
-    ids = np.zeros(tuple(int(v) for v in top - corner), dtype=np.int64)
-    members: list[tuple[int, ...]] = [()]
-    for member, lo, hi, mask in regions:
-        box = tuple(slice(int(a), int(b)) for a, b in zip(lo - corner, hi - corner, strict=True))
-        view = ids[box]
-        sub = view if mask is None else view[mask]
-        uniq, inverse = np.unique(sub, return_inverse=True)
-        fresh = len(members) + inverse.reshape(sub.shape)
-        members.extend(members[int(u)] + (member,) for u in uniq)
-        if mask is None:
-            view[...] = fresh
-        else:
-            view[mask] = fresh
-    counts = np.bincount(ids.ravel(), minlength=len(members))
-    flows = [(members[i], int(counts[i])) for i in np.flatnonzero(counts[1:]) + 1]
-    return flows, (corner, ids > 0)
+    shape = tuple(int(v) for v in top - corner)
+    bits = np.zeros(((len(regions) + 63) // 64, *shape), dtype=np.uint64)
+    for i, (_, lo, hi, mask) in enumerate(regions):
+        box = (
+            i // 64,
+            *(slice(int(a), int(b)) for a, b in zip(lo - corner, hi - corner, strict=True)),
+        )
+        view = bits[box]
+        np.bitwise_or(
+            view, np.uint64(1 << (i % 64)), out=view, where=True if mask is None else mask
+        )
+    words = bits.reshape(len(bits), -1)
+    covered = np.any(words, axis=0)
+    keys = words[:, covered]
+    if len(keys) == 1:
+        classes, counts = np.unique(keys[0], return_counts=True)
+        classes = classes[:, None]
+    else:
+        ordered = keys[:, np.lexsort(keys)]
+        starts = np.flatnonzero(
+            np.concatenate(([True], np.any(ordered[:, 1:] != ordered[:, :-1], axis=0)))
+        )
+        counts = np.diff(np.append(starts, ordered.shape[1]))
+        classes = ordered[:, starts].T
+    held = np.unpackbits(
+        np.ascontiguousarray(classes, dtype="<u8").view(np.uint8), axis=1, bitorder="little"
+    )
+    rows, cols = np.nonzero(held)
+    names = [r[0] for r in regions]
+    sets: list[list[int]] = [[] for _ in range(len(counts))]
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+        sets[row].append(names[col])
+    flows = [(tuple(s), int(n)) for s, n in zip(sets, counts.tolist(), strict=True)]
+    return flows, (corner, covered.reshape(shape))
 
 
 def _cut(
