@@ -46,19 +46,20 @@ def refine(
     bit sets, ordered as integers (the region sets compared from their last region)."""
     if not regions:
         return [], None
-    corner = np.min([r[1] for r in regions], axis=0)
-    top = np.max([r[2] for r in regions], axis=0)
-    shape = tuple(int(v) for v in top - corner)
+    los = np.array([r[1] for r in regions])
+    his = np.array([r[2] for r in regions])
+    corner = los.min(axis=0)
+    shape = tuple(int(v) for v in his.max(axis=0) - corner)
     bits = np.zeros(((len(regions) + 63) // 64, *shape), dtype=np.uint64)
-    for i, (_, lo, hi, mask) in enumerate(regions):
-        box = (
-            i // 64,
-            *(slice(int(a), int(b)) for a, b in zip(lo - corner, hi - corner, strict=True)),
-        )
+    boxes = zip((los - corner).tolist(), (his - corner).tolist(), strict=True)
+    for i, ((lo, hi), region) in enumerate(zip(boxes, regions, strict=True)):
+        box: tuple[int | slice, ...] = (i // 64, *map(slice, lo, hi))
         view = bits[box]
-        np.bitwise_or(
-            view, np.uint64(1 << (i % 64)), out=view, where=True if mask is None else mask
-        )
+        bit = np.uint64(1 << (i % 64))
+        if region[3] is None:
+            view |= bit
+        else:
+            np.bitwise_or(view, bit, out=view, where=region[3])
     words = bits.reshape(len(bits), -1)
     covered = np.any(words, axis=0)
     keys = words[:, covered]
@@ -76,11 +77,11 @@ def refine(
         np.ascontiguousarray(classes, dtype="<u8").view(np.uint8), axis=1, bitorder="little"
     )
     rows, cols = np.nonzero(held)
-    names = [r[0] for r in regions]
-    sets: list[list[int]] = [[] for _ in range(len(counts))]
-    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-        sets[row].append(names[col])
-    flows = [(tuple(s), int(n)) for s, n in zip(sets, counts.tolist(), strict=True)]
+    names = np.array([r[0] for r in regions])[cols].tolist()
+    ends = [0, *np.cumsum(np.bincount(rows, minlength=len(counts))).tolist()]
+    flows = [
+        (tuple(names[a:b]), n) for a, b, n in zip(ends[:-1], ends[1:], counts.tolist(), strict=True)
+    ]
     return flows, (corner, covered.reshape(shape))
 
 
