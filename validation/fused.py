@@ -66,7 +66,7 @@ _RUNTIME = "runtime_cycles"
 
 
 _ONCHIP_COUNTS = ("l1_accesses", "l2_accesses", "noc_elem_hops")
-"""On-chip traffic counts a group may report (those it has are compared)."""
+"""The on-chip traffic counts every group reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +156,12 @@ class FusedRow:
 
 
 def _counts(g: FusedGroupResult) -> AccessCounts:
-    """What the group's energy prices (on-chip counts it does not report are 0)."""
+    """What the group's energy prices."""
     return AccessCounts(
         macs=g.macs,
-        l1_accesses=int(getattr(g, "l1_accesses", 0)),
+        l1_accesses=g.l1_accesses,
         l2_accesses=g.l2_accesses,
-        noc_elem_hops=int(getattr(g, "noc_elem_hops", 0)),
+        noc_elem_hops=g.noc_elem_hops,
         offchip_accesses=g.offchip_reads + g.offchip_writes,
     )
 
@@ -256,7 +256,7 @@ def runtime_splits(
         equal = {
             name: float(getattr(a, name))
             for name in _ONCHIP_COUNTS
-            if hasattr(a, name) and getattr(a, name) == getattr(s, name)
+            if getattr(a, name) == getattr(s, name)
         }
         out[a.group] = RuntimeSplit(pipeline, gaps[a.group] - pipeline, equal)
     return out
