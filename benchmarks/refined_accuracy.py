@@ -1,11 +1,12 @@
 """Accuracy, rank fidelity and speed of the analytic models against ``sim-realistic``.
 
 Suites: ``default`` (what ``metronome validate`` runs with no arguments), ``random``
-(``scenarios/random``), ``congestion`` (``scenarios/congestion``, a subset of the
-bandwidths with ``--congestion-bw``), ``mappings`` (seeded random layers under the six
-shipped MAESTRO mapping styles, 4-16 PEs, bus, NoC 8 elements/cycle, hop latency 1, small
-layers and the same scaled up) and ``problems`` (seeded random small problems drawn like
-``tests/sim/random_cases.py``: any directive order, every topology, small buffers).
+(``scenarios/random``), ``networks`` (``scenarios/networks``), ``congestion``
+(``scenarios/congestion``, a subset of the bandwidths with ``--congestion-bw``),
+``mappings`` (seeded random layers under the six shipped MAESTRO mapping styles, 4-16
+PEs, bus, NoC 8 elements/cycle, hop latency 1, small layers and the same scaled up) and
+``problems`` (seeded random small problems drawn like ``tests/sim/random_cases.py``: any
+directive order, every topology, small buffers).
 
 For every layer: runtime |error|, per-tensor L2 reads/writes and off-chip reads |error|
 of each model, Kendall tau between the model's and the simulated runtimes over the
@@ -247,6 +248,8 @@ def main() -> int:
         cases += _scenario_cases("default", [], None)
     if "random" in suites:
         cases += _scenario_cases("random", ["scenarios/random"], None)
+    if "networks" in suites:
+        cases += _scenario_cases("networks", ["scenarios/networks"], None)
     if "congestion" in suites:
         bws = {int(b) for b in args.congestion_bw.split(",")}
         cases += _scenario_cases("congestion", ["scenarios/congestion"], bws)
