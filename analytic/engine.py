@@ -51,7 +51,9 @@ from .refined import (
     noc_delay,
     output_elems,
     path_fill,
+    plane_hold,
     positions,
+    reach_hops,
     reduction_delay,
     tensor_elems,
     touched_rows,
@@ -157,7 +159,9 @@ class _Context:
     quirks: Quirks
     strides: dict[str, int]
     assumptions: Assumptions = MAESTRO_ASSUMPTIONS
-    memo: dict[tuple[int, tuple[tuple[str, int], ...]], LevelResult] = field(default_factory=dict)
+    memo: dict[tuple[int, tuple[tuple[str, int], ...], frozenset[int]], LevelResult] = field(
+        default_factory=dict
+    )
     with_partial_unit: dict[int, LevelModel] = field(default_factory=dict)
     innermost_l1: tuple[int, ...] | None = None
     analyses: int = 0
@@ -366,9 +370,16 @@ def level_states(
     return dims, per_directive
 
 
-def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:
-    """Analyse level ``index`` over the dimensions ``dims_key`` (memoised per layer)."""
-    key = (index, dims_key)
+def _analyze_level(
+    ctx: _Context,
+    index: int,
+    dims_key: tuple[tuple[str, int], ...],
+    held: frozenset[int] = frozenset(),
+) -> LevelResult:
+    """Analyse level ``index`` over the dimensions ``dims_key`` (memoised per layer);
+    ``held``: the input tensors its units hold already (refined model: the level above
+    moved none of them in this step), which none of its steps receives."""
+    key = (index, dims_key, held)
     cached = ctx.memo.get(key)
     if cached is not None:
         return cached
@@ -415,7 +426,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if not sized:
             sized = not resize_while_skipping
             _buffer_sizes(ctx, case_model, dims, states, changing, totals)
-        if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse):
+        if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse, held):
             sized = True
     if reuse is not None:
         own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
@@ -497,10 +508,13 @@ def _count_case(
     occ: int,
     totals: _Totals,
     reuse: LevelReuse | None = None,
+    held: frozenset[int] = frozenset(),
 ) -> bool:
     """Add one case (``occ`` steps) to ``totals``; False if MAESTRO skips it because its
     busiest unit has no MAC (its output traffic is counted all the same). ``reuse``
-    (refined model) says which wraps keep their data and how much output leaves."""
+    (refined model) says which wraps keep their data and how much output leaves;
+    ``held`` which input tensors the units hold since an earlier step of the level
+    above (none of this level's steps receives them)."""
     egress, psums, case_mac = output_traffic(model, states)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
@@ -517,7 +531,8 @@ def _count_case(
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
         if reuse is not None and (
-            _held_since_outer_sweep(reuse, view, states, changing)
+            t in held
+            or _held_since_outer_sweep(reuse, view, states, changing)
             or _first_tile_kept(reuse, view, changing)
         ):
             volume = 0
@@ -531,7 +546,8 @@ def _count_case(
     totals.intensity = fdiv(case_mac, ingress)
     totals.ingress_total += occ * ingress
     below: list[LevelResult] = []
-    compute, active = _compute(ctx, model, states, psums, dims, below)
+    inner_held = _held_below(model, changing, volumes) if reuse is not None else frozenset()
+    compute, active = _compute(ctx, model, states, psums, dims, below, inner_held)
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
@@ -547,7 +563,7 @@ def _count_case(
         if noc.free and changing < 0:
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
-            step_in = 0
+            in_busy = step_in = 0
         serial = serial_fill or (
             model.innermost and not _double_buffered(ctx.machine, model, states, changing)
         )
@@ -555,7 +571,7 @@ def _count_case(
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
-        raw = compute if model.innermost else _nested_base(ctx, model, states)
+        raw = compute if model.innermost else _nested_base(ctx, model, states, inner_held)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between: all the steps between its sends where every unit sends together,
@@ -728,6 +744,21 @@ def _active_below(ctx: _Context, index: int) -> int:
     return active
 
 
+def _data_pes(ctx: _Context) -> list[int]:
+    """The PEs that ever hold data: per level the units its spatial directives spread
+    over (a unit past a directive's positions idles), PE ``sum_l u_l x (PEs under a
+    unit of level l)``."""
+    pes = [0]
+    for index, model in enumerate(ctx.models):
+        used = 1
+        for i in model.spatial:
+            d = model.directives[i]
+            used *= max(1, -(-(model.dims[d.dim] - d.size) // max(d.offset, 1)) + 1)
+        below = prod(ctx.problem.units[index + 1 :])
+        pes = [p + u * below for p in pes for u in range(min(model.units, used))]
+    return pes
+
+
 def _reduced_units(models: tuple[LevelModel, ...]) -> int:
     """Units of ``models``' levels holding partial sums of the same outputs."""
     copies = 1
@@ -796,8 +827,13 @@ def _refined_delays(
             below = prod(ctx.problem.units[model.index + 1 :])
             near = (below - 1) * machine.hop_latency + reduction_delay(machine, merged)
             out_busy = max(out_busy + near, fill + 1)
+    # A distribution holds its plane until its head is on the last link: the next one
+    # (a nested step's too, whose traffic the level above carries) waits for that.
+    in_hold = plane_hold(machine, in_busy, in_delay)
     if noc.free:
-        return 0, in_delay, 0, out_delay
+        return in_hold, in_delay, 0, out_delay
+    if machine.topology in ("bus", "mesh"):
+        in_busy = max(in_busy, in_hold)
     return in_busy, in_delay, out_busy, out_delay
 
 
@@ -863,9 +899,10 @@ def _compute(
     psums: int,
     dims: dict[str, int],
     below_out: list[LevelResult] | None = None,
+    held: frozenset[int] = frozenset(),
 ) -> tuple[int, float]:
     """Compute delay of a case and the units it keeps busy (PEs for upper levels; their
-    analyses are appended to ``below_out``)."""
+    analyses, over the input tensors ``held`` already, are appended to ``below_out``)."""
     sp_state = states[model.first_spatial]
     at_edge = sp_state.is_edge
     active = model.edge_units if at_edge else model.units
@@ -873,11 +910,11 @@ def _compute(
         return math.ceil(psums / ctx.simd_lanes), float(active)
     below: list[tuple[LevelResult, int]] = []
     if at_edge and sp_state.partial_last_unit:
-        below.append((_sub(ctx, model, states, True), 1))
+        below.append((_sub(ctx, model, states, True, held), 1))
         if model.edge_units - 1 > 0:
-            below.append((_sub(ctx, model, states, False), model.edge_units - 1))
+            below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
     else:
-        below.append((_sub(ctx, model, states, False), active))
+        below.append((_sub(ctx, model, states, False, held), active))
     busy = sum(r.avg_active * count for r, count in below)
     if below_out is not None:
         below_out.extend(r for r, _ in below)
@@ -906,18 +943,36 @@ def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
     return shares
 
 
-def _nested_base(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> float:
+def _nested_base(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], held: frozenset[int]
+) -> float:
     """The slowest nested unit's runtime without its collections' cost (refined)."""
     sp_state = states[model.first_spatial]
     partial = sp_state.is_edge and sp_state.partial_last_unit
-    below = [_sub(ctx, model, states, partial)]
+    below = [_sub(ctx, model, states, partial, held)]
     if partial and model.edge_units - 1 > 0:
-        below.append(_sub(ctx, model, states, False))
+        below.append(_sub(ctx, model, states, False, held))
     return max(r.runtime_base for r in below)
 
 
-def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: bool) -> LevelResult:
-    return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
+def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozenset[int]:
+    """The input tensors a step of ``model`` moves none of (its units hold them since
+    an earlier step): the nested level's steps find them in L1 and wait for none of
+    their transfers. The layer's first step moves everything; a nested level's first
+    step is the level above's, whose ``held`` its volumes already carry."""
+    if model.innermost or (changing < 0 and model.index == 0):
+        return frozenset()
+    return frozenset(t for t, volume in enumerate(volumes) if volume == 0)
+
+
+def _sub(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    partial: bool,
+    held: frozenset[int] = frozenset(),
+) -> LevelResult:
+    return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial), held)
 
 
 def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
@@ -977,6 +1032,8 @@ def analyze_problem(
         machine=machine_of(hardware) if hardware is not None else None,
         exact=exact if hardware is not None else None,
     )
+    if ctx.machine is not None:
+        ctx.machine = replace(ctx.machine, reach_hops=reach_hops(ctx.machine, _data_pes(ctx)))
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
         raise _no_valid_unit_error(ctx, maestro_crashes=False)

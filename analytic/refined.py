@@ -26,6 +26,7 @@ equations and why):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import prod
 
@@ -46,7 +47,9 @@ __all__ = [
     "noc_delay",
     "output_elems",
     "path_fill",
+    "plane_hold",
     "positions",
+    "reach_hops",
     "reduction_delay",
     "tensor_elems",
     "touched_rows",
@@ -69,6 +72,10 @@ class Machine:
     adder_latency: int
     l2_read_bw: int
     l2_write_bw: int
+    mesh_l2_corner: bool = True
+    reach_hops: int = -1
+    """Router-to-router hops of the longest route from L2 to a PE that holds data
+    (:func:`reach_hops`; -1: the whole array's longest)."""
 
 
 def machine_of(hardware: Hardware) -> Machine:
@@ -86,7 +93,22 @@ def machine_of(hardware: Hardware) -> Machine:
         adder_latency=hardware.adder_latency_cycles,
         l2_read_bw=hardware.l2_read_bw_elems_per_cycle,
         l2_write_bw=hardware.l2_write_bw_elems_per_cycle,
+        mesh_l2_corner=hardware.mesh_l2_position == "corner",
     )
+
+
+def reach_hops(machine: Machine, pes: Iterable[int]) -> int:
+    """Router-to-router hops of the longest route from L2 to one of ``pes`` (the PEs
+    that ever hold data): a phase's last element arrives, and its plane is held, for
+    the farthest PE it reaches, not for the array's farthest corner. The mesh lays PE
+    ``i`` at column ``i % cols``, row ``i // cols`` of the most square grid
+    (``cols = ceil(sqrt(N))``), L2 at the corner or over the top edge's middle column,
+    XY routes; elsewhere every PE is equally far (tree) or the array's figure is kept."""
+    if machine.topology != "mesh":
+        return _path_hops(machine)
+    cols = math.isqrt(machine.num_pes - 1) + 1 if machine.num_pes > 1 else 1
+    attach = 0 if machine.mesh_l2_corner else cols // 2
+    return max((abs(i % cols - attach) + i // cols for i in pes), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +426,27 @@ def noc_delay(
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
+    if machine.topology == "mesh":
+        # The L2 link is a hop too; the port into a PE (out of it) has no latency.
+        return busy, busy + (_path_hops(machine) + 1) * machine.hop_latency
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
+    """Cycles a distribution holds its plane, given its hottest link's ``busy`` cycles
+    and its last element's ``arrival`` (docs/simulator.md: a phase is done when every
+    hop has released its link, and a hop starts once its head has come in): until its
+    head is on the last link and its last element has entered that link. The bus's
+    taps take no link time (held until the head reaches them, or the medium's
+    serialisation); the mesh's port into a PE has no latency (held until the arrival);
+    elsewhere the last link's hop latency comes after its release."""
+    if arrival <= 0:
+        return 0
+    if machine.topology == "bus":
+        return max(busy, arrival - busy + 1)
+    if machine.topology == "mesh":
+        return arrival
+    return max(busy, arrival - max(machine.hop_latency, 1) + 1)
 
 
 def path_fill(machine: Machine) -> int:
@@ -424,6 +466,8 @@ def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
 
 def _path_hops(machine: Machine) -> int:
     """Router-to-router hops of the longest route from L2 (beyond the L2 link)."""
+    if machine.reach_hops >= 0:
+        return machine.reach_hops
     n = machine.num_pes
     if machine.topology == "mesh":
         cols = math.isqrt(n)
