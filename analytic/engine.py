@@ -806,8 +806,8 @@ def _refined_delays(
     if machine.topology in ("bus", "crossbar"):
         copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
-    _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
+    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw, True)
+    _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw, True)
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).

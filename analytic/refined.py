@@ -406,11 +406,12 @@ def noc_delay(
     bandwidth: int,
     latency: int,
     port: int = UNBOUNDED,
+    collect: bool = False,
 ) -> tuple[int, int]:
     """(cycles a phase holds its hottest link, cycles until its last element arrives).
     ``messages`` are (elements, flows) per tensor; ``port`` the L2 port's bandwidth,
-    which caps the links at L2. The bus sends a phase as one transaction: busy
-    ``ceil(n/B)``, arrival ``L + ceil(n/B) - 1`` (MAESTRO's delay). The other
+    which caps the links at L2; ``collect``: towards L2. The bus sends a phase as one
+    transaction: busy ``ceil(n/B)``, arrival ``L + ceil(n/B) - 1`` (MAESTRO's delay). The other
     topologies send one message per flow, each taking whole cycles on every link it
     crosses: the L2 link (bandwidth ``B``, on the fat tree ``B 2^(depth-1)``) carries
     every flow, ``sum_f ceil(n_f/B_L2)``; a PE's own link (``B``) every flow to that PE,
@@ -427,8 +428,13 @@ def noc_delay(
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
     if machine.topology == "mesh":
-        # The L2 link is a hop too; the port into a PE (out of it) has no latency.
-        return busy, busy + (_path_hops(machine) + 1) * machine.hop_latency
+        # The L2 link is a hop too and the port between a router and its PE has no
+        # latency: a distribution's last element is received a cycle after it entered
+        # that port, a collection's once it crossed the L2 link.
+        hops = _path_hops(machine) + 1
+        if collect:
+            return busy, busy - 1 + (hops - 1) * machine.hop_latency + max(machine.hop_latency, 1)
+        return busy, busy + hops * machine.hop_latency
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
 
 
