@@ -45,6 +45,7 @@ from .refined import (
     Machine,
     array_footprints,
     ceil_div,
+    collection_hold,
     evicted_psums,
     level_reuse,
     machine_of,
@@ -812,8 +813,16 @@ def _refined_delays(
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).
         out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
-    elif out_delay and reduced:
-        out_delay += reduction_delay(machine, active)
+    elif out_delay:
+        # Where the network adds, the partial sums of the units reducing the same
+        # outputs meet at adders: this level's and, on the mesh and the tree, the
+        # clusters' of the levels above (one global step moves them all).
+        above = 1
+        if machine.topology in ("mesh", "tree"):
+            above = _reduced_units(ctx.models[: model.index])
+        merged_here = (active if reduced else 1) * above
+        if merged_here > 1:
+            out_delay += reduction_delay(machine, merged_here)
     if in_busy and machine.topology == "tree":
         in_busy += path_fill(machine)
     if out_busy and machine.topology in ("tree", "mesh"):
@@ -831,7 +840,7 @@ def _refined_delays(
     # (a nested step's too, whose traffic the level above carries) waits for that.
     in_hold = plane_hold(machine, in_busy, in_delay)
     if noc.free:
-        return in_hold, in_delay, 0, out_delay
+        return in_hold, in_delay, collection_hold(machine, out_delay), out_delay
     if machine.topology in ("bus", "mesh"):
         in_busy = max(in_busy, in_hold)
     return in_busy, in_delay, out_busy, out_delay

@@ -41,6 +41,7 @@ __all__ = [
     "Machine",
     "array_footprints",
     "ceil_div",
+    "collection_hold",
     "evicted_psums",
     "level_reuse",
     "machine_of",
@@ -453,6 +454,16 @@ def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
     if machine.topology == "mesh":
         return arrival
     return max(busy, arrival - max(machine.hop_latency, 1) + 1)
+
+
+def collection_hold(machine: Machine, arrival: int) -> int:
+    """Cycles a mesh collection whose partial sums land after ``arrival`` cycles holds
+    its plane: until its last element has entered the L2 link, whose hop latency it
+    crosses after (docs/simulator.md, "Link timing"). Elsewhere 0: the other
+    topologies' arrival terms are not the route's (section 4 of docs/refined-model.md)."""
+    if arrival <= 0 or machine.topology != "mesh":
+        return 0
+    return max(arrival - max(machine.hop_latency, 1) + 1, 1)
 
 
 def path_fill(machine: Machine) -> int:
