@@ -3,10 +3,20 @@ runtimes and traffic, the model switch of the API and CLI, and Kendall tau."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from metronome import analytic
-from metronome.analytic.refined import Machine, machine_of, noc_delay, touched_rows
+from metronome.analytic.refined import (
+    Machine,
+    collection_hold,
+    machine_of,
+    noc_delay,
+    plane_hold,
+    reach_hops,
+    touched_rows,
+)
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.layer import LayerType, make_layer
 from metronome.spec.loader import load_network
@@ -368,3 +378,42 @@ def test_nested_steps_wait_only_for_what_they_receive() -> None:
     mapping = Mapping((*top, ClusterDirective(2), *nested))
     hw = Hardware(num_pes=2, topology="mesh", noc_hop_latency_cycles=2, noc_latency_cycles=2)
     assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 29
+
+
+def test_mesh_routes_and_plane_holds_by_hand() -> None:
+    def mesh(pes: int, corner: bool = True) -> Machine:
+        return machine_of(
+            Hardware(
+                num_pes=pes,
+                topology="mesh",
+                noc_hop_latency_cycles=2,
+                noc_bw_elems_per_cycle=2,
+                mesh_l2_position="corner" if corner else "edge",
+            )
+        )
+
+    # 9 PEs: a 3 x 3 grid, PE i at column i mod 3, row i div 3. From the corner, PE 4
+    # is 1 + 1 router hops away, PE 8 2 + 2; from over the middle column PE 0 is 1
+    # away and PE 8 1 + 2.
+    assert reach_hops(mesh(9), [0]) == 0
+    assert reach_hops(mesh(9), [0, 4]) == 2
+    assert reach_hops(mesh(9), range(9)) == 4
+    assert reach_hops(mesh(9, corner=False), [0]) == 1
+    assert reach_hops(mesh(9, corner=False), [0, 8]) == 3
+    # 7 PEs: ceil(sqrt 7) = 3 columns, 3 rows (PE 6 alone on the last): PE 5 is 2 + 1.
+    assert reach_hops(mesh(7), range(7)) == 3
+    # Only PE 4 holds data (2 router hops): 3 messages of 2 elements, one a cycle at
+    # 2/cycle, busy 3. Distribution: the L2 link and 2 router links of 2 cycles each,
+    # the port into the PE none: 3 + 3 x 2 = 9; it holds the plane until then. A
+    # collection: 3 - 1 + 2 x 2 + 2 (the L2 link last) = 8; it holds the plane until
+    # its last element entered the L2 link, 8 - 2 + 1 = 7.
+    near = replace(mesh(9), reach_hops=2)
+    assert noc_delay(near, [(6, 3)], 2, 1) == (3, 9)
+    assert noc_delay(near, [(6, 3)], 2, 1, collect=True) == (3, 8)
+    assert plane_hold(near, 3, 9) == 9
+    assert collection_hold(near, 8) == 7
+    # The bus's taps take no link time: held for the medium's serialisation or until
+    # the head reaches the taps (latency L = arrival - busy + 1), whichever is longer.
+    bus = machine_of(Hardware(num_pes=4, noc_latency_cycles=3))
+    assert plane_hold(bus, 1, 3) == 3
+    assert plane_hold(bus, 5, 7) == 5
