@@ -446,6 +446,7 @@ def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
     head is on the last link and its last element has entered that link. The bus's
     taps take no link time (held until the head reaches them, or the medium's
     serialisation); the mesh's port into a PE has no latency (held until the arrival);
+    the systolic array's edge PEs hang off L2 by one link (held for the serialisation);
     elsewhere the last link's hop latency comes after its release."""
     if arrival <= 0:
         return 0
@@ -453,6 +454,10 @@ def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
         return max(busy, arrival - busy + 1)
     if machine.topology == "mesh":
         return arrival
+    if machine.topology == "systolic":
+        # L2 feeds the left column and the top row over one link each: the hop into
+        # an edge PE is the phase's only one there.
+        return busy
     return max(busy, arrival - max(machine.hop_latency, 1) + 1)
 
 

@@ -417,3 +417,6 @@ def test_mesh_routes_and_plane_holds_by_hand() -> None:
     bus = machine_of(Hardware(num_pes=4, noc_latency_cycles=3))
     assert plane_hold(bus, 1, 3) == 3
     assert plane_hold(bus, 5, 7) == 5
+    # The systolic array's edge PEs hang off L2 by one link: held for its serialisation.
+    systolic = machine_of(Hardware(num_pes=4, topology="systolic", noc_hop_latency_cycles=1))
+    assert plane_hold(systolic, 1, 2) == 1
