@@ -143,6 +143,9 @@ class LevelResult:
     """(steps, per-tensor L2 reads per step) of each case counted."""
     last_egress: int = 0
     """Output elements leaving in the last step counted."""
+    received: frozenset[int] = frozenset()
+    """Input tensors some step of the level after its first, or of a level below,
+    receives (refined): holding any other changes none of its steps."""
     global_steps: int = 0
     """Lock-step steps of this level's nest as its cases count them (refined model)."""
     compute_total: float = 0.0
@@ -314,6 +317,8 @@ class _Totals:
     """(steps, per-tensor L2 reads per step) of each case counted (refined model)."""
     last_egress: int = 0
     """Output elements leaving in the last case counted (refined model)."""
+    received: set[int] = field(default_factory=set)
+    """Input tensors received after the level's first step, or below (refined model)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -347,6 +352,7 @@ class _Totals:
             compute_total=self.compute_total,
             case_volumes=tuple(self.volumes),
             last_egress=self.last_egress,
+            received=frozenset(self.received),
         )
 
 
@@ -540,6 +546,8 @@ def _count_case(
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
         volumes.append(volume)
+        if volume > 0 and changing >= 0:
+            totals.received.add(t)
         ingress += volume
         totals.l2_reads[t] += occ * volume
         totals.l1_writes[t] = totals.l2_reads[t]
@@ -616,6 +624,8 @@ def _count_case(
             return paced(compute, spread)[0]
 
         step, base = paced(compute)
+        for result in below:
+            totals.received.update(result.received)
         totals.base_runtime += occ * base
         inner_steps, inner_compute = _inner_work(below, compute)
         totals.global_steps += occ * inner_steps
@@ -981,7 +991,12 @@ def _sub(
     partial: bool,
     held: frozenset[int] = frozenset(),
 ) -> LevelResult:
-    return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial), held)
+    dims = sub_level_dims(model, states, partial)
+    if held:
+        # Holding a tensor no step after the nested level's first receives changes
+        # nothing: the same analysis serves.
+        held &= _analyze_level(ctx, model.index + 1, dims).received
+    return _analyze_level(ctx, model.index + 1, dims, held)
 
 
 def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
