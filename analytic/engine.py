@@ -557,6 +557,12 @@ def _count_case(
     below: list[LevelResult] = []
     inner_held = _held_below(model, changing, volumes) if reuse is not None else frozenset()
     compute, active = _compute(ctx, model, states, psums, dims, below, inner_held)
+    novel = _partly_new(model, states, changing, volumes, inner_held) if reuse else None
+    if novel is not None:
+        # Only the share of the nested steps that walks the new part receives it.
+        t, share = novel
+        held_too = _compute(ctx, model, states, psums, dims, None, inner_held | {t})[0]
+        compute = share * compute + (1 - share) * held_too  # type: ignore[assignment]
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
@@ -581,6 +587,9 @@ def _count_case(
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
         raw = compute if model.innermost else _nested_base(ctx, model, states, inner_held)
+        if novel is not None and not model.innermost:
+            also = inner_held | {novel[0]}
+            raw = novel[1] * raw + (1 - novel[1]) * _nested_base(ctx, model, states, also)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between: all the steps between its sends where every unit sends together,
@@ -982,6 +991,27 @@ def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozens
     if model.innermost or (changing < 0 and model.index == 0):
         return frozenset()
     return frozenset(t for t, volume in enumerate(volumes) if volume == 0)
+
+
+def _partly_new(
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    volumes: list[int],
+    held: frozenset[int],
+) -> tuple[int, float] | None:
+    """The one input tensor a step of ``model`` moves only part of (a sliding window's
+    new rows), with that part's share of its tile, or None."""
+    if model.innermost or changing < 0:
+        return None
+    partly = []
+    for t, (view, volume) in enumerate(zip(model.inputs, volumes, strict=True)):
+        if t in held or volume <= 0:
+            continue
+        whole = spatial_ingress(model, states, -1, view)
+        if 0 < volume < whole:
+            partly.append((t, volume / whole))
+    return partly[0] if len(partly) == 1 else None
 
 
 def _sub(

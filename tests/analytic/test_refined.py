@@ -420,3 +420,27 @@ def test_mesh_routes_and_plane_holds_by_hand() -> None:
     # The systolic array's edge PEs hang off L2 by one link: held for its serialisation.
     systolic = machine_of(Hardware(num_pes=4, topology="systolic", noc_hop_latency_cycles=1))
     assert plane_hold(systolic, 1, 2) == 1
+
+
+def test_nested_steps_receive_a_sliding_windows_new_part_in_its_share() -> None:
+    # X (6) slides at the top in tiles of 4 columns, offset 2 (filter S = 3), K over
+    # the 2 clusters; each cluster walks S and X in tiles of 3 columns, offset 1, C over
+    # its 2 PEs (fat tree, hop latency 1). The second top step moves 2 new input
+    # columns of the tile's 4: only that share of its nested steps walks them and waits
+    # for them, the others find their columns in L1. The simulator (realistic) gives 56
+    # cycles; every nested step waiting for the input, as if it were all new, gave 57.
+    layer = make_layer(
+        name="W", type_=LayerType.CONV, declared={"K": 2, "C": 2, "R": 1, "S": 3, "Y": 1, "X": 6}
+    )
+    mapping = Mapping(
+        (
+            MapDirective(False, "X", 4, 2),
+            MapDirective(True, "K", 1, 1),
+            ClusterDirective(2),
+            MapDirective(False, "S", 1, 1),
+            MapDirective(False, "X", 3, 1),
+            MapDirective(True, "C", 1, 1),
+        )
+    )
+    hw = Hardware(num_pes=4, topology="tree", noc_hop_latency_cycles=1, noc_latency_cycles=2)
+    assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 56
