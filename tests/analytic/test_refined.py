@@ -342,3 +342,40 @@ def test_tree_plane_held_for_the_route_fill() -> None:
         noc_hop_latency_cycles=1,
     )
     assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 58
+
+
+def test_tree_links_all_carry_the_hop_latency() -> None:
+    # K (2) spread over 2 PEs on a fat tree (depth 1: L2 -> root switch -> PE, two links
+    # of the hop latency h each; MAESTRO's L is the bus's and no tree link's), X (8)
+    # temporal, 1 MAC per step. A message's last element is received
+    # `busy - 1 + depth h + max(h, 1)` after the phase starts.
+    layer = make_layer(
+        name="T", type_=LayerType.CONV, declared={"K": 2, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
+    )
+    mapping = _unit_maps("X", "*K", "C", "Y", "R", "S")
+
+    def runtime(latency: int, hop: int) -> int:
+        hw = Hardware(
+            num_pes=2,
+            topology="tree",
+            noc_bw_elems_per_cycle=64,
+            noc_latency_cycles=latency,
+            noc_hop_latency_cycles=hop,
+        )
+        return analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
+
+    # h = 0, L = 3: the first step moves one input and two weights, 3 one-element
+    # messages over the L2 link (3 cycles), received after 3 - 1 + 0 + 1 = 3 cycles:
+    # first step 3 + 1 MAC = 4. Each later step moves one input (1 cycle, received
+    # after 1) and collects the two PEs' outputs (2 messages, 2 cycles, received after
+    # 2): max(1, 1, (1 + 1) / 2) = 1 plus the collection's excess 2 - 1 = 2 per step, 7
+    # x 2 = 14. First fetch 1 + 4 + 14 + last collection 2 + write-back 1 = 22, the
+    # simulator's (realistic) runtime; charging L = 3 on the last link said 30.
+    assert runtime(3, 0) == 22
+    # h = 2, L = 0: the first distribution holds the plane 3 + 1 x 2 = 5 cycles and is
+    # received after 3 - 1 + 2 + 2 = 6: first step 7. Later steps: distribution busy
+    # 1 + 2 = 3, received after 1 - 1 + 2 + 2 = 4; collection busy 2 + 2 = 4, received
+    # after 2 - 1 + 2 + 2 = 5: max(3, 1, (4 + 1) / 2) = 3, collections max(4, (5 + 1) / 2)
+    # = 4 per step: 7 x 4 = 28. 1 + 7 + 28 + last collection 5 + write-back 1 = 42, the
+    # simulator's runtime (max(L, 1) = 1 on the last link said 40).
+    assert runtime(0, 2) == 42
