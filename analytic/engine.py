@@ -453,11 +453,30 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     totals.runtime = scale * sum(
         occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
     )
+    if exact.after_idle > 0:
+        totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
     if totals.macs > 0:
         ratio = exact.macs / totals.macs
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
         totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
     totals.macs = exact.macs
+
+
+def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
+    """The steps' floor where steps without a MAC come between steps with one.
+
+    A PE takes step ``t``'s tiles once it finished step ``t - 2`` (two buffers), and a
+    step without a MAC takes a buffer all the same. So a step with a MAC right after one
+    without waits for the step with a MAC before it to finish before its tiles leave
+    L2: its arrival is not hidden behind any compute, and
+    ``runtime >= K + Id_first + after_idle x Id`` (``K`` the compute of all steps,
+    ``Id`` the arrival of the steps after the first over the cases, weighted by their
+    steps: which steps have no MAC, the case enumeration does not tell;
+    docs/refined-model.md, section 5)."""
+    later = list(zip(totals.weights[1:], totals.ingress[1:], strict=True))
+    steps = sum(w for w, _ in later)
+    mean = sum(w * d for w, d in later) / steps if steps > 0 else totals.ingress[0]
+    return exact.compute_cycles + totals.ingress[0] + exact.after_idle * mean
 
 
 def _model_over(

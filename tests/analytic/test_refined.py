@@ -379,3 +379,49 @@ def test_tree_links_all_carry_the_hop_latency() -> None:
     # = 4 per step: 7 x 4 = 28. 1 + 7 + 28 + last collection 5 + write-back 1 = 42, the
     # simulator's runtime (max(L, 1) = 1 on the last link said 40).
     assert runtime(0, 2) == 42
+
+
+def test_a_step_with_a_mac_after_one_without_waits_for_its_tiles() -> None:
+    # One PE, C (4) whole, filter rows R (2) outer, input rows Y (6) inner, stride 2:
+    # with filter row 0 rows 0, 2, 4 hold an output, with filter row 1 rows 1, 3, 5.
+    # The exact counts: 12 steps, 6 without a MAC (alternating), 5 with a MAC right
+    # after one without (all but the first), compute K = 6 x 4 = 24. A step without a
+    # MAC takes a buffer too, so each of those 5 gets its tiles only once the previous
+    # step with a MAC finished: K + the first arrival + 5 x the later steps' arrival.
+    layer = make_layer(
+        name="T",
+        type_=LayerType.CONV,
+        declared={"K": 1, "C": 4, "R": 2, "S": 1, "Y": 6, "X": 1},
+        stride_y=2,
+    )
+    mapping = Mapping(
+        (
+            MapDirective(True, "K", 1, 1),
+            MapDirective(False, "X", 1, 1),
+            MapDirective(False, "S", 1, 1),
+            MapDirective(False, "C", 4, 4),
+            MapDirective(False, "R", 1, 1),
+            MapDirective(False, "Y", 1, 1),
+        )
+    )
+
+    def runtime(topology: str, bandwidth: int, latency: int, hop: int) -> int:
+        hw = Hardware(
+            num_pes=1,
+            topology=topology,
+            noc_bw_elems_per_cycle=bandwidth,
+            noc_latency_cycles=latency,
+            noc_hop_latency_cycles=hop,
+        )
+        return analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
+
+    # Bus, 4 elements/cycle, L = 3: the first step's 4 inputs and 4 weights arrive after
+    # 2 + 3 - 1 = 4 cycles; the case enumeration's 11 later steps: 6 move a new row of 4
+    # inputs (1 + 3 - 1 = 3 cycles), 5 nothing: mean 18 / 11. Floor 24 + 4 + 5 x 18 / 11
+    # = 36.2 over the 32.25 the steps' own bound gives; first fetch 1 + 36 + last
+    # collection 3 + write-back 1 = 41 (without the floor 37). The simulator: 42.
+    assert runtime("bus", 4, 3, 0) == 41
+    # Tree (one PE: the L2 link alone), 2 elements/cycle, hop latency 1: the first step
+    # 4 + 1 - 1 = 4, a new row 2 + 1 - 1 = 2: 24 + 4 + 5 x 12 / 11 = 33.5 over 28;
+    # 1 + 33 + 1 + 1 = 36 (without the floor 31). The simulator: 37.
+    assert runtime("tree", 2, 0, 1) == 36
