@@ -450,8 +450,12 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
         return
     scale = exact.top_steps / enumerated
     kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
+    fills = (
+        _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),
+        _fill_share(exact.top_steps, scale, totals.weights, totals.egress),
+    )
     totals.runtime = scale * sum(
-        occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
+        occ * step(c + (kappa - 1) * k, 1 / scale, fills) for occ, c, k, step in totals.deferred
     )
     if exact.after_idle > 0:
         totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
@@ -460,6 +464,17 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
         totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
     totals.macs = exact.macs
+
+
+def _fill_share(steps: int, scale: float, weights: list[int], delays: list[float]) -> float:
+    """What each of the case enumeration's phases on a plane carries of a phase's fill
+    (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
+    one fill per phase, and the executed nest has at most one phase per step, so
+    ``min(moving, steps)`` phases, each enumerated one counted ``scale`` times."""
+    moving = sum(w for w, d in zip(weights, delays, strict=True) if d > 0)
+    if moving <= 0:
+        return 1.0
+    return min(moving, steps) / (moving * scale)
 
 
 def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
@@ -563,6 +578,16 @@ def _count_case(
         in_busy, step_in, out_busy, step_out = _refined_delays(
             ctx, ctx.machine, noc, model, states, tuple(volumes), egress, reuse
         )
+        # The part of each phase's busy time that does not grow with its volume (the
+        # route's fill, the adders), which the exact counts spread by phases, not by
+        # volume (:func:`_exact_runtime`).
+        in_bare, out_bare = in_busy, out_busy
+        if model.index == 0 and ctx.exact is not None and ctx.machine.topology in FILLED:
+            bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
+            in_bare, _, out_bare, _ = _refined_delays(
+                ctx, bare, noc, model, states, tuple(volumes), egress, reuse
+            )
+        in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         if noc.free and changing < 0:
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
@@ -585,11 +610,14 @@ def _count_case(
         unit_share = reuse.unit_share
         start_compute = compute
 
-        def paced(compute: float, spread: float = 1.0) -> tuple[float, float]:
+        def paced(
+            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+        ) -> tuple[float, float]:
             """(The step's cost, the same without what this level's collections add)
-            given its compute, with its traffic times ``spread`` (docs/refined-model.md,
-            "A step" and "Exact counts")."""
-            ib, ob = in_busy * spread, out_busy * spread
+            given its compute, with its traffic times ``spread`` and each plane's fill
+            times ``fills`` (docs/refined-model.md, "A step" and "Exact counts")."""
+            ib = in_bare * spread + in_fill * fills[0]
+            ob = out_bare * spread + out_fill * fills[1]
             si, so = step_in - in_busy + ib, step_out - out_busy + ob
             if serial:
                 serial_step = max(ib, ob, compute + si)
@@ -613,9 +641,11 @@ def _count_case(
                     step = max(step, base + leaving * (per_step - base))
             return step, base
 
-        def step_of(compute: float, spread: float = 1.0) -> float:
-            """The step's cost given its compute and traffic spread."""
-            return paced(compute, spread)[0]
+        def step_of(
+            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+        ) -> float:
+            """The step's cost given its compute, traffic spread and fills."""
+            return paced(compute, spread, fills)[0]
 
         step, base = paced(compute)
         totals.base_runtime += occ * base
@@ -653,6 +683,10 @@ def _count_case(
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
+
+
+FILLED = ("tree", "mesh")
+"""Topologies whose phases hold their plane for a fill beyond their serialisation."""
 
 
 def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:

@@ -11,7 +11,7 @@ from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.layer import LayerType, make_layer
 from metronome.spec.loader import load_network
 from metronome.spec.maestro import parse_hw_file
-from metronome.spec.mapping import MapDirective, Mapping
+from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
 from metronome.spec.results import LayerResult
 from metronome.spec.scenario import load_scenario
 from metronome.spec.source import SpecError
@@ -425,3 +425,67 @@ def test_a_step_with_a_mac_after_one_without_waits_for_its_tiles() -> None:
     # 4 + 1 - 1 = 4, a new row 2 + 1 - 1 = 2: 24 + 4 + 5 x 12 / 11 = 33.5 over 28;
     # 1 + 33 + 1 + 1 = 36 (without the floor 31). The simulator: 37.
     assert runtime("tree", 2, 0, 1) == 36
+
+
+def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
+    from metronome.analytic.engine import _fill_share
+
+    # p70 of the random small problems (tree, `TemporalMap(2,2) X'` with stride 2): the
+    # case enumeration counts 16 steps, 12 of which move tiles, where the nest executes
+    # 8 (scale 1/2). At most one phase per executed step: min(12, 8) = 8 phases, so each
+    # of the 12 enumerated ones, counted 1/2 times, carries 8 / (12 x 1/2) = 4/3 of a
+    # phase's fill (spreading the fill with the volume said 2: 12 phases).
+    assert _fill_share(8, 0.5, [1, 11, 4], [5.0, 3.0, 0.0]) == pytest.approx(4 / 3)
+    # p31 (tree, strided X edge tiles): the enumeration skips the 6 steps without a MAC,
+    # its 6 moving steps stand for 12 executed ones (scale 2): min(6, 12) / (6 x 2) = 1/2,
+    # the volume's spread too.
+    assert _fill_share(12, 2.0, [1, 5], [6.0, 6.0]) == 0.5
+    # Nothing moves: no fill to share.
+    assert _fill_share(12, 2.0, [6], [0.0]) == 1.0
+
+
+def test_two_level_tree_fill_counted_once_per_executed_phase() -> None:
+    # p48 of the random small problems: 9 PEs on a fat tree (depth 4, hop latency 2),
+    # `TemporalMap(1,1) Y'` over one output row, which the case enumeration walks as 3
+    # input rows: 18 steps where the nest executes 6. Each executed step's phases hold
+    # the plane for the route's fill (4 x 2 cycles) once; spreading the fill with the
+    # volume (x 3) charged it three times: 209 cycles. The simulator (realistic): 111.
+    layer = make_layer(
+        name="p",
+        type_=LayerType.CONV,
+        declared={"K": 3, "C": 3, "R": 3, "S": 1, "Y": 3, "X": 1},
+        stride_x=2,
+    )
+
+    def tm(dim: str, size: int, offset: int, spatial: bool = False) -> MapDirective:
+        return MapDirective(spatial, dim, size, offset)
+
+    mapping = Mapping(
+        (
+            tm("K", 2, 1, True),
+            tm("C", 2, 2),
+            tm("S", 1, 1),
+            tm("X", 1, 1),
+            tm("R", 1, 1),
+            tm("Y'", 1, 1),
+            ClusterDirective(3),
+            tm("C", 1, 1, True),
+            tm("R", 1, 1),
+            tm("S", 1, 1),
+            tm("K", 2, 1),
+            tm("Y", 3, 2),
+            tm("X'", 1, 1),
+        )
+    )
+    hw = Hardware(
+        num_pes=9,
+        topology="tree",
+        l1_size_elems=5,
+        l2_size_elems=28,
+        noc_hop_latency_cycles=2,
+        noc_latency_cycles=2,
+        offchip_latency_cycles=5,
+        adder_latency_cycles=1,
+    )
+    runtime = analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
+    assert abs(runtime - 111) / 111 < 0.05
