@@ -256,57 +256,6 @@ class _Group:
         self.memo[key] = result
         return result
 
-    def _plan(self, level: int, ranges: Ranges) -> list[_Planned]:
-        """The level's directives of this group over ``ranges``, in the level's order."""
-        plan: list[_Planned] = []
-        for d in self.levels[level]:
-            size, offset = d.size, d.offset
-            if d.dim in FILTER_OF:
-                stride = self.strides[d.dim]
-                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
-                if stride > 1 and size >= hi_r - lo_r:
-                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
-            if d.dim in INPUT_OF:
-                first, extent = self._outputs(ranges, d.dim)
-            else:
-                lo, hi = ranges[self.index[d.dim]]
-                first, extent = lo, hi - lo
-            positions = 1 + -(-max(0, extent - size) // offset)
-            plan.append(_Planned(d, size, offset, positions, first, extent))
-        return plan
-
-    def mac_positions(self) -> np.ndarray:
-        """Over the positions of the group's top-level loops, in the level's order (a
-        SpatialMap's fold loop where the first SpatialMap stands): does some unit's
-        tile hold a MAC (one level: the tile is the PE's)."""
-        whole = tuple((0, self.sizes[d]) for d in self.held)
-        plan = self._plan(0, whole)
-        units = self.units[0]
-        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
-        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
-        flat = []
-        for base, fold in self._positions(whole, plan, spatial, units):
-            tiles = (
-                iter([tuple(base)])
-                if plain
-                else (self._unit_tile(base, plan, spatial, fold * units + u) for u in range(units))
-            )
-            flat.append(any(t is not None and self._leaf_of(t)[0] > 0 for t in tiles))
-        # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
-        # first SpatialMap stands) in the level's order, then the output coordinates'.
-        loops = [
-            i
-            for i, p in enumerate(plan)
-            if (i == spatial[0] if p.directive.spatial else p.directive.dim not in INPUT_OF)
-        ]
-        loops += [i for i, p in enumerate(plan) if not p.directive.spatial and i not in loops]
-        shape = [
-            -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
-            for i in loops
-        ]
-        nz = np.array(flat, dtype=bool).reshape(shape)
-        return np.transpose(nz, np.argsort(loops))
-
     def _canonical(self, ranges: Ranges) -> Ranges:
         """``ranges`` moved down by a multiple of the stride along each sliding input
         dimension whose rows no window can cross the layer's edge from
@@ -438,6 +387,57 @@ class _Group:
             rows = window_rows(o_hi - o_lo, tile[f][1] - tile[f][0], stride) if o_hi > o_lo else 0
             tile[k] = (lo, lo + rows)
         return tuple(tile)
+
+    def _plan(self, level: int, ranges: Ranges) -> list[_Planned]:
+        """The level's directives of this group over ``ranges``, in the level's order."""
+        plan: list[_Planned] = []
+        for d in self.levels[level]:
+            size, offset = d.size, d.offset
+            if d.dim in FILTER_OF:
+                stride = self.strides[d.dim]
+                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
+                if stride > 1 and size >= hi_r - lo_r:
+                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+            if d.dim in INPUT_OF:
+                first, extent = self._outputs(ranges, d.dim)
+            else:
+                lo, hi = ranges[self.index[d.dim]]
+                first, extent = lo, hi - lo
+            positions = 1 + -(-max(0, extent - size) // offset)
+            plan.append(_Planned(d, size, offset, positions, first, extent))
+        return plan
+
+    def mac_positions(self) -> np.ndarray:
+        """Over the positions of the group's top-level loops, in the level's order (a
+        SpatialMap's fold loop where the first SpatialMap stands): does some unit's
+        tile hold a MAC (one level: the tile is the PE's)."""
+        whole = tuple((0, self.sizes[d]) for d in self.held)
+        plan = self._plan(0, whole)
+        units = self.units[0]
+        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
+        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        flat = []
+        for base, fold in self._positions(whole, plan, spatial, units):
+            tiles = (
+                iter([tuple(base)])
+                if plain
+                else (self._unit_tile(base, plan, spatial, fold * units + u) for u in range(units))
+            )
+            flat.append(any(t is not None and self._leaf_of(t)[0] > 0 for t in tiles))
+        # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
+        # first SpatialMap stands) in the level's order, then the output coordinates'.
+        loops = [
+            i
+            for i, p in enumerate(plan)
+            if (i == spatial[0] if p.directive.spatial else p.directive.dim not in INPUT_OF)
+        ]
+        loops += [i for i, p in enumerate(plan) if not p.directive.spatial and i not in loops]
+        shape = [
+            -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
+            for i in loops
+        ]
+        nz = np.array(flat, dtype=bool).reshape(shape)
+        return np.transpose(nz, np.argsort(loops))
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
