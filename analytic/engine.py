@@ -466,34 +466,6 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     totals.macs = exact.macs
 
 
-def _fill_share(steps: int, scale: float, weights: list[int], delays: list[float]) -> float:
-    """What each of the case enumeration's phases on a plane carries of a phase's fill
-    (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
-    one fill per phase, and the executed nest has at most one phase per step, so
-    ``min(moving, steps)`` phases, each enumerated one counted ``scale`` times."""
-    moving = sum(w for w, d in zip(weights, delays, strict=True) if d > 0)
-    if moving <= 0:
-        return 1.0
-    return min(moving, steps) / (moving * scale)
-
-
-def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
-    """The steps' floor where steps without a MAC come between steps with one.
-
-    A PE takes step ``t``'s tiles once it finished step ``t - 2`` (two buffers), and a
-    step without a MAC takes a buffer all the same. So a step with a MAC right after one
-    without waits for the step with a MAC before it to finish before its tiles leave
-    L2: its arrival is not hidden behind any compute, and
-    ``runtime >= K + Id_first + after_idle x Id`` (``K`` the compute of all steps,
-    ``Id`` the arrival of the steps after the first over the cases, weighted by their
-    steps: which steps have no MAC, the case enumeration does not tell;
-    docs/refined-model.md, section 5)."""
-    later = list(zip(totals.weights[1:], totals.ingress[1:], strict=True))
-    steps = sum(w for w, _ in later)
-    mean = sum(w * d for w, d in later) / steps if steps > 0 else totals.ingress[0]
-    return exact.compute_cycles + totals.ingress[0] + exact.after_idle * mean
-
-
 def _model_over(
     ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
 ) -> LevelModel:
@@ -683,6 +655,34 @@ def _count_case(
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
+
+
+def _fill_share(steps: int, scale: float, weights: list[int], delays: list[float]) -> float:
+    """What each of the case enumeration's phases on a plane carries of a phase's fill
+    (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
+    one fill per phase, and the executed nest has at most one phase per step, so
+    ``min(moving, steps)`` phases, each enumerated one counted ``scale`` times."""
+    moving = sum(w for w, d in zip(weights, delays, strict=True) if d > 0)
+    if moving <= 0:
+        return 1.0
+    return min(moving, steps) / (moving * scale)
+
+
+def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
+    """The steps' floor where steps without a MAC come between steps with one.
+
+    A PE takes step ``t``'s tiles once it finished step ``t - 2`` (two buffers), and a
+    step without a MAC takes a buffer all the same. So a step with a MAC right after one
+    without waits for the step with a MAC before it to finish before its tiles leave
+    L2: its arrival is not hidden behind any compute, and
+    ``runtime >= K + Id_first + after_idle x Id`` (``K`` the compute of all steps,
+    ``Id`` the arrival of the steps after the first over the cases, weighted by their
+    steps: which steps have no MAC, the case enumeration does not tell;
+    docs/refined-model.md, section 5)."""
+    later = list(zip(totals.weights[1:], totals.ingress[1:], strict=True))
+    steps = sum(w for w, _ in later)
+    mean = sum(w * d for w, d in later) / steps if steps > 0 else totals.ingress[0]
+    return exact.compute_cycles + totals.ingress[0] + exact.after_idle * mean
 
 
 FILLED = ("tree", "mesh")
