@@ -26,7 +26,7 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from math import prod
 
@@ -299,9 +299,9 @@ class _Totals:
     weights: list[int] = field(default_factory=list)
     global_steps: int = 0
     compute_total: float = 0.0
-    deferred: list[tuple[int, float, float, Callable[[float, float], float]]] = field(
-        default_factory=list
-    )
+    deferred: list[
+        tuple[int, float, float, Callable[[float, float, tuple[float, float]], float]]
+    ] = field(default_factory=list)
     """Top-level cases of the refined model: (steps, compute delay, its compute part,
     step cost given the compute delay and a traffic factor), summed once the exact
     counts say how many steps there are (:func:`_exact_runtime`)."""
@@ -657,7 +657,7 @@ def _count_case(
     return True
 
 
-def _fill_share(steps: int, scale: float, weights: list[int], delays: list[float]) -> float:
+def _fill_share(steps: int, scale: float, weights: Sequence[int], delays: Sequence[float]) -> float:
     """What each of the case enumeration's phases on a plane carries of a phase's fill
     (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
     one fill per phase, and the executed nest has at most one phase per step, so
