@@ -657,7 +657,7 @@ def _count_case(
     return True
 
 
-def _fill_share(steps: int, scale: float, weights: Sequence[int], delays: Sequence[float]) -> float:
+def _fill_share(steps: int, scale: float, weights: list[int], delays: list[int]) -> float:
     """What each of the case enumeration's phases on a plane carries of a phase's fill
     (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
     one fill per phase, and the executed nest has at most one phase per step, so
