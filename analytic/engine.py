@@ -307,9 +307,9 @@ class _Totals:
     weights: list[int] = field(default_factory=list)
     global_steps: int = 0
     compute_total: float = 0.0
-    deferred: list[tuple[int, float, float, Callable[[float, float], float]]] = field(
-        default_factory=list
-    )
+    deferred: list[
+        tuple[int, float, float, Callable[[float, float, tuple[float, float]], float]]
+    ] = field(default_factory=list)
     """Top-level cases of the refined model: (steps, compute delay, its compute part,
     step cost given the compute delay and a traffic factor), summed once the exact
     counts say how many steps there are (:func:`_exact_runtime`)."""
@@ -468,9 +468,15 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
         return
     scale = exact.top_steps / enumerated
     kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
-    totals.runtime = scale * sum(
-        occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred
+    fills = (
+        _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),
+        _fill_share(exact.top_steps, scale, totals.weights, totals.egress),
     )
+    totals.runtime = scale * sum(
+        occ * step(c + (kappa - 1) * k, 1 / scale, fills) for occ, c, k, step in totals.deferred
+    )
+    if exact.after_idle > 0:
+        totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
     if totals.macs > 0:
         ratio = exact.macs / totals.macs
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
@@ -579,6 +585,16 @@ def _count_case(
             # A nested level's first tiles came with the level above's step (charged
             # there, and fetched only where L1 lacked them).
             in_busy = step_in = 0
+        # The part of each phase's busy time that does not grow with its volume (the
+        # route's fill, the adders), which the exact counts spread by phases, not by
+        # volume (:func:`_exact_runtime`).
+        in_bare, out_bare = in_busy, out_busy
+        if model.index == 0 and ctx.exact is not None and ctx.machine.topology in FILLED:
+            bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
+            in_bare, _, out_bare, _ = _refined_delays(
+                ctx, bare, noc, model, states, tuple(volumes), egress, reuse
+            )
+        in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = serial_fill or (
             model.innermost and not _double_buffered(ctx.machine, model, states, changing)
         )
@@ -600,11 +616,14 @@ def _count_case(
         unit_share = reuse.unit_share
         start_compute = compute
 
-        def paced(compute: float, spread: float = 1.0) -> tuple[float, float]:
+        def paced(
+            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+        ) -> tuple[float, float]:
             """(The step's cost, the same without what this level's collections add)
-            given its compute, with its traffic times ``spread`` (docs/refined-model.md,
-            "A step" and "Exact counts")."""
-            ib, ob = in_busy * spread, out_busy * spread
+            given its compute, with its traffic times ``spread`` and each plane's fill
+            times ``fills`` (docs/refined-model.md, "A step" and "Exact counts")."""
+            ib = in_bare * spread + in_fill * fills[0]
+            ob = out_bare * spread + out_fill * fills[1]
             si, so = step_in - in_busy + ib, step_out - out_busy + ob
             if serial:
                 serial_step = max(ib, ob, compute + si)
@@ -628,9 +647,11 @@ def _count_case(
                     step = max(step, base + leaving * (per_step - base))
             return step, base
 
-        def step_of(compute: float, spread: float = 1.0) -> float:
-            """The step's cost given its compute and traffic spread."""
-            return paced(compute, spread)[0]
+        def step_of(
+            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+        ) -> float:
+            """The step's cost given its compute, traffic spread and fills."""
+            return paced(compute, spread, fills)[0]
 
         step, base = paced(compute)
         for result in below:
@@ -670,6 +691,38 @@ def _count_case(
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
+
+
+def _fill_share(steps: int, scale: float, weights: list[int], delays: list[int]) -> float:
+    """What each of the case enumeration's phases on a plane carries of a phase's fill
+    (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
+    one fill per phase, and the executed nest has at most one phase per step, so
+    ``min(moving, steps)`` phases, each enumerated one counted ``scale`` times."""
+    moving = sum(w for w, d in zip(weights, delays, strict=True) if d > 0)
+    if moving <= 0:
+        return 1.0
+    return min(moving, steps) / (moving * scale)
+
+
+def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
+    """The steps' floor where steps without a MAC come between steps with one.
+
+    A PE takes step ``t``'s tiles once it finished step ``t - 2`` (two buffers), and a
+    step without a MAC takes a buffer all the same. So a step with a MAC right after one
+    without waits for the step with a MAC before it to finish before its tiles leave
+    L2: its arrival is not hidden behind any compute, and
+    ``runtime >= K + Id_first + after_idle x Id`` (``K`` the compute of all steps,
+    ``Id`` the arrival of the steps after the first over the cases, weighted by their
+    steps: which steps have no MAC, the case enumeration does not tell;
+    docs/refined-model.md, section 5)."""
+    later = list(zip(totals.weights[1:], totals.ingress[1:], strict=True))
+    steps = sum(w for w, _ in later)
+    mean = sum(w * d for w, d in later) / steps if steps > 0 else totals.ingress[0]
+    return exact.compute_cycles + totals.ingress[0] + exact.after_idle * mean
+
+
+FILLED = ("tree", "mesh")
+"""Topologies whose phases hold their plane for a fill beyond their serialisation."""
 
 
 def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:

@@ -39,6 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
+import numpy as np
+
 from metronome.spec.layer import Layer
 from metronome.spec.mapping import MapDirective, Mapping
 from metronome.spec.window import (
@@ -82,6 +84,10 @@ class ExactCounts:
     one level; with nested levels each group follows the nest of its busiest unit
     (the units of a level step through their nests together, so where they hold edge
     tiles of different shapes the sum is a close lower bound)."""
+    idle_steps: int = 0
+    """One level: the steps at which no PE has a MAC (tiles holding no whole window)."""
+    after_idle: int = 0
+    """One level: the steps with a MAC right after a step without one."""
 
 
 @dataclass(slots=True)
@@ -209,24 +215,9 @@ class _Group:
             result = self._walk_line(level, ranges[0][1])
             self.memo[key] = result
             return result
-        directives = self.levels[level]
         units = self.units[level]
         last = level == len(self.levels) - 1
-        plan: list[_Planned] = []
-        for d in directives:
-            size, offset = d.size, d.offset
-            if d.dim in FILTER_OF:
-                stride = self.strides[d.dim]
-                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
-                if stride > 1 and size >= hi_r - lo_r:
-                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
-            if d.dim in INPUT_OF:
-                first, extent = self._outputs(ranges, d.dim)
-            else:
-                lo, hi = ranges[self.index[d.dim]]
-                first, extent = lo, hi - lo
-            positions = 1 + -(-max(0, extent - size) // offset)
-            plan.append(_Planned(d, size, offset, positions, first, extent))
+        plan = self._plan(level, ranges)
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         linear = [0] * len(self.factor_dims)
         length = 0
@@ -397,6 +388,57 @@ class _Group:
             tile[k] = (lo, lo + rows)
         return tuple(tile)
 
+    def _plan(self, level: int, ranges: Ranges) -> list[_Planned]:
+        """The level's directives of this group over ``ranges``, in the level's order."""
+        plan: list[_Planned] = []
+        for d in self.levels[level]:
+            size, offset = d.size, d.offset
+            if d.dim in FILTER_OF:
+                stride = self.strides[d.dim]
+                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
+                if stride > 1 and size >= hi_r - lo_r:
+                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+            if d.dim in INPUT_OF:
+                first, extent = self._outputs(ranges, d.dim)
+            else:
+                lo, hi = ranges[self.index[d.dim]]
+                first, extent = lo, hi - lo
+            positions = 1 + -(-max(0, extent - size) // offset)
+            plan.append(_Planned(d, size, offset, positions, first, extent))
+        return plan
+
+    def mac_positions(self) -> np.ndarray:
+        """Over the positions of the group's top-level loops, in the level's order (a
+        SpatialMap's fold loop where the first SpatialMap stands): does some unit's
+        tile hold a MAC (one level: the tile is the PE's)."""
+        whole = tuple((0, self.sizes[d]) for d in self.held)
+        plan = self._plan(0, whole)
+        units = self.units[0]
+        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
+        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        flat = []
+        for base, fold in self._positions(whole, plan, spatial, units):
+            tiles = (
+                iter([tuple(base)])
+                if plain
+                else (self._unit_tile(base, plan, spatial, fold * units + u) for u in range(units))
+            )
+            flat.append(any(t is not None and self._leaf_of(t)[0] > 0 for t in tiles))
+        # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
+        # first SpatialMap stands) in the level's order, then the output coordinates'.
+        loops = [
+            i
+            for i, p in enumerate(plan)
+            if (i == spatial[0] if p.directive.spatial else p.directive.dim not in INPUT_OF)
+        ]
+        loops += [i for i, p in enumerate(plan) if not p.directive.spatial and i not in loops]
+        shape = [
+            -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
+            for i in loops
+        ]
+        nz = np.array(flat, dtype=bool).reshape(shape)
+        return np.transpose(nz, np.argsort(loops))
+
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
     """Adds ``times`` x ``hist`` to the histogram ``into``."""
@@ -451,6 +493,9 @@ def exact_counts(
     ]
     top_steps, steps = _top_steps(groups)
     compute = _compute_cycles(groups, simd_lanes)
+    idle = after_idle = 0
+    if len(levels) == 1 and _step_histogram(groups).get(0, 0) > 0:
+        idle, after_idle = _idle_runs(groups, levels[0])
     return ExactCounts(
         macs=linear[0],
         steps=steps,
@@ -459,6 +504,8 @@ def exact_counts(
         steps_exact=not any(g.nested_idle for g, _ in groups),
         tile_elems=tuple(linear[2:]),
         compute_cycles=compute,
+        idle_steps=idle,
+        after_idle=after_idle,
     )
 
 
@@ -478,6 +525,11 @@ def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
     """Sum over the steps of ``ceil(busiest PE's MACs / simd)``: the busiest PE's MACs
     are the product of each group's largest unit extent, so the groups' histograms of
     those extents combine into the steps' histogram."""
+    return sum(n * -(-v // simd) for v, n in _step_histogram(groups).items())
+
+
+def _step_histogram(groups: list[tuple[_Group, _Walk]]) -> dict[int, int]:
+    """How many steps have each busiest-PE MAC count (the groups' histograms combined)."""
     hist: dict[int, int] = {1: 1}
     for _, w in groups:
         own = w.busiest
@@ -486,4 +538,55 @@ def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
             for b, nb in own.items():
                 combined[a * b] = combined.get(a * b, 0) + na * nb
         hist = combined
-    return sum(n * -(-v // simd) for v, n in hist.items())
+    return hist
+
+
+def _idle_runs(
+    groups: list[tuple[_Group, _Walk]], level: Sequence[MapDirective]
+) -> tuple[int, int]:
+    """(Steps without a MAC, steps with a MAC right after one without) of a one-level
+    nest. The steps are an odometer over the level's loops (a SpatialMap's fold loop,
+    a second SpatialMap riding on the first); a step has a MAC iff every group's tile
+    holds one (in some unit, for the SpatialMaps' group). Step ``t`` follows ``t - 1``
+    by a carry at loop ``i``: loop ``i`` advances, the loops inside it go from their
+    last position to their first, the loops outside stay. A group without a loop at or
+    inside ``i`` keeps its tile; so over the carries at ``i`` the steps with a MAC
+    after one without number ``prod_kept N_g x (prod_moved (A_g + B_g) - prod_moved
+    A_g)``, ``N_g`` the group's positions with a MAC, ``A_g`` / ``B_g`` its carries
+    with a MAC after one with / without (each group's own positions only)."""
+    axes: list[MapDirective] = []
+    for i, d in enumerate(level):
+        if not d.spatial or not any(e.spatial for e in level[:i]):
+            axes.append(d)
+    owned = []
+    for g, _ in groups:
+        mine = [a for a, d in enumerate(axes) if d.dim in {e.dim for e in g.levels[0]}]
+        if any(d.spatial for d in g.levels[0]):
+            mine = sorted({*mine, *(a for a, d in enumerate(axes) if d.spatial)})
+        owned.append((mine, g.mac_positions()))
+    sizes = [0] * len(axes)
+    for mine, nz in owned:
+        for a, n in zip(mine, nz.shape, strict=True):
+            sizes[a] = n
+    with_mac = prod(int(nz.sum()) for _, nz in owned)
+    after = 0
+    for i, size in enumerate(sizes):
+        if size <= 1:
+            continue
+        kept, moved_all, moved_both = 1, 1, 1
+        for mine, nz in owned:
+            if not any(a >= i for a in mine):
+                kept *= int(nz.sum())
+                continue
+            old, new = nz, nz
+            for k, a in enumerate(mine):
+                if a > i:
+                    old = np.take(old, [-1], axis=k)
+                    new = np.take(new, [0], axis=k)
+                elif a == i:
+                    old = np.take(old, range(size - 1), axis=k)
+                    new = np.take(new, range(1, size), axis=k)
+            moved_all *= int(new.sum())
+            moved_both *= int((new & old).sum())
+        after += kept * (moved_all - moved_both)
+    return prod(sizes) - with_mac, after

@@ -424,6 +424,10 @@ def noc_delay(
     if machine.topology == "bus":
         busy = ceil_div(total, min(bandwidth, port))
         return busy, busy + max(latency, 1) - 1
+    if machine.topology == "tree":
+        # Every link of the fat tree, the one into the PE too, is a hop of the hop
+        # latency: MAESTRO's ``L`` is the bus's alone (docs/refined-model.md, section 4).
+        latency = machine.hop_latency
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)

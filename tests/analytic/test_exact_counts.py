@@ -7,6 +7,7 @@ levels, one or two SpatialMaps per level). Golden values: the simulator's own
 
 from __future__ import annotations
 
+from itertools import pairwise
 from math import prod
 
 import numpy as np
@@ -31,10 +32,12 @@ def _walk(layer: Layer, mapping: Mapping, num_pes: int, simd: int) -> dict[str, 
     geometry = Geometry(layer, nest.dims)
     macs = steps = pe_steps = compute = 0
     tiles = [0] * len(layer.tensors)
+    busy: list[bool] = []
     for positions, inner, _n, schedules in nest.iter_steps():
         t = geometry.tiles(nest.pe_ranges(positions, inner, schedules))
         steps += 1
         macs += int(t.macs.sum())
+        busy.append(int(t.macs.sum()) > 0)
         pe_steps += int(t.active.sum())
         compute += -(-int(t.macs.max()) // simd)
         for k, (lo, hi) in enumerate(t.tensors):
@@ -47,6 +50,8 @@ def _walk(layer: Layer, mapping: Mapping, num_pes: int, simd: int) -> dict[str, 
         "tile_elems": tuple(tiles),
         "compute": compute,
         "levels": len(nest.units),
+        "idle": busy.count(False),
+        "after_idle": sum(b and not a for a, b in pairwise(busy)),
     }
 
 
@@ -122,6 +127,7 @@ def test_counts_match_the_executed_nest(case: tuple[Layer, Mapping, int, int]) -
     assert got.tile_elems == truth["tile_elems"]
     if truth["levels"] == 1:
         assert got.compute_cycles == truth["compute"]
+        assert (got.idle_steps, got.after_idle) == (truth["idle"], truth["after_idle"])
     else:
         # Each group follows its busiest unit's nest: units stepping through edge tiles
         # of different shapes together can make a step busier than that.
