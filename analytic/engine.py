@@ -169,6 +169,9 @@ class _Context:
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
     exact: ExactCounts | None = None
     """The executed nest's exact counts (refined model; :mod:`metronome.analytic.groups`)."""
+    unit_ratio: float = 1.0
+    """The top level's units that hold work per step, the exact count's over the case
+    enumeration's, where the enumeration has more (refined model, one level)."""
 
 
 def _edge_units(
@@ -381,6 +384,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     totals = _Totals()
     reuse = None
     if ctx.machine is not None:
+        if index == 0 and ctx.exact is not None and len(ctx.models) == 1:
+            ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -460,6 +465,44 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     totals.macs = exact.macs
 
 
+def _unit_ratio(
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+    quirks: Quirks,
+) -> float:
+    """The units holding work per step in the executed nest over those the case
+    enumeration activates, where it activates more (else 1).
+
+    The enumeration turns a spatial map over output coordinates into one over input
+    rows of the unit's filter tile, stride ignored, so it spreads the map over more
+    units than the output coordinates occupy (p29: ``SpatialMap(1,1) X'`` with one
+    output column becomes ``X(1,1)`` over 3 input columns, 3 units where one PE
+    works). Each unit's tile is the same in both; the tensors partitioned over the
+    units move that many units' tiles (docs/refined-model.md, "Exact counts")."""
+    if not model.spatial or exact.top_steps <= 0 or exact.pe_steps <= 0:
+        return 1.0
+    first = per_directive[model.first_spatial]
+    unit_positions = 0
+    for s in first:
+        active = model.units
+        if s.is_edge:
+            partial = s.position == EDGE and s.partial_last_unit
+            active = model.edge_units + (partial and not quirks.partial_unit_displaces_full)
+        unit_positions += s.occurrences * active
+    steps = prod(positions(states) for states in per_directive)
+    enumerated = unit_positions * steps / max(positions(first), 1)
+    return min(1.0, (exact.pe_steps / exact.top_steps) / (enumerated / steps))
+
+
+def _on_units(ctx: _Context, model: LevelModel, view: TensorView, volume: int) -> int:
+    """A step's ``volume`` of a tensor partitioned over the top level's units, moved by
+    the units that hold work (:func:`_unit_ratio`)."""
+    if ctx.unit_ratio >= 1 or not any(model.directives[i].spatial for i in view.order):
+        return volume
+    return ceil_div(volume * round(ctx.unit_ratio * 1_000_000), 1_000_000)
+
+
 def _model_over(
     ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
 ) -> LevelModel:
@@ -502,6 +545,8 @@ def _count_case(
     busiest unit has no MAC (its output traffic is counted all the same). ``reuse``
     (refined model) says which wraps keep their data and how much output leaves."""
     egress, psums, case_mac = output_traffic(model, states)
+    if reuse is not None and model.index == 0:
+        egress = _on_units(ctx, model, model.output, egress)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
     totals.l1_reads[2] += occ * case_mac
@@ -523,6 +568,8 @@ def _count_case(
             volume = 0
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
+            if model.index == 0:
+                volume = _on_units(ctx, model, view, volume)
         volumes.append(volume)
         ingress += volume
         totals.l2_reads[t] += occ * volume
@@ -755,6 +802,8 @@ def _refined_delays(
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
     active = model.edge_units if states[model.first_spatial].is_edge else model.units
+    if model.index == 0 and ctx.unit_ratio < 1:
+        active = max(1, round(active * ctx.unit_ratio))
     messages = []
     for view, volume in zip(model.inputs, volumes, strict=True):
         if volume > 0:

@@ -342,3 +342,32 @@ def test_tree_plane_held_for_the_route_fill() -> None:
         noc_hop_latency_cycles=1,
     )
     assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 58
+
+
+def _output_column(topology: str) -> LayerResult:
+    """X = 3, S = 2, stride 2: one output column (X' = 1), mapped spatially over 4 PEs
+    with the filter columns temporal inside."""
+    layer = make_layer(
+        name="L",
+        type_=LayerType.CONV,
+        declared={"K": 1, "C": 1, "R": 1, "S": 2, "Y": 1, "X": 3},
+        stride_x=2,
+    )
+    hw = Hardware(num_pes=4, noc_bw_elems_per_cycle=64, noc_latency_cycles=1, topology=topology)
+    return analytic.analyze(layer, _unit_maps("*X'", "S", "K", "C", "Y", "R"), hw, model="refined")
+
+
+def test_output_coordinate_map_moves_the_units_that_hold_work() -> None:
+    # The case enumeration turns SpatialMap(1,1) X' into X(1,1) over the 3 input
+    # columns: 3 units. The executed nest has one output column, so one PE works in both
+    # steps (exact counts: 2 PE-steps over 2 steps), and the tensors partitioned over the
+    # units move one unit's tiles: ratio 1/3. The one output element is kept in L1 over
+    # S and leaves once: 1 L2 write (the simulator's count; 3 units' tiles gave 3).
+    r = _output_column("mesh")
+    assert r.tensor("output").l2_writes == 1
+    # Mesh (2 x 2, hop latency 0): first off-chip fetch 1; first step: one input and one
+    # weight message on the L2 link, busy 2, arrival 2 + 1 - 1 = 2, plus compute 1 = 3;
+    # the S step brings one weight, max(1, 1, (1 + 1) / 2) = 1; last collection of the
+    # one output 1; write-back 1: 7 (3 units' tiles: 11; the simulator gives 6, its
+    # S step also moves the next input column, which the enumeration's X tile holds).
+    assert r.runtime_cycles == 7
