@@ -812,7 +812,9 @@ def _refined_delays(
     # A nested level's tiles come over the one network within the level above's
     # traffic (charged there): its steps pay only the latency of their transfers.
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
-    in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
+    in_busy, in_delay = noc_delay(
+        machine, messages, bandwidth, noc.latency, machine.l2_read_bw, noc.free
+    )
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     # The levels below split each output tile over their units: one reduction flow per
     # set of units holding the same outputs.
@@ -824,8 +826,10 @@ def _refined_delays(
     if machine.topology in ("bus", "crossbar"):
         copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
-    _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
+    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw, noc.free)
+    _, out_delay = noc_delay(
+        machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw, noc.free
+    )
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).

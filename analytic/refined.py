@@ -384,6 +384,7 @@ def noc_delay(
     bandwidth: int,
     latency: int,
     port: int = UNBOUNDED,
+    nested: bool = False,
 ) -> tuple[int, int]:
     """(cycles a phase holds its hottest link, cycles until its last element arrives).
     ``messages`` are (elements, flows) per tensor; ``port`` the L2 port's bandwidth,
@@ -393,7 +394,9 @@ def noc_delay(
     crosses: the L2 link (bandwidth ``B``, on the fat tree ``B 2^(depth-1)``) carries
     every flow, ``sum_f ceil(n_f/B_L2)``; a PE's own link (``B``) every flow to that PE,
     ``sum_T ceil(n_T/f_T / B)``; the hottest of the two is busy, and the last element
-    arrives after the route's hops too."""
+    arrives ``max(links x hop_latency, 1) - 1`` cycles later, ``links`` those of the
+    longest route from L2 (:func:`_route_links`; ``L`` is the bus's latency alone).
+    ``nested``: a nested level's transfers, charged ``L - 1 + hops x hop_latency``."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
@@ -404,7 +407,11 @@ def noc_delay(
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
-    return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+    if nested:
+        # A nested level's steps pay only their transfers' latency, one after another
+        # (docs/refined-model.md, "A step"): kept as MAESTRO's L per transfer.
+        return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+    return busy, busy + max(_route_links(machine) * machine.hop_latency, 1) - 1
 
 
 def path_fill(machine: Machine) -> int:
@@ -412,6 +419,22 @@ def path_fill(machine: Machine) -> int:
     route's router-to-router hops, which the first message crosses before the L2 link
     (collection) or the last one after it (distribution)."""
     return _path_hops(machine) * machine.hop_latency
+
+
+def _route_links(machine: Machine) -> int:
+    """Links of the longest route from L2 to a PE that take the hop latency: the
+    crossbar's port and PE link; the mesh's L2 link and router hops (a router's PE
+    port takes none); the tree's L2 link and one per level; on the systolic array the
+    injection link and the neighbour links down the shorter side."""
+    n = machine.num_pes
+    if machine.topology == "crossbar":
+        return 2
+    if machine.topology == "systolic":
+        cols = math.isqrt(n)
+        while n % cols:
+            cols -= 1
+        return min(cols, n // cols)
+    return _path_hops(machine) + 1
 
 
 def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:

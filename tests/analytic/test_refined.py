@@ -242,11 +242,15 @@ def test_hottest_link_by_hand() -> None:
     # 6 + L - 1 = 6 with L = 1.
     assert noc_delay(machine("bus", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
     # Crossbar: the L2 link carries 4 messages of 2 elements (1 cycle each at 2/cycle)
-    # and one of 3 (2 cycles): 6; a PE's link 1 + 2 = 3; arrival 6 + 0 hops.
-    assert noc_delay(machine("crossbar", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
+    # and one of 3 (2 cycles): 6; a PE's link 1 + 2 = 3; arrival 6 + 2 links (L2 to
+    # the switch, the switch to the PE) x hop latency 1 - 1 = 7 (L is the bus's alone).
+    assert noc_delay(machine("crossbar", 4), [(8, 4), (3, 1)], 2, 1) == (6, 7)
     # Fat tree of 16 PEs: depth 4, root link 2 * 2^3 = 16/cycle: 16 one-element
-    # messages take 16 cycles there, a PE's link 1; arrival 16 + 4 hops x 1.
+    # messages take 16 cycles there, a PE's link 1; arrival 16 + (the L2 link + 4
+    # levels) x 1 - 1 = 20.
     assert noc_delay(machine("tree", 16), [(16, 16)], 2, 1) == (16, 20)
+    # A nested level's transfers keep L - 1 + router hops x hop latency: 16 + 0 + 4.
+    assert noc_delay(machine("tree", 16), [(16, 16)], 2, 1, nested=True) == (16, 20)
     # Strided one-row tiles (size 1, offset 2) over 7 rows read rows 0, 2, 4, 6.
     assert touched_rows([(1, 2)], 7) == 4
     # Overlapping tiles read the union: 7 rows.
@@ -371,3 +375,25 @@ def test_output_coordinate_map_moves_the_units_that_hold_work() -> None:
     # one output 1; write-back 1: 7 (3 units' tiles: 11; the simulator gives 6, its
     # S step also moves the next input column, which the enumeration's X tile holds).
     assert r.runtime_cycles == 7
+
+
+@pytest.mark.parametrize(("hop", "cycles"), [(0, 12), (1, 14), (2, 18), (3, 22)])
+def test_crossbar_route_latency_is_the_hop_latency_per_link(hop: int, cycles: int) -> None:
+    # K (4) spread over 4 PEs on the crossbar, one step; NoC latency L = 1, which only
+    # the bus uses. First off-chip fetch 1; distribution: the input multicast and 4
+    # weights, 5 one-element messages on the L2 link, busy 5, arriving
+    # max(2 links x hop, 1) - 1 later; compute 1; collection: 4 outputs, 4 messages,
+    # busy 4 plus the same; write-back 1. hop 0: 1 + 5 + 1 + 4 + 1 = 12; hop 1: + 1 + 1
+    # = 14; hop 2: + 3 + 3 = 18; hop 3: + 5 + 5 = 22 (the simulator's runtimes too).
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 1}
+    )
+    hw = Hardware(
+        num_pes=4,
+        topology="crossbar",
+        noc_bw_elems_per_cycle=64,
+        noc_latency_cycles=1,
+        noc_hop_latency_cycles=hop,
+    )
+    mapping = _unit_maps("*K", "X", "C", "Y", "R", "S")
+    assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
