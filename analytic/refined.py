@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
@@ -430,10 +431,7 @@ def _route_links(machine: Machine) -> int:
     if machine.topology == "crossbar":
         return 2
     if machine.topology == "systolic":
-        cols = math.isqrt(n)
-        while n % cols:
-            cols -= 1
-        return min(cols, n // cols)
+        return _systolic_links(n)
     return _path_hops(machine) + 1
 
 
@@ -445,20 +443,33 @@ def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
     return min(UNBOUNDED, bandwidth << (depth - 1))
 
 
+def _grid(n: int) -> tuple[int, int]:
+    """(columns, rows) of the grid a mesh or systolic array of ``n`` PEs fills row by
+    row: the most square one (docs/simulator.md, "Topologies")."""
+    cols = max(math.ceil(math.sqrt(n)), 1)
+    return cols, -(-n // cols)
+
+
+@cache
+def _systolic_links(n: int) -> int:
+    """Links of the longest route from L2 into a systolic array of ``n`` PEs: each PE is
+    fed through the nearer of its row's and its column's injection link."""
+    cols, _ = _grid(n)
+    return max((min(i % cols, i // cols) for i in range(n)), default=0) + 1
+
+
 def _path_hops(machine: Machine) -> int:
     """Router-to-router hops of the longest route from L2 (beyond the L2 link)."""
     n = machine.num_pes
     if machine.topology == "mesh":
-        cols = math.isqrt(n)
-        while n % cols:
-            cols -= 1
-        rows = n // cols
-        return rows + cols - 2
+        # L2 at the corner router: the farthest PE, the last row's last or the row
+        # above's last column.
+        cols, rows = _grid(n)
+        return max((n - 1) % cols + rows - 1, cols - 1 + rows - 2 if rows > 1 else 0)
     if machine.topology == "tree":
         return max(math.ceil(math.log2(n)), 1) if n > 1 else 0
     if machine.topology == "systolic":
-        side = math.isqrt(n)
-        return max(side - 1, 0)
+        return _route_links(machine) - 1
     return 0
 
 
