@@ -813,7 +813,13 @@ def _refined_delays(
     # traffic (charged there): its steps pay only the latency of their transfers.
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
     in_busy, in_delay = noc_delay(
-        machine, messages, bandwidth, noc.latency, machine.l2_read_bw, noc.free
+        machine,
+        messages,
+        bandwidth,
+        noc.latency,
+        machine.l2_read_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
     )
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     # The levels below split each output tile over their units: one reduction flow per
@@ -826,9 +832,25 @@ def _refined_delays(
     if machine.topology in ("bus", "crossbar"):
         copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw, noc.free)
+    out_busy, _ = noc_delay(
+        machine,
+        out,
+        bandwidth,
+        noc.latency,
+        machine.l2_write_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
+        collect=True,
+    )
     _, out_delay = noc_delay(
-        machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw, noc.free
+        machine,
+        out,
+        noc.bandwidth,
+        noc.latency,
+        machine.l2_write_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
+        collect=True,
     )
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the

@@ -386,6 +386,8 @@ def noc_delay(
     latency: int,
     port: int = UNBOUNDED,
     nested: bool = False,
+    below: int = 0,
+    collect: bool = False,
 ) -> tuple[int, int]:
     """(cycles a phase holds its hottest link, cycles until its last element arrives).
     ``messages`` are (elements, flows) per tensor; ``port`` the L2 port's bandwidth,
@@ -397,7 +399,11 @@ def noc_delay(
     ``sum_T ceil(n_T/f_T / B)``; the hottest of the two is busy, and the last element
     arrives ``max(links x hop_latency, 1) - 1`` cycles later, ``links`` those of the
     longest route from L2 (:func:`_route_links`; ``L`` is the bus's latency alone).
-    ``nested``: a nested level's transfers, charged ``L - 1 + hops x hop_latency``."""
+    ``nested``: a nested level's transfers, charged ``L - 1 + hops x hop_latency``.
+    On the systolic array L2 has a link into each row and column (out of each edge
+    PE): unless together they outrun the L2 port, the busiest of them serialises
+    (:func:`_systolic_port_load`; ``below``: the PEs of a unit, 0 = not known, one
+    link; ``collect``: towards L2)."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
@@ -406,6 +412,10 @@ def noc_delay(
         return busy, busy + max(latency, 1) - 1
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
+    if machine.topology == "systolic" and not nested and below > 0:
+        at_l2 = min(
+            at_l2, _systolic_port_load(machine.num_pes, messages, root, port, below, collect)
+        )
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
     if nested:
@@ -440,7 +450,7 @@ def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
     if machine.topology != "tree" or machine.num_pes <= 1:
         return bandwidth
     depth = max(math.ceil(math.log2(machine.num_pes)), 1)
-    return min(UNBOUNDED, bandwidth << (depth - 1))
+    return int(min(UNBOUNDED, bandwidth << (depth - 1)))
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -448,6 +458,57 @@ def _grid(n: int) -> tuple[int, int]:
     row: the most square one (docs/simulator.md, "Topologies")."""
     cols = max(math.ceil(math.sqrt(n)), 1)
     return cols, -(-n // cols)
+
+
+def _systolic_port_load(
+    n: int, messages: list[tuple[int, int]], bandwidth: int, port: int, below: int, collect: bool
+) -> int:
+    """Cycles the busiest L2 link of a systolic array of ``n`` PEs is busy with
+    ``messages`` ((elements, flows); flow ``u`` goes to unit ``u``, PEs ``[u below,
+    (u + 1) below)``, a lone flow to every unit), each message crossing a link once
+    (multicasts are trees). Where the links together outrun the L2 port they share it
+    as one server: every message serialises (docs/simulator.md, "Topologies")."""
+    links, count = _systolic_routes(n, collect)
+    if count * bandwidth > port:
+        return sum(f * ceil_div(ceil_div(m, f), bandwidth) for m, f in messages if m > 0)
+    load = [0] * count
+    for m, f in messages:
+        if m <= 0:
+            continue
+        cycles = ceil_div(ceil_div(m, f), bandwidth)
+        if f <= 1:
+            for k in range(count):
+                load[k] += cycles
+            continue
+        for u in range(f):
+            for k in {links[pe] for pe in range(u * below, min((u + 1) * below, n))}:
+                load[k] += cycles
+    return max(load, default=0)
+
+
+@cache
+def _systolic_routes(n: int, collect: bool) -> tuple[tuple[int, ...], int]:
+    """Per PE of a systolic array of ``n`` PEs, the L2 link its route uses (an index),
+    and how many links there are. Distribution enters at the left column (one link per
+    row) and the top row (one per other column), each PE through the nearer (the
+    column on a tie: breadth-first from L2 reaches the top row first); collection leaves
+    through the right column and the PEs with none below, each PE towards the nearer
+    of its row's last PE and its column's lowest."""
+    cols, _ = _grid(n)
+    ids: dict[int, int] = {}
+    route = []
+    for i in range(n):
+        x, y = i % cols, i // cols
+        if collect:
+            row_end = min(cols - 1, n - 1 - y * cols)
+            col_end = (n - 1 - x) // cols
+            exit_pe = y * cols + row_end if row_end - x <= col_end - y else col_end * cols + x
+        elif x == 0 or (y > 0 and x < y):
+            exit_pe = y * cols
+        else:
+            exit_pe = x
+        route.append(ids.setdefault(exit_pe, len(ids)))
+    return tuple(route), len(ids)
 
 
 @cache

@@ -397,3 +397,36 @@ def test_crossbar_route_latency_is_the_hop_latency_per_link(hop: int, cycles: in
     )
     mapping = _unit_maps("*K", "X", "C", "Y", "R", "S")
     assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
+def _one_step(topology: str, pes: int, hop: int) -> int:
+    """The refined runtime of one step of K spread over ``pes`` PEs (NoC 64/cycle)."""
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": pes, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 1}
+    )
+    hw = Hardware(
+        num_pes=pes,
+        topology=topology,
+        noc_bw_elems_per_cycle=64,
+        noc_latency_cycles=1,
+        noc_hop_latency_cycles=hop,
+    )
+    mapping = _unit_maps("*K", "X", "C", "Y", "R", "S")
+    return analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
+
+
+def test_mesh_and_systolic_routes_over_the_simulators_grid() -> None:
+    # 3 PEs fill a 2 x 2 grid row by row: the farthest PE is 1 router hop from the
+    # corner, 2 links with the L2 link. Distribution: input multicast + 3 weights, 4
+    # messages on the L2 link, arriving 4 + 2 x 2 - 1 = 7, compute 1; collection of 3
+    # outputs: max(3, route fill 2 + 1) = 3, arriving 3 + 3 = 6; first fetch and
+    # write-back 1 each: 1 + 8 + 6 + 1 = 16, as simulated (a 1 x 3 line said 20).
+    assert _one_step("mesh", 3, 2) == 16
+    # 8 PEs fill a 3 x 3 systolic array. L2 feeds a link into each row (PEs 0, 3, 6) and
+    # each other column (PEs 1, 2); a PE takes the nearer, the column on a tie: loads
+    # PE0 {0}, PE1 {1, 4}, PE2 {2, 5}, PE3 {3}, PE6 {6, 7}, each also carrying the input
+    # multicast once: busiest 3 (a PE's own link 2). The farthest PE (1, 1) is 2 links
+    # from L2: arrival 3 + 2 x 2 - 1 = 6. Collection leaves through PEs 2, 5, 6, 7 (right
+    # column, none below), each PE towards the nearer: PE2 takes {0, 1, 2}: 3, arriving
+    # 6. 1 + (6 + 1) + 6 + 1 = 15, as simulated (every message on one L2 link: 20).
+    assert _one_step("systolic", 8, 2) == 15
