@@ -68,6 +68,7 @@ from .traffic import (
     spatial_ingress,
     sub_level_dims,
     unit_new_part,
+    unit_tile,
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
@@ -172,6 +173,9 @@ class _Context:
     unit_ratio: float = 1.0
     """The top level's units that hold work per step, the exact count's over the case
     enumeration's, where the enumeration has more (refined model, one level)."""
+    tile_ratio: tuple[float, ...] = ()
+    """Where ``unit_ratio < 1``, per input/weight tensor partitioned over the units:
+    the tile elements the executed nest's PEs hold over the enumeration's."""
 
 
 def _edge_units(
@@ -386,6 +390,8 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
     if ctx.machine is not None:
         if index == 0 and ctx.exact is not None and len(ctx.models) == 1:
             ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
+            if ctx.unit_ratio < 1:
+                ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -495,12 +501,42 @@ def _unit_ratio(
     return min(1.0, (exact.pe_steps / exact.top_steps) / (enumerated / steps))
 
 
-def _on_units(ctx: _Context, model: LevelModel, view: TensorView, volume: int) -> int:
+def _tile_ratios(
+    ctx: _Context,
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+) -> tuple[float, ...]:
+    """Per input/weight tensor of the top level, the tile elements its PEs hold over
+    all steps in the executed nest over the enumeration's (a unit's tile times the
+    active units, summed over the cases), for the tensors partitioned over the units
+    (1 for the others). An output-coordinate map converted to input rows with the
+    stride ignored holds a different tile per unit too (p47: ``Y'(2,2)`` at stride 2
+    holds 5 input rows, the converted map 4)."""
+    sums = [0] * len(model.inputs)
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        active = _case_model(ctx, model, states)
+        units = active.edge_units if states[model.first_spatial].is_edge else active.units
+        for t, view in enumerate(model.inputs):
+            sums[t] += occ * unit_tile(model, states, view) * units
+    ratios = []
+    for t, view in enumerate(model.inputs):
+        partitioned = any(model.directives[i].spatial for i in view.order)
+        held = exact.tile_elems[t] if t < len(exact.tile_elems) else 0
+        ratios.append(held / sums[t] if partitioned and sums[t] > 0 and held > 0 else 1.0)
+    return tuple(ratios)
+
+
+def _on_units(
+    ctx: _Context, model: LevelModel, view: TensorView, volume: int, tensor: int = -1
+) -> int:
     """A step's ``volume`` of a tensor partitioned over the top level's units, moved by
-    the units that hold work (:func:`_unit_ratio`)."""
+    the units that hold work (:func:`_unit_ratio`), an input/weight ``tensor``'s with
+    the tiles they hold (:func:`_tile_ratios`)."""
     if ctx.unit_ratio >= 1 or not any(model.directives[i].spatial for i in view.order):
         return volume
-    return ceil_div(volume * round(ctx.unit_ratio * 1_000_000), 1_000_000)
+    ratio = ctx.tile_ratio[tensor] if 0 <= tensor < len(ctx.tile_ratio) else ctx.unit_ratio
+    return ceil_div(volume * round(ratio * 1_000_000), 1_000_000)
 
 
 def _model_over(
@@ -569,7 +605,7 @@ def _count_case(
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
-                volume = _on_units(ctx, model, view, volume)
+                volume = _on_units(ctx, model, view, volume, t)
         volumes.append(volume)
         ingress += volume
         totals.l2_reads[t] += occ * volume

@@ -430,3 +430,32 @@ def test_mesh_and_systolic_routes_over_the_simulators_grid() -> None:
     # column, none below), each PE towards the nearer: PE2 takes {0, 1, 2}: 3, arriving
     # 6. 1 + (6 + 1) + 6 + 1 = 15, as simulated (every message on one L2 link: 20).
     assert _one_step("systolic", 8, 2) == 15
+
+
+def test_output_coordinate_map_moves_the_tiles_its_pes_hold() -> None:
+    # Y = 5, R = 3, stride 2: Y' = 2. SpatialMap(2,2) Y' gives both output rows to one
+    # PE, which holds input rows 0..4 ((2 - 1) x 2 + 3 = 5) in its one step. The
+    # enumeration converts the map to input rows, Y(3,2) (one window per 2 rows plus the
+    # filter's overhang): 2 units of 3 rows, 6 rows, where the exact counts say 1 PE
+    # holding 5. Inputs partitioned over the units move the rows the PEs hold,
+    # 6 x 5/6 = 5, the simulator's L2 reads (the units that hold work alone, 1 of 2,
+    # said ceil(6 / 2) = 3).
+    layer = make_layer(
+        name="L",
+        type_=LayerType.CONV,
+        declared={"K": 1, "C": 1, "R": 3, "S": 1, "Y": 5, "X": 1},
+        stride_y=2,
+    )
+    mapping = Mapping(
+        (
+            MapDirective(True, "Y'", 2, 2),
+            MapDirective(False, "R", 3, 3),
+            MapDirective(False, "K", 1, 1),
+            MapDirective(False, "C", 1, 1),
+            MapDirective(False, "X", 1, 1),
+            MapDirective(False, "S", 1, 1),
+        )
+    )
+    hw = Hardware(num_pes=2, noc_bw_elems_per_cycle=64, noc_latency_cycles=1)
+    r = analytic.analyze(layer, mapping, hw, model="refined")
+    assert r.tensor("input").l2_reads == 5
