@@ -71,6 +71,7 @@ from .traffic import (
     spatial_ingress,
     sub_level_dims,
     unit_new_part,
+    unit_tile,
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
@@ -177,6 +178,12 @@ class _Context:
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
     exact: ExactCounts | None = None
     """The executed nest's exact counts (refined model; :mod:`metronome.analytic.groups`)."""
+    unit_ratio: float = 1.0
+    """The top level's units that hold work per step, the exact count's over the case
+    enumeration's, where the enumeration has more (refined model, one level)."""
+    tile_ratio: tuple[float, ...] = ()
+    """Where ``unit_ratio < 1``, per input/weight tensor partitioned over the units:
+    the tile elements the executed nest's PEs hold over the enumeration's."""
 
 
 def _edge_units(
@@ -399,6 +406,10 @@ def _analyze_level(
     totals = _Totals()
     reuse = None
     if ctx.machine is not None:
+        if index == 0 and ctx.exact is not None and len(ctx.models) == 1:
+            ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
+            if ctx.unit_ratio < 1:
+                ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -484,6 +495,74 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     totals.macs = exact.macs
 
 
+def _unit_ratio(
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+    quirks: Quirks,
+) -> float:
+    """The units holding work per step in the executed nest over those the case
+    enumeration activates, where it activates more (else 1).
+
+    The enumeration turns a spatial map over output coordinates into one over input
+    rows of the unit's filter tile, stride ignored, so it spreads the map over more
+    units than the output coordinates occupy (p29: ``SpatialMap(1,1) X'`` with one
+    output column becomes ``X(1,1)`` over 3 input columns, 3 units where one PE
+    works). Each unit's tile is the same in both; the tensors partitioned over the
+    units move that many units' tiles (docs/refined-model.md, "Exact counts")."""
+    if not model.spatial or exact.top_steps <= 0 or exact.pe_steps <= 0:
+        return 1.0
+    first = per_directive[model.first_spatial]
+    unit_positions = 0
+    for s in first:
+        active = model.units
+        if s.is_edge:
+            partial = s.position == EDGE and s.partial_last_unit
+            active = model.edge_units + (partial and not quirks.partial_unit_displaces_full)
+        unit_positions += s.occurrences * active
+    steps = prod(positions(states) for states in per_directive)
+    enumerated = unit_positions * steps / max(positions(first), 1)
+    return min(1.0, (exact.pe_steps / exact.top_steps) / (enumerated / steps))
+
+
+def _tile_ratios(
+    ctx: _Context,
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+) -> tuple[float, ...]:
+    """Per input/weight tensor of the top level, the tile elements its PEs hold over
+    all steps in the executed nest over the enumeration's (a unit's tile times the
+    active units, summed over the cases), for the tensors partitioned over the units
+    (1 for the others). An output-coordinate map converted to input rows with the
+    stride ignored holds a different tile per unit too (p47: ``Y'(2,2)`` at stride 2
+    holds 5 input rows, the converted map 4)."""
+    sums = [0] * len(model.inputs)
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        active = _case_model(ctx, model, states)
+        units = active.edge_units if states[model.first_spatial].is_edge else active.units
+        for t, view in enumerate(model.inputs):
+            sums[t] += occ * unit_tile(model, states, view) * units
+    ratios = []
+    for t, view in enumerate(model.inputs):
+        partitioned = any(model.directives[i].spatial for i in view.order)
+        held = exact.tile_elems[t] if t < len(exact.tile_elems) else 0
+        ratios.append(held / sums[t] if partitioned and sums[t] > 0 and held > 0 else 1.0)
+    return tuple(ratios)
+
+
+def _on_units(
+    ctx: _Context, model: LevelModel, view: TensorView, volume: int, tensor: int = -1
+) -> int:
+    """A step's ``volume`` of a tensor partitioned over the top level's units, moved by
+    the units that hold work (:func:`_unit_ratio`), an input/weight ``tensor``'s with
+    the tiles they hold (:func:`_tile_ratios`)."""
+    if ctx.unit_ratio >= 1 or not any(model.directives[i].spatial for i in view.order):
+        return volume
+    ratio = ctx.tile_ratio[tensor] if 0 <= tensor < len(ctx.tile_ratio) else ctx.unit_ratio
+    return ceil_div(volume * round(ratio * 1_000_000), 1_000_000)
+
+
 def _model_over(
     ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
 ) -> LevelModel:
@@ -529,6 +608,8 @@ def _count_case(
     ``held`` which input tensors the units hold since an earlier step of the level
     above (none of this level's steps receives them)."""
     egress, psums, case_mac = output_traffic(model, states)
+    if reuse is not None and model.index == 0:
+        egress = _on_units(ctx, model, model.output, egress)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
     totals.l1_reads[2] += occ * case_mac
@@ -551,6 +632,8 @@ def _count_case(
             volume = 0
         else:
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
+            if model.index == 0:
+                volume = _on_units(ctx, model, view, volume, t)
         volumes.append(volume)
         if volume > 0 and changing >= 0:
             totals.received.add(t)
@@ -859,6 +942,8 @@ def _refined_delays(
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
     active = model.edge_units if states[model.first_spatial].is_edge else model.units
+    if model.index == 0 and ctx.unit_ratio < 1:
+        active = max(1, round(active * ctx.unit_ratio))
     messages = []
     for view, volume in zip(model.inputs, volumes, strict=True):
         if volume > 0:
@@ -867,7 +952,15 @@ def _refined_delays(
     # A nested level's tiles come over the one network within the level above's
     # traffic (charged there): its steps pay only the latency of their transfers.
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
-    in_busy, in_delay = noc_delay(machine, messages, bandwidth, noc.latency, machine.l2_read_bw)
+    in_busy, in_delay = noc_delay(
+        machine,
+        messages,
+        bandwidth,
+        noc.latency,
+        machine.l2_read_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
+    )
     out_partitioned = any(model.directives[i].spatial for i in model.output.order)
     # The levels below split each output tile over their units: one reduction flow per
     # set of units holding the same outputs.
@@ -879,8 +972,26 @@ def _refined_delays(
     if machine.topology in ("bus", "crossbar"):
         copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw, True)
-    _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw, True)
+    out_busy, _ = noc_delay(
+        machine,
+        out,
+        bandwidth,
+        noc.latency,
+        machine.l2_write_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
+        collect=True,
+    )
+    _, out_delay = noc_delay(
+        machine,
+        out,
+        noc.bandwidth,
+        noc.latency,
+        machine.l2_write_bw,
+        noc.free,
+        below=prod(ctx.problem.units[model.index + 1 :]),
+        collect=True,
+    )
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
@@ -407,6 +408,8 @@ def noc_delay(
     bandwidth: int,
     latency: int,
     port: int = UNBOUNDED,
+    nested: bool = False,
+    below: int = 0,
     collect: bool = False,
 ) -> tuple[int, int]:
     """(cycles a phase holds its hottest link, cycles until its last element arrives).
@@ -417,7 +420,13 @@ def noc_delay(
     crosses: the L2 link (bandwidth ``B``, on the fat tree ``B 2^(depth-1)``) carries
     every flow, ``sum_f ceil(n_f/B_L2)``; a PE's own link (``B``) every flow to that PE,
     ``sum_T ceil(n_T/f_T / B)``; the hottest of the two is busy, and the last element
-    arrives after the route's hops too."""
+    arrives ``max(links x hop_latency, 1) - 1`` cycles later, ``links`` those of the
+    longest route from L2 (:func:`_route_links`; ``L`` is the bus's latency alone).
+    ``nested``: a nested level's transfers, charged ``L - 1 + hops x hop_latency``.
+    On the systolic array L2 has a link into each row and column (out of each edge
+    PE): unless together they outrun the L2 port, the busiest of them serialises
+    (:func:`_systolic_port_load`; ``below``: the PEs of a unit, 0 = not known, one
+    link; ``collect``: towards L2)."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
@@ -430,6 +439,10 @@ def noc_delay(
         latency = machine.hop_latency
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
+    if machine.topology == "systolic" and not nested and below > 0:
+        at_l2 = min(
+            at_l2, _systolic_port_load(machine.num_pes, messages, root, port, below, collect)
+        )
     at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
     busy = max(at_l2, at_pe)
     if machine.topology == "mesh":
@@ -439,8 +452,14 @@ def noc_delay(
         hops = _path_hops(machine) + 1
         if collect:
             return busy, busy - 1 + (hops - 1) * machine.hop_latency + max(machine.hop_latency, 1)
-        return busy, busy + hops * machine.hop_latency
-    return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+        if nested:
+            return busy, busy + hops * machine.hop_latency
+        return busy, busy + max(hops * machine.hop_latency, 1) - 1
+    if nested and machine.topology != "tree":
+        # A nested level's steps pay only their transfers' latency, one after another
+        # (docs/refined-model.md, "A step"): kept as MAESTRO's L per transfer.
+        return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+    return busy, busy + max(_route_links(machine) * machine.hop_latency, 1) - 1
 
 
 def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
@@ -482,12 +501,91 @@ def path_fill(machine: Machine) -> int:
     return _path_hops(machine) * machine.hop_latency
 
 
+def _route_links(machine: Machine) -> int:
+    """Links of the longest route from L2 to a PE that take the hop latency: the
+    crossbar's port and PE link; the mesh's L2 link and router hops (a router's PE
+    port takes none); the tree's L2 link and one per level; on the systolic array the
+    injection link and the neighbour links down the shorter side."""
+    n = machine.num_pes
+    if machine.topology == "crossbar":
+        return 2
+    if machine.topology == "systolic":
+        return _systolic_links(n)
+    return _path_hops(machine) + 1
+
+
 def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
     """The link at L2: the fat tree doubles bandwidth at each level towards the root."""
     if machine.topology != "tree" or machine.num_pes <= 1:
         return bandwidth
     depth = max(math.ceil(math.log2(machine.num_pes)), 1)
-    return min(UNBOUNDED, bandwidth << (depth - 1))
+    return int(min(UNBOUNDED, bandwidth << (depth - 1)))
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """(columns, rows) of the grid a mesh or systolic array of ``n`` PEs fills row by
+    row: the most square one (docs/simulator.md, "Topologies")."""
+    cols = max(math.ceil(math.sqrt(n)), 1)
+    return cols, -(-n // cols)
+
+
+def _systolic_port_load(
+    n: int, messages: list[tuple[int, int]], bandwidth: int, port: int, below: int, collect: bool
+) -> int:
+    """Cycles the busiest L2 link of a systolic array of ``n`` PEs is busy with
+    ``messages`` ((elements, flows); flow ``u`` goes to unit ``u``, PEs ``[u below,
+    (u + 1) below)``, a lone flow to every unit), each message crossing a link once
+    (multicasts are trees). Where the links together outrun the L2 port they share it
+    as one server: every message serialises (docs/simulator.md, "Topologies")."""
+    links, count = _systolic_routes(n, collect)
+    if count * bandwidth > port:
+        return sum(f * ceil_div(ceil_div(m, f), bandwidth) for m, f in messages if m > 0)
+    load = [0] * count
+    for m, f in messages:
+        if m <= 0:
+            continue
+        cycles = ceil_div(ceil_div(m, f), bandwidth)
+        if f <= 1:
+            for k in range(count):
+                load[k] += cycles
+            continue
+        for u in range(f):
+            for k in {links[pe] for pe in range(u * below, min((u + 1) * below, n))}:
+                load[k] += cycles
+    return max(load, default=0)
+
+
+@cache
+def _systolic_routes(n: int, collect: bool) -> tuple[tuple[int, ...], int]:
+    """Per PE of a systolic array of ``n`` PEs, the L2 link its route uses (an index),
+    and how many links there are. Distribution enters at the left column (one link per
+    row) and the top row (one per other column), each PE through the nearer (the
+    column on a tie: breadth-first from L2 reaches the top row first); collection leaves
+    through the right column and the PEs with none below, each PE towards the nearer
+    of its row's last PE and its column's lowest."""
+    cols, _ = _grid(n)
+    ids: dict[int, int] = {}
+    route = []
+    for i in range(n):
+        x, y = i % cols, i // cols
+        if collect:
+            row_end = min(cols - 1, n - 1 - y * cols)
+            col_end = (n - 1 - x) // cols
+            exit_pe = y * cols + row_end if row_end - x <= col_end - y else col_end * cols + x
+        elif x == 0 or (y > 0 and x < y):
+            exit_pe = y * cols
+        else:
+            exit_pe = x
+        route.append(ids.setdefault(exit_pe, len(ids)))
+    return tuple(route), len(ids)
+
+
+@cache
+def _systolic_links(n: int) -> int:
+    """Links of the longest route from L2 into a systolic array of ``n`` PEs: each PE is
+    fed through the nearer of its row's and its column's injection link."""
+    cols, _ = _grid(n)
+    return max((min(i % cols, i // cols) for i in range(n)), default=0) + 1
 
 
 def _path_hops(machine: Machine) -> int:
@@ -496,16 +594,14 @@ def _path_hops(machine: Machine) -> int:
         return machine.reach_hops
     n = machine.num_pes
     if machine.topology == "mesh":
-        cols = math.isqrt(n)
-        while n % cols:
-            cols -= 1
-        rows = n // cols
-        return rows + cols - 2
+        # L2 at the corner router: the farthest PE, the last row's last or the row
+        # above's last column.
+        cols, rows = _grid(n)
+        return max((n - 1) % cols + rows - 1, cols - 1 + rows - 2 if rows > 1 else 0)
     if machine.topology == "tree":
         return max(math.ceil(math.log2(n)), 1) if n > 1 else 0
     if machine.topology == "systolic":
-        side = math.isqrt(n)
-        return max(side - 1, 0)
+        return _route_links(machine) - 1
     return 0
 
 

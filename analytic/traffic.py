@@ -44,6 +44,7 @@ __all__ = [
     "spatial_ingress",
     "sub_level_dims",
     "unit_new_part",
+    "unit_tile",
 ]
 
 
@@ -377,6 +378,11 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
         partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
     )
     return egress, busiest, macs
+
+
+def unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
+    """A full unit's tile of ``view`` in this case."""
+    return _pe_mapped(model, states, view, True, False)
 
 
 def unit_new_part(
