@@ -35,7 +35,7 @@ from metronome.spec.source import SpecError
 from metronome.spec.window import FILTER_OF, OUTPUT_OF, windows
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
-from .cases import EDGE, INIT, State, directive_states, enumerate_cases
+from .cases import EDGE, INIT, STEADY, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
 from .groups import ExactCounts
@@ -68,6 +68,7 @@ from .traffic import (
     spatial_ingress,
     sub_level_dims,
     unit_new_part,
+    unit_tile,
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
@@ -685,9 +686,14 @@ def _double_buffered(
     if machine.l1_elems >= UNBOUNDED:
         return True
     views = (*model.inputs, model.output)
-    tile = sum(mapped_volume(model, v) for v in views)
+    tile = sum(unit_tile(model, states, v) for v in views)
     if changing < 0:
         return machine.l1_elems >= 2 * tile
+    if states[changing].is_edge and not model.directives[changing].spatial:
+        # The changing loop just reached its edge tile: the previous step held a full one.
+        full = replace(states[changing], position=STEADY, is_edge=False)
+        before = (*states[:changing], full, *states[changing + 1 :])
+        tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
 
@@ -783,8 +789,10 @@ def _refined_delays(
         out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
     elif out_delay and reduced:
         out_delay += reduction_delay(machine, active)
-    if in_busy and machine.topology == "tree":
+    if in_busy and machine.topology in ("tree", "crossbar"):
         in_busy += path_fill(machine)
+    if out_busy and machine.topology == "crossbar":
+        out_busy += path_fill(machine)
     if out_busy and machine.topology in ("tree", "mesh"):
         merged = (active if reduced else 1) * _reduced_below(ctx, model.index)
         fill = path_fill(machine) + reduction_delay(machine, merged)

@@ -393,18 +393,36 @@ def noc_delay(
     crosses: the L2 link (bandwidth ``B``, on the fat tree ``B 2^(depth-1)``) carries
     every flow, ``sum_f ceil(n_f/B_L2)``; a PE's own link (``B``) every flow to that PE,
     ``sum_T ceil(n_T/f_T / B)``; the hottest of the two is busy, and the last element
-    arrives after the route's hops too."""
+    arrives after the route's hops too. On the crossbar, whose routes are two links of
+    the hop latency (L2 to the switch, the switch to a PE), the tensors going to the
+    same PEs travel as one message (:func:`_merged`)."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
+    if machine.topology == "crossbar":
+        # MAESTRO's latency is the bus's; the crossbar's links take the hop latency.
+        latency = machine.hop_latency
     if machine.topology == "bus":
         busy = ceil_div(total, min(bandwidth, port))
         return busy, busy + max(latency, 1) - 1
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
-    at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
-    at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in messages if n > 0)
+    flows = _merged(messages) if machine.topology == "crossbar" else messages
+    at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in flows)
+    at_pe = sum(ceil_div(ceil_div(n, f), bandwidth) for n, f in flows)
     busy = max(at_l2, at_pe)
     return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
+
+
+def _merged(messages: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One message per set of PEs: the elements every receiving PE needs (the tensors
+    multicast to all of them) travel together, and so do each PE's own parts of the
+    tensors partitioned over the same units. ``messages`` are (elements, flows) per
+    tensor; tensors with the same number of flows go to the same PE sets."""
+    by_flows: dict[int, int] = {}
+    for n, f in messages:
+        if n > 0:
+            by_flows[f] = by_flows.get(f, 0) + n
+    return sorted((n, f) for f, n in by_flows.items())
 
 
 def path_fill(machine: Machine) -> int:
@@ -423,7 +441,8 @@ def _l2_link_bandwidth(machine: Machine, bandwidth: int) -> int:
 
 
 def _path_hops(machine: Machine) -> int:
-    """Router-to-router hops of the longest route from L2 (beyond the L2 link)."""
+    """Links of the longest route from L2 beyond the L2 link (the crossbar's switch to
+    a PE, the tree's levels, the mesh's router-to-router hops)."""
     n = machine.num_pes
     if machine.topology == "mesh":
         cols = math.isqrt(n)
@@ -436,6 +455,8 @@ def _path_hops(machine: Machine) -> int:
     if machine.topology == "systolic":
         side = math.isqrt(n)
         return max(side - 1, 0)
+    if machine.topology == "crossbar":
+        return 1
     return 0
 
 

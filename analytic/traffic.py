@@ -44,6 +44,7 @@ __all__ = [
     "spatial_ingress",
     "sub_level_dims",
     "unit_new_part",
+    "unit_tile",
 ]
 
 
@@ -386,6 +387,14 @@ def unit_new_part(
     does not hold: the changing loop's new part if it indexes the tensor, the whole tile
     if loops inside it over the tensor wrapped, else nothing."""
     return _pe_ingress(model, states, changing, view, False, False, WRAP_LOST)
+
+
+def unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
+    """The first unit's tile of ``view`` in this case: edge tiles where the case's
+    states are at an edge, the output in output coordinates (``Y'``, ``X'``)."""
+    if view is model.output:
+        return _pe_egress(model, states, False, True, False)
+    return _pe_mapped(model, states, view, True, False)
 
 
 def mapped_volume(model: LevelModel, view: TensorView) -> int:

@@ -100,6 +100,49 @@ def test_double_buffering_needs_two_tiles_in_l1() -> None:
     assert _stream(4).runtime_cycles == 67
 
 
+def test_crossbar_routes_two_links_of_the_hop_latency() -> None:
+    # The _stream layer (32 steps of 1 MAC, one PE, unbounded L1) on a crossbar, hop
+    # latency 2: a route is L2 -> switch -> PE, two links of 2 cycles. A one-element
+    # message holds the L2 link 1 cycle and the PE's link until 2 cycles later, so a
+    # phase holds its plane 1 + 2 = 3 cycles and arrives after 1 - 1 + 2 + 2 = 4. The
+    # first step's input and weight travel as one message: first fetch 1, arrival 4,
+    # compute 1; each later step sends one new element and collects one output, 3
+    # cycles on each plane: 31 x 3; last collection 4, write-back 1:
+    # 1 + 5 + 93 + 4 + 1 = 104. Hop latency 1: planes 2, arrival 2:
+    # 1 + 3 + 62 + 2 + 1 = 69. The simulator (realistic) gives 104 and 69.
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
+    )
+    mapping = _unit_maps("K", "X", "*C", "Y", "R", "S")
+    for hop, cycles in ((2, 104), (1, 69)):
+        hw = Hardware(
+            num_pes=1,
+            noc_bw_elems_per_cycle=64,
+            noc_latency_cycles=1,
+            noc_hop_latency_cycles=hop,
+            topology="crossbar",
+        )
+        assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
+def test_double_buffering_counts_the_output_tile_in_output_coordinates() -> None:
+    # One PE, S = 3 whole, X tiles of 3 sliding by 1 over 10 columns: 8 steps of 3 MACs.
+    # A step holds 3 inputs, 3 weights and 1 output (X' = 1 per tile, not the tile's 3
+    # input columns); the next adds 1 input and 1 output: 9 elements. L1 = 9 double-
+    # buffers: first fetch 1, first step arrival 1 + 2 - 1 = 2 and compute 3, then
+    # 7 x max(3, (2 + 3) / 2) = 21, last collection 2, write-back 1: 30. L1 = 8 cannot:
+    # each step waits for its own distribution, 7 x (2 + 3): 1 + 5 + 35 + 2 + 1 = 44.
+    # The simulator (realistic) gives 30 and 44.
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": 1, "C": 1, "R": 1, "S": 3, "Y": 1, "X": 10}
+    )
+    maps = (("K", 1, 1), ("C", 1, 1), ("Y", 1, 1), ("R", 1, 1), ("S", 3, 3), ("X", 3, 1))
+    mapping = Mapping(tuple(MapDirective(d == "C", d, m, o) for d, m, o in maps))
+    for l1, cycles in ((9, 30), (8, 44)):
+        hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=64, noc_latency_cycles=2)
+        assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
 def test_double_buffering_counts_what_two_steps_share_once() -> None:
     # L1 = 5 < 2 x 3, yet an X step adds only its new input and output to the previous
     # step's 3 elements (the weight is the same): 5 fit, so those steps double-buffer.
@@ -242,8 +285,13 @@ def test_hottest_link_by_hand() -> None:
     # 6 + L - 1 = 6 with L = 1.
     assert noc_delay(machine("bus", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
     # Crossbar: the L2 link carries 4 messages of 2 elements (1 cycle each at 2/cycle)
-    # and one of 3 (2 cycles): 6; a PE's link 1 + 2 = 3; arrival 6 + 0 hops.
-    assert noc_delay(machine("crossbar", 4), [(8, 4), (3, 1)], 2, 1) == (6, 6)
+    # and one of 3 (2 cycles): 6; a PE's link 1 + 2 = 3. The route is two links of the
+    # hop latency 1 (L2 to the switch, the switch to the PE): arrival 6 + 1 - 1 + 1.
+    assert noc_delay(machine("crossbar", 4), [(8, 4), (3, 1)], 2, 1) == (6, 7)
+    # Two tensors partitioned over the same 4 PEs go as one message per PE: at
+    # 4/cycle 4 messages of 2 + 1 elements, one cycle each on the L2 link (a message per
+    # tensor and PE would take 8).
+    assert noc_delay(machine("crossbar", 4), [(8, 4), (4, 4)], 4, 1)[0] == 4
     # Fat tree of 16 PEs: depth 4, root link 2 * 2^3 = 16/cycle: 16 one-element
     # messages take 16 cycles there, a PE's link 1; arrival 16 + 4 hops x 1.
     assert noc_delay(machine("tree", 16), [(16, 16)], 2, 1) == (16, 20)
