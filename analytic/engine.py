@@ -791,6 +791,10 @@ def _refined_delays(
         out_delay += reduction_delay(machine, active)
     if in_busy and machine.topology in ("tree", "crossbar"):
         in_busy += path_fill(machine)
+    if in_busy and machine.topology == "bus":
+        # The PEs tap the bus only once the medium's latency has passed: a distribution
+        # holds the bus until then, however few its elements.
+        in_busy = max(in_busy, noc.latency)
     if out_busy and machine.topology == "crossbar":
         out_busy += path_fill(machine)
     if out_busy and machine.topology in ("tree", "mesh"):

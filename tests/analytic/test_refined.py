@@ -125,6 +125,23 @@ def test_crossbar_routes_two_links_of_the_hop_latency() -> None:
         assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
 
 
+def test_a_bus_distribution_holds_the_bus_for_its_latency() -> None:
+    # One PE accumulates C = 8 in L1: 8 steps of 1 MAC, each bringing a new input and
+    # weight (2 elements, one bus cycle at 64/cycle); the output leaves once. The PEs
+    # tap the bus only L cycles after the transfer started, so a distribution holds the
+    # bus max(1, L) cycles. L = 3: first fetch 1, first step arrival 1 + 3 - 1 = 3 and
+    # compute 1, then 7 x max(3, 1, (3 + 1) / 2) = 21, last collection 1 + 3 - 1 = 3,
+    # write-back 1: 1 + 4 + 21 + 3 + 1 = 30; L = 2: 1 + 3 + 14 + 2 + 1 = 21. The
+    # simulator (realistic) gives 30 and 21 (a busy of 1 cycle said 23 and 18).
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": 1, "C": 8, "R": 1, "S": 1, "Y": 1, "X": 1}
+    )
+    mapping = _unit_maps("*K", "C", "X", "Y", "R", "S")
+    for latency, cycles in ((3, 30), (2, 21)):
+        hw = Hardware(num_pes=1, noc_bw_elems_per_cycle=64, noc_latency_cycles=latency)
+        assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
 def test_double_buffering_counts_the_output_tile_in_output_coordinates() -> None:
     # One PE, S = 3 whole, X tiles of 3 sliding by 1 over 10 columns: 8 steps of 3 MACs.
     # A step holds 3 inputs, 3 weights and 1 output (X' = 1 per tile, not the tile's 3
