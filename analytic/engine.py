@@ -419,7 +419,7 @@ def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], .
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse):
             sized = True
     if reuse is not None:
-        own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
+        own = reuse.distinct * reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
     if index == 0 and ctx.exact is not None and totals.deferred:
         _exact_runtime(ctx.exact, totals)
@@ -552,7 +552,7 @@ def _count_case(
         serial = serial_fill or (
             model.innermost and not _double_buffered(ctx.machine, model, states, changing)
         )
-        out_share = reuse.unit_share if carried else reuse.output_share
+        out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).

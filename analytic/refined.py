@@ -105,6 +105,11 @@ class LevelReuse:
     """The share of steps in which partial sums leave at all: kept reduction loops with
     an output loop inside them hold every output until their last position, whose
     steps then all send (the others, inside every output loop, spread the sending)."""
+    distinct: float = 1.0
+    """The share of the output tiles leaving that are distinct outputs: a temporal
+    directive on an output dimension whose tiles overlap (size above offset) touches
+    an output in consecutive positions, and where the sweep inside it fits the unit
+    holds it between them, so it leaves once (:func:`distinct_share`)."""
     first_kept: tuple[bool, ...] = ()
     """Per directive: what a sweep of the loops inside it leaves in the buffer (its
     footprint without the outputs that left) fits, so the next sweep's first tile is
@@ -375,7 +380,58 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept, first_kept)
+    return LevelReuse(
+        fits,
+        min(groups / kept, 1.0),
+        foot,
+        1.0 / kept,
+        spread / kept,
+        distinct_share(model, dims, per_directive, strides, capacity, per_pe),
+        first_kept,
+    )
+
+
+def distinct_share(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    capacity: int,
+    per_pe: dict[str, float] | None = None,
+) -> float:
+    """Distinct outputs over the output tiles the cases send: a temporal directive on
+    an output dimension (``N`` outputs, output tiles of ``m`` over ``P`` positions, the
+    last one ``m_last``) whose tiles overlap touches ``(P - 1) m + m_last > N`` outputs;
+    where the unit's ``capacity`` holds the sweep of the loops inside it, its inputs
+    and weights and the ``(touched - N) / ((P - 1) m)`` of its outputs the next
+    position touches again, an output stays between consecutive positions and leaves
+    once, at its last touch: ``N`` leave."""
+    share = 1.0
+    for dim, i, counted in model.output.by_tensor_dim:
+        d = model.directives[i]
+        p = positions(per_directive[i])
+        if d.spatial or p <= 1:
+            continue
+        if counted != dim:
+            whole = windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1))
+        else:
+            whole = dims.get(dim, 1)
+        tile = model.tiles.mapped.get(counted, 0)
+        edge = any(st.position == EDGE for st in per_directive[i])
+        last = model.tiles.mapped_edge.get(counted, 0) if edge else tile
+        touched = (p - 1) * tile + last
+        if not 0 < whole < touched:
+            continue
+        # Held between two positions: the sweep's inputs and weights and, of the
+        # outputs it touches, those the next position touches again.
+        again = (touched - whole) / ((p - 1) * tile)
+        held = sum(
+            _extent(model, dims, per_directive, strides, v, i, per_pe=per_pe) for v in model.inputs
+        )
+        held += again * _extent(model, dims, per_directive, strides, model.output, i, per_pe=per_pe)
+        if capacity >= UNBOUNDED or held <= capacity:
+            share *= whole / touched
+    return share
 
 
 def noc_delay(

@@ -142,6 +142,24 @@ def test_a_bus_distribution_holds_the_bus_for_its_latency() -> None:
         assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
 
 
+def test_outputs_of_overlapping_tiles_leave_once() -> None:
+    # One PE, K tiles of 4 sliding by 2 over 8 (positions [0,4), [2,6), [4,8)) outside
+    # X (4): each position's sweep touches 16 outputs, 48 in all for 32 distinct. Between
+    # two positions the PE holds the sweep's 4 inputs and 4 weights and the 2 x 4 outputs
+    # the next position touches again: 16 elements. L1 = 20 holds them, so every output
+    # leaves once, at its last touch: 32 L2 writes (as with an unbounded L1). L1 = 8 does
+    # not: each position's 16 leave, 48. The simulator (realistic) writes 32, 32 and 47.
+    layer = make_layer(
+        name="L", type_=LayerType.CONV, declared={"K": 8, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 4}
+    )
+    maps = (("K", 4, 2), ("X", 1, 1), ("C", 1, 1), ("Y", 1, 1), ("R", 1, 1), ("S", 1, 1))
+    mapping = Mapping(tuple(MapDirective(d == "C", d, m, o) for d, m, o in maps))
+    for l1, writes in ((UNBOUNDED, 32), (20, 32), (8, 48)):
+        hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=1, noc_latency_cycles=1)
+        result = analytic.analyze(layer, mapping, hw, model="refined")
+        assert result.tensor("output").l2_writes == writes
+
+
 def test_double_buffering_counts_the_output_tile_in_output_coordinates() -> None:
     # One PE, S = 3 whole, X tiles of 3 sliding by 1 over 10 columns: 8 steps of 3 MACs.
     # A step holds 3 inputs, 3 weights and 1 output (X' = 1 per tile, not the tile's 3
