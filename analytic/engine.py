@@ -559,10 +559,8 @@ def _count_case(
         raw = compute if model.innermost else _nested_base(ctx, model, states)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
-        # between: all the steps between its sends where every unit sends together,
-        # one where two groups of units send at alternate positions.
-        ragged = reuse.output_share > reuse.unit_share
-        active_steps = 1.0 if ragged or not reuse.leaving else reuse.leaving / reuse.unit_share
+        # between.
+        drains = _drains(ctx, model, dims, states, reuse)
         leaving = reuse.leaving
         unit_share = reuse.unit_share
         start_compute = compute
@@ -589,7 +587,7 @@ def _count_case(
             if leaving > 0:
                 per_step = max(
                     out_share / leaving * ob,
-                    unit_share / leaving * (so + active_steps * nested) / 2,
+                    *(unit_share / leaving * (so + d + a * nested) / 2 for d, a in drains),
                 )
                 if per_step > base:
                     step = max(step, base + leaving * (per_step - base))
@@ -779,7 +777,9 @@ def _refined_delays(
     # L2, which adds the copies.
     copies = 1
     if machine.topology in ("bus", "crossbar"):
-        copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
+        copies = (_senders(model, states, reuse, active) if reduced else 1) * _reduced_below(
+            ctx, model.index
+        )
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(machine, out, bandwidth, noc.latency, machine.l2_write_bw)
     _, out_delay = noc_delay(machine, out, noc.bandwidth, noc.latency, machine.l2_write_bw)
@@ -811,6 +811,59 @@ def _refined_delays(
     if noc.free:
         return 0, in_delay, 0, out_delay
     return in_busy, in_delay, out_busy, out_delay
+
+
+def _drains(
+    ctx: _Context,
+    model: LevelModel,
+    dims: dict[str, int],
+    states: tuple[State, ...],
+    reuse: LevelReuse,
+) -> list[tuple[int, float]]:
+    """Per group of units sending apart: (cycles its drain differs from the case's
+    collection, steps it computes between two of its egresses). Every unit sends at
+    the same positions: one group computing in all ``s = leaving / unit_share`` steps.
+    Where the spatial reduction's last fold fills fewer units (``last``) than the
+    others (``U``, ``share > unitshare``), the units of the last fold compute in every
+    fold and send in the last (``s`` steps, ``last`` copies), while those it leaves
+    idle send at the other folds and skip the last one's steps (``s (F - 1) / F``
+    over ``F`` folds, ``U - last`` copies). Each group paces every step (a unit
+    computes once its egress before the latest has drained); on a network without
+    adders L2 adds each group's copies."""
+    if not reuse.leaving:
+        return [(0, 1.0)]
+    s = reuse.leaving / reuse.unit_share
+    i = model.first_spatial
+    last, units = model.edge_units, model.units
+    if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
+        return [(0, s)]
+    d = model.directives[i]
+    places = 1 + -(-max(dims.get(d.dim, 1) - d.size, 0) // max(d.offset, 1))
+    folds = -(-places // units)
+    idle = s * (folds - 1) / folds if folds > 1 else s
+    machine = ctx.machine
+    if machine is None or machine.topology not in ("bus", "crossbar"):
+        return [(0, s if states[i].is_edge else idle)]
+    others = _reduced_below(ctx, model.index) * _reduced_units(ctx.models[: model.index])
+    sent = (last if states[i].is_edge else units - last) * others
+
+    def extra(copies: int) -> int:
+        return reduction_delay(machine, copies * others) - reduction_delay(machine, sent)
+
+    return [(extra(last), s), (extra(units - last), idle)]
+
+
+def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, active: int) -> int:
+    """Units whose partial sums leave in a step of this case, on a network without
+    adders. Where the spatial reduction's last fold fills fewer units (``last``) than
+    the others (``U``) and the partial sums stay in L1 across folds, only the units
+    the last fold leaves idle send at a full fold, ``U - last``: the others touch
+    their outputs again in the last fold, where those ``last`` send."""
+    i = model.first_spatial
+    ragged = reuse.output_share > reuse.unit_share
+    if not ragged or i not in model.non_output or states[i].is_edge:
+        return active
+    return max(active - model.edge_units, 1) if 0 < model.edge_units < active else active
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:
