@@ -450,6 +450,9 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     if enumerated <= 0 or exact.top_steps <= 0:
         return
     scale = exact.top_steps / enumerated
+    if 0 < exact.working_top_steps < exact.top_steps:
+        # Steps without a MAC take no time and carry the cases' work to the others.
+        scale = exact.working_top_steps / enumerated
     kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
     totals.runtime = scale * sum(
         occ * step(c + (kappa - 1) * k, 1 / scale) for occ, c, k, step in totals.deferred

@@ -82,6 +82,9 @@ class ExactCounts:
     one level; with nested levels each group follows the nest of its busiest unit
     (the units of a level step through their nests together, so where they hold edge
     tiles of different shapes the sum is a close lower bound)."""
+    working_top_steps: int = 0
+    """Top-level steps in which some PE has a MAC (one level; with nested levels all
+    the top steps)."""
 
 
 @dataclass(slots=True)
@@ -450,7 +453,7 @@ def exact_counts(
         unowned * prod(w.linear[k] for _, w in groups) for k in range(len(groups[0][1].linear))
     ]
     top_steps, steps = _top_steps(groups)
-    compute = _compute_cycles(groups, simd_lanes)
+    compute, idle = _compute_cycles(groups, simd_lanes)
     return ExactCounts(
         macs=linear[0],
         steps=steps,
@@ -459,6 +462,7 @@ def exact_counts(
         steps_exact=not any(g.nested_idle for g, _ in groups),
         tile_elems=tuple(linear[2:]),
         compute_cycles=compute,
+        working_top_steps=top_steps - idle if len(levels) == 1 else top_steps,
     )
 
 
@@ -474,7 +478,7 @@ def _top_steps(groups: list[tuple[_Group, _Walk]]) -> tuple[int, int]:
     return top, steps
 
 
-def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
+def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> tuple[int, int]:
     """Sum over the steps of ``ceil(busiest PE's MACs / simd)``: the busiest PE's MACs
     are the product of each group's largest unit extent, so the groups' histograms of
     those extents combine into the steps' histogram."""
@@ -486,4 +490,4 @@ def _compute_cycles(groups: list[tuple[_Group, _Walk]], simd: int) -> int:
             for b, nb in own.items():
                 combined[a * b] = combined.get(a * b, 0) + na * nb
         hist = combined
-    return sum(n * -(-v // simd) for v, n in hist.items())
+    return sum(n * -(-v // simd) for v, n in hist.items()), hist.get(0, 0)

@@ -191,6 +191,27 @@ def test_units_of_a_partial_last_fold_send_apart() -> None:
     assert _ragged(8, 6, 1) == 37
 
 
+def test_steps_without_a_mac_take_no_time() -> None:
+    # One PE, filter rows R = 3 outside input rows Y = 7, stride 2 (Y' = 3), bus latency
+    # 3: 21 steps, of which 9 hold a window (exact counts); the cases see 21 steps of a
+    # MAC. The work of the cases goes to the 9 working steps: each case's step with its
+    # traffic times 21/9, the sum times 9/21. A one-element distribution holds the bus
+    # max(1, 3) = 3 cycles, 7 once spread: the first step 1 + 7 = 8; the 8 others that
+    # bring an element max(7, 1, (7 + 1) / 2) = 7; the 12 that bring none collect a
+    # third of the time (R kept): 1 + (max(7/3, ((3 - 1 + 7/3) + 1) / 2) - 1) / 3 = 14/9.
+    # 9/21 x (8 + 8 x 7 + 12 x 14/9) = 35.4; first fetch 1, last collection 3,
+    # write-back 1: 40, the simulator's figure (spreading over all 21 steps said 43).
+    layer = make_layer(
+        name="L",
+        type_=LayerType.CONV,
+        declared={"K": 1, "C": 1, "R": 3, "S": 1, "Y": 7, "X": 1},
+        stride_y=2,
+    )
+    mapping = _unit_maps("K", "*C", "R", "Y", "S", "X")
+    hw = Hardware(num_pes=1, noc_bw_elems_per_cycle=64, noc_latency_cycles=3)
+    assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 40
+
+
 def test_double_buffering_counts_the_output_tile_in_output_coordinates() -> None:
     # One PE, S = 3 whole, X tiles of 3 sliding by 1 over 10 columns: 8 steps of 3 MACs.
     # A step holds 3 inputs, 3 weights and 1 output (X' = 1 per tile, not the tile's 3
