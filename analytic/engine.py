@@ -35,7 +35,7 @@ from metronome.spec.source import SpecError
 from metronome.spec.window import FILTER_OF, OUTPUT_OF, windows
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
-from .cases import EDGE, INIT, State, directive_states, enumerate_cases
+from .cases import EDGE, INIT, STEADY, State, directive_states, enumerate_cases
 from .cint import cdiv, fdiv
 from .deviations import Quirks
 from .groups import ExactCounts
@@ -66,6 +66,7 @@ from .traffic import (
     LevelModel,
     TensorView,
     changing_directive,
+    full_unit_tile,
     mapped_volume,
     output_traffic,
     spatial_ingress,
@@ -447,7 +448,7 @@ def _analyze_level(
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse, held):
             sized = True
     if reuse is not None:
-        own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
+        own = reuse.distinct * reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
         totals.l2_writes[2] = round(totals.l2_writes[2] * own)
     if index == 0 and ctx.exact is not None and totals.deferred:
         _exact_runtime(ctx.exact, totals)
@@ -478,6 +479,9 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     if enumerated <= 0 or exact.top_steps <= 0:
         return
     scale = exact.top_steps / enumerated
+    if 0 < exact.working_top_steps < exact.top_steps:
+        # Steps without a MAC take no time and carry the cases' work to the others.
+        scale = exact.working_top_steps / enumerated
     kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
     fills = (
         _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),
@@ -542,7 +546,7 @@ def _tile_ratios(
         active = _case_model(ctx, model, states)
         units = active.edge_units if states[model.first_spatial].is_edge else active.units
         for t, view in enumerate(model.inputs):
-            sums[t] += occ * unit_tile(model, states, view) * units
+            sums[t] += occ * full_unit_tile(model, states, view) * units
     ratios = []
     for t, view in enumerate(model.inputs):
         partitioned = any(model.directives[i].spatial for i in view.order)
@@ -681,7 +685,7 @@ def _count_case(
         serial = serial_fill or (
             model.innermost and not _double_buffered(ctx.machine, model, states, changing)
         )
-        out_share = reuse.unit_share if carried else reuse.output_share
+        out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
@@ -691,10 +695,8 @@ def _count_case(
             raw = novel[1] * raw + (1 - novel[1]) * _nested_base(ctx, model, states, also)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
-        # between: all the steps between its sends where every unit sends together,
-        # one where two groups of units send at alternate positions.
-        ragged = reuse.output_share > reuse.unit_share
-        active_steps = 1.0 if ragged or not reuse.leaving else reuse.leaving / reuse.unit_share
+        # between.
+        drains = _drains(ctx, model, dims, states, reuse)
         leaving = reuse.leaving
         unit_share = reuse.unit_share
         start_compute = compute
@@ -724,7 +726,7 @@ def _count_case(
             if leaving > 0:
                 per_step = max(
                     out_share / leaving * ob,
-                    unit_share / leaving * (so + active_steps * nested) / 2,
+                    *(unit_share / leaving * (so + d + a * nested) / 2 for d, a in drains),
                 )
                 if per_step > base:
                     step = max(step, base + leaving * (per_step - base))
@@ -857,9 +859,14 @@ def _double_buffered(
     if machine.l1_elems >= UNBOUNDED:
         return True
     views = (*model.inputs, model.output)
-    tile = sum(mapped_volume(model, v) for v in views)
+    tile = sum(unit_tile(model, states, v) for v in views)
     if changing < 0:
         return machine.l1_elems >= 2 * tile
+    if states[changing].is_edge and not model.directives[changing].spatial:
+        # The changing loop just reached its edge tile: the previous step held a full one.
+        full = replace(states[changing], position=STEADY, is_edge=False)
+        before = (*states[:changing], full, *states[changing + 1 :])
+        tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
 
@@ -970,7 +977,9 @@ def _refined_delays(
     # L2, which adds the copies.
     copies = 1
     if machine.topology in ("bus", "crossbar"):
-        copies = (active if reduced else 1) * _reduced_below(ctx, model.index)
+        copies = (_senders(model, states, reuse, active) if reduced else 1) * _reduced_below(
+            ctx, model.index
+        )
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(
         machine,
@@ -1006,8 +1015,14 @@ def _refined_delays(
         merged_here = (active if reduced else 1) * above
         if merged_here > 1:
             out_delay += reduction_delay(machine, merged_here)
-    if in_busy and machine.topology == "tree":
+    if in_busy and machine.topology in ("tree", "crossbar"):
         in_busy += path_fill(machine)
+    if in_busy and machine.topology == "bus":
+        # The PEs tap the bus only once the medium's latency has passed: a distribution
+        # holds the bus until then, however few its elements.
+        in_busy = max(in_busy, noc.latency)
+    if out_busy and machine.topology == "crossbar":
+        out_busy += path_fill(machine)
     if out_busy and machine.topology in ("tree", "mesh"):
         merged = (active if reduced else 1) * _reduced_below(ctx, model.index)
         fill = path_fill(machine) + reduction_delay(machine, merged)
@@ -1027,6 +1042,59 @@ def _refined_delays(
     if machine.topology in ("bus", "mesh"):
         in_busy = max(in_busy, in_hold)
     return in_busy, in_delay, out_busy, out_delay
+
+
+def _drains(
+    ctx: _Context,
+    model: LevelModel,
+    dims: dict[str, int],
+    states: tuple[State, ...],
+    reuse: LevelReuse,
+) -> list[tuple[int, float]]:
+    """Per group of units sending apart: (cycles its drain differs from the case's
+    collection, steps it computes between two of its egresses). Every unit sends at
+    the same positions: one group computing in all ``s = leaving / unit_share`` steps.
+    Where the spatial reduction's last fold fills fewer units (``last``) than the
+    others (``U``, ``share > unitshare``), the units of the last fold compute in every
+    fold and send in the last (``s`` steps, ``last`` copies), while those it leaves
+    idle send at the other folds and skip the last one's steps (``s (F - 1) / F``
+    over ``F`` folds, ``U - last`` copies). Each group paces every step (a unit
+    computes once its egress before the latest has drained); on a network without
+    adders L2 adds each group's copies."""
+    if not reuse.leaving:
+        return [(0, 1.0)]
+    s = reuse.leaving / reuse.unit_share
+    i = model.first_spatial
+    last, units = model.edge_units, model.units
+    if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
+        return [(0, s)]
+    d = model.directives[i]
+    places = 1 + -(-max(dims.get(d.dim, 1) - d.size, 0) // max(d.offset, 1))
+    folds = -(-places // units)
+    idle = s * (folds - 1) / folds if folds > 1 else s
+    machine = ctx.machine
+    if machine is None or machine.topology not in ("bus", "crossbar"):
+        return [(0, s if states[i].is_edge else idle)]
+    others = _reduced_below(ctx, model.index) * _reduced_units(ctx.models[: model.index])
+    sent = (last if states[i].is_edge else units - last) * others
+
+    def extra(copies: int) -> int:
+        return reduction_delay(machine, copies * others) - reduction_delay(machine, sent)
+
+    return [(extra(last), s), (extra(units - last), idle)]
+
+
+def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, active: int) -> int:
+    """Units whose partial sums leave in a step of this case, on a network without
+    adders. Where the spatial reduction's last fold fills fewer units (``last``) than
+    the others (``U``) and the partial sums stay in L1 across folds, only the units
+    the last fold leaves idle send at a full fold, ``U - last``: the others touch
+    their outputs again in the last fold, where those ``last`` send."""
+    i = model.first_spatial
+    ragged = reuse.output_share > reuse.unit_share
+    if not ragged or i not in model.non_output or states[i].is_edge:
+        return active
+    return max(active - model.edge_units, 1) if 0 < model.edge_units < active else active
 
 
 def _case_model(ctx: _Context, model: LevelModel, states: tuple[State, ...]) -> LevelModel:

@@ -88,6 +88,9 @@ class ExactCounts:
     """One level: the steps at which no PE has a MAC (tiles holding no whole window)."""
     after_idle: int = 0
     """One level: the steps with a MAC right after a step without one."""
+    working_top_steps: int = 0
+    """Top-level steps in which some PE has a MAC (one level; with nested levels all
+    the top steps)."""
 
 
 @dataclass(slots=True)
@@ -493,8 +496,9 @@ def exact_counts(
     ]
     top_steps, steps = _top_steps(groups)
     compute = _compute_cycles(groups, simd_lanes)
+    without_mac = _step_histogram(groups).get(0, 0)
     idle = after_idle = 0
-    if len(levels) == 1 and _step_histogram(groups).get(0, 0) > 0:
+    if len(levels) == 1 and without_mac > 0:
         idle, after_idle = _idle_runs(groups, levels[0])
     return ExactCounts(
         macs=linear[0],
@@ -506,6 +510,7 @@ def exact_counts(
         compute_cycles=compute,
         idle_steps=idle,
         after_idle=after_idle,
+        working_top_steps=top_steps - without_mac if len(levels) == 1 else top_steps,
     )
 
 

@@ -129,6 +129,11 @@ class LevelReuse:
     """The share of steps in which partial sums leave at all: kept reduction loops with
     an output loop inside them hold every output until their last position, whose
     steps then all send (the others, inside every output loop, spread the sending)."""
+    distinct: float = 1.0
+    """The share of the output tiles leaving that are distinct outputs: a temporal
+    directive on an output dimension whose tiles overlap (size above offset) touches
+    an output in consecutive positions, and where the sweep inside it fits the unit
+    holds it between them, so it leaves once (:func:`distinct_share`)."""
     first_kept: tuple[bool, ...] = ()
     """Per directive: what a sweep of the loops inside it leaves in the buffer (its
     footprint without the outputs that left) fits, so the next sweep's first tile is
@@ -399,7 +404,58 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-    return LevelReuse(fits, min(groups / kept, 1.0), foot, 1.0 / kept, spread / kept, first_kept)
+    return LevelReuse(
+        fits,
+        min(groups / kept, 1.0),
+        foot,
+        1.0 / kept,
+        spread / kept,
+        distinct_share(model, dims, per_directive, strides, capacity, per_pe),
+        first_kept,
+    )
+
+
+def distinct_share(
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    capacity: int,
+    per_pe: dict[str, float] | None = None,
+) -> float:
+    """Distinct outputs over the output tiles the cases send: a temporal directive on
+    an output dimension (``N`` outputs, output tiles of ``m`` over ``P`` positions, the
+    last one ``m_last``) whose tiles overlap touches ``(P - 1) m + m_last > N`` outputs;
+    where the unit's ``capacity`` holds the sweep of the loops inside it, its inputs
+    and weights and the ``(touched - N) / ((P - 1) m)`` of its outputs the next
+    position touches again, an output stays between consecutive positions and leaves
+    once, at its last touch: ``N`` leave."""
+    share = 1.0
+    for dim, i, counted in model.output.by_tensor_dim:
+        d = model.directives[i]
+        p = positions(per_directive[i])
+        if d.spatial or p <= 1:
+            continue
+        if counted != dim:
+            whole = windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1))
+        else:
+            whole = dims.get(dim, 1)
+        tile = model.tiles.mapped.get(counted, 0)
+        edge = any(st.position == EDGE for st in per_directive[i])
+        last = model.tiles.mapped_edge.get(counted, 0) if edge else tile
+        touched = (p - 1) * tile + last
+        if not 0 < whole < touched:
+            continue
+        # Held between two positions: the sweep's inputs and weights and, of the
+        # outputs it touches, those the next position touches again.
+        again = (touched - whole) / ((p - 1) * tile)
+        held: float = sum(
+            _extent(model, dims, per_directive, strides, v, i, per_pe=per_pe) for v in model.inputs
+        )
+        held += again * _extent(model, dims, per_directive, strides, model.output, i, per_pe=per_pe)
+        if capacity >= UNBOUNDED or held <= capacity:
+            share *= whole / touched
+    return share
 
 
 def noc_delay(
@@ -426,10 +482,14 @@ def noc_delay(
     On the systolic array L2 has a link into each row and column (out of each edge
     PE): unless together they outrun the L2 port, the busiest of them serialises
     (:func:`_systolic_port_load`; ``below``: the PEs of a unit, 0 = not known, one
-    link; ``collect``: towards L2)."""
+    link; ``collect``: towards L2). On the crossbar the tensors going to the same
+    PEs travel as one message (:func:`_merged`)."""
     total = sum(n for n, _ in messages)
     if total <= 0:
         return 0, 0
+    if machine.topology == "crossbar":
+        # MAESTRO's latency is the bus's; the crossbar's links take the hop latency.
+        latency = machine.hop_latency
     if machine.topology == "bus":
         busy = ceil_div(total, min(bandwidth, port))
         return busy, busy + max(latency, 1) - 1
@@ -438,6 +498,8 @@ def noc_delay(
         # latency: MAESTRO's ``L`` is the bus's alone (docs/refined-model.md, section 4).
         latency = machine.hop_latency
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
+    if machine.topology == "crossbar":
+        messages = _merged(messages)
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
     if machine.topology == "systolic" and not nested and below > 0:
         at_l2 = min(
@@ -455,7 +517,7 @@ def noc_delay(
         if nested:
             return busy, busy + hops * machine.hop_latency
         return busy, busy + max(hops * machine.hop_latency, 1) - 1
-    if nested and machine.topology != "tree":
+    if nested and machine.topology in ("bus", "systolic"):
         # A nested level's steps pay only their transfers' latency, one after another
         # (docs/refined-model.md, "A step"): kept as MAESTRO's L per transfer.
         return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
@@ -492,6 +554,18 @@ def collection_hold(machine: Machine, arrival: int) -> int:
     if arrival <= 0 or machine.topology != "mesh":
         return 0
     return max(arrival - max(machine.hop_latency, 1) + 1, 1)
+
+
+def _merged(messages: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One message per set of PEs: the elements every receiving PE needs (the tensors
+    multicast to all of them) travel together, and so do each PE's own parts of the
+    tensors partitioned over the same units. ``messages`` are (elements, flows) per
+    tensor; tensors with the same number of flows go to the same PE sets."""
+    by_flows: dict[int, int] = {}
+    for n, f in messages:
+        if n > 0:
+            by_flows[f] = by_flows.get(f, 0) + n
+    return sorted((n, f) for f, n in by_flows.items())
 
 
 def path_fill(machine: Machine) -> int:
@@ -602,6 +676,8 @@ def _path_hops(machine: Machine) -> int:
         return max(math.ceil(math.log2(n)), 1) if n > 1 else 0
     if machine.topology == "systolic":
         return _route_links(machine) - 1
+    if machine.topology == "crossbar":
+        return 1
     return 0
 
 

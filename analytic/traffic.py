@@ -39,6 +39,7 @@ __all__ = [
     "LevelModel",
     "TensorView",
     "changing_directive",
+    "full_unit_tile",
     "mapped_volume",
     "output_traffic",
     "spatial_ingress",
@@ -380,7 +381,7 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     return egress, busiest, macs
 
 
-def unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
+def full_unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
     """A full unit's tile of ``view`` in this case."""
     return _pe_mapped(model, states, view, True, False)
 
@@ -392,6 +393,14 @@ def unit_new_part(
     does not hold: the changing loop's new part if it indexes the tensor, the whole tile
     if loops inside it over the tensor wrapped, else nothing."""
     return _pe_ingress(model, states, changing, view, False, False, WRAP_LOST)
+
+
+def unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
+    """The first unit's tile of ``view`` in this case: edge tiles where the case's
+    states are at an edge, the output in output coordinates (``Y'``, ``X'``)."""
+    if view is model.output:
+        return _pe_egress(model, states, False, True, False)
+    return _pe_mapped(model, states, view, True, False)
 
 
 def mapped_volume(model: LevelModel, view: TensorView) -> int:
