@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from math import prod
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -71,6 +73,26 @@ from .traffic import (
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
+
+_T = TypeVar("_T")
+_FIELDS: dict[type, tuple[attrgetter[Any], dict[str, int]]] = {}
+
+
+def replace(obj: _T, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the engine's dataclasses (every field an init
+    field, no ``__post_init__``), without its per-call field introspection: the
+    analyses copy a result or a level model in every case."""
+    cls = type(obj)
+    known = _FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in fields(obj))  # type: ignore[arg-type]
+        known = _FIELDS[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+    get, index = known
+    values = list(get(obj)) if len(index) > 1 else [get(obj)]
+    for name, value in changes.items():
+        values[index[name]] = value
+    return cls(*values)
+
 
 LONG_MIN = -(2**63)
 """What MAESTRO prints for a delay statistic of a level with no valid case."""
@@ -169,6 +191,11 @@ class _Context:
     """Per level: the output, unit and leaving shares of the levels above (refined)."""
     exact: ExactCounts | None = None
     """The executed nest's exact counts (refined model; :mod:`metronome.analytic.groups`)."""
+    last_sub: tuple[LevelModel, tuple[State, ...], dict[bool, LevelResult]] | None = None
+    """The nested analyses of the last case asked for (:func:`_sub`)."""
+    unit_counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Unit counts of the levels below or above a level, which depend on the level
+    models alone (memoised per layer: every case asks)."""
 
 
 def _edge_units(
@@ -195,7 +222,21 @@ def _edge_units(
     return 1 if extent <= size else active
 
 
+_last_models: list[tuple[Problem, Quirks, tuple[LevelModel, ...]]] = []
+"""The level models last built (the steady-state figures ask again for the same problem)."""
+
+
 def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
+    if _last_models:
+        last = _last_models[-1]
+        if last[0] is problem and last[1] is quirks:
+            return last[2]
+    built = _build_level_models(problem, quirks)
+    _last_models[:] = [(problem, quirks, built)]
+    return built
+
+
+def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
     models = []
     last = len(problem.levels) - 1
     for index, directives in enumerate(problem.levels):
@@ -696,12 +737,19 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` holding partial sums of the same outputs
     (reduction dimensions mapped spatially there), whose copies all travel to L2 on a
     network without adders."""
-    return _reduced_units(ctx.models[index + 1 :])
+    key = ("reduced_below", index)
+    cached = ctx.unit_counts.get(key)
+    if cached is None:
+        cached = ctx.unit_counts[key] = _reduced_units(ctx.models[index + 1 :])
+    return cached
 
 
 def _partitioned_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` among which the output is split (spatial
     directives on output dimensions there): each holds different outputs."""
+    cached = ctx.unit_counts.get(("partitioned_below", index))
+    if cached is not None:
+        return cached
     parts = 1
     for lower in ctx.models[index + 1 :]:
         spread = {lower.directives[i].dim: lower.directives[i].offset for i in lower.spatial}
@@ -712,6 +760,7 @@ def _partitioned_below(ctx: _Context, index: int) -> int:
                 continue
             if i not in lower.non_output and lower.dims[d.dim] > d.size:
                 parts *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
+    ctx.unit_counts[("partitioned_below", index)] = parts
     return parts
 
 
@@ -780,7 +829,11 @@ def _refined_delays(
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).
-        out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
+        key = ("reduced_above", model.index)
+        above = ctx.unit_counts.get(key)
+        if above is None:
+            above = ctx.unit_counts[key] = _reduced_units(ctx.models[: model.index])
+        out_delay += reduction_delay(machine, copies * above)
     elif out_delay and reduced:
         out_delay += reduction_delay(machine, active)
     if in_busy and machine.topology == "tree":
@@ -917,7 +970,16 @@ def _nested_base(ctx: _Context, model: LevelModel, states: tuple[State, ...]) ->
 
 
 def _sub(ctx: _Context, model: LevelModel, states: tuple[State, ...], partial: bool) -> LevelResult:
-    return _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
+    last = ctx.last_sub
+    if last is not None and last[0] is model and last[1] is states and partial in last[2]:
+        # The same case asks again (its compute, then its nested runtime's base).
+        return last[2][partial]
+    result = _analyze_level(ctx, model.index + 1, sub_level_dims(model, states, partial))
+    last = ctx.last_sub
+    if last is None or last[0] is not model or last[1] is not states:
+        last = ctx.last_sub = (model, states, {})
+    last[2][partial] = result
+    return result
 
 
 def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:

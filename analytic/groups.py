@@ -97,7 +97,7 @@ class _Walk:
     of this group): how many steps have each MAC factor of the busiest PE."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Planned:
     """One directive at one level, over the ranges a unit received: its tile size and
     offset (a strided tile cut to whole windows), positions, and for an output
@@ -234,6 +234,10 @@ class _Group:
         hist: dict[int, int] = {}
         # Temporal tiles alone: every position's tile is its base.
         plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        if plain and units == 1:
+            result = self._walk_plain(level, ranges, plan, spatial, last)
+            self.memo[key] = result
+            return result
         for base, fold in self._positions(ranges, plan, spatial, units):
             best, busiest, any_active = 0, 0, False
             chosen: dict[int, int] = {}
@@ -264,6 +268,34 @@ class _Group:
         result = _Walk(linear, length, hist)
         self.memo[key] = result
         return result
+
+    def _walk_plain(
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], last: bool
+    ) -> _Walk:
+        """:meth:`walk` of a level whose directives are all temporal tiles of held
+        dimensions: one unit, every position's tile its base. Positions whose tiles
+        share one walk (the same canonical ranges) are summed once, times their count."""
+        counts: dict[Ranges, int] = {}
+        for base, _ in self._positions(ranges, plan, spatial, 1):
+            tile = self._canonical(tuple(base)) if self.slides else tuple(base)
+            counts[tile] = counts.get(tile, 0) + 1
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        hist: dict[int, int] = {}
+        for tile, n in counts.items():
+            if last:
+                sums, sub = self._leaf_of(tile), 1
+                _add(hist, {max(0, sums[0]): 1}, n)
+            else:
+                w = self.walk(level + 1, tile)
+                sums, sub = w.linear, w.length
+                _add(hist, w.busiest if w.busiest else {sums[0]: 1}, n)
+            for k, v in enumerate(sums):
+                linear[k] += n * v
+            length += n * max(0, sub)
+            if level == 0:
+                self.top_positions += n
+        return _Walk(linear, length, hist)
 
     def _canonical(self, ranges: Ranges) -> Ranges:
         """``ranges`` moved down by a multiple of the stride along each sliding input
