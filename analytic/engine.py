@@ -391,6 +391,9 @@ def level_states(
 ) -> tuple[dict[str, int], tuple[tuple[State, ...], ...]]:
     """A level's dimension extents over ``dims_key`` and each directive's position states
     (shared with :mod:`metronome.analytic.vectorised`, which must count the same cases)."""
+    for seen in _recent_states:
+        if seen[0] is model and seen[1] is dims_key and seen[2] is quirks:
+            return seen[3]
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
     per_directive = tuple(
@@ -404,7 +407,20 @@ def level_states(
         )
         for d in model.directives
     )
+    _recent_states[:] = [(model, dims_key, quirks, (dims, per_directive)), *_recent_states[:7]]
     return dims, per_directive
+
+
+_recent_states: list[
+    tuple[
+        LevelModel,
+        tuple[tuple[str, int], ...],
+        Quirks,
+        tuple[dict[str, int], tuple[tuple[State, ...], ...]],
+    ]
+] = []
+"""The last levels' states, by identity (the top level's are asked for again by the
+off-chip terms and the steady-state figures)."""
 
 
 def _analyze_level(ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]) -> LevelResult:

@@ -119,7 +119,7 @@ def ceil_div(a: int, b: int) -> int:
 
 def positions(states: tuple[State, ...]) -> int:
     """How many positions a directive takes (the occurrences of its states)."""
-    return sum(s.occurrences for s in states)
+    return sum([s.occurrences for s in states])
 
 
 def _extent(
@@ -138,29 +138,34 @@ def _extent(
     its PEs, each dimension a level below spreads scaled by its PE's share of the tile;
     ``short``: a spatial directive whose last fold leaves the unit idle)."""
     total: float = 1
+    mapped = model.tiles.mapped
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
-        tile = max(model.tiles.mapped.get(counted, dims.get(dim, 1)), 1)
-        if counted != dim:
-            whole = max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
-        else:
-            whole = dims.get(dim, 1)
+        tile = max(mapped.get(counted, dims.get(dim, 1)), 1)
         if i <= inside:
             if array and d.spatial:
                 # The units of one fold: tiles ``offset`` apart.
                 step = d.offset if counted == dim else d.offset // strides.get(dim, 1)
                 step = max(step, 1)
-                total *= min(whole, tile + (model.units - 1) * step)
+                total *= min(_whole(dims, strides, dim, counted), tile + (model.units - 1) * step)
             else:
                 total *= tile
         elif d.spatial and not array:
             folds = positions(per_directive[i]) - (1 if i == short else 0)
-            total *= min(whole, folds * tile)
+            total *= min(_whole(dims, strides, dim, counted), folds * tile)
         else:
-            total *= whole
+            total *= _whole(dims, strides, dim, counted)
         if per_pe:
             total *= per_pe.get(counted, 1.0)
     return math.ceil(total)
+
+
+def _whole(dims: dict[str, int], strides: dict[str, int], dim: str, counted: str) -> int:
+    """The whole extent of ``dim`` (counted as ``counted``: an output coordinate counts
+    the windows that fit)."""
+    if counted != dim:
+        return max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
+    return dims.get(dim, 1)
 
 
 def array_footprints(
