@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import product
 from math import prod
 
 from metronome.spec.layer import Layer
@@ -275,9 +276,21 @@ class _Group:
         """:meth:`walk` of a level whose directives are all temporal tiles of held
         dimensions: one unit, every position's tile its base. Positions whose tiles
         share one walk (the same canonical ranges) are summed once, times their count."""
+        # The positions are the product of each directive's tiles of its dimension
+        # (:meth:`_positions` without the SpatialMaps and output coordinates).
+        axes = []
+        for planned in plan:
+            k = self.index[planned.directive.dim]
+            lo, hi = ranges[k]
+            starts = range(lo, lo + planned.positions * planned.offset, planned.offset)
+            axes.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
         counts: dict[Ranges, int] = {}
-        for base, _ in self._positions(ranges, plan, spatial, 1):
-            tile = self._canonical(tuple(base)) if self.slides else tuple(base)
+        base = list(ranges)
+        canonical = self._canonical if self.slides else None
+        for combo in product(*(tiles for _, tiles in axes)):
+            for (k, _), t in zip(axes, combo, strict=True):
+                base[k] = t
+            tile = canonical(tuple(base)) if canonical is not None else tuple(base)
             counts[tile] = counts.get(tile, 0) + 1
         linear = [0] * len(self.factor_dims)
         length = 0
