@@ -160,6 +160,28 @@ def _extent(
     return math.ceil(total)
 
 
+def _swept(
+    known: dict[tuple[int, int], int],
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    view: TensorView,
+    inside: int,
+    array: bool = False,
+    per_pe: dict[str, float] | None = None,
+) -> int:
+    """:func:`_extent`, memoised in ``known``: it depends on ``inside`` only through the
+    innermost of ``view``'s directives at or outside it."""
+    key = (id(view), max((i for i in view.order if i <= inside), default=-1))
+    value = known.get(key)
+    if value is None:
+        value = known[key] = _extent(
+            model, dims, per_directive, strides, view, key[1], array, per_pe
+        )
+    return value
+
+
 def _whole(dims: dict[str, int], strides: dict[str, int], dim: str, counted: str) -> int:
     """The whole extent of ``dim`` (counted as ``counted``: an output coordinate counts
     the windows that fit)."""
@@ -181,13 +203,23 @@ def array_footprints(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
     out = []
+    known: dict[tuple[int, int], int] = {}
     for c in range(n):
-        total = sum(_extent(model, dims, per_directive, strides, v, c, True) for v in model.inputs)
+        total = sum(
+            _swept(known, model, dims, per_directive, strides, v, c, True) for v in model.inputs
+        )
         revisited = any(r <= c for r in reductions)
         out.append(
             total
-            + _extent(
-                model, dims, per_directive, strides, model.output, c if revisited else n, True
+            + _swept(
+                known,
+                model,
+                dims,
+                per_directive,
+                strides,
+                model.output,
+                c if revisited else n,
+                True,
             )
         )
     return tuple(out)
@@ -297,17 +329,27 @@ def level_reuse(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
+    known: dict[tuple[int, int], int] = {}
+
     def footprint(c: int) -> tuple[int, int]:
         """(the sweep's footprint, what of it stays after the sweep: outputs touched
         for the last time leave)."""
         inputs = sum(
-            _extent(model, dims, per_directive, strides, v, c, per_pe=per_pe) for v in model.inputs
+            _swept(known, model, dims, per_directive, strides, v, c, per_pe=per_pe)
+            for v in model.inputs
         )
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        out = _extent(
-            model, dims, per_directive, strides, model.output, c if revisited else n, per_pe=per_pe
+        out = _swept(
+            known,
+            model,
+            dims,
+            per_directive,
+            strides,
+            model.output,
+            c if revisited else n,
+            per_pe=per_pe,
         )
         return inputs + out, inputs + (out if revisited else 0)
 
@@ -323,7 +365,7 @@ def level_reuse(
         sweep touches the same tile)."""
         if not any(j > r and positions(per_directive[j]) > 1 for j in view.coupled):
             return 0
-        return _extent(model, dims, per_directive, strides, view, n, per_pe=per_pe)
+        return _swept(known, model, dims, per_directive, strides, view, n, per_pe=per_pe)
 
     kept: float = 1
     spread, groups = 1, 1
