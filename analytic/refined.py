@@ -173,11 +173,15 @@ def _swept(
 ) -> int:
     """:func:`_extent`, memoised in ``known``: it depends on ``inside`` only through the
     innermost of ``view``'s directives at or outside it."""
-    key = (id(view), max((i for i in view.order if i <= inside), default=-1))
+    innermost = -1
+    for i in view.order:
+        if innermost < i <= inside:
+            innermost = i
+    key = (id(view), innermost)
     value = known.get(key)
     if value is None:
         value = known[key] = _extent(
-            model, dims, per_directive, strides, view, key[1], array, per_pe
+            model, dims, per_directive, strides, view, innermost, array, per_pe
         )
     return value
 
