@@ -286,12 +286,30 @@ class _Group:
             axes.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
         counts: dict[Ranges, int] = {}
         base = list(ranges)
-        canonical = self._canonical if self.slides else None
-        for combo in product(*(tiles for _, tiles in axes)):
-            for (k, _), t in zip(axes, combo, strict=True):
-                base[k] = t
-            tile = canonical(tuple(base)) if canonical is not None else tuple(base)
-            counts[tile] = counts.get(tile, 0) + 1
+        if len(axes) == 1 and all(f != axes[0][0] for _, f, *_ in self.slides):
+            # One directive moves, not over a filter: the other ranges' canonical form
+            # is fixed, and only its own tiles move down (as :meth:`_canonical` does).
+            k, tiles = axes[0]
+            fixed = list(self._canonical(ranges))
+            rules = [s for s in self.slides if s[0] == k]
+            own: dict[tuple[int, int], int] = {}
+            for t in tiles:
+                for _, f, reach, stride, limit in rules:
+                    lo, hi = t
+                    if fixed[f][1] > fixed[f][0] and lo >= reach and hi <= limit:
+                        shift = (lo - reach) // stride * stride
+                        t = (lo - shift, hi - shift)
+                own[t] = own.get(t, 0) + 1
+            for t, n in own.items():
+                fixed[k] = t
+                counts[tuple(fixed)] = n
+        else:
+            canonical = self._canonical if self.slides else None
+            for combo in product(*(tiles for _, tiles in axes)):
+                for (k, _), t in zip(axes, combo, strict=True):
+                    base[k] = t
+                tile = canonical(tuple(base)) if canonical is not None else tuple(base)
+                counts[tile] = counts.get(tile, 0) + 1
         linear = [0] * len(self.factor_dims)
         length = 0
         hist: dict[int, int] = {}
