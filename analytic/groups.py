@@ -286,11 +286,15 @@ class _Group:
             axes.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
         counts: dict[Ranges, int] = {}
         base = list(ranges)
+        for k, tiles in axes:
+            if len(tiles) == 1:
+                base[k] = tiles[0]
+        axes = [(k, tiles) for k, tiles in axes if len(tiles) > 1]
         if len(axes) == 1 and all(f != axes[0][0] for _, f, *_ in self.slides):
             # One directive moves, not over a filter: the other ranges' canonical form
             # is fixed, and only its own tiles move down (as :meth:`_canonical` does).
             k, tiles = axes[0]
-            fixed = list(self._canonical(ranges))
+            fixed = list(self._canonical(tuple(base)))
             rules = [s for s in self.slides if s[0] == k]
             own: dict[tuple[int, int], int] = {}
             for t in tiles:
