@@ -569,7 +569,7 @@ def _count_case(
     wrap = 0
     kept: tuple[bool, ...] = ()
     if reuse is not None:
-        kept = tuple(f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True))
+        kept = tuple([f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)])
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
