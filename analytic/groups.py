@@ -239,6 +239,10 @@ class _Group:
             result = self._walk_plain(level, ranges, plan, spatial, last)
             self.memo[key] = result
             return result
+        if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
+            result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
+            self.memo[key] = result
+            return result
         for base, fold in self._positions(ranges, plan, spatial, units):
             best, busiest, any_active = 0, 0, False
             chosen: dict[int, int] = {}
@@ -330,6 +334,72 @@ class _Group:
             length += n * max(0, sub)
             if level == 0:
                 self.top_positions += n
+        return _Walk(linear, length, hist)
+
+    def _walk_folds(
+        self, level: int, ranges: Ranges, plan: list[_Planned], si: int, units: int, last: bool
+    ) -> _Walk:
+        """:meth:`walk` of a level with one SpatialMap, of a held dimension, and no
+        output-coordinate directive: a fold's active units are its first
+        ``P - f U`` positions, their tiles the map's; units whose tiles share one walk
+        (the same canonical ranges) are summed once, times their count, in the order
+        they first occur (the busiest is the first with the most MACs)."""
+        planned = plan[si]
+        k = self.index[planned.directive.dim]
+        rules = [s for s in self.slides if s[0] == k]
+        moves_filter = any(s[1] == k for s in self.slides)
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        hist: dict[int, int] = {}
+        top = level == 0
+        for base, fold in self._positions(ranges, plan, [si], units):
+            first = fold * units
+            active = min(units, planned.positions - first)
+            if active <= 0:
+                length += 1
+                self.nested_idle = self.nested_idle or level > 0
+                _add(hist, {0: 1})
+                if top:
+                    self.top_positions += 1
+                    self.top_idle += 1
+                continue
+            lo, hi = base[k]
+            fixed = list(self._canonical(tuple(base)))
+            seen: dict[Ranges, int] = {}
+            for p in range(first, first + active):
+                start = lo + p * planned.offset
+                t = (min(start, hi), min(start + planned.size, hi))
+                if moves_filter:
+                    tile = list(base)
+                    tile[k] = t
+                    key = self._canonical(tuple(tile))
+                else:
+                    for _, f, reach, stride, limit in rules:
+                        a, b = t
+                        if fixed[f][1] > fixed[f][0] and a >= reach and b <= limit:
+                            shift = (a - reach) // stride * stride
+                            t = (a - shift, b - shift)
+                    fixed[k] = t
+                    key = tuple(fixed)
+                seen[key] = seen.get(key, 0) + 1
+            best, busiest = 0, 0
+            chosen: dict[int, int] = {}
+            for tile_key, n in seen.items():
+                if last:
+                    sums, sub = self._leaf_of(tile_key), 1
+                    busiest = max(busiest, sums[0])
+                else:
+                    w = self.walk(level + 1, tile_key)
+                    sums, sub = w.linear, w.length
+                    if not chosen or sums[0] > busiest:
+                        chosen, busiest = w.busiest, sums[0]
+                for j, v in enumerate(sums):
+                    linear[j] += n * v
+                best = max(best, sub)
+            length += best
+            _add(hist, chosen if chosen else {busiest: 1})
+            if top:
+                self.top_positions += 1
         return _Walk(linear, length, hist)
 
     def _canonical(self, ranges: Ranges) -> Ranges:
