@@ -244,26 +244,15 @@ class _Group:
             self.memo[key] = result
             return result
         for base, fold in self._positions(ranges, plan, spatial, units):
-            best, busiest, any_active = 0, 0, False
-            chosen: dict[int, int] = {}
+            held: dict[Ranges, int] = {}
             for u in range(units):
                 tile = (
                     tuple(base) if plain else self._unit_tile(base, plan, spatial, fold * units + u)
                 )
-                if tile is None:
-                    continue
-                any_active = True
-                if last:
-                    sums, sub = self._leaf_of(tile), 1
-                    busiest = max(busiest, sums[0])
-                else:
-                    w = self.walk(level + 1, tile)
-                    sums, sub = w.linear, w.length
-                    if not chosen or sums[0] > busiest:
-                        chosen, busiest = w.busiest, sums[0]
-                for k, v in enumerate(sums):
-                    linear[k] += v
-                best = max(best, sub)
+                if tile is not None:
+                    held[tile] = held.get(tile, 0) + 1
+            any_active = bool(held)
+            best, busiest, chosen = self._units_walked(level, held, last, linear)
             length += best if any_active else 1
             self.nested_idle = self.nested_idle or (level > 0 and not any_active)
             _add(hist, chosen if chosen else {busiest: 1})
@@ -382,25 +371,34 @@ class _Group:
                     fixed[k] = t
                     key = tuple(fixed)
                 seen[key] = seen.get(key, 0) + 1
-            best, busiest = 0, 0
-            chosen: dict[int, int] = {}
-            for tile_key, n in seen.items():
-                if last:
-                    sums, sub = self._leaf_of(tile_key), 1
-                    busiest = max(busiest, sums[0])
-                else:
-                    w = self.walk(level + 1, tile_key)
-                    sums, sub = w.linear, w.length
-                    if not chosen or sums[0] > busiest:
-                        chosen, busiest = w.busiest, sums[0]
-                for j, v in enumerate(sums):
-                    linear[j] += n * v
-                best = max(best, sub)
+            best, busiest, chosen = self._units_walked(level, seen, last, linear)
             length += best
             _add(hist, chosen if chosen else {busiest: 1})
             if top:
                 self.top_positions += 1
         return _Walk(linear, length, hist)
+
+    def _units_walked(
+        self, level: int, held: dict[Ranges, int], last: bool, linear: list[int]
+    ) -> tuple[int, int, dict[int, int]]:
+        """Adds the nests of one position's units (``held``: each tile and how many
+        units hold it, in unit order) to ``linear``; (the longest nest, the busiest
+        unit's MACs, its histogram: the first unit with the most MACs)."""
+        best, busiest = 0, 0
+        chosen: dict[int, int] = {}
+        for tile, n in held.items():
+            if last:
+                sums, sub = self._leaf_of(tile), 1
+                busiest = max(busiest, sums[0])
+            else:
+                w = self.walk(level + 1, tile)
+                sums, sub = w.linear, w.length
+                if not chosen or sums[0] > busiest:
+                    chosen, busiest = w.busiest, sums[0]
+            for k, v in enumerate(sums):
+                linear[k] += n * v
+            best = max(best, sub)
+        return best, busiest, chosen
 
     def _canonical(self, ranges: Ranges) -> Ranges:
         """``ranges`` moved down by a multiple of the stride along each sliding input
