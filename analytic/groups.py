@@ -35,6 +35,7 @@ whole nest: each group's own positions are walked once (memoised per incoming ra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -271,39 +272,59 @@ class _Group:
         share one walk (the same canonical ranges) are summed once, times their count."""
         # The positions are the product of each directive's tiles of its dimension
         # (:meth:`_positions` without the SpatialMaps and output coordinates).
-        axes = []
+        counts: dict[Ranges, int] = {}
+        base = list(ranges)
+        axes: list[tuple[int, _Planned]] = []
         for planned in plan:
             k = self.index[planned.directive.dim]
             lo, hi = ranges[k]
-            starts = range(lo, lo + planned.positions * planned.offset, planned.offset)
-            axes.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
-        counts: dict[Ranges, int] = {}
-        base = list(ranges)
-        for k, tiles in axes:
-            if len(tiles) == 1:
-                base[k] = tiles[0]
-        axes = [(k, tiles) for k, tiles in axes if len(tiles) > 1]
+            if planned.positions == 1:
+                base[k] = (min(lo, hi), min(lo + planned.size, hi))
+            else:
+                axes.append((k, planned))
         if len(axes) == 1 and all(f != axes[0][0] for _, f, *_ in self.slides):
             # One directive moves, not over a filter: the other ranges' canonical form
             # is fixed, and only its own tiles move down (as :meth:`_canonical` does).
-            k, tiles = axes[0]
+            k, planned = axes[0]
+            lo, hi = ranges[k]
+            size, offset = planned.size, planned.offset
             fixed = list(self._canonical(tuple(base)))
             rules = [s for s in self.slides if s[0] == k]
             own: dict[tuple[int, int], int] = {}
-            for t in tiles:
+            first, last_full = 0, -1
+            if len(rules) == 1 and fixed[rules[0][1]][1] > fixed[rules[0][1]][0]:
+                # Whole tiles ``[a, a + m)`` with ``a >= R - 1`` and ``a + m <= Y' s``
+                # move down to ``R - 1 + (a - R + 1) mod s``: counted per residue.
+                _, _, reach, stride, limit = rules[0]
+                first = max(0, -((lo - reach) // offset))
+                last_full = min(planned.positions - 1, (min(hi, limit) - size - lo) // offset)
+                period = stride // math.gcd(offset, stride)
+                for p in range(first, min(first + period, last_full + 1)):
+                    a = reach + (lo + p * offset - reach) % stride
+                    own[(a, a + size)] = (last_full - p) // period + 1
+            for p in range(planned.positions):
+                if first <= p <= last_full:
+                    continue
+                a = lo + p * offset
+                t = (min(a, hi), min(a + size, hi))
                 for _, f, reach, stride, limit in rules:
-                    lo, hi = t
-                    if fixed[f][1] > fixed[f][0] and lo >= reach and hi <= limit:
-                        shift = (lo - reach) // stride * stride
-                        t = (lo - shift, hi - shift)
+                    a, b = t
+                    if fixed[f][1] > fixed[f][0] and a >= reach and b <= limit:
+                        shift = (a - reach) // stride * stride
+                        t = (a - shift, b - shift)
                 own[t] = own.get(t, 0) + 1
             for t, n in own.items():
                 fixed[k] = t
                 counts[tuple(fixed)] = n
         else:
             canonical = self._canonical if self.slides else None
-            for combo in product(*(tiles for _, tiles in axes)):
-                for (k, _), t in zip(axes, combo, strict=True):
+            moving = []
+            for k, planned in axes:
+                lo, hi = ranges[k]
+                starts = range(lo, lo + planned.positions * planned.offset, planned.offset)
+                moving.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
+            for combo in product(*(tiles for _, tiles in moving)):
+                for (k, _), t in zip(moving, combo, strict=True):
                     base[k] = t
                 tile = canonical(tuple(base)) if canonical is not None else tuple(base)
                 counts[tile] = counts.get(tile, 0) + 1
