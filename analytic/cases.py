@@ -106,6 +106,10 @@ def enumerate_cases(
     MAESTRO multiplies the occurrence counts in a C ``int``; ``int32_occurrences``
     reproduces its wrap-around (only cases with more than 2**31 steps are affected).
     """
+    for seen, wrapped, listed in _recent:
+        # The top level's cases are asked for again by the steady-state figures.
+        if seen is per_directive and wrapped == int32_occurrences:
+            return listed
     counts = [len(s) for s in per_directive]
     periods = [prod(counts[i + 1 :]) for i in range(len(counts))]
     counters = [0] * len(counts)
@@ -122,4 +126,9 @@ def enumerate_cases(
         if int32_occurrences:
             occurrences = (occurrences + 2**31) % 2**32 - 2**31
         cases.append((tuple(picked), occurrences))
+    _recent[:] = [(per_directive, int32_occurrences, cases), *_recent[:3]]
     return cases
+
+
+_recent: list[tuple[tuple[tuple[State, ...], ...], bool, list[tuple[tuple[State, ...], int]]]] = []
+"""The last levels' cases, by the identity of their states."""

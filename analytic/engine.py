@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from math import prod
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -76,6 +78,26 @@ from .traffic import (
 )
 
 __all__ = ["Delays", "LevelResult", "NocLevel", "analyze_problem"]
+
+_T = TypeVar("_T")
+_FIELDS: dict[type, tuple[attrgetter[Any], dict[str, int]]] = {}
+
+
+def replace(obj: _T, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the engine's dataclasses (every field an init
+    field, no ``__post_init__``), without its per-call field introspection: the
+    analyses copy a result or a level model in every case."""
+    cls = type(obj)
+    known = _FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in fields(obj))  # type: ignore[arg-type]
+        known = _FIELDS[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+    get, index = known
+    values = list(get(obj)) if len(index) > 1 else [get(obj)]
+    for name, value in changes.items():
+        values[index[name]] = value
+    return cls(*values)
+
 
 LONG_MIN = -(2**63)
 """What MAESTRO prints for a delay statistic of a level with no valid case."""
@@ -185,6 +207,9 @@ class _Context:
     tile_ratio: tuple[float, ...] = ()
     """Where ``unit_ratio < 1``, per input/weight tensor partitioned over the units:
     the tile elements the executed nest's PEs hold over the enumeration's."""
+    unit_counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Unit counts of the levels below or above a level, which depend on the level
+    models alone (memoised per layer: every case asks)."""
 
 
 def _edge_units(
@@ -211,7 +236,21 @@ def _edge_units(
     return 1 if extent <= size else active
 
 
+_last_models: list[tuple[Problem, Quirks, tuple[LevelModel, ...]]] = []
+"""The level models last built (the steady-state figures ask again for the same problem)."""
+
+
 def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
+    if _last_models:
+        last = _last_models[-1]
+        if last[0] is problem and last[1] is quirks:
+            return last[2]
+    built = _build_level_models(problem, quirks)
+    _last_models[:] = [(problem, quirks, built)]
+    return built
+
+
+def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
     models = []
     last = len(problem.levels) - 1
     for index, directives in enumerate(problem.levels):
@@ -369,6 +408,9 @@ def level_states(
 ) -> tuple[dict[str, int], tuple[tuple[State, ...], ...]]:
     """A level's dimension extents over ``dims_key`` and each directive's position states
     (shared with :mod:`metronome.analytic.vectorised`, which must count the same cases)."""
+    for seen in _recent_states:
+        if seen[0] is model and seen[1] is dims_key and seen[2] is quirks:
+            return seen[3]
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
     per_directive = tuple(
@@ -382,7 +424,20 @@ def level_states(
         )
         for d in model.directives
     )
+    _recent_states[:] = [(model, dims_key, quirks, (dims, per_directive)), *_recent_states[:7]]
     return dims, per_directive
+
+
+_recent_states: list[
+    tuple[
+        LevelModel,
+        tuple[tuple[str, int], ...],
+        Quirks,
+        tuple[dict[str, int], tuple[tuple[State, ...], ...]],
+    ]
+] = []
+"""The last levels' states, by identity (the top level's are asked for again by the
+off-chip terms and the steady-state figures)."""
 
 
 def _analyze_level(
@@ -624,7 +679,7 @@ def _count_case(
     wrap = 0
     kept: tuple[bool, ...] = ()
     if reuse is not None:
-        kept = tuple(f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True))
+        kept = tuple([f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)])
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
@@ -875,12 +930,19 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` holding partial sums of the same outputs
     (reduction dimensions mapped spatially there), whose copies all travel to L2 on a
     network without adders."""
-    return _reduced_units(ctx.models[index + 1 :])
+    key = ("reduced_below", index)
+    cached = ctx.unit_counts.get(key)
+    if cached is None:
+        cached = ctx.unit_counts[key] = _reduced_units(ctx.models[index + 1 :])
+    return cached
 
 
 def _partitioned_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` among which the output is split (spatial
     directives on output dimensions there): each holds different outputs."""
+    cached = ctx.unit_counts.get(("partitioned_below", index))
+    if cached is not None:
+        return cached
     parts = 1
     for lower in ctx.models[index + 1 :]:
         spread = {lower.directives[i].dim: lower.directives[i].offset for i in lower.spatial}
@@ -891,6 +953,7 @@ def _partitioned_below(ctx: _Context, index: int) -> int:
                 continue
             if i not in lower.non_output and lower.dims[d.dim] > d.size:
                 parts *= max(1, min(lower.units, -(-(lower.dims[d.dim] - d.size) // d.offset) + 1))
+    ctx.unit_counts[("partitioned_below", index)] = parts
     return parts
 
 

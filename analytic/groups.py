@@ -35,8 +35,10 @@ whole nest: each group's own positions are walked once (memoised per incoming ra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import product
 from math import prod
 
 import numpy as np
@@ -106,7 +108,7 @@ class _Walk:
     of this group): how many steps have each MAC factor of the busiest PE."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Planned:
     """One directive at one level, over the ranges a unit received: its tile size and
     offset (a strided tile cut to whole windows), positions, and for an output
@@ -228,27 +230,24 @@ class _Group:
         hist: dict[int, int] = {}
         # Temporal tiles alone: every position's tile is its base.
         plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        if plain and units == 1:
+            result = self._walk_plain(level, ranges, plan, spatial, last)
+            self.memo[key] = result
+            return result
+        if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
+            result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
+            self.memo[key] = result
+            return result
         for base, fold in self._positions(ranges, plan, spatial, units):
-            best, busiest, any_active = 0, 0, False
-            chosen: dict[int, int] = {}
+            held: dict[Ranges, int] = {}
             for u in range(units):
                 tile = (
                     tuple(base) if plain else self._unit_tile(base, plan, spatial, fold * units + u)
                 )
-                if tile is None:
-                    continue
-                any_active = True
-                if last:
-                    sums, sub = self._leaf_of(tile), 1
-                    busiest = max(busiest, sums[0])
-                else:
-                    w = self.walk(level + 1, tile)
-                    sums, sub = w.linear, w.length
-                    if not chosen or sums[0] > busiest:
-                        chosen, busiest = w.busiest, sums[0]
-                for k, v in enumerate(sums):
-                    linear[k] += v
-                best = max(best, sub)
+                if tile is not None:
+                    held[tile] = held.get(tile, 0) + 1
+            any_active = bool(held)
+            best, busiest, chosen = self._units_walked(level, held, last, linear)
             length += best if any_active else 1
             self.nested_idle = self.nested_idle or (level > 0 and not any_active)
             _add(hist, chosen if chosen else {busiest: 1})
@@ -258,6 +257,163 @@ class _Group:
         result = _Walk(linear, length, hist)
         self.memo[key] = result
         return result
+
+    def _walk_plain(
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], last: bool
+    ) -> _Walk:
+        """:meth:`walk` of a level whose directives are all temporal tiles of held
+        dimensions: one unit, every position's tile its base. Positions whose tiles
+        share one walk (the same canonical ranges) are summed once, times their count."""
+        # The positions are the product of each directive's tiles of its dimension
+        # (:meth:`_positions` without the SpatialMaps and output coordinates).
+        counts: dict[Ranges, int] = {}
+        base = list(ranges)
+        axes: list[tuple[int, _Planned]] = []
+        for planned in plan:
+            k = self.index[planned.directive.dim]
+            lo, hi = ranges[k]
+            if planned.positions == 1:
+                base[k] = (min(lo, hi), min(lo + planned.size, hi))
+            else:
+                axes.append((k, planned))
+        if len(axes) == 1 and all(f != axes[0][0] for _, f, *_ in self.slides):
+            # One directive moves, not over a filter: the other ranges' canonical form
+            # is fixed, and only its own tiles move down (as :meth:`_canonical` does).
+            k, planned = axes[0]
+            lo, hi = ranges[k]
+            size, offset = planned.size, planned.offset
+            fixed = list(self._canonical(tuple(base)))
+            rules = [s for s in self.slides if s[0] == k]
+            own: dict[tuple[int, int], int] = {}
+            first, last_full = 0, -1
+            if len(rules) == 1 and fixed[rules[0][1]][1] > fixed[rules[0][1]][0]:
+                # Whole tiles ``[a, a + m)`` with ``a >= R - 1`` and ``a + m <= Y' s``
+                # move down to ``R - 1 + (a - R + 1) mod s``: counted per residue.
+                _, _, reach, stride, limit = rules[0]
+                first = max(0, -((lo - reach) // offset))
+                last_full = min(planned.positions - 1, (min(hi, limit) - size - lo) // offset)
+                period = stride // math.gcd(offset, stride)
+                for p in range(first, min(first + period, last_full + 1)):
+                    a = reach + (lo + p * offset - reach) % stride
+                    own[(a, a + size)] = (last_full - p) // period + 1
+            for p in range(planned.positions):
+                if first <= p <= last_full:
+                    continue
+                a = lo + p * offset
+                t = (min(a, hi), min(a + size, hi))
+                for _, f, reach, stride, limit in rules:
+                    a, b = t
+                    if fixed[f][1] > fixed[f][0] and a >= reach and b <= limit:
+                        shift = (a - reach) // stride * stride
+                        t = (a - shift, b - shift)
+                own[t] = own.get(t, 0) + 1
+            for t, n in own.items():
+                fixed[k] = t
+                counts[tuple(fixed)] = n
+        else:
+            canonical = self._canonical if self.slides else None
+            moving = []
+            for k, planned in axes:
+                lo, hi = ranges[k]
+                starts = range(lo, lo + planned.positions * planned.offset, planned.offset)
+                moving.append((k, [(min(a, hi), min(a + planned.size, hi)) for a in starts]))
+            for combo in product(*(tiles for _, tiles in moving)):
+                for (k, _), t in zip(moving, combo, strict=True):
+                    base[k] = t
+                tile = canonical(tuple(base)) if canonical is not None else tuple(base)
+                counts[tile] = counts.get(tile, 0) + 1
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        hist: dict[int, int] = {}
+        for tile, n in counts.items():
+            if last:
+                sums, sub = self._leaf_of(tile), 1
+                _add(hist, {max(0, sums[0]): 1}, n)
+            else:
+                w = self.walk(level + 1, tile)
+                sums, sub = w.linear, w.length
+                _add(hist, w.busiest if w.busiest else {sums[0]: 1}, n)
+            for k, v in enumerate(sums):
+                linear[k] += n * v
+            length += n * max(0, sub)
+            if level == 0:
+                self.top_positions += n
+        return _Walk(linear, length, hist)
+
+    def _walk_folds(
+        self, level: int, ranges: Ranges, plan: list[_Planned], si: int, units: int, last: bool
+    ) -> _Walk:
+        """:meth:`walk` of a level with one SpatialMap, of a held dimension, and no
+        output-coordinate directive: a fold's active units are its first
+        ``P - f U`` positions, their tiles the map's; units whose tiles share one walk
+        (the same canonical ranges) are summed once, times their count, in the order
+        they first occur (the busiest is the first with the most MACs)."""
+        planned = plan[si]
+        k = self.index[planned.directive.dim]
+        rules = [s for s in self.slides if s[0] == k]
+        moves_filter = any(s[1] == k for s in self.slides)
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        hist: dict[int, int] = {}
+        top = level == 0
+        for base, fold in self._positions(ranges, plan, [si], units):
+            first = fold * units
+            active = min(units, planned.positions - first)
+            if active <= 0:
+                length += 1
+                self.nested_idle = self.nested_idle or level > 0
+                _add(hist, {0: 1})
+                if top:
+                    self.top_positions += 1
+                    self.top_idle += 1
+                continue
+            lo, hi = base[k]
+            fixed = list(self._canonical(tuple(base)))
+            seen: dict[Ranges, int] = {}
+            for p in range(first, first + active):
+                start = lo + p * planned.offset
+                t = (min(start, hi), min(start + planned.size, hi))
+                if moves_filter:
+                    tile = list(base)
+                    tile[k] = t
+                    key = self._canonical(tuple(tile))
+                else:
+                    for _, f, reach, stride, limit in rules:
+                        a, b = t
+                        if fixed[f][1] > fixed[f][0] and a >= reach and b <= limit:
+                            shift = (a - reach) // stride * stride
+                            t = (a - shift, b - shift)
+                    fixed[k] = t
+                    key = tuple(fixed)
+                seen[key] = seen.get(key, 0) + 1
+            best, busiest, chosen = self._units_walked(level, seen, last, linear)
+            length += best
+            _add(hist, chosen if chosen else {busiest: 1})
+            if top:
+                self.top_positions += 1
+        return _Walk(linear, length, hist)
+
+    def _units_walked(
+        self, level: int, held: dict[Ranges, int], last: bool, linear: list[int]
+    ) -> tuple[int, int, dict[int, int]]:
+        """Adds the nests of one position's units (``held``: each tile and how many
+        units hold it, in unit order) to ``linear``; (the longest nest, the busiest
+        unit's MACs, its histogram: the first unit with the most MACs)."""
+        best, busiest = 0, 0
+        chosen: dict[int, int] = {}
+        for tile, n in held.items():
+            if last:
+                sums, sub = self._leaf_of(tile), 1
+                busiest = max(busiest, sums[0])
+            else:
+                w = self.walk(level + 1, tile)
+                sums, sub = w.linear, w.length
+                if not chosen or sums[0] > busiest:
+                    chosen, busiest = w.busiest, sums[0]
+            for k, v in enumerate(sums):
+                linear[k] += n * v
+            best = max(best, sub)
+        return best, busiest, chosen
 
     def _canonical(self, ranges: Ranges) -> Ranges:
         """``ranges`` moved down by a multiple of the stride along each sliding input

@@ -148,7 +148,7 @@ def ceil_div(a: int, b: int) -> int:
 
 def positions(states: tuple[State, ...]) -> int:
     """How many positions a directive takes (the occurrences of its states)."""
-    return sum(s.occurrences for s in states)
+    return sum([s.occurrences for s in states])
 
 
 def _extent(
@@ -167,29 +167,60 @@ def _extent(
     its PEs, each dimension a level below spreads scaled by its PE's share of the tile;
     ``short``: a spatial directive whose last fold leaves the unit idle)."""
     total: float = 1
+    mapped = model.tiles.mapped
     for dim, i, counted in view.by_tensor_dim:
         d = model.directives[i]
-        tile = max(model.tiles.mapped.get(counted, dims.get(dim, 1)), 1)
-        if counted != dim:
-            whole = max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
-        else:
-            whole = dims.get(dim, 1)
+        tile = max(mapped.get(counted, dims.get(dim, 1)), 1)
         if i <= inside:
             if array and d.spatial:
                 # The units of one fold: tiles ``offset`` apart.
                 step = d.offset if counted == dim else d.offset // strides.get(dim, 1)
                 step = max(step, 1)
-                total *= min(whole, tile + (model.units - 1) * step)
+                total *= min(_whole(dims, strides, dim, counted), tile + (model.units - 1) * step)
             else:
                 total *= tile
         elif d.spatial and not array:
             folds = positions(per_directive[i]) - (1 if i == short else 0)
-            total *= min(whole, folds * tile)
+            total *= min(_whole(dims, strides, dim, counted), folds * tile)
         else:
-            total *= whole
+            total *= _whole(dims, strides, dim, counted)
         if per_pe:
             total *= per_pe.get(counted, 1.0)
     return math.ceil(total)
+
+
+def _swept(
+    known: dict[tuple[int, int], int],
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    strides: dict[str, int],
+    view: TensorView,
+    inside: int,
+    array: bool = False,
+    per_pe: dict[str, float] | None = None,
+) -> int:
+    """:func:`_extent`, memoised in ``known``: it depends on ``inside`` only through the
+    innermost of ``view``'s directives at or outside it."""
+    innermost = -1
+    for i in view.order:
+        if innermost < i <= inside:
+            innermost = i
+    key = (id(view), innermost)
+    value = known.get(key)
+    if value is None:
+        value = known[key] = _extent(
+            model, dims, per_directive, strides, view, innermost, array, per_pe
+        )
+    return value
+
+
+def _whole(dims: dict[str, int], strides: dict[str, int], dim: str, counted: str) -> int:
+    """The whole extent of ``dim`` (counted as ``counted``: an output coordinate counts
+    the windows that fit)."""
+    if counted != dim:
+        return max(windows(dims[dim], dims.get(FILTER_OF[dim], 1), strides.get(dim, 1)), 1)
+    return dims.get(dim, 1)
 
 
 def array_footprints(
@@ -205,13 +236,23 @@ def array_footprints(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
     out = []
+    known: dict[tuple[int, int], int] = {}
     for c in range(n):
-        total = sum(_extent(model, dims, per_directive, strides, v, c, True) for v in model.inputs)
+        total = sum(
+            _swept(known, model, dims, per_directive, strides, v, c, True) for v in model.inputs
+        )
         revisited = any(r <= c for r in reductions)
         out.append(
             total
-            + _extent(
-                model, dims, per_directive, strides, model.output, c if revisited else n, True
+            + _swept(
+                known,
+                model,
+                dims,
+                per_directive,
+                strides,
+                model.output,
+                c if revisited else n,
+                True,
             )
         )
     return tuple(out)
@@ -321,17 +362,27 @@ def level_reuse(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
+    known: dict[tuple[int, int], int] = {}
+
     def footprint(c: int) -> tuple[int, int]:
         """(the sweep's footprint, what of it stays after the sweep: outputs touched
         for the last time leave)."""
         inputs = sum(
-            _extent(model, dims, per_directive, strides, v, c, per_pe=per_pe) for v in model.inputs
+            _swept(known, model, dims, per_directive, strides, v, c, per_pe=per_pe)
+            for v in model.inputs
         )
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        out = _extent(
-            model, dims, per_directive, strides, model.output, c if revisited else n, per_pe=per_pe
+        out = _swept(
+            known,
+            model,
+            dims,
+            per_directive,
+            strides,
+            model.output,
+            c if revisited else n,
+            per_pe=per_pe,
         )
         return inputs + out, inputs + (out if revisited else 0)
 
@@ -347,7 +398,7 @@ def level_reuse(
         sweep touches the same tile)."""
         if not any(j > r and positions(per_directive[j]) > 1 for j in view.coupled):
             return 0
-        return _extent(model, dims, per_directive, strides, view, n, per_pe=per_pe)
+        return _swept(known, model, dims, per_directive, strides, view, n, per_pe=per_pe)
 
     kept: float = 1
     spread, groups = 1, 1

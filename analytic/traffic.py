@@ -417,19 +417,19 @@ def sub_level_dims(
     model: LevelModel, states: tuple[State, ...], partial_unit: bool
 ) -> tuple[tuple[str, int], ...]:
     """Dimensions the level below works on in this case (one unit's tile)."""
-    t, e_units = model.tiles, model.edge_units
+    mapped, mapped_edge = model.tiles.mapped, model.tiles.mapped_edge
+    edge_size = model.edge_units == 1 or partial_unit
     dims: dict[str, int] = {}
-    for i, d in enumerate(model.directives):
-        st = states[i]
+    for d, st in zip(model.directives, states, strict=True):
+        if d.dim in dims:
+            continue
         if not d.spatial:
-            size = t.mapped_edge[d.dim] if st.is_edge else t.mapped[d.dim]
+            size = mapped_edge[d.dim] if st.is_edge else mapped[d.dim]
         elif st.position == STEADY or (st.position == INIT and not st.is_edge):
-            size = t.mapped[d.dim]
-        elif e_units == 1 or partial_unit:
-            size = t.mapped_edge[d.dim]
+            size = mapped[d.dim]
         else:
-            size = t.mapped[d.dim]
-        dims.setdefault(d.dim, size)
+            size = mapped_edge[d.dim] if edge_size else mapped[d.dim]
+        dims[d.dim] = size
     for ref, out in OUTPUT_OF.items():
         if ref in dims:
             filt = "R" if ref == "Y" else "S"
