@@ -503,8 +503,21 @@ def _analyze_level(
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse, held):
             sized = True
     if reuse is not None:
-        own = reuse.distinct * reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
-        totals.l2_writes[2] = round(totals.l2_writes[2] * own)
+        own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
+        # Each output leaves once per session: at most |O| times the reduction loops'
+        # positions times the share (the enumeration's egress also counts the steps
+        # its states add, which touch no new partial sum). Not where units reduce the
+        # same outputs (each sends its copy) or on the systolic array (its partial sums
+        # leave every fold).
+        egress = totals.l2_writes[2] * reuse.distinct
+        spread = _reduced_below(ctx, index) > 1 or any(
+            model.directives[r].spatial for r in model.non_output
+        )
+        if not spread and ctx.machine is not None and ctx.machine.topology != "systolic":
+            sessions = prod(positions(per_directive[r]) for r in model.non_output)
+            outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
+            egress = min(egress, outputs * sessions)
+        totals.l2_writes[2] = round(egress * own)
     if index == 0 and ctx.exact is not None and totals.deferred:
         _exact_runtime(ctx.exact, totals)
     result = totals.finish(quirks)

@@ -857,3 +857,20 @@ def test_double_buffering_counts_the_output_tile_in_output_coordinates() -> None
     for l1, cycles in ((9, 30), (8, 44)):
         hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=64, noc_latency_cycles=2)
         assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
+def test_output_egress_at_most_the_outputs_per_reduction_session() -> None:
+    # K (4) over 4 PEs; Y' (1,1) next to R (1,1) with R = Y = 3: the executed nest has one
+    # output row and one step per filter row, where MAESTRO's states walk Y over the 3
+    # input rows per filter row (9 steps). Each of the 4 outputs accumulates over R's 3
+    # positions and leaves once: 4 L2 writes, no read-modify-write (the simulator's
+    # counts). The enumeration's egress, 9 steps x 4 outputs, times the share leaving
+    # (1 / 3 positions of R) said 12 and 8: its extra steps touch no new partial sum, so
+    # the egress is at most 4 outputs x 3 positions of R before the share.
+    layer = make_layer(
+        name="P", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 3, "S": 1, "Y": 3, "X": 1}
+    )
+    mapping = _unit_maps("*K", "C", "S", "X", "R", "Y'")
+    hw = Hardware(num_pes=4, topology="bus", noc_bw_elems_per_cycle=64, noc_latency_cycles=1)
+    output = analytic.analyze(layer, mapping, hw, model="refined").tensor("output")
+    assert (output.l2_writes, output.l2_reads) == (4, 0)
