@@ -423,10 +423,9 @@ def _uniform(
     constant per group, one position further each."""
     lo0, hi0 = groups[0]
     size = hi0 - lo0
-    delta = _moved(steps[lo0].base, steps[groups[1][0]].base)
-    for g, (lo, hi) in enumerate(groups):
-        if hi - lo != size:
-            return False
+    if any(hi - lo != size for lo, hi in groups):
+        return False
+    for g, (lo, _) in enumerate(groups):
         for j in range(size):
             a, s = steps[lo0 + j], steps[lo + j]
             moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
@@ -434,9 +433,14 @@ def _uniform(
                 return False
             if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
                 return False
-            if _moved(a.base, s.base) != {d: g * v for d, v in delta.items() if g * v}:
-                return False
-    return True
+    # Every group's bases are the first group's moved by a constant per group.
+    mine = [steps[j] for lo, hi in groups for j in range(lo, hi)]
+    dims = sorted(set().union(*(s.base for s in mine)))
+    bases = np.array([[s.base.get(d, 0) for d in dims] for s in mine], dtype=np.int64)
+    bases = bases.reshape(len(groups), size, len(dims))
+    delta = bases[1, 0] - bases[0, 0]
+    ranks = np.arange(len(groups), dtype=np.int64)[:, None, None]
+    return bool(np.all(bases - bases[:1] == ranks * delta))
 
 
 def _merged(
