@@ -122,8 +122,11 @@ class L2Memory:
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
         self._writes = np.zeros(1024, dtype=np.int64)
-        # Global positions of the held elements, kept by batches (None: not known).
-        self._held: np.ndarray | None = None
+        # Per tensor the global positions of the held elements, in chunks kept by
+        # batches (None: not known); they may list elements evicted since (``_ghosts``:
+        # those evictions), dropped from the lists when next read.
+        self._held: list[list[np.ndarray]] | None = None
+        self._ghosts = np.zeros(0, dtype=np.int64)
         self._offsets = np.cumsum([0, *self.sizes])
 
     @staticmethod
@@ -367,21 +370,26 @@ class L2Memory:
         self.peak_occupancy = max(self.peak_occupancy, int((before + inc[: end + 1 - s0]).max()))
         self.occupancy = int(grown[-1])
         if self._held is not None:
-            arrivals = [self._held]
+            arrivals: list[tuple[int, np.ndarray]] = []
             for t in range(2):
                 batch, missing = batches[t], fresh_masks[t]
                 if batch is not None and missing is not None:
-                    arrivals.append(batch.pos[missing & (batch.first <= end)] + self._offsets[t])
+                    arrivals.append((t, batch.pos[missing & (batch.first <= end)]))
             if out_batch is not None:
-                arrivals.append(out_batch.pos[absent & (out_batch.first <= end)] + self._offsets[2])
-            self._held = np.concatenate(arrivals)
+                arrivals.append((2, out_batch.pos[absent & (out_batch.first <= end)]))
+            for t, pos in arrivals:
+                pos = pos + self._offsets[t]
+                if self._ghosts.size:
+                    # An evicted element still listed is held again: listed once.
+                    pos = pos[~np.isin(pos, self._ghosts)]
+                self._held[t].append(pos)
         if alone:
             if self.occupancy > self.capacity:
                 self._evict()
         elif victims.size:
             self._drop(victims)
             if self._held is not None:
-                self._held = self._held[~np.isin(self._held, victims)]
+                self._ghosts = np.concatenate([self._ghosts, victims])
         cut = end + 1 < s1
         if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
@@ -393,19 +401,23 @@ class L2Memory:
         """Global positions of the held elements and their last-use stamps."""
         offsets = self._offsets
         if self._held is None:
-            self._held = np.concatenate(
-                [
-                    np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]
-                    for t, lu in enumerate(self.last_use)
-                ]
-            )
-        held = self._held
-        tensor = np.searchsorted(offsets, held, side="right") - 1
-        values = np.empty(held.size, dtype=np.int64)
+            self._held = [
+                [np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]]
+                for t, lu in enumerate(self.last_use)
+            ]
+        positions, stamps = [], []
         for t, lu in enumerate(self.last_use):
-            mine = tensor == t
-            values[mine] = lu.reshape(-1)[held[mine] - offsets[t]]
-        return held, values
+            chunks = self._held[t]
+            held = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+            values = lu.reshape(-1)[held - offsets[t]]
+            if self._ghosts.size:
+                live = values >= 0
+                held, values = held[live], values[live]
+            self._held[t] = [held]
+            positions.append(held)
+            stamps.append(values)
+        self._ghosts = np.zeros(0, dtype=np.int64)
+        return np.concatenate(positions), np.concatenate(stamps)
 
     def _victims(
         self,
@@ -437,8 +449,7 @@ class L2Memory:
         resident, values = self._held_stamps()
         depth = min(values.size, need + touched_pos.size)
         if depth < values.size:
-            kth = np.partition(values, depth - 1)[depth - 1]
-            keep = values <= kth
+            keep = values <= _kth_smallest(values, depth)
             resident, values = resident[keep], values[keep]
         queue = resident[np.lexsort((resident, values))]
         sort = np.argsort(touched_pos)
@@ -468,6 +479,18 @@ class L2Memory:
         stamps = self.last_use[2][self.last_use[2] >= 0]
         self._write_back(stamps.ravel())
         return int(self._writes[steps:].sum())
+
+
+def _kth_smallest(values: np.ndarray, k: int) -> int:
+    """The ``k``-th smallest of ``values`` (1-based), selected among those at most a
+    bound above the least, the bound growing until ``k`` of them are."""
+    low = int(values.min())
+    bound = 1
+    while True:
+        under = values < low + bound
+        if int(np.count_nonzero(under)) >= k:
+            return int(np.partition(values[under], k - 1)[k - 1])
+        bound *= 4
 
 
 _BATCH_ENTRIES = 1 << 21
