@@ -18,6 +18,7 @@ step is a handful of sorted-array operations whatever the number of PEs.
 
 from __future__ import annotations
 
+import array
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -634,7 +635,8 @@ class L1Residency:
         last = self.eviction == "lru"
         names = list(self._coef)
         coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
-        rows: dict[object, list[tuple[dict[str, int], int, int]]] = {}
+        # Per geometry key its steps' bases, indices and runs (compact: many steps).
+        rows: dict[object, tuple[list[dict[str, int]], array.array[int], array.array[int]]] = {}
         runs: list[tuple[np.ndarray, int, int]] = []
         it = iter(steps)
         for n, shift, m, count in repeats:
@@ -644,26 +646,31 @@ class L1Residency:
                 found = rows.get(key)
                 if found is None:
                     self._entry(key, base, tiles)
-                    found = rows[key] = []
-                found.append((base, index, run))
+                    found = rows[key] = ([], array.array("q"), array.array("q"))
+                found[0].append(base)
+                found[1].append(index)
+                found[2].append(run)
         # Per run its shift, step count and repetitions; per step its translation from
         # its key's first occurrence (flat, per tensor).
         run_shift = np.array([r[0] for r in runs], dtype=np.int64).reshape(-1, 3)
         run_m = np.array([r[1] for r in runs], dtype=np.int64)
         run_count = np.array([r[2] for r in runs], dtype=np.int64)
 
-        def moves(key: object, found: list[tuple[dict[str, int], int, int]]) -> np.ndarray:
+        def moves(key: object, bases: list[dict[str, int]]) -> np.ndarray:
             first = self._memo[key][0]
-            at = np.array([[b.get(d, 0) for d in names] for b, _, _ in found], dtype=np.int64)
-            at -= np.array([first.get(d, 0) for d in names], dtype=np.int64)
-            return at.reshape(len(found), -1) @ coef
+            n = len(bases) * len(names)
+            at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
+            at = at.reshape(len(bases), -1) - np.array(
+                [first.get(d, 0) for d in names], dtype=np.int64
+            )
+            return np.asarray(at @ coef, dtype=np.int64)
 
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
                 wk = self._memo[key][1]
-                b = moves(key, found)
-                index = np.array([i for _, i, _ in found], dtype=np.int64)
-                run = np.array([r for _, _, r in found], dtype=np.int64)
+                b = moves(key, found[0])
+                index = np.frombuffer(found[1], dtype=np.int64).copy()
+                run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
                 if last:
                     # Outputs only; a repetition that does not move them touches them
@@ -672,21 +679,44 @@ class L1Residency:
                     fixed = ~moving
                     index[fixed] += (count[fixed] - 1) * m[fixed]
                     count = np.where(moving, count, 1)
-                rep = np.repeat(np.arange(count.size), count)
-                r = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
-                moved = b[rep] + r[:, None] * shift[rep]
-                at = index[rep] + r * m[rep]
-                if last:
-                    keys = wk.outputs()
-                    # Each translation's last step (keys are then distinct per row).
-                    order = np.lexsort((at, moved[:, 2]))
-                    end = np.ones(order.size, dtype=bool)
-                    end[:-1] = moved[order[1:], 2] != moved[order[:-1], 2]
-                    pick = order[end]
-                    yield ((keys[None, :] + moved[pick, 2:3]) * span + at[pick, None]).ravel()
-                else:
-                    keys = wk.keys[None, :] + moved[:, wk.tensor]
-                    yield (keys * span + at[:, None]).ravel()
+                # Rows in runs of about a million repetitions (less peak memory).
+                ends = np.cumsum(count)
+                start = 0
+                while start < count.size:
+                    reach = int(ends[start] - count[start]) + (1 << 20)
+                    stop = max(start + 1, int(np.searchsorted(ends, reach, side="right")))
+                    part = slice(start, stop)
+                    yield from expand(wk, b[part], index[part], shift[part], m[part], count[part])
+                    start = stop
+
+        def expand(
+            wk: _Keys,
+            b: np.ndarray,
+            index: np.ndarray,
+            shift: np.ndarray,
+            m: np.ndarray,
+            count: np.ndarray,
+        ) -> Iterator[np.ndarray]:
+            rep = np.repeat(np.arange(count.size), count)
+            r = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
+            moved = b[rep] + r[:, None] * shift[rep]
+            at = index[rep] + r * m[rep]
+            if last:
+                keys = wk.outputs()
+                # Each translation's last step (keys are then distinct per row).
+                order = np.lexsort((at, moved[:, 2]))
+                end = np.ones(order.size, dtype=bool)
+                end[:-1] = moved[order[1:], 2] != moved[order[:-1], 2]
+                pick = order[end]
+                at, moved = at[pick], moved[pick]
+            else:
+                keys = wk.keys
+            # In slices of about a million codes (less peak memory).
+            piece = max(1, (1 << 20) // max(1, keys.size))
+            for lo in range(0, at.size, piece):
+                hi = lo + piece
+                by = moved[lo:hi, 2:3] if last else moved[lo:hi][:, wk.tensor]
+                yield ((keys[None, :] + by) * span + at[lo:hi, None]).ravel()
 
         self._store_touches(codes())
 
