@@ -122,7 +122,7 @@ class L2Memory:
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
         self._writes = np.zeros(1024, dtype=np.int64)
-        # Per tensor the global positions of the held elements, in chunks kept by
+        # Per tensor the flat indices of the held elements, in chunks kept by
         # batches (None: not known); they may list elements evicted since (``_ghosts``:
         # those evictions), dropped from the lists when next read.
         self._held: list[list[np.ndarray]] | None = None
@@ -378,10 +378,9 @@ class L2Memory:
             if out_batch is not None:
                 arrivals.append((2, out_batch.pos[absent & (out_batch.first <= end)]))
             for t, pos in arrivals:
-                pos = pos + self._offsets[t]
                 if self._ghosts.size:
                     # An evicted element still listed is held again: listed once.
-                    pos = pos[~np.isin(pos, self._ghosts)]
+                    pos = pos[~np.isin(pos + self._offsets[t], self._ghosts)]
                 self._held[t].append(pos)
         if alone:
             if self.occupancy > self.capacity:
@@ -397,27 +396,37 @@ class L2Memory:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
 
-    def _held_stamps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Global positions of the held elements and their last-use stamps."""
+    def _held_stamps(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Global positions of the held elements and their last-use stamps; with
+        ``depth``, only those with a stamp at most the ``depth``-th least."""
         offsets = self._offsets
         if self._held is None:
-            self._held = [
-                [np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]]
-                for t, lu in enumerate(self.last_use)
-            ]
-        positions, stamps = [], []
+            self._held = [[np.flatnonzero(lu.reshape(-1) >= 0)] for lu in self.last_use]
+        held: list[np.ndarray] = []
+        stamps: list[np.ndarray] = []
         for t, lu in enumerate(self.last_use):
             chunks = self._held[t]
-            held = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-            values = lu.reshape(-1)[held - offsets[t]]
+            mine = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+            values = lu.reshape(-1)[mine]
             if self._ghosts.size:
                 live = values >= 0
-                held, values = held[live], values[live]
-            self._held[t] = [held]
-            positions.append(held)
+                mine, values = mine[live], values[live]
+            self._held[t] = [mine]
+            held.append(mine)
             stamps.append(values)
         self._ghosts = np.zeros(0, dtype=np.int64)
-        return np.concatenate(positions), np.concatenate(stamps)
+        values = np.concatenate(stamps)
+        keep = None
+        if depth is not None and depth < values.size:
+            keep = values <= _kth_smallest(values, depth)
+            values = values[keep]
+        parts, at = [], 0
+        for t, mine in enumerate(held):
+            if keep is not None:
+                mine = mine[keep[at : at + mine.size]]
+                at += held[t].size
+            parts.append(mine + offsets[t])
+        return np.concatenate(parts), values
 
     def _victims(
         self,
@@ -446,11 +455,7 @@ class L2Memory:
         need = int(evict[-1])
         # The LRU queue (stamp, position) up to the need-th untouched element: at most
         # need + (touched held elements) from its start.
-        resident, values = self._held_stamps()
-        depth = min(values.size, need + touched_pos.size)
-        if depth < values.size:
-            keep = values <= _kth_smallest(values, depth)
-            resident, values = resident[keep], values[keep]
+        resident, values = self._held_stamps(need + touched_pos.size)
         queue = resident[np.lexsort((resident, values))]
         sort = np.argsort(touched_pos)
         spos, sfirst = touched_pos[sort], touched_first[sort]
