@@ -3,8 +3,10 @@ case's own): wall time, peak RSS, simulated cycles/s, PE-steps/s and SimPy event
 (the fast path's events are those of its NoC phase runs), against the targets.
 
 Usage: python benchmarks/sim_speed.py [--topology bus|mesh|tree|...] [--only TEXT]
-[--quick] [--policy realistic|maestro] (Table-2 dataflows on VGG16 CONV1/CONV11 with
-64 PEs, ResNet50 layers on 256 PEs, each <= 60 s and <= 2 GiB)."""
+[--quick] [--policy realistic|maestro] [--residency-off] (Table-2 dataflows on VGG16
+CONV1/CONV11 with 64 PEs, ResNet50 layers on 256 PEs, each <= 60 s and <= 2 GiB).
+``--residency-off``: the policy without element-exact L1 residency
+(``l1_keeps_reusable_data=False``), the reference the residency's cost is measured against."""
 
 from __future__ import annotations
 
@@ -40,15 +42,20 @@ def resnet_cases(
 
 
 def run_case(path: str, layer: str, pes: int, topology: str, policy: str) -> dict[str, float]:
-    """Simulate one layer in this process; the measurements as a dict."""
+    """Simulate one layer in this process; the measurements as a dict (``policy`` ending
+    in ``-off``: that policy without L1 residency)."""
     from metronome.sim import POLICIES, SimOptions, simulate
     from metronome.spec.loader import load_network
     from metronome.spec.maestro import parse_hw_file
 
     hw = parse_hw_file(HW64).with_changes(num_pes=pes, topology=topology)
     entry = load_network(path).layer(layer)
+    name, off = policy.removesuffix("-off"), policy.endswith("-off")
+    chosen = POLICIES[name]
+    if off:
+        chosen = chosen.with_switch(l1_keeps_reusable_data=False)
     started, cpu = time.perf_counter(), time.process_time()
-    result = simulate(entry.layer, entry.mapping, hw, SimOptions(policy=POLICIES[policy]))
+    result = simulate(entry.layer, entry.mapping, hw, SimOptions(policy=chosen))
     wall = time.perf_counter() - started
     lr = result.layer
     return {
@@ -103,6 +110,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
     parser.add_argument("--quick", action="store_true", help="the first two cases only")
     parser.add_argument("--policy", default="realistic", choices=("realistic", "maestro"))
+    parser.add_argument(
+        "--residency-off", action="store_true", help="without element-exact L1 residency"
+    )
     parser.add_argument("--case", nargs=5, metavar=("PATH", "LAYER", "PES", "TOPOLOGY", "POLICY"))
     args = parser.parse_args()
     if args.case:
@@ -112,7 +122,8 @@ def main() -> None:
     cases = [c for c in table2_cases() + resnet_cases(256) if args.only in c[0]]
     if args.quick:
         cases = cases[:2]
-    sys.exit(0 if measure(cases, args.topology, 60.0, args.policy) else 1)
+    policy = args.policy + ("-off" if args.residency_off else "")
+    sys.exit(0 if measure(cases, args.topology, 60.0, policy) else 1)
 
 
 if __name__ == "__main__":

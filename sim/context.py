@@ -88,7 +88,18 @@ class RunContext:
                 self.segments = list(self.stream.segments())
                 l1.classify(self._first_tiles(self.segments))
                 steps = sum(len(seg.steps) * seg.count for seg in self.segments)
-                l1.record_future(self._future_blocks(self.segments), steps)
+                l1.record_future_steps(
+                    (
+                        (s.key, s.base, self._lazy((s, sched)), s.index)
+                        for seg in self.segments
+                        for s, sched in zip(seg.steps, seg.schedules, strict=True)
+                    ),
+                    (
+                        (len(seg.steps), l1.shift_of(seg.delta), len(seg.steps), seg.count)
+                        for seg in self.segments
+                    ),
+                    steps,
+                )
             else:
                 none = np.zeros(3, dtype=np.int64)
                 blocks = [
@@ -101,17 +112,6 @@ class RunContext:
         """The tiles of every PE at ``step``."""
         ranges = self.nest.pe_ranges(step.positions, step.inner, schedules)  # type: ignore[arg-type]
         return self.geometry.tiles(ranges)
-
-    def _future_blocks(
-        self, segments: list[Segment]
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, int, int]]:
-        """Per step of each segment's first repetition: its next-use keys and how they
-        repeat (:meth:`L1Residency.record_future`)."""
-        assert self.l1 is not None
-        for seg in segments:
-            shift = self.l1.shift_of(seg.delta)
-            for s, sched in zip(seg.steps, seg.schedules, strict=True):
-                yield s.index, self.future_keys((s, sched)), shift, len(seg.steps), seg.count
 
     def _first_tiles(self, segments: list[Segment]) -> Iterator[StepTiles]:
         """The tiles of each geometry key's first step, in order (a segment's

@@ -175,8 +175,11 @@ class FastPath:
         log = l1.log
         layout = _layout(seg)
         b = 0
+
+        def items_at(r: int) -> list[tuple[Step, list[object]]]:
+            return [(seg.step_at(r, j), seg.schedules[j]) for j in range(m)]
+
         while b < seg.count:
-            items = [(seg.step_at(b, j), seg.schedules[j]) for j in range(m)]
             after = following
             if b + 1 < seg.count:
                 after = (seg.step_at(b + 1, 0), seg.schedules[0])
@@ -184,7 +187,10 @@ class FastPath:
             mark = len(log)
             recs: list[StepRecord] = []
             subs = _split(seg, b, layout)
+            # The repetition's steps, built only when stepped or asked about.
+            items = items_at(b) if subs is None else None
             if subs is None:
+                assert items is not None
                 for j, item in enumerate(items):
                     nxt = items[j + 1] if j + 1 < m else after
                     recs.append(run.residency_record(item, prev, nxt))
@@ -211,7 +217,13 @@ class FastPath:
             if times > 0:
                 assert start is not None
                 if l1.repeats(start, shift, m) and l1.future_repeats(
-                    [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
+                    [
+                        (s.index, run.future_keys((s, sch)))
+                        for s, sch in (items if items is not None else items_at(b - 1))
+                    ],
+                    shift,
+                    m,
+                    times,
                 ):
                     l1.advance(shift, m, times)
                     applied = times
@@ -222,7 +234,8 @@ class FastPath:
                         del log[mark:]
                         rep_log = []
                     if logged is not None:
-                        applied = l1.bulk(logged, shift, m, items[0][0].index, times)
+                        first = seg.steps[0].index + (b - 1) * m
+                        applied = l1.bulk(logged, shift, m, first, times)
                     del logged
             if applied:
                 steps = tuple(seg.step_at(b, j) for j in range(m))
@@ -397,16 +410,18 @@ def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None
     if layout is None:
         return None
     loop, groups, delta, (a, z) = layout
-    steps = [seg.step_at(b, j) for j in range(len(seg.steps))]
     scheds = seg.schedules
 
+    def steps(lo: int, hi: int) -> tuple[Step, ...]:
+        return tuple(seg.step_at(b, j) for j in range(lo, hi))
+
     def single(lo: int, hi: int) -> Segment:
-        return Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), 1, loop, {})
+        return Segment(steps(lo, hi), tuple(scheds[lo:hi]), 1, loop, {})
 
     if delta is None:
         return [single(lo, hi) for lo, hi in groups]
     lo, hi = groups[a]
-    mid = Segment(tuple(steps[lo:hi]), tuple(scheds[lo:hi]), z - a, loop, delta)
+    mid = Segment(steps(lo, hi), tuple(scheds[lo:hi]), z - a, loop, delta)
     return [single(*g) for g in groups[:a]] + [mid] + [single(*g) for g in groups[z:]]
 
 
@@ -423,10 +438,9 @@ def _uniform(
     constant per group, one position further each."""
     lo0, hi0 = groups[0]
     size = hi0 - lo0
-    delta = _moved(steps[lo0].base, steps[groups[1][0]].base)
-    for g, (lo, hi) in enumerate(groups):
-        if hi - lo != size:
-            return False
+    if any(hi - lo != size for lo, hi in groups):
+        return False
+    for g, (lo, _) in enumerate(groups):
         for j in range(size):
             a, s = steps[lo0 + j], steps[lo + j]
             moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
@@ -434,9 +448,14 @@ def _uniform(
                 return False
             if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
                 return False
-            if _moved(a.base, s.base) != {d: g * v for d, v in delta.items() if g * v}:
-                return False
-    return True
+    # Every group's bases are the first group's moved by a constant per group.
+    mine = [steps[j] for lo, hi in groups for j in range(lo, hi)]
+    dims = sorted(set().union(*(s.base for s in mine)))
+    bases = np.array([[s.base.get(d, 0) for d in dims] for s in mine], dtype=np.int64)
+    bases = bases.reshape(len(groups), size, len(dims))
+    delta = bases[1, 0] - bases[0, 0]
+    ranks = np.arange(len(groups), dtype=np.int64)[:, None, None]
+    return bool(np.all(bases - bases[:1] == ranks * delta))
 
 
 def _merged(

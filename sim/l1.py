@@ -18,7 +18,9 @@ step is a handful of sorted-array operations whatever the number of PEs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import array
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -603,24 +605,136 @@ class L1Residency:
         the layer's. Encoded ``key * span + step`` and sorted."""
         self._span = span = steps + 1
         last = self.eviction == "lru"
-        codes: list[np.ndarray] = []
-        held = 0
-        for index, keys, shift, m, count in blocks:
+
+        def codes() -> Iterator[np.ndarray]:
+            for index, keys, shift, m, count in blocks:
+                if last:
+                    by = shift[2]  # outputs only
+                else:
+                    by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
+                if last and not np.any(by):
+                    yield keys * span + (index + (count - 1) * m)
+                else:
+                    reps = np.arange(count, dtype=np.int64)[:, None]
+                    yield ((keys[None, :] + reps * by) * span + (index + reps * m)).ravel()
+
+        self._store_touches(codes())
+
+    def record_future_steps(
+        self,
+        steps: Iterable[tuple[object, dict[str, int], Callable[[], StepTiles], int]],
+        repeats: Iterable[tuple[int, np.ndarray, int, int]],
+        total: int,
+    ) -> None:
+        """:meth:`record_future` from memoised keys (``memo``): ``steps`` gives each
+        step's geometry key, base, tiles and index; ``repeats``, per run of them, its
+        length and how it repeats (``shift`` per tensor, ``m`` steps, ``count`` times).
+        Steps sharing a geometry key are one array operation; under ``lru`` each
+        (key, translation) keeps only its last step before its keys are expanded."""
+        self._span = span = total + 1
+        last = self.eviction == "lru"
+        names = list(self._coef)
+        coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
+        # Per geometry key its steps' bases, indices and runs (compact: many steps).
+        rows: dict[object, tuple[list[dict[str, int]], array.array[int], array.array[int]]] = {}
+        runs: list[tuple[np.ndarray, int, int]] = []
+        it = iter(steps)
+        for n, shift, m, count in repeats:
+            run = len(runs)
+            runs.append((shift, m, count))
+            for key, base, tiles, index in itertools.islice(it, n):
+                found = rows.get(key)
+                if found is None:
+                    self._entry(key, base, tiles)
+                    found = rows[key] = ([], array.array("q"), array.array("q"))
+                found[0].append(base)
+                found[1].append(index)
+                found[2].append(run)
+        # Per run its shift, step count and repetitions; per step its translation from
+        # its key's first occurrence (flat, per tensor).
+        run_shift = np.array([r[0] for r in runs], dtype=np.int64).reshape(-1, 3)
+        run_m = np.array([r[1] for r in runs], dtype=np.int64)
+        run_count = np.array([r[2] for r in runs], dtype=np.int64)
+
+        def moves(key: object, bases: list[dict[str, int]]) -> np.ndarray:
+            first = self._memo[key][0]
+            n = len(bases) * len(names)
+            at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
+            at = at.reshape(len(bases), -1) - np.array(
+                [first.get(d, 0) for d in names], dtype=np.int64
+            )
+            return np.asarray(at @ coef, dtype=np.int64)
+
+        def codes() -> Iterator[np.ndarray]:
+            for key, found in rows.items():
+                wk = self._memo[key][1]
+                b = moves(key, found[0])
+                index = np.frombuffer(found[1], dtype=np.int64).copy()
+                run = np.frombuffer(found[2], dtype=np.int64)
+                shift, m, count = run_shift[run], run_m[run], run_count[run]
+                if last:
+                    # Outputs only; a repetition that does not move them touches them
+                    # again, so only its last counts.
+                    moving = shift[:, 2] != 0
+                    fixed = ~moving
+                    index[fixed] += (count[fixed] - 1) * m[fixed]
+                    count = np.where(moving, count, 1)
+                # Rows in runs of about a million repetitions (less peak memory).
+                ends = np.cumsum(count)
+                start = 0
+                while start < count.size:
+                    reach = int(ends[start] - count[start]) + (1 << 20)
+                    stop = max(start + 1, int(np.searchsorted(ends, reach, side="right")))
+                    part = slice(start, stop)
+                    yield from expand(wk, b[part], index[part], shift[part], m[part], count[part])
+                    start = stop
+
+        def expand(
+            wk: _Keys,
+            b: np.ndarray,
+            index: np.ndarray,
+            shift: np.ndarray,
+            m: np.ndarray,
+            count: np.ndarray,
+        ) -> Iterator[np.ndarray]:
+            rep = np.repeat(np.arange(count.size), count)
+            r = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
+            moved = b[rep] + r[:, None] * shift[rep]
+            at = index[rep] + r * m[rep]
             if last:
-                by = shift[2]  # outputs only
+                keys = wk.outputs()
+                # Each translation's last step (keys are then distinct per row).
+                order = np.lexsort((at, moved[:, 2]))
+                end = np.ones(order.size, dtype=bool)
+                end[:-1] = moved[order[1:], 2] != moved[order[:-1], 2]
+                pick = order[end]
+                at, moved = at[pick], moved[pick]
             else:
-                by = shift[self._tensor(keys)] if keys.size and shift.any() else 0
-            if last and not np.any(by):
-                codes.append(keys * span + (index + (count - 1) * m))
-            else:
-                reps = np.arange(count, dtype=np.int64)[:, None]
-                codes.append(((keys[None, :] + reps * by) * span + (index + reps * m)).ravel())
-            held += codes[-1].size
+                keys = wk.keys
+            # In slices of about a million codes (less peak memory).
+            piece = max(1, (1 << 20) // max(1, keys.size))
+            for lo in range(0, at.size, piece):
+                hi = lo + piece
+                by = moved[lo:hi, 2:3] if last else moved[lo:hi][:, wk.tensor]
+                yield ((keys[None, :] + by) * span + at[lo:hi, None]).ravel()
+
+        self._store_touches(codes())
+
+    def _store_touches(self, codes: Iterable[np.ndarray]) -> None:
+        """Keep ``codes`` (``key * span + step``) sorted, under ``lru`` reduced to each
+        key's last (in bounded batches)."""
+        span = self._span
+        last = self.eviction == "lru"
+        parts: list[np.ndarray] = []
+        held = 0
+        for part in codes:
+            parts.append(part)
+            held += part.size
             if last and held > 1 << 22:
-                codes = [_last_touches(np.concatenate(codes), span)]
-                held = codes[0].size
-        self._touches = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
-        codes.clear()
+                parts = [_last_touches(np.concatenate(parts), span)]
+                held = parts[0].size
+        self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        parts.clear()
         self._touches = _last_touches(self._touches, span) if last else np.sort(self._touches)
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:

@@ -122,8 +122,11 @@ class L2Memory:
         self._batch_steps = 1 << 30
         self._scratch: list[np.ndarray | None] = [None, None, None]
         self._writes = np.zeros(1024, dtype=np.int64)
-        # Global positions of the held elements, kept by batches (None: not known).
-        self._held: np.ndarray | None = None
+        # Per tensor the flat indices of the held elements, in chunks kept by
+        # batches (None: not known); they may list elements evicted since (``_ghosts``:
+        # those evictions), dropped from the lists when next read.
+        self._held: list[list[np.ndarray]] | None = None
+        self._ghosts = np.zeros(0, dtype=np.int64)
         self._offsets = np.cumsum([0, *self.sizes])
 
     @staticmethod
@@ -367,21 +370,25 @@ class L2Memory:
         self.peak_occupancy = max(self.peak_occupancy, int((before + inc[: end + 1 - s0]).max()))
         self.occupancy = int(grown[-1])
         if self._held is not None:
-            arrivals = [self._held]
+            arrivals: list[tuple[int, np.ndarray]] = []
             for t in range(2):
                 batch, missing = batches[t], fresh_masks[t]
                 if batch is not None and missing is not None:
-                    arrivals.append(batch.pos[missing & (batch.first <= end)] + self._offsets[t])
+                    arrivals.append((t, batch.pos[missing & (batch.first <= end)]))
             if out_batch is not None:
-                arrivals.append(out_batch.pos[absent & (out_batch.first <= end)] + self._offsets[2])
-            self._held = np.concatenate(arrivals)
+                arrivals.append((2, out_batch.pos[absent & (out_batch.first <= end)]))
+            for t, pos in arrivals:
+                if self._ghosts.size:
+                    # An evicted element still listed is held again: listed once.
+                    pos = pos[~np.isin(pos + self._offsets[t], self._ghosts)]
+                self._held[t].append(pos)
         if alone:
             if self.occupancy > self.capacity:
                 self._evict()
         elif victims.size:
             self._drop(victims)
             if self._held is not None:
-                self._held = self._held[~np.isin(self._held, victims)]
+                self._ghosts = np.concatenate([self._ghosts, victims])
         cut = end + 1 < s1
         if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
@@ -389,23 +396,37 @@ class L2Memory:
             self._batch_steps = min(1 << 30, 2 * self._batch_steps)
         return end + 1
 
-    def _held_stamps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Global positions of the held elements and their last-use stamps."""
+    def _held_stamps(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Global positions of the held elements and their last-use stamps; with
+        ``depth``, only those with a stamp at most the ``depth``-th least."""
         offsets = self._offsets
         if self._held is None:
-            self._held = np.concatenate(
-                [
-                    np.flatnonzero(lu.reshape(-1) >= 0) + offsets[t]
-                    for t, lu in enumerate(self.last_use)
-                ]
-            )
-        held = self._held
-        tensor = np.searchsorted(offsets, held, side="right") - 1
-        values = np.empty(held.size, dtype=np.int64)
+            self._held = [[np.flatnonzero(lu.reshape(-1) >= 0)] for lu in self.last_use]
+        held: list[np.ndarray] = []
+        stamps: list[np.ndarray] = []
         for t, lu in enumerate(self.last_use):
-            mine = tensor == t
-            values[mine] = lu.reshape(-1)[held[mine] - offsets[t]]
-        return held, values
+            chunks = self._held[t]
+            mine = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+            values = lu.reshape(-1)[mine]
+            if self._ghosts.size:
+                live = values >= 0
+                mine, values = mine[live], values[live]
+            self._held[t] = [mine]
+            held.append(mine)
+            stamps.append(values)
+        self._ghosts = np.zeros(0, dtype=np.int64)
+        values = np.concatenate(stamps)
+        keep = None
+        if depth is not None and depth < values.size:
+            keep = values <= _kth_smallest(values, depth)
+            values = values[keep]
+        parts, at = [], 0
+        for t, mine in enumerate(held):
+            if keep is not None:
+                mine = mine[keep[at : at + mine.size]]
+                at += held[t].size
+            parts.append(mine + offsets[t])
+        return np.concatenate(parts), values
 
     def _victims(
         self,
@@ -434,12 +455,7 @@ class L2Memory:
         need = int(evict[-1])
         # The LRU queue (stamp, position) up to the need-th untouched element: at most
         # need + (touched held elements) from its start.
-        resident, values = self._held_stamps()
-        depth = min(values.size, need + touched_pos.size)
-        if depth < values.size:
-            kth = np.partition(values, depth - 1)[depth - 1]
-            keep = values <= kth
-            resident, values = resident[keep], values[keep]
+        resident, values = self._held_stamps(need + touched_pos.size)
         queue = resident[np.lexsort((resident, values))]
         sort = np.argsort(touched_pos)
         spos, sfirst = touched_pos[sort], touched_first[sort]
@@ -468,6 +484,18 @@ class L2Memory:
         stamps = self.last_use[2][self.last_use[2] >= 0]
         self._write_back(stamps.ravel())
         return int(self._writes[steps:].sum())
+
+
+def _kth_smallest(values: np.ndarray, k: int) -> int:
+    """The ``k``-th smallest of ``values`` (1-based), selected among those at most a
+    bound above the least, the bound growing until ``k`` of them are."""
+    low = int(values.min())
+    bound = 1
+    while True:
+        under = values < low + bound
+        if int(np.count_nonzero(under)) >= k:
+            return int(np.partition(values[under], k - 1)[k - 1])
+        bound *= 4
 
 
 _BATCH_ENTRIES = 1 << 21

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metronome.sim import MAESTRO, REALISTIC, SimOptions, simulate
+from metronome.sim.context import RunContext
 from metronome.spec.hardware import Hardware
 from metronome.spec.maestro import parse_mapping_text
 
@@ -376,3 +377,31 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
     assert any(evicting)
     full = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size, fast=False)
     assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+def _same_next_touches(layer, mapping, hw, eviction: str) -> None:
+    """The next-touch table the fast path builds from each geometry key's first keys,
+    grouped (``record_future_steps``), equals the same table fed step by step."""
+    run = RunContext(layer, mapping, hw, SimOptions(policy=REALISTIC, l1_eviction=eviction))
+    assert run.l1 is not None
+    grouped = run.l1._touches.copy()
+    none = np.zeros(3, dtype=np.int64)
+    blocks = [(s.index, run.future_keys((s, sch)), none, 1, 1) for s, sch in run.stream]
+    run.l1.record_future(blocks, len(blocks))
+    assert np.array_equal(grouped, run.l1._touches)
+
+
+@pytest.mark.parametrize("eviction", ["lru", "optimal"])
+@pytest.mark.parametrize("text", [MONO, SWEEP, PSUM])
+def test_next_touches_from_memoised_keys_on_repeated_segments(text: str, eviction: str) -> None:
+    # MONO and SWEEP repeat segments moving their outputs, PSUM ones that do not.
+    entry = parse_mapping_text(text).layers[0]
+    hw = Hardware(num_pes=16, l1_size_elems=100)
+    _same_next_touches(entry.layer, entry.mapping, hw, eviction)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_problems(), st.integers(3, 30), st.sampled_from(["lru", "optimal"]))
+def test_next_touches_from_memoised_keys_equal_step_by_step(problem, l1, eviction) -> None:
+    layer, mapping, hw, _policy = problem
+    _same_next_touches(layer, mapping, hw.with_changes(l1_size_elems=l1), eviction)

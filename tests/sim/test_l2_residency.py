@@ -76,6 +76,11 @@ def test_segment_equals_step_by_step(stream, capacity: int, batch: int) -> None:
     assert pairs == expected
     steps = len(block) * count
     assert _state(seg, steps) == _state(one, steps)
+    # The held elements the batches kept listed are exactly the held ones, once each.
+    if seg._held is not None:
+        listed = np.sort(seg._held_stamps()[0])
+        held = np.flatnonzero(np.concatenate([lu.ravel() for lu in seg.last_use]) >= 0)
+        assert listed.tolist() == held.tolist()
 
 
 @settings(max_examples=300)
