@@ -208,6 +208,7 @@ class FastPath:
             rep_log = log[mark:]
             times = seg.count - 1 - b
             applied = 0
+            varied: _Varied | None = None
             if times > 0:
                 assert start is not None
                 if l1.repeats(start, shift, m) and l1.future_repeats(
@@ -222,11 +223,15 @@ class FastPath:
                         del log[mark:]
                         rep_log = []
                     if logged is not None:
-                        applied = l1.bulk(logged, shift, m, items[0][0].index, times)
+                        first = items[0][0].index
+                        applied, ev_keys, ev_steps = l1.bulk(logged, shift, m, first, times)
+                        if applied:
+                            varied = _Varied(
+                                logged, shift, m, first, applied, ev_keys, ev_steps, l1.span
+                            )
                     del logged
             if applied:
-                steps = tuple(seg.step_at(b, j) for j in range(m))
-                yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
+                yield from self._bulk_pieces(seg, b, applied, recs, varied)
                 b += applied
                 prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
             if not nested:
@@ -234,11 +239,59 @@ class FastPath:
             elif applied and len(rep_log) == m:
                 for k in range(1, applied + 1):
                     log.extend(
-                        (keys + k * shift[t], t, h, d, out + k * shift[2], e)
-                        for keys, t, h, d, out, e in rep_log
+                        (
+                            keys + k * shift[t],
+                            t,
+                            h,
+                            d,
+                            out + k * shift[2] if varied is None else varied.evicted(k, j),
+                            e,
+                        )
+                        for j, (keys, t, h, d, out, e) in enumerate(rep_log)
                     )
         if not nested:
             l1.log = None
+
+    def _bulk_pieces(
+        self, seg: Segment, b: int, applied: int, recs: list[StepRecord], varied: _Varied | None
+    ) -> Iterator[tuple[Segment, list[StepRecord]]]:
+        """Repetitions ``b`` .. ``b + applied - 1`` of ``seg``, applied in bulk after the
+        logged one (records ``recs``): runs of repetitions that evicted the logged one's
+        outputs, translated, reuse its records; a repetition whose evicted outputs differ
+        gets its own records at the steps where they differ (the L1s hit as logged and
+        sent home the outputs leaving after their last touch and the ones evicted)."""
+        m = len(seg.steps)
+        run, scheds = self.run, seg.schedules
+        bad = varied.differing() if varied is not None else {}
+        k = 1
+        while k <= applied:
+            if k not in bad:
+                same = k
+                while same <= applied and same not in bad:
+                    same += 1
+                steps = tuple(seg.step_at(b + k - 1, j) for j in range(m))
+                yield Segment(steps, scheds, same - k, seg.loop, seg.delta), recs
+                k = same
+                continue
+            assert varied is not None
+            r = b + k - 1
+            own = list(recs)
+            for j in bad[k]:
+                item = (seg.step_at(r, j), scheds[j])
+                prev = (
+                    (seg.step_at(r, j - 1), scheds[j - 1])
+                    if j
+                    else (seg.step_at(r - 1, m - 1), scheds[-1])
+                )
+                nxt = (
+                    (seg.step_at(r, j + 1), scheds[j + 1])
+                    if j + 1 < m
+                    else (seg.step_at(r + 1, 0), scheds[0])
+                )
+                own[j] = run.residency_record(item, prev, nxt, varied.step(k, j))
+            steps = tuple(seg.step_at(r, j) for j in range(m))
+            yield Segment(steps, scheds, 1, seg.loop, seg.delta), own
+            k += 1
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -352,6 +405,58 @@ class FastPath:
             clock.ref += times * shift
             if k == 0:
                 self.run.tally.add_repeats(steps, times, shift)
+
+
+class _Varied:
+    """The repetitions a bulk applied after the logged one (``logged``: from
+    :meth:`L1Residency.logged`, ``m`` steps the first at ``first``) with the outputs they
+    evicted (``ev_keys`` at steps ``ev_steps``): where those differ from the logged
+    ones translated, and what each such step hit and sent home. Keys are below ``span``."""
+
+    def __init__(
+        self,
+        logged: tuple[np.ndarray, ...],
+        shift: np.ndarray,
+        m: int,
+        first: int,
+        applied: int,
+        ev_keys: np.ndarray,
+        ev_steps: np.ndarray,
+        span: int,
+    ) -> None:
+        keys, _, hit, done, local, out_keys, out_local = logged[:7]
+        self.shift, self.m, self.first = shift, m, first
+        self.span = span
+        reps = np.arange(1, applied + 1, dtype=np.int64)[:, None]
+        want = ((out_local[None, :] + reps * m) * self.span + out_keys + reps * shift[2]).ravel()
+        self.got = np.sort((ev_steps - first) * self.span + ev_keys)
+        self.want = want
+        # Each logged step's slice of the flat arrays (they go step by step).
+        self.bounds = np.searchsorted(local, np.arange(m + 1))
+        self.hit, self.done_keys = hit, np.where(done, keys, -1)
+
+    def differing(self) -> dict[int, list[int]]:
+        """Per repetition (1: the first after the logged one) its steps whose evicted
+        outputs are not the logged ones translated."""
+        steps = np.unique(np.setxor1d(self.got, self.want) // self.span)
+        out: dict[int, list[int]] = {}
+        for s in steps.tolist():
+            out.setdefault(s // self.m, []).append(s % self.m)
+        return out
+
+    def evicted(self, k: int, j: int) -> np.ndarray:
+        """The outputs evicted at step ``j`` of repetition ``k``, sorted."""
+        at = (k * self.m + j) * self.span
+        lo, hi = np.searchsorted(self.got, [at, at + self.span])
+        return np.asarray(self.got[lo:hi] - at, dtype=np.int64)
+
+    def step(self, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Step ``j`` of repetition ``k``: its hits (the logged step's) and the outputs
+        leaving (after their last touch, as logged, and evicted), sorted."""
+        lo, hi = int(self.bounds[j]), int(self.bounds[j + 1])
+        done = self.done_keys[lo:hi]
+        done = done[done >= 0] + k * self.shift[2]
+        return self.hit[lo:hi], np.sort(np.concatenate([done, self.evicted(k, j)]))
 
 
 _Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None, tuple[int, int]]
