@@ -209,10 +209,13 @@ class FastPath:
             times = seg.count - 1 - b
             applied = 0
             varied: _Varied | None = None
-            if times > 0:
-                assert start is not None
-                if l1.repeats(start, shift, m) and l1.future_repeats(
-                    [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
+            if times >= 0:
+                if (
+                    start is not None
+                    and l1.repeats(start, shift, m)
+                    and l1.future_repeats(
+                        [(s.index, run.future_keys((s, sch))) for s, sch in items], shift, m, times
+                    )
                 ):
                     l1.advance(shift, m, times)
                     applied = times
@@ -224,14 +227,16 @@ class FastPath:
                         rep_log = []
                     if logged is not None:
                         first = items[0][0].index
-                        applied, ev_keys, ev_steps = l1.bulk(logged, shift, m, first, times)
+                        # The last repetition too: only its last step's record can
+                        # differ (its successor is the next segment's), built for it.
+                        applied, ev_keys, ev_steps = l1.bulk(logged, shift, m, first, times + 1)
                         if applied:
                             varied = _Varied(
                                 logged, shift, m, first, applied, ev_keys, ev_steps, l1.span
                             )
                     del logged
             if applied:
-                yield from self._bulk_pieces(seg, b, applied, recs, varied)
+                yield from self._bulk_pieces(seg, b, applied, recs, varied, following)
                 b += applied
                 prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
             if not nested:
@@ -253,16 +258,28 @@ class FastPath:
             l1.log = None
 
     def _bulk_pieces(
-        self, seg: Segment, b: int, applied: int, recs: list[StepRecord], varied: _Varied | None
+        self,
+        seg: Segment,
+        b: int,
+        applied: int,
+        recs: list[StepRecord],
+        varied: _Varied | None,
+        following: tuple[Step, list[object]] | None,
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
         """Repetitions ``b`` .. ``b + applied - 1`` of ``seg``, applied in bulk after the
         logged one (records ``recs``): runs of repetitions that evicted the logged one's
         outputs, translated, reuse its records; a repetition whose evicted outputs differ
         gets its own records at the steps where they differ (the L1s hit as logged and
-        sent home the outputs leaving after their last touch and the ones evicted)."""
+        sent home the outputs leaving after their last touch and the ones evicted), and so
+        does the segment's last step (``following`` comes after it)."""
         m = len(seg.steps)
         run, scheds = self.run, seg.schedules
         bad = varied.differing() if varied is not None else {}
+        if b + applied == seg.count:
+            assert varied is not None
+            ends = bad.setdefault(applied, [])
+            if m - 1 not in ends:
+                ends.append(m - 1)
         k = 1
         while k <= applied:
             if k not in bad:
@@ -287,6 +304,8 @@ class FastPath:
                     (seg.step_at(r, j + 1), scheds[j + 1])
                     if j + 1 < m
                     else (seg.step_at(r + 1, 0), scheds[0])
+                    if r + 1 < seg.count
+                    else following
                 )
                 own[j] = run.residency_record(item, prev, nxt, varied.step(k, j))
             steps = tuple(seg.step_at(r, j) for j in range(m))
