@@ -160,10 +160,13 @@ class FastPath:
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
         """A segment under L1 residency, as pieces with their records. A repetition runs
         through the L1s as its inner loops' segments (:func:`_split`, recursively) or step
-        by step; then the repetitions up to the last but one go in bulk when they repeat
-        it: when it started from the previous one's L1 state translated by a repetition
-        and every later next-touch answer is translated too, or when neither it nor they
-        evict anything and they hit, miss and send outputs home as it did."""
+        by step; then the following repetitions go in bulk when they repeat it: up to the
+        last but one when it started from the previous one's L1 state translated by a
+        repetition and every later next-touch answer is translated too, else up to the
+        last while they hit, miss and send home outputs after their last touch as it did
+        and evict only what they held at their start (:meth:`L1Residency.bulk`; the steps
+        whose evicted outputs differ from its own, and the segment's last step, get their
+        own records: :meth:`_bulk_pieces`)."""
         run = self.run
         l1 = run.l1
         assert l1 is not None
@@ -229,11 +232,10 @@ class FastPath:
                         first = items[0][0].index
                         # The last repetition too: only its last step's record can
                         # differ (its successor is the next segment's), built for it.
-                        applied, ev_keys, ev_steps = l1.bulk(logged, shift, m, first, times + 1)
+                        applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
                         if applied:
-                            varied = _Varied(
-                                logged, shift, m, first, applied, ev_keys, ev_steps, l1.span
-                            )
+                            varied = _Varied(logged, shift, m, first, applied, evicted, l1.span)
+                        del evicted
                     del logged
             if applied:
                 yield from self._bulk_pieces(seg, b, applied, recs, varied, following)
@@ -274,12 +276,11 @@ class FastPath:
         does the segment's last step (``following`` comes after it)."""
         m = len(seg.steps)
         run, scheds = self.run, seg.schedules
-        bad = varied.differing() if varied is not None else {}
+        bad = dict(varied.differing) if varied is not None else {}
         if b + applied == seg.count:
             assert varied is not None
-            ends = bad.setdefault(applied, [])
-            if m - 1 not in ends:
-                ends.append(m - 1)
+            ends = bad.get(applied, [])
+            bad[applied] = ends if m - 1 in ends else [*ends, m - 1]
         k = 1
         while k <= applied:
             if k not in bad:
@@ -429,7 +430,7 @@ class FastPath:
 class _Varied:
     """The repetitions a bulk applied after the logged one (``logged``: from
     :meth:`L1Residency.logged`, ``m`` steps the first at ``first``) with the outputs they
-    evicted (``ev_keys`` at steps ``ev_steps``): where those differ from the logged
+    evicted (``evicted``: keys, steps; the list is emptied): where those differ from the logged
     ones translated, and what each such step hit and sent home. Keys are below ``span``."""
 
     def __init__(
@@ -439,29 +440,29 @@ class _Varied:
         m: int,
         first: int,
         applied: int,
-        ev_keys: np.ndarray,
-        ev_steps: np.ndarray,
+        evicted: list[np.ndarray],
         span: int,
     ) -> None:
         keys, _, hit, done, local, out_keys, out_local = logged[:7]
-        self.shift, self.m, self.first = shift, m, first
-        self.span = span
+        ev_keys, ev_steps = evicted
+        evicted.clear()
+        self.shift, self.m, self.span = shift, m, span
         reps = np.arange(1, applied + 1, dtype=np.int64)[:, None]
-        want = ((out_local[None, :] + reps * m) * self.span + out_keys + reps * shift[2]).ravel()
-        self.got = np.sort((ev_steps - first) * self.span + ev_keys)
-        self.want = want
-        # Each logged step's slice of the flat arrays (they go step by step).
-        self.bounds = np.searchsorted(local, np.arange(m + 1))
-        self.hit, self.done_keys = hit, np.where(done, keys, -1)
-
-    def differing(self) -> dict[int, list[int]]:
-        """Per repetition (1: the first after the logged one) its steps whose evicted
-        outputs are not the logged ones translated."""
-        steps = np.unique(np.setxor1d(self.got, self.want) // self.span)
-        out: dict[int, list[int]] = {}
-        for s in steps.tolist():
-            out.setdefault(s // self.m, []).append(s % self.m)
-        return out
+        want = ((out_local[None, :] + reps * m) * span + out_keys + reps * shift[2]).ravel()
+        self.got = (ev_steps - first) * span + ev_keys
+        del ev_keys, ev_steps
+        self.got.sort()
+        # Per repetition (1: the first after the logged one) its steps whose evicted
+        # outputs are not the logged ones translated.
+        self.differing: dict[int, list[int]] = {}
+        for at in np.unique(np.setxor1d(self.got, want) // span).tolist():
+            self.differing.setdefault(at // m, []).append(at % m)
+        del want
+        # Each logged step's slice of its hits and of its outputs leaving after their last
+        # touch (the flat arrays go step by step).
+        self.hit, self.bounds = hit, np.searchsorted(local, np.arange(m + 1))
+        self.done_keys = keys[done]
+        self.done_bounds = np.searchsorted(local[done], np.arange(m + 1))
 
     def evicted(self, k: int, j: int) -> np.ndarray:
         """The outputs evicted at step ``j`` of repetition ``k``, sorted."""
@@ -472,10 +473,10 @@ class _Varied:
     def step(self, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
         """Step ``j`` of repetition ``k``: its hits (the logged step's) and the outputs
         leaving (after their last touch, as logged, and evicted), sorted."""
-        lo, hi = int(self.bounds[j]), int(self.bounds[j + 1])
-        done = self.done_keys[lo:hi]
-        done = done[done >= 0] + k * self.shift[2]
-        return self.hit[lo:hi], np.sort(np.concatenate([done, self.evicted(k, j)]))
+        lo, hi = int(self.done_bounds[j]), int(self.done_bounds[j + 1])
+        done = self.done_keys[lo:hi] + k * self.shift[2]
+        hit = self.hit[int(self.bounds[j]) : int(self.bounds[j + 1])]
+        return hit, np.sort(np.concatenate([done, self.evicted(k, j)]))
 
 
 _Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None, tuple[int, int]]
