@@ -153,14 +153,21 @@ class RunContext:
         item: tuple[Step, list[object]],
         prev: tuple[Step, list[object]] | None,
         nxt: tuple[Step, list[object]] | None,
+        replayed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> StepRecord:
         """Step ``item``'s record under L1 residency: the L1s act, and the record is
-        memoised on the geometry key and what the L1s did (relative to the tiles)."""
+        memoised on the geometry key and what the L1s did (relative to the tiles).
+        ``replayed``: a bulk repetition applied the step, its touches hit and the outputs
+        left as this (hits, output keys) says; the L1s do not act
+        (:meth:`L1Residency.replay`)."""
         assert self.l1 is not None
         step = item[0]
         out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
         following = self._keys(nxt) if nxt is not None else None
-        l1 = self.l1.step(step.index, self._keys(item), following, out_base)
+        if replayed is None:
+            l1 = self.l1.step(step.index, self._keys(item), following, out_base)
+        else:
+            l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
         key = (step.key, l1.signature)
         rec = self.records.get(key) if self.options.fast_forward else None
         if rec is None:

@@ -160,10 +160,13 @@ class FastPath:
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
         """A segment under L1 residency, as pieces with their records. A repetition runs
         through the L1s as its inner loops' segments (:func:`_split`, recursively) or step
-        by step; then the repetitions up to the last but one go in bulk when they repeat
-        it: when it started from the previous one's L1 state translated by a repetition
-        and every later next-touch answer is translated too, or when neither it nor they
-        evict anything and they hit, miss and send outputs home as it did."""
+        by step; then the following repetitions go in bulk when they repeat it: up to the
+        last but one when it started from the previous one's L1 state translated by a
+        repetition and every later next-touch answer is translated too, else up to the
+        last while they hit, miss and send home outputs after their last touch as it did
+        and evict only what they held at their start (:meth:`L1Residency.bulk`; the steps
+        whose evicted outputs differ from its own, and the segment's last step, get their
+        own records: :meth:`_bulk_pieces`)."""
         run = self.run
         l1 = run.l1
         assert l1 is not None
@@ -214,16 +217,20 @@ class FastPath:
             rep_log = log[mark:]
             times = seg.count - 1 - b
             applied = 0
-            if times > 0:
-                assert start is not None
-                if l1.repeats(start, shift, m) and l1.future_repeats(
-                    [
-                        (s.index, run.future_keys((s, sch)))
-                        for s, sch in (items if items is not None else items_at(b - 1))
-                    ],
-                    shift,
-                    m,
-                    times,
+            varied: _Varied | None = None
+            if times >= 0:
+                if (
+                    start is not None
+                    and l1.repeats(start, shift, m)
+                    and l1.future_repeats(
+                        [
+                            (s.index, run.future_keys((s, sch)))
+                            for s, sch in (items if items is not None else items_at(b - 1))
+                        ],
+                        shift,
+                        m,
+                        times,
+                    )
                 ):
                     l1.advance(shift, m, times)
                     applied = times
@@ -235,11 +242,15 @@ class FastPath:
                         rep_log = []
                     if logged is not None:
                         first = seg.steps[0].index + (b - 1) * m
-                        applied = l1.bulk(logged, shift, m, first, times)
+                        # The last repetition too: only its last step's record can
+                        # differ (its successor is the next segment's), built for it.
+                        applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
+                        if applied:
+                            varied = _Varied(logged, shift, m, first, applied, evicted, l1.span)
+                        del evicted
                     del logged
             if applied:
-                steps = tuple(seg.step_at(b, j) for j in range(m))
-                yield Segment(steps, seg.schedules, applied, seg.loop, seg.delta), recs
+                yield from self._bulk_pieces(seg, b, applied, recs, varied, following)
                 b += applied
                 prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
             if not nested:
@@ -247,11 +258,72 @@ class FastPath:
             elif applied and len(rep_log) == m:
                 for k in range(1, applied + 1):
                     log.extend(
-                        (keys + k * shift[t], t, h, d, out + k * shift[2], e)
-                        for keys, t, h, d, out, e in rep_log
+                        (
+                            keys + k * shift[t],
+                            t,
+                            h,
+                            d,
+                            out + k * shift[2] if varied is None else varied.evicted(k, j),
+                            e,
+                        )
+                        for j, (keys, t, h, d, out, e) in enumerate(rep_log)
                     )
         if not nested:
             l1.log = None
+
+    def _bulk_pieces(
+        self,
+        seg: Segment,
+        b: int,
+        applied: int,
+        recs: list[StepRecord],
+        varied: _Varied | None,
+        following: tuple[Step, list[object]] | None,
+    ) -> Iterator[tuple[Segment, list[StepRecord]]]:
+        """Repetitions ``b`` .. ``b + applied - 1`` of ``seg``, applied in bulk after the
+        logged one (records ``recs``): runs of repetitions that evicted the logged one's
+        outputs, translated, reuse its records; a repetition whose evicted outputs differ
+        gets its own records at the steps where they differ (the L1s hit as logged and
+        sent home the outputs leaving after their last touch and the ones evicted), and so
+        does the segment's last step (``following`` comes after it)."""
+        m = len(seg.steps)
+        run, scheds = self.run, seg.schedules
+        bad = dict(varied.differing) if varied is not None else {}
+        if b + applied == seg.count:
+            assert varied is not None
+            ends = bad.get(applied, [])
+            bad[applied] = ends if m - 1 in ends else [*ends, m - 1]
+        k = 1
+        while k <= applied:
+            if k not in bad:
+                same = k
+                while same <= applied and same not in bad:
+                    same += 1
+                steps = tuple(seg.step_at(b + k - 1, j) for j in range(m))
+                yield Segment(steps, scheds, same - k, seg.loop, seg.delta), recs
+                k = same
+                continue
+            assert varied is not None
+            r = b + k - 1
+            own = list(recs)
+            for j in bad[k]:
+                item = (seg.step_at(r, j), scheds[j])
+                prev = (
+                    (seg.step_at(r, j - 1), scheds[j - 1])
+                    if j
+                    else (seg.step_at(r - 1, m - 1), scheds[-1])
+                )
+                nxt = (
+                    (seg.step_at(r, j + 1), scheds[j + 1])
+                    if j + 1 < m
+                    else (seg.step_at(r + 1, 0), scheds[0])
+                    if r + 1 < seg.count
+                    else following
+                )
+                own[j] = run.residency_record(item, prev, nxt, varied.step(k, j))
+            steps = tuple(seg.step_at(r, j) for j in range(m))
+            yield Segment(steps, scheds, 1, seg.loop, seg.delta), own
+            k += 1
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -365,6 +437,58 @@ class FastPath:
             clock.ref += times * shift
             if k == 0:
                 self.run.tally.add_repeats(steps, times, shift)
+
+
+class _Varied:
+    """The repetitions a bulk applied after the logged one (``logged``: from
+    :meth:`L1Residency.logged`, ``m`` steps the first at ``first``) with the outputs they
+    evicted (``evicted``: keys, steps; the list is emptied): where those differ from the logged
+    ones translated, and what each such step hit and sent home. Keys are below ``span``."""
+
+    def __init__(
+        self,
+        logged: tuple[np.ndarray, ...],
+        shift: np.ndarray,
+        m: int,
+        first: int,
+        applied: int,
+        evicted: list[np.ndarray],
+        span: int,
+    ) -> None:
+        keys, _, hit, done, local, out_keys, out_local = logged[:7]
+        ev_keys, ev_steps = evicted
+        evicted.clear()
+        self.shift, self.m, self.span = shift, m, span
+        reps = np.arange(1, applied + 1, dtype=np.int64)[:, None]
+        want = ((out_local[None, :] + reps * m) * span + out_keys + reps * shift[2]).ravel()
+        self.got = (ev_steps - first) * span + ev_keys
+        del ev_keys, ev_steps
+        self.got.sort()
+        # Per repetition (1: the first after the logged one) its steps whose evicted
+        # outputs are not the logged ones translated.
+        self.differing: dict[int, list[int]] = {}
+        for at in np.unique(np.setxor1d(self.got, want) // span).tolist():
+            self.differing.setdefault(at // m, []).append(at % m)
+        del want
+        # Each logged step's slice of its hits and of its outputs leaving after their last
+        # touch (the flat arrays go step by step).
+        self.hit, self.bounds = hit, np.searchsorted(local, np.arange(m + 1))
+        self.done_keys = keys[done]
+        self.done_bounds = np.searchsorted(local[done], np.arange(m + 1))
+
+    def evicted(self, k: int, j: int) -> np.ndarray:
+        """The outputs evicted at step ``j`` of repetition ``k``, sorted."""
+        at = (k * self.m + j) * self.span
+        lo, hi = np.searchsorted(self.got, [at, at + self.span])
+        return np.asarray(self.got[lo:hi] - at, dtype=np.int64)
+
+    def step(self, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Step ``j`` of repetition ``k``: its hits (the logged step's) and the outputs
+        leaving (after their last touch, as logged, and evicted), sorted."""
+        lo, hi = int(self.done_bounds[j]), int(self.done_bounds[j + 1])
+        done = self.done_keys[lo:hi] + k * self.shift[2]
+        hit = self.hit[int(self.bounds[j]) : int(self.bounds[j + 1])]
+        return hit, np.sort(np.concatenate([done, self.evicted(k, j)]))
 
 
 _Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None, tuple[int, int]]

@@ -269,6 +269,11 @@ class L1Residency:
         )
         return keys
 
+    @property
+    def span(self) -> int:
+        """One more than the largest key."""
+        return self.n_pes * self.total
+
     def shift_of(self, delta: dict[str, int]) -> np.ndarray:
         """Flat translation per tensor of one repetition moving by ``delta``."""
         return self._shift(delta, {})
@@ -341,17 +346,21 @@ class L1Residency:
 
     def bulk(
         self, rep: tuple[np.ndarray, ...], shift: np.ndarray, m: int, first: int, times: int
-    ) -> int:
+    ) -> tuple[int, np.ndarray, np.ndarray]:
         """Apply as many of the ``times`` repetitions following the logged one (``rep``,
         its ``m`` steps the first at ``first``) as :meth:`bulk_calm` can, in chunks
         doubling while they apply, up to the first that does not; returns how many it
-        applied."""
+        applied and the outputs they evicted (keys, steps)."""
         applied, chunk = 0, 1
+        keys: list[np.ndarray] = []
+        steps: list[np.ndarray] = []
         while applied < times:
             ask = min(chunk, times - applied)
-            n, agreed = self.bulk_calm(rep, shift, m, first, applied, ask)
+            n, agreed, evicted = self.bulk_calm(rep, shift, m, first, applied, ask)
             if n:
                 applied += n
+                keys.append(evicted[0])
+                steps.append(evicted[1])
                 chunk *= 2
                 continue
             if agreed is None:
@@ -359,9 +368,17 @@ class L1Residency:
                 # steps a repetition (whose state may repeat exactly: no more checks).
                 agreed = ask // 2
             if agreed:
-                applied += self.bulk_calm(rep, shift, m, first, applied, agreed)[0]
+                n, _, evicted = self.bulk_calm(rep, shift, m, first, applied, agreed)
+                applied += n
+                keys.append(evicted[0])
+                steps.append(evicted[1])
             break
-        return applied
+        none = np.zeros(0, dtype=np.int64)
+        return (
+            applied,
+            np.concatenate(keys) if keys else none,
+            np.concatenate(steps) if steps else none,
+        )
 
     def bulk_calm(
         self,
@@ -371,22 +388,24 @@ class L1Residency:
         first: int,
         skip: int,
         times: int,
-    ) -> tuple[int, int | None]:
+    ) -> tuple[int, int | None, tuple[np.ndarray, np.ndarray]]:
         """Repeat the logged repetition (``rep``, from :meth:`logged`: its ``m`` steps, the
         first at ``first``) up to ``times`` more times after the ``skip`` already applied,
         translated by ``shift`` each, if every touch hits or misses and every output leaves
-        as in it and no step overflows. Without eviction the state follows from first and
-        last touches alone (an element is held iff held now or touched since). Under
-        ``lru`` evictions are allowed when they take only elements held now and not
-        touched since (:meth:`_evicted`), outputs among them only when each repetition
-        evicts the logged one's, translated, at the same step (they leave as partial
-        sums, so the repetition's records hold); under ``optimal`` none. Returns how many
-        repetitions it applied (0: none; state unchanged) and, when none, how many leading
-        ones agreed with the log (a call for that many applies them; ``None``: not known,
-        e.g. they ran out of elements to evict)."""
-        step_keys, tensor, ref_hit, ref_done, local, out_keys = rep[:6]
+        after its last touch as in it and no step overflows. Without eviction the state
+        follows from first and last touches alone (an element is held iff held now or
+        touched since). Under ``lru`` evictions are allowed when they take only elements
+        held now and not touched since (:meth:`_evicted`), outputs among them too (they
+        leave as partial sums: the caller compares them with the logged ones, translated,
+        and builds the records of the steps where they differ, :meth:`replay`); under
+        ``optimal`` none. Returns how many repetitions it applied (0: none; state
+        unchanged), when none how many leading ones agreed with the log (a call for that
+        many applies them; ``None``: not known, e.g. they ran out of elements to evict),
+        and the outputs the applied ones evicted (keys, steps)."""
+        step_keys, tensor, ref_hit, ref_done, local = rep[:5]
+        nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         if times <= 0:
-            return 0, None
+            return 0, None, nothing
         times = min(times, max(1, 1_000_000 // max(1, step_keys.size)))
         reps = np.arange(skip + 1, skip + times + 1, dtype=np.int64)[:, None]
         keys = (step_keys[None, :] + reps * shift[tensor][None, :]).ravel()
@@ -423,23 +442,8 @@ class L1Residency:
         agreed = _first_row(done != np.tile(ref_done, times), times)
         found = self._evicted(keys, index, want_hit, done, uniq, index[by_key[head]])
         if found is None:
-            return 0, None
+            return 0, None, nothing
         evicted, when = found
-        ev_keys = self.keys[evicted]
-        ev_out = self._tensor(ev_keys) == 2
-        if ev_out.any() or out_keys.size:
-            want_at = first + rep[6][None, :] + reps * m
-            want_keys = out_keys[None, :] + reps * shift[2]
-            agreed = min(
-                agreed,
-                _first_agreeing(
-                    (ev_keys[ev_out], when[ev_out]),
-                    (want_keys.ravel(), want_at.ravel()),
-                    first + (skip + 1) * m,
-                    m,
-                    self.n_pes * self.total,
-                ),
-            )
         if evicted.size:
             gone = np.zeros(self.keys.size, dtype=bool)
             gone[evicted] = True
@@ -451,7 +455,9 @@ class L1Residency:
             hit &= ~outs
         agreed = min(agreed, _first_row(hit != want_hit, times))
         if agreed < times:
-            return 0, agreed
+            return 0, agreed, nothing
+        ev_keys = self.keys[evicted]
+        ev_out = self._tensor(ev_keys) == 2
         # The state after them: last touches' stamps and next touches, minus what left.
         last = by_key[tail]
         new_keys = keys[last]
@@ -469,7 +475,7 @@ class L1Residency:
         if self.track_next:
             self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
         self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
-        return times, None
+        return times, None, (ev_keys[ev_out], when[ev_out])
 
     def _evicted(
         self,
@@ -767,22 +773,8 @@ class L1Residency:
         hit = np.zeros(touched.size, dtype=bool)
         inside = pos < self.keys.size
         hit[inside] = self.keys[pos[inside]] == touched[inside]
-        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
-            [None] * n_pes,
-            [None] * n_pes,
-        )
         sig: list[bytes] = []
-        offset = 0
-        for t, ps, shape, rows in wk.groups:
-            offset += rows.size
-            if t == 2:
-                continue
-            lacking = ~hit[wk.rank[offset - rows.size : offset]].reshape(rows.shape)
-            for i in np.flatnonzero(lacking.any(axis=1)).tolist():
-                p = int(ps[i])
-                missing[t][p] = lacking[i].reshape(shape)
-            sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
-            sig.append(np.packbits(lacking).tobytes())
+        missing = self._missing(wk, hit, sig)
         # Touch: refresh what was held, insert what was missing.
         if self.eviction == "optimal":
             nxt_use = self._next(touched, index)
@@ -850,39 +842,100 @@ class L1Residency:
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
-        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * n_pes
-        out_keys = np.sort(self.keys[leaving])
-        if out_keys.size:
-            pe_o = out_keys // self.total
-            flat = out_keys - pe_o * self.total - self.offsets[2]
-            coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
-            ps, starts = np.unique(pe_o, return_index=True)
-            lo = np.minimum.reduceat(coords, starts, axis=1)
-            hi = np.maximum.reduceat(coords, starts, axis=1) + 1
-            counts = np.diff(np.append(starts, out_keys.size))
-            full = counts == np.prod(hi - lo, axis=0)
-            head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
-            sig.append(b"o" + head.astype(np.int64).tobytes())
-            for i, p in enumerate(ps.tolist()):
-                mask = None
-                if not full[i]:
-                    mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
-                    mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=np.bool_)
-                    mask[tuple(mine)] = True
-                    sig.append(np.packbits(mask).tobytes())
-                egress[p] = (lo[:, i], hi[:, i], mask)
+        egress = self._egress(np.sort(self.keys[leaving]), out_base, sig)
         if removed.size:
             self.keys = np.delete(self.keys, removed)
             self.stamp = np.delete(self.stamp, removed)
             if self.track_next:
                 self.next_use = np.delete(self.next_use, removed)
+        return self._ended(wk, nk, sizes, missing, egress, sig)
+
+    def replay(
+        self,
+        wk: _Keys,
+        nk: _Keys | None,
+        hit: np.ndarray,
+        out_keys: np.ndarray,
+        out_base: np.ndarray,
+    ) -> StepL1:
+        """What :meth:`step` returns for a step touching ``wk`` (``nk`` next) that hit as
+        ``hit`` says and sent home the outputs ``out_keys`` (sorted), without touching the
+        state: for a step a bulk repetition applied."""
+        sig: list[bytes] = []
+        missing = self._missing(wk, hit, sig)
+        egress = self._egress(out_keys, out_base, sig)
+        sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
+        return self._ended(wk, nk, sizes, missing, egress, sig)
+
+    def _missing(
+        self, wk: _Keys, hit: np.ndarray, sig: list[bytes]
+    ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """Per input and weight PE its mask of the tile it lacked (``hit``: per sorted
+        key); their signature appended to ``sig``."""
+        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
+            [None] * self.n_pes,
+            [None] * self.n_pes,
+        )
+        offset = 0
+        for t, ps, shape, rows in wk.groups:
+            offset += rows.size
+            if t == 2:
+                continue
+            lacking = ~hit[wk.rank[offset - rows.size : offset]].reshape(rows.shape)
+            for i in np.flatnonzero(lacking.any(axis=1)).tolist():
+                p = int(ps[i])
+                missing[t][p] = lacking[i].reshape(shape)
+            sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
+            sig.append(np.packbits(lacking).tobytes())
+        return missing
+
+    def _egress(
+        self, out_keys: np.ndarray, out_base: np.ndarray, sig: list[bytes]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:
+        """The outputs leaving (``out_keys``, sorted) per PE as ``(lo, hi, mask)``; their
+        signature relative to ``out_base`` appended to ``sig``."""
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * self.n_pes
+        if not out_keys.size:
+            return egress
+        pe_o = out_keys // self.total
+        flat = out_keys - pe_o * self.total - self.offsets[2]
+        coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
+        ps, starts = np.unique(pe_o, return_index=True)
+        lo = np.minimum.reduceat(coords, starts, axis=1)
+        hi = np.maximum.reduceat(coords, starts, axis=1) + 1
+        counts = np.diff(np.append(starts, out_keys.size))
+        full = counts == np.prod(hi - lo, axis=0)
+        head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
+        sig.append(b"o" + head.astype(np.int64).tobytes())
+        for i, p in enumerate(ps.tolist()):
+            mask = None
+            if not full[i]:
+                mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
+                mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=np.bool_)
+                mask[tuple(mine)] = True
+                sig.append(np.packbits(mask).tobytes())
+            egress[p] = (lo[:, i], hi[:, i], mask)
+        return egress
+
+    def _ended(
+        self,
+        wk: _Keys,
+        nk: _Keys | None,
+        sizes: np.ndarray,
+        missing: tuple[list[np.ndarray | None], list[np.ndarray | None]],
+        egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None],
+        sig: list[bytes],
+    ) -> StepL1:
+        """The step's outcome, with whether it overflows and whether the next step's
+        working sets fit beside it (double buffering)."""
+        cap, touched = self.capacity, wk.keys
         overflow = bool((sizes > cap).any())
         fits = True
         if nk is not None:
             at = np.minimum(np.searchsorted(nk.keys, touched), max(0, nk.keys.size - 1))
             both = nk.keys[at] == touched if nk.keys.size else np.zeros(touched.size, bool)
-            shared = np.bincount(pe_of[both], minlength=n_pes)
-            nsizes = np.bincount(nk.keys // self.total, minlength=n_pes)
+            shared = np.bincount(touched[both] // self.total, minlength=self.n_pes)
+            nsizes = np.bincount(nk.keys // self.total, minlength=self.n_pes)
             union = sizes + nsizes - shared
             fits = bool(np.all(union[sizes > 0] <= cap))
         sig.append(bytes((fits, overflow)))
@@ -984,28 +1037,6 @@ def _oldest(
     oseg = seg[order]
     rank = np.arange(order.size) - np.searchsorted(oseg, oseg)
     return np.asarray(order[rank < want[oseg]], dtype=np.int64)
-
-
-def _first_agreeing(
-    got: tuple[np.ndarray, np.ndarray],
-    want: tuple[np.ndarray, np.ndarray],
-    start: int,
-    m: int,
-    span: int,
-) -> int:
-    """How many leading repetitions (``m`` steps each, from step ``start``) have the same
-    (key, step) pairs in ``got`` as in ``want`` (keys below ``span``; ``step * span + key``
-    fits as the next-touch table's ``key * (steps + 1) + step`` does)."""
-    a, b = np.sort(got[1] * span + got[0]), np.sort(want[1] * span + want[0])
-    n = min(a.size, b.size)
-    differ = np.flatnonzero(a[:n] != b[:n])
-    if differ.size:
-        step = min(int(a[differ[0]]), int(b[differ[0]])) // span
-    elif a.size != b.size:
-        step = int((a if a.size > n else b)[n]) // span
-    else:
-        return 1 << 62
-    return (step - start) // m
 
 
 def _first_row(bad: np.ndarray, rows: int) -> int:

@@ -363,18 +363,25 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
 ) -> None:
     from metronome.sim.l1 import L1Residency
 
-    bulk = L1Residency.bulk_calm
-    evicting = []
+    bulk, replay = L1Residency.bulk_calm, L1Residency.replay
+    evicting, replayed = [], []
 
     def counted(self, rep, *args):  # type: ignore[no-untyped-def]
-        applied, agreed = bulk(self, rep, *args)
-        evicting.append(applied > 0 and rep[5].size > 0)
-        return applied, agreed
+        applied, agreed, evicted = bulk(self, rep, *args)
+        evicting.append(applied > 0 and evicted[0].size > 0)
+        return applied, agreed, evicted
+
+    def replays(self, *args):  # type: ignore[no-untyped-def]
+        replayed.append(1)
+        return replay(self, *args)
 
     monkeypatch.setattr(L1Residency, "bulk_calm", counted)
+    monkeypatch.setattr(L1Residency, "replay", replays)
     fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
-    # The case this checks: repetitions that evict partial sums went in bulk.
+    # The cases this checks: repetitions that evict partial sums went in bulk, some
+    # evicting other outputs than the logged repetition's translated (own records).
     assert any(evicting)
+    assert replayed
     full = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size, fast=False)
     assert stable(fast.to_dict()) == stable(full.to_dict())
 
