@@ -355,13 +355,26 @@ class _Totals:
     global_steps: int = 0
     compute_total: float = 0.0
     deferred: list[
-        tuple[int, float, float, Callable[[float, float, tuple[float, float]], float]]
+        tuple[int, float, float, Callable[[float, float, tuple[float, float] | None], float]]
     ] = field(default_factory=list)
     """Top-level cases of the refined model: (steps, compute delay, its compute part,
     step cost given the compute delay and a traffic factor), summed once the exact
     counts say how many steps there are (:func:`_exact_runtime`)."""
     volumes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
     """(steps, per-tensor L2 reads per step) of each case counted (refined model)."""
+    carrying: list[int] = field(default_factory=list)
+    """Per deferred case: 0 the level's first step, 1 a step receiving inputs, 2 one
+    receiving none (refined model)."""
+    moved: list[int] = field(default_factory=lambda: [0, 0])
+    """Elements the top level's steps after its first receive, per input tensor (refined
+    model)."""
+    moving: list[int] = field(default_factory=lambda: [0, 0])
+    """The top level's steps after its first that receive each input tensor (refined
+    model)."""
+    gathered: list[tuple[float, tuple[int, ...]]] = field(default_factory=list)
+    """What the executed steps receive where each gathers several of the enumeration's
+    receiving steps: (share of those steps, elements per input tensor), set by
+    :func:`_phantom_weights`."""
     last_egress: int = 0
     """Output elements leaving in the last case counted (refined model)."""
     received: set[int] = field(default_factory=set)
@@ -540,23 +553,33 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     compute ``K`` of all global steps: the cases' mix is spread over the ``S`` steps
     (``scale = S / S_enum`` times each case's steps, its traffic over ``1 / scale``
     as many cycles of the network) and the compute part of every case's delay is
-    scaled by ``kappa = K / (scale x K_enum)`` (docs/refined-model.md, "Exact
-    counts")."""
+    scaled by ``kappa = K / (scale x K_enum)``. Where the enumeration's extra steps
+    are its walk of every input row (``ExactCounts.row_walk``), its steps instead
+    stand for executed steps by kind (:func:`_phantom_weights`; docs/refined-model.md,
+    section 0, "one rule")."""
     enumerated = sum(occ for occ, _, _, _ in totals.deferred)
-    compute = sum(occ * k for occ, _, k, _ in totals.deferred)
     if enumerated <= 0 or exact.top_steps <= 0:
         return
-    scale = exact.top_steps / enumerated
+    working = exact.top_steps
     if 0 < exact.working_top_steps < exact.top_steps:
         # Steps without a MAC take no time and carry the cases' work to the others.
-        scale = exact.working_top_steps / enumerated
-    kappa = exact.compute_cycles / (scale * compute) if compute > 0 else 1.0
+        working = exact.working_top_steps
+    scale = working / enumerated
     fills = (
         _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),
         _fill_share(exact.top_steps, scale, totals.weights, totals.egress),
     )
-    totals.runtime = scale * sum(
-        occ * step(c + (kappa - 1) * k, 1 / scale, fills) for occ, c, k, step in totals.deferred
+    kinds: list[tuple[float, float, tuple[float, float] | None]] = [(scale, 1 / scale, fills)] * 3
+    if scale < 1 and exact.row_walk:
+        kinds = _phantom_weights(working, totals) or kinds
+    weighted = [kinds[kind] for kind in totals.carrying]
+    compute = sum(
+        w * occ * k for (occ, _, k, _), (w, _, _) in zip(totals.deferred, weighted, strict=True)
+    )
+    kappa = exact.compute_cycles / compute if compute > 0 else 1.0
+    totals.runtime = sum(
+        w * occ * step(c + (kappa - 1) * k, spread, f)
+        for (occ, c, k, step), (w, spread, f) in zip(totals.deferred, weighted, strict=True)
     )
     if exact.after_idle > 0:
         totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
@@ -565,6 +588,46 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
         totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
     totals.macs = exact.macs
+
+
+def _phantom_weights(
+    steps: int, totals: _Totals
+) -> list[tuple[float, float, tuple[float, float] | None]] | None:
+    """Per kind of top-level case (first step, receiving inputs, receiving none): the
+    executed steps each of its enumerated steps stands for, its traffic factor and its
+    fills, where the enumeration counts more steps than the ``steps`` executed (working)
+    ones: the first step is one; each receiving step is one executed step while there
+    are enough, beyond that they gather (``r`` into ``steps - 1``: their traffic in one
+    transfer, fills None, ``totals.gathered``); the steps receiving nothing fill the
+    executed steps left (docs/refined-model.md, section 0). None where no step after
+    the first receives (every step alike)."""
+    counts = [0, 0, 0]
+    for (occ, _, _, _), kind in zip(totals.deferred, totals.carrying, strict=True):
+        counts[kind] += occ
+    first, receiving, idle = counts
+    rest = steps - first
+    if receiving <= 0 or rest <= 0:
+        return None
+    held = min(receiving, rest)
+    if held < receiving:
+        # Each tensor arrives in ``min(n_T, h)`` of the ``h`` receiving steps, the rarer
+        # ones with the more common (a gathered step takes all its parts' tiles).
+        shares = [min(n, held) / held for n in totals.moving]
+        per_step = [
+            math.ceil(m / min(n, held)) if n else 0
+            for m, n in zip(totals.moved, totals.moving, strict=True)
+        ]
+        cuts = sorted({s for s in shares if s > 0}, reverse=True)
+        totals.gathered.clear()
+        for i, cut in enumerate(cuts):
+            below = cuts[i + 1] if i + 1 < len(cuts) else 0.0
+            tier = tuple(v if s >= cut else 0 for v, s in zip(per_step, shares, strict=True))
+            totals.gathered.append((cut - below, tier))
+    return [
+        (1.0, 1.0, (1.0, 1.0)),
+        (held / receiving, receiving / held, None),
+        ((rest - held) / idle if idle else 0.0, 1.0, (1.0, 1.0)),
+    ]
 
 
 def _unit_ratio(
@@ -769,15 +832,37 @@ def _count_case(
         unit_share = reuse.unit_share
         start_compute = compute
 
+        machine, gathered = ctx.machine, totals.gathered
+        gathering: dict[float, tuple[float, float, float, float]] = {}
+
+        def gather(spread: float) -> tuple[float, float, float, float]:
+            """The step's delays where it gathers ``spread`` of the enumeration's
+            receiving steps: one transfer carries their tiles (``totals.gathered``'s
+            tiers, else each tensor's times ``spread``): the links' serialisation
+            grows, the route's fills, holds and adders stay."""
+            if spread not in gathering:
+                tiers = gathered or [(1.0, tuple(math.ceil(v * spread) for v in volumes))]
+                mixed = [0.0, 0.0, 0.0, 0.0]
+                for share, scaled in tiers:
+                    tier = _refined_delays(ctx, machine, noc, model, states, scaled, egress, reuse)
+                    mixed = [m + share * d for m, d in zip(mixed, tier, strict=True)]
+                gathering[spread] = (mixed[0], mixed[1], mixed[2], mixed[3])
+            return gathering[spread]
+
         def paced(
-            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+            compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
         ) -> tuple[float, float]:
             """(The step's cost, the same without what this level's collections add)
             given its compute, with its traffic times ``spread`` and each plane's fill
-            times ``fills`` (docs/refined-model.md, "A step" and "Exact counts")."""
-            ib = in_bare * spread + in_fill * fills[0]
-            ob = out_bare * spread + out_fill * fills[1]
-            si, so = step_in - in_busy + ib, step_out - out_busy + ob
+            times ``fills``, or gathered into one transfer where ``fills`` is None
+            (docs/refined-model.md, "A step" and "Exact counts")."""
+            if fills is None and model.innermost:
+                ib, si, ob, so = gather(spread)
+            else:
+                fill_in, fill_out = fills or (1.0, 1.0)
+                ib = in_bare * spread + in_fill * fill_in
+                ob = out_bare * spread + out_fill * fill_out
+                si, so = step_in - in_busy + ib, step_out - out_busy + ob
             if serial:
                 serial_step = max(ib, ob, compute + si)
                 return serial_step, serial_step
@@ -801,7 +886,7 @@ def _count_case(
             return step, base
 
         def step_of(
-            compute: float, spread: float = 1.0, fills: tuple[float, float] = (1.0, 1.0)
+            compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
         ) -> float:
             """The step's cost given its compute, traffic spread and fills."""
             return paced(compute, spread, fills)[0]
@@ -815,6 +900,11 @@ def _count_case(
         totals.compute_total += occ * inner_compute
         if model.index == 0 and ctx.exact is not None:
             totals.deferred.append((occ, compute, inner_compute, step_of))
+            totals.carrying.append(0 if changing < 0 else 1 if any(volumes) else 2)
+            if changing >= 0:
+                for t, moved in enumerate(volumes):
+                    totals.moved[t] += occ * moved
+                    totals.moving[t] += occ if moved else 0
     else:
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)

@@ -93,6 +93,10 @@ class ExactCounts:
     working_top_steps: int = 0
     """Top-level steps in which some PE has a MAC (one level; with nested levels all
     the top steps)."""
+    row_walk: bool = False
+    """The top level maps an output coordinate (Y', X') and walks its filter dimension
+    (R, S) over more than one position: the case enumeration turns the pair into a
+    walk over every input row, steps of which hold no window."""
 
 
 @dataclass(slots=True)
@@ -667,7 +671,16 @@ def exact_counts(
         idle_steps=idle,
         after_idle=after_idle,
         working_top_steps=top_steps - without_mac if len(levels) == 1 else top_steps,
+        row_walk=_row_walk(layer, levels[0]),
     )
+
+
+def _row_walk(layer: Layer, top: Sequence[MapDirective]) -> bool:
+    """Whether ``top`` maps an output coordinate next to a walk of its filter dimension
+    (:attr:`ExactCounts.row_walk`)."""
+    walked = {d.dim for d in top if d.size < layer.size(d.dim)}
+    rows = {d.dim for d in top if d.size == 1}
+    return any(FILTER_OF[ref] in walked for ref, out in OUTPUT_OF.items() if out in rows)
 
 
 def _top_steps(groups: list[tuple[_Group, _Walk]]) -> tuple[int, int]:

@@ -38,6 +38,17 @@ def _unit_maps(*dims: str) -> Mapping:
     return Mapping(tuple(MapDirective(d[0] == "*", d.lstrip("*"), 1, 1) for d in dims))
 
 
+def _four_pes(topology: str) -> Hardware:
+    """4 PEs on ``topology``: 64 elements/cycle, latency 1, hop latency 1."""
+    return Hardware(
+        num_pes=4,
+        topology=topology,
+        noc_bw_elems_per_cycle=64,
+        noc_latency_cycles=1,
+        noc_hop_latency_cycles=1,
+    )
+
+
 def _x01(offchip_bw: int) -> LayerResult:
     network = load_network(X01)
     hw = parse_hw_file(PE4).with_changes(offchip_bw_elems_per_cycle=offchip_bw)
@@ -352,14 +363,7 @@ def test_tree_plane_held_for_the_route_fill() -> None:
         name="T", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 8}
     )
     mapping = _unit_maps("X", "*K", "C", "Y", "R", "S")
-    hw = Hardware(
-        num_pes=4,
-        topology="tree",
-        noc_bw_elems_per_cycle=64,
-        noc_latency_cycles=1,
-        noc_hop_latency_cycles=1,
-    )
-    assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 58
+    assert analytic.analyze(layer, mapping, _four_pes("tree"), model="refined").runtime_cycles == 58
 
 
 @pytest.mark.xfail(
@@ -565,6 +569,37 @@ def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
     assert _fill_share(12, 2.0, [1, 5], [6.0, 6.0]) == 0.5
     # Nothing moves: no fill to share.
     assert _fill_share(12, 2.0, [6], [0.0]) == 1.0
+
+
+def test_phantom_steps_of_the_enumeration_stand_for_no_executed_step() -> None:
+    # K (4) over 4 PEs (64 elements/cycle, latency 1, hop latency 1); Y' (1,1) next to
+    # R (1,1) with R = Y = 3: the executed nest has one output row, so one step per
+    # filter row (3 steps, 1 MAC per PE each), where MAESTRO's states walk Y over the 3
+    # input rows per filter row (9 steps). Of those 9: the first (1 input, 4 weights),
+    # 2 receiving the next filter row's 4 weights, 2 receiving an input row, 4 receiving
+    # nothing. The 2 executed steps after the first take the 4 receiving ones, two each:
+    # weights arrive in 2 of them, inputs in 2, so both in each, 8 / 2 = 4 weights and
+    # 2 / 2 = 1 input, in one transfer; the 4 receiving nothing stand for no step.
+    layer = make_layer(
+        name="P", type_=LayerType.CONV, declared={"K": 4, "C": 1, "R": 3, "S": 1, "Y": 3, "X": 1}
+    )
+    mapping = _unit_maps("*K", "C", "S", "X", "R", "Y'")
+    hw = _four_pes("bus")
+    # Bus: first step distribution 1 + compute 1 = 2; the other two max(distribution 1
+    # (5 elements), compute 1) = 1 each: 4. Off-chip fetch of the first tiles 1, the
+    # last collection (4 outputs, accumulated in L1 over R) 1, its write-back 1: 7, the
+    # simulator's (realistic) runtime. Spreading the 9 steps' delays over the 3 (each
+    # times 3) gives 10.
+    assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == 7
+    # Fat tree (depth 2): each step's distribution is 5 messages (1 multicast input, 4
+    # weights), 5 cycles on the L2 link plus the 2 switches = 7. First step 7 + compute
+    # 1 = 8, the other two 7 each: 22. Fetch 1, the last collection (4 one-element
+    # messages: 4 + 2 = 6), write-back 1: 30, the simulator's; spreading gives 34.
+    tree = replace(hw, topology="tree")
+    assert analytic.analyze(layer, mapping, tree, model="refined").runtime_cycles == 30
+    # Crossbar: 26, the simulator's (spreading gives 32).
+    xbar = replace(hw, topology="crossbar")
+    assert analytic.analyze(layer, mapping, xbar, model="refined").runtime_cycles == 26
 
 
 def test_two_level_tree_fill_counted_once_per_executed_phase() -> None:
