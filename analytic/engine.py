@@ -48,6 +48,7 @@ from .refined import (
     array_footprints,
     ceil_div,
     collection_hold,
+    drain_hops,
     evicted_psums,
     level_reuse,
     machine_of,
@@ -1179,7 +1180,12 @@ def _refined_delays(
         if machine.topology in ("mesh", "tree"):
             above = _reduced_units(ctx.models[: model.index])
         merged_here = (active if reduced else 1) * above
-        if merged_here > 1:
+        if merged_here > 1 and machine.topology == "systolic":
+            # The partial sums meet one PE after another along the drain route: each
+            # PE on it adds, and a stream leaves an adder a cycle after it arrived
+            # even over links without latency.
+            out_delay += (merged_here - 1) * (machine.adder_latency + (machine.hop_latency == 0))
+        elif merged_here > 1:
             out_delay += reduction_delay(machine, merged_here)
     if in_busy and machine.topology in ("tree", "crossbar"):
         in_busy += path_fill(machine)
@@ -1485,7 +1491,17 @@ def analyze_problem(
         exact=exact if hardware is not None else None,
     )
     if ctx.machine is not None:
-        ctx.machine = replace(ctx.machine, reach_hops=reach_hops(ctx.machine, _data_pes(ctx)))
+        if ctx.machine.topology == "systolic" and len(ctx.models) > 1:
+            # Clusters on the systolic array keep the whole array's routes: the
+            # nested levels' transfer terms were derived with them.
+            ctx.machine = replace(ctx.machine, reach_hops=reach_hops(ctx.machine, ()))
+        else:
+            pes = _data_pes(ctx)
+            ctx.machine = replace(
+                ctx.machine,
+                reach_hops=reach_hops(ctx.machine, pes),
+                drain_hops=drain_hops(ctx.machine, pes),
+            )
     top = _analyze_level(ctx, 0, problem.level_dims[0])
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
         raise _no_valid_unit_error(ctx, maestro_crashes=False)

@@ -43,6 +43,7 @@ __all__ = [
     "array_footprints",
     "ceil_div",
     "collection_hold",
+    "drain_hops",
     "evicted_psums",
     "level_reuse",
     "machine_of",
@@ -78,6 +79,9 @@ class Machine:
     reach_hops: int = -1
     """Router-to-router hops of the longest route from L2 to a PE that holds data
     (:func:`reach_hops`; -1: the whole array's longest)."""
+    drain_hops: int = -1
+    """The same into L2 (:func:`drain_hops`; differs on the systolic array, which
+    drains from the right column and the bottom row)."""
 
 
 def machine_of(hardware: Hardware) -> Machine:
@@ -105,12 +109,27 @@ def reach_hops(machine: Machine, pes: Iterable[int]) -> int:
     the farthest PE it reaches, not for the array's farthest corner. The mesh lays PE
     ``i`` at column ``i % cols``, row ``i // cols`` of the most square grid
     (``cols = ceil(sqrt(N))``), L2 at the corner or over the top edge's middle column,
-    XY routes; elsewhere every PE is equally far (tree) or the array's figure is kept."""
+    XY routes; on the systolic array a PE ``(x, y)`` is fed through the nearer of its
+    row's and its column's injection link, ``min(x, y)`` neighbour hops; elsewhere every
+    PE is equally far (tree) or the array's figure is kept."""
+    if machine.topology == "systolic":
+        pes = pes or range(machine.num_pes)
+        return max((_systolic_hops(machine.num_pes, i, False) for i in pes), default=0)
     if machine.topology != "mesh":
         return _path_hops(machine)
     cols = math.isqrt(machine.num_pes - 1) + 1 if machine.num_pes > 1 else 1
     attach = 0 if machine.mesh_l2_corner else cols // 2
     return max((abs(i % cols - attach) + i // cols for i in pes), default=0)
+
+
+def drain_hops(machine: Machine, pes: Iterable[int]) -> int:
+    """Neighbour hops of the longest route from one of ``pes`` into L2 on the systolic
+    array: a PE ``(x, y)`` drains towards the nearer of its row's last PE and its
+    column's lowest, whose link leaves for L2 (docs/simulator.md, "Topologies"); -1
+    elsewhere (the distribution's figure is kept)."""
+    if machine.topology != "systolic":
+        return -1
+    return max((_systolic_hops(machine.num_pes, i, True) for i in pes), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,7 +568,7 @@ def noc_delay(
         # latency: MAESTRO's ``L`` is the bus's alone (docs/refined-model.md, section 4).
         latency = machine.hop_latency
     root = min(_l2_link_bandwidth(machine, bandwidth), port)
-    if machine.topology == "crossbar":
+    if machine.topology in ("crossbar", "systolic"):
         messages = _merged(messages)
     at_l2 = sum(f * ceil_div(ceil_div(n, f), root) for n, f in messages if n > 0)
     if machine.topology == "systolic" and not nested and below > 0:
@@ -568,11 +587,18 @@ def noc_delay(
         if nested:
             return busy, busy + hops * machine.hop_latency
         return busy, busy + max(hops * machine.hop_latency, 1) - 1
+    if machine.topology == "systolic" and collect and not nested and machine.drain_hops >= 0:
+        # Partial sums converge on the exit links: the farthest PE's stream crosses
+        # its route's hops while the nearer ones queue on the exit link, so the last
+        # element lands after the slower of the two.
+        hop = machine.hop_latency
+        far = (_route_links(machine, collect) - 1) * hop + at_pe
+        return busy, max(far, busy) + max(hop, 1) - 1
     if nested and machine.topology in ("bus", "systolic"):
         # A nested level's steps pay only their transfers' latency, one after another
         # (docs/refined-model.md, "A step"): kept as MAESTRO's L per transfer.
         return busy, busy + max(latency, 1) - 1 + _path_hops(machine) * machine.hop_latency
-    return busy, busy + max(_route_links(machine) * machine.hop_latency, 1) - 1
+    return busy, busy + max(_route_links(machine, collect) * machine.hop_latency, 1) - 1
 
 
 def plane_hold(machine: Machine, busy: int, arrival: int) -> int:
@@ -626,7 +652,7 @@ def path_fill(machine: Machine) -> int:
     return _path_hops(machine) * machine.hop_latency
 
 
-def _route_links(machine: Machine) -> int:
+def _route_links(machine: Machine, collect: bool = False) -> int:
     """Links of the longest route from L2 to a PE that take the hop latency: the
     crossbar's port and PE link; the mesh's L2 link and router hops (a router's PE
     port takes none); the tree's L2 link and one per level; on the systolic array the
@@ -635,6 +661,10 @@ def _route_links(machine: Machine) -> int:
     if machine.topology == "crossbar":
         return 2
     if machine.topology == "systolic":
+        if collect and machine.drain_hops >= 0:
+            return machine.drain_hops + 1
+        if machine.reach_hops >= 0:
+            return machine.reach_hops + 1
         return _systolic_links(n)
     return _path_hops(machine) + 1
 
@@ -703,6 +733,17 @@ def _systolic_routes(n: int, collect: bool) -> tuple[tuple[int, ...], int]:
             exit_pe = x
         route.append(ids.setdefault(exit_pe, len(ids)))
     return tuple(route), len(ids)
+
+
+@cache
+def _systolic_hops(n: int, pe: int, collect: bool) -> int:
+    """Neighbour hops between PE ``pe`` of a systolic array of ``n`` PEs and the edge
+    PE whose link joins L2 (:func:`_systolic_routes`)."""
+    cols, _ = _grid(n)
+    x, y = pe % cols, pe // cols
+    if collect:
+        return min(min(cols - 1, n - 1 - y * cols) - x, (n - 1 - x) // cols - y)
+    return min(x, y)
 
 
 @cache

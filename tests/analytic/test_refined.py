@@ -909,3 +909,42 @@ def test_output_egress_at_most_the_outputs_per_reduction_session() -> None:
     hw = Hardware(num_pes=4, topology="bus", noc_bw_elems_per_cycle=64, noc_latency_cycles=1)
     output = analytic.analyze(layer, mapping, hw, model="refined").tensor("output")
     assert (output.l2_writes, output.l2_reads) == (4, 0)
+
+
+def _systolic_cycles(declared: dict[str, int], maps: tuple[str, ...], **hw: int) -> int:
+    """The refined runtime of a one-level mapping of unit maps on a systolic array."""
+    layer = make_layer(name="L", type_=LayerType.CONV, declared=declared)
+    hardware = Hardware(topology="systolic", noc_bw_elems_per_cycle=64, **hw)
+    return analytic.analyze(layer, _unit_maps(*maps), hardware, model="refined").runtime_cycles
+
+
+@pytest.mark.parametrize(("hop", "cycles"), [(0, 9), (2, 13)])
+def test_systolic_partial_sums_meet_pe_by_pe_along_the_drain_route(hop: int, cycles: int) -> None:
+    # C = 3 spread over PEs 0-2 of a 7-PE systolic array (3 columns: the top row), one
+    # step, adder latency 1. Fetch 1. Distribution: each PE's input and weight (the same
+    # PE set: one 2-element message), each edge PE over its own injection link: busy 1,
+    # arrival 1 + max(hop, 1) - 1. Compute 1. Collection of the one output: PE0 drains
+    # 2 hops along the row to PE2's exit link (its column's bottom is as far: the row on
+    # a tie), one flow: busy 1, arrival max(2 hop + 1, 1) + max(hop, 1) - 1; PE1 and PE2
+    # each add as the sum passes, (3 - 1) x (1 + [hop = 0]). Write-back 1.
+    # hop 0: 1 + 1 + 1 + (1 + 4) + 1 = 9; hop 2: 1 + 2 + 1 + (6 + 2) + 1 = 13; the
+    # simulator's runtimes (realistic policy) too.
+    declared = {"K": 1, "C": 3, "R": 1, "S": 1, "Y": 1, "X": 1}
+    maps = ("*C", "X", "K", "Y", "R", "S")
+    hw = {"num_pes": 7, "noc_latency_cycles": 0, "noc_hop_latency_cycles": hop}
+    assert _systolic_cycles(declared, maps, adder_latency_cycles=1, **hw) == cycles
+
+
+def test_systolic_routes_reach_only_the_pes_holding_data() -> None:
+    # K = 1 on PE 0 of a 2 x 2 systolic array, 4 X steps, hop latency 2; an L1 of 2
+    # elements holds no step's three tiles, so every step waits for its distribution:
+    # step = max(busy in, busy out, compute + arrival). PE 0 is fed over its own
+    # injection link (1 link: the input and the weight in one message, arrival
+    # 1 + 2 - 1 = 2, where the array's farthest PE (1, 1) is 2 links away and two
+    # messages said 2 + 2 x 2 - 1 = 5) and drains 1 hop along its row (arrival
+    # max(2 + 1, 1) + 2 - 1 = 4). Fetch 1 + 4 steps x (1 + 2) + last collection 4 +
+    # write-back 1 = 18 cycles, the simulator's runtime (the array's routes said 27).
+    declared = {"K": 1, "C": 1, "R": 1, "S": 1, "Y": 1, "X": 4}
+    maps = ("*K", "X", "C", "Y", "R", "S")
+    hw = {"num_pes": 4, "noc_latency_cycles": 1, "noc_hop_latency_cycles": 2, "l1_size_elems": 2}
+    assert _systolic_cycles(declared, maps, **hw) == 18
