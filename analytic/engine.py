@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
-from metronome.spec.window import FILTER_OF, OUTPUT_OF, windows
+from metronome.spec.window import FILTER_OF, INPUT_OF, OUTPUT_OF, windows
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, INIT, STEADY, State, directive_states, enumerate_cases
@@ -353,6 +353,8 @@ class _Totals:
     egress: list[int] = field(default_factory=list)
     compute: list[int] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    """Per case: the dimension of its changing directive (\"\" for the first step)."""
     global_steps: int = 0
     compute_total: float = 0.0
     deferred: list[
@@ -927,6 +929,7 @@ def _count_case(
     totals.egress.append(step_out)
     totals.compute.append(compute)
     totals.weights.append(occ)
+    totals.changed.append(model.directives[changing].dim if changing >= 0 else "")
     totals.occurrences += occ
     if reuse is not None and model.index == 0:
         # Partial sums fetched back and written back travel only in steps that update
@@ -955,14 +958,19 @@ def _after_idle_bound(exact: ExactCounts, totals: _Totals) -> float:
     step without a MAC takes a buffer all the same. So a step with a MAC right after one
     without waits for the step with a MAC before it to finish before its tiles leave
     L2: its arrival is not hidden behind any compute, and
-    ``runtime >= K + Id_first + after_idle x Id`` (``K`` the compute of all steps,
-    ``Id`` the arrival of the steps after the first over the cases, weighted by their
-    steps: which steps have no MAC, the case enumeration does not tell;
-    docs/refined-model.md, section 5)."""
-    later = list(zip(totals.weights[1:], totals.ingress[1:], strict=True))
-    steps = sum(w for w, _ in later)
-    mean = sum(w * d for w, d in later) / steps if steps > 0 else totals.ingress[0]
-    return exact.compute_cycles + totals.ingress[0] + exact.after_idle * mean
+    ``runtime >= K + Id_first + sum_i after_idle_i x Id_i`` (``K`` the compute of all
+    steps, ``after_idle_i`` those steps reached by a carry at loop ``i``, ``Id_i`` the
+    arrival of the cases whose changing loop is ``i``, weighted by their steps: a carry
+    at ``i`` brings what the loop's advance brings; docs/refined-model.md, section 5)."""
+    later = list(zip(totals.weights[1:], totals.ingress[1:], totals.changed[1:], strict=True))
+    steps = sum(w for w, _, _ in later)
+    mean = sum(w * d for w, d, _ in later) / steps if steps > 0 else totals.ingress[0]
+    exposed = 0.0
+    for dim, count in exact.after_idle_by_dim:
+        mine = [(w, d) for w, d, c in later if c in (dim, INPUT_OF.get(dim), OUTPUT_OF.get(dim))]
+        weight = sum(w for w, _ in mine)
+        exposed += count * (sum(w * d for w, d in mine) / weight if weight > 0 else mean)
+    return exact.compute_cycles + totals.ingress[0] + exposed
 
 
 FILLED = ("tree", "mesh")

@@ -89,7 +89,11 @@ class ExactCounts:
     idle_steps: int = 0
     """One level: the steps at which no PE has a MAC (tiles holding no whole window)."""
     after_idle: int = 0
-    """One level: the steps with a MAC right after a step without one."""
+    """One level (or a nested level of one step per top position): the steps with a
+    MAC right after a step without one."""
+    after_idle_by_dim: tuple[tuple[str, int], ...] = ()
+    """:attr:`after_idle` split by the top-level loop whose carry leads to the step
+    (the loop's dimension): which tiles that step receives follows from the loop."""
     working_top_steps: int = 0
     """Top-level steps in which some PE has a MAC (one level; with nested levels all
     the top steps)."""
@@ -570,10 +574,18 @@ class _Group:
             plan.append(_Planned(d, size, offset, positions, first, extent))
         return plan
 
+    def _macs_below(self, tile: Ranges) -> int:
+        """A top-level unit's MACs of this group given its tile (one level: the PE's;
+        else summed over the nest below)."""
+        if len(self.levels) == 1:
+            return self._leaf_of(tile)[0]
+        return self.walk(1, tile).linear[0]
+
     def mac_positions(self) -> np.ndarray:
         """Over the positions of the group's top-level loops, in the level's order (a
         SpatialMap's fold loop where the first SpatialMap stands): does some unit's
-        tile hold a MAC (one level: the tile is the PE's)."""
+        tile hold a MAC (one level: the tile is the PE's; with nested levels some
+        PE's of the unit's nest)."""
         whole = tuple((0, self.sizes[d]) for d in self.held)
         plan = self._plan(0, whole)
         units = self.units[0]
@@ -586,7 +598,7 @@ class _Group:
                 if plain
                 else (self._unit_tile(base, plan, spatial, fold * units + u) for u in range(units))
             )
-            flat.append(any(t is not None and self._leaf_of(t)[0] > 0 for t in tiles))
+            flat.append(any(t is not None and self._macs_below(t) > 0 for t in tiles))
         # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
         # first SpatialMap stands) in the level's order, then the output coordinates'.
         loops = [
@@ -657,19 +669,25 @@ def exact_counts(
     top_steps, steps = _top_steps(groups)
     compute = _compute_cycles(groups, simd_lanes)
     without_mac = _step_histogram(groups).get(0, 0)
-    idle = after_idle = 0
-    if len(levels) == 1 and without_mac > 0:
-        idle, after_idle = _idle_runs(groups, levels[0])
+    idle = 0
+    after_by_dim: dict[str, int] = {}
+    # With nested levels the top level's loops are the steps' odometer only where every
+    # top position is one global step.
+    nested_idle = any(g.nested_idle for g, _ in groups)
+    one_step = len(levels) == 1 or (steps == top_steps and not nested_idle)
+    if one_step and without_mac > 0:
+        idle, after_by_dim = _idle_runs(groups, levels[0])
     return ExactCounts(
         macs=linear[0],
         steps=steps,
         top_steps=top_steps,
         pe_steps=linear[1],
-        steps_exact=not any(g.nested_idle for g, _ in groups),
+        steps_exact=not nested_idle,
         tile_elems=tuple(linear[2:]),
         compute_cycles=compute,
         idle_steps=idle,
-        after_idle=after_idle,
+        after_idle=sum(after_by_dim.values()),
+        after_idle_by_dim=tuple(sorted(after_by_dim.items())),
         working_top_steps=top_steps - without_mac if len(levels) == 1 else top_steps,
         row_walk=_row_walk(layer, levels[0]),
     )
@@ -717,17 +735,20 @@ def _step_histogram(groups: list[tuple[_Group, _Walk]]) -> dict[int, int]:
 
 def _idle_runs(
     groups: list[tuple[_Group, _Walk]], level: Sequence[MapDirective]
-) -> tuple[int, int]:
-    """(Steps without a MAC, steps with a MAC right after one without) of a one-level
-    nest. The steps are an odometer over the level's loops (a SpatialMap's fold loop,
-    a second SpatialMap riding on the first); a step has a MAC iff every group's tile
-    holds one (in some unit, for the SpatialMaps' group). Step ``t`` follows ``t - 1``
-    by a carry at loop ``i``: loop ``i`` advances, the loops inside it go from their
-    last position to their first, the loops outside stay. A group without a loop at or
-    inside ``i`` keeps its tile; so over the carries at ``i`` the steps with a MAC
-    after one without number ``prod_kept N_g x (prod_moved (A_g + B_g) - prod_moved
-    A_g)``, ``N_g`` the group's positions with a MAC, ``A_g`` / ``B_g`` its carries
-    with a MAC after one with / without (each group's own positions only)."""
+) -> tuple[int, dict[str, int]]:
+    """(Steps without a MAC, per dimension of the loop whose carry leads to it: the
+    steps with a MAC right after one without) of a one-level nest (or of the top level
+    where each of its positions is one global step). The steps are an odometer over
+    the level's loops (a SpatialMap's fold loop, a second SpatialMap riding on the
+    first); a step has a MAC iff every group's tile holds one (in some unit, for the
+    SpatialMaps' group; with nested levels in some PE of the unit's nest). Step ``t``
+    follows ``t - 1`` by a carry at loop ``i``: loop ``i`` advances, the loops inside
+    it go from their last position to their first, the loops outside stay. A group
+    without a loop at or inside ``i`` keeps its tile; so over the carries at ``i`` the
+    steps with a MAC after one without number ``prod_kept N_g x (prod_moved (A_g +
+    B_g) - prod_moved A_g)``, ``N_g`` the group's positions with a MAC, ``A_g`` /
+    ``B_g`` its carries with a MAC after one with / without (each group's own
+    positions only)."""
     axes: list[MapDirective] = []
     for i, d in enumerate(level):
         if not d.spatial or not any(e.spatial for e in level[:i]):
@@ -743,7 +764,7 @@ def _idle_runs(
         for a, n in zip(mine, nz.shape, strict=True):
             sizes[a] = n
     with_mac = prod(int(nz.sum()) for _, nz in owned)
-    after = 0
+    after: dict[str, int] = {}
     for i, size in enumerate(sizes):
         if size <= 1:
             continue
@@ -762,5 +783,7 @@ def _idle_runs(
                     new = np.take(new, range(1, size), axis=k)
             moved_all *= int(new.sum())
             moved_both *= int((new & old).sum())
-        after += kept * (moved_all - moved_both)
+        if kept * (moved_all - moved_both):
+            dim = axes[i].dim
+            after[dim] = after.get(dim, 0) + kept * (moved_all - moved_both)
     return prod(sizes) - with_mac, after

@@ -125,9 +125,13 @@ def test_counts_match_the_executed_nest(case: tuple[Layer, Mapping, int, int]) -
     assert got.top_steps == truth["top_steps"]
     assert got.pe_steps == truth["pe_steps"]
     assert got.tile_elems == truth["tile_elems"]
+    if truth["levels"] == 1 or (got.steps_exact and got.steps == got.top_steps):
+        # One level, or nested levels of one step per top position: the top level's
+        # loops are the steps' odometer.
+        assert (got.idle_steps, got.after_idle) == (truth["idle"], truth["after_idle"])
+        assert got.after_idle == sum(n for _, n in got.after_idle_by_dim)
     if truth["levels"] == 1:
         assert got.compute_cycles == truth["compute"]
-        assert (got.idle_steps, got.after_idle) == (truth["idle"], truth["after_idle"])
     else:
         # Each group follows its busiest unit's nest: units stepping through edge tiles
         # of different shapes together can make a step busier than that.
