@@ -1609,7 +1609,9 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     fetched = l2_writes[: len(model.inputs)]
     # Each output goes off-chip with the step after the one that finalised it: only the
     # last step's outputs follow the last step.
-    tail = min(outputs, top.last_egress)
+    # A last step without a MAC finalises none: the last outputs go with its transfer.
+    last_idle = ctx.exact is not None and ctx.exact.last_idle
+    tail = 0 if last_idle else min(outputs, top.last_egress)
     channel = machine.offchip_latency + _channel_cycles(top, refetched, fetched, bw, 2 * evicted)
     # The last transfer carries the previous step's outputs, so the last step's
     # distribution and compute follow the channel.

@@ -91,6 +91,9 @@ class ExactCounts:
     after_idle: int = 0
     """One level (or a nested level of one step per top position): the steps with a
     MAC right after a step without one."""
+    last_idle: bool = False
+    """One level (or a nested level of one step per top position): the last step has
+    no MAC (so it finalises no output)."""
     after_idle_by_dim: tuple[tuple[str, int], ...] = ()
     """:attr:`after_idle` split by the top-level loop whose carry leads to the step
     (the loop's dimension): which tiles that step receives follows from the loop."""
@@ -670,13 +673,14 @@ def exact_counts(
     compute = _compute_cycles(groups, simd_lanes)
     without_mac = _step_histogram(groups).get(0, 0)
     idle = 0
+    last_idle = False
     after_by_dim: dict[str, int] = {}
     # With nested levels the top level's loops are the steps' odometer only where every
     # top position is one global step.
     nested_idle = any(g.nested_idle for g, _ in groups)
     one_step = len(levels) == 1 or (steps == top_steps and not nested_idle)
     if one_step and without_mac > 0:
-        idle, after_by_dim = _idle_runs(groups, levels[0])
+        idle, after_by_dim, last_idle = _idle_runs(groups, levels[0])
     return ExactCounts(
         macs=linear[0],
         steps=steps,
@@ -688,6 +692,7 @@ def exact_counts(
         idle_steps=idle,
         after_idle=sum(after_by_dim.values()),
         after_idle_by_dim=tuple(sorted(after_by_dim.items())),
+        last_idle=last_idle,
         working_top_steps=top_steps - without_mac if len(levels) == 1 else top_steps,
         row_walk=_row_walk(layer, levels[0]),
     )
@@ -735,10 +740,11 @@ def _step_histogram(groups: list[tuple[_Group, _Walk]]) -> dict[int, int]:
 
 def _idle_runs(
     groups: list[tuple[_Group, _Walk]], level: Sequence[MapDirective]
-) -> tuple[int, dict[str, int]]:
+) -> tuple[int, dict[str, int], bool]:
     """(Steps without a MAC, per dimension of the loop whose carry leads to it: the
-    steps with a MAC right after one without) of a one-level nest (or of the top level
-    where each of its positions is one global step). The steps are an odometer over
+    steps with a MAC right after one without, whether the last step has none) of a
+    one-level nest (or of the top level where each of its positions is one global
+    step). The steps are an odometer over
     the level's loops (a SpatialMap's fold loop, a second SpatialMap riding on the
     first); a step has a MAC iff every group's tile holds one (in some unit, for the
     SpatialMaps' group; with nested levels in some PE of the unit's nest). Step ``t``
@@ -786,4 +792,5 @@ def _idle_runs(
         if kept * (moved_all - moved_both):
             dim = axes[i].dim
             after[dim] = after.get(dim, 0) + kept * (moved_all - moved_both)
-    return prod(sizes) - with_mac, after
+    last = all(bool(nz[(-1,) * nz.ndim]) for _, nz in owned)
+    return prod(sizes) - with_mac, after, not last

@@ -52,6 +52,7 @@ def _walk(layer: Layer, mapping: Mapping, num_pes: int, simd: int) -> dict[str, 
         "levels": len(nest.units),
         "idle": busy.count(False),
         "after_idle": sum(b and not a for a, b in pairwise(busy)),
+        "last_idle": not busy[-1],
     }
 
 
@@ -130,6 +131,8 @@ def test_counts_match_the_executed_nest(case: tuple[Layer, Mapping, int, int]) -
         # loops are the steps' odometer.
         assert (got.idle_steps, got.after_idle) == (truth["idle"], truth["after_idle"])
         assert got.after_idle == sum(n for _, n in got.after_idle_by_dim)
+        if got.idle_steps:
+            assert got.last_idle == truth["last_idle"]
     if truth["levels"] == 1:
         assert got.compute_cycles == truth["compute"]
     else:
