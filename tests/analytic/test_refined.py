@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from metronome import analytic
+from metronome.analytic.groups import exact_counts
 from metronome.analytic.refined import (
     Machine,
     collection_hold,
@@ -552,6 +553,63 @@ def test_a_step_with_a_mac_after_one_without_waits_for_its_tiles() -> None:
     # 4 + 1 - 1 = 4, a new row 2 + 1 - 1 = 2: 24 + 4 + 5 x 12 / 11 = 33.5 over 28;
     # 1 + 33 + 1 + 1 = 36 (without the floor 31). The simulator: 37.
     assert runtime("tree", 2, 0, 1) == 36
+
+
+def test_a_step_after_empty_steps_pays_the_arrival_its_carry_brings() -> None:
+    # One PE, K (2) outer, Y tiles of 3 rows by 2 over 6 (rows 0-2, 2-4, 4-5), R (3)
+    # whole, stride 2: the last Y tile (2 rows < R) holds no window. Exact counts: 6
+    # steps, K = 4 x 3 = 12 compute, 2 without a MAC (k0 y2, k1 y2), one step with a
+    # MAC right after one without (k1 y0), reached by a carry at K: it receives only the
+    # 3 new weights (the input rows 0-2 stay in the unbounded L1). The last step has no
+    # MAC, so the last outputs go off-chip with its transfer: no write-back after it.
+    layer = make_layer(
+        name="T",
+        type_=LayerType.CONV,
+        declared={"K": 2, "C": 1, "R": 3, "S": 1, "Y": 6, "X": 1},
+        stride_y=2,
+    )
+    top = (
+        MapDirective(True, "C", 1, 1),
+        MapDirective(False, "K", 1, 1),
+        MapDirective(False, "Y", 3, 2),
+        MapDirective(False, "R", 3, 3),
+        MapDirective(False, "X", 1, 1),
+        MapDirective(False, "S", 1, 1),
+    )
+    one = Mapping(top)
+    # The same nest with a nested level of one step per top position.
+    two = Mapping(
+        (*top, ClusterDirective(1), MapDirective(True, "Y", 3, 2), MapDirective(False, "R", 3, 3))
+    )
+
+    def runtime(mapping: Mapping, topology: str, latency: int, hop: int) -> int:
+        hw = Hardware(
+            num_pes=1,
+            topology=topology,
+            noc_bw_elems_per_cycle=1,
+            noc_latency_cycles=latency,
+            noc_hop_latency_cycles=hop,
+        )
+        return analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
+
+    for mapping in (one, two):
+        counts = exact_counts(layer, mapping, 1)
+        assert counts is not None
+        assert (counts.compute_cycles, counts.idle_steps) == (12, 2)
+        assert (counts.after_idle_by_dim, counts.last_idle) == ((("K", 1),), True)
+        # Bus, 1 element/cycle, L = 1: the first step's 3 inputs and 3 weights arrive
+        # after 6 + 1 - 1 = 6 cycles, the K carry's 3 weights after 3. Floor 12 + 6 +
+        # 1 x 3 = 21 (the mean of the later cases, (0 + 3 + 2) / 3, said 19.7); first
+        # fetch 1 + 21 + the last collection 1 = 23. The simulator: 23 (steps end at 10,
+        # 13, 13, 19 = 13 + 3 + 3, 22, 22; the collection lands at 23). Before: 23 and
+        # 21 (the mean, and a write-back after the last step; no floor on two levels).
+        assert runtime(mapping, "bus", 1, 0) == 23
+        # L = 3: arrivals 6 + 2 = 8 and 3 + 2 = 5: 12 + 8 + 5 = 25; 1 + 25 + the last
+        # collection 1 + 2 = 29, the simulator's (before: 28 and 29).
+        assert runtime(mapping, "bus", 3, 0) == 29
+        # Tree of one PE (the L2 link alone, hop latency 1): arrivals 6 and 3 as on the
+        # bus of L = 1: 1 + 21 + 1 = 23, the simulator's (before: 23 and 21).
+        assert runtime(mapping, "tree", 0, 1) == 23
 
 
 def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
