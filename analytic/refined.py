@@ -158,6 +158,11 @@ class LevelReuse:
     footprint without the outputs that left) fits, so the next sweep's first tile is
     still held, though the sweep does not fit (LRU then evicts each next tile before
     it comes back)."""
+    split: tuple[int, int] = (-1, 0)
+    """(directive, its positions) of a temporal reduction loop whose last tile fills
+    fewer units of a level below than its full tiles, and which holds its partial sums
+    with an output loop inside it: the units its last tile leaves idle send at its
+    next-to-last position, the others at its last, every step of each (``-1``: none)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -421,6 +426,7 @@ def level_reuse(
 
     kept: float = 1
     spread, groups = 1, 1
+    split = (-1, 0)
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
@@ -474,6 +480,8 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
+            if ragged and revisited and not d.spatial and d.dim in reduced_below:
+                split = (r, p)
     return LevelReuse(
         fits,
         min(groups / kept, 1.0),
@@ -482,6 +490,7 @@ def level_reuse(
         spread / kept,
         distinct_share(model, dims, per_directive, strides, capacity, per_pe),
         first_kept,
+        split,
     )
 
 
