@@ -1245,6 +1245,10 @@ def _drains(
         return [(0, 1.0)]
     s = reuse.leaving / reuse.unit_share
     i = model.first_spatial
+    r, p, burst = reuse.split
+    split = _split_groups(ctx, model, r) if r >= 0 and not burst else None
+    if split is not None and i not in model.non_output:
+        return _split_drains(ctx, model, states, r, split, s, (p - 1) / p)
     last, units = model.edge_units, model.units
     if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
         return [(0, s)]
@@ -1264,19 +1268,51 @@ def _drains(
     return [(extra(last), s), (extra(units - last), idle)]
 
 
+def _split_drains(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    r: int,
+    groups: tuple[int, int],
+    s: float,
+    busy: float,
+) -> list[tuple[int, float]]:
+    """:func:`_drains` where the temporal reduction loop ``r``, with no output loop
+    inside it, holds the partial sums while its last tile fills fewer units of a level
+    below than a full tile (``groups``: those units under each): the units of the last
+    tile compute in all ``s`` steps and send at ``r``'s last position, the others in
+    ``busy = (P - 1) / P`` of them and send at the position before."""
+    full, last = groups
+    machine = ctx.machine
+    if machine is None or machine.topology not in ("bus", "crossbar"):
+        return [(0, s if states[r].is_edge else s * busy)]
+    above = _reduced_units(ctx.models[: model.index])
+    sent = (last if states[r].is_edge else full - last) * above
+
+    def extra(copies: int) -> int:
+        return reduction_delay(machine, copies * above) - reduction_delay(machine, sent)
+
+    return [(extra(last), s), (extra(full - last), s * busy)]
+
+
 def _split_case(
     ctx: _Context, model: LevelModel, states: tuple[State, ...], reuse: LevelReuse
 ) -> tuple[LevelReuse, bool]:
     """The shares of one case where a temporal reduction loop's last tile fills fewer
-    units of a level below than its full tiles (``reuse.split``, ``P`` positions, an
-    output loop inside it): the units it leaves idle send at its next-to-last position
-    and the others at its last, so every step of those two positions sends, and each
-    sending unit sends at every step of its position. Of a case at the last position
-    all steps send (``leaving x P``), of one before it one position in ``P - 1``.
-    Also whether that applies."""
-    r, p = reuse.split
+    units of a level below than its full tiles (``reuse.split``, ``P`` positions), and
+    whether that applies (then this level's cases place the sending, not the nested
+    runtime). The units the last tile leaves idle send at its next-to-last position and
+    the others at its last. With an output loop inside it every step of those two
+    positions sends and each sending unit sends at every step: of a case at the last
+    position all steps send (``leaving x P``), of one before it one position in
+    ``P - 1``."""
+    r, p, burst = reuse.split
     if r < 0 or _split_groups(ctx, model, r) is None:
         return reuse, False
+    if not burst:
+        # Inside every output loop the groups take turns, each unit sending once
+        # per sweep of ``r``: the shares stand (:func:`_split_drains`).
+        return reuse, True
     share = reuse.leaving * (p if states[r].is_edge else p / (p - 1))
     return replace(reuse, leaving=share, unit_share=share, output_share=share), True
 

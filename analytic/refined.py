@@ -158,11 +158,11 @@ class LevelReuse:
     footprint without the outputs that left) fits, so the next sweep's first tile is
     still held, though the sweep does not fit (LRU then evicts each next tile before
     it comes back)."""
-    split: tuple[int, int] = (-1, 0)
-    """(directive, its positions) of a temporal reduction loop whose last tile fills
-    fewer units of a level below than its full tiles, and which holds its partial sums
-    with an output loop inside it: the units its last tile leaves idle send at its
-    next-to-last position, the others at its last, every step of each (``-1``: none)."""
+    split: tuple[int, int, bool] = (-1, 0, False)
+    """(directive, its positions, whether an output loop iterates inside it) of a
+    temporal reduction loop whose last tile fills fewer units of a level below than its
+    full tiles, and which holds its partial sums: the units its last tile leaves idle
+    send at its next-to-last position, the others at its last (``-1``: none)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -426,7 +426,7 @@ def level_reuse(
 
     kept: float = 1
     spread, groups = 1, 1
-    split = (-1, 0)
+    split = (-1, 0, False)
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
@@ -480,8 +480,8 @@ def level_reuse(
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
-            if ragged and revisited and not d.spatial and d.dim in reduced_below:
-                split = (r, p)
+            if ragged and not d.spatial and d.dim in reduced_below:
+                split = (r, p, revisited)
     return LevelReuse(
         fits,
         min(groups / kept, 1.0),
