@@ -1245,8 +1245,8 @@ def _drains(
         return [(0, 1.0)]
     s = reuse.leaving / reuse.unit_share
     i = model.first_spatial
-    r, p, burst = reuse.split
-    split = _split_groups(ctx, model, r) if r >= 0 and not burst else None
+    r, p, how = reuse.split
+    split = _split_groups(ctx, model, r) if how == "turns" else None
     if split is not None and i not in model.non_output:
         return _split_drains(ctx, model, states, r, split, s, (p - 1) / p)
     last, units = model.edge_units, model.units
@@ -1306,10 +1306,10 @@ def _split_case(
     positions sends and each sending unit sends at every step: of a case at the last
     position all steps send (``leaving x P``), of one before it one position in
     ``P - 1``."""
-    r, p, burst = reuse.split
-    if r < 0 or _split_groups(ctx, model, r) is None:
+    r, p, how = reuse.split
+    if how not in ("burst", "turns") or _split_groups(ctx, model, r) is None:
         return reuse, False
-    if not burst:
+    if how == "turns":
         # Inside every output loop the groups take turns, each unit sending once
         # per sweep of ``r``: the shares stand (:func:`_split_drains`).
         return reuse, True
@@ -1351,14 +1351,17 @@ def _split_copies(
     """Units of the levels below holding partial sums of the same outputs (all of
     whose copies travel on a network without adders), or, where a temporal reduction
     loop's last tile fills fewer of them than its full tiles (``reuse.split``), those
-    sending in this case: at its last position the units its last tile fills, before
-    it the units a full tile fills and the last one leaves idle."""
-    r = reuse.split[0]
+    sending in this case: where the partial sums leave at every position, the units
+    the case's tile fills; where they stay, at its last position the units its last
+    tile fills, before it those a full tile fills and the last one leaves idle."""
+    r, _, how = reuse.split
     groups = _split_groups(ctx, model, r) if r >= 0 else None
     if groups is None:
         return _reduced_below(ctx, model.index)
     full, last = groups
-    return last if states[r].is_edge else full - last
+    if states[r].is_edge:
+        return last
+    return full if how == "each" else full - last
 
 
 def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, active: int) -> int:

@@ -824,13 +824,20 @@ def test_outputs_of_overlapping_tiles_leave_once() -> None:
         assert result.tensor("output").l2_writes == writes
 
 
-def _on_fast_bus(declared: dict[str, int], mapping: Mapping, pes: int, adder: int) -> int:
-    """Refined runtime of a 1x1 layer on ``pes`` PEs, bus of 64 elements/cycle, latency 1."""
+def _on_fast_bus(
+    declared: dict[str, int], mapping: Mapping, pes: int, adder: int, l1: int = 0
+) -> int:
+    """Refined runtime of a 1x1 layer on ``pes`` PEs, bus of 64 elements/cycle, latency 1,
+    L1 of ``l1`` elements per PE (0: unbounded)."""
     layer = make_layer(
         name="L", type_=LayerType.CONV, declared={"R": 1, "S": 1, "Y": 1, **declared}
     )
     hw = Hardware(
-        num_pes=pes, noc_bw_elems_per_cycle=64, noc_latency_cycles=1, adder_latency_cycles=adder
+        num_pes=pes,
+        noc_bw_elems_per_cycle=64,
+        noc_latency_cycles=1,
+        adder_latency_cycles=adder,
+        l1_size_elems=l1 or UNBOUNDED,
     )
     return analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles
 
@@ -858,10 +865,10 @@ def test_units_of_a_partial_last_fold_send_apart() -> None:
     assert _ragged(8, 6, 1) == 37
 
 
-def _split_reduction(c: int, pes: int, adder: int, inner: bool = False) -> int:
+def _split_reduction(c: int, pes: int, adder: int, inner: bool = False, l1: int = 0) -> int:
     """Runtime of two levels: C in tiles of ``pes`` outside X (8) at the top (inside it
     where ``inner``), the tile's channels spread over ``pes`` PEs below, bus of 64
-    elements/cycle, latency 1."""
+    elements/cycle, latency 1, L1 of ``l1`` elements per PE (0: unbounded)."""
     top = [MapDirective(False, "C", pes, pes), MapDirective(False, "X", 1, 1)]
     mapping = Mapping(
         (
@@ -872,7 +879,7 @@ def _split_reduction(c: int, pes: int, adder: int, inner: bool = False) -> int:
             MapDirective(False, "X", 1, 1),
         )
     )
-    return _on_fast_bus({"K": 1, "C": c, "X": 8}, mapping, pes, adder)
+    return _on_fast_bus({"K": 1, "C": c, "X": 8}, mapping, pes, adder, l1)
 
 
 def test_a_reduction_split_over_two_levels_sends_at_its_last_two_positions() -> None:
@@ -907,6 +914,20 @@ def test_a_reduction_split_over_two_levels_inside_the_output_loop_alternates() -
     # (realistic) gives 20 for both.
     assert _split_reduction(3, 2, 1, inner=True) == 20
     assert _split_reduction(3, 2, 2, inner=True) == 20
+
+
+def test_a_reduction_split_over_two_levels_that_l1_cannot_hold_sends_every_position() -> None:
+    # C = 5 in tiles of 4 (4 + 1) outside X (8), the tile's channels over 4 PEs, L1 = 8,
+    # adder latency 2: a PE's sweep of X holds 8 inputs, a weight and 8 partial sums,
+    # 17 > 8, and of a step's partial sum nothing survives the other steps (8 - (17 - 2)
+    # < 0), so every position sends, with the units its tile fills: 4 copies at the
+    # first (drain 1 + 2 x 2 = 5: (5 + 1) / 2 = 3 per step), 1 at the last (drain 1: 1
+    # per step). First fetch 1, first step 1 + 3 (the nested runtime: its collection's
+    # 3), 7 x 3, 8 x 1, the last collection of the last case enumerated (first position:
+    # 5), write-back 1: 40. The simulator gives 36: its first two steps wait for no
+    # drain and its last collection is the last position's 1. Four copies in every step
+    # said 56.
+    assert _split_reduction(5, 4, 2, l1=8) == 40
 
 
 def test_steps_without_a_mac_take_no_time() -> None:
