@@ -211,6 +211,9 @@ class _Context:
     unit_counts: dict[tuple[str, int], int] = field(default_factory=dict)
     """Unit counts of the levels below or above a level, which depend on the level
     models alone (memoised per layer: every case asks)."""
+    split_groups: dict[tuple[int, int, int, int], tuple[int, int]] = field(default_factory=dict)
+    """Per (level, reduction directive, its full and last tile): the units below holding
+    partial sums of the same outputs under each of the two tiles (memoised per layer)."""
 
 
 def _edge_units(
@@ -793,6 +796,7 @@ def _count_case(
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
+        reuse, split = _split_case(ctx, model, states, reuse)
         # Where every unit's partial sums travel (no adders in the network), each unit
         # sends its own once: the groups finishing apart are among those copies.
         carried = ctx.machine.topology in ("bus", "crossbar") and (
@@ -831,6 +835,7 @@ def _count_case(
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
         drains = _drains(ctx, model, dims, states, reuse)
+        split = split and not model.innermost
         leaving = reuse.leaving
         unit_share = reuse.unit_share
         start_compute = compute
@@ -866,8 +871,12 @@ def _count_case(
                 ib = in_bare * spread + in_fill * fill_in
                 ob = out_bare * spread + out_fill * fill_out
                 si, so = step_in - in_busy + ib, step_out - out_busy + ob
+            nested = raw + compute - start_compute
             if serial:
-                serial_step = max(ib, ob, compute + si)
+                # Where the partial sums leave at a reduction loop's last two positions
+                # (``reuse.split``), this level's cases say which steps send: the nested
+                # runtime's collections, spread over every step, are not a bound.
+                serial_step = max(ib, ob, (nested if split else compute) + si)
                 return serial_step, serial_step
             # Two buffers per PE: a step's data may arrive (its outputs must have
             # drained) once the step before the previous one finished, so the delays
@@ -876,9 +885,8 @@ def _count_case(
             # unit sends every ``leaving / unit_share`` steps, so one collection
             # overlaps that many steps of its compute, and the plane carries every
             # group's. Extra compute (exact counts) lengthens the nested runtime alike.
-            nested = raw + compute - start_compute
-            step = max(ib, compute, (si + compute) / 2)
             base = max(ib, nested, (si + nested) / 2)
+            step = base if split else max(ib, compute, (si + compute) / 2)
             if leaving > 0:
                 per_step = max(
                     out_share / leaving * ob,
@@ -1152,8 +1160,8 @@ def _refined_delays(
     # L2, which adds the copies.
     copies = 1
     if machine.topology in ("bus", "crossbar"):
-        copies = (_senders(model, states, reuse, active) if reduced else 1) * _reduced_below(
-            ctx, model.index
+        copies = (_senders(model, states, reuse, active) if reduced else 1) * _split_copies(
+            ctx, model, states, reuse
         )
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(
@@ -1245,6 +1253,10 @@ def _drains(
         return [(0, 1.0)]
     s = reuse.leaving / reuse.unit_share
     i = model.first_spatial
+    r, p, how = reuse.split
+    split = _split_groups(ctx, model, r) if how == "turns" else None
+    if split is not None and i not in model.non_output:
+        return _split_drains(ctx, model, states, r, split, s, (p - 1) / p)
     last, units = model.edge_units, model.units
     if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
         return [(0, s)]
@@ -1262,6 +1274,102 @@ def _drains(
         return reduction_delay(machine, copies * others) - reduction_delay(machine, sent)
 
     return [(extra(last), s), (extra(units - last), idle)]
+
+
+def _split_drains(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    r: int,
+    groups: tuple[int, int],
+    s: float,
+    busy: float,
+) -> list[tuple[int, float]]:
+    """:func:`_drains` where the temporal reduction loop ``r``, with no output loop
+    inside it, holds the partial sums while its last tile fills fewer units of a level
+    below than a full tile (``groups``: those units under each): the units of the last
+    tile compute in all ``s`` steps and send at ``r``'s last position, the others in
+    ``busy = (P - 1) / P`` of them and send at the position before."""
+    full, last = groups
+    machine = ctx.machine
+    if machine is None or machine.topology not in ("bus", "crossbar"):
+        return [(0, s if states[r].is_edge else s * busy)]
+    above = _reduced_units(ctx.models[: model.index])
+    sent = (last if states[r].is_edge else full - last) * above
+
+    def extra(copies: int) -> int:
+        return reduction_delay(machine, copies * above) - reduction_delay(machine, sent)
+
+    return [(extra(last), s), (extra(full - last), s * busy)]
+
+
+def _split_case(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], reuse: LevelReuse
+) -> tuple[LevelReuse, bool]:
+    """The shares of one case where a temporal reduction loop's last tile fills fewer
+    units of a level below than its full tiles (``reuse.split``, ``P`` positions), and
+    whether that applies (then this level's cases place the sending, not the nested
+    runtime). The units the last tile leaves idle send at its next-to-last position and
+    the others at its last. With an output loop inside it every step of those two
+    positions sends and each sending unit sends at every step: of a case at the last
+    position all steps send (``leaving x P``), of one before it one position in
+    ``P - 1``."""
+    r, p, how = reuse.split
+    if how not in ("burst", "turns") or _split_groups(ctx, model, r) is None:
+        return reuse, False
+    if how == "turns":
+        # Inside every output loop the groups take turns, each unit sending once
+        # per sweep of ``r``: the shares stand (:func:`_split_drains`).
+        return reuse, True
+    share = reuse.leaving * (p if states[r].is_edge else p / (p - 1))
+    return replace(reuse, leaving=share, unit_share=share, output_share=share), True
+
+
+def _split_groups(ctx: _Context, model: LevelModel, r: int) -> tuple[int, int] | None:
+    """Units of the levels below holding partial sums of the same outputs under a full
+    tile and under the last tile of the temporal reduction directive ``r`` (the first
+    level below that spreads its dimension sees the tile); None unless the last tile
+    fills fewer."""
+    dim = model.directives[r].dim
+    tiles = (model.tiles.mapped.get(dim, 0), model.tiles.mapped_edge.get(dim, 0))
+    key = (model.index, r, *tiles)
+    if key in ctx.split_groups:
+        full, last = ctx.split_groups[key]
+        return (full, last) if last < full else None
+    counts = [1, 1]
+    spread = False
+    for lower in ctx.models[model.index + 1 :]:
+        for i in lower.spatial:
+            d = lower.directives[i]
+            if i not in lower.non_output:
+                continue
+            rows = (lower.dims[d.dim], lower.dims[d.dim])
+            if d.dim == dim and not spread:
+                spread, rows = True, tiles
+            for g, n in enumerate(rows):
+                counts[g] *= max(1, min(lower.units, -(-max(n - d.size, 0) // d.offset) + 1))
+    full, last = counts
+    ctx.split_groups[key] = (full, last)
+    return (full, last) if last < full else None
+
+
+def _split_copies(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], reuse: LevelReuse
+) -> int:
+    """Units of the levels below holding partial sums of the same outputs (all of
+    whose copies travel on a network without adders), or, where a temporal reduction
+    loop's last tile fills fewer of them than its full tiles (``reuse.split``), those
+    sending in this case: where the partial sums leave at every position, the units
+    the case's tile fills; where they stay, at its last position the units its last
+    tile fills, before it those a full tile fills and the last one leaves idle."""
+    r, _, how = reuse.split
+    groups = _split_groups(ctx, model, r) if r >= 0 else None
+    if groups is None:
+        return _reduced_below(ctx, model.index)
+    full, last = groups
+    if states[r].is_edge:
+        return last
+    return full if how == "each" else full - last
 
 
 def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, active: int) -> int:

@@ -158,6 +158,14 @@ class LevelReuse:
     footprint without the outputs that left) fits, so the next sweep's first tile is
     still held, though the sweep does not fit (LRU then evicts each next tile before
     it comes back)."""
+    split: tuple[int, int, str] = (-1, 0, "")
+    """(directive, its positions, how its partial sums leave) of a temporal reduction
+    loop whose last tile fills fewer units of a level below than its full tiles
+    (``-1``: none). Held in L1 across it, the units its last tile leaves idle send at
+    its next-to-last position, the others at its last: ``"burst"`` with an output loop
+    inside it (every step of the two positions sends), ``"turns"`` without (the groups
+    alternate within each sweep); ``"each"``: its sweep does not fit, so at every
+    position the units the tile fills send."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -421,10 +429,12 @@ def level_reuse(
 
     kept: float = 1
     spread, groups = 1, 1
+    split: tuple[int, int, str] = (-1, 0, "")
     for r in model.non_output:
         p = positions(per_directive[r])
         if p <= 1:
             continue
+        lost = False
         revisited = any(j > r and positions(per_directive[j]) > 1 for j in output_dirs)
         if revisited and not fits[r]:
             # LRU evicts the oldest step's elements first, of one step its inputs and
@@ -458,6 +468,7 @@ def level_reuse(
                 )
                 sessions = (1 - idle) * sessions + idle * sessions_of(short)
             kept *= p / sessions
+            lost = sessions >= p
         # Units that reduce the same outputs but finish at different positions (the last
         # tile of a reduction spread over units fills fewer of them) each send their
         # partial sums when they are done: the outputs leave once per group.
@@ -470,10 +481,15 @@ def level_reuse(
             cover = reduced_below[d.dim]
             full, last = model.tiles.mapped.get(d.dim, 0), model.tiles.mapped_edge.get(d.dim, 0)
             ragged = full % cover != last % cover
+        below = ragged and not d.spatial and d.dim in reduced_below
         if not revisited or fits[r]:
             kept *= p
             spread *= 1 if revisited else p
             groups = 2 if ragged else groups
+            if below:
+                split = (r, p, "burst" if revisited else "turns")
+        elif below and lost:
+            split = (r, p, "each")
     return LevelReuse(
         fits,
         min(groups / kept, 1.0),
@@ -482,6 +498,7 @@ def level_reuse(
         spread / kept,
         distinct_share(model, dims, per_directive, strides, capacity, per_pe),
         first_kept,
+        split,
     )
 
 
