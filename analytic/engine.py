@@ -211,6 +211,12 @@ class _Context:
     unit_counts: dict[tuple[str, int], int] = field(default_factory=dict)
     """Unit counts of the levels below or above a level, which depend on the level
     models alone (memoised per layer: every case asks)."""
+    subs: dict[
+        tuple[int, int, bool],
+        tuple[object, object, tuple[tuple[str, int], ...], dict[frozenset[int], LevelResult]],
+    ] = field(default_factory=dict)
+    """A case's nested analysis by the identity of its level model and states (each
+    entry holds both, so the identities stay theirs): every case asks several times."""
 
 
 def _edge_units(
@@ -1425,12 +1431,22 @@ def _sub(
     partial: bool,
     held: frozenset[int] = frozenset(),
 ) -> LevelResult:
-    dims = sub_level_dims(model, states, partial)
-    if held:
+    key = (id(model), id(states), partial)
+    seen = ctx.subs.get(key)
+    if seen is None:
+        seen = ctx.subs[key] = (model, states, sub_level_dims(model, states, partial), {})
+    results = seen[3]
+    result = results.get(held)
+    if result is not None:
+        return result
+    dims = seen[2]
+    inner = held
+    if inner:
         # Holding a tensor no step after the nested level's first receives changes
         # nothing: the same analysis serves.
-        held &= _analyze_level(ctx, model.index + 1, dims).received
-    return _analyze_level(ctx, model.index + 1, dims, held)
+        inner &= _analyze_level(ctx, model.index + 1, dims).received
+    result = results[held] = _analyze_level(ctx, model.index + 1, dims, inner)
+    return result
 
 
 def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
