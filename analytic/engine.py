@@ -217,6 +217,14 @@ class _Context:
     ] = field(default_factory=dict)
     """A case's nested analysis by the identity of its level model and states (each
     entry holds both, so the identities stay theirs): every case asks several times."""
+    delays: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict)
+    """A step's network delays by what they depend on (:func:`_refined_delays`; each
+    entry holds the objects whose identities its key takes)."""
+    bare: Machine | None = None
+    """The machine without hop and adder latencies (the phases' bare serialisation)."""
+    top_footprints: tuple[int, ...] | None = None
+    """A unit's footprint per directive of the top level, where its reuse took whole
+    unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
 
 
 def _edge_units(
@@ -503,6 +511,8 @@ def _analyze_level(
         reuse = level_reuse(
             model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
         )
+        if index == 0 and not per_pe:
+            ctx.top_footprints = reuse.footprints
         outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
@@ -815,7 +825,9 @@ def _count_case(
         # volume (:func:`_exact_runtime`).
         in_bare, out_bare = in_busy, out_busy
         if model.index == 0 and ctx.exact is not None and ctx.machine.topology in FILLED:
-            bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
+            bare = ctx.bare
+            if bare is None:
+                bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
             in_bare, _, out_bare, _ = _refined_delays(
                 ctx, bare, noc, model, states, tuple(volumes), egress, reuse
             )
@@ -1121,7 +1133,12 @@ def _refined_delays(
     partitioned over the units sends one message per active unit, a multicast one; only
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
-    active = model.edge_units if states[model.first_spatial].is_edge else model.units
+    at_edge = states[model.first_spatial].is_edge
+    key = (id(machine), id(noc), id(model), id(reuse), at_edge, volumes, egress)
+    seen = ctx.delays.get(key)
+    if seen is not None:
+        return seen[-1]  # type: ignore[return-value]
+    active = model.edge_units if at_edge else model.units
     if model.index == 0 and ctx.unit_ratio < 1:
         active = max(1, round(active * ctx.unit_ratio))
     messages = []
@@ -1216,10 +1233,13 @@ def _refined_delays(
     # (a nested step's too, whose traffic the level above carries) waits for that.
     in_hold = plane_hold(machine, in_busy, in_delay)
     if noc.free:
-        return in_hold, in_delay, collection_hold(machine, out_delay), out_delay
-    if machine.topology in ("bus", "mesh"):
-        in_busy = max(in_busy, in_hold)
-    return in_busy, in_delay, out_busy, out_delay
+        delays = (in_hold, in_delay, collection_hold(machine, out_delay), out_delay)
+    else:
+        if machine.topology in ("bus", "mesh"):
+            in_busy = max(in_busy, in_hold)
+        delays = (in_busy, in_delay, out_busy, out_delay)
+    ctx.delays[key] = (machine, noc, model, reuse, delays)
+    return delays
 
 
 def _drains(
@@ -1573,8 +1593,10 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     whole = array_footprints(model, dims, per_directive, ctx.strides)
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
-    unit_reuse = level_reuse(model, dims, per_directive, ctx.strides, l1)
-    held = unit_reuse.fits
+    footprints = ctx.top_footprints
+    if footprints is None:
+        footprints = level_reuse(model, dims, per_directive, ctx.strides, l1).footprints
+    held = tuple(l1 >= UNBOUNDED or f <= l1 for f in footprints)
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -1607,7 +1629,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         per_directive,
         ctx.strides,
         machine.l2_elems,
-        unit_reuse.footprints,
+        footprints,
         l1,
         (outputs, l2_writes[2], l2_reads[2], steps),
     )
