@@ -335,13 +335,27 @@ def spatial_ingress(
     tile is fetched). ``kept`` is per directive whether the units still hold what they
     touched at its previous position (see ``_pe_ingress``).
     """
+    # It depends on the case only through the states of the tensor's directives.
+    key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
+    seen = _ingress_seen.get(key)
+    if seen is not None:
+        return seen[-1]  # type: ignore[no-any-return]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
-    return _over_units(
+    volume = _over_units(
         model,
         sp_state if mapped else None,
         edge,
         lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
     )
+    if len(_ingress_seen) >= 4096:
+        _ingress_seen.clear()
+    _ingress_seen[key] = (model, view, states, volume)
+    return volume
+
+
+_ingress_seen: dict[tuple[object, ...], tuple[object, ...]] = {}
+"""Recent ingress volumes by the identity of their level model, tensor and directive
+states (each entry holds them, so the identities stay theirs)."""
 
 
 def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, int, int]:
