@@ -213,11 +213,19 @@ class _Context:
     models alone (memoised per layer: every case asks)."""
     subs: dict[
         tuple[int, int, bool],
-        tuple[object, object, tuple[tuple[str, int], ...], dict[frozenset[int], LevelResult]],
+        tuple[
+            LevelModel,
+            tuple[State, ...],
+            tuple[tuple[str, int], ...],
+            dict[frozenset[int], LevelResult],
+        ],
     ] = field(default_factory=dict)
     """A case's nested analysis by the identity of its level model and states (each
     entry holds both, so the identities stay theirs): every case asks several times."""
-    delays: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict)
+    delays: dict[
+        tuple[object, ...],
+        tuple[Machine, NocLevel, LevelModel, LevelReuse, tuple[int, int, int, int]],
+    ] = field(default_factory=dict)
     """A step's network delays by what they depend on (:func:`_refined_delays`; each
     entry holds the objects whose identities its key takes)."""
     bare: Machine | None = None
@@ -1137,7 +1145,7 @@ def _refined_delays(
     key = (id(machine), id(noc), id(model), id(reuse), at_edge, volumes, egress)
     seen = ctx.delays.get(key)
     if seen is not None:
-        return seen[-1]  # type: ignore[return-value]
+        return seen[4]
     active = model.edge_units if at_edge else model.units
     if model.index == 0 and ctx.unit_ratio < 1:
         active = max(1, round(active * ctx.unit_ratio))

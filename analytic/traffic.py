@@ -339,7 +339,7 @@ def spatial_ingress(
     key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
     seen = _ingress_seen.get(key)
     if seen is not None:
-        return seen[-1]  # type: ignore[no-any-return]
+        return seen[3]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
     volume = _over_units(
         model,
@@ -353,7 +353,7 @@ def spatial_ingress(
     return volume
 
 
-_ingress_seen: dict[tuple[object, ...], tuple[object, ...]] = {}
+_ingress_seen: dict[tuple[object, ...], tuple[LevelModel, TensorView, tuple[State, ...], int]] = {}
 """Recent ingress volumes by the identity of their level model, tensor and directive
 states (each entry holds them, so the identities stay theirs)."""
 
