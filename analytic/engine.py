@@ -1468,12 +1468,14 @@ def _sub(
     if result is not None:
         return result
     dims = seen[2]
-    inner = held
-    if inner:
-        # Holding a tensor no step after the nested level's first receives changes
-        # nothing: the same analysis serves.
-        inner &= _analyze_level(ctx, model.index + 1, dims).received
-    result = results[held] = _analyze_level(ctx, model.index + 1, dims, inner)
+    alone = results.get(frozenset())
+    if alone is None:
+        alone = results[frozenset()] = _analyze_level(ctx, model.index + 1, dims)
+    # Holding a tensor no step after the nested level's first receives changes
+    # nothing: the same analysis serves.
+    inner = held & alone.received
+    result = _analyze_level(ctx, model.index + 1, dims, inner) if inner else alone
+    results[held] = result
     return result
 
 
