@@ -1142,6 +1142,8 @@ def _refined_delays(
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
     at_edge = states[model.first_spatial].is_edge
+    # Memoised per layer: the delays depend on the case's states only through
+    # ``at_edge`` (a term reading more of the case must join the key).
     key = (id(machine), id(noc), id(model), id(reuse), at_edge, volumes, egress)
     seen = ctx.delays.get(key)
     if seen is not None:

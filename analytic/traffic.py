@@ -335,7 +335,8 @@ def spatial_ingress(
     tile is fetched). ``kept`` is per directive whether the units still hold what they
     touched at its previous position (see ``_pe_ingress``).
     """
-    # It depends on the case only through the states of the tensor's directives.
+    # Memoised: it depends on the case only through the states of the tensor's
+    # directives (a term reading more of the case must join the key).
     key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
     seen = _ingress_seen.get(key)
     if seen is not None:
