@@ -230,6 +230,11 @@ class _Context:
     entry holds the objects whose identities its key takes)."""
     bare: Machine | None = None
     """The machine without hop and adder latencies (the phases' bare serialisation)."""
+    levels: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[LevelModel, LevelReuse]] = field(
+        default_factory=dict
+    )
+    """Per level and dimensions analysed, the level's model and its reuse before the
+    levels above's shares (the analyses with other input tensors held ask again)."""
     top_footprints: tuple[int, ...] | None = None
     """A unit's footprint per directive of the top level, where its reuse took whole
     unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
@@ -492,16 +497,20 @@ def _analyze_level(
     ctx.analyses += 1
     model = ctx.models[index]
     quirks = ctx.quirks
-    if ctx.machine is not None and index > 0:
+    reuse = None
+    shared = ctx.levels.get((index, dims_key))
+    if shared is not None:
+        # Analysed before with other tensors held: the same model and reuse serve.
+        model, reuse = shared
+    elif ctx.machine is not None and index > 0:
         model = _model_over(ctx, model, dims_key)
     dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
-    reuse = None
-    if ctx.machine is not None:
-        if index == 0 and ctx.exact is not None and len(ctx.models) == 1:
-            ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
-            if ctx.unit_ratio < 1:
-                ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
+    if ctx.machine is not None and index == 0 and ctx.exact is not None and len(ctx.models) == 1:
+        ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
+        if ctx.unit_ratio < 1:
+            ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
+    if ctx.machine is not None and reuse is None:
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -521,6 +530,8 @@ def _analyze_level(
         )
         if index == 0 and not per_pe:
             ctx.top_footprints = reuse.footprints
+        ctx.levels[(index, dims_key)] = (model, reuse)
+    if reuse is not None:
         outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
