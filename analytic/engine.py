@@ -1618,7 +1618,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
     footprints = ctx.top_footprints
     if footprints is None:
-        footprints = level_reuse(model, dims, per_directive, ctx.strides, l1).footprints
+        footprints = array_footprints(model, dims, per_directive, ctx.strides, array=False)
     held = tuple(l1 >= UNBOUNDED or f <= l1 for f in footprints)
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
