@@ -126,7 +126,7 @@ def enumerate_cases(
         if int32_occurrences:
             occurrences = (occurrences + 2**31) % 2**32 - 2**31
         cases.append((tuple(picked), occurrences))
-    _recent[:] = [(per_directive, int32_occurrences, cases), *_recent[:3]]
+    _recent[:] = [(per_directive, int32_occurrences, cases), *_recent[:7]]
     return cases
 
 

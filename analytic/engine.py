@@ -214,6 +214,33 @@ class _Context:
     split_groups: dict[tuple[int, int, int, int], tuple[int, int]] = field(default_factory=dict)
     """Per (level, reduction directive, its full and last tile): the units below holding
     partial sums of the same outputs under each of the two tiles (memoised per layer)."""
+    subs: dict[
+        tuple[int, int, bool],
+        tuple[
+            LevelModel,
+            tuple[State, ...],
+            tuple[tuple[str, int], ...],
+            dict[frozenset[int], LevelResult],
+        ],
+    ] = field(default_factory=dict)
+    """A case's nested analysis by the identity of its level model and states (each
+    entry holds both, so the identities stay theirs): every case asks several times."""
+    delays: dict[
+        tuple[object, ...],
+        tuple[Machine, NocLevel, LevelModel, LevelReuse, tuple[int, int, int, int]],
+    ] = field(default_factory=dict)
+    """A step's network delays by what they depend on (:func:`_refined_delays`; each
+    entry holds the objects whose identities its key takes)."""
+    bare: Machine | None = None
+    """The machine without hop and adder latencies (the phases' bare serialisation)."""
+    levels: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[LevelModel, LevelReuse]] = field(
+        default_factory=dict
+    )
+    """Per level and dimensions analysed, the level's model and its reuse before the
+    levels above's shares (the analyses with other input tensors held ask again)."""
+    top_footprints: tuple[int, ...] | None = None
+    """A unit's footprint per directive of the top level, where its reuse took whole
+    unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
 
 
 def _edge_units(
@@ -475,16 +502,20 @@ def _analyze_level(
     ctx.analyses += 1
     model = ctx.models[index]
     quirks = ctx.quirks
-    if ctx.machine is not None and index > 0:
+    reuse = None
+    shared = ctx.levels.get((index, dims_key))
+    if shared is not None:
+        # Analysed before with other tensors held: the same model and reuse serve.
+        model, reuse = shared
+    elif ctx.machine is not None and index > 0:
         model = _model_over(ctx, model, dims_key)
     dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
-    reuse = None
-    if ctx.machine is not None:
-        if index == 0 and ctx.exact is not None and len(ctx.models) == 1:
-            ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
-            if ctx.unit_ratio < 1:
-                ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
+    if ctx.machine is not None and index == 0 and ctx.exact is not None and len(ctx.models) == 1:
+        ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
+        if ctx.unit_ratio < 1:
+            ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
+    if ctx.machine is not None and reuse is None:
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -502,6 +533,10 @@ def _analyze_level(
         reuse = level_reuse(
             model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
         )
+        if index == 0 and not per_pe:
+            ctx.top_footprints = reuse.footprints
+        ctx.levels[(index, dims_key)] = (model, reuse)
+    if reuse is not None:
         outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
         reuse = replace(
             reuse,
@@ -815,7 +850,9 @@ def _count_case(
         # volume (:func:`_exact_runtime`).
         in_bare, out_bare = in_busy, out_busy
         if model.index == 0 and ctx.exact is not None and ctx.machine.topology in FILLED:
-            bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
+            bare = ctx.bare
+            if bare is None:
+                bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
             in_bare, _, out_bare, _ = _refined_delays(
                 ctx, bare, noc, model, states, tuple(volumes), egress, reuse
             )
@@ -1131,7 +1168,14 @@ def _refined_delays(
     partitioned over the units sends one message per active unit, a multicast one; only
     the share of the output that leaves is collected (partial sums accumulate), and
     partial sums reduced across units wait for an adder tree."""
-    active = model.edge_units if states[model.first_spatial].is_edge else model.units
+    at_edge = states[model.first_spatial].is_edge
+    # Memoised per layer: the delays depend on the case's states only through
+    # ``at_edge`` (a term reading more of the case must join the key).
+    key = (id(machine), id(noc), id(model), id(reuse), at_edge, volumes, egress)
+    seen = ctx.delays.get(key)
+    if seen is not None:
+        return seen[4]
+    active = model.edge_units if at_edge else model.units
     if model.index == 0 and ctx.unit_ratio < 1:
         active = max(1, round(active * ctx.unit_ratio))
     messages = []
@@ -1226,10 +1270,13 @@ def _refined_delays(
     # (a nested step's too, whose traffic the level above carries) waits for that.
     in_hold = plane_hold(machine, in_busy, in_delay)
     if noc.free:
-        return in_hold, in_delay, collection_hold(machine, out_delay), out_delay
-    if machine.topology in ("bus", "mesh"):
-        in_busy = max(in_busy, in_hold)
-    return in_busy, in_delay, out_busy, out_delay
+        delays = (in_hold, in_delay, collection_hold(machine, out_delay), out_delay)
+    else:
+        if machine.topology in ("bus", "mesh"):
+            in_busy = max(in_busy, in_hold)
+        delays = (in_busy, in_delay, out_busy, out_delay)
+    ctx.delays[key] = (machine, noc, model, reuse, delays)
+    return delays
 
 
 def _drains(
@@ -1541,12 +1588,24 @@ def _sub(
     partial: bool,
     held: frozenset[int] = frozenset(),
 ) -> LevelResult:
-    dims = sub_level_dims(model, states, partial)
-    if held:
-        # Holding a tensor no step after the nested level's first receives changes
-        # nothing: the same analysis serves.
-        held &= _analyze_level(ctx, model.index + 1, dims).received
-    return _analyze_level(ctx, model.index + 1, dims, held)
+    key = (id(model), id(states), partial)
+    seen = ctx.subs.get(key)
+    if seen is None:
+        seen = ctx.subs[key] = (model, states, sub_level_dims(model, states, partial), {})
+    results = seen[3]
+    result = results.get(held)
+    if result is not None:
+        return result
+    dims = seen[2]
+    alone = results.get(frozenset())
+    if alone is None:
+        alone = results[frozenset()] = _analyze_level(ctx, model.index + 1, dims)
+    # Holding a tensor no step after the nested level's first receives changes
+    # nothing: the same analysis serves.
+    inner = held & alone.received
+    result = _analyze_level(ctx, model.index + 1, dims, inner) if inner else alone
+    results[held] = result
+    return result
 
 
 def _no_valid_unit_error(ctx: _Context, maestro_crashes: bool) -> SpecError:
@@ -1673,8 +1732,10 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     whole = array_footprints(model, dims, per_directive, ctx.strides)
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
-    unit_reuse = level_reuse(model, dims, per_directive, ctx.strides, l1)
-    held = unit_reuse.fits
+    footprints = ctx.top_footprints
+    if footprints is None:
+        footprints = array_footprints(model, dims, per_directive, ctx.strides, array=False)
+    held = tuple(l1 >= UNBOUNDED or f <= l1 for f in footprints)
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -1707,7 +1768,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         per_directive,
         ctx.strides,
         machine.l2_elems,
-        unit_reuse.footprints,
+        footprints,
         l1,
         (outputs, l2_writes[2], l2_reads[2], steps),
     )

@@ -255,18 +255,20 @@ def array_footprints(
     dims: dict[str, int],
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
+    array: bool = True,
 ) -> tuple[int, ...]:
     """Per directive ``c`` of the top level, what all its units touch over one sweep of
     the loops inside ``c`` (L2's stack distance when ``c`` advances): a spatial
     directive inside ``c`` sweeps its whole dimension, one at or outside ``c`` spans
-    the units of its current fold."""
+    the units of its current fold (``array=False``: what one unit touches, the
+    footprints of :func:`level_reuse` without a per-PE split)."""
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
     out = []
     known: dict[tuple[int, int], int] = {}
     for c in range(n):
         total = sum(
-            _swept(known, model, dims, per_directive, strides, v, c, True) for v in model.inputs
+            _swept(known, model, dims, per_directive, strides, v, c, array) for v in model.inputs
         )
         revisited = any(r <= c for r in reductions)
         out.append(
@@ -279,7 +281,7 @@ def array_footprints(
                 strides,
                 model.output,
                 c if revisited else n,
-                True,
+                array,
             )
         )
     return tuple(out)

@@ -335,13 +335,28 @@ def spatial_ingress(
     tile is fetched). ``kept`` is per directive whether the units still hold what they
     touched at its previous position (see ``_pe_ingress``).
     """
+    # Memoised: it depends on the case only through the states of the tensor's
+    # directives (a term reading more of the case must join the key).
+    key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
+    seen = _ingress_seen.get(key)
+    if seen is not None:
+        return seen[3]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
-    return _over_units(
+    volume = _over_units(
         model,
         sp_state if mapped else None,
         edge,
         lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
     )
+    if len(_ingress_seen) >= 4096:
+        _ingress_seen.clear()
+    _ingress_seen[key] = (model, view, states, volume)
+    return volume
+
+
+_ingress_seen: dict[tuple[object, ...], tuple[LevelModel, TensorView, tuple[State, ...], int]] = {}
+"""Recent ingress volumes by the identity of their level model, tensor and directive
+states (each entry holds them, so the identities stay theirs)."""
 
 
 def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, int, int]:
@@ -350,6 +365,10 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     The busiest unit is the first one (or the lone, partly filled edge unit); its MACs
     set the compute delay. For the MAC total every active unit counts a full tile.
     """
+    key = (id(model), id(states))
+    seen = _traffic_seen.get(key)
+    if seen is not None:
+        return seen[2]
     mapped, sp_state, edge = _spatial_info(model, states, model.output.order)
     first_macs = _pe_egress(model, states, True, True, False)
     egress = _over_units(
@@ -378,7 +397,18 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
         others_as_first=True,
         partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
     )
+    if len(_traffic_seen) >= 4096:
+        _traffic_seen.clear()
+    _traffic_seen[key] = (model, states, (egress, busiest, macs))
     return egress, busiest, macs
+
+
+_traffic_seen: dict[
+    tuple[int, int], tuple[LevelModel, tuple[State, ...], tuple[int, int, int]]
+] = {}
+"""Recent cases' output traffic by the identity of their level model and states (each
+entry holds both, so the identities stay theirs): a layer's engine, buffer sizing and
+steady-state figures ask for the same cases."""
 
 
 def full_unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
