@@ -458,7 +458,7 @@ class _Varied:
         want = ((out_local[None, :] + reps * m) * span + out_keys + reps * shift[2]).ravel()
         self.got = (ev_steps - first) * span + ev_keys
         del ev_keys, ev_steps
-        self.got.sort()
+        self.got.sort(kind="stable")
         # Per repetition (1: the first after the logged one) its steps whose evicted
         # outputs are not the logged ones translated.
         self.differing: dict[int, list[int]] = {}

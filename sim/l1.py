@@ -768,7 +768,10 @@ class L1Residency:
                 held = parts[0].size
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
-        self._touches = _last_touches(self._touches, span) if last else np.sort(self._touches)
+        if last:
+            self._touches = _last_touches(self._touches, span)
+        else:
+            self._touches.sort(kind="stable")
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
@@ -1104,7 +1107,8 @@ def _first_row(bad: np.ndarray, rows: int) -> int:
 def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
     """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
     is sorted in place)."""
-    codes.sort()
+    # The codes come as sorted runs (a step's keys), which a merge sort exploits.
+    codes.sort(kind="stable")
     keep = np.ones(codes.size, dtype=bool)
     keep[:-1] = codes[1:] // span != codes[:-1] // span
     return codes[keep]
