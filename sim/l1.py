@@ -441,8 +441,9 @@ class L1Residency:
         # Touches grouped by key in step order: a group's first is the key's first touch.
         # A repetition's touches in key order translate to each one's (a translation keeps
         # keys in order), so only the repetitions' sorted runs are merged.
-        by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + rep[7]).ravel()
+        by_key = rep[7]  # only read
         if times > 1:
+            by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + by_key).ravel()
             by_key = by_key[np.argsort(keys[by_key], kind="stable")]
         sorted_keys = keys[by_key]
         head = np.ones(keys.size, dtype=bool)
