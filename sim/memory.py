@@ -133,6 +133,7 @@ class L2Memory:
         # ``_held`` is.
         self._oldest: tuple[int, np.ndarray] | None = None
         self._offsets = np.cumsum([0, *self.sizes])
+        self._is_ghost = np.zeros(int(self._offsets[-1]), dtype=bool)  # ``_ghosts`` as a mask
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -385,7 +386,7 @@ class L2Memory:
             for t, pos in arrivals:
                 if self._ghosts.size:
                     # An evicted element still listed is held again: listed once.
-                    pos = pos[~np.isin(pos + self._offsets[t], self._ghosts)]
+                    pos = pos[~self._is_ghost[pos + self._offsets[t]]]
                 self._held[t].append(pos)
         if alone:
             if self.occupancy > self.capacity:
@@ -394,6 +395,7 @@ class L2Memory:
             self._drop(victims)
             if self._held is not None:
                 self._ghosts = np.concatenate([self._ghosts, victims])
+                self._is_ghost[victims] = True
         cut = end + 1 < s1
         if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
@@ -424,6 +426,7 @@ class L2Memory:
             self._held[t] = [mine]
             held.append(mine)
             stamps.append(values)
+        self._is_ghost[self._ghosts] = False
         self._ghosts = np.zeros(0, dtype=np.int64)
         values = np.concatenate(stamps)
         keep = None
