@@ -26,6 +26,7 @@ import numpy as np
 
 from .context import Progress, RunContext
 from .geometry import StepTiles
+from .l1 import LogBlock, flat_log, log_steps
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
@@ -218,6 +219,7 @@ class FastPath:
             times = seg.count - 1 - b
             applied = 0
             varied: _Varied | None = None
+            flat: tuple[np.ndarray, ...] | None = None
             if times >= 0:
                 if (
                     start is not None
@@ -247,6 +249,7 @@ class FastPath:
                         applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
                         if applied:
                             varied = _Varied(logged, shift, m, first, applied, evicted, l1.span)
+                            flat = logged[:7] if nested else None
                         del evicted
                     del logged
             if applied:
@@ -255,19 +258,11 @@ class FastPath:
                 prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
             if not nested:
                 del log[mark:]
-            elif applied and len(rep_log) == m:
-                for k in range(1, applied + 1):
-                    log.extend(
-                        (
-                            keys + k * shift[t],
-                            t,
-                            h,
-                            d,
-                            out + k * shift[2] if varied is None else varied.evicted(k, j),
-                            e,
-                        )
-                        for j, (keys, t, h, d, out, e) in enumerate(rep_log)
-                    )
+            elif applied and log_steps(rep_log) == m:
+                if flat is None:
+                    flat = flat_log(rep_log, m)
+                got = varied.within(applied) if varied is not None else None
+                log.append(LogBlock(flat, shift, m, applied, got, l1.span))
         if not nested:
             l1.log = None
 
@@ -463,7 +458,7 @@ class _Varied:
         want = ((out_local[None, :] + reps * m) * span + out_keys + reps * shift[2]).ravel()
         self.got = (ev_steps - first) * span + ev_keys
         del ev_keys, ev_steps
-        self.got.sort()
+        self.got.sort(kind="stable")
         # Per repetition (1: the first after the logged one) its steps whose evicted
         # outputs are not the logged ones translated.
         self.differing: dict[int, list[int]] = {}
@@ -475,6 +470,12 @@ class _Varied:
         self.hit, self.bounds = hit, np.searchsorted(local, np.arange(m + 1))
         self.done_keys = keys[done]
         self.done_bounds = np.searchsorted(local[done], np.arange(m + 1))
+
+    def within(self, applied: int) -> np.ndarray:
+        """The evicted outputs' codes (``step * span + key``, steps from the logged
+        repetition's first) of repetitions 1 .. ``applied``."""
+        lo, hi = np.searchsorted(self.got, [self.m * self.span, (applied + 1) * self.m * self.span])
+        return np.asarray(self.got[lo:hi], dtype=np.int64)
 
     def evicted(self, k: int, j: int) -> np.ndarray:
         """The outputs evicted at step ``j`` of repetition ``k``, sorted."""

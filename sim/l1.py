@@ -27,7 +27,7 @@ import numpy as np
 
 from .geometry import StepTiles
 
-__all__ = ["EVICTIONS", "L1Residency", "LogEntry", "StepL1"]
+__all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
 EVICTIONS = ("lru", "optimal")
 _NEVER = np.iinfo(np.int64).max
@@ -36,6 +36,44 @@ LogEntry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int
 """One step as a bulk repetition checks it: touched keys, their tensors, hits, outputs
 leaving after their last touch, output keys evicted (sorted) and how many evictions a
 bulk repetition cannot reproduce (any under ``optimal``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogBlock:
+    """Log of ``times`` repetitions applied after a logged one of ``m`` steps: the
+    ``k``-th (from 1) is the logged one translated by ``k`` x ``shift`` per tensor, its
+    evicted outputs too unless ``evicted`` gives them (codes ``step * span + key``, steps
+    counted from the logged one's first, sorted). ``flat``: the logged one's first seven
+    :meth:`L1Residency.logged` arrays, ``None`` if it evicted what a bulk repetition
+    cannot reproduce. Keeps the log one entry per bulk instead of one per step."""
+
+    flat: tuple[np.ndarray, ...] | None
+    shift: np.ndarray
+    m: int
+    times: int
+    evicted: np.ndarray | None
+    span: int
+
+    @property
+    def steps(self) -> int:
+        return self.m * self.times
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The repetitions' flat arrays as :meth:`L1Residency.logged` gives them (steps
+        counted from the block's first)."""
+        assert self.flat is not None
+        keys, tensor, hit, done, local, out_keys, out_local = self.flat
+        times, m = self.times, self.m
+        reps = np.arange(1, times + 1, dtype=np.int64)[:, None]
+        moved = (keys[None, :] + reps * self.shift[tensor][None, :]).ravel()
+        at = (local[None, :] + (reps - 1) * m).ravel()
+        if self.evicted is None:
+            ev_keys = (out_keys[None, :] + reps * self.shift[2]).ravel()
+            ev_at = (out_local[None, :] + (reps - 1) * m).ravel()
+        else:
+            ev_keys, ev_at = self.evicted % self.span, self.evicted // self.span - m
+        tile = (np.tile(tensor, times), np.tile(hit, times), np.tile(done, times))
+        return (moved, *tile, at, ev_keys, ev_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +170,7 @@ class L1Residency:
         self._touches = np.zeros(0, dtype=np.int64)
         self._span = 1
         self.rep_of: np.ndarray | None = None
-        self.log: list[LogEntry] | None = None
+        self.log: list[LogEntry | LogBlock] | None = None
         self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
 
     # -- classes of PEs ------------------------------------------------------------
@@ -322,27 +360,16 @@ class L1Residency:
                 return False
         return True
 
-    def logged(self, log: list[LogEntry], m: int) -> tuple[np.ndarray, ...] | None:
+    def logged(self, log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
         leaving after their last touch, step within the repetition, output keys evicted,
         their step within the repetition, and the touches in key order (stable); ``None``
         if incomplete or it evicted what a bulk repetition cannot reproduce
         (:meth:`bulk_calm`)."""
-        if len(log) != m or any(e for *_, e in log):
+        flat = flat_log(log, m)
+        if flat is None:
             return None
-        keys = np.concatenate([k for k, *_ in log])
-        return (
-            keys,
-            np.concatenate([t for _, t, *_ in log]),
-            np.concatenate([h for _, _, h, *_ in log]),
-            np.concatenate([d for _, _, _, d, _, _ in log]),
-            np.concatenate([np.full(k.size, j, dtype=np.int64) for j, (k, *_) in enumerate(log)]),
-            np.concatenate([v for *_, v, _ in log]),
-            np.concatenate(
-                [np.full(v.size, j, dtype=np.int64) for j, (*_, v, _) in enumerate(log)]
-            ),
-            np.argsort(keys, kind="stable"),
-        )
+        return (*flat, np.argsort(flat[0], kind="stable"))
 
     def bulk(
         self, rep: tuple[np.ndarray, ...], shift: np.ndarray, m: int, first: int, times: int
@@ -414,8 +441,9 @@ class L1Residency:
         # Touches grouped by key in step order: a group's first is the key's first touch.
         # A repetition's touches in key order translate to each one's (a translation keeps
         # keys in order), so only the repetitions' sorted runs are merged.
-        by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + rep[7]).ravel()
+        by_key = rep[7]  # only read
         if times > 1:
+            by_key = (np.arange(times, dtype=np.int64)[:, None] * step_keys.size + by_key).ravel()
             by_key = by_key[np.argsort(keys[by_key], kind="stable")]
         sorted_keys = keys[by_key]
         head = np.ones(keys.size, dtype=bool)
@@ -741,7 +769,10 @@ class L1Residency:
                 held = parts[0].size
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
-        self._touches = _last_touches(self._touches, span) if last else np.sort(self._touches)
+        if last:
+            self._touches = _last_touches(self._touches, span)
+        else:
+            self._touches.sort(kind="stable")
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
@@ -1039,6 +1070,34 @@ def _oldest(
     return np.asarray(order[rank < want[oseg]], dtype=np.int64)
 
 
+def log_steps(log: list[LogEntry | LogBlock]) -> int:
+    """How many steps ``log`` holds."""
+    return sum(e.steps if isinstance(e, LogBlock) else 1 for e in log)
+
+
+def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] | None:
+    """:meth:`L1Residency.logged` without the key order."""
+    if log_steps(log) != m:
+        return None
+    parts: list[tuple[np.ndarray, ...]] = []
+    step = 0
+    for e in log:
+        if isinstance(e, LogBlock):
+            if e.flat is None:
+                return None
+            keys, tensor, hit, done, at, ev_keys, ev_at = e.arrays()
+            parts.append((keys, tensor, hit, done, at + step, ev_keys, ev_at + step))
+            step += e.steps
+            continue
+        keys, tensor, hit, done, ev_keys, other = e
+        if other:
+            return None
+        at = np.full(keys.size + ev_keys.size, step, dtype=np.int64)
+        parts.append((keys, tensor, hit, done, at[: keys.size], ev_keys, at[keys.size :]))
+        step += 1
+    return tuple(np.concatenate(col) for col in zip(*parts, strict=True))
+
+
 def _first_row(bad: np.ndarray, rows: int) -> int:
     """The first of ``rows`` equal rows of flat ``bad`` holding a ``True`` (``rows``: none)."""
     if not bad.any():
@@ -1049,7 +1108,8 @@ def _first_row(bad: np.ndarray, rows: int) -> int:
 def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
     """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
     is sorted in place)."""
-    codes.sort()
+    # The codes come as sorted runs (a step's keys), which a merge sort exploits.
+    codes.sort(kind="stable")
     keep = np.ones(codes.size, dtype=bool)
     keep[:-1] = codes[1:] // span != codes[:-1] // span
     return codes[keep]

@@ -127,7 +127,13 @@ class L2Memory:
         # those evictions), dropped from the lists when next read.
         self._held: list[list[np.ndarray]] | None = None
         self._ghosts = np.zeros(0, dtype=np.int64)
+        # The held elements with a stamp at most a bound when last listed (bound, global
+        # positions): every element held with a stamp that low since is among them (a
+        # stamp only grows, an element arriving later is stamped later). Valid while
+        # ``_held`` is.
+        self._oldest: tuple[int, np.ndarray] | None = None
         self._offsets = np.cumsum([0, *self.sizes])
+        self._is_ghost = np.zeros(int(self._offsets[-1]), dtype=bool)  # ``_ghosts`` as a mask
 
     @staticmethod
     def _view(array: np.ndarray, corner: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -380,7 +386,7 @@ class L2Memory:
             for t, pos in arrivals:
                 if self._ghosts.size:
                     # An evicted element still listed is held again: listed once.
-                    pos = pos[~np.isin(pos + self._offsets[t], self._ghosts)]
+                    pos = pos[~self._is_ghost[pos + self._offsets[t]]]
                 self._held[t].append(pos)
         if alone:
             if self.occupancy > self.capacity:
@@ -389,6 +395,7 @@ class L2Memory:
             self._drop(victims)
             if self._held is not None:
                 self._ghosts = np.concatenate([self._ghosts, victims])
+                self._is_ghost[victims] = True
         cut = end + 1 < s1
         if cut:
             self._batch_steps = max(16, 2 * (end + 1 - s0))
@@ -401,7 +408,12 @@ class L2Memory:
         ``depth``, only those with a stamp at most the ``depth``-th least."""
         offsets = self._offsets
         if self._held is None:
+            self._oldest = None
             self._held = [[np.flatnonzero(lu.reshape(-1) >= 0)] for lu in self.last_use]
+        elif depth is not None and self._oldest is not None and self._ghosts.size < 1 << 16:
+            found = self._from_oldest(depth)
+            if found is not None:
+                return found
         held: list[np.ndarray] = []
         stamps: list[np.ndarray] = []
         for t, lu in enumerate(self.last_use):
@@ -414,10 +426,17 @@ class L2Memory:
             self._held[t] = [mine]
             held.append(mine)
             stamps.append(values)
+        self._is_ghost[self._ghosts] = False
         self._ghosts = np.zeros(0, dtype=np.int64)
         values = np.concatenate(stamps)
         keep = None
         if depth is not None and depth < values.size:
+            pool = _POOL * depth
+            if pool <= values.size // 2:
+                bound = _kth_smallest(values, pool)
+                pairs = enumerate(zip(held, stamps, strict=True))
+                oldest = np.concatenate([m[v <= bound] + offsets[t] for t, (m, v) in pairs])
+                self._oldest = bound, oldest
             keep = values <= _kth_smallest(values, depth)
             values = values[keep]
         parts, at = [], 0
@@ -427,6 +446,24 @@ class L2Memory:
                 at += held[t].size
             parts.append(mine + offsets[t])
         return np.concatenate(parts), values
+
+    def _from_oldest(self, depth: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_held_stamps` with ``depth`` from the elements listed in ``_oldest``
+        (``None`` when fewer than ``depth`` of them are still held that old)."""
+        assert self._oldest is not None
+        bound, pos = self._oldest
+        t = np.searchsorted(self._offsets, pos, side="right") - 1
+        values = np.empty(pos.size, dtype=np.int64)
+        for k, lu in enumerate(self.last_use):
+            mine = t == k
+            values[mine] = lu.reshape(-1)[pos[mine] - self._offsets[k]]
+        live = (values >= 0) & (values <= bound)
+        pos, values = pos[live], values[live]
+        self._oldest = bound, pos
+        if values.size < depth:
+            return None
+        keep = values <= _kth_smallest(values, depth)
+        return pos[keep], values[keep]
 
     def _victims(
         self,
@@ -498,6 +535,8 @@ def _kth_smallest(values: np.ndarray, k: int) -> int:
         bound *= 4
 
 
+_POOL = 8
+"""The victim search lists the ``_POOL`` x its need oldest held elements for the next."""
 _BATCH_ENTRIES = 1 << 21
 """Most (element, step) touches handled in one batch of :meth:`L2Memory.segment`."""
 _NEVER = np.iinfo(np.int64).max

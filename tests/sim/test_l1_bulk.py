@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import L1Residency, _Keys, refreshed_before_eviction
+from metronome.sim.l1 import L1Residency, LogBlock, _Keys, flat_log, refreshed_before_eviction
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
 
@@ -109,7 +109,42 @@ def _check_bulk(stream, capacity: int, eviction: str, psum: bool) -> tuple[int, 
                 unlike += not np.array_equal(entry[4], fast.log[j][4] + k * int(shift[2]))
             evicted += sum(entry[4].size for entry in got)
     assert ev_keys.size == evicted
+    if applied:
+        _check_block(ref, fast, logged, shift, m, first, applied, (ev_keys, ev_steps), unlike)
     return applied, evicted, unlike
+
+
+def _check_block(
+    ref: L1Residency,
+    fast: L1Residency,
+    logged: tuple[np.ndarray, ...],
+    shift: np.ndarray,
+    m: int,
+    first: int,
+    applied: int,
+    evicted: tuple[np.ndarray, np.ndarray],
+    unlike: int,
+) -> None:
+    """The logged repetition's steps then one :class:`LogBlock` for the ``applied`` bulk
+    ones flatten (:func:`flat_log`) to what the stepping L1 logged step by step: with the
+    evicted outputs given, and (when they are the logged ones translated) without."""
+    want = flat_log(ref.log[first : first + (applied + 1) * m], (applied + 1) * m)
+    codes = np.sort((evicted[1] - first) * fast.span + evicted[0])
+    blocks = [LogBlock(logged[:7], shift, m, applied, codes, fast.span)]
+    if not unlike:
+        blocks.append(LogBlock(logged[:7], shift, m, applied, None, fast.span))
+    for block in blocks:
+        got = flat_log([*fast.log[:m], block], (applied + 1) * m)
+        assert (got is None) == (want is None)
+        if want is not None and got is not None:
+            for a, b in zip(got, want, strict=True):
+                assert a.dtype == b.dtype
+                assert np.array_equal(a, b)
+    # A block missing a step, or one whose logged repetition a bulk cannot repeat, flattens
+    # to nothing.
+    assert flat_log([*fast.log[:m], blocks[0]], (applied + 1) * m + 1) is None
+    bad = LogBlock(None, shift, m, applied, None, fast.span)
+    assert flat_log([*fast.log[:m], bad], (applied + 1) * m) is None
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metronome.sim import memory
 from metronome.sim.memory import L2Memory
 from metronome.sim.traffic import Footprint
 
@@ -81,6 +82,20 @@ def test_segment_equals_step_by_step(stream, capacity: int, batch: int) -> None:
         listed = np.sort(seg._held_stamps()[0])
         held = np.flatnonzero(np.concatenate([lu.ravel() for lu in seg.last_use]) >= 0)
         assert listed.tolist() == held.tolist()
+
+
+@settings(max_examples=300)
+@given(_streams(), st.integers(1, 30), st.integers(1, 64))
+def test_segment_equals_step_by_step_with_the_oldest_listed(stream, capacity, batch) -> None:
+    """As above with the victim search keeping the 1 x need oldest held elements listed for
+    the next searches (:meth:`L2Memory._from_oldest`) whenever they are at most half the held
+    ones, so that small L2s use them."""
+    pool = memory._POOL
+    memory._POOL = 1
+    try:
+        test_segment_equals_step_by_step.hypothesis.inner_test(stream, capacity, batch)
+    finally:
+        memory._POOL = pool
 
 
 @settings(max_examples=300)
