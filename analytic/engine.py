@@ -1315,12 +1315,7 @@ def _drains(
     if machine is None or machine.topology not in ("bus", "crossbar"):
         return [(0, s if states[i].is_edge else idle)]
     others = _reduced_below(ctx, model.index) * _reduced_units(ctx.models[: model.index])
-    sent = (last if states[i].is_edge else units - last) * others
-
-    def extra(copies: int) -> int:
-        return reduction_delay(machine, copies * others) - reduction_delay(machine, sent)
-
-    return [(extra(last), s), (extra(units - last), idle)]
+    return _group_drains(machine, others, last, units, states[i].is_edge, (s, idle))
 
 
 def _split_drains(
@@ -1342,12 +1337,27 @@ def _split_drains(
     if machine is None or machine.topology not in ("bus", "crossbar"):
         return [(0, s if states[r].is_edge else s * busy)]
     above = _reduced_units(ctx.models[: model.index])
-    sent = (last if states[r].is_edge else full - last) * above
+    return _group_drains(machine, above, last, full, states[r].is_edge, (s, s * busy))
+
+
+def _group_drains(
+    machine: Machine,
+    per_unit: int,
+    last: int,
+    full: int,
+    at_last: bool,
+    steps: tuple[float, float],
+) -> list[tuple[int, float]]:
+    """The two groups' (drain difference, steps between egresses) on a network without
+    adders, where L2 adds each group's copies (``per_unit`` per unit): the ``last``
+    units of the last tile and the ``full - last`` others, each against the copies the
+    case itself sends (those of the group sending at this case's position)."""
+    sent = (last if at_last else full - last) * per_unit
 
     def extra(copies: int) -> int:
-        return reduction_delay(machine, copies * above) - reduction_delay(machine, sent)
+        return reduction_delay(machine, copies * per_unit) - reduction_delay(machine, sent)
 
-    return [(extra(last), s), (extra(full - last), s * busy)]
+    return [(extra(last), steps[0]), (extra(full - last), steps[1])]
 
 
 def _split_case(
