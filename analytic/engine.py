@@ -802,7 +802,7 @@ def _count_case(
     for t, view in enumerate(model.inputs):
         if reuse is not None and (
             t in held
-            or _held_since_outer_sweep(reuse, view, states, changing)
+            or _held_since_sweep(reuse, view, states, changing)
             or _first_tile_kept(reuse, view, changing)
         ):
             volume = 0
@@ -1047,16 +1047,23 @@ def _first_tile_kept(reuse: LevelReuse, view: TensorView, changing: int) -> bool
     )
 
 
-def _held_since_outer_sweep(
+def _held_since_sweep(
     reuse: LevelReuse, view: TensorView, states: tuple[State, ...], changing: int
 ) -> bool:
-    """Whether a unit holds all of this step's tile already: some loop ``o`` outside the
-    changing one that does not index the tensor has advanced, so the unit touched the
-    same tile one sweep of ``o`` ago, and that sweep fits its buffer (footprints only
-    grow outwards, so the innermost such loop decides)."""
-    for o in range(changing - 1, -1, -1):
+    """Whether a unit holds all of this step's tile already: the innermost loop ``o`` at
+    or outside the changing one that does not index the tensor and is not at its first
+    position has advanced, so the unit touched the same tile when ``o`` was one position
+    back. The loops inside ``o`` that iterate and do not index the tensor, up to the
+    first that does, all went from their last position to their first since (``j`` the
+    innermost of them): that touch was one sweep of the loops inside ``j`` ago, which
+    must fit the buffer (with no such ``j``, one sweep of ``o``: footprints only grow
+    outwards, so ``o`` decides)."""
+    for o in range(changing, -1, -1):
         if o not in view.coupled and states[o].position != INIT:
-            return reuse.fits[o]
+            j = o
+            while reuse.next_loop and 0 <= reuse.next_loop[j] not in view.coupled:
+                j = reuse.next_loop[j]
+            return (j > o or o < changing) and reuse.fits[j]
     return False
 
 

@@ -113,6 +113,36 @@ def test_lru_keeps_the_first_tile_of_a_sweep_whose_leftovers_fit() -> None:
     assert _stream(9).tensor("input").l2_reads == 29
 
 
+def test_a_tile_held_since_the_last_sweep_of_the_loops_that_do_not_index_it() -> None:
+    # One PE, K (2) outer, R (2), C (2) inner, Y (3) whole: the input tile (3 rows of
+    # one channel) is indexed by C alone. A sweep of the loops inside K touches 2 x 3
+    # inputs + 2 x 2 weights + 2 outputs (no reduction loop outside K: the current
+    # tile) = 12; inside R, 6 inputs + 2 weights + 2 outputs (R comes back to them) =
+    # 10. With L1 = 10..12 the sweep inside K does not fit, but when K advances R goes
+    # from its last position to its first: the inputs were touched one sweep of C ago
+    # (10 <= L1), so both channels' tiles stay and 2 x 3 = 6 inputs are read, the
+    # simulator's (realistic) count at L1 = 10, 11 and 12 (the sweep of K said 9).
+    layer = make_layer(
+        name="T", type_=LayerType.CONV, declared={"K": 2, "C": 2, "R": 2, "S": 1, "Y": 3, "X": 1}
+    )
+    mapping = Mapping(
+        (
+            MapDirective(False, "K", 1, 1),
+            MapDirective(False, "R", 1, 1),
+            MapDirective(False, "C", 1, 1),
+            MapDirective(False, "Y", 3, 3),
+            MapDirective(False, "X", 1, 1),
+            MapDirective(True, "S", 1, 1),
+        )
+    )
+    for l1 in (10, 11, 12):
+        hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=1, noc_latency_cycles=1)
+        result = analytic.analyze(layer, mapping, hw, model="refined")
+        assert result.tensor("input").l2_reads == 6
+        # Each (K, R, C) weight once: 8.
+        assert result.tensor("weight").l2_reads == 8
+
+
 def test_double_buffering_needs_two_tiles_in_l1() -> None:
     # 32 steps of 1 MAC; a step's tiles are 3 elements. L1 >= 6 double-buffers: first
     # fetch 1 + first step 2 (its distribution 1, compute 1) + 31 steps x 1 + last
