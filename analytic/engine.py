@@ -241,6 +241,9 @@ class _Context:
     top_footprints: tuple[int, ...] | None = None
     """A unit's footprint per directive of the top level, where its reuse took whole
     unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
+    read_shares: dict[int, float] = field(default_factory=dict)
+    """Per input/weight tensor, the share of a top-level unit's tile its PEs read
+    (:func:`_read_share`; refined model, nested levels)."""
 
 
 def _edge_units(
@@ -739,6 +742,27 @@ def _on_units(
     return ceil_div(volume * round(ratio * 1_000_000), 1_000_000)
 
 
+def _read_share(ctx: _Context, tensor: int) -> float:
+    """The share of a top-level unit's tile of an input/weight ``tensor`` that the PEs
+    of the levels below read: a nested directive of size ``m`` and offset ``o > m`` over
+    the ``N`` rows of the level above's tile leaves the rows between its tiles unread,
+    so the tile sent down holds ``(P - 1) m + min(m, N - (P - 1) o)`` of them, ``P =
+    1 + ceil((N - m) / o)`` its positions (docs/refined-model.md, "Exact counts")."""
+    share = ctx.read_shares.get(tensor)
+    if share is not None:
+        return share
+    share = 1.0
+    dims = ctx.models[0].inputs[tensor].tensor.dims
+    for above, lower in zip(ctx.models, ctx.models[1:], strict=False):
+        for d in lower.directives:
+            rows = min(above.tiles.mapped.get(d.dim, 0), above.dims.get(d.dim, 0))
+            if d.dim in dims and d.offset > d.size and rows > d.size:
+                last = ceil_div(rows - d.size, d.offset)
+                share *= (last * d.size + min(d.size, rows - last * d.offset)) / rows
+    ctx.read_shares[tensor] = share
+    return share
+
+
 def _model_over(
     ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
 ) -> LevelModel:
@@ -810,6 +834,8 @@ def _count_case(
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
                 volume = _on_units(ctx, model, view, volume, t)
+                if len(ctx.models) > 1:
+                    volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
         if volume > 0 and changing >= 0:
             totals.received.add(t)
