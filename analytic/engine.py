@@ -576,7 +576,10 @@ def _analyze_level(
             egress = min(egress, outputs * sessions)
         totals.l2_writes[2] = round(egress * own)
     if index == 0 and ctx.exact is not None and totals.deferred:
-        _exact_runtime(ctx.exact, totals)
+        carries = None
+        if len(ctx.models) == 1:
+            carries = _walk_carries(ctx.exact, model, per_directive, reuse)
+        _exact_runtime(ctx.exact, totals, carries)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
@@ -587,7 +590,9 @@ def _analyze_level(
     return result
 
 
-def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
+def _exact_runtime(
+    exact: ExactCounts, totals: _Totals, carries: dict[str, float] | None = None
+) -> None:
     """The top level's runtime and MACs over the executed nest's exact counts.
 
     The case enumeration gives each step's traffic and compute; its step count and
@@ -600,7 +605,8 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     scaled by ``kappa = K / (scale x K_enum)``. Where the enumeration's extra steps
     are its walk of every input row (``ExactCounts.row_walk``), its steps instead
     stand for executed steps by kind (:func:`_phantom_weights`; docs/refined-model.md,
-    section 0, "one rule")."""
+    section 0, "one rule"), or, where the units do not hold what the walk's extra steps
+    receive, by the loop whose carry leads to them (``carries``, :func:`_walk_carries`)."""
     enumerated = sum(occ for occ, _, _, _ in totals.deferred)
     if enumerated <= 0 or exact.top_steps <= 0:
         return
@@ -617,6 +623,9 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     if scale < 1 and exact.row_walk:
         kinds = _phantom_weights(working, totals) or kinds
     weighted = [kinds[kind] for kind in totals.carrying]
+    if scale < 1 and exact.row_walk and carries is not None and working == exact.top_steps:
+        weighted = [(carries.get(dim, 1.0), 1.0, (1.0, 1.0)) for dim in totals.changed]
+        _drop_phantom_reads(totals, [w for w, _, _ in weighted])
     compute = sum(
         w * occ * k for (occ, _, k, _), (w, _, _) in zip(totals.deferred, weighted, strict=True)
     )
@@ -672,6 +681,61 @@ def _phantom_weights(
         (held / receiving, receiving / held, None),
         ((rest - held) / idle if idle else 0.0, 1.0, (1.0, 1.0)),
     ]
+
+
+def _walk_carries(
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+    reuse: LevelReuse | None,
+) -> dict[str, float] | None:
+    """Per dimension of a top-level loop, the executed steps each enumerated step whose
+    carry is at that loop stands for, where the enumeration walks every input row of an
+    output coordinate of tile 1 (a row loop of size 1) and the units do not hold what
+    its extra steps receive until an executed step with another filter row needs it (a
+    sweep inside a walked filter directive does not fit): each step then moves its own
+    tiles, and the executed nest is the same odometer with the row loop's ``P``
+    positions ``P' = P S / S_enum``, so a carry at loop ``i`` happens ``prod_{j<i} P'_j
+    (P'_i - 1)`` times where the enumeration has ``prod_{j<i} P_j (P_i - 1)``. None
+    where the walk's rows are held (the gathered rule applies) or its row loop is not
+    one loop of whole positions."""
+    if reuse is None or not exact.row_walk:
+        return None
+    counts = [positions(states) for states in per_directive]
+    dims = [d.dim for d in model.directives]
+    walked = [i for i, d in enumerate(dims) if d in FILTER_OF.values() and counts[i] > 1]
+    if not walked or all(reuse.fits[i] for i in walked) or len(set(dims)) < len(dims):
+        return None
+    rows = [
+        i
+        for i, d in enumerate(dims)
+        if FILTER_OF.get(d) in {dims[j] for j in walked}
+        and counts[i] > 1
+        and model.directives[i].size == 1
+    ]
+    total = prod(counts)
+    if len(rows) != 1 or (counts[rows[0]] * exact.top_steps) % total:
+        return None
+    executed = list(counts)
+    executed[rows[0]] = counts[rows[0]] * exact.top_steps // total
+    carries: dict[str, float] = {}
+    for i, dim in enumerate(dims):
+        if counts[i] > 1:
+            enumerated = prod(counts[:i]) * (counts[i] - 1)
+            carries[dim] = prod(executed[:i]) * (executed[i] - 1) / enumerated
+    return carries
+
+
+def _drop_phantom_reads(totals: _Totals, weights: list[float]) -> None:
+    """Take out of the input/weight reads what the enumerated steps move beyond the
+    executed steps they stand for (``weights`` per case)."""
+    for (occ, volumes), w in zip(totals.volumes, weights, strict=True):
+        for t in range(len(totals.moved)):
+            dropped = occ * volumes[t] * (1 - w)
+            totals.l2_reads[t] -= dropped
+            totals.l1_writes[t] -= dropped
+    totals.l2_reads = [round(r) for r in totals.l2_reads]
+    totals.l1_writes = [round(r) for r in totals.l1_writes]
 
 
 def _unit_ratio(
