@@ -947,8 +947,14 @@ def _count_case(
                 ctx, bare, noc, model, states, tuple(volumes), egress, reuse
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
-        serial = serial_fill or (
-            model.innermost and not _double_buffered(ctx.machine, model, states, changing)
+        serial = (
+            serial_fill
+            or (model.innermost and not _double_buffered(ctx.machine, model, states, changing))
+            or (
+                model.index == 0
+                and not model.innermost
+                and not _pe_double_buffered(ctx, model, states, changing)
+            )
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
@@ -1178,6 +1184,25 @@ def _double_buffered(
         tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
+
+
+def _pe_double_buffered(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """Whether a PE's L1 holds its tiles of a top-level step beside what the next step
+    adds, where levels are nested: a PE holds the innermost level's tile of each tensor
+    (``ctx.innermost_l1``, twice a tile), and of it the share the top level's step adds
+    to its unit's tile is new (:func:`_double_buffered` for one level)."""
+    if ctx.machine is None or ctx.machine.l1_elems >= UNBOUNDED or ctx.innermost_l1 is None:
+        return True
+    tile = new = 0.0
+    for view, held in zip((*model.inputs, model.output), ctx.innermost_l1, strict=True):
+        pe = held / 2
+        unit = unit_tile(model, states, view)
+        tile += pe
+        if unit > 0:
+            new += pe * min(unit_new_part(model, states, changing, view) / unit, 1.0)
+    return ctx.machine.l1_elems >= tile + new
 
 
 def _reduced_below(ctx: _Context, index: int) -> int:

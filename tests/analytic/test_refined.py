@@ -698,6 +698,34 @@ def test_a_row_walk_not_held_moves_only_the_executed_steps_tiles() -> None:
     assert abs(result.runtime_cycles - 21) <= 1
 
 
+def test_a_pe_that_cannot_hold_two_steps_tiles_waits_for_each_distribution() -> None:
+    # Two levels, one PE: K (2) and X (2) at the top, C (4) whole below. A PE holds 4
+    # inputs + 4 weights + 1 output = 9 per step; an X step adds 4 inputs and 1 output,
+    # a K step 4 weights and 4 inputs (the X loop wrapped), so double buffering needs
+    # 9 + 5 = 14 elements of L1 or more. With L1 = 8 every step overflows, with L1 = 9
+    # its tiles fit alone but not beside the next step's: either way each step's
+    # distribution waits for the step before, and its inputs arrive again in each of
+    # the 4 steps (16 reads; the simulator's LRU keeps one at L1 = 9: 15). Golden
+    # runtimes: the simulator (realistic) on a bus of 2
+    # elements/cycle and latency 2, 36 cycles at L1 = 8 and 9, 25 at L1 = 18 (the
+    # overlapped steps, 8 input reads); the model charged 26 at L1 = 8 and 9 before.
+    layer = make_layer(
+        name="T", type_=LayerType.CONV, declared={"K": 2, "C": 4, "R": 1, "S": 1, "Y": 1, "X": 2}
+    )
+    mapping = Mapping(
+        (
+            MapDirective(True, "K", 1, 1),
+            MapDirective(False, "X", 1, 1),
+            ClusterDirective(1),
+            MapDirective(True, "C", 4, 4),
+        )
+    )
+    for l1, cycles, reads in ((8, 36, 16), (9, 36, 16), (18, 25, 8)):
+        hw = Hardware(num_pes=1, l1_size_elems=l1, noc_bw_elems_per_cycle=2, noc_latency_cycles=2)
+        result = analytic.analyze(layer, mapping, hw, model="refined")
+        assert (result.runtime_cycles, result.tensor("input").l2_reads) == (cycles, reads)
+
+
 def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
     from metronome.analytic.engine import _fill_share
 
