@@ -1198,6 +1198,9 @@ def _pe_double_buffered(
     to its unit's tile is new (:func:`_double_buffered` for one level)."""
     if ctx.machine is None or ctx.machine.l1_elems >= UNBOUNDED or ctx.innermost_l1 is None:
         return True
+    if sum(ctx.innermost_l1) <= ctx.machine.l1_elems:
+        # Two whole tiles fit: so does the tile with any part of the next.
+        return True
     tile = new = 0.0
     for view, held in zip((*model.inputs, model.output), ctx.innermost_l1, strict=True):
         pe = held / 2
