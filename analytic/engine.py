@@ -901,7 +901,7 @@ def _count_case(
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
                 volume = _on_units(ctx, model, view, volume, t)
-                if len(ctx.models) > 1:
+                if reuse is not None and len(ctx.models) > 1:
                     volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
         if volume > 0 and changing >= 0:
