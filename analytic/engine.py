@@ -732,13 +732,13 @@ def _walk_carries(
 def _drop_phantom_reads(totals: _Totals, weights: list[float]) -> None:
     """Take out of the input/weight reads what the enumerated steps move beyond the
     executed steps they stand for (``weights`` per case)."""
+    dropped = [0.0] * len(totals.moved)
     for (occ, volumes), w in zip(totals.volumes, weights, strict=True):
-        for t in range(len(totals.moved)):
-            dropped = occ * volumes[t] * (1 - w)
-            totals.l2_reads[t] -= dropped
-            totals.l1_writes[t] -= dropped
-    totals.l2_reads = [round(r) for r in totals.l2_reads]
-    totals.l1_writes = [round(r) for r in totals.l1_writes]
+        for t in range(len(dropped)):
+            dropped[t] += occ * volumes[t] * (1 - w)
+    for t, d in enumerate(dropped):
+        totals.l2_reads[t] = round(totals.l2_reads[t] - d)
+        totals.l1_writes[t] = round(totals.l1_writes[t] - d)
 
 
 def _unit_ratio(
