@@ -168,6 +168,8 @@ class LevelResult:
     """(steps, per-tensor L2 reads per step) of each case counted."""
     last_egress: int = 0
     """Output elements leaving in the last step counted."""
+    first_volumes: tuple[int, ...] = ()
+    """Per input tensor, the elements the level's first step moves (refined model)."""
     received: frozenset[int] = frozenset()
     """Input tensors some step of the level after its first, or of a level below,
     receives (refined): holding any other changes none of its steps."""
@@ -413,6 +415,8 @@ class _Totals:
     :func:`_phantom_weights`."""
     last_egress: int = 0
     """Output elements leaving in the last case counted (refined model)."""
+    first_volumes: tuple[int, ...] = ()
+    """Per input tensor, the elements the level's first step moves (refined model)."""
     received: set[int] = field(default_factory=set)
     """Input tensors received after the level's first step, or below (refined model)."""
 
@@ -448,6 +452,7 @@ class _Totals:
             compute_total=self.compute_total,
             case_volumes=tuple(self.volumes),
             last_egress=self.last_egress,
+            first_volumes=self.first_volumes,
             received=frozenset(self.received),
         )
 
@@ -1080,6 +1085,8 @@ def _count_case(
         # sums L2 had before: a reduction loop has left its first position.
         updating = any(states[i].position != INIT for i in model.non_output)
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
+        if changing < 0:
+            totals.first_volumes = tuple(volumes)
         totals.last_egress = egress
     return True
 
@@ -1912,7 +1919,10 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     )
     reads += evicted
     bw = machine.offchip_bw
-    first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
+    # The first step's tiles, as the refined model moves them (the units that hold
+    # work, the rows the PEs read), arrive before it starts.
+    fetch = sum(top.first_volumes) if top.first_volumes else sum(top.l2_size_req[:2]) // 2
+    first = machine.offchip_latency + ceil_div(fetch, bw)
     fetched = l2_writes[: len(model.inputs)]
     # Each output goes off-chip with the step after the one that finalised it: only the
     # last step's outputs follow the last step.

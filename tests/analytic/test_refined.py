@@ -726,6 +726,32 @@ def test_a_pe_that_cannot_hold_two_steps_tiles_waits_for_each_distribution() -> 
         assert (result.runtime_cycles, result.tensor("input").l2_reads) == (cycles, reads)
 
 
+def test_the_first_fetch_is_the_first_steps_tiles_as_moved() -> None:
+    # SpatialMap(1,1) X' over one output column (X = 3, S = 3), S(1,1) at the top, C = 2:
+    # the first step holds one input column of 2 channels and 2 weights, 4 elements,
+    # which the model moves (the units that hold work); the enumeration's tile of the X'
+    # map converted with the whole filter width holds 3 columns, 6 + 2 = 8. Off-chip at
+    # 2 elements/cycle the first fetch takes 4 / 2 = 2 cycles, not 4: 11 cycles on a bus
+    # (latency 1), the simulator's (realistic) figure (13 before); at 6 elements/cycle
+    # ceil(4 / 6) = 1, not 2: 10, the simulator's (11 before).
+    layer = make_layer(
+        name="p", type_=LayerType.CONV, declared={"K": 1, "C": 2, "R": 1, "S": 3, "Y": 1, "X": 3}
+    )
+    mapping = Mapping(
+        (
+            MapDirective(True, "X'", 1, 1),
+            MapDirective(False, "S", 1, 1),
+            MapDirective(False, "C", 2, 2),
+            MapDirective(False, "K", 1, 1),
+            MapDirective(False, "Y", 1, 1),
+            MapDirective(False, "R", 1, 1),
+        )
+    )
+    for offchip, cycles in ((2, 11), (6, 10)):
+        hw = Hardware(num_pes=4, noc_latency_cycles=1, offchip_bw_elems_per_cycle=offchip)
+        assert analytic.analyze(layer, mapping, hw, model="refined").runtime_cycles == cycles
+
+
 def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
     from metronome.analytic.engine import _fill_share
 
