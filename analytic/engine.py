@@ -975,7 +975,8 @@ def _count_case(
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
-        drains = _drains(ctx, model, dims, states, reuse)
+        arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
+        drains = _drains(ctx, model, dims, states, reuse, arrival)
         split = split and not model.innermost
         leaving = reuse.leaving
         unit_share = reuse.unit_share
@@ -1310,9 +1311,7 @@ def _refined_delays(
     seen = ctx.delays.get(key)
     if seen is not None:
         return seen[4]
-    active = model.edge_units if at_edge else model.units
-    if model.index == 0 and ctx.unit_ratio < 1:
-        active = max(1, round(active * ctx.unit_ratio))
+    active = _case_active(ctx, model, at_edge)
     messages = []
     for view, volume in zip(model.inputs, volumes, strict=True):
         if volume > 0:
@@ -1330,18 +1329,9 @@ def _refined_delays(
         noc.free,
         below=prod(ctx.problem.units[model.index + 1 :]),
     )
-    out_partitioned = any(model.directives[i].spatial for i in model.output.order)
-    # The levels below split each output tile over their units: one reduction flow per
-    # set of units holding the same outputs.
-    out_flows = (active if out_partitioned else 1) * _partitioned_below(ctx, model.index)
+    out_flows = _out_flows(ctx, model, active)
     reduced = any(model.directives[i].spatial for i in model.non_output)
-    # Without adders in the network (bus, crossbar) every unit's partial sums travel to
-    # L2, which adds the copies.
-    copies = 1
-    if machine.topology in ("bus", "crossbar"):
-        copies = (_senders(model, states, reuse, active) if reduced else 1) * _split_copies(
-            ctx, model, states, reuse
-        )
+    copies = _case_copies(ctx, machine, model, states, reuse, active)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
     out_busy, _ = noc_delay(
         machine,
@@ -1414,12 +1404,72 @@ def _refined_delays(
     return delays
 
 
+def _case_active(ctx: _Context, model: LevelModel, at_edge: bool) -> int:
+    """Units holding work in a case (at the spatial edge those of the last fold)."""
+    active = model.edge_units if at_edge else model.units
+    if model.index == 0 and ctx.unit_ratio < 1:
+        active = max(1, round(active * ctx.unit_ratio))
+    return active
+
+
+def _out_flows(ctx: _Context, model: LevelModel, active: int) -> int:
+    """Reduction flows of a collection: the levels below split each output tile over
+    their units, one flow per set of units holding the same outputs."""
+    out_partitioned = any(model.directives[i].spatial for i in model.output.order)
+    return (active if out_partitioned else 1) * _partitioned_below(ctx, model.index)
+
+
+def _case_copies(
+    ctx: _Context,
+    machine: Machine,
+    model: LevelModel,
+    states: tuple[State, ...],
+    reuse: LevelReuse,
+    active: int,
+) -> int:
+    """Copies of each output a case collects: without adders in the network (bus,
+    crossbar) every unit's partial sums travel to L2, which adds the copies."""
+    if machine.topology not in ("bus", "crossbar"):
+        return 1
+    reduced = any(model.directives[i].spatial for i in model.non_output)
+    senders = _senders(model, states, reuse, active) if reduced else 1
+    return senders * _split_copies(ctx, model, states, reuse)
+
+
+def _group_arrival(
+    ctx: _Context,
+    noc: NocLevel,
+    model: LevelModel,
+    states: tuple[State, ...],
+    reuse: LevelReuse,
+    egress: int,
+) -> Callable[[float], int]:
+    """The arrival of a collection carrying ``ratio`` times the case's copies of its
+    ``egress`` outputs (adders apart): a group of units sending apart moves its own
+    copies, each over the one network (docs/refined-model.md, section 5)."""
+    machine = ctx.machine
+    assert machine is not None
+    active = _case_active(ctx, model, states[model.first_spatial].is_edge)
+    flows = _out_flows(ctx, model, active)
+    copies = _case_copies(ctx, machine, model, states, reuse, active)
+    below = prod(ctx.problem.units[model.index + 1 :])
+
+    def arrival(ratio: float) -> int:
+        n = max(1, round(copies * ratio))
+        out = [(egress * n, flows * n)] if egress > 0 else []
+        args = (noc.bandwidth, noc.latency, machine.l2_write_bw, noc.free)
+        return noc_delay(machine, out, *args, below=below, collect=True)[1]
+
+    return arrival
+
+
 def _drains(
     ctx: _Context,
     model: LevelModel,
     dims: dict[str, int],
     states: tuple[State, ...],
     reuse: LevelReuse,
+    arrival: Callable[[float], int],
 ) -> list[tuple[int, float]]:
     """Per group of units sending apart: (cycles its drain differs from the case's
     collection, steps it computes between two of its egresses). Every unit sends at
@@ -1430,7 +1480,8 @@ def _drains(
     idle send at the other folds and skip the last one's steps (``s (F - 1) / F``
     over ``F`` folds, ``U - last`` copies). Each group paces every step (a unit
     computes once its egress before the latest has drained); on a network without
-    adders L2 adds each group's copies."""
+    adders L2 adds each group's copies, which reach it after their own transfer
+    (``arrival``: a collection of a share of the case's copies, :func:`_group_arrival`)."""
     if not reuse.leaving:
         return [(0, 1.0)]
     s = reuse.leaving / reuse.unit_share
@@ -1438,7 +1489,7 @@ def _drains(
     r, p, how = reuse.split
     split = _split_groups(ctx, model, r) if how == "turns" else None
     if split is not None and i not in model.non_output:
-        return _split_drains(ctx, model, states, r, split, s, (p - 1) / p)
+        return _split_drains(ctx, model, states, r, split, s, (p - 1) / p, arrival)
     last, units = model.edge_units, model.units
     if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
         return [(0, s)]
@@ -1450,7 +1501,7 @@ def _drains(
     if machine is None or machine.topology not in ("bus", "crossbar"):
         return [(0, s if states[i].is_edge else idle)]
     others = _reduced_below(ctx, model.index) * _reduced_units(ctx.models[: model.index])
-    return _group_drains(machine, others, last, units, states[i].is_edge, (s, idle))
+    return _group_drains(machine, others, last, units, states[i].is_edge, (s, idle), arrival)
 
 
 def _split_drains(
@@ -1461,6 +1512,7 @@ def _split_drains(
     groups: tuple[int, int],
     s: float,
     busy: float,
+    arrival: Callable[[float], int],
 ) -> list[tuple[int, float]]:
     """:func:`_drains` where the temporal reduction loop ``r``, with no output loop
     inside it, holds the partial sums while its last tile fills fewer units of a level
@@ -1472,7 +1524,7 @@ def _split_drains(
     if machine is None or machine.topology not in ("bus", "crossbar"):
         return [(0, s if states[r].is_edge else s * busy)]
     above = _reduced_units(ctx.models[: model.index])
-    return _group_drains(machine, above, last, full, states[r].is_edge, (s, s * busy))
+    return _group_drains(machine, above, last, full, states[r].is_edge, (s, s * busy), arrival)
 
 
 def _group_drains(
@@ -1482,15 +1534,21 @@ def _group_drains(
     full: int,
     at_last: bool,
     steps: tuple[float, float],
+    arrival: Callable[[float], int],
 ) -> list[tuple[int, float]]:
     """The two groups' (drain difference, steps between egresses) on a network without
     adders, where L2 adds each group's copies (``per_unit`` per unit): the ``last``
     units of the last tile and the ``full - last`` others, each against the copies the
-    case itself sends (those of the group sending at this case's position)."""
-    sent = (last if at_last else full - last) * per_unit
+    case itself sends (those of the group sending at this case's position): a group's
+    drain is its own copies' transfer (``arrival`` of their share of the case's) and
+    L2's adder tree over them."""
+    units = last if at_last else full - last
+    sent = units * per_unit
+    own = arrival(1.0)
 
     def extra(copies: int) -> int:
-        return reduction_delay(machine, copies * per_unit) - reduction_delay(machine, sent)
+        added = reduction_delay(machine, copies * per_unit) - reduction_delay(machine, sent)
+        return added + arrival(copies / units) - own
 
     return [(extra(last), steps[0]), (extra(full - last), steps[1])]
 
