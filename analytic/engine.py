@@ -170,6 +170,9 @@ class LevelResult:
     """Output elements leaving in the last step counted."""
     first_volumes: tuple[int, ...] = ()
     """Per input tensor, the elements the level's first step moves (refined model)."""
+    slack: tuple[tuple[int, float, float], ...] = ()
+    """Innermost nested level (refined): per case (steps, cycles a step lasts beyond its
+    cost without compute, its compute): how far a smaller compute can shorten it."""
     received: frozenset[int] = frozenset()
     """Input tensors some step of the level after its first, or of a level below,
     receives (refined): holding any other changes none of its steps."""
@@ -419,6 +422,10 @@ class _Totals:
     """Per input tensor, the elements the level's first step moves (refined model)."""
     received: set[int] = field(default_factory=set)
     """Input tensors received after the level's first step, or below (refined model)."""
+    slack: list[tuple[int, float, float]] = field(default_factory=list)
+    """Innermost nested level: :attr:`LevelResult.slack`."""
+    shrinks: list[tuple[tuple[int, float, float], ...]] = field(default_factory=list)
+    """Top level, per deferred case: the slack of its busiest unit's nest."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""
@@ -454,6 +461,7 @@ class _Totals:
             last_egress=self.last_egress,
             first_volumes=self.first_volumes,
             received=frozenset(self.received),
+            slack=tuple(self.slack),
         )
 
 
@@ -638,9 +646,14 @@ def _exact_runtime(
         w * occ * k for (occ, _, k, _), (w, _, _) in zip(totals.deferred, weighted, strict=True)
     )
     kappa = exact.compute_cycles / compute if compute > 0 else 1.0
+    # The nested steps' floors hold where the enumeration's global steps are the
+    # executed ones (else its extra nested steps' transfers are not the executed ones').
+    floors = totals.shrinks if exact.steps == totals.global_steps else [()] * len(weighted)
     totals.runtime = sum(
-        w * occ * step(c + (kappa - 1) * k, spread, f)
-        for (occ, c, k, step), (w, spread, f) in zip(totals.deferred, weighted, strict=True)
+        w * occ * step(c + _shrunk(kappa, k, slack), spread, f)
+        for (occ, c, k, step), (w, spread, f), slack in zip(
+            totals.deferred, weighted, floors, strict=True
+        )
     )
     if exact.after_idle > 0:
         totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
@@ -649,6 +662,25 @@ def _exact_runtime(
         totals.l1_reads = [round(r * ratio) for r in totals.l1_reads]
         totals.l1_writes[2] = round(totals.l1_writes[2] * ratio)
     totals.macs = exact.macs
+
+
+def _busiest_slack(below: list[LevelResult]) -> tuple[tuple[int, float, float], ...]:
+    """The slack (:attr:`LevelResult.slack`) of the busiest nest of a case's units."""
+    if not below:
+        return ()
+    return max(below, key=lambda r: r.runtime_exact).slack
+
+
+def _shrunk(kappa: float, compute: float, slack: tuple[tuple[int, float, float], ...]) -> float:
+    """How much a step's compute-dependent cost changes when the exact counts scale its
+    compute ``compute`` by ``kappa``: on one level the compute itself; with a nested
+    level each nested step's compute shrinks only until the step lasts as long as its
+    transfers, ``-sum_i occ_i min(slack_i, (1 - kappa) C_i)`` (a nested step without a
+    MAC still holds the network for what it receives; docs/refined-model.md,
+    section 0)."""
+    if not slack or kappa >= 1:
+        return (kappa - 1) * compute
+    return -sum(occ * min(extra, (1 - kappa) * c) for occ, extra, c in slack)
 
 
 def _phantom_weights(
@@ -1045,6 +1077,8 @@ def _count_case(
             return paced(compute, spread, fills)[0]
 
         step, base = paced(compute)
+        if model.innermost and model.index > 0:
+            totals.slack.append((occ, step - step_of(0.0), compute))
         for result in below:
             totals.received.update(result.received)
         totals.base_runtime += occ * base
@@ -1053,6 +1087,7 @@ def _count_case(
         totals.compute_total += occ * inner_compute
         if model.index == 0 and ctx.exact is not None:
             totals.deferred.append((occ, compute, inner_compute, step_of))
+            totals.shrinks.append(_busiest_slack(below))
             totals.carrying.append(0 if changing < 0 else 1 if any(volumes) else 2)
             if changing >= 0:
                 for t, moved in enumerate(volumes):
@@ -1449,12 +1484,13 @@ def _group_arrival(
     copies, each over the one network (docs/refined-model.md, section 5)."""
     machine = ctx.machine
     assert machine is not None
-    active = _case_active(ctx, model, states[model.first_spatial].is_edge)
-    flows = _out_flows(ctx, model, active)
-    copies = _case_copies(ctx, machine, model, states, reuse, active)
     below = prod(ctx.problem.units[model.index + 1 :])
 
     def arrival(ratio: float) -> int:
+        # Computed only where groups send apart (few cases): the others never call it.
+        active = _case_active(ctx, model, states[model.first_spatial].is_edge)
+        flows = _out_flows(ctx, model, active)
+        copies = _case_copies(ctx, machine, model, states, reuse, active)
         n = max(1, round(copies * ratio))
         out = [(egress * n, flows * n)] if egress > 0 else []
         args = (noc.bandwidth, noc.latency, machine.l2_write_bw, noc.free)
