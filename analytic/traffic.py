@@ -144,25 +144,26 @@ def _pe_ingress(
     if wrap == WRAP_KEPT:
         reset = False
     t = model.tiles
+    mapped, mapped_edge, directives = t.mapped, t.mapped_edge, model.directives
     full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
     ret = 1
     for i in view.coupled:
-        d, st = model.directives[i], states[i]
+        d, st = directives[i], states[i]
         dim, pos = d.dim, st.position
         if not d.spatial:
             if pos == INIT:
-                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+                ret *= mapped_edge[dim] if st.is_edge else mapped[dim]
             elif pos == EDGE and not full_edge_tile:
                 if (i == changing and not reset) or (i < changing and kept and kept[i]):
                     ret *= max(t.unique_edge[dim], 1)
                 else:
-                    ret *= t.mapped_edge[dim]
+                    ret *= mapped_edge[dim]
             elif (i == changing and not reset) or (i < changing and kept and kept[i]):
                 ret *= max(t.unique[dim], 1)
             else:
-                ret *= t.mapped[dim]
+                ret *= mapped[dim]
             continue
-        full = t.mapped_edge[dim] if ee else t.mapped[dim]
+        full = mapped_edge[dim] if ee else mapped[dim]
         part = t.unique_edge[dim] if ee else t.unique[dim]
         if kept and dim in _SLIDING_DIMS and 0 < d.offset < full and part > 0:
             # Units fetching in one step share one multicast of their overlap: a further
@@ -204,23 +205,39 @@ def _pe_egress(
     reuse_at_edge: bool = True,
 ) -> int:
     """One unit's output tile (``psums``: times its reduction extents, i.e. its MACs)."""
-    t, e_units = model.tiles, model.edge_units
-    view = model.output
+    ret = _pe_output_tile(model, states, first, ee, reuse_at_edge)
+    return ret * _pe_reduction_extent(model, states, first, ee) if psums else ret
+
+
+def _pe_reduction_extent(
+    model: LevelModel, states: tuple[State, ...], first: bool, ee: bool
+) -> int:
+    """One unit's extents of the reduction dimensions (its MACs per output)."""
+    t, e_units, directives = model.tiles, model.edge_units, model.directives
     ret = 1
-    if psums:
-        for i in model.non_output:
-            d, st = model.directives[i], states[i]
-            dim = d.dim
-            if not d.spatial:
-                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
-                continue
-            ret *= _spatial_extent(t, e_units, st, dim, dim, first, ee, psum_edge=True)
-    for dim, i, counted in view.by_tensor_dim:
-        d, st = model.directives[i], states[i]
+    for i in model.non_output:
+        d, st = directives[i], states[i]
+        dim = d.dim
         if not d.spatial:
-            if st.position == INIT:
+            ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+            continue
+        ret *= _spatial_extent(t, e_units, st, dim, dim, first, ee, psum_edge=True)
+    return ret
+
+
+def _pe_output_tile(
+    model: LevelModel, states: tuple[State, ...], first: bool, ee: bool, reuse_at_edge: bool
+) -> int:
+    """One unit's output tile in output coordinates."""
+    t, e_units, directives = model.tiles, model.edge_units, model.directives
+    ret = 1
+    for dim, i, counted in model.output.by_tensor_dim:
+        d, st = directives[i], states[i]
+        if not d.spatial:
+            pos = st.position
+            if pos == INIT:
                 ret *= t.mapped_edge.get(counted, 0) if st.is_edge else t.mapped.get(counted, 0)
-            elif st.position == STEADY:
+            elif pos == STEADY:
                 ret *= t.mapped.get(counted, 0)
             else:
                 ret *= t.mapped_edge.get(counted, 0)
@@ -342,12 +359,18 @@ def spatial_ingress(
     if seen is not None:
         return seen[3]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
-    volume = _over_units(
-        model,
-        sp_state if mapped else None,
-        edge,
-        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
-    )
+    if not edge:
+        volume = _pe_ingress(model, states, changing, view, True, False, wrap, kept)
+        if mapped and model.units > 1:
+            others = _pe_ingress(model, states, changing, view, False, False, wrap, kept)
+            volume += (model.units - 1) * others
+    else:
+        volume = _over_units(
+            model,
+            sp_state,
+            edge,
+            lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
+        )
     if len(_ingress_seen) >= 4096:
         _ingress_seen.clear()
     _ingress_seen[key] = (model, view, states, volume)
@@ -370,33 +393,46 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     if seen is not None:
         return seen[2]
     mapped, sp_state, edge = _spatial_info(model, states, model.output.order)
-    first_macs = _pe_egress(model, states, True, True, False)
-    egress = _over_units(
-        model,
-        sp_state if mapped else None,
-        edge,
-        lambda first, ee: _pe_egress(model, states, False, first, ee),
-    )
-    if mapped and edge:
-        assert sp_state is not None
-        busiest = _pe_egress(
-            model, states, True, True, model.edge_units == 1 and sp_state.partial_last_unit
-        )
-    else:
+    # A full unit's tile and MACs, shared by the sums below (integer products).
+    out_first = _pe_output_tile(model, states, True, False, True)
+    first_macs = out_first * _pe_reduction_extent(model, states, True, False)
+    if not edge:
+        egress = out_first
+        if mapped and model.units > 1:
+            egress += (model.units - 1) * _pe_output_tile(model, states, False, False, True)
         busiest = first_macs
+    else:
+        egress = _over_units(
+            model,
+            sp_state if mapped else None,
+            edge,
+            lambda first, ee: (
+                out_first if (first and not ee) else _pe_egress(model, states, False, first, ee)
+            ),
+        )
+        if mapped:
+            assert sp_state is not None
+            busiest = _pe_egress(
+                model, states, True, True, model.edge_units == 1 and sp_state.partial_last_unit
+            )
+        else:
+            busiest = first_macs
     for i in model.spatial:
         sp_state = states[i]
         edge = edge or sp_state.is_edge
-    macs = _over_units(
-        model,
-        sp_state,
-        edge,
-        lambda first, ee: (
-            first_macs if (first and not ee) else _pe_egress(model, states, True, first, ee)
-        ),
-        others_as_first=True,
-        partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
-    )
+    if not edge:
+        macs = model.units * first_macs
+    else:
+        macs = _over_units(
+            model,
+            sp_state,
+            edge,
+            lambda first, ee: (
+                first_macs if (first and not ee) else _pe_egress(model, states, True, first, ee)
+            ),
+            others_as_first=True,
+            partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
+        )
     if len(_traffic_seen) >= 4096:
         _traffic_seen.clear()
     _traffic_seen[key] = (model, states, (egress, busiest, macs))
@@ -447,16 +483,27 @@ def sub_level_dims(
     model: LevelModel, states: tuple[State, ...], partial_unit: bool
 ) -> tuple[tuple[str, int], ...]:
     """Dimensions the level below works on in this case (one unit's tile)."""
+    # Memoised: it reads of each directive's state only whether it takes the edge tile.
+    at_edge = tuple(
+        [
+            st.is_edge if not d.spatial else st.position == EDGE or st.is_edge
+            for d, st in zip(model.directives, states, strict=True)
+        ]
+    )
+    key = (id(model), partial_unit, at_edge)
+    seen = _sub_dims_seen.get(key)
+    if seen is not None:
+        return seen[1]
     mapped, mapped_edge = model.tiles.mapped, model.tiles.mapped_edge
     edge_size = model.edge_units == 1 or partial_unit
     dims: dict[str, int] = {}
-    for d, st in zip(model.directives, states, strict=True):
+    for d, edge in zip(model.directives, at_edge, strict=True):
         if d.dim in dims:
             continue
-        if not d.spatial:
-            size = mapped_edge[d.dim] if st.is_edge else mapped[d.dim]
-        elif st.position == STEADY or (st.position == INIT and not st.is_edge):
+        if not edge:
             size = mapped[d.dim]
+        elif not d.spatial:
+            size = mapped_edge[d.dim]
         else:
             size = mapped_edge[d.dim] if edge_size else mapped[d.dim]
         dims[d.dim] = size
@@ -465,4 +512,13 @@ def sub_level_dims(
             filt = "R" if ref == "Y" else "S"
             extent = dims[ref] - dims.get(filt, 0) + 1
             dims.setdefault(out, extent if model.quirks.steps_past_the_end else max(extent, 0))
-    return tuple(sorted(dims.items()))
+    value = tuple(sorted(dims.items()))
+    if len(_sub_dims_seen) >= 4096:
+        _sub_dims_seen.clear()
+    _sub_dims_seen[key] = (model, value)
+    return value
+
+
+_sub_dims_seen: dict[tuple[object, ...], tuple[LevelModel, tuple[tuple[str, int], ...]]] = {}
+"""Recent nested levels' dimensions by the identity of their level model and which
+directives take their edge tile (each entry holds the model, so the identity stays its)."""
