@@ -241,6 +241,10 @@ class _Context:
     top_footprints: tuple[int, ...] | None = None
     """A unit's footprint per directive of the top level, where its reuse took whole
     unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
+    shared: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict)
+    """Per-layer memo of what the analyses of one level over the same dimensions with
+    other input tensors held ask again (:func:`_outer_reuse`, :func:`_held_over`); each
+    entry holds the objects whose identities its key takes."""
 
 
 def _edge_units(
@@ -537,13 +541,7 @@ def _analyze_level(
             ctx.top_footprints = reuse.footprints
         ctx.levels[(index, dims_key)] = (model, reuse)
     if reuse is not None:
-        outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
-        reuse = replace(
-            reuse,
-            output_share=outer[0] * reuse.output_share,
-            unit_share=outer[1] * reuse.unit_share,
-            leaving=outer[2] * reuse.leaving,
-        )
+        reuse = _outer_reuse(ctx, index, reuse)
         ctx.outer_share[index + 1] = (reuse.output_share, reuse.unit_share, reuse.leaving)
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
@@ -582,6 +580,24 @@ def _analyze_level(
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _outer_reuse(ctx: _Context, index: int, reuse: LevelReuse) -> LevelReuse:
+    """``reuse`` with the output, unit and leaving shares of the levels above, one
+    object per level reuse and shares (the step delays are memoised by its identity)."""
+    outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
+    key = ("outer_reuse", id(reuse), outer)
+    seen = ctx.shared.get(key)
+    if seen is not None:
+        return seen[1]  # type: ignore[return-value]
+    adjusted = replace(
+        reuse,
+        output_share=outer[0] * reuse.output_share,
+        unit_share=outer[1] * reuse.unit_share,
+        leaving=outer[2] * reuse.leaving,
+    )
+    ctx.shared[key] = (reuse, adjusted)
+    return adjusted
 
 
 def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
@@ -858,7 +874,7 @@ def _count_case(
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = serial_fill or (
-            model.innermost and not _double_buffered(ctx.machine, model, states, changing)
+            model.innermost and not _held_over(ctx, ctx.machine, model, states, changing)
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
@@ -1058,6 +1074,19 @@ def _held_since_outer_sweep(
         if o not in view.coupled and states[o].position != INIT:
             return reuse.fits[o]
     return False
+
+
+def _held_over(
+    ctx: _Context, machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """:func:`_double_buffered`, memoised per layer by the identity of the level model
+    and the case's states (the analyses with other tensors held ask again)."""
+    key = ("double_buffered", id(machine), id(model), id(states), changing)
+    seen = ctx.shared.get(key)
+    if seen is None:
+        value = _double_buffered(machine, model, states, changing)
+        seen = ctx.shared[key] = (machine, model, states, value)
+    return seen[3]  # type: ignore[return-value]
 
 
 def _double_buffered(
