@@ -842,7 +842,8 @@ def _count_case(
     if novel is not None:
         # Only the share of the nested steps that walks the new part receives it.
         t, share = novel
-        held_too = _compute(ctx, model, states, psums, dims, None, inner_held | {t})[0]
+        also_below: list[LevelResult] = []
+        held_too = _compute(ctx, model, states, psums, dims, also_below, inner_held | {t})[0]
         compute = share * compute + (1 - share) * held_too  # type: ignore[assignment]
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
@@ -850,12 +851,10 @@ def _count_case(
         reuse, split = _split_case(ctx, model, states, reuse)
         # Where every unit's partial sums travel (no adders in the network), each unit
         # sends its own once: the groups finishing apart are among those copies.
-        carried = ctx.machine.topology in ("bus", "crossbar") and (
-            _reduced_below(ctx, model.index) > 1
-            or any(model.directives[i].spatial for i in model.non_output)
-        )
+        carried = _carried(ctx, ctx.machine, model)
+        moved = tuple(volumes)
         in_busy, step_in, out_busy, step_out = _refined_delays(
-            ctx, ctx.machine, noc, model, states, tuple(volumes), egress, reuse
+            ctx, ctx.machine, noc, model, states, moved, egress, reuse
         )
         if noc.free and changing < 0:
             # A nested level's first tiles came with the level above's step (charged
@@ -870,7 +869,7 @@ def _count_case(
             if bare is None:
                 bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
             in_bare, _, out_bare, _ = _refined_delays(
-                ctx, bare, noc, model, states, tuple(volumes), egress, reuse
+                ctx, bare, noc, model, states, moved, egress, reuse
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = serial_fill or (
@@ -880,10 +879,10 @@ def _count_case(
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
-        raw = compute if model.innermost else _nested_base(ctx, model, states, inner_held)
+        # (The slowest nested unit's runtime without its collections' cost.)
+        raw = compute if model.innermost else max(r.runtime_base for r in below)
         if novel is not None and not model.innermost:
-            also = inner_held | {novel[0]}
-            raw = novel[1] * raw + (1 - novel[1]) * _nested_base(ctx, model, states, also)
+            raw = novel[1] * raw + (1 - novel[1]) * max(r.runtime_base for r in also_below)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
@@ -999,6 +998,22 @@ def _count_case(
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         totals.last_egress = egress
     return True
+
+
+def _carried(ctx: _Context, machine: Machine, model: LevelModel) -> bool:
+    """Whether every unit's partial sums travel to L2 (no adders in the network) while
+    units reduce the same outputs (memoised per layer: every case asks)."""
+    key = ("carried", model.index)
+    seen = ctx.unit_counts.get(key)
+    if seen is None:
+        seen = ctx.unit_counts[key] = int(
+            machine.topology in ("bus", "crossbar")
+            and (
+                _reduced_below(ctx, model.index) > 1
+                or any(model.directives[i].spatial for i in model.non_output)
+            )
+        )
+    return bool(seen)
 
 
 def _fill_share(steps: int, scale: float, weights: list[int], delays: list[int]) -> float:
@@ -1575,18 +1590,6 @@ def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
                 if 0 < mine < unit:
                     shares[d] = shares.get(d, 1.0) * mine / unit
     return shares
-
-
-def _nested_base(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], held: frozenset[int]
-) -> float:
-    """The slowest nested unit's runtime without its collections' cost (refined)."""
-    sp_state = states[model.first_spatial]
-    partial = sp_state.is_edge and sp_state.partial_last_unit
-    below = [_sub(ctx, model, states, partial, held)]
-    if partial and model.edge_units - 1 > 0:
-        below.append(_sub(ctx, model, states, False, held))
-    return max(r.runtime_base for r in below)
 
 
 def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozenset[int]:

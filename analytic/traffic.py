@@ -133,35 +133,56 @@ def _pe_ingress(
     ``wrap`` says what a unit still holds of the tile its inner loops wrapped back to;
     ``kept[i]``: the unit still holds what it touched at temporal directive ``i``'s
     previous position, so an outer directive that advanced adds only its new part)."""
+    return _pe_ingress_pair(model, states, changing, view, ee, wrap, kept)[0 if first else 1]
+
+
+def _pe_ingress_pair(
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    view: TensorView,
+    ee: bool,
+    wrap: int = 0,
+    kept: tuple[bool, ...] = (),
+) -> tuple[int, int]:
+    """:func:`_pe_ingress` of the first unit and of a further one, in one pass."""
     if changing < 0:
-        whole = _pe_mapped(model, states, view, first, ee)
-        return _halo_shared(model, view, whole, ee) if kept and not first else whole
+        whole = _pe_mapped(model, states, view, True, ee)
+        other = _pe_mapped(model, states, view, False, ee)
+        return whole, _halo_shared(model, view, other, ee) if kept else other
+    coupled = view.coupled
     reset = any(
-        states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
+        states[i].position == INIT and not states[i].unrolled for i in coupled if i > changing
     )
-    if changing not in view.coupled:
-        return _pe_mapped(model, states, view, first, ee) if reset and wrap == WRAP_LOST else 0
+    if changing not in coupled:
+        if reset and wrap == WRAP_LOST:
+            return _pe_mapped(model, states, view, True, ee), _pe_mapped(
+                model, states, view, False, ee
+            )
+        return 0, 0
     if wrap == WRAP_KEPT:
         reset = False
     t = model.tiles
     mapped, mapped_edge, directives = t.mapped, t.mapped_edge, model.directives
     full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
-    ret = 1
-    for i in view.coupled:
+    first = other = 1
+    for i in coupled:
         d, st = directives[i], states[i]
         dim, pos = d.dim, st.position
         if not d.spatial:
             if pos == INIT:
-                ret *= mapped_edge[dim] if st.is_edge else mapped[dim]
+                f = mapped_edge[dim] if st.is_edge else mapped[dim]
             elif pos == EDGE and not full_edge_tile:
                 if (i == changing and not reset) or (i < changing and kept and kept[i]):
-                    ret *= max(t.unique_edge[dim], 1)
+                    f = max(t.unique_edge[dim], 1)
                 else:
-                    ret *= mapped_edge[dim]
+                    f = mapped_edge[dim]
             elif (i == changing and not reset) or (i < changing and kept and kept[i]):
-                ret *= max(t.unique[dim], 1)
+                f = max(t.unique[dim], 1)
             else:
-                ret *= mapped[dim]
+                f = mapped[dim]
+            first *= f
+            other *= f
             continue
         full = mapped_edge[dim] if ee else mapped[dim]
         part = t.unique_edge[dim] if ee else t.unique[dim]
@@ -170,14 +191,15 @@ def _pe_ingress(
             # unit adds what its neighbour does not hold; a fold that moved adds, at the
             # first unit, only the rows past the previous fold's last unit.
             moved = i == changing and not reset
-            ret *= (part if moved else full) if first else part
-        elif first:
-            ret *= full
-        elif pos == INIT:
-            ret *= full if i <= changing else part
+            first *= part if moved else full
+            other *= part
         else:
-            ret *= part if (i == changing and not reset) else full
-    return ret
+            first *= full
+            if pos == INIT:
+                other *= full if i <= changing else part
+            else:
+                other *= part if (i == changing and not reset) else full
+    return first, other
 
 
 _SLIDING_DIMS = ("Y", "X")
@@ -360,10 +382,8 @@ def spatial_ingress(
         return seen[3]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
     if not edge:
-        volume = _pe_ingress(model, states, changing, view, True, False, wrap, kept)
-        if mapped and model.units > 1:
-            others = _pe_ingress(model, states, changing, view, False, False, wrap, kept)
-            volume += (model.units - 1) * others
+        first, others = _pe_ingress_pair(model, states, changing, view, False, wrap, kept)
+        volume = first + (model.units - 1) * others if mapped and model.units > 1 else first
     else:
         volume = _over_units(
             model,
