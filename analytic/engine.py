@@ -1557,13 +1557,18 @@ def _compute(
     active = model.edge_units if at_edge else model.units
     if model.innermost:
         return math.ceil(psums / ctx.simd_lanes), float(active)
-    below: list[tuple[LevelResult, int]] = []
-    if at_edge and sp_state.partial_last_unit:
-        below.append((_sub(ctx, model, states, True, held), 1))
-        if model.edge_units - 1 > 0:
-            below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
-    else:
-        below.append((_sub(ctx, model, states, False, held), active))
+    if not (at_edge and sp_state.partial_last_unit):
+        # One nested analysis for all active units (``0 +``: the sum below's start).
+        result = _sub(ctx, model, states, False, held)
+        if below_out is not None:
+            below_out.append(result)
+        busy = 0 + result.avg_active * active
+        value = result.runtime_exact if ctx.machine is not None else result.runtime
+        return value, busy if busy != 0 else float(active)  # type: ignore[return-value]
+    # A partly filled last unit: its own analysis, and the full ones'.
+    below = [(_sub(ctx, model, states, True, held), 1)]
+    if model.edge_units - 1 > 0:
+        below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
     busy = sum(r.avg_active * count for r, count in below)
     if below_out is not None:
         below_out.extend(r for r, _ in below)

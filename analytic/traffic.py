@@ -133,6 +133,16 @@ def _pe_ingress(
     ``wrap`` says what a unit still holds of the tile its inner loops wrapped back to;
     ``kept[i]``: the unit still holds what it touched at temporal directive ``i``'s
     previous position, so an outer directive that advanced adds only its new part)."""
+    if changing < 0:
+        whole = _pe_mapped(model, states, view, first, ee)
+        return _halo_shared(model, view, whole, ee) if kept and not first else whole
+    if changing not in view.coupled:
+        reset = any(
+            states[i].position == INIT and not states[i].unrolled
+            for i in view.coupled
+            if i > changing
+        )
+        return _pe_mapped(model, states, view, first, ee) if reset and wrap == WRAP_LOST else 0
     return _pe_ingress_pair(model, states, changing, view, ee, wrap, kept)[0 if first else 1]
 
 
