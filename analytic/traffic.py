@@ -418,7 +418,13 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     The busiest unit is the first one (or the lone, partly filled edge unit); its MACs
     set the compute delay. For the MAC total every active unit counts a full tile.
     """
-    key = (id(model), id(states))
+    # Memoised: it reads of each directive's state only whether it is at its edge (at
+    # the Edge position, or an Init that overruns) and has a partly filled last unit
+    # (an Init off the edge counts as Steady).
+    key = (
+        id(model),
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit) for st in states],
+    )
     seen = _traffic_seen.get(key)
     if seen is not None:
         return seen[2]
@@ -470,11 +476,12 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
 
 
 _traffic_seen: dict[
-    tuple[int, int], tuple[LevelModel, tuple[State, ...], tuple[int, int, int]]
+    tuple[object, ...], tuple[LevelModel, tuple[State, ...], tuple[int, int, int]]
 ] = {}
-"""Recent cases' output traffic by the identity of their level model and states (each
-entry holds both, so the identities stay theirs): a layer's engine, buffer sizing and
-steady-state figures ask for the same cases."""
+"""Recent cases' output traffic by the identity of their level model and what of their
+states it reads (each entry holds the model, so the identity stays its): a layer's
+cases differing only in which loops sit at Init or Steady, its buffer sizing and
+steady-state figures ask for the same."""
 
 
 def full_unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
