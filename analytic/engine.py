@@ -1059,6 +1059,8 @@ def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:
     compute): the longest nest, and the compute of the busiest one."""
     if not below:
         return 1, compute
+    if len(below) == 1:
+        return max(below[0].global_steps, 1), below[0].compute_total
     busiest = max(below, key=lambda r: r.runtime_exact)
     return max(max(r.global_steps for r in below), 1), busiest.compute_total
 

@@ -194,10 +194,12 @@ def _extent(
     its PEs, each dimension a level below spreads scaled by its PE's share of the tile;
     ``short``: a spatial directive whose last fold leaves the unit idle)."""
     total: float = 1
-    mapped = model.tiles.mapped
+    mapped, directives = model.tiles.mapped, model.directives
     for dim, i, counted in view.by_tensor_dim:
-        d = model.directives[i]
-        tile = max(mapped.get(counted, dims.get(dim, 1)), 1)
+        d = directives[i]
+        tile = mapped[counted] if counted in mapped else dims.get(dim, 1)
+        if tile < 1:
+            tile = 1
         if i <= inside:
             if array and d.spatial:
                 # The units of one fold: tiles ``offset`` apart.
