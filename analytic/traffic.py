@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from metronome.spec.window import OUTPUT_OF
 
@@ -520,13 +521,9 @@ def sub_level_dims(
     model: LevelModel, states: tuple[State, ...], partial_unit: bool
 ) -> tuple[tuple[str, int], ...]:
     """Dimensions the level below works on in this case (one unit's tile)."""
-    # Memoised: it reads of each directive's state only whether it takes the edge tile.
-    at_edge = tuple(
-        [
-            st.is_edge if not d.spatial else st.position == EDGE or st.is_edge
-            for d, st in zip(model.directives, states, strict=True)
-        ]
-    )
+    # Memoised: it reads of each directive's state only whether it takes the edge tile
+    # (a state at the Edge position is at an edge).
+    at_edge = tuple(map(_IS_EDGE, states))
     key = (id(model), partial_unit, at_edge)
     seen = _sub_dims_seen.get(key)
     if seen is not None:
@@ -555,6 +552,8 @@ def sub_level_dims(
     _sub_dims_seen[key] = (model, value)
     return value
 
+
+_IS_EDGE = attrgetter("is_edge")
 
 _sub_dims_seen: dict[tuple[object, ...], tuple[LevelModel, tuple[tuple[str, int], ...]]] = {}
 """Recent nested levels' dimensions by the identity of their level model and which
