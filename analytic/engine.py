@@ -852,9 +852,9 @@ def _count_case(
         # Where every unit's partial sums travel (no adders in the network), each unit
         # sends its own once: the groups finishing apart are among those copies.
         carried = _carried(ctx, ctx.machine, model)
-        moved = tuple(volumes)
+        sent = tuple(volumes)
         in_busy, step_in, out_busy, step_out = _refined_delays(
-            ctx, ctx.machine, noc, model, states, moved, egress, reuse
+            ctx, ctx.machine, noc, model, states, sent, egress, reuse
         )
         if noc.free and changing < 0:
             # A nested level's first tiles came with the level above's step (charged
@@ -869,7 +869,7 @@ def _count_case(
             if bare is None:
                 bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
             in_bare, _, out_bare, _ = _refined_delays(
-                ctx, bare, noc, model, states, moved, egress, reuse
+                ctx, bare, noc, model, states, sent, egress, reuse
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = serial_fill or (
