@@ -168,6 +168,8 @@ class LevelResult:
     """(steps, per-tensor L2 reads per step) of each case counted."""
     last_egress: int = 0
     """Output elements leaving in the last step counted."""
+    first_volumes: tuple[int, ...] = ()
+    """Per input tensor, the elements the level's first step moves (refined model)."""
     received: frozenset[int] = frozenset()
     """Input tensors some step of the level after its first, or of a level below,
     receives (refined): holding any other changes none of its steps."""
@@ -245,6 +247,9 @@ class _Context:
     """Per-layer memo of what the analyses of one level over the same dimensions with
     other input tensors held ask again (:func:`_outer_reuse`, :func:`_held_over`); each
     entry holds the objects whose identities its key takes."""
+    read_shares: dict[int, float] = field(default_factory=dict)
+    """Per input/weight tensor, the share of a top-level unit's tile its PEs read
+    (:func:`_read_share`; refined model, nested levels)."""
 
 
 def _edge_units(
@@ -414,6 +419,8 @@ class _Totals:
     :func:`_phantom_weights`."""
     last_egress: int = 0
     """Output elements leaving in the last case counted (refined model)."""
+    first_volumes: tuple[int, ...] = ()
+    """Per input tensor, the elements the level's first step moves (refined model)."""
     received: set[int] = field(default_factory=set)
     """Input tensors received after the level's first step, or below (refined model)."""
 
@@ -449,6 +456,7 @@ class _Totals:
             compute_total=self.compute_total,
             case_volumes=tuple(self.volumes),
             last_egress=self.last_egress,
+            first_volumes=self.first_volumes,
             received=frozenset(self.received),
         )
 
@@ -571,7 +579,10 @@ def _analyze_level(
             egress = min(egress, outputs * sessions)
         totals.l2_writes[2] = round(egress * own)
     if index == 0 and ctx.exact is not None and totals.deferred:
-        _exact_runtime(ctx.exact, totals)
+        carries = None
+        if len(ctx.models) == 1:
+            carries = _walk_carries(ctx.exact, model, per_directive, reuse)
+        _exact_runtime(ctx.exact, totals, carries)
     result = totals.finish(quirks)
     if reuse is not None and totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
@@ -600,7 +611,9 @@ def _outer_reuse(ctx: _Context, index: int, reuse: LevelReuse) -> LevelReuse:
     return adjusted
 
 
-def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
+def _exact_runtime(
+    exact: ExactCounts, totals: _Totals, carries: dict[str, float] | None = None
+) -> None:
     """The top level's runtime and MACs over the executed nest's exact counts.
 
     The case enumeration gives each step's traffic and compute; its step count and
@@ -613,7 +626,8 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     scaled by ``kappa = K / (scale x K_enum)``. Where the enumeration's extra steps
     are its walk of every input row (``ExactCounts.row_walk``), its steps instead
     stand for executed steps by kind (:func:`_phantom_weights`; docs/refined-model.md,
-    section 0, "one rule")."""
+    section 0, "one rule"), or, where the units do not hold what the walk's extra steps
+    receive, by the loop whose carry leads to them (``carries``, :func:`_walk_carries`)."""
     enumerated = sum(occ for occ, _, _, _ in totals.deferred)
     if enumerated <= 0 or exact.top_steps <= 0:
         return
@@ -621,6 +635,9 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     if 0 < exact.working_top_steps < exact.top_steps:
         # Steps without a MAC take no time and carry the cases' work to the others.
         working = exact.working_top_steps
+    elif 0 < exact.idle_steps < exact.top_steps == exact.steps:
+        # Nested levels of one step per top position: the same.
+        working = exact.top_steps - exact.idle_steps
     scale = working / enumerated
     fills = (
         _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),
@@ -630,6 +647,9 @@ def _exact_runtime(exact: ExactCounts, totals: _Totals) -> None:
     if scale < 1 and exact.row_walk:
         kinds = _phantom_weights(working, totals) or kinds
     weighted = [kinds[kind] for kind in totals.carrying]
+    if scale < 1 and exact.row_walk and carries is not None and working == exact.top_steps:
+        weighted = [(carries.get(dim, 1.0), 1.0, (1.0, 1.0)) for dim in totals.changed]
+        _drop_phantom_reads(totals, [w for w, _, _ in weighted])
     compute = sum(
         w * occ * k for (occ, _, k, _), (w, _, _) in zip(totals.deferred, weighted, strict=True)
     )
@@ -685,6 +705,61 @@ def _phantom_weights(
         (held / receiving, receiving / held, None),
         ((rest - held) / idle if idle else 0.0, 1.0, (1.0, 1.0)),
     ]
+
+
+def _walk_carries(
+    exact: ExactCounts,
+    model: LevelModel,
+    per_directive: tuple[tuple[State, ...], ...],
+    reuse: LevelReuse | None,
+) -> dict[str, float] | None:
+    """Per dimension of a top-level loop, the executed steps each enumerated step whose
+    carry is at that loop stands for, where the enumeration walks every input row of an
+    output coordinate of tile 1 (a row loop of size 1) and the units do not hold what
+    its extra steps receive until an executed step with another filter row needs it (a
+    sweep inside a walked filter directive does not fit): each step then moves its own
+    tiles, and the executed nest is the same odometer with the row loop's ``P``
+    positions ``P' = P S / S_enum``, so a carry at loop ``i`` happens ``prod_{j<i} P'_j
+    (P'_i - 1)`` times where the enumeration has ``prod_{j<i} P_j (P_i - 1)``. None
+    where the walk's rows are held (the gathered rule applies) or its row loop is not
+    one loop of whole positions."""
+    if reuse is None or not exact.row_walk:
+        return None
+    counts = [positions(states) for states in per_directive]
+    dims = [d.dim for d in model.directives]
+    walked = [i for i, d in enumerate(dims) if d in FILTER_OF.values() and counts[i] > 1]
+    if not walked or all(reuse.fits[i] for i in walked) or len(set(dims)) < len(dims):
+        return None
+    rows = [
+        i
+        for i, d in enumerate(dims)
+        if FILTER_OF.get(d) in {dims[j] for j in walked}
+        and counts[i] > 1
+        and model.directives[i].size == 1
+    ]
+    total = prod(counts)
+    if len(rows) != 1 or (counts[rows[0]] * exact.top_steps) % total:
+        return None
+    executed = list(counts)
+    executed[rows[0]] = counts[rows[0]] * exact.top_steps // total
+    carries: dict[str, float] = {}
+    for i, dim in enumerate(dims):
+        if counts[i] > 1:
+            enumerated = prod(counts[:i]) * (counts[i] - 1)
+            carries[dim] = prod(executed[:i]) * (executed[i] - 1) / enumerated
+    return carries
+
+
+def _drop_phantom_reads(totals: _Totals, weights: list[float]) -> None:
+    """Take out of the input/weight reads what the enumerated steps move beyond the
+    executed steps they stand for (``weights`` per case)."""
+    dropped = [0.0] * len(totals.moved)
+    for (occ, volumes), w in zip(totals.volumes, weights, strict=True):
+        for t in range(len(dropped)):
+            dropped[t] += occ * volumes[t] * (1 - w)
+    for t, d in enumerate(dropped):
+        totals.l2_reads[t] = round(totals.l2_reads[t] - d)
+        totals.l1_writes[t] = round(totals.l1_writes[t] - d)
 
 
 def _unit_ratio(
@@ -755,6 +830,27 @@ def _on_units(
     return ceil_div(volume * round(ratio * 1_000_000), 1_000_000)
 
 
+def _read_share(ctx: _Context, tensor: int) -> float:
+    """The share of a top-level unit's tile of an input/weight ``tensor`` that the PEs
+    of the levels below read: a nested directive of size ``m`` and offset ``o > m`` over
+    the ``N`` rows of the level above's tile leaves the rows between its tiles unread,
+    so the tile sent down holds ``(P - 1) m + min(m, N - (P - 1) o)`` of them, ``P =
+    1 + ceil((N - m) / o)`` its positions (docs/refined-model.md, "Exact counts")."""
+    share = ctx.read_shares.get(tensor)
+    if share is not None:
+        return share
+    share = 1.0
+    dims = ctx.models[0].inputs[tensor].tensor.dims
+    for above, lower in zip(ctx.models, ctx.models[1:], strict=False):
+        for d in lower.directives:
+            rows = min(above.tiles.mapped.get(d.dim, 0), above.dims.get(d.dim, 0))
+            if d.dim in dims and d.offset > d.size and rows > d.size:
+                last = ceil_div(rows - d.size, d.offset)
+                share *= (last * d.size + min(d.size, rows - last * d.offset)) / rows
+    ctx.read_shares[tensor] = share
+    return share
+
+
 def _model_over(
     ctx: _Context, model: LevelModel, dims_key: tuple[tuple[str, int], ...]
 ) -> LevelModel:
@@ -818,7 +914,7 @@ def _count_case(
     for t, view in enumerate(model.inputs):
         if reuse is not None and (
             t in held
-            or _held_since_outer_sweep(reuse, view, states, changing)
+            or _held_since_sweep(reuse, view, states, changing)
             or _first_tile_kept(reuse, view, changing)
         ):
             volume = 0
@@ -826,6 +922,8 @@ def _count_case(
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
                 volume = _on_units(ctx, model, view, volume, t)
+                if reuse is not None and len(ctx.models) > 1:
+                    volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
         if volume > 0 and changing >= 0:
             totals.received.add(t)
@@ -872,8 +970,14 @@ def _count_case(
                 ctx, bare, noc, model, states, sent, egress, reuse
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
-        serial = serial_fill or (
-            model.innermost and not _held_over(ctx, ctx.machine, model, states, changing)
+        serial = (
+            serial_fill
+            or (model.innermost and not _held_over(ctx, ctx.machine, model, states, changing))
+            or (
+                model.index == 0
+                and not model.innermost
+                and not _pe_double_buffered(ctx, model, states, changing)
+            )
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
@@ -996,6 +1100,8 @@ def _count_case(
         # sums L2 had before: a reduction loop has left its first position.
         updating = any(states[i].position != INIT for i in model.non_output)
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
+        if changing < 0:
+            totals.first_volumes = tuple(volumes)
         totals.last_egress = egress
     return True
 
@@ -1080,16 +1186,23 @@ def _first_tile_kept(reuse: LevelReuse, view: TensorView, changing: int) -> bool
     )
 
 
-def _held_since_outer_sweep(
+def _held_since_sweep(
     reuse: LevelReuse, view: TensorView, states: tuple[State, ...], changing: int
 ) -> bool:
-    """Whether a unit holds all of this step's tile already: some loop ``o`` outside the
-    changing one that does not index the tensor has advanced, so the unit touched the
-    same tile one sweep of ``o`` ago, and that sweep fits its buffer (footprints only
-    grow outwards, so the innermost such loop decides)."""
-    for o in range(changing - 1, -1, -1):
+    """Whether a unit holds all of this step's tile already: the innermost loop ``o`` at
+    or outside the changing one that does not index the tensor and is not at its first
+    position has advanced, so the unit touched the same tile when ``o`` was one position
+    back. The loops inside ``o`` that iterate and do not index the tensor, up to the
+    first that does, all went from their last position to their first since (``j`` the
+    innermost of them): that touch was one sweep of the loops inside ``j`` ago, which
+    must fit the buffer (with no such ``j``, one sweep of ``o``: footprints only grow
+    outwards, so ``o`` decides)."""
+    for o in range(changing, -1, -1):
         if o not in view.coupled and states[o].position != INIT:
-            return reuse.fits[o]
+            j = o
+            while reuse.next_loop and 0 <= reuse.next_loop[j] not in view.coupled:
+                j = reuse.next_loop[j]
+            return (j > o or o < changing) and reuse.fits[j]
     return False
 
 
@@ -1127,6 +1240,28 @@ def _double_buffered(
         tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
+
+
+def _pe_double_buffered(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """Whether a PE's L1 holds its tiles of a top-level step beside what the next step
+    adds, where levels are nested: a PE holds the innermost level's tile of each tensor
+    (``ctx.innermost_l1``, twice a tile), and of it the share the top level's step adds
+    to its unit's tile is new (:func:`_double_buffered` for one level)."""
+    if ctx.machine is None or ctx.machine.l1_elems >= UNBOUNDED or ctx.innermost_l1 is None:
+        return True
+    if sum(ctx.innermost_l1) <= ctx.machine.l1_elems:
+        # Two whole tiles fit: so does the tile with any part of the next.
+        return True
+    tile = new = 0.0
+    for view, held in zip((*model.inputs, model.output), ctx.innermost_l1, strict=True):
+        pe = held / 2
+        unit = unit_tile(model, states, view)
+        tile += pe
+        if unit > 0:
+            new += pe * min(unit_new_part(model, states, changing, view) / unit, 1.0)
+    return ctx.machine.l1_elems >= tile + new
 
 
 def _reduced_below(ctx: _Context, index: int) -> int:
@@ -1823,7 +1958,10 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     )
     reads += evicted
     bw = machine.offchip_bw
-    first = machine.offchip_latency + ceil_div(sum(top.l2_size_req[:2]) // 2, bw)
+    # The first step's tiles, as the refined model moves them (the units that hold
+    # work, the rows the PEs read), arrive before it starts.
+    fetch = sum(top.first_volumes) if top.first_volumes else sum(top.l2_size_req[:2]) // 2
+    first = machine.offchip_latency + ceil_div(fetch, bw)
     fetched = l2_writes[: len(model.inputs)]
     # Each output goes off-chip with the step after the one that finalised it: only the
     # last step's outputs follow the last step.

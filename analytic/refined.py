@@ -166,6 +166,9 @@ class LevelReuse:
     inside it (every step of the two positions sends), ``"turns"`` without (the groups
     alternate within each sweep); ``"each"``: its sweep does not fit, so at every
     position the units the tile fills send."""
+    next_loop: tuple[int, ...] = ()
+    """Per directive, the first directive inside it that takes more than one position
+    (``-1``: none)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -481,7 +484,20 @@ def level_reuse(
         distinct_share(model, dims, per_directive, strides, capacity, per_pe),
         first_kept,
         split,
+        _next_loops(per_directive),
     )
+
+
+def _next_loops(per_directive: tuple[tuple[State, ...], ...]) -> tuple[int, ...]:
+    """Per directive, the first directive inside it that takes more than one position
+    (``-1``: none)."""
+    out = []
+    following = -1
+    for i in range(len(per_directive) - 1, -1, -1):
+        out.append(following)
+        if positions(per_directive[i]) > 1:
+            following = i
+    return tuple(reversed(out))
 
 
 def distinct_share(
