@@ -976,7 +976,7 @@ def _count_case(
             or (
                 model.index == 0
                 and not model.innermost
-                and not _pe_double_buffered(ctx, model, states, changing)
+                and not _pe_held_over(ctx, model, states, changing)
             )
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
@@ -1209,14 +1209,20 @@ def _held_since_sweep(
 def _held_over(
     ctx: _Context, machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
 ) -> bool:
-    """:func:`_double_buffered`, memoised per layer by the identity of the level model
-    and the case's states (the analyses with other tensors held ask again)."""
-    key = ("double_buffered", id(machine), id(model), id(states), changing)
+    """:func:`_double_buffered`, memoised per layer by what it reads of the case (as
+    :func:`_pe_held_over`; the analyses with other tensors held ask again too)."""
+    key = (
+        "double_buffered",
+        id(machine),
+        id(model),
+        changing,
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+    )
     seen = ctx.shared.get(key)
     if seen is None:
         value = _double_buffered(machine, model, states, changing)
-        seen = ctx.shared[key] = (machine, model, states, value)
-    return seen[3]  # type: ignore[return-value]
+        seen = ctx.shared[key] = (machine, model, value)
+    return seen[2]  # type: ignore[return-value]
 
 
 def _double_buffered(
@@ -1240,6 +1246,26 @@ def _double_buffered(
         tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
+
+
+def _pe_held_over(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """:func:`_pe_double_buffered`, memoised per layer by what it reads of the case: the
+    changing loop and each directive's state up to Init or Steady (a loop outside the
+    changing one adds none of its own part, so only its edge tile counts; a loop inside
+    it is at Init, unrolled or not)."""
+    key = (
+        "pe_double_buffered",
+        id(model),
+        changing,
+        ctx.innermost_l1,
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+    )
+    seen = ctx.shared.get(key)
+    if seen is None:
+        seen = ctx.shared[key] = (model, _pe_double_buffered(ctx, model, states, changing))
+    return seen[1]  # type: ignore[return-value]
 
 
 def _pe_double_buffered(
