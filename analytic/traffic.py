@@ -138,13 +138,24 @@ def _pe_ingress(
         whole = _pe_mapped(model, states, view, first, ee)
         return _halo_shared(model, view, whole, ee) if kept and not first else whole
     if changing not in view.coupled:
-        reset = any(
-            states[i].position == INIT and not states[i].unrolled
-            for i in view.coupled
-            if i > changing
-        )
-        return _pe_mapped(model, states, view, first, ee) if reset and wrap == WRAP_LOST else 0
+        refetched = _refetched(states, changing, view, wrap)
+        return _pe_mapped(model, states, view, first, ee) if refetched else 0
     return _pe_ingress_pair(model, states, changing, view, ee, wrap, kept)[0 if first else 1]
+
+
+def _refetched(states: tuple[State, ...], changing: int, view: TensorView, wrap: int) -> bool:
+    """Whether a unit fetches its whole tile of ``view`` again although the changing
+    loop does not index it: a loop inside it over the tensor wrapped back to its first
+    position (not one that covers its dimension) and the unit lost what it held."""
+    return wrap == WRAP_LOST and _wrapped(states, changing, view)
+
+
+def _wrapped(states: tuple[State, ...], changing: int, view: TensorView) -> bool:
+    """Whether a loop inside the changing one over the tensor went back to its first
+    position (one that covers its dimension does not move)."""
+    return any(
+        states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
+    )
 
 
 def _pe_ingress_pair(
@@ -162,15 +173,13 @@ def _pe_ingress_pair(
         other = _pe_mapped(model, states, view, False, ee)
         return whole, _halo_shared(model, view, other, ee) if kept else other
     coupled = view.coupled
-    reset = any(
-        states[i].position == INIT and not states[i].unrolled for i in coupled if i > changing
-    )
     if changing not in coupled:
-        if reset and wrap == WRAP_LOST:
+        if _refetched(states, changing, view, wrap):
             return _pe_mapped(model, states, view, True, ee), _pe_mapped(
                 model, states, view, False, ee
             )
         return 0, 0
+    reset = _wrapped(states, changing, view)
     if wrap == WRAP_KEPT:
         reset = False
     t = model.tiles
@@ -385,6 +394,14 @@ def spatial_ingress(
     tile is fetched). ``kept`` is per directive whether the units still hold what they
     touched at its previous position (see ``_pe_ingress``).
     """
+    if (
+        changing >= 0
+        and changing not in view.coupled
+        and not _refetched(states, changing, view, wrap)
+    ):
+        # A loop that does not index the tensor advanced: nothing moves unless its
+        # inner loops over the tensor wrapped and the units lost their tile.
+        return 0
     # Memoised: it depends on the case only through the states of the tensor's
     # directives (a term reading more of the case must join the key).
     key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
