@@ -74,6 +74,7 @@ from .traffic import (
     output_traffic,
     spatial_ingress,
     sub_level_dims,
+    tile_refetched,
     unit_new_part,
     unit_tile,
 )
@@ -906,9 +907,7 @@ def _count_case(
     ingress = 0
     volumes: list[int] = []
     wrap = 0
-    kept: tuple[bool, ...] = ()
-    if reuse is not None:
-        kept = tuple([f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)])
+    kept: tuple[bool, ...] | None = None if reuse is not None else ()
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
@@ -918,7 +917,18 @@ def _count_case(
             or _first_tile_kept(reuse, view, changing)
         ):
             volume = 0
+        elif (
+            changing >= 0
+            and changing not in view.coupled
+            and not tile_refetched(states, changing, view, wrap)
+        ):
+            volume = 0  # (What spatial_ingress answers, without building its arguments.)
         else:
+            if kept is None:
+                assert reuse is not None
+                kept = tuple(
+                    [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
+                )
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
                 volume = _on_units(ctx, model, view, volume, t)

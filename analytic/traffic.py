@@ -45,6 +45,7 @@ __all__ = [
     "output_traffic",
     "spatial_ingress",
     "sub_level_dims",
+    "tile_refetched",
     "unit_new_part",
     "unit_tile",
 ]
@@ -138,12 +139,12 @@ def _pe_ingress(
         whole = _pe_mapped(model, states, view, first, ee)
         return _halo_shared(model, view, whole, ee) if kept and not first else whole
     if changing not in view.coupled:
-        refetched = _refetched(states, changing, view, wrap)
+        refetched = tile_refetched(states, changing, view, wrap)
         return _pe_mapped(model, states, view, first, ee) if refetched else 0
     return _pe_ingress_pair(model, states, changing, view, ee, wrap, kept)[0 if first else 1]
 
 
-def _refetched(states: tuple[State, ...], changing: int, view: TensorView, wrap: int) -> bool:
+def tile_refetched(states: tuple[State, ...], changing: int, view: TensorView, wrap: int) -> bool:
     """Whether a unit fetches its whole tile of ``view`` again although the changing
     loop does not index it: a loop inside it over the tensor wrapped back to its first
     position (not one that covers its dimension) and the unit lost what it held."""
@@ -174,7 +175,7 @@ def _pe_ingress_pair(
         return whole, _halo_shared(model, view, other, ee) if kept else other
     coupled = view.coupled
     if changing not in coupled:
-        if _refetched(states, changing, view, wrap):
+        if tile_refetched(states, changing, view, wrap):
             return _pe_mapped(model, states, view, True, ee), _pe_mapped(
                 model, states, view, False, ee
             )
@@ -397,7 +398,7 @@ def spatial_ingress(
     if (
         changing >= 0
         and changing not in view.coupled
-        and not _refetched(states, changing, view, wrap)
+        and not tile_refetched(states, changing, view, wrap)
     ):
         # A loop that does not index the tensor advanced: nothing moves unless its
         # inner loops over the tensor wrapped and the units lost their tile.
