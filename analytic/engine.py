@@ -1811,7 +1811,14 @@ def _sub(
     key = (id(model), id(states), partial)
     seen = ctx.subs.get(key)
     if seen is None:
-        seen = ctx.subs[key] = (model, states, sub_level_dims(model, states, partial), {})
+        dims_key = sub_level_dims(model, states, partial)
+        # The cases whose units get the same dimensions (one tuple per level model and
+        # edge flags) share their nested analyses by held tensors.
+        by_dims = ctx.shared.get(("sub_results", id(dims_key)))
+        if by_dims is None:
+            by_dims = ctx.shared[("sub_results", id(dims_key))] = (dims_key, {})
+        shared: dict[frozenset[int], LevelResult] = by_dims[1]  # type: ignore[assignment]
+        seen = ctx.subs[key] = (model, states, dims_key, shared)
     results = seen[3]
     result = results.get(held)
     if result is not None:
