@@ -1264,7 +1264,7 @@ def _pe_held_over(
     """:func:`_pe_double_buffered`, memoised per layer by what it reads of the case: the
     changing loop and each directive's state up to Init or Steady (a loop outside the
     changing one adds none of its own part, so only its edge tile counts; a loop inside
-    it is at Init, unrolled or not)."""
+    it is at Init, unrolled or not; a term reading more of the case must join the key)."""
     key = (
         "pe_double_buffered",
         id(model),

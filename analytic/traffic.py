@@ -439,7 +439,7 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     """
     # Memoised: it reads of each directive's state only whether it is at its edge (at
     # the Edge position, or an Init that overruns) and has a partly filled last unit
-    # (an Init off the edge counts as Steady).
+    # (an Init off the edge counts as Steady); a term reading more must join the key.
     key = (
         id(model),
         *[(st.position == EDGE, st.is_edge, st.partial_last_unit) for st in states],
