@@ -74,6 +74,7 @@ from .traffic import (
     output_traffic,
     spatial_ingress,
     sub_level_dims,
+    tile_refetched,
     unit_new_part,
     unit_tile,
 )
@@ -246,6 +247,10 @@ class _Context:
     top_footprints: tuple[int, ...] | None = None
     """A unit's footprint per directive of the top level, where its reuse took whole
     unit tiles (no per-PE split): the off-chip terms ask for the same sweeps."""
+    shared: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict)
+    """Per-layer memo of what the analyses of one level over the same dimensions with
+    other input tensors held ask again (:func:`_outer_reuse`, :func:`_held_over`); each
+    entry holds the objects whose identities its key takes."""
     read_shares: dict[int, float] = field(default_factory=dict)
     """Per input/weight tensor, the share of a top-level unit's tile its PEs read
     (:func:`_read_share`; refined model, nested levels)."""
@@ -553,13 +558,7 @@ def _analyze_level(
             ctx.top_footprints = reuse.footprints
         ctx.levels[(index, dims_key)] = (model, reuse)
     if reuse is not None:
-        outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
-        reuse = replace(
-            reuse,
-            output_share=outer[0] * reuse.output_share,
-            unit_share=outer[1] * reuse.unit_share,
-            leaving=outer[2] * reuse.leaving,
-        )
+        reuse = _outer_reuse(ctx, index, reuse)
         ctx.outer_share[index + 1] = (reuse.output_share, reuse.unit_share, reuse.leaving)
     # MAESTRO sizes the buffers at every case until one is counted (see D8).
     resize_while_skipping = quirks.oversized_tile_edge_cut
@@ -601,6 +600,24 @@ def _analyze_level(
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _outer_reuse(ctx: _Context, index: int, reuse: LevelReuse) -> LevelReuse:
+    """``reuse`` with the output, unit and leaving shares of the levels above, one
+    object per level reuse and shares (the step delays are memoised by its identity)."""
+    outer = ctx.outer_share.get(index, (1.0, 1.0, 1.0))
+    key = ("outer_reuse", id(reuse), outer)
+    seen = ctx.shared.get(key)
+    if seen is not None:
+        return seen[1]  # type: ignore[return-value]
+    adjusted = replace(
+        reuse,
+        output_share=outer[0] * reuse.output_share,
+        unit_share=outer[1] * reuse.unit_share,
+        leaving=outer[2] * reuse.leaving,
+    )
+    ctx.shared[key] = (reuse, adjusted)
+    return adjusted
 
 
 def _exact_runtime(
@@ -922,9 +939,7 @@ def _count_case(
     ingress = 0
     volumes: list[int] = []
     wrap = 0
-    kept: tuple[bool, ...] = ()
-    if reuse is not None:
-        kept = tuple([f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)])
+    kept: tuple[bool, ...] | None = None if reuse is not None else ()
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
     for t, view in enumerate(model.inputs):
@@ -934,7 +949,18 @@ def _count_case(
             or _first_tile_kept(reuse, view, changing)
         ):
             volume = 0
+        elif (
+            changing >= 0
+            and changing not in view.coupled
+            and not tile_refetched(states, changing, view, wrap)
+        ):
+            volume = 0  # (What spatial_ingress answers, without building its arguments.)
         else:
+            if kept is None:
+                assert reuse is not None
+                kept = tuple(
+                    [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
+                )
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
                 volume = _on_units(ctx, model, view, volume, t)
@@ -956,7 +982,8 @@ def _count_case(
     if novel is not None:
         # Only the share of the nested steps that walks the new part receives it.
         t, share = novel
-        held_too = _compute(ctx, model, states, psums, dims, None, inner_held | {t})[0]
+        also_below: list[LevelResult] = []
+        held_too = _compute(ctx, model, states, psums, dims, also_below, inner_held | {t})[0]
         compute = share * compute + (1 - share) * held_too  # type: ignore[assignment]
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
@@ -964,12 +991,10 @@ def _count_case(
         reuse, split = _split_case(ctx, model, states, reuse)
         # Where every unit's partial sums travel (no adders in the network), each unit
         # sends its own once: the groups finishing apart are among those copies.
-        carried = ctx.machine.topology in ("bus", "crossbar") and (
-            _reduced_below(ctx, model.index) > 1
-            or any(model.directives[i].spatial for i in model.non_output)
-        )
+        carried = _carried(ctx, ctx.machine, model)
+        sent = tuple(volumes)
         in_busy, step_in, out_busy, step_out = _refined_delays(
-            ctx, ctx.machine, noc, model, states, tuple(volumes), egress, reuse
+            ctx, ctx.machine, noc, model, states, sent, egress, reuse
         )
         if noc.free and changing < 0:
             # A nested level's first tiles came with the level above's step (charged
@@ -984,26 +1009,26 @@ def _count_case(
             if bare is None:
                 bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
             in_bare, _, out_bare, _ = _refined_delays(
-                ctx, bare, noc, model, states, tuple(volumes), egress, reuse
+                ctx, bare, noc, model, states, sent, egress, reuse
             )
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = (
             serial_fill
-            or (model.innermost and not _double_buffered(ctx.machine, model, states, changing))
+            or (model.innermost and not _held_over(ctx, ctx.machine, model, states, changing))
             or (
                 model.index == 0
                 and not model.innermost
-                and not _pe_double_buffered(ctx, model, states, changing)
+                and not _pe_held_over(ctx, model, states, changing)
             )
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
         # bounds paces the step, not their sum (``raw``: the nested runtime without).
-        raw = compute if model.innermost else _nested_base(ctx, model, states, inner_held)
+        # (The slowest nested unit's runtime without its collections' cost.)
+        raw = compute if model.innermost else max(r.runtime_base for r in below)
         if novel is not None and not model.innermost:
-            also = inner_held | {novel[0]}
-            raw = novel[1] * raw + (1 - novel[1]) * _nested_base(ctx, model, states, also)
+            raw = novel[1] * raw + (1 - novel[1]) * max(r.runtime_base for r in also_below)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
@@ -1127,6 +1152,22 @@ def _count_case(
     return True
 
 
+def _carried(ctx: _Context, machine: Machine, model: LevelModel) -> bool:
+    """Whether every unit's partial sums travel to L2 (no adders in the network) while
+    units reduce the same outputs (memoised per layer: every case asks)."""
+    key = ("carried", model.index)
+    seen = ctx.unit_counts.get(key)
+    if seen is None:
+        seen = ctx.unit_counts[key] = int(
+            machine.topology in ("bus", "crossbar")
+            and (
+                _reduced_below(ctx, model.index) > 1
+                or any(model.directives[i].spatial for i in model.non_output)
+            )
+        )
+    return bool(seen)
+
+
 def _fill_share(steps: int, scale: float, weights: list[int], delays: list[int]) -> float:
     """What each of the case enumeration's phases on a plane carries of a phase's fill
     (route, adders) once its ``moving`` steps are spread over the ``steps`` exact ones:
@@ -1170,6 +1211,8 @@ def _inner_work(below: list[LevelResult], compute: float) -> tuple[int, float]:
     compute): the longest nest, and the compute of the busiest one."""
     if not below:
         return 1, compute
+    if len(below) == 1:
+        return max(below[0].global_steps, 1), below[0].compute_total
     busiest = max(below, key=lambda r: r.runtime_exact)
     return max(max(r.global_steps for r in below), 1), busiest.compute_total
 
@@ -1209,6 +1252,25 @@ def _held_since_sweep(
     return False
 
 
+def _held_over(
+    ctx: _Context, machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """:func:`_double_buffered`, memoised per layer by what it reads of the case (as
+    :func:`_pe_held_over`; the analyses with other tensors held ask again too)."""
+    key = (
+        "double_buffered",
+        id(machine),
+        id(model),
+        changing,
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+    )
+    seen = ctx.shared.get(key)
+    if seen is None:
+        value = _double_buffered(machine, model, states, changing)
+        seen = ctx.shared[key] = (machine, model, value)
+    return seen[2]  # type: ignore[return-value]
+
+
 def _double_buffered(
     machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
 ) -> bool:
@@ -1230,6 +1292,26 @@ def _double_buffered(
         tile = max(tile, sum(unit_tile(model, before, v) for v in views))
     new = sum(unit_new_part(model, states, changing, v) for v in views)
     return machine.l1_elems >= tile + new
+
+
+def _pe_held_over(
+    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+) -> bool:
+    """:func:`_pe_double_buffered`, memoised per layer by what it reads of the case: the
+    changing loop and each directive's state up to Init or Steady (a loop outside the
+    changing one adds none of its own part, so only its edge tile counts; a loop inside
+    it is at Init, unrolled or not; a term reading more of the case must join the key)."""
+    key = (
+        "pe_double_buffered",
+        id(model),
+        changing,
+        ctx.innermost_l1,
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+    )
+    seen = ctx.shared.get(key)
+    if seen is None:
+        seen = ctx.shared[key] = (model, _pe_double_buffered(ctx, model, states, changing))
+    return seen[1]  # type: ignore[return-value]
 
 
 def _pe_double_buffered(
@@ -1742,13 +1824,18 @@ def _compute(
     active = model.edge_units if at_edge else model.units
     if model.innermost:
         return math.ceil(psums / ctx.simd_lanes), float(active)
-    below: list[tuple[LevelResult, int]] = []
-    if at_edge and sp_state.partial_last_unit:
-        below.append((_sub(ctx, model, states, True, held), 1))
-        if model.edge_units - 1 > 0:
-            below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
-    else:
-        below.append((_sub(ctx, model, states, False, held), active))
+    if not (at_edge and sp_state.partial_last_unit):
+        # One nested analysis for all active units (``0 +``: the sum below's start).
+        result = _sub(ctx, model, states, False, held)
+        if below_out is not None:
+            below_out.append(result)
+        busy = 0 + result.avg_active * active
+        value = result.runtime_exact if ctx.machine is not None else result.runtime
+        return value, busy if busy != 0 else float(active)  # type: ignore[return-value]
+    # A partly filled last unit: its own analysis, and the full ones'.
+    below = [(_sub(ctx, model, states, True, held), 1)]
+    if model.edge_units - 1 > 0:
+        below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
     busy = sum(r.avg_active * count for r, count in below)
     if below_out is not None:
         below_out.extend(r for r, _ in below)
@@ -1775,18 +1862,6 @@ def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:
                 if 0 < mine < unit:
                     shares[d] = shares.get(d, 1.0) * mine / unit
     return shares
-
-
-def _nested_base(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], held: frozenset[int]
-) -> float:
-    """The slowest nested unit's runtime without its collections' cost (refined)."""
-    sp_state = states[model.first_spatial]
-    partial = sp_state.is_edge and sp_state.partial_last_unit
-    below = [_sub(ctx, model, states, partial, held)]
-    if partial and model.edge_units - 1 > 0:
-        below.append(_sub(ctx, model, states, False, held))
-    return max(r.runtime_base for r in below)
 
 
 def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozenset[int]:
@@ -1830,7 +1905,14 @@ def _sub(
     key = (id(model), id(states), partial)
     seen = ctx.subs.get(key)
     if seen is None:
-        seen = ctx.subs[key] = (model, states, sub_level_dims(model, states, partial), {})
+        dims_key = sub_level_dims(model, states, partial)
+        # The cases whose units get the same dimensions (one tuple per level model and
+        # edge flags) share their nested analyses by held tensors.
+        by_dims = ctx.shared.get(("sub_results", id(dims_key)))
+        if by_dims is None:
+            by_dims = ctx.shared[("sub_results", id(dims_key))] = (dims_key, {})
+        shared: dict[frozenset[int], LevelResult] = by_dims[1]  # type: ignore[assignment]
+        seen = ctx.subs[key] = (model, states, dims_key, shared)
     results = seen[3]
     result = results.get(held)
     if result is not None:

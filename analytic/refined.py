@@ -197,10 +197,12 @@ def _extent(
     its PEs, each dimension a level below spreads scaled by its PE's share of the tile;
     ``short``: a spatial directive whose last fold leaves the unit idle)."""
     total: float = 1
-    mapped = model.tiles.mapped
+    mapped, directives = model.tiles.mapped, model.directives
     for dim, i, counted in view.by_tensor_dim:
-        d = model.directives[i]
-        tile = max(mapped.get(counted, dims.get(dim, 1)), 1)
+        d = directives[i]
+        tile = mapped[counted] if counted in mapped else dims.get(dim, 1)
+        if tile < 1:
+            tile = 1
         if i <= inside:
             if array and d.spatial:
                 # The units of one fold: tiles ``offset`` apart.
@@ -219,30 +221,32 @@ def _extent(
     return math.ceil(total)
 
 
-def _swept(
-    known: dict[tuple[int, int], int],
+def _sweeps(
     model: LevelModel,
     dims: dict[str, int],
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
     view: TensorView,
-    inside: int,
     array: bool = False,
     per_pe: dict[str, float] | None = None,
-) -> int:
-    """:func:`_extent`, memoised in ``known``: it depends on ``inside`` only through the
-    innermost of ``view``'s directives at or outside it."""
-    innermost = -1
-    for i in view.order:
-        if innermost < i <= inside:
-            innermost = i
-    key = (id(view), innermost)
-    value = known.get(key)
-    if value is None:
-        value = known[key] = _extent(
-            model, dims, per_directive, strides, view, innermost, array, per_pe
-        )
-    return value
+) -> list[int]:
+    """:func:`_extent` of ``view`` per ``inside`` from 0 to the number of directives
+    (the last: no loop inside), each computed once: it depends on ``inside`` only
+    through the innermost of ``view``'s directives at or outside it."""
+    out: list[int] = []
+    known: dict[int, int] = {}
+    for inside in range(len(model.directives) + 1):
+        innermost = -1
+        for i in view.order:
+            if innermost < i <= inside:
+                innermost = i
+        value = known.get(innermost)
+        if value is None:
+            value = known[innermost] = _extent(
+                model, dims, per_directive, strides, view, innermost, array, per_pe
+            )
+        out.append(value)
+    return out
 
 
 def _whole(dims: dict[str, int], strides: dict[str, int], dim: str, counted: str) -> int:
@@ -268,25 +272,12 @@ def array_footprints(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
     out = []
-    known: dict[tuple[int, int], int] = {}
+    inputs = [_sweeps(model, dims, per_directive, strides, v, array) for v in model.inputs]
+    output = _sweeps(model, dims, per_directive, strides, model.output, array)
     for c in range(n):
-        total = sum(
-            _swept(known, model, dims, per_directive, strides, v, c, array) for v in model.inputs
-        )
+        total = sum([sweep[c] for sweep in inputs])
         revisited = any(r <= c for r in reductions)
-        out.append(
-            total
-            + _swept(
-                known,
-                model,
-                dims,
-                per_directive,
-                strides,
-                model.output,
-                c if revisited else n,
-                array,
-            )
-        )
+        out.append(total + output[c if revisited else n])
     return tuple(out)
 
 
@@ -394,28 +385,17 @@ def level_reuse(
     n = len(model.directives)
     reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
 
-    known: dict[tuple[int, int], int] = {}
+    views = (*model.inputs, model.output)
+    swept = [_sweeps(model, dims, per_directive, strides, v, per_pe=per_pe) for v in views]
 
     def footprint(c: int) -> tuple[int, int]:
         """(the sweep's footprint, what of it stays after the sweep: outputs touched
         for the last time leave)."""
-        inputs = sum(
-            _swept(known, model, dims, per_directive, strides, v, c, per_pe=per_pe)
-            for v in model.inputs
-        )
+        inputs = sum([sweep[c] for sweep in swept[:-1]])
         # Outputs leave a unit at their last touch: the sweep holds them only while a
         # reduction loop at or outside ``c`` will come back to them.
         revisited = any(r <= c for r in reductions)
-        out = _swept(
-            known,
-            model,
-            dims,
-            per_directive,
-            strides,
-            model.output,
-            c if revisited else n,
-            per_pe=per_pe,
-        )
+        out = swept[-1][c if revisited else n]
         return inputs + out, inputs + (out if revisited else 0)
 
     sweeps = [footprint(c) for c in range(n)]
@@ -430,7 +410,7 @@ def level_reuse(
         sweep touches the same tile)."""
         if not any(j > r and positions(per_directive[j]) > 1 for j in view.coupled):
             return 0
-        return _swept(known, model, dims, per_directive, strides, view, n, per_pe=per_pe)
+        return swept[views.index(view)][n]
 
     kept: float = 1
     spread, groups = 1, 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from metronome.spec.window import OUTPUT_OF
 
@@ -44,6 +45,7 @@ __all__ = [
     "output_traffic",
     "spatial_ingress",
     "sub_level_dims",
+    "tile_refetched",
     "unit_new_part",
     "unit_tile",
 ]
@@ -136,47 +138,89 @@ def _pe_ingress(
     if changing < 0:
         whole = _pe_mapped(model, states, view, first, ee)
         return _halo_shared(model, view, whole, ee) if kept and not first else whole
-    reset = any(
+    if changing not in view.coupled:
+        refetched = tile_refetched(states, changing, view, wrap)
+        return _pe_mapped(model, states, view, first, ee) if refetched else 0
+    return _pe_ingress_pair(model, states, changing, view, ee, wrap, kept)[0 if first else 1]
+
+
+def tile_refetched(states: tuple[State, ...], changing: int, view: TensorView, wrap: int) -> bool:
+    """Whether a unit fetches its whole tile of ``view`` again although the changing
+    loop does not index it: a loop inside it over the tensor wrapped back to its first
+    position (not one that covers its dimension) and the unit lost what it held."""
+    return wrap == WRAP_LOST and _wrapped(states, changing, view)
+
+
+def _wrapped(states: tuple[State, ...], changing: int, view: TensorView) -> bool:
+    """Whether a loop inside the changing one over the tensor went back to its first
+    position (one that covers its dimension does not move)."""
+    return any(
         states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
     )
-    if changing not in view.coupled:
-        return _pe_mapped(model, states, view, first, ee) if reset and wrap == WRAP_LOST else 0
+
+
+def _pe_ingress_pair(
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    view: TensorView,
+    ee: bool,
+    wrap: int = 0,
+    kept: tuple[bool, ...] = (),
+) -> tuple[int, int]:
+    """:func:`_pe_ingress` of the first unit and of a further one, in one pass."""
+    if changing < 0:
+        whole = _pe_mapped(model, states, view, True, ee)
+        other = _pe_mapped(model, states, view, False, ee)
+        return whole, _halo_shared(model, view, other, ee) if kept else other
+    coupled = view.coupled
+    if changing not in coupled:
+        if tile_refetched(states, changing, view, wrap):
+            return _pe_mapped(model, states, view, True, ee), _pe_mapped(
+                model, states, view, False, ee
+            )
+        return 0, 0
+    reset = _wrapped(states, changing, view)
     if wrap == WRAP_KEPT:
         reset = False
     t = model.tiles
+    mapped, mapped_edge, directives = t.mapped, t.mapped_edge, model.directives
     full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
-    ret = 1
-    for i in view.coupled:
-        d, st = model.directives[i], states[i]
+    first = other = 1
+    for i in coupled:
+        d, st = directives[i], states[i]
         dim, pos = d.dim, st.position
         if not d.spatial:
             if pos == INIT:
-                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+                f = mapped_edge[dim] if st.is_edge else mapped[dim]
             elif pos == EDGE and not full_edge_tile:
                 if (i == changing and not reset) or (i < changing and kept and kept[i]):
-                    ret *= max(t.unique_edge[dim], 1)
+                    f = max(t.unique_edge[dim], 1)
                 else:
-                    ret *= t.mapped_edge[dim]
+                    f = mapped_edge[dim]
             elif (i == changing and not reset) or (i < changing and kept and kept[i]):
-                ret *= max(t.unique[dim], 1)
+                f = max(t.unique[dim], 1)
             else:
-                ret *= t.mapped[dim]
+                f = mapped[dim]
+            first *= f
+            other *= f
             continue
-        full = t.mapped_edge[dim] if ee else t.mapped[dim]
+        full = mapped_edge[dim] if ee else mapped[dim]
         part = t.unique_edge[dim] if ee else t.unique[dim]
         if kept and dim in _SLIDING_DIMS and 0 < d.offset < full and part > 0:
             # Units fetching in one step share one multicast of their overlap: a further
             # unit adds what its neighbour does not hold; a fold that moved adds, at the
             # first unit, only the rows past the previous fold's last unit.
             moved = i == changing and not reset
-            ret *= (part if moved else full) if first else part
-        elif first:
-            ret *= full
-        elif pos == INIT:
-            ret *= full if i <= changing else part
+            first *= part if moved else full
+            other *= part
         else:
-            ret *= part if (i == changing and not reset) else full
-    return ret
+            first *= full
+            if pos == INIT:
+                other *= full if i <= changing else part
+            else:
+                other *= part if (i == changing and not reset) else full
+    return first, other
 
 
 _SLIDING_DIMS = ("Y", "X")
@@ -204,23 +248,39 @@ def _pe_egress(
     reuse_at_edge: bool = True,
 ) -> int:
     """One unit's output tile (``psums``: times its reduction extents, i.e. its MACs)."""
-    t, e_units = model.tiles, model.edge_units
-    view = model.output
+    ret = _pe_output_tile(model, states, first, ee, reuse_at_edge)
+    return ret * _pe_reduction_extent(model, states, first, ee) if psums else ret
+
+
+def _pe_reduction_extent(
+    model: LevelModel, states: tuple[State, ...], first: bool, ee: bool
+) -> int:
+    """One unit's extents of the reduction dimensions (its MACs per output)."""
+    t, e_units, directives = model.tiles, model.edge_units, model.directives
     ret = 1
-    if psums:
-        for i in model.non_output:
-            d, st = model.directives[i], states[i]
-            dim = d.dim
-            if not d.spatial:
-                ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
-                continue
-            ret *= _spatial_extent(t, e_units, st, dim, dim, first, ee, psum_edge=True)
-    for dim, i, counted in view.by_tensor_dim:
-        d, st = model.directives[i], states[i]
+    for i in model.non_output:
+        d, st = directives[i], states[i]
+        dim = d.dim
         if not d.spatial:
-            if st.position == INIT:
+            ret *= t.mapped_edge[dim] if st.is_edge else t.mapped[dim]
+            continue
+        ret *= _spatial_extent(t, e_units, st, dim, dim, first, ee, psum_edge=True)
+    return ret
+
+
+def _pe_output_tile(
+    model: LevelModel, states: tuple[State, ...], first: bool, ee: bool, reuse_at_edge: bool
+) -> int:
+    """One unit's output tile in output coordinates."""
+    t, e_units, directives = model.tiles, model.edge_units, model.directives
+    ret = 1
+    for dim, i, counted in model.output.by_tensor_dim:
+        d, st = directives[i], states[i]
+        if not d.spatial:
+            pos = st.position
+            if pos == INIT:
                 ret *= t.mapped_edge.get(counted, 0) if st.is_edge else t.mapped.get(counted, 0)
-            elif st.position == STEADY:
+            elif pos == STEADY:
                 ret *= t.mapped.get(counted, 0)
             else:
                 ret *= t.mapped_edge.get(counted, 0)
@@ -335,6 +395,14 @@ def spatial_ingress(
     tile is fetched). ``kept`` is per directive whether the units still hold what they
     touched at its previous position (see ``_pe_ingress``).
     """
+    if (
+        changing >= 0
+        and changing not in view.coupled
+        and not tile_refetched(states, changing, view, wrap)
+    ):
+        # A loop that does not index the tensor advanced: nothing moves unless its
+        # inner loops over the tensor wrapped and the units lost their tile.
+        return 0
     # Memoised: it depends on the case only through the states of the tensor's
     # directives (a term reading more of the case must join the key).
     key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
@@ -342,12 +410,16 @@ def spatial_ingress(
     if seen is not None:
         return seen[3]
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
-    volume = _over_units(
-        model,
-        sp_state if mapped else None,
-        edge,
-        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
-    )
+    if not edge:
+        first, others = _pe_ingress_pair(model, states, changing, view, False, wrap, kept)
+        volume = first + (model.units - 1) * others if mapped and model.units > 1 else first
+    else:
+        volume = _over_units(
+            model,
+            sp_state,
+            edge,
+            lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
+        )
     if len(_ingress_seen) >= 4096:
         _ingress_seen.clear()
     _ingress_seen[key] = (model, view, states, volume)
@@ -365,38 +437,57 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
     The busiest unit is the first one (or the lone, partly filled edge unit); its MACs
     set the compute delay. For the MAC total every active unit counts a full tile.
     """
-    key = (id(model), id(states))
+    # Memoised: it reads of each directive's state only whether it is at its edge (at
+    # the Edge position, or an Init that overruns) and has a partly filled last unit
+    # (an Init off the edge counts as Steady); a term reading more must join the key.
+    key = (
+        id(model),
+        *[(st.position == EDGE, st.is_edge, st.partial_last_unit) for st in states],
+    )
     seen = _traffic_seen.get(key)
     if seen is not None:
         return seen[2]
     mapped, sp_state, edge = _spatial_info(model, states, model.output.order)
-    first_macs = _pe_egress(model, states, True, True, False)
-    egress = _over_units(
-        model,
-        sp_state if mapped else None,
-        edge,
-        lambda first, ee: _pe_egress(model, states, False, first, ee),
-    )
-    if mapped and edge:
-        assert sp_state is not None
-        busiest = _pe_egress(
-            model, states, True, True, model.edge_units == 1 and sp_state.partial_last_unit
-        )
-    else:
+    # A full unit's tile and MACs, shared by the sums below (integer products).
+    out_first = _pe_output_tile(model, states, True, False, True)
+    first_macs = out_first * _pe_reduction_extent(model, states, True, False)
+    if not edge:
+        egress = out_first
+        if mapped and model.units > 1:
+            egress += (model.units - 1) * _pe_output_tile(model, states, False, False, True)
         busiest = first_macs
+    else:
+        egress = _over_units(
+            model,
+            sp_state if mapped else None,
+            edge,
+            lambda first, ee: (
+                out_first if (first and not ee) else _pe_egress(model, states, False, first, ee)
+            ),
+        )
+        if mapped:
+            assert sp_state is not None
+            busiest = _pe_egress(
+                model, states, True, True, model.edge_units == 1 and sp_state.partial_last_unit
+            )
+        else:
+            busiest = first_macs
     for i in model.spatial:
         sp_state = states[i]
         edge = edge or sp_state.is_edge
-    macs = _over_units(
-        model,
-        sp_state,
-        edge,
-        lambda first, ee: (
-            first_macs if (first and not ee) else _pe_egress(model, states, True, first, ee)
-        ),
-        others_as_first=True,
-        partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
-    )
+    if not edge:
+        macs = model.units * first_macs
+    else:
+        macs = _over_units(
+            model,
+            sp_state,
+            edge,
+            lambda first, ee: (
+                first_macs if (first and not ee) else _pe_egress(model, states, True, first, ee)
+            ),
+            others_as_first=True,
+            partial_unit=lambda: _pe_egress(model, states, True, False, True, reuse_at_edge=False),
+        )
     if len(_traffic_seen) >= 4096:
         _traffic_seen.clear()
     _traffic_seen[key] = (model, states, (egress, busiest, macs))
@@ -404,11 +495,12 @@ def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, i
 
 
 _traffic_seen: dict[
-    tuple[int, int], tuple[LevelModel, tuple[State, ...], tuple[int, int, int]]
+    tuple[object, ...], tuple[LevelModel, tuple[State, ...], tuple[int, int, int]]
 ] = {}
-"""Recent cases' output traffic by the identity of their level model and states (each
-entry holds both, so the identities stay theirs): a layer's engine, buffer sizing and
-steady-state figures ask for the same cases."""
+"""Recent cases' output traffic by the identity of their level model and what of their
+states it reads (each entry holds the model, so the identity stays its): a layer's
+cases differing only in which loops sit at Init or Steady, its buffer sizing and
+steady-state figures ask for the same."""
 
 
 def full_unit_tile(model: LevelModel, states: tuple[State, ...], view: TensorView) -> int:
@@ -447,16 +539,23 @@ def sub_level_dims(
     model: LevelModel, states: tuple[State, ...], partial_unit: bool
 ) -> tuple[tuple[str, int], ...]:
     """Dimensions the level below works on in this case (one unit's tile)."""
+    # Memoised: it reads of each directive's state only whether it takes the edge tile
+    # (a state at the Edge position is at an edge).
+    at_edge = tuple(map(_IS_EDGE, states))
+    key = (id(model), partial_unit, at_edge)
+    seen = _sub_dims_seen.get(key)
+    if seen is not None:
+        return seen[1]
     mapped, mapped_edge = model.tiles.mapped, model.tiles.mapped_edge
     edge_size = model.edge_units == 1 or partial_unit
     dims: dict[str, int] = {}
-    for d, st in zip(model.directives, states, strict=True):
+    for d, edge in zip(model.directives, at_edge, strict=True):
         if d.dim in dims:
             continue
-        if not d.spatial:
-            size = mapped_edge[d.dim] if st.is_edge else mapped[d.dim]
-        elif st.position == STEADY or (st.position == INIT and not st.is_edge):
+        if not edge:
             size = mapped[d.dim]
+        elif not d.spatial:
+            size = mapped_edge[d.dim]
         else:
             size = mapped_edge[d.dim] if edge_size else mapped[d.dim]
         dims[d.dim] = size
@@ -465,4 +564,15 @@ def sub_level_dims(
             filt = "R" if ref == "Y" else "S"
             extent = dims[ref] - dims.get(filt, 0) + 1
             dims.setdefault(out, extent if model.quirks.steps_past_the_end else max(extent, 0))
-    return tuple(sorted(dims.items()))
+    value = tuple(sorted(dims.items()))
+    if len(_sub_dims_seen) >= 4096:
+        _sub_dims_seen.clear()
+    _sub_dims_seen[key] = (model, value)
+    return value
+
+
+_IS_EDGE = attrgetter("is_edge")
+
+_sub_dims_seen: dict[tuple[object, ...], tuple[LevelModel, tuple[tuple[str, int], ...]]] = {}
+"""Recent nested levels' dimensions by the identity of their level model and which
+directives take their edge tile (each entry holds the model, so the identity stays its)."""

@@ -1,8 +1,10 @@
 """Speed of the refined analytic model against the fixed one.
 
-1. In-process time per layer on ``data/hw/accelerator_1.m`` for the ResNet50 and
+1. In-process CPU time per layer on ``data/hw/accelerator_1.m`` for the ResNet50 and
    MobileNetV2 mappings: each layer analysed ``--repeats`` times, its fastest run taken
-   (this machine is shared), then the median and maximum over the layers, per model.
+   (this machine is shared: process time, not wall time, so other jobs' slices do not
+   count), then the median and maximum over the layers, per model, and the refined
+   model's slowest layers.
 2. Wall time of ``metronome analyze Resnet50_kcp_ws.m --model M`` (process start
    included), median of ``--runs`` runs, per model, and refined / fixed.
 
@@ -28,18 +30,19 @@ NETWORKS = ("Resnet50_kcp_ws", "Resnet50_rs", "Resnet50_yxp_os", "MobileNetV2_kc
 MODELS = ("fixed", "refined")
 
 
-def in_process(repeats: int) -> dict[str, list[float]]:
-    """Fastest seconds per layer, per model, over every layer of :data:`NETWORKS`."""
+def in_process(repeats: int) -> dict[str, dict[str, float]]:
+    """Fastest CPU seconds per layer (by network/index/name), per model, over every
+    layer of :data:`NETWORKS`."""
     from metronome import analytic
     from metronome.spec.loader import load_network
     from metronome.spec.maestro import parse_hw_file
     from metronome.spec.source import SpecError
 
-    out: dict[str, list[float]] = {m: [] for m in MODELS}
+    out: dict[str, dict[str, float]] = {m: {} for m in MODELS}
     hardware = parse_hw_file(HW)
     for name in NETWORKS:
         network = load_network(str(INPUTS / "mapping" / f"{name}.m"))
-        for entry in network.layers:
+        for index, entry in enumerate(network.layers):
             mapping = entry.mapping
             if mapping is None:
                 continue
@@ -47,12 +50,12 @@ def in_process(repeats: int) -> dict[str, list[float]]:
                 best = float("inf")
                 try:
                     for _ in range(repeats):
-                        started = time.perf_counter()
+                        started = time.process_time()
                         analytic.analyze(entry.layer, mapping, hardware, model=model)
-                        best = min(best, time.perf_counter() - started)
+                        best = min(best, time.process_time() - started)
                 except SpecError:
                     continue
-                out[model].append(best)
+                out[model][f"{name}/{index}/{entry.layer.name}"] = best
     return out
 
 
@@ -82,11 +85,15 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     per_layer = in_process(args.repeats)
-    for model, secs in per_layer.items():
+    for model, by_layer in per_layer.items():
+        secs = list(by_layer.values())
         print(
             f"{model:8s} in-process: {len(secs)} layers, median"
             f" {1000 * statistics.median(secs):.3f} ms, max {1000 * max(secs):.3f} ms per layer"
+            f" (CPU), {sum(s >= 0.002 for s in secs)} at or above 2 ms"
         )
+    slowest = sorted(per_layer["refined"].items(), key=lambda kv: -kv[1])[:5]
+    print("refined  slowest: " + ", ".join(f"{k} {1000 * s:.2f} ms" for k, s in slowest))
     walls = {m: wall(m, args.runs) for m in MODELS}
     for model, wall_s in walls.items():
         print(f"{model:8s} metronome analyze Resnet50_kcp_ws.m: {wall_s:.3f} s")
