@@ -145,6 +145,17 @@ class RunContext:
         step = item[0]
         return self.l1.future_keys(step.key, step.base, self._lazy(item))
 
+    def future_touches(self, seg: Segment, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of repetition ``b`` of ``seg`` the L1s' next-touch queries ask about,
+        with each one's step (:meth:`L1Residency.future_touches`)."""
+        assert self.l1 is not None
+        l1 = self.l1
+        steps = (
+            (s.key, s.base, self._lazy((s, sched)), s.index)
+            for s, sched in zip(seg.steps, seg.schedules, strict=True)
+        )
+        return l1.future_touches(steps, b * l1.shift_of(seg.delta), b * len(seg.steps))
+
     def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
         return lambda: self._tiles_of(item)
 

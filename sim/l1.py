@@ -307,6 +307,57 @@ class L1Residency:
         )
         return keys
 
+    def future_touches(
+        self,
+        steps: Iterable[tuple[object, dict[str, int], Callable[[], StepTiles], int]],
+        by: np.ndarray,
+        later: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`future_keys` of ``steps`` (each its geometry key, base, tiles and index),
+        translated by ``by`` per tensor and ``later`` steps, with each key's step,
+        concatenated (in no particular order). With ``memo`` the steps sharing a geometry
+        key are one array operation."""
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        if not self.memo:
+            for _key, _base, tiles, index in steps:
+                wk = self.working_keys(tiles())
+                optimal = self.eviction == "optimal"
+                keys = wk.keys + by[wk.tensor] if optimal else wk.outputs() + by[2]
+                parts.append((keys, np.full(keys.size, index + later, dtype=np.int64)))
+        else:
+            rows: dict[object, tuple[list[dict[str, int]], list[int]]] = {}
+            for key, base, tiles, index in steps:
+                found = rows.get(key)
+                if found is None:
+                    self._entry(key, base, tiles)
+                    found = rows[key] = ([], [])
+                found[0].append(base)
+                found[1].append(index)
+            for key, (bases, indices) in rows.items():
+                first, wk = self._memo[key]
+                moved = self._moves(first, bases) + by
+                if self.eviction == "optimal":
+                    keys = (wk.keys[None, :] + moved[:, wk.tensor]).ravel()
+                    width = wk.keys.size
+                else:
+                    keys = (wk.outputs()[None, :] + moved[:, 2:3]).ravel()
+                    width = wk.outputs().size
+                at = np.array(indices, dtype=np.int64) + later
+                parts.append((keys, np.repeat(at, width)))
+        if not parts:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none
+        return np.concatenate([k for k, _ in parts]), np.concatenate([i for _, i in parts])
+
+    def _moves(self, first: dict[str, int], bases: list[dict[str, int]]) -> np.ndarray:
+        """Flat translation per tensor from ``first`` to each of ``bases`` (rows)."""
+        names = list(self._coef)
+        coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
+        n = len(bases) * len(names)
+        at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
+        at = at.reshape(len(bases), -1) - np.array([first.get(d, 0) for d in names], dtype=np.int64)
+        return np.asarray(at @ coef, dtype=np.int64)
+
     @property
     def span(self) -> int:
         """One more than the largest key."""
@@ -340,25 +391,63 @@ class L1Residency:
         return np.array_equal(np.where(nxt == _NEVER, _NEVER, nxt + m), self.next_use)
 
     def future_repeats(
-        self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
+        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
     ) -> bool:
-        """Whether the next touch of every key in ``touches`` (step, keys), translated by
-        ``k`` repetitions for ``k`` in 1..``times``, is its own translated (under ``lru``:
-        whether one comes; LRU evicts by last touches alone)."""
-        keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
+        """Whether the next touch of every key in ``keys`` after its step in ``index``,
+        translated by ``k`` repetitions for ``k`` in 1..``times``, is its own translated
+        (under ``lru``: whether one comes; LRU evicts by last touches alone)."""
         if not keys.size:
             return True
-        index = np.concatenate([np.full(k.size, i, dtype=np.int64) for i, k in touches])
+        # A translation keeps the (key, step) order: asked in that order (faster
+        # searches), several repetitions per search.
+        order = np.lexsort((index, keys))
+        keys, index = keys[order], index[order]
+        if self.eviction == "lru":
+            return self._last_touches_repeat(keys, index, shift, m, times)
         own = shift[self._tensor(keys)]
-        base = np.concatenate([self._next(k, i) for i, k in touches])
-        for k in range(1, times + 1):
-            found = self._next_many(keys + k * own, index + k * m)
-            if self.eviction == "lru":
-                if not np.array_equal(found == _NEVER, base == _NEVER):
-                    return False
-            elif not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+        base = self._next_many(keys, index)
+        never = base == _NEVER
+        per = max(1, (1 << 20) // keys.size)
+        for lo in range(1, times + 1, per):
+            k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
+            found = self._next_many((keys + k * own).ravel(), (index + k * m).ravel())
+            if not np.array_equal(
+                found.reshape(k.size, keys.size), np.where(never, _NEVER, base + k * m)
+            ):
                 return False
         return True
+
+    def _last_touches_repeat(
+        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
+    ) -> bool:
+        """:meth:`future_repeats` under ``lru`` (``keys`` sorted): only each key's last
+        touch is recorded, and a touch comes after step ``i`` iff the last is after it, so
+        each distinct key is looked up once per repetition."""
+        head = np.ones(keys.size, dtype=bool)
+        head[1:] = keys[1:] != keys[:-1]
+        uniq = keys[head]
+        of = np.cumsum(head) - 1
+        own = shift[self._tensor(uniq)]
+        comes = self._last_touch(uniq)[of] > index
+        per = max(1, (1 << 20) // keys.size)
+        for lo in range(1, times + 1, per):
+            k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
+            last = self._last_touch((uniq + k * own).ravel()).reshape(k.size, uniq.size)
+            later = last[:, of] > index + k * m
+            if not np.array_equal(later, np.broadcast_to(comes, later.shape)):
+                return False
+        return True
+
+    def _last_touch(self, keys: np.ndarray) -> np.ndarray:
+        """Under ``lru``: each key's recorded (last) touch, -1 if none."""
+        found = np.full(keys.size, -1, dtype=np.int64)
+        if not self._touches.size:
+            return found
+        at = np.searchsorted(self._touches, keys * self._span)
+        hit = self._touches[np.minimum(at, self._touches.size - 1)]
+        same = (at < self._touches.size) & (hit // self._span == keys)
+        found[same] = hit[same] % self._span
+        return found
 
     def logged(self, log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
@@ -667,8 +756,6 @@ class L1Residency:
         (key, translation) keeps only its last step before its keys are expanded."""
         self._span = span = total + 1
         last = self.eviction == "lru"
-        names = list(self._coef)
-        coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
         # Per geometry key its steps' bases, indices and runs (compact: many steps).
         rows: dict[object, tuple[list[dict[str, int]], array.array[int], array.array[int]]] = {}
         runs: list[tuple[np.ndarray, int, int]] = []
@@ -690,19 +777,10 @@ class L1Residency:
         run_m = np.array([r[1] for r in runs], dtype=np.int64)
         run_count = np.array([r[2] for r in runs], dtype=np.int64)
 
-        def moves(key: object, bases: list[dict[str, int]]) -> np.ndarray:
-            first = self._memo[key][0]
-            n = len(bases) * len(names)
-            at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
-            at = at.reshape(len(bases), -1) - np.array(
-                [first.get(d, 0) for d in names], dtype=np.int64
-            )
-            return np.asarray(at @ coef, dtype=np.int64)
-
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
                 wk = self._memo[key][1]
-                b = moves(key, found[0])
+                b = self._moves(self._memo[key][0], found[0])
                 index = np.frombuffer(found[1], dtype=np.int64).copy()
                 run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
