@@ -653,11 +653,7 @@ class L1Residency:
         lengths = hi - lo
         if np.any(lengths < need):
             return None
-        state = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(
-            int(lengths.sum())
-        )
-        seg = np.repeat(np.arange(live.size), lengths)
-        queue = state[_oldest(self.stamp[state], self.keys[state], seg, need + u1 - u0, live.size)]
+        queue = _oldest_in(self.stamp, lo, hi, need + u1 - u0)
         qseg = np.repeat(np.arange(live.size), np.minimum(need + u1 - u0, lengths))
         qkeys = self.keys[queue]
         at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
@@ -913,29 +909,26 @@ class L1Residency:
         if over.size:
             starts = np.searchsorted(self.keys, over * self.total)
             ends = np.searchsorted(self.keys, (over + 1) * self.total)
-            lengths = ends - starts
-            cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
-                int(lengths.sum())
-            )
+            leaving: np.ndarray | None = None
             if gone[0].size:
                 leaving = np.zeros(self.keys.size, dtype=bool)
                 leaving[gone[0]] = True
-                cand = cand[~leaving[cand]]
-            prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
-            cand_keys = self.keys[cand]
-            cand_pe = cand_keys // self.total
             if self.eviction == "lru":
-                # Per PE (candidates come grouped by PE), its `excess` least (last touch,
-                # key): its working set was touched last, so it goes last.
-                cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                seg = np.zeros(cand.size, dtype=np.int64)
-                seg[cuts] = 1
-                seg = np.cumsum(seg)
-                heads = cand_pe[np.append(0, cuts)] if cand.size else cand_pe
-                gone.append(cand[_oldest(prio, cand_keys, seg, excess[heads], heads.size)])
+                # Per PE its `excess` least (last touch, key): its working set was
+                # touched last, so it goes last.
+                gone.append(_oldest_in(self.stamp, starts, ends, excess[over], leaving))
             else:
+                lengths = ends - starts
+                cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+                    int(lengths.sum())
+                )
+                if leaving is not None:
+                    cand = cand[~leaving[cand]]
+                cand_keys = self.keys[cand]
                 own = self.stamp[cand] == index
-                order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
+                order = cand[
+                    np.lexsort((cand_keys, -self.next_use[cand], own, cand_keys // self.total))
+                ]
                 groups = self.keys[order] // self.total
                 first = np.searchsorted(groups, groups, side="left")
                 rank = np.arange(order.size) - first
@@ -1122,30 +1115,68 @@ def _segment_cumsum(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return np.asarray(run - (run[start] - x[start]), dtype=np.int64)
 
 
-def _oldest(
-    stamp: np.ndarray, key: np.ndarray, seg: np.ndarray, k: np.ndarray, n: int
+def _oldest_in(
+    stamp: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    k: np.ndarray,
+    skip: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Positions of each segment's ``k[g]`` least (``stamp``, ``key``) elements (all of
-    them when it has fewer), by segment then that order. ``seg``: segment ``0..n-1`` of
-    each element, nondecreasing, each present. Only elements at most a bound past their
-    segment's oldest stamp are sorted, the bound doubling until each segment has ``k``
-    of them: the ``k`` least are among them."""
-    if not stamp.size:
+    """Positions of the ``k[g]`` least (``stamp``, position) elements of each range
+    ``lo[g]:hi[g]`` of a state sorted by key (ranges nonempty, increasing, disjoint), not
+    counting those ``skip`` marks (fewer when it has fewer), by range then that order.
+    Back-to-back ranges are read in place (no gathers)."""
+    n = lo.size
+    if not n:
         return np.zeros(0, dtype=np.int64)
-    starts = np.searchsorted(seg, np.arange(n))
-    want = np.minimum(k, np.diff(np.append(starts, seg.size)))
-    age = stamp - np.minimum.reduceat(stamp, starts)[seg]
+    lengths = hi - lo
+    pos: np.ndarray | None = None
+    if n == 1 or np.array_equal(lo[1:], hi[:-1]):
+        first = int(lo[0])
+        part = stamp[first : int(hi[-1])]
+        gone = skip[first : int(hi[-1])] if skip is not None else None
+    else:
+        first = 0
+        pos = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        part = stamp[pos]
+        gone = skip[pos] if skip is not None else None
+    starts = np.cumsum(lengths) - lengths
+    under, want, counts = _under_bound(part, starts, lengths, k, gone)
+    sel = np.flatnonzero(under)
+    seg = np.repeat(np.arange(n), counts)
+    # Positions go in key order: a stable sort by (range, stamp) keeps it among ties.
+    sub = part[sel]
+    low = int(sub.min()) if sub.size else 0
+    width = int(sub.max()) - low + 1 if sub.size else 1
+    order = sel[np.argsort(seg * width + (sub - low), kind="stable")]
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = order[rank < want[seg]]
+    return np.asarray(out + first if pos is None else pos[out], dtype=np.int64)
+
+
+def _under_bound(
+    stamp: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    k: np.ndarray,
+    skip: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which elements are at most a bound past their segment's oldest stamp (segments
+    ``starts``/``lengths``, each nonempty), the bound doubling until each segment has
+    its ``k`` (as many as it has, not counting ``skip``) among them: its ``k`` least are;
+    those ``k`` and how many each segment has under the bound."""
+    size = lengths if skip is None else lengths - np.add.reduceat(skip, starts, dtype=np.int64)
+    want = np.minimum(k, size)
+    age = stamp - np.repeat(np.minimum.reduceat(stamp, starts), lengths)
+    if skip is not None:
+        age[skip] = _NEVER
     bound = 0
     while True:
         under = age <= bound
-        if np.all(np.add.reduceat(under, starts, dtype=np.int64) >= want):
-            break
+        counts = np.add.reduceat(under, starts, dtype=np.int64)
+        if np.all(counts >= want):
+            return under, want, counts
         bound = 2 * bound + 1
-    sel = np.flatnonzero(under)
-    order = sel[np.lexsort((key[sel], stamp[sel], seg[sel]))]
-    oseg = seg[order]
-    rank = np.arange(order.size) - np.searchsorted(oseg, oseg)
-    return np.asarray(order[rank < want[oseg]], dtype=np.int64)
 
 
 def log_steps(log: list[LogEntry | LogBlock]) -> int:

@@ -5,6 +5,8 @@ definition, one next-touch search per repetition, and a repetition's queried key
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 
 from metronome.sim import REALISTIC, SimOptions
 from metronome.sim.context import RunContext
-from metronome.sim.l1 import _NEVER, L1Residency
+from metronome.sim.l1 import _NEVER, L1Residency, _oldest_in
 from metronome.spec.hardware import Hardware
 from metronome.spec.maestro import parse_mapping_text
 
@@ -117,3 +119,33 @@ def test_repetition_touches_equal_each_steps_own(text: str, eviction: str) -> No
 def test_repetition_touches_equal_each_steps_own_on_random_layers(problem, l1, eviction) -> None:
     layer, mapping, hw, _policy = problem
     _same_touches(layer, mapping, hw.with_changes(l1_size_elems=l1), eviction)
+
+
+@st.composite
+def _ranges(draw):
+    """A state's last touches, ranges of it (back to back or with gaps), each range's
+    count to evict and the positions leaving anyway."""
+    size = draw(st.integers(1, 40))
+    stamp = np.array(draw(st.lists(st.integers(0, 9), min_size=size, max_size=size)))
+    cuts = sorted(set(draw(st.lists(st.integers(0, size), max_size=8))) | {0, size})
+    ranges = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    ranges = [r for r in ranges if draw(st.booleans())] or ranges[:1]
+    k = [draw(st.integers(0, 12)) for _ in ranges]
+    skip = np.array(draw(st.lists(st.booleans(), min_size=size, max_size=size)))
+    return stamp, ranges, k, skip if draw(st.booleans()) else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ranges())
+def test_oldest_in_ranges_equals_sorting_each(case) -> None:
+    # Each range's k least (last touch, position) not skipped, by range then that order.
+    stamp, ranges, k, skip = case
+    want = []
+    for (a, b), n in zip(ranges, k, strict=True):
+        mine = [i for i in range(a, b) if skip is None or not skip[i]]
+        want += sorted(mine, key=lambda i: (stamp[i], i))[:n]
+    lo = np.array([a for a, _ in ranges], dtype=np.int64)
+    hi = np.array([b for _, b in ranges], dtype=np.int64)
+    event("back to back" if np.array_equal(lo[1:], hi[:-1]) else "gaps")
+    got = _oldest_in(stamp.astype(np.int64), lo, hi, np.array(k, dtype=np.int64), skip)
+    assert got.tolist() == want
