@@ -547,6 +547,7 @@ class L1Residency:
         ok = at_u < self.keys.size
         held_u[ok] = self.keys[at_u[ok]] == uniq[ok]
         del ok
+        touched_at = at_u[held_u]
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
@@ -582,16 +583,18 @@ class L1Residency:
         new_keys = new_keys[keep_new]
         new_stamp = index[last][keep_new]
         new_next = nxt[last][keep_new]
-        at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
-        old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
+        # Untouched elements stay; the touched ones (distinct, in key order) go in.
+        old = np.ones(self.keys.size, dtype=bool)
+        old[touched_at] = False
         old[evicted] = False
-        all_keys = np.concatenate([self.keys[old], new_keys])
-        sort = np.argsort(all_keys, kind="stable")
-        self.keys = all_keys[sort]
-        self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
+        out = np.bincount(self.keys[~old] // self.total, minlength=self.n_pes)
+        kept = self.keys[old]
+        at = np.searchsorted(kept, new_keys)
+        self.keys = np.insert(kept, at, new_keys)
+        self.stamp = np.insert(self.stamp[old], at, new_stamp)
         if self.track_next:
-            self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
-        self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
+            self.next_use = np.insert(self.next_use[old], at, new_next)
+        self.count += np.bincount(new_keys // self.total, minlength=self.n_pes) - out
         return times, None, (ev_keys[ev_out], when[ev_out])
 
     def _evicted(
