@@ -33,6 +33,9 @@ __all__ = ["Progress", "RunContext"]
 Progress = Callable[[int, int], None]
 """Called with (top-level steps done, total)."""
 
+_FIRSTS_KEPT = 4096
+"""Most first steps' tiles kept between the L1 classes and the next-touch table."""
+
 
 class RunContext:
     """Everything one layer's run shares between its parts, built once from the layer,
@@ -68,6 +71,8 @@ class RunContext:
         self.tally = Tally(self.nest.num_pes)
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
+        # The first steps' tiles, kept from the L1 classes to the next-touch table.
+        self._firsts: dict[int, StepTiles] = {}
         self.l1: L1Residency | None = None
         self.segments: list[Segment] | None = None
         policy = options.policy
@@ -100,6 +105,7 @@ class RunContext:
                     ),
                     steps,
                 )
+                self._firsts.clear()
             else:
                 none = np.zeros(3, dtype=np.int64)
                 blocks = [
@@ -121,12 +127,17 @@ class RunContext:
             for step, schedules in zip(seg.steps, seg.schedules, strict=True):
                 if step.key not in seen:
                     seen.add(step.key)
-                    yield self.tiles(step, schedules)
+                    tiles = self.tiles(step, schedules)
+                    if len(self._firsts) < _FIRSTS_KEPT:
+                        self._firsts[step.index] = tiles
+                    yield tiles
 
     def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
         """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
         step = item[0]
         hit = self._recent.get(step.index)
+        if hit is None:
+            hit = self._firsts.get(step.index)
         if hit is None:
             if len(self._recent) > 4:
                 self._recent.clear()
