@@ -71,6 +71,7 @@ class RunContext:
         self.tally = Tally(self.nest.num_pes)
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
+        self._recent_keys: dict[int, WorkingKeys] = {}
         # The first steps' tiles, kept from the L1 classes to the next-touch table.
         self._firsts: dict[int, StepTiles] = {}
         self.l1: L1Residency | None = None
@@ -148,7 +149,14 @@ class RunContext:
         """The L1 working keys of a step (memoised per geometry key on the fast path)."""
         assert self.l1 is not None
         step = item[0]
-        return self.l1.keys_of(step.key, step.base, self._lazy(item))
+        # A step's keys are asked for as the next step's, then as its own.
+        hit = self._recent_keys.get(step.index)
+        if hit is None:
+            if len(self._recent_keys) > 2:
+                self._recent_keys.clear()
+            hit = self.l1.keys_of(step.key, step.base, self._lazy(item))
+            self._recent_keys[step.index] = hit
+        return hit
 
     def future_keys(self, item: tuple[Step, list[object]]) -> np.ndarray:
         """The keys of a step the L1s' next-touch queries ask about."""

@@ -151,6 +151,7 @@ class L1Residency:
             np.array([int(np.prod(s[d + 1 :])) for d in range(len(s))], dtype=np.int64)
             for s in shapes
         ]
+        self._out_shape = np.array(shapes[2], dtype=np.int64)[:, None]
         self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
@@ -1004,12 +1005,17 @@ class L1Residency:
             return egress
         pe_o = out_keys // self.total
         flat = out_keys - pe_o * self.total - self.offsets[2]
-        coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
-        ps, starts = np.unique(pe_o, return_index=True)
+        coords = flat[None, :] // self.strides[2][:, None] % self._out_shape
+        # Keys are sorted: each PE's outputs are one run.
+        new = np.empty(out_keys.size, dtype=bool)
+        new[0] = True
+        np.not_equal(pe_o[1:], pe_o[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        ps = pe_o[starts]
         lo = np.minimum.reduceat(coords, starts, axis=1)
         hi = np.maximum.reduceat(coords, starts, axis=1) + 1
-        counts = np.diff(np.append(starts, out_keys.size))
-        full = counts == np.prod(hi - lo, axis=0)
+        counts = np.append(starts[1:], out_keys.size) - starts
+        full = counts == np.multiply.reduce(hi - lo, axis=0)
         head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
         sig.append(b"o" + head.astype(np.int64).tobytes())
         for i, p in enumerate(ps.tolist()):
@@ -1042,7 +1048,7 @@ class L1Residency:
             shared = np.bincount(touched[both] // self.total, minlength=self.n_pes)
             nsizes = np.bincount(nk.keys // self.total, minlength=self.n_pes)
             union = sizes + nsizes - shared
-            fits = bool(np.all(union[sizes > 0] <= cap))
+            fits = bool((union[sizes > 0] <= cap).all())
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
 
