@@ -658,7 +658,10 @@ class L1Residency:
         if np.any(lengths < need):
             return None
         queue = _oldest_in(self.stamp, lo, hi, need + u1 - u0)
-        qseg = np.repeat(np.arange(live.size), np.minimum(need + u1 - u0, lengths))
+        qsize = np.minimum(need + u1 - u0, lengths)
+        qseg = np.repeat(np.arange(live.size), qsize)
+        # Each queue element's segment's first position.
+        qfirst = np.repeat(np.cumsum(qsize) - qsize, qsize)
         qkeys = self.keys[queue]
         at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
         touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
@@ -666,19 +669,20 @@ class L1Residency:
         groups = np.flatnonzero(np.repeat(needs > 0, ends - firsts))
         width = int(need.max()) + 2
         sched = np.repeat(np.arange(live.size), ends[live] - firsts[live]) * width + evict[groups]
-        qpos = np.arange(queue.size) - np.searchsorted(qseg, qseg)
+        qpos = np.arange(queue.size) - qfirst
         tq = np.flatnonzero(touched)
         refreshed = np.zeros(queue.size, dtype=bool)
         refreshed[tq] = refreshed_before_eviction(
             qpos[tq], first_touch[at[tq]], qseg[tq], g_idx[groups], sched, width, need
         )
         keep = ~refreshed
-        rank = _segment_cumsum(keep, qseg) - 1
+        run = np.cumsum(keep, dtype=np.int64)
+        rank = run - (run[qfirst] - keep[qfirst]) - 1
         if np.any(np.bincount(qseg[keep], minlength=live.size) < need):
             return None
         victims = queue[keep & (rank < need[qseg])]
         vseg = np.repeat(np.arange(live.size), need)
-        nth = np.arange(vseg.size) - np.searchsorted(vseg, vseg) + 1
+        nth = np.arange(vseg.size) - np.repeat(np.cumsum(need) - need, need) + 1
         return victims, g_idx[groups[np.searchsorted(sched, vseg * width + nth)]]
 
     def _step_groups(
