@@ -351,9 +351,14 @@ class L1Residency:
         return np.concatenate([k for k, _ in parts]), np.concatenate([i for _, i in parts])
 
     def _moves(self, first: dict[str, int], bases: list[dict[str, int]]) -> np.ndarray:
-        """Flat translation per tensor from ``first`` to each of ``bases`` (rows)."""
+        """Flat translation per tensor from ``first`` to each of ``bases`` (rows); under
+        ``lru`` only the outputs' (the other columns 0: only outputs are asked about)."""
         names = list(self._coef)
+        if self.eviction == "lru":
+            names = [d for d in names if self._coef[d][2]]
         coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
+        if self.eviction == "lru":
+            coef[:, :2] = 0
         n = len(bases) * len(names)
         at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
         at = at.reshape(len(bases), -1) - np.array([first.get(d, 0) for d in names], dtype=np.int64)
