@@ -33,6 +33,9 @@ __all__ = ["Progress", "RunContext"]
 Progress = Callable[[int, int], None]
 """Called with (top-level steps done, total)."""
 
+_FIRSTS_KEPT = 4096
+"""Most first steps' tiles kept between the L1 classes and the next-touch table."""
+
 
 class RunContext:
     """Everything one layer's run shares between its parts, built once from the layer,
@@ -68,6 +71,9 @@ class RunContext:
         self.tally = Tally(self.nest.num_pes)
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
+        self._recent_keys: dict[int, WorkingKeys] = {}
+        # The first steps' tiles, kept from the L1 classes to the next-touch table.
+        self._firsts: dict[int, StepTiles] = {}
         self.l1: L1Residency | None = None
         self.segments: list[Segment] | None = None
         policy = options.policy
@@ -100,6 +106,7 @@ class RunContext:
                     ),
                     steps,
                 )
+                self._firsts.clear()
             else:
                 none = np.zeros(3, dtype=np.int64)
                 blocks = [
@@ -121,12 +128,17 @@ class RunContext:
             for step, schedules in zip(seg.steps, seg.schedules, strict=True):
                 if step.key not in seen:
                     seen.add(step.key)
-                    yield self.tiles(step, schedules)
+                    tiles = self.tiles(step, schedules)
+                    if len(self._firsts) < _FIRSTS_KEPT:
+                        self._firsts[step.index] = tiles
+                    yield tiles
 
     def _tiles_of(self, item: tuple[Step, list[object]]) -> StepTiles:
         """Tiles of a step, remembering the last few (each is asked for up to 3 times)."""
         step = item[0]
         hit = self._recent.get(step.index)
+        if hit is None:
+            hit = self._firsts.get(step.index)
         if hit is None:
             if len(self._recent) > 4:
                 self._recent.clear()
@@ -137,13 +149,31 @@ class RunContext:
         """The L1 working keys of a step (memoised per geometry key on the fast path)."""
         assert self.l1 is not None
         step = item[0]
-        return self.l1.keys_of(step.key, step.base, self._lazy(item))
+        # A step's keys are asked for as the next step's, then as its own.
+        hit = self._recent_keys.get(step.index)
+        if hit is None:
+            if len(self._recent_keys) > 2:
+                self._recent_keys.clear()
+            hit = self.l1.keys_of(step.key, step.base, self._lazy(item))
+            self._recent_keys[step.index] = hit
+        return hit
 
     def future_keys(self, item: tuple[Step, list[object]]) -> np.ndarray:
         """The keys of a step the L1s' next-touch queries ask about."""
         assert self.l1 is not None
         step = item[0]
         return self.l1.future_keys(step.key, step.base, self._lazy(item))
+
+    def future_touches(self, seg: Segment, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of repetition ``b`` of ``seg`` the L1s' next-touch queries ask about,
+        with each one's step (:meth:`L1Residency.future_touches`)."""
+        assert self.l1 is not None
+        l1 = self.l1
+        steps = (
+            (s.key, s.base, self._lazy((s, sched)), s.index)
+            for s, sched in zip(seg.steps, seg.schedules, strict=True)
+        )
+        return l1.future_touches(steps, b * l1.shift_of(seg.delta), b * len(seg.steps))
 
     def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
         return lambda: self._tiles_of(item)

@@ -191,7 +191,7 @@ class FastPath:
             mark = len(log)
             recs: list[StepRecord] = []
             subs = _split(seg, b, layout)
-            # The repetition's steps, built only when stepped or asked about.
+            # The repetition's steps, built only when stepped.
             items = items_at(b) if subs is None else None
             if subs is None:
                 assert items is not None
@@ -224,15 +224,7 @@ class FastPath:
                 if (
                     start is not None
                     and l1.repeats(start, shift, m)
-                    and l1.future_repeats(
-                        [
-                            (s.index, run.future_keys((s, sch)))
-                            for s, sch in (items if items is not None else items_at(b - 1))
-                        ],
-                        shift,
-                        m,
-                        times,
-                    )
+                    and l1.future_repeats(*run.future_touches(seg, b - 1), shift, m, times)
                 ):
                     l1.advance(shift, m, times)
                     applied = times

@@ -151,6 +151,7 @@ class L1Residency:
             np.array([int(np.prod(s[d + 1 :])) for d in range(len(s))], dtype=np.int64)
             for s in shapes
         ]
+        self._out_shape = np.array(shapes[2], dtype=np.int64)[:, None]
         self._grids: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self.keys = np.zeros(0, dtype=np.int64)
         self.stamp = np.zeros(0, dtype=np.int64)
@@ -307,6 +308,62 @@ class L1Residency:
         )
         return keys
 
+    def future_touches(
+        self,
+        steps: Iterable[tuple[object, dict[str, int], Callable[[], StepTiles], int]],
+        by: np.ndarray,
+        later: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`future_keys` of ``steps`` (each its geometry key, base, tiles and index),
+        translated by ``by`` per tensor and ``later`` steps, with each key's step,
+        concatenated (in no particular order). With ``memo`` the steps sharing a geometry
+        key are one array operation."""
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        if not self.memo:
+            for _key, _base, tiles, index in steps:
+                wk = self.working_keys(tiles())
+                optimal = self.eviction == "optimal"
+                keys = wk.keys + by[wk.tensor] if optimal else wk.outputs() + by[2]
+                parts.append((keys, np.full(keys.size, index + later, dtype=np.int64)))
+        else:
+            rows: dict[object, tuple[list[dict[str, int]], list[int]]] = {}
+            for key, base, tiles, index in steps:
+                found = rows.get(key)
+                if found is None:
+                    self._entry(key, base, tiles)
+                    found = rows[key] = ([], [])
+                found[0].append(base)
+                found[1].append(index)
+            for key, (bases, indices) in rows.items():
+                first, wk = self._memo[key]
+                moved = self._moves(first, bases) + by
+                if self.eviction == "optimal":
+                    keys = (wk.keys[None, :] + moved[:, wk.tensor]).ravel()
+                    width = wk.keys.size
+                else:
+                    keys = (wk.outputs()[None, :] + moved[:, 2:3]).ravel()
+                    width = wk.outputs().size
+                at = np.array(indices, dtype=np.int64) + later
+                parts.append((keys, np.repeat(at, width)))
+        if not parts:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none
+        return np.concatenate([k for k, _ in parts]), np.concatenate([i for _, i in parts])
+
+    def _moves(self, first: dict[str, int], bases: list[dict[str, int]]) -> np.ndarray:
+        """Flat translation per tensor from ``first`` to each of ``bases`` (rows); under
+        ``lru`` only the outputs' (the other columns 0: only outputs are asked about)."""
+        names = list(self._coef)
+        if self.eviction == "lru":
+            names = [d for d in names if self._coef[d][2]]
+        coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
+        if self.eviction == "lru":
+            coef[:, :2] = 0
+        n = len(bases) * len(names)
+        at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
+        at = at.reshape(len(bases), -1) - np.array([first.get(d, 0) for d in names], dtype=np.int64)
+        return np.asarray(at @ coef, dtype=np.int64)
+
     @property
     def span(self) -> int:
         """One more than the largest key."""
@@ -340,25 +397,63 @@ class L1Residency:
         return np.array_equal(np.where(nxt == _NEVER, _NEVER, nxt + m), self.next_use)
 
     def future_repeats(
-        self, touches: list[tuple[int, np.ndarray]], shift: np.ndarray, m: int, times: int
+        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
     ) -> bool:
-        """Whether the next touch of every key in ``touches`` (step, keys), translated by
-        ``k`` repetitions for ``k`` in 1..``times``, is its own translated (under ``lru``:
-        whether one comes; LRU evicts by last touches alone)."""
-        keys = np.concatenate([k for _, k in touches]) if touches else np.zeros(0, np.int64)
+        """Whether the next touch of every key in ``keys`` after its step in ``index``,
+        translated by ``k`` repetitions for ``k`` in 1..``times``, is its own translated
+        (under ``lru``: whether one comes; LRU evicts by last touches alone)."""
         if not keys.size:
             return True
-        index = np.concatenate([np.full(k.size, i, dtype=np.int64) for i, k in touches])
+        # A translation keeps the (key, step) order: asked in that order (faster
+        # searches), several repetitions per search.
+        order = np.lexsort((index, keys))
+        keys, index = keys[order], index[order]
+        if self.eviction == "lru":
+            return self._last_touches_repeat(keys, index, shift, m, times)
         own = shift[self._tensor(keys)]
-        base = np.concatenate([self._next(k, i) for i, k in touches])
-        for k in range(1, times + 1):
-            found = self._next_many(keys + k * own, index + k * m)
-            if self.eviction == "lru":
-                if not np.array_equal(found == _NEVER, base == _NEVER):
-                    return False
-            elif not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+        base = self._next_many(keys, index)
+        never = base == _NEVER
+        per = max(1, (1 << 20) // keys.size)
+        for lo in range(1, times + 1, per):
+            k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
+            found = self._next_many((keys + k * own).ravel(), (index + k * m).ravel())
+            if not np.array_equal(
+                found.reshape(k.size, keys.size), np.where(never, _NEVER, base + k * m)
+            ):
                 return False
         return True
+
+    def _last_touches_repeat(
+        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
+    ) -> bool:
+        """:meth:`future_repeats` under ``lru`` (``keys`` sorted): only each key's last
+        touch is recorded, and a touch comes after step ``i`` iff the last is after it, so
+        each distinct key is looked up once per repetition."""
+        head = np.ones(keys.size, dtype=bool)
+        head[1:] = keys[1:] != keys[:-1]
+        uniq = keys[head]
+        of = np.cumsum(head) - 1
+        own = shift[self._tensor(uniq)]
+        comes = self._last_touch(uniq)[of] > index
+        per = max(1, (1 << 20) // keys.size)
+        for lo in range(1, times + 1, per):
+            k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
+            last = self._last_touch((uniq + k * own).ravel()).reshape(k.size, uniq.size)
+            later = last[:, of] > index + k * m
+            if not np.array_equal(later, np.broadcast_to(comes, later.shape)):
+                return False
+        return True
+
+    def _last_touch(self, keys: np.ndarray) -> np.ndarray:
+        """Under ``lru``: each key's recorded (last) touch, -1 if none."""
+        found = np.full(keys.size, -1, dtype=np.int64)
+        if not self._touches.size:
+            return found
+        at = np.searchsorted(self._touches, keys * self._span)
+        hit = self._touches[np.minimum(at, self._touches.size - 1)]
+        same = (at < self._touches.size) & (hit // self._span == keys)
+        found[same] = hit[same] % self._span
+        return found
 
     def logged(self, log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] | None:
         """A repetition's log (``m`` steps) as flat arrays: keys, tensors, hits, outputs
@@ -458,6 +553,7 @@ class L1Residency:
         ok = at_u < self.keys.size
         held_u[ok] = self.keys[at_u[ok]] == uniq[ok]
         del ok
+        touched_at = at_u[held_u]
         want_hit = np.tile(ref_hit, times)
         nxt = np.full(keys.size, _NEVER, dtype=np.int64)
         asked = np.ones(keys.size, dtype=bool) if self.eviction == "optimal" else outs
@@ -493,16 +589,18 @@ class L1Residency:
         new_keys = new_keys[keep_new]
         new_stamp = index[last][keep_new]
         new_next = nxt[last][keep_new]
-        at = np.minimum(np.searchsorted(uniq, self.keys), max(0, uniq.size - 1))
-        old = uniq[at] != self.keys if uniq.size else np.ones(self.keys.size, dtype=bool)
+        # Untouched elements stay; the touched ones (distinct, in key order) go in.
+        old = np.ones(self.keys.size, dtype=bool)
+        old[touched_at] = False
         old[evicted] = False
-        all_keys = np.concatenate([self.keys[old], new_keys])
-        sort = np.argsort(all_keys, kind="stable")
-        self.keys = all_keys[sort]
-        self.stamp = np.concatenate([self.stamp[old], new_stamp])[sort]
+        out = np.bincount(self.keys[~old] // self.total, minlength=self.n_pes)
+        kept = self.keys[old]
+        at = np.searchsorted(kept, new_keys)
+        self.keys = np.insert(kept, at, new_keys)
+        self.stamp = np.insert(self.stamp[old], at, new_stamp)
         if self.track_next:
-            self.next_use = np.concatenate([self.next_use[old], new_next])[sort]
-        self.count = np.bincount(self.keys // self.total, minlength=self.n_pes)
+            self.next_use = np.insert(self.next_use[old], at, new_next)
+        self.count += np.bincount(new_keys // self.total, minlength=self.n_pes) - out
         return times, None, (ev_keys[ev_out], when[ev_out])
 
     def _evicted(
@@ -564,12 +662,11 @@ class L1Residency:
         lengths = hi - lo
         if np.any(lengths < need):
             return None
-        state = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(
-            int(lengths.sum())
-        )
-        seg = np.repeat(np.arange(live.size), lengths)
-        queue = state[_oldest(self.stamp[state], self.keys[state], seg, need + u1 - u0, live.size)]
-        qseg = np.repeat(np.arange(live.size), np.minimum(need + u1 - u0, lengths))
+        queue = _oldest_in(self.stamp, lo, hi, need + u1 - u0)
+        qsize = np.minimum(need + u1 - u0, lengths)
+        qseg = np.repeat(np.arange(live.size), qsize)
+        # Each queue element's segment's first position.
+        qfirst = np.repeat(np.cumsum(qsize) - qsize, qsize)
         qkeys = self.keys[queue]
         at = np.minimum(np.searchsorted(uniq, qkeys), max(0, uniq.size - 1))
         touched = uniq[at] == qkeys if uniq.size else np.zeros(qkeys.size, dtype=bool)
@@ -577,19 +674,20 @@ class L1Residency:
         groups = np.flatnonzero(np.repeat(needs > 0, ends - firsts))
         width = int(need.max()) + 2
         sched = np.repeat(np.arange(live.size), ends[live] - firsts[live]) * width + evict[groups]
-        qpos = np.arange(queue.size) - np.searchsorted(qseg, qseg)
+        qpos = np.arange(queue.size) - qfirst
         tq = np.flatnonzero(touched)
         refreshed = np.zeros(queue.size, dtype=bool)
         refreshed[tq] = refreshed_before_eviction(
             qpos[tq], first_touch[at[tq]], qseg[tq], g_idx[groups], sched, width, need
         )
         keep = ~refreshed
-        rank = _segment_cumsum(keep, qseg) - 1
+        run = np.cumsum(keep, dtype=np.int64)
+        rank = run - (run[qfirst] - keep[qfirst]) - 1
         if np.any(np.bincount(qseg[keep], minlength=live.size) < need):
             return None
         victims = queue[keep & (rank < need[qseg])]
         vseg = np.repeat(np.arange(live.size), need)
-        nth = np.arange(vseg.size) - np.searchsorted(vseg, vseg) + 1
+        nth = np.arange(vseg.size) - np.repeat(np.cumsum(need) - need, need) + 1
         return victims, g_idx[groups[np.searchsorted(sched, vseg * width + nth)]]
 
     def _step_groups(
@@ -667,8 +765,6 @@ class L1Residency:
         (key, translation) keeps only its last step before its keys are expanded."""
         self._span = span = total + 1
         last = self.eviction == "lru"
-        names = list(self._coef)
-        coef = np.array([self._coef[d] for d in names], dtype=np.int64).reshape(-1, 3)
         # Per geometry key its steps' bases, indices and runs (compact: many steps).
         rows: dict[object, tuple[list[dict[str, int]], array.array[int], array.array[int]]] = {}
         runs: list[tuple[np.ndarray, int, int]] = []
@@ -690,19 +786,10 @@ class L1Residency:
         run_m = np.array([r[1] for r in runs], dtype=np.int64)
         run_count = np.array([r[2] for r in runs], dtype=np.int64)
 
-        def moves(key: object, bases: list[dict[str, int]]) -> np.ndarray:
-            first = self._memo[key][0]
-            n = len(bases) * len(names)
-            at = np.fromiter((b.get(d, 0) for b in bases for d in names), np.int64, n)
-            at = at.reshape(len(bases), -1) - np.array(
-                [first.get(d, 0) for d in names], dtype=np.int64
-            )
-            return np.asarray(at @ coef, dtype=np.int64)
-
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
                 wk = self._memo[key][1]
-                b = moves(key, found[0])
+                b = self._moves(self._memo[key][0], found[0])
                 index = np.frombuffer(found[1], dtype=np.int64).copy()
                 run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
@@ -835,29 +922,26 @@ class L1Residency:
         if over.size:
             starts = np.searchsorted(self.keys, over * self.total)
             ends = np.searchsorted(self.keys, (over + 1) * self.total)
-            lengths = ends - starts
-            cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
-                int(lengths.sum())
-            )
+            leaving: np.ndarray | None = None
             if gone[0].size:
                 leaving = np.zeros(self.keys.size, dtype=bool)
                 leaving[gone[0]] = True
-                cand = cand[~leaving[cand]]
-            prio = -self.next_use[cand] if self.eviction == "optimal" else self.stamp[cand]
-            cand_keys = self.keys[cand]
-            cand_pe = cand_keys // self.total
             if self.eviction == "lru":
-                # Per PE (candidates come grouped by PE), its `excess` least (last touch,
-                # key): its working set was touched last, so it goes last.
-                cuts = np.flatnonzero(np.diff(cand_pe)) + 1
-                seg = np.zeros(cand.size, dtype=np.int64)
-                seg[cuts] = 1
-                seg = np.cumsum(seg)
-                heads = cand_pe[np.append(0, cuts)] if cand.size else cand_pe
-                gone.append(cand[_oldest(prio, cand_keys, seg, excess[heads], heads.size)])
+                # Per PE its `excess` least (last touch, key): its working set was
+                # touched last, so it goes last.
+                gone.append(_oldest_in(self.stamp, starts, ends, excess[over], leaving))
             else:
+                lengths = ends - starts
+                cand = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+                    int(lengths.sum())
+                )
+                if leaving is not None:
+                    cand = cand[~leaving[cand]]
+                cand_keys = self.keys[cand]
                 own = self.stamp[cand] == index
-                order = cand[np.lexsort((cand_keys, prio, own, cand_pe))]
+                order = cand[
+                    np.lexsort((cand_keys, -self.next_use[cand], own, cand_keys // self.total))
+                ]
                 groups = self.keys[order] // self.total
                 first = np.searchsorted(groups, groups, side="left")
                 rank = np.arange(order.size) - first
@@ -930,12 +1014,17 @@ class L1Residency:
             return egress
         pe_o = out_keys // self.total
         flat = out_keys - pe_o * self.total - self.offsets[2]
-        coords = np.array(np.unravel_index(flat, self.shapes[2]), dtype=np.int64)
-        ps, starts = np.unique(pe_o, return_index=True)
+        coords = flat[None, :] // self.strides[2][:, None] % self._out_shape
+        # Keys are sorted: each PE's outputs are one run.
+        new = np.empty(out_keys.size, dtype=bool)
+        new[0] = True
+        np.not_equal(pe_o[1:], pe_o[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        ps = pe_o[starts]
         lo = np.minimum.reduceat(coords, starts, axis=1)
         hi = np.maximum.reduceat(coords, starts, axis=1) + 1
-        counts = np.diff(np.append(starts, out_keys.size))
-        full = counts == np.prod(hi - lo, axis=0)
+        counts = np.append(starts[1:], out_keys.size) - starts
+        full = counts == np.multiply.reduce(hi - lo, axis=0)
         head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
         sig.append(b"o" + head.astype(np.int64).tobytes())
         for i, p in enumerate(ps.tolist()):
@@ -968,7 +1057,7 @@ class L1Residency:
             shared = np.bincount(touched[both] // self.total, minlength=self.n_pes)
             nsizes = np.bincount(nk.keys // self.total, minlength=self.n_pes)
             union = sizes + nsizes - shared
-            fits = bool(np.all(union[sizes > 0] <= cap))
+            fits = bool((union[sizes > 0] <= cap).all())
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
 
@@ -1044,30 +1133,68 @@ def _segment_cumsum(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return np.asarray(run - (run[start] - x[start]), dtype=np.int64)
 
 
-def _oldest(
-    stamp: np.ndarray, key: np.ndarray, seg: np.ndarray, k: np.ndarray, n: int
+def _oldest_in(
+    stamp: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    k: np.ndarray,
+    skip: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Positions of each segment's ``k[g]`` least (``stamp``, ``key``) elements (all of
-    them when it has fewer), by segment then that order. ``seg``: segment ``0..n-1`` of
-    each element, nondecreasing, each present. Only elements at most a bound past their
-    segment's oldest stamp are sorted, the bound doubling until each segment has ``k``
-    of them: the ``k`` least are among them."""
-    if not stamp.size:
+    """Positions of the ``k[g]`` least (``stamp``, position) elements of each range
+    ``lo[g]:hi[g]`` of a state sorted by key (ranges nonempty, increasing, disjoint), not
+    counting those ``skip`` marks (fewer when it has fewer), by range then that order.
+    Back-to-back ranges are read in place (no gathers)."""
+    n = lo.size
+    if not n:
         return np.zeros(0, dtype=np.int64)
-    starts = np.searchsorted(seg, np.arange(n))
-    want = np.minimum(k, np.diff(np.append(starts, seg.size)))
-    age = stamp - np.minimum.reduceat(stamp, starts)[seg]
+    lengths = hi - lo
+    pos: np.ndarray | None = None
+    if n == 1 or np.array_equal(lo[1:], hi[:-1]):
+        first = int(lo[0])
+        part = stamp[first : int(hi[-1])]
+        gone = skip[first : int(hi[-1])] if skip is not None else None
+    else:
+        first = 0
+        pos = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        part = stamp[pos]
+        gone = skip[pos] if skip is not None else None
+    starts = np.cumsum(lengths) - lengths
+    under, want, counts = _under_bound(part, starts, lengths, k, gone)
+    sel = np.flatnonzero(under)
+    seg = np.repeat(np.arange(n), counts)
+    # Positions go in key order: a stable sort by (range, stamp) keeps it among ties.
+    sub = part[sel]
+    low = int(sub.min()) if sub.size else 0
+    width = int(sub.max()) - low + 1 if sub.size else 1
+    order = sel[np.argsort(seg * width + (sub - low), kind="stable")]
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = order[rank < want[seg]]
+    return np.asarray(out + first if pos is None else pos[out], dtype=np.int64)
+
+
+def _under_bound(
+    stamp: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    k: np.ndarray,
+    skip: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which elements are at most a bound past their segment's oldest stamp (segments
+    ``starts``/``lengths``, each nonempty), the bound doubling until each segment has
+    its ``k`` (as many as it has, not counting ``skip``) among them: its ``k`` least are;
+    those ``k`` and how many each segment has under the bound."""
+    size = lengths if skip is None else lengths - np.add.reduceat(skip, starts, dtype=np.int64)
+    want = np.minimum(k, size)
+    age = stamp - np.repeat(np.minimum.reduceat(stamp, starts), lengths)
+    if skip is not None:
+        age[skip] = _NEVER
     bound = 0
     while True:
         under = age <= bound
-        if np.all(np.add.reduceat(under, starts, dtype=np.int64) >= want):
-            break
+        counts = np.add.reduceat(under, starts, dtype=np.int64)
+        if np.all(counts >= want):
+            return under, want, counts
         bound = 2 * bound + 1
-    sel = np.flatnonzero(under)
-    order = sel[np.lexsort((key[sel], stamp[sel], seg[sel]))]
-    oseg = seg[order]
-    rank = np.arange(order.size) - np.searchsorted(oseg, oseg)
-    return np.asarray(order[rank < want[oseg]], dtype=np.int64)
 
 
 def log_steps(log: list[LogEntry | LogBlock]) -> int:

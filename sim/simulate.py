@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -68,21 +68,34 @@ def simulate(
     """Simulate one layer under ``mapping`` on ``hardware``. With ``values`` (arrays
     ``input`` and ``weight``) the run also computes the layer's output through the
     simulated data movement (``SimResult.output``)."""
-    with _fewer_collections():
-        return _simulate(layer, mapping, hardware, options, network, layer_index, progress, values)
+    with _fewer_collections() as settled:
+        return _simulate(
+            layer, mapping, hardware, options, network, layer_index, progress, values, settled
+        )
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
+def _fewer_collections() -> Iterator[Callable[[], None]]:
     """Run with the garbage collector's first generation 100,000 allocations deep: a
     run allocates millions of small, long-lived objects (steps, keys, transitions), and
-    the default threshold (700) spends a fifth of a large run's time collecting them."""
+    the default threshold (700) spends a fifth of a large run's time collecting them.
+    Yields ``settled``, to call once the run's long-lived structures exist (the steps
+    of every segment, the next-touch table): the collector leaves the objects alive then
+    alone (:func:`gc.freeze`) until the run ends, unless a caller froze objects of its
+    own (those are left as they are)."""
     before = gc.get_threshold()
     gc.set_threshold(max(before[0], 100_000), *before[1:])
+    owner = gc.get_freeze_count() == 0
     try:
-        yield
+        yield gc.freeze if owner else _nothing
     finally:
+        if owner:
+            gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _simulate(
@@ -94,10 +107,12 @@ def _simulate(
     layer_index: int,
     progress: Progress | None,
     values: dict[str, np.ndarray] | None,
+    settled: Callable[[], None],
 ) -> SimResult:
     options = options or SimOptions()
     started = time.perf_counter()
     run = RunContext(layer, mapping, hardware, options)
+    settled()
     squeezed = False
     if values is not None:
         inp, weight, squeezed = check_inputs(layer, values)
