@@ -38,21 +38,20 @@ Ends = tuple[tuple[object, ...], tuple[object, ...]]
 class KeyedSegment(Segment):
     """A segment whose first repetition is ``steps``, its repetitions ``1 .. count - 2``
     those steps moved with the first and last step's keys ``middle``, and its last one
-    with ``last`` (every other step keeps its key)."""
+    with ``last`` (every other step keeps its key; ``None``: the first repetition's)."""
 
-    middle: Ends = ((), ())
-    last: Ends = ((), ())
+    middle: Ends | None = None
+    last: Ends | None = None
 
     def step_at(self, b: int, j: int) -> Step:
         """Step ``j`` of repetition ``b``, with its own key."""
         s = Segment.step_at(self, b, j)
-        m = len(self.steps)
-        if b == 0 or 0 < j < m - 1:
+        if b == 0 or 0 < j < len(self.steps) - 1:
             return s
         ends = self.last if b == self.count - 1 else self.middle
-        key = ends[0] if j == 0 else ends[1]
-        if key == s.key:
+        if ends is None:
             return s
+        key = ends[0] if j == 0 else ends[1]
         return Step(s.index, s.top, s.positions, s.inner, s.n_inner, key, s.base)
 
     def ends(self, b: int) -> Ends:
@@ -107,9 +106,7 @@ def joined(segments: Iterator[Segment]) -> Iterator[Segment]:
         ):
             inner = (mid.steps[0].key, mid.steps[-1].key)
             last = (c.steps[0].key, c.steps[-1].key)
-            yield KeyedSegment(
-                a.steps, a.schedules, mid.count + 2, mid.loop, mid.delta, inner, last
-            )
+            yield keyed(a.steps, a.schedules, mid.count + 2, mid.loop, mid.delta, inner, last)
             window = []
         else:
             yield window.pop(0)
@@ -153,9 +150,11 @@ def keyed(
 ) -> Segment:
     """A segment of ``count`` repetitions of ``steps``: a :class:`KeyedSegment` when a
     later repetition's end keys (``inner``, ``last``) differ from the first's."""
-    if (steps[0].key, steps[-1].key) == inner == last:
+    first = (steps[0].key, steps[-1].key)
+    if first == inner == last:
         return Segment(steps, scheds, count, loop, delta)
-    return KeyedSegment(steps, scheds, count, loop, delta, inner, last)
+    middle = None if inner == first else inner
+    return KeyedSegment(steps, scheds, count, loop, delta, middle, None if last == first else last)
 
 
 def end_steps(

@@ -1,9 +1,12 @@
 """Segments joined across a loop's first and last middle positions
 (:mod:`metronome.sim.keyed`): each repetition keeps its own geometry keys, the records of
 the steps whose keys differ are the ones stepping gives, and a bulk repeats a record that
-sends an output home only while the output's flat translation is the element moved."""
+sends an output home only while the output's flat translation is the element moved.
+Records copied from one built alike (:mod:`metronome.sim.twins`) equal the ones built."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ from metronome.sim.fast import FastPath
 from metronome.sim.keyed import KeyedSegment, joined, reach
 from metronome.sim.l1 import L1Residency
 from metronome.sim.schedule import Segment, Step
+from metronome.sim.traffic import RecordBuilder, StepRecord
+from metronome.sim.twins import Twins
 from metronome.spec.hardware import Hardware
 from metronome.spec.maestro import parse_mapping_text
 
@@ -33,6 +38,12 @@ ROWS = """Network r { Layer L { Type: CONV
 Dimensions { K: 2, C: 2, R: 3, S: 3, Y: 7, X: %d }
 Dataflow { TemporalMap(1,1) C; SpatialMap(1,1) K; TemporalMap(1,1) Y'; TemporalMap(1,1) X';
   TemporalMap(Sz(R),Sz(R)) R; TemporalMap(Sz(S),Sz(S)) S; } } }"""
+
+# One PE, the window's X in tiles of 4 outputs (6 inputs) over 10: 4, 4 and 2 outputs.
+CLIPPED = """Network c { Layer L { Type: CONV
+Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 3, X: 12 }
+Dataflow { SpatialMap(Sz(R),1) Y; TemporalMap(6,4) X; TemporalMap(Sz(R),Sz(R)) R;
+  TemporalMap(Sz(S),Sz(S)) S; } } }"""
 
 
 def _entry(text: str):  # type: ignore[no-untyped-def]
@@ -169,3 +180,92 @@ def test_repeated_records_stop_where_an_evicted_output_wraps_a_row(
     except (IndexError, ValueError):
         broken = None
     assert broken != stable(full)
+
+
+def _records_of_steps(
+    text: str, pes: int, l1: int, monkeypatch: pytest.MonkeyPatch, topology: str = "bus"
+) -> tuple[dict[str, object], list[StepRecord], int]:
+    """The fast run's result, each step's record and how many records were copies."""
+    pieces: list[tuple[int, int, list[StepRecord]]] = []
+    copies: list[int] = []
+    piece, copy = FastPath._piece, RecordBuilder.copy
+
+    def logged(self: FastPath, seg: Segment, recs: list[StepRecord]) -> None:
+        pieces.append((seg.steps[0].index, seg.count, list(recs)))
+        piece(self, seg, recs)
+
+    def counted(self: RecordBuilder, rec: StepRecord) -> StepRecord:
+        copies.append(1)
+        return copy(self, rec)
+
+    monkeypatch.setattr(FastPath, "_piece", logged)
+    monkeypatch.setattr(RecordBuilder, "copy", counted)
+    layer, mapping = _entry(text)
+    hw = Hardware(num_pes=pes, l1_size_elems=l1, topology=topology)
+    result = simulate(layer, mapping, hw, SimOptions(policy=REALISTIC)).layer.to_dict()
+    monkeypatch.setattr(FastPath, "_piece", piece)
+    monkeypatch.setattr(RecordBuilder, "copy", copy)
+    per_step: list[StepRecord] = []
+    for _first, count, recs in sorted(pieces, key=lambda p: p[0]):
+        per_step.extend(recs * count)
+    return result, per_step, len(copies)
+
+
+@pytest.mark.parametrize(
+    ("text", "pes", "l1", "topology"),
+    [
+        (OS_K6, 2, 40, "bus"),
+        (OS_K6, 2, 400, "bus"),
+        (OS_K6, 2, 40, "mesh"),
+        (ROWS % 10, 1, 40, "bus"),
+    ],
+)
+def test_copied_records_are_the_ones_building_gives(
+    monkeypatch: pytest.MonkeyPatch, text: str, pes: int, l1: int, topology: str
+) -> None:
+    result, records, copies = _records_of_steps(text, pes, l1, monkeypatch, topology)
+    assert copies
+    # Every record built: each step's record equal, field by field (its id too).
+    monkeypatch.setattr(Twins, "copy", lambda self, key: None)
+    built_result, built, none = _records_of_steps(text, pes, l1, monkeypatch, topology)
+    assert none == 0
+    assert [pickle.dumps(r) for r in records] == [pickle.dumps(r) for r in built]
+    assert result == built_result
+
+
+def _twin_key(run: RunContext, items: list[tuple[Step, list[object]]], i: int) -> object:
+    """The twin key of step ``i`` of ``items`` for one L1 outcome."""
+    step, scheds = items[i]
+    before = (lambda: run.tiles(*items[i - 1])) if i else None
+    return run.twins.key(
+        step.key, b"same L1 outcome", lambda: run.tiles(step, scheds), step.base, before
+    )
+
+
+@pytest.mark.parametrize("topology", ["bus", "mesh"])
+def test_twins_share_a_key_only_with_the_same_tiles_and_predecessor(topology: str) -> None:
+    layer, mapping = _entry(OS_K6)
+    hw = Hardware(num_pes=2, topology=topology)
+    run = RunContext(layer, mapping, hw, SimOptions(policy=REALISTIC))
+    items = list(run.stream)
+    # K = 1 .. 4 are translations of each other (their keys differ in the neighbours'
+    # classes at the first and last step): one key. Per K position 2 C x 3 Y x 10 X steps.
+    per_k = 2 * 3 * 10
+    firsts = [_twin_key(run, items, k * per_k) for k in range(1, 5)]
+    assert len({items[k * per_k][0].key for k in range(1, 5)}) > 1
+    assert len(set(firsts)) == 1
+    # The layer's first step has no predecessor: another key.
+    assert _twin_key(run, items, 0) != firsts[0]
+    # A row's first X position and a middle one have the same tiles relative to their
+    # bases; their predecessors (the previous row's last, X - 1) differ, which counts
+    # only where PEs forward between neighbours (mesh).
+    row, middle = _twin_key(run, items, per_k + 10), _twin_key(run, items, per_k + 15)
+    assert (row == middle) == (topology == "bus")
+
+
+def test_twins_differ_where_the_tiles_are_clipped() -> None:
+    # X in tiles of 4 outputs over 10: the last position's tiles are clipped to 2.
+    layer, mapping = _entry(CLIPPED)
+    run = RunContext(layer, mapping, Hardware(num_pes=1), SimOptions(policy=REALISTIC))
+    items = list(run.stream)
+    assert _twin_key(run, items, 1) != _twin_key(run, items, 2)
