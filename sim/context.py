@@ -24,6 +24,7 @@ from .schedule import Segment, Step, StepStream
 from .tally import Tally
 from .topology import Router, build_topology, prepare_graph
 from .traffic import RecordBuilder, StepRecord
+from .twins import Twins
 
 if TYPE_CHECKING:
     from .l1 import _Keys as WorkingKeys
@@ -66,6 +67,7 @@ class RunContext:
         )
         self.stream = StepStream(self.nest, memo=options.fast_forward)
         self.records: dict[tuple[object, ...], StepRecord] = {}
+        self.twins = Twins(self.builder, self.phases)
         shapes = self.geometry.tensor_sizes
         self.l2 = L2Memory(shapes, hw.l2_size_elems)
         self.tally = Tally(self.nest.num_pes)
@@ -186,10 +188,11 @@ class RunContext:
         replayed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> StepRecord:
         """Step ``item``'s record under L1 residency: the L1s act, and the record is
-        memoised on the geometry key and what the L1s did (relative to the tiles).
-        ``replayed``: a bulk repetition applied the step, its touches hit and the outputs
-        left as this (hits, output keys) says; the L1s do not act
-        (:meth:`L1Residency.replay`)."""
+        memoised on the geometry key and what the L1s did (relative to the tiles), and
+        copied from an earlier one built alike (:class:`Twins`: the same tiles relative
+        to the base, the same L1 outcome). ``replayed``: a bulk repetition applied the
+        step, its touches hit and the outputs left as this (hits, output keys) says; the
+        L1s do not act (:meth:`L1Residency.replay`)."""
         assert self.l1 is not None
         step = item[0]
         out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
@@ -199,7 +202,16 @@ class RunContext:
         else:
             l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
         key = (step.key, l1.signature)
-        rec = self.records.get(key) if self.options.fast_forward else None
+        memo = self.options.fast_forward
+        rec = self.records.get(key) if memo else None
+        twin = None
+        if memo and rec is None:
+            before = self._lazy(prev) if prev is not None else None
+            twin = self.twins.key(step.key, l1.signature, self._lazy(item), step.base, before)
+        if twin is not None:
+            rec = self.twins.copy(twin)
+            if rec is not None:
+                self.records[key] = rec
         if rec is None:
             rec = self.builder.build(
                 self._tiles_of(prev) if prev is not None else None,
@@ -210,8 +222,9 @@ class RunContext:
                 step.base,
                 self.l1.expand(l1),
             )
-            if self.options.fast_forward:
+            if twin is not None:
                 self.records[key] = rec
+                self.twins.add(twin, rec)
         return rec
 
     def feed(self, progress: Progress | None) -> Iterator[tuple[StepRecord, L2Step]]:

@@ -26,7 +26,8 @@ import numpy as np
 
 from .context import Progress, RunContext
 from .geometry import StepTiles
-from .l1 import LogBlock, flat_log, log_steps
+from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
+from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
@@ -98,6 +99,8 @@ class FastPath:
         run = self.run
         total = run.stream.top_steps
         before: tuple[Step, list[object]] | None = None
+        if run.l1 is not None:
+            segments = joined(segments)
         pending = next(segments, None)
         reported = 0
         while pending is not None:
@@ -161,18 +164,19 @@ class FastPath:
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
         """A segment under L1 residency, as pieces with their records. A repetition runs
         through the L1s as its inner loops' segments (:func:`_split`, recursively) or step
-        by step; then the following repetitions go in bulk when they repeat it: up to the
-        last but one when it started from the previous one's L1 state translated by a
-        repetition and every later next-touch answer is translated too, else up to the
-        last while they hit, miss and send home outputs after their last touch as it did
-        and evict only what they held at their start (:meth:`L1Residency.bulk`; the steps
-        whose evicted outputs differ from its own, and the segment's last step, get their
-        own records: :meth:`_bulk_pieces`)."""
+        by step; then the following repetitions go in bulk when they repeat it: when it
+        started from the previous one's L1 state translated by a repetition and every
+        later next-touch answer is translated too, else while they hit, miss and send home
+        outputs after their last touch as it did and evict only what they held at their
+        start (:meth:`L1Residency.bulk`); up to the last either way (the steps whose
+        evicted outputs differ from its own, and the segment's last step, get their own
+        records: :meth:`_bulk_pieces`)."""
         run = self.run
         l1 = run.l1
         assert l1 is not None
         m = len(seg.steps)
         shift = l1.shift_of(seg.delta)
+        move = np.array([seg.delta.get(d, 0) for d in l1.dims[2]], dtype=np.int64)
         prev = before
         if l1.log is None:
             l1.log = []
@@ -187,7 +191,7 @@ class FastPath:
             after = following
             if b + 1 < seg.count:
                 after = (seg.step_at(b + 1, 0), seg.schedules[0])
-            start = l1.snapshot() if seg.count - 2 - b > 0 else None
+            start = l1.snapshot() if seg.count - 1 - b > 0 else None
             mark = len(log)
             recs: list[StepRecord] = []
             subs = _split(seg, b, layout)
@@ -217,17 +221,22 @@ class FastPath:
             b += 1
             rep_log = log[mark:]
             times = seg.count - 1 - b
+            ends = end_steps(rep_log, shift) if times >= 0 else None
             applied = 0
             varied: _Varied | None = None
             flat: tuple[np.ndarray, ...] | None = None
             if times >= 0:
+                exact = 0
                 if (
                     start is not None
                     and l1.repeats(start, shift, m)
-                    and l1.future_repeats(*run.future_touches(seg, b - 1), shift, m, times)
+                    and l1.future_repeats(*run.future_touches(seg, b - 1), shift, m, times + 1)
                 ):
-                    l1.advance(shift, m, times)
-                    applied = times
+                    # The last repetition too: only its last step's record can differ.
+                    exact = min(times + 1, _exact_reach(l1, rep_log, start, move))
+                if exact:
+                    l1.advance(shift, m, exact)
+                    applied = exact
                 else:
                     logged = l1.logged(rep_log, m)
                     if not nested:
@@ -240,12 +249,15 @@ class FastPath:
                         # differ (its successor is the next segment's), built for it.
                         applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
                         if applied:
-                            varied = _Varied(logged, shift, m, first, applied, evicted, l1.span)
+                            far = reach(l1, logged[5], move)
+                            varied = _Varied(
+                                logged, shift, m, first, applied, evicted, l1.span, far
+                            )
                             flat = logged[:7] if nested else None
                         del evicted
                     del logged
             if applied:
-                yield from self._bulk_pieces(seg, b, applied, recs, varied, following)
+                yield from self._bulk_pieces(seg, b, applied, recs, varied, following, ends)
                 b += applied
                 prev = (seg.step_at(b - 1, m - 1), seg.schedules[-1])
             if not nested:
@@ -266,18 +278,21 @@ class FastPath:
         recs: list[StepRecord],
         varied: _Varied | None,
         following: tuple[Step, list[object]] | None,
+        done: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     ) -> Iterator[tuple[Segment, list[StepRecord]]]:
         """Repetitions ``b`` .. ``b + applied - 1`` of ``seg``, applied in bulk after the
         logged one (records ``recs``): runs of repetitions that evicted the logged one's
         outputs, translated, reuse its records; a repetition whose evicted outputs differ
         gets its own records at the steps where they differ (the L1s hit as logged and
         sent home the outputs leaving after their last touch and the ones evicted), and so
-        does the segment's last step (``following`` comes after it)."""
+        does the segment's last step (``following`` comes after it). In a
+        :class:`KeyedSegment` a repetition whose end steps' keys differ from the logged
+        one's gets those steps' records under its own keys (:meth:`_rekeyed`; ``done``:
+        what the logged end steps did)."""
         m = len(seg.steps)
-        run, scheds = self.run, seg.schedules
+        scheds = seg.schedules
         bad = dict(varied.differing) if varied is not None else {}
         if b + applied == seg.count:
-            assert varied is not None
             ends = bad.get(applied, [])
             bad[applied] = ends if m - 1 in ends else [*ends, m - 1]
         k = 1
@@ -287,30 +302,69 @@ class FastPath:
                 while same <= applied and same not in bad:
                     same += 1
                 steps = tuple(seg.step_at(b + k - 1, j) for j in range(m))
-                yield Segment(steps, scheds, same - k, seg.loop, seg.delta), recs
+                mine = self._rekeyed(seg, b - 1, b + k - 1, recs, done, following)
+                yield Segment(steps, scheds, same - k, seg.loop, seg.delta), mine
                 k = same
                 continue
-            assert varied is not None
             r = b + k - 1
-            own = list(recs)
+            own = self._rekeyed(seg, b - 1, r, recs, done, following, bad[k])
             for j in bad[k]:
-                item = (seg.step_at(r, j), scheds[j])
-                prev = (
-                    (seg.step_at(r, j - 1), scheds[j - 1])
-                    if j
-                    else (seg.step_at(r - 1, m - 1), scheds[-1])
-                )
-                nxt = (
-                    (seg.step_at(r, j + 1), scheds[j + 1])
-                    if j + 1 < m
-                    else (seg.step_at(r + 1, 0), scheds[0])
-                    if r + 1 < seg.count
-                    else following
-                )
-                own[j] = run.residency_record(item, prev, nxt, varied.step(k, j))
+                own[j] = self._replayed(seg, b - 1, r, j, following, varied, done)
             steps = tuple(seg.step_at(r, j) for j in range(m))
             yield Segment(steps, scheds, 1, seg.loop, seg.delta), own
             k += 1
+
+    def _rekeyed(
+        self,
+        seg: Segment,
+        logged: int,
+        r: int,
+        recs: list[StepRecord],
+        ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+        following: tuple[Step, list[object]] | None,
+        skip: list[int] | None = None,
+    ) -> list[StepRecord]:
+        """The records of repetition ``r`` of ``seg``, which repeats the logged repetition
+        (``logged``, records ``recs``) translated: ``recs``, but where an end step's key
+        differs from the logged one's (a :class:`KeyedSegment`), that step's record under
+        its own key, built from what the logged step did (``ends``) translated: it hit and
+        sent home the same, so its L1 outcome, and hence its record, is the one stepping
+        it gives under its key. The steps in ``skip`` are left to the caller."""
+        if not isinstance(seg, KeyedSegment):
+            return list(recs) if skip is not None else recs
+        mine, theirs = seg.ends(r), seg.ends(logged)
+        if mine == theirs:
+            return list(recs) if skip is not None else recs
+        m = len(seg.steps)
+        out = list(recs)
+        for j, end in {0: 0, m - 1: 1}.items():
+            if mine[end] != theirs[end] and j not in (skip or ()):
+                out[j] = self._replayed(seg, logged, r, j, following, None, ends)
+        return out
+
+    def _replayed(
+        self,
+        seg: Segment,
+        logged: int,
+        r: int,
+        j: int,
+        following: tuple[Step, list[object]] | None,
+        varied: _Varied | None,
+        ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+    ) -> StepRecord:
+        """The record of step ``j`` of repetition ``r`` of ``seg``, which a bulk applied
+        after the logged repetition ``logged``: the L1s hit as the logged step did and sent
+        home what ``varied`` says, or (without it, an end step) what the logged step did
+        (``ends``) translated (:meth:`L1Residency.replay`)."""
+        item, prev, nxt = _around(seg, r, j, following)
+        if varied is not None:
+            replayed = varied.step(r - logged, j)
+        else:
+            assert ends is not None
+            assert j in (0, len(seg.steps) - 1)
+            hit, outs, by = ends[-1 if j else 0]
+            replayed = (hit, outs + (r - logged) * by)
+        return self.run.residency_record(item, prev, nxt, replayed)
 
     def references(self) -> tuple[int, int]:
         """Runtimes on an instantaneous and on a contention-free NoC."""
@@ -430,7 +484,9 @@ class _Varied:
     """The repetitions a bulk applied after the logged one (``logged``: from
     :meth:`L1Residency.logged`, ``m`` steps the first at ``first``) with the outputs they
     evicted (``evicted``: keys, steps; the list is emptied): where those differ from the logged
-    ones translated, and what each such step hit and sent home. Keys are below ``span``."""
+    ones translated (as far as each logged one's translation stays inside the tensor:
+    ``far``, :func:`reach`), and what each such step hit and sent home. Keys are below
+    ``span``."""
 
     def __init__(
         self,
@@ -441,22 +497,29 @@ class _Varied:
         applied: int,
         evicted: list[np.ndarray],
         span: int,
+        far: np.ndarray,
     ) -> None:
         keys, _, hit, done, local, out_keys, out_local = logged[:7]
         ev_keys, ev_steps = evicted
         evicted.clear()
         self.shift, self.m, self.span = shift, m, span
         reps = np.arange(1, applied + 1, dtype=np.int64)[:, None]
-        want = ((out_local[None, :] + reps * m) * span + out_keys + reps * shift[2]).ravel()
+        moved = out_keys[None, :] + reps * shift[2]
+        steps = out_local[None, :] + reps * m
+        # Past its reach a logged output's flat translation is another element (or none):
+        # its step differs.
+        inside = reps <= far[None, :]
+        want = steps[inside] * span + moved[inside]
         self.got = (ev_steps - first) * span + ev_keys
         del ev_keys, ev_steps
         self.got.sort(kind="stable")
         # Per repetition (1: the first after the logged one) its steps whose evicted
         # outputs are not the logged ones translated.
         self.differing: dict[int, list[int]] = {}
-        for at in np.unique(np.setxor1d(self.got, want) // span).tolist():
+        off = np.union1d(np.setxor1d(self.got, want) // span, steps[~inside])
+        for at in off.tolist():
             self.differing.setdefault(at // m, []).append(at % m)
-        del want
+        del want, moved, steps
         # Each logged step's slice of its hits and of its outputs leaving after their last
         # touch (the flat arrays go step by step).
         self.hit, self.bounds = hit, np.searchsorted(local, np.arange(m + 1))
@@ -486,6 +549,41 @@ class _Varied:
 
 _Layout = tuple[int, list[tuple[int, int]], dict[str, int] | None, tuple[int, int]]
 
+Item = tuple[Step, list[object]]
+
+
+def _exact_reach(
+    l1: L1Residency,
+    log: list[LogEntry | LogBlock],
+    start: tuple[np.ndarray, np.ndarray, np.ndarray],
+    move: np.ndarray,
+) -> int:
+    """How many repetitions after the logged one (``log``; L1 state at its start
+    ``start``) repeat its records when the L1 state repeats translated: as long as every
+    output it evicted moves with the repetitions (:func:`reach`; when the log does not
+    say, every output held at its start)."""
+    out = evicted_outputs(log)
+    if out is None:
+        keys = start[0]
+        out = keys[keys % l1.total >= l1.offsets[2]]
+    far = reach(l1, out, move)
+    return int(far.min()) if far.size else np.iinfo(np.int64).max
+
+
+def _around(
+    seg: Segment, r: int, j: int, following: Item | None
+) -> tuple[Item, Item | None, Item | None]:
+    """Step ``j`` of repetition ``r`` of ``seg`` with the steps before and after it
+    (``following``: the one after the segment)."""
+    m, scheds = len(seg.steps), seg.schedules
+    assert r or j
+    item = (seg.step_at(r, j), scheds[j])
+    prev = (seg.step_at(r, j - 1), scheds[j - 1]) if j else (seg.step_at(r - 1, m - 1), scheds[-1])
+    nxt = (seg.step_at(r, j + 1), scheds[j + 1]) if j + 1 < m else following
+    if j + 1 == m and r + 1 < seg.count:
+        nxt = (seg.step_at(r + 1, 0), scheds[0])
+    return item, prev, nxt
+
 
 def _layout(seg: Segment) -> _Layout | None:
     """How a repetition of ``seg`` splits (the same for every repetition: they differ by
@@ -493,8 +591,8 @@ def _layout(seg: Segment) -> _Layout | None:
     positions' step ranges, the middle positions' move per position when they repeat
     the first middle one translated (keys, schedules, a constant move), else ``None``, and
     the range of positions that repeat: the middle ones, or without the first and last of
-    them (their neighbours' classes differ). ``None`` when no top-level loop moves
-    inside."""
+    them when their neighbours' classes differ, unless only their end steps' keys do
+    (:func:`widened`). ``None`` when no top-level loop moves inside."""
     steps = list(seg.steps)
     scheds = list(seg.schedules)
     loop = next(
@@ -517,7 +615,8 @@ def _layout(seg: Segment) -> _Layout | None:
         middle = groups[a:-a]
         if len(middle) >= 2 and _uniform(steps, scheds, middle, loop):
             delta = _moved(steps[middle[0][0]].base, steps[middle[1][0]].base)
-            return loop, groups, delta, (a, len(groups) - a)
+            span = widened(steps, scheds, groups, loop, (a, len(groups) - a), delta)
+            return loop, groups, delta, span
     return loop, groups, delta, (1, len(groups) - 1)
 
 
@@ -538,7 +637,19 @@ def _split(seg: Segment, b: int, layout: _Layout | None) -> list[Segment] | None
     if delta is None:
         return [single(lo, hi) for lo, hi in groups]
     lo, hi = groups[a]
-    mid = Segment(steps(lo, hi), tuple(scheds[lo:hi]), z - a, loop, delta)
+
+    def ends(g: int) -> tuple[tuple[object, ...], tuple[object, ...]]:
+        return (seg.step_at(b, groups[g][0]).key, seg.step_at(b, groups[g][1] - 1).key)
+
+    mid = keyed(
+        steps(lo, hi),
+        tuple(scheds[lo:hi]),
+        z - a,
+        loop,
+        delta,
+        ends(min(a + 1, z - 1)),
+        ends(z - 1),
+    )
     return [single(*g) for g in groups[:a]] + [mid] + [single(*g) for g in groups[z:]]
 
 

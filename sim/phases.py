@@ -117,16 +117,22 @@ class PhaseBuilder:
         self.free = policy.free_spatial_reduction
         self._cache: dict[tuple[int, int], Phase] = {}
         self._keys: dict[tuple[Message, ...], int] = {}
+        self._same: dict[int, int] = {}
+
+    def alias(self, rid: int, first: int) -> None:
+        """Record ``rid`` is a copy of record ``first``: it has ``first``'s phases."""
+        self._same[rid] = self._same.get(first, first)
 
     def phase(self, rec: StepRecord, plane: int) -> Phase:
         """The distribution or collection phase of ``rec``."""
-        cached = self._cache.get((rec.rid, plane))
+        rid = self._same.get(rec.rid, rec.rid)
+        cached = self._cache.get((rid, plane))
         if cached is None:
             if plane == DISTRIBUTION:
                 messages = self._distribution(rec)
             else:
                 messages = self._collection(rec)
-            cached = self._cache[rec.rid, plane] = self.make(plane, messages)
+            cached = self._cache[rid, plane] = self.make(plane, messages)
         return cached
 
     def make(self, plane: int, messages: tuple[Message, ...]) -> Phase:

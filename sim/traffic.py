@@ -18,7 +18,7 @@ The flows themselves (who sends what to whom) come from :mod:`metronome.sim.flow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 import numpy as np
@@ -106,6 +106,12 @@ class RecordBuilder:
         self.policy = policy
         self.lanes = hardware.simd_lanes
         self._count = 0
+
+    def copy(self, rec: StepRecord) -> StepRecord:
+        """``rec`` with the id the next :meth:`build` would give (a record built from
+        the same tiles relative to its base and the same L1 outcome)."""
+        self._count += 1
+        return replace(rec, rid=self._count)
 
     def build(
         self,
