@@ -27,6 +27,7 @@ import numpy as np
 from .context import Progress, RunContext
 from .geometry import StepTiles
 from .l1 import LogBlock, flat_log, log_steps
+from .l1_steady import bulk_steady
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
@@ -246,7 +247,10 @@ class FastPath:
                         first = seg.steps[0].index + (b - 1) * m
                         # The last repetition too: only its last step's record can
                         # differ (its successor is the next segment's), built for it.
-                        applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
+                        found = bulk_steady(l1, logged, shift, m, first, times + 1)
+                        if found is None:
+                            found = l1.bulk(logged, shift, m, first, times + 1)
+                        applied, *evicted = found
                         if applied:
                             varied = _Varied(logged, shift, m, first, applied, evicted, l1.span)
                             flat = logged[:7] if nested else None
