@@ -6,31 +6,37 @@ After a logged repetition ``L`` (stepped exactly) the L1 state ``S'`` splits int
 part (the rest: what earlier repetitions, or anything before, left behind). The following
 repetitions ``L+k`` touch ``L``'s keys translated by ``k`` repetitions. If
 
-- every touch in ``L`` after a key's first one hit, no step overflowed, and the young part
-  is everything ``L`` touched minus its outputs leaving after their last touch (``L``
-  evicted nothing it touched),
-- every key whose first touch in ``L`` hit is, translated by one repetition, young in
-  ``S'`` (A),
-- every key whose first touch in ``L`` missed is, translated by ``i`` repetitions, not in
-  ``S'`` for ``i`` in ``1..k`` (B),
+- (A) every key whose first touch in ``L`` hit is, translated by one repetition, young in
+  ``S'``,
+- (B) every key whose first touch in ``L`` missed is, translated by ``i`` repetitions, not
+  held in ``S'``, for ``i`` in ``1..k``,
 - the outputs of ``L+k`` leave after their last touch where ``L``'s did (next-touch table),
-- and the evictions up to the end of ``L+k`` (per PE, from the occupancy recurrence over
-  ``L``'s misses and leaving outputs, periodic) never exceed the old elements available at
-  the start of ``L+k``,
+- and the evictions up to the end of ``L+k`` (per PE, from the occupancy recurrence
+  ``c_t = min(cap, c_{t-1} + d_t)`` over ``L``'s misses minus leaving outputs, periodic)
+  never exceed the old elements available at the start of ``L+k``,
 
-then by induction on ``k`` no old element is ever touched again in these repetitions
-(a touch of one would, followed back repetition by repetition, be a first touch in ``L``
-that either hit, so its key one repetition on is young, or missed, which B excludes), so
-LRU's victims are the oldest old elements in (last touch, key) order, young ones are
-never evicted, ``L+k`` hits and sends outputs home exactly as ``L`` did, translated, and
-the young part after it is ``S'``'s young part translated by ``k`` repetitions. The old
-part is a queue: ``S'``'s old elements, then per repetition the young elements it did
-not touch again (``A``, translated and restamped per repetition, each copy newer than the
-previous); the ``E`` evictions so far take its head. This is the LRU steady state of a
-sliding window over an L1 full of an earlier sweep's data, at a cost per distinct key of
-``L`` (B and the next-touch check: per repetition) rather than per touch: the check that
-every touch agrees (:meth:`~metronome.sim.l1.L1Residency.bulk_calm`) is what it replaces
-there. See docs/simulator.md ("What L1 keeps", *Stale steady state*).
+then by induction on ``k`` no old element is touched again in these repetitions (a touch
+of one would, followed back repetition by repetition, be a first touch in ``L`` that
+either hit, so its key one repetition on is young, or missed, which B excludes), so LRU's
+victims are the oldest old elements in (last touch, key) order, young ones are never
+evicted, ``L+k`` hits and sends outputs home exactly as ``L`` did, translated, and the
+young part after it is ``S'``'s translated by ``k`` repetitions. The old part is a queue:
+``S'``'s old elements, then per repetition the young elements it did not touch again
+(``A``, translated and restamped per repetition, each copy newer than the previous); the
+evictions so far take its head.
+
+``L`` itself evicted nothing it touched (so the young part is what it touched minus the
+outputs that left, and every touch after a key's first hit): had LRU taken a young element
+at some step, every old element outside that step's working set would have gone before
+it, leaving no old element in ``S'``, while ``L+1`` holds at that step, evicting nothing,
+everything ``L`` held then plus the victim, more than the capacity; so the eviction bound
+fails for that PE. A step over capacity evicts its own elements, the same case.
+
+This is the LRU steady state of a sliding window over an L1 full of an earlier sweep's
+data, at a cost per distinct key of ``L`` (B and the next-touch check: per repetition)
+rather than per touch (:meth:`~metronome.sim.l1.L1Residency.bulk_calm`, still used where
+this does not apply, e.g. hits on old elements). See docs/simulator.md ("What L1 keeps",
+*Stale steady state*).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from .l1 import _NEVER, L1Residency
 
 __all__ = ["bulk_steady"]
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 """Elements per vectorised batch of the per-repetition checks (bounds their memory)."""
 
 
@@ -66,29 +72,32 @@ def bulk_steady(
     if not keys.size:
         return None
     total, cap, n = l1.total, l1.capacity, l1.n_pes
-    pe = keys // total
-    present = np.bincount(pe, minlength=n) > 0
+    # Per (PE, step) touches and misses minus leaving outputs; the touches grouped by key
+    # (step order within): where each key's run starts. In chunks (less peak memory).
+    touched = np.zeros(n * m, dtype=np.int64)
+    d = np.zeros(n * m, dtype=np.int64)
+    head = np.ones(keys.size, dtype=bool)
+    for lo in range(0, keys.size, _CHUNK):
+        part = slice(lo, lo + _CHUNK)
+        cell = keys[part] // total * m + local[part]
+        touched += np.bincount(cell, minlength=d.size)
+        d += np.bincount(cell[~hit[part]], minlength=d.size)
+        d -= np.bincount(cell[done[part]], minlength=d.size)
+        run = keys[by_key[max(lo - 1, 0) : lo + _CHUNK]]
+        head[max(lo, 1) : lo + _CHUNK] = run[1:] != run[:-1]
+    del cell, run
+    present = np.asarray(touched.reshape(n, m).any(axis=1), dtype=bool)
+    del touched
     pes = np.flatnonzero(present)
     slot = np.full(n, -1, dtype=np.int64)
     slot[pes] = np.arange(pes.size)
-    cell = slot[pe] * m + local
-    del pe
-    d = np.bincount(cell[~hit], minlength=pes.size * m) - np.bincount(
-        cell[done], minlength=pes.size * m
-    )
-    del cell
-    # Touches grouped by key (step order within): the first and last of each key.
-    sk = keys[by_key]
-    head = np.ones(sk.size, dtype=bool)
-    head[1:] = sk[1:] != sk[:-1]
-    uniq = sk[head]
-    del sk
-    first_hit = hit[by_key[head]]
-    tail = np.ones(head.size, dtype=bool)
-    tail[:-1] = head[1:]
+    d = d.reshape(n, m)[pes]
+    heads = np.flatnonzero(head)
     del head
-    last = by_key[tail]
-    del tail
+    uniq = keys[by_key[heads]]
+    first_hit = hit[by_key[heads]]
+    last = by_key[np.append(heads[1:] - 1, keys.size - 1)]
+    del heads
     out = tensor[last] == 2
     out_keys, out_at, out_done = uniq[out], local[last][out], done[last][out]
     del last, out
@@ -113,7 +122,7 @@ def bulk_steady(
     # the occupancy now; by the end of repetition k, E_k = max(0, c - cap + M + max(0,
     # (k-1) g)) (M: the running maximum of d's prefix sums over one repetition, g: their
     # total).
-    runs = np.cumsum(d.reshape(pes.size, m), axis=1)
+    runs = np.cumsum(d, axis=1)
     del d
     peak = np.maximum.accumulate(runs, axis=1)
     g, top = runs[:, -1], peak[:, -1]
