@@ -28,6 +28,7 @@ from .context import Progress, RunContext
 from .geometry import StepTiles
 from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
 from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
+from .l1_steady import bulk_steady
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
@@ -247,7 +248,10 @@ class FastPath:
                         first = seg.steps[0].index + (b - 1) * m
                         # The last repetition too: only its last step's record can
                         # differ (its successor is the next segment's), built for it.
-                        applied, *evicted = l1.bulk(logged, shift, m, first, times + 1)
+                        found = bulk_steady(l1, logged, shift, m, first, times + 1)
+                        if found is None:
+                            found = l1.bulk(logged, shift, m, first, times + 1)
+                        applied, *evicted = found
                         if applied:
                             far = reach(l1, logged[5], move)
                             varied = _Varied(

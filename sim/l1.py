@@ -1222,7 +1222,14 @@ def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] |
         at = np.full(keys.size + ev_keys.size, step, dtype=np.int64)
         parts.append((keys, tensor, hit, done, at[: keys.size], ev_keys, at[keys.size :]))
         step += 1
-    return tuple(np.concatenate(col) for col in zip(*parts, strict=True))
+    # Column by column, each column's parts dropped once joined (less peak memory).
+    cols = [list(col) for col in zip(*parts, strict=True)]
+    parts.clear()
+    out: list[np.ndarray] = []
+    for col in cols:
+        out.append(np.concatenate(col))
+        col.clear()
+    return tuple(out)
 
 
 def _first_row(bad: np.ndarray, rows: int) -> int:

@@ -5,6 +5,8 @@ the steps really had."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,11 @@ from hypothesis import strategies as st
 from metronome.sim.l1 import L1Residency, LogBlock, _Keys, flat_log, refreshed_before_eviction
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
+
+Bulk = Callable[
+    [L1Residency, tuple[np.ndarray, ...], np.ndarray, int, int, int],
+    tuple[int, np.ndarray, np.ndarray] | None,
+]
 
 
 def _l1(capacity: int, eviction: str, psum: bool) -> L1Residency:
@@ -54,13 +61,15 @@ def _streams(draw):
     return prefix, step, np.array(shift, dtype=np.int64), count
 
 
-def _check_bulk(stream, capacity: int, eviction: str, psum: bool) -> tuple[int, int, int]:
+def _check_bulk(
+    stream, capacity: int, eviction: str, psum: bool, bulk: Bulk | None = None
+) -> tuple[int, int, int]:
     """Step the whole stream on one L1 and, on another, step up to the first repetition,
-    bulk the following ones (:meth:`L1Residency.bulk`: as many as agree) and step the
-    rest: the same state, and the bulk claimed the hits, the outputs leaving after their
-    last touch and the outputs evicted (at their steps) that stepping had. Returns the
-    repetitions bulked, the outputs they evicted and how many of those are not the logged
-    repetition's translated."""
+    bulk the following ones (:meth:`L1Residency.bulk`: as many as agree; or ``bulk``,
+    ``None`` when it applies none) and step the rest: the same state, and the bulk claimed
+    the hits, the outputs leaving after their last touch and the outputs evicted (at their
+    steps) that stepping had. Returns the repetitions bulked, the outputs they evicted and
+    how many of those are not the logged repetition's translated."""
     prefix, block, shift, count, *rest = stream
     m = len(block)
 
@@ -88,7 +97,12 @@ def _check_bulk(stream, capacity: int, eviction: str, psum: bool) -> tuple[int, 
     applied = 0
     ev_keys = ev_steps = np.zeros(0, dtype=np.int64)
     if logged is not None:
-        applied, ev_keys, ev_steps = fast.bulk(logged, shift, m, first, count - 2)
+        if bulk is None:
+            applied, ev_keys, ev_steps = fast.bulk(logged, shift, m, first, count - 2)
+        else:
+            found = bulk(fast, logged, shift, m, first, count - 2)
+            if found is not None:
+                applied, ev_keys, ev_steps = found
     for i in range(first + m * (1 + applied), len(plan)):
         fast.step(i, _keys(fast, plan[i][1]), None, out)
     assert np.array_equal(ref.keys, fast.keys)

@@ -357,13 +357,18 @@ Dataflow { TemporalMap(1,1) K; TemporalMap(1,1) C; SpatialMap(Sz(R),1) Y;
   TemporalMap(Sz(S),1) X; TemporalMap(Sz(R),Sz(R)) R; TemporalMap(Sz(S),Sz(S)) S; } } }"""
 
 
+@pytest.mark.parametrize("steady", [True, False])
 @pytest.mark.parametrize(("y", "x", "size"), [(8, 24, 40), (12, 34, 100)])
 def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
-    monkeypatch: pytest.MonkeyPatch, y: int, x: int, size: int
+    monkeypatch: pytest.MonkeyPatch, y: int, x: int, size: int, steady: bool
 ) -> None:
+    """With the stale-steady-state bulk (:mod:`metronome.sim.l1_steady`) tried first, and
+    without it (every bulk through ``bulk_calm``)."""
+    from metronome.sim import fast as fast_module
     from metronome.sim.l1 import L1Residency
 
     bulk, replay = L1Residency.bulk_calm, L1Residency.replay
+    bulk_steady = fast_module.bulk_steady
     evicting, replayed = [], []
 
     def counted(self, rep, *args):  # type: ignore[no-untyped-def]
@@ -371,11 +376,17 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
         evicting.append(applied > 0 and evicted[0].size > 0)
         return applied, agreed, evicted
 
+    def counted_steady(l1, rep, *args):  # type: ignore[no-untyped-def]
+        found = bulk_steady(l1, rep, *args) if steady else None
+        evicting.append(found is not None and found[1].size > 0)
+        return found
+
     def replays(self, *args):  # type: ignore[no-untyped-def]
         replayed.append(1)
         return replay(self, *args)
 
     monkeypatch.setattr(L1Residency, "bulk_calm", counted)
+    monkeypatch.setattr(fast_module, "bulk_steady", counted_steady)
     monkeypatch.setattr(L1Residency, "replay", replays)
     fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
     # The cases this checks: repetitions that evict partial sums went in bulk, some
