@@ -59,8 +59,9 @@ def in_process(repeats: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def wall(model: str, runs: int) -> float:
-    """Median wall seconds of the CLI on Resnet50_kcp_ws.m under ``model``."""
+def _cli_seconds(model: str) -> float:
+    """Wall seconds of one CLI run on Resnet50_kcp_ws.m under ``model``, process start
+    included."""
     exe = REPO / ".venv" / "bin" / "metronome"
     cmd = [
         str(exe),
@@ -71,12 +72,19 @@ def wall(model: str, runs: int) -> float:
         "--model",
         model,
     ]
-    times = []
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def wall(runs: int) -> dict[str, float]:
+    """Median wall seconds of the CLI per model, the models' runs interleaved so that a
+    change in the machine's load falls on both alike."""
+    times: dict[str, list[float]] = {m: [] for m in MODELS}
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for model in MODELS:
+            times[model].append(_cli_seconds(model))
+    return {m: statistics.median(t) for m, t in times.items()}
 
 
 def main() -> int:
@@ -94,7 +102,7 @@ def main() -> int:
         )
     slowest = sorted(per_layer["refined"].items(), key=lambda kv: -kv[1])[:5]
     print("refined  slowest: " + ", ".join(f"{k} {1000 * s:.2f} ms" for k, s in slowest))
-    walls = {m: wall(m, args.runs) for m in MODELS}
+    walls = wall(args.runs)
     for model, wall_s in walls.items():
         print(f"{model:8s} metronome analyze Resnet50_kcp_ws.m: {wall_s:.3f} s")
     print(f"refined / fixed wall time: {walls['refined'] / walls['fixed']:.2f}x")
