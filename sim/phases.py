@@ -118,6 +118,7 @@ class PhaseBuilder:
         self._cache: dict[tuple[int, int], Phase] = {}
         self._keys: dict[tuple[Message, ...], int] = {}
         self._same: dict[int, int] = {}
+        self._reductions: dict[tuple[Flow, ...], Message] = {}
 
     def alias(self, rid: int, first: int) -> None:
         """Record ``rid`` is a copy of record ``first``: it has ``first``'s phases."""
@@ -193,7 +194,14 @@ class PhaseBuilder:
 
     def reduction(self, flows: Sequence[Flow]) -> Message:
         """Reduction flows ``(PEs, elems)`` towards L2 as one message (one flow, or all
-        of a bus's)."""
+        of a bus's; memoised: records built apart often send the same flows)."""
+        key = tuple((tuple(pes), n) for pes, n in flows)
+        hit = self._reductions.get(key)
+        if hit is None:
+            hit = self._reductions[key] = self._reduction(key)
+        return hit
+
+    def _reduction(self, flows: Sequence[Flow]) -> Message:
         fabric = self.fabric
         depth: dict[tuple[Hashable, Hashable], int] = {}
         per_flow: list[tuple[dict[Hashable, Hashable], set[Hashable], int]] = []
