@@ -119,6 +119,7 @@ class PhaseBuilder:
         self._keys: dict[tuple[Message, ...], int] = {}
         self._same: dict[int, int] = {}
         self._reductions: dict[tuple[Flow, ...], Message] = {}
+        self._multicasts: dict[tuple[object, ...], Message] = {}
 
     def alias(self, rid: int, first: int) -> None:
         """Record ``rid`` is a copy of record ``first``: it has ``first``'s phases."""
@@ -159,7 +160,17 @@ class PhaseBuilder:
         self, src: Hashable, dsts: Sequence[int], elems: int, taps: dict[int, int] | None
     ) -> Message:
         """A multicast from node ``src`` to PEs ``dsts``: every link of the tree carries
-        ``elems`` (on a broadcast bus the tap into PE p carries ``taps[p]``)."""
+        ``elems`` (on a broadcast bus the tap into PE p carries ``taps[p]``; memoised:
+        records built apart often send the same flows)."""
+        key = (src, tuple(dsts), elems, None if taps is None else tuple(taps.items()))
+        hit = self._multicasts.get(key)
+        if hit is None:
+            hit = self._multicasts[key] = self._multicast(src, dsts, elems, taps)
+        return hit
+
+    def _multicast(
+        self, src: Hashable, dsts: Sequence[int], elems: int, taps: dict[int, int] | None
+    ) -> Message:
         fabric = self.fabric
         targets = [pe(p) for p in dsts]
         edges = self.router.multicast(src, targets)
