@@ -15,7 +15,7 @@ from metronome.spec.mapping import Mapping
 from .budget import check_budget
 from .functional import Functional
 from .geometry import Geometry, StepTiles
-from .l1 import EVICTIONS, L1Residency
+from .l1 import EVICTIONS, L1Residency, StepL1
 from .loopnest import LoopNest
 from .memory import L2Memory, L2Step
 from .options import SimOptions
@@ -197,22 +197,31 @@ class RunContext:
         step = item[0]
         out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
         following = self._keys(nxt) if nxt is not None else None
+        memo = self.options.fast_forward
+        l1: StepL1 | None = None
         if replayed is None:
             l1 = self.l1.step(step.index, self._keys(item), following, out_base)
+            signature = l1.signature
+        elif memo:
+            # Most replayed steps' records exist: their signature alone finds them.
+            signature = self.l1.replay_signature(self._keys(item), following, *replayed, out_base)
         else:
             l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
-        key = (step.key, l1.signature)
-        memo = self.options.fast_forward
+            signature = l1.signature
+        key = (step.key, signature)
         rec = self.records.get(key) if memo else None
         twin = None
         if memo and rec is None:
             before = self._lazy(prev) if prev is not None else None
-            twin = self.twins.key(step.key, l1.signature, self._lazy(item), step.base, before)
+            twin = self.twins.key(step.key, signature, self._lazy(item), step.base, before)
         if twin is not None:
             rec = self.twins.copy(twin)
             if rec is not None:
                 self.records[key] = rec
         if rec is None:
+            if l1 is None:
+                assert replayed is not None
+                l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
             rec = self.builder.build(
                 self._tiles_of(prev) if prev is not None else None,
                 self._tiles_of(item),

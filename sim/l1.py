@@ -982,11 +982,29 @@ class L1Residency:
         sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
         return self._ended(wk, nk, sizes, missing, egress, sig)
 
+    def replay_signature(
+        self,
+        wk: _Keys,
+        nk: _Keys | None,
+        hit: np.ndarray,
+        out_keys: np.ndarray,
+        out_base: np.ndarray,
+    ) -> bytes:
+        """The signature :meth:`replay` gives, without building its masks and boxes
+        (a replayed step's record is mostly one built before under this signature)."""
+        sig: list[bytes] = []
+        self._missing(wk, hit, sig, masks=False)
+        if out_keys.size:
+            sig.append(self._leaving(out_keys, out_base)[-1])
+        sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
+        sig.append(bytes(self._fit(wk, nk, sizes)))
+        return b"|".join(sig)
+
     def _missing(
-        self, wk: _Keys, hit: np.ndarray, sig: list[bytes]
+        self, wk: _Keys, hit: np.ndarray, sig: list[bytes], masks: bool = True
     ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
         """Per input and weight PE its mask of the tile it lacked (``hit``: per sorted
-        key); their signature appended to ``sig``."""
+        key; all ``None`` without ``masks``); their signature appended to ``sig``."""
         missing: tuple[list[np.ndarray | None], list[np.ndarray | None]] = (
             [None] * self.n_pes,
             [None] * self.n_pes,
@@ -997,7 +1015,7 @@ class L1Residency:
             if t == 2:
                 continue
             lacking = ~hit[wk.rank[offset - rows.size : offset]].reshape(rows.shape)
-            for i in np.flatnonzero(lacking.any(axis=1)).tolist():
+            for i in np.flatnonzero(lacking.any(axis=1)).tolist() if masks else ():
                 p = int(ps[i])
                 missing[t][p] = lacking[i].reshape(shape)
             sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
@@ -1012,6 +1030,25 @@ class L1Residency:
         egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * self.n_pes
         if not out_keys.size:
             return egress
+        ps, lo, hi, starts, counts, coords, head = self._leaving(out_keys, out_base)
+        sig.append(head)
+        full = counts == np.multiply.reduce(hi - lo, axis=0)
+        for i, p in enumerate(ps.tolist()):
+            mask = None
+            if not full[i]:
+                mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
+                mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=np.bool_)
+                mask[tuple(mine)] = True
+            egress[p] = (lo[:, i], hi[:, i], mask)
+        return egress
+
+    def _leaving(
+        self, out_keys: np.ndarray, out_base: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bytes]:
+        """The leaving outputs (``out_keys``, sorted, not empty) per PE run: the PEs, each
+        one's box (``lo``, ``hi``), its run's start and size among the keys, every key's
+        coordinates, and the signature: the PEs, boxes relative to ``out_base`` and each
+        output's place in its box (in order: what the boxes' masks say)."""
         pe_o = out_keys // self.total
         flat = out_keys - pe_o * self.total - self.offsets[2]
         coords = flat[None, :] // self.strides[2][:, None] % self._out_shape
@@ -1024,18 +1061,15 @@ class L1Residency:
         lo = np.minimum.reduceat(coords, starts, axis=1)
         hi = np.maximum.reduceat(coords, starts, axis=1) + 1
         counts = np.append(starts[1:], out_keys.size) - starts
-        full = counts == np.multiply.reduce(hi - lo, axis=0)
-        head = np.concatenate([ps, (lo - out_base[:, None]).ravel(), (hi - lo).ravel()])
-        sig.append(b"o" + head.astype(np.int64).tobytes())
-        for i, p in enumerate(ps.tolist()):
-            mask = None
-            if not full[i]:
-                mine = coords[:, starts[i] : starts[i] + counts[i]] - lo[:, i : i + 1]
-                mask = np.zeros(tuple(int(v) for v in hi[:, i] - lo[:, i]), dtype=np.bool_)
-                mask[tuple(mine)] = True
-                sig.append(np.packbits(mask).tobytes())
-            egress[p] = (lo[:, i], hi[:, i], mask)
-        return egress
+        ext = hi - lo
+        run = np.repeat(np.arange(ps.size, dtype=np.int64), counts)
+        rel = coords - lo[:, run]
+        place = rel[0]
+        for d in range(1, rel.shape[0]):
+            place = place * ext[d, run] + rel[d]
+        place = np.sort(place + run * int(np.multiply.reduce(ext, axis=0).max()))
+        head = np.concatenate([[ps.size], ps, (lo - out_base[:, None]).ravel(), ext.ravel(), place])
+        return ps, lo, hi, starts, counts, coords, b"o" + head.astype(np.int64).tobytes()
 
     def _ended(
         self,
@@ -1048,6 +1082,13 @@ class L1Residency:
     ) -> StepL1:
         """The step's outcome, with whether it overflows and whether the next step's
         working sets fit beside it (double buffering)."""
+        fits, overflow = self._fit(wk, nk, sizes)
+        sig.append(bytes((fits, overflow)))
+        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+
+    def _fit(self, wk: _Keys, nk: _Keys | None, sizes: np.ndarray) -> tuple[bool, bool]:
+        """Whether the next step's working sets (``nk``) fit beside the step's (``wk``,
+        per PE ``sizes``), and whether the step's overflow."""
         cap, touched = self.capacity, wk.keys
         overflow = bool((sizes > cap).any())
         fits = True
@@ -1058,8 +1099,7 @@ class L1Residency:
             nsizes = np.bincount(nk.keys // self.total, minlength=self.n_pes)
             union = sizes + nsizes - shared
             fits = bool((union[sizes > 0] <= cap).all())
-        sig.append(bytes((fits, overflow)))
-        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+        return fits, overflow
 
 
 def refreshed_before_eviction(

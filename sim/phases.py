@@ -118,6 +118,8 @@ class PhaseBuilder:
         self._cache: dict[tuple[int, int], Phase] = {}
         self._keys: dict[tuple[Message, ...], int] = {}
         self._same: dict[int, int] = {}
+        self._reductions: dict[tuple[Flow, ...], Message] = {}
+        self._multicasts: dict[tuple[object, ...], Message] = {}
 
     def alias(self, rid: int, first: int) -> None:
         """Record ``rid`` is a copy of record ``first``: it has ``first``'s phases."""
@@ -158,7 +160,17 @@ class PhaseBuilder:
         self, src: Hashable, dsts: Sequence[int], elems: int, taps: dict[int, int] | None
     ) -> Message:
         """A multicast from node ``src`` to PEs ``dsts``: every link of the tree carries
-        ``elems`` (on a broadcast bus the tap into PE p carries ``taps[p]``)."""
+        ``elems`` (on a broadcast bus the tap into PE p carries ``taps[p]``; memoised:
+        records built apart often send the same flows)."""
+        key = (src, tuple(dsts), elems, None if taps is None else tuple(taps.items()))
+        hit = self._multicasts.get(key)
+        if hit is None:
+            hit = self._multicasts[key] = self._multicast(src, dsts, elems, taps)
+        return hit
+
+    def _multicast(
+        self, src: Hashable, dsts: Sequence[int], elems: int, taps: dict[int, int] | None
+    ) -> Message:
         fabric = self.fabric
         targets = [pe(p) for p in dsts]
         edges = self.router.multicast(src, targets)
@@ -193,7 +205,14 @@ class PhaseBuilder:
 
     def reduction(self, flows: Sequence[Flow]) -> Message:
         """Reduction flows ``(PEs, elems)`` towards L2 as one message (one flow, or all
-        of a bus's)."""
+        of a bus's; memoised: records built apart often send the same flows)."""
+        key = tuple((tuple(pes), n) for pes, n in flows)
+        hit = self._reductions.get(key)
+        if hit is None:
+            hit = self._reductions[key] = self._reduction(key)
+        return hit
+
+    def _reduction(self, flows: Sequence[Flow]) -> Message:
         fabric = self.fabric
         depth: dict[tuple[Hashable, Hashable], int] = {}
         per_flow: list[tuple[dict[Hashable, Hashable], set[Hashable], int]] = []

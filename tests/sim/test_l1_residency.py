@@ -423,3 +423,29 @@ def test_next_touches_from_memoised_keys_on_repeated_segments(text: str, evictio
 def test_next_touches_from_memoised_keys_equal_step_by_step(problem, l1, eviction) -> None:
     layer, mapping, hw, _policy = problem
     _same_next_touches(layer, mapping, hw.with_changes(l1_size_elems=l1), eviction)
+
+
+@pytest.mark.parametrize(("y", "x", "size"), [(8, 24, 40), (12, 34, 100)])
+def test_replay_signature_is_the_replayed_steps_signature(
+    monkeypatch: pytest.MonkeyPatch, y: int, x: int, size: int
+) -> None:
+    """A replayed step's record is looked up by :meth:`L1Residency.replay_signature`,
+    built from :meth:`L1Residency.replay`: both must give the same signature, and steps
+    sending home different outputs different ones."""
+    from metronome.sim.l1 import L1Residency
+
+    signature = L1Residency.replay_signature
+    seen: list[bytes] = []
+
+    def checked(self, wk, nk, hit, out_keys, out_base):  # type: ignore[no-untyped-def]
+        sig = signature(self, wk, nk, hit, out_keys, out_base)
+        assert sig == L1Residency.replay(self, wk, nk, hit, out_keys, out_base).signature
+        seen.append(sig)
+        return sig
+
+    monkeypatch.setattr(L1Residency, "replay_signature", checked)
+    fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
+    # Steps were replayed, with different outcomes.
+    assert len(set(seen)) > 1
+    full = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size, fast=False)
+    assert stable(fast.to_dict()) == stable(full.to_dict())
