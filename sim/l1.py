@@ -847,13 +847,15 @@ class L1Residency:
         span = self._span
         last = self.eviction == "lru"
         parts: list[np.ndarray] = []
-        held = 0
+        held = kept = 0
         for part in codes:
             parts.append(part)
             held += part.size
-            if last and held > 1 << 22:
+            # Reduced once the new codes outnumber the kept ones (and a few million):
+            # each kept code is sorted again only about as often as a new one.
+            if last and held - kept > max(1 << 22, kept):
                 parts = [_last_touches(np.concatenate(parts), span)]
-                held = parts[0].size
+                held = kept = parts[0].size
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
         if last:
@@ -1244,6 +1246,8 @@ def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
     is sorted in place)."""
     # The codes come as sorted runs (a step's keys), which a merge sort exploits.
     codes.sort(kind="stable")
-    keep = np.ones(codes.size, dtype=bool)
-    keep[:-1] = codes[1:] // span != codes[:-1] // span
+    key = codes // span
+    keep = np.empty(codes.size, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=keep[:-1])
+    keep[-1:] = True
     return codes[keep]
