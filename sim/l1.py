@@ -464,7 +464,7 @@ class L1Residency:
         flat = flat_log(log, m)
         if flat is None:
             return None
-        return (*flat, np.argsort(flat[0], kind="stable"))
+        return (*flat, _stable_order(flat[0]))
 
     def bulk(
         self, rep: tuple[np.ndarray, ...], shift: np.ndarray, m: int, first: int, times: int
@@ -1232,6 +1232,20 @@ def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] |
         out.append(np.concatenate(col))
         col.clear()
     return tuple(out)
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, as the sorted codes ``key * n + position``
+    (``n`` keys) where those fit in int64: sorting values beats sorting indices."""
+    n = keys.size
+    if not n or keys.dtype != np.int64 or max(-int(keys.min()), int(keys.max()) + 1) * n >= 1 << 62:
+        return np.argsort(keys, kind="stable")
+    codes = keys * n
+    for lo in range(0, n, 1 << 20):  # the positions in slices (less peak memory)
+        codes[lo : lo + (1 << 20)] += np.arange(lo, min(n, lo + (1 << 20)), dtype=np.int64)
+    codes.sort(kind="stable")
+    codes %= n
+    return codes
 
 
 def _first_row(bad: np.ndarray, rows: int) -> int:
