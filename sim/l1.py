@@ -464,7 +464,7 @@ class L1Residency:
         flat = flat_log(log, m)
         if flat is None:
             return None
-        return (*flat, np.argsort(flat[0], kind="stable"))
+        return (*flat, _stable_order(flat[0]))
 
     def bulk(
         self, rep: tuple[np.ndarray, ...], shift: np.ndarray, m: int, first: int, times: int
@@ -847,13 +847,15 @@ class L1Residency:
         span = self._span
         last = self.eviction == "lru"
         parts: list[np.ndarray] = []
-        held = 0
+        held = kept = 0
         for part in codes:
             parts.append(part)
             held += part.size
-            if last and held > 1 << 22:
+            # Reduced once the new codes outnumber the kept ones (and a few million):
+            # each kept code is sorted again only about as often as a new one.
+            if last and held - kept > max(1 << 22, kept):
                 parts = [_last_touches(np.concatenate(parts), span)]
-                held = parts[0].size
+                held = kept = parts[0].size
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
         if last:
@@ -1272,6 +1274,20 @@ def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] |
     return tuple(out)
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, as the sorted codes ``key * n + position``
+    (``n`` keys) where those fit in int64: sorting values beats sorting indices."""
+    n = keys.size
+    if not n or keys.dtype != np.int64 or max(-int(keys.min()), int(keys.max()) + 1) * n >= 1 << 62:
+        return np.argsort(keys, kind="stable")
+    codes = keys * n
+    for lo in range(0, n, 1 << 20):  # the positions in slices (less peak memory)
+        codes[lo : lo + (1 << 20)] += np.arange(lo, min(n, lo + (1 << 20)), dtype=np.int64)
+    codes.sort(kind="stable")
+    codes %= n
+    return codes
+
+
 def _first_row(bad: np.ndarray, rows: int) -> int:
     """The first of ``rows`` equal rows of flat ``bad`` holding a ``True`` (``rows``: none)."""
     if not bad.any():
@@ -1284,6 +1300,8 @@ def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
     is sorted in place)."""
     # The codes come as sorted runs (a step's keys), which a merge sort exploits.
     codes.sort(kind="stable")
-    keep = np.ones(codes.size, dtype=bool)
-    keep[:-1] = codes[1:] // span != codes[:-1] // span
+    key = codes // span
+    keep = np.empty(codes.size, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=keep[:-1])
+    keep[-1:] = True
     return codes[keep]

@@ -26,6 +26,7 @@ from .memory import L2Step, OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .options import SimOptions
 from .phases import COLLECTION, DISTRIBUTION
+from .schedule import Segment
 from .stats import build_result
 from .timing import IDEAL, Clock
 from .traffic import StepRecord
@@ -94,6 +95,14 @@ def _fewer_collections() -> Iterator[Callable[[], None]]:
         gc.set_threshold(*before)
 
 
+def _handed_over(segments: list[Segment]) -> Iterator[Segment]:
+    """``segments`` in order, each dropped from the list as it is taken: its steps are
+    freed once the fast path is done with it, not at the run's end (peak memory)."""
+    segments.reverse()
+    while segments:
+        yield segments.pop()
+
+
 def _nothing() -> None:
     return None
 
@@ -124,7 +133,7 @@ def _simulate(
         fast = FastPath(run, timing, n_pes, round_robin=round_robin)
         stream = run.stream.segments() if run.functional is None else run.stream.single_steps()
         if run.functional is None and run.segments is not None:
-            stream = iter(run.segments)
+            stream = _handed_over(run.segments)
         runtime, flushed = fast.execute(stream, progress)
         references = fast.references()
     else:
