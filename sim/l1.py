@@ -873,7 +873,7 @@ class L1Residency:
         if not self._touches.size:
             return np.full(keys.size, _NEVER, dtype=np.int64)
         codes = keys * self._span + index
-        at = np.searchsorted(self._touches, codes, side="right")
+        at = _sorted_search(self._touches, codes)
         found = np.full(keys.size, _NEVER, dtype=np.int64)
         ok = at < self._touches.size
         hit = self._touches[np.minimum(at, self._touches.size - 1)]
@@ -1293,6 +1293,24 @@ def _first_row(bad: np.ndarray, rows: int) -> int:
     if not bad.any():
         return rows
     return int(np.argmax(bad.reshape(rows, -1).any(axis=1)))
+
+
+_SORTED_SEARCH_MIN = 1 << 12
+"""Queries from which :func:`_sorted_search` sorts them first (below, sorting costs more
+than it saves)."""
+
+
+def _sorted_search(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(table, codes, side="right")``, the ``codes`` searched in sorted
+    order (a binary search then starts where the previous one ended: fewer cache misses
+    on a large ``table``)."""
+    if codes.size < _SORTED_SEARCH_MIN or not np.any(codes[1:] < codes[:-1]):
+        return np.searchsorted(table, codes, side="right")
+    # Sorted runs (a step's or repetition's keys), which a merge sort exploits.
+    order = np.argsort(codes, kind="stable")
+    at = np.empty(codes.size, dtype=np.int64)
+    at[order] = np.searchsorted(table, codes[order], side="right")
+    return at
 
 
 def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The array helpers of the L1's flat logs and next-touch table against their numpy
 definitions: the key order of a repetition's touches (``_stable_order``, a stable argsort,
-also where the sorted codes would overflow) and each key's last touch (``_last_touches``)."""
+also where the sorted codes would overflow), each key's last touch (``_last_touches``) and
+the next-touch table's search (``_sorted_search``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import _last_touches, _stable_order
+from metronome.sim.l1 import _SORTED_SEARCH_MIN, _last_touches, _sorted_search, _stable_order
 
 # Small key ranges give equal keys (what stability is about); 2**61 makes key * n overflow
 # int64 for n >= 4, so the argsort fallback runs.
@@ -34,3 +35,17 @@ def test_last_touches_keeps_each_keys_last_step(touches: list[tuple[int, int]]) 
         last[k] = max(last.get(k, s), s)
     want = np.array(sorted(k * span + s for k, s in last.items()), dtype=np.int64)
     assert np.array_equal(_last_touches(codes, span), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 50]), st.booleans())
+def test_sorted_search_equals_searchsorted(seed: int, rows: int, shuffled: bool) -> None:
+    # Queries as the bulk checks ask them: sorted rows overlapping one another (or
+    # shuffled), enough of them for the sorting path; a table with repeated values.
+    rng = np.random.default_rng(seed)
+    table = np.sort(rng.integers(0, 5000, 3000))
+    width = -(-_SORTED_SEARCH_MIN // rows) + 1
+    codes = np.sort(rng.integers(-10, 5010, (rows, width)), axis=1).ravel()
+    if shuffled:
+        rng.shuffle(codes)
+    assert np.array_equal(_sorted_search(table, codes), np.searchsorted(table, codes, side="right"))
