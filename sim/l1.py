@@ -31,6 +31,8 @@ __all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
 EVICTIONS = ("lru", "optimal")
 _NEVER = np.iinfo(np.int64).max
+# Leaving outputs' signatures kept for replayed steps (cleared when full: bounds memory).
+_HEADS_KEPT = 1 << 14
 
 LogEntry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 """One step as a bulk repetition checks it: touched keys, their tensors, hits, outputs
@@ -173,6 +175,7 @@ class L1Residency:
         self.rep_of: np.ndarray | None = None
         self.log: list[LogEntry | LogBlock] | None = None
         self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
+        self._heads: dict[bytes, tuple[bytes, np.ndarray, np.ndarray]] = {}
 
     # -- classes of PEs ------------------------------------------------------------
     def classify(self, first_tiles: Iterable[StepTiles]) -> None:
@@ -997,7 +1000,7 @@ class L1Residency:
         sig: list[bytes] = []
         self._missing(wk, hit, sig, masks=False)
         if out_keys.size:
-            sig.append(self._leaving(out_keys, out_base)[-1])
+            sig.append(self._leaving_head(out_keys, out_base))
         sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
         sig.append(bytes(self._fit(wk, nk, sizes)))
         return b"|".join(sig)
@@ -1072,6 +1075,26 @@ class L1Residency:
         place = np.sort(place + run * int(np.multiply.reduce(ext, axis=0).max()))
         head = np.concatenate([[ps.size], ps, (lo - out_base[:, None]).ravel(), ext.ravel(), place])
         return ps, lo, hi, starts, counts, coords, b"o" + head.astype(np.int64).tobytes()
+
+    def _leaving_head(self, out_keys: np.ndarray, out_base: np.ndarray) -> bytes:
+        """The signature :meth:`_leaving` gives, memoised on the keys translated by
+        ``out_base``'s flat offset: equal translated keys whose boxes, moved by the
+        difference of the bases, stay inside the tensor are the same outputs moved alike
+        (so their boxes relative to the base and places agree)."""
+        rel = out_keys - int(out_base @ self.strides[2])
+        key = rel.tobytes()
+        hit = self._heads.get(key)
+        if hit is not None:
+            head, lo_rel, hi_rel = hit
+            if (lo_rel + out_base[:, None] >= 0).all() and (
+                hi_rel + out_base[:, None] <= self._out_shape
+            ).all():
+                return head
+        _, lo, hi, _, _, _, head = self._leaving(out_keys, out_base)
+        if len(self._heads) >= _HEADS_KEPT:
+            self._heads.clear()
+        self._heads[key] = (head, lo - out_base[:, None], hi - out_base[:, None])
+        return head
 
     def _ended(
         self,
