@@ -1,7 +1,8 @@
-"""The memoised signature of a replayed step's leaving outputs
-(:meth:`metronome.sim.l1.L1Residency._leaving_head`) against computing it afresh
-(:meth:`~metronome.sim.l1.L1Residency._leaving`): the memo is keyed on the keys translated
-by the output base, which different bases can share while meaning different boxes."""
+"""The memos of a replayed step's signature against computing afresh: the leaving outputs'
+(:meth:`metronome.sim.l1.L1Residency._leaving_head` against ``_leaving``), keyed on the keys
+translated by the output base, which different bases can share while meaning different
+boxes; and whether the next step fits beside it (``_fit_of`` against ``_fit``), keyed on
+the steps' geometry keys and the difference of their translations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import L1Residency
+from metronome.sim.l1 import L1Residency, _Keys
 
 OUT = (4, 5)  # output tensor shape: flat strides (5, 1)
 
@@ -79,3 +80,31 @@ def test_memoised_signatures_equal_fresh_ones(calls) -> None:
             continue
         out_base = np.array(base, dtype=np.int64)
         assert l1._leaving_head(keys, out_base) == l1._leaving(keys, out_base)[-1]
+
+
+def _translated(l1: L1Residency, key: object, flat: list[int], by: tuple[int, int, int]) -> _Keys:
+    """Keys ``flat`` (PE 0, before translation) of geometry ``key``, translated by ``by``."""
+    keys = _Keys(np.array(flat, dtype=np.int64), l1._tensor(np.array(flat)), [], np.zeros(0))
+    keys.origin = (key, np.zeros(3, dtype=np.int64))
+    return keys.shifted(np.array(by, dtype=np.int64))
+
+
+def test_fits_are_memoised_on_the_difference_of_the_translations() -> None:
+    # Capacity 4; each step touches inputs 0, 1 and two outputs (4 keys). The next step's
+    # outputs moved by as many as the step's: the same 4 keys, they fit; moved 2 further:
+    # 6 keys together, they do not; both moved by 1 more: the same as the first case.
+    l1 = _l1()
+    l1.capacity = 4
+    out = l1.offsets[2]
+    flat = [0, 1, out, out + 1]
+    for step_by, next_by, fits in (
+        ((0, 0, 0), (0, 0, 0), True),
+        ((0, 0, 0), (0, 0, 2), False),
+        ((0, 0, 1), (0, 0, 1), True),
+        ((0, 0, 1), (0, 0, 3), False),
+    ):
+        wk = _translated(l1, "g", flat, step_by)
+        nk = _translated(l1, "g", flat, next_by)
+        sizes = np.bincount(wk.keys // l1.total, minlength=l1.n_pes)
+        assert l1._fit_of(wk, nk, sizes) == l1._fit(wk, nk, sizes) == (fits, False)
+    assert len(l1._fits) == 2
