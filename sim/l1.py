@@ -31,6 +31,8 @@ __all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
 EVICTIONS = ("lru", "optimal")
 _NEVER = np.iinfo(np.int64).max
+# Leaving outputs' signatures and fits kept for replayed steps (cleared when full).
+_HEADS_KEPT = 1 << 14
 
 LogEntry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 """One step as a bulk repetition checks it: touched keys, their tensors, hits, outputs
@@ -95,7 +97,9 @@ class StepL1:
 class _Keys:
     """Keys of one step's working sets: sorted (with each key's tensor), and per (tensor,
     tile shape) group the PEs and their keys (one row per PE, in tile order); ``rank``:
-    where each group key (groups' rows concatenated) sits among the sorted keys."""
+    where each group key (groups' rows concatenated) sits among the sorted keys;
+    ``origin``: the geometry key whose memoised keys these are, and the flat translation
+    per tensor from them (``None``: not known)."""
 
     def __init__(
         self,
@@ -103,11 +107,13 @@ class _Keys:
         tensor: np.ndarray,
         groups: list[tuple[int, np.ndarray, tuple[int, ...], np.ndarray]],
         rank: np.ndarray,
+        origin: tuple[object, np.ndarray] | None = None,
     ) -> None:
         self.keys = keys
         self.tensor = tensor
         self.groups = groups
         self.rank = rank
+        self.origin = origin
         self._outputs: np.ndarray | None = None
 
     def outputs(self) -> np.ndarray:
@@ -122,7 +128,8 @@ class _Keys:
         if not by.any():
             return self
         groups = [(t, ps, shape, rows + by[t]) for t, ps, shape, rows in self.groups]
-        return _Keys(self.keys + by[self.tensor], self.tensor, groups, self.rank)
+        origin = None if self.origin is None else (self.origin[0], self.origin[1] + by)
+        return _Keys(self.keys + by[self.tensor], self.tensor, groups, self.rank, origin)
 
 
 class L1Residency:
@@ -173,6 +180,8 @@ class L1Residency:
         self.rep_of: np.ndarray | None = None
         self.log: list[LogEntry | LogBlock] | None = None
         self._out_offset = np.zeros((len(shapes[2]), n_pes), dtype=np.int64)
+        self._heads: dict[bytes, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        self._fits: dict[tuple[object, ...], tuple[bool, bool]] = {}
 
     # -- classes of PEs ------------------------------------------------------------
     def classify(self, first_tiles: Iterable[StepTiles]) -> None:
@@ -200,6 +209,7 @@ class L1Residency:
         self.rep_of = rep_of
         self._out_offset = first[2] - first[2][:, rep_of]
         self._memo.clear()
+        self._fits.clear()
 
     def expand(self, s: StepL1) -> StepL1:
         """``s`` (computed for each class's first PE) for every PE: a class's PEs lack the
@@ -278,7 +288,9 @@ class L1Residency:
         """The memoised first occurrence of geometry ``key``: its base and keys."""
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[key] = (base, self.working_keys(tiles()))
+            keys = self.working_keys(tiles())
+            keys.origin = (key, np.zeros(3, dtype=np.int64))
+            hit = self._memo[key] = (base, keys)
         return hit
 
     def _shift(self, base: dict[str, int], first: dict[str, int]) -> np.ndarray:
@@ -997,9 +1009,9 @@ class L1Residency:
         sig: list[bytes] = []
         self._missing(wk, hit, sig, masks=False)
         if out_keys.size:
-            sig.append(self._leaving(out_keys, out_base)[-1])
+            sig.append(self._leaving_head(out_keys, out_base))
         sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
-        sig.append(bytes(self._fit(wk, nk, sizes)))
+        sig.append(bytes(self._fit_of(wk, nk, sizes)))
         return b"|".join(sig)
 
     def _missing(
@@ -1073,6 +1085,26 @@ class L1Residency:
         head = np.concatenate([[ps.size], ps, (lo - out_base[:, None]).ravel(), ext.ravel(), place])
         return ps, lo, hi, starts, counts, coords, b"o" + head.astype(np.int64).tobytes()
 
+    def _leaving_head(self, out_keys: np.ndarray, out_base: np.ndarray) -> bytes:
+        """The signature :meth:`_leaving` gives, memoised on the keys translated by
+        ``out_base``'s flat offset: equal translated keys whose boxes, moved by the
+        difference of the bases, stay inside the tensor are the same outputs moved alike
+        (so their boxes relative to the base and places agree)."""
+        rel = out_keys - int(out_base @ self.strides[2])
+        key = rel.tobytes()
+        hit = self._heads.get(key)
+        if hit is not None:
+            head, lo_rel, hi_rel = hit
+            if (lo_rel + out_base[:, None] >= 0).all() and (
+                hi_rel + out_base[:, None] <= self._out_shape
+            ).all():
+                return head
+        _, lo, hi, _, _, _, head = self._leaving(out_keys, out_base)
+        if len(self._heads) >= _HEADS_KEPT:
+            self._heads.clear()
+        self._heads[key] = (head, lo - out_base[:, None], hi - out_base[:, None])
+        return head
+
     def _ended(
         self,
         wk: _Keys,
@@ -1087,6 +1119,23 @@ class L1Residency:
         fits, overflow = self._fit(wk, nk, sizes)
         sig.append(bytes((fits, overflow)))
         return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+
+    def _fit_of(self, wk: _Keys, nk: _Keys | None, sizes: np.ndarray) -> tuple[bool, bool]:
+        """:meth:`_fit`, memoised on both steps' geometry keys and the difference of
+        their translations (what decides which keys they share; each PE's counts move
+        with the keys)."""
+        if wk.origin is None or (nk is not None and nk.origin is None):
+            return self._fit(wk, nk, sizes)
+        key: tuple[object, ...] = (wk.origin[0],)
+        if nk is not None:
+            assert nk.origin is not None
+            key = (wk.origin[0], nk.origin[0], (nk.origin[1] - wk.origin[1]).tobytes())
+        hit = self._fits.get(key)
+        if hit is None:
+            if len(self._fits) >= _HEADS_KEPT:
+                self._fits.clear()
+            hit = self._fits[key] = self._fit(wk, nk, sizes)
+        return hit
 
     def _fit(self, wk: _Keys, nk: _Keys | None, sizes: np.ndarray) -> tuple[bool, bool]:
         """Whether the next step's working sets (``nk``) fit beside the step's (``wk``,
