@@ -28,6 +28,7 @@ from .context import Progress, RunContext
 from .geometry import StepTiles
 from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
 from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
+from .l1_bulk import bulk
 from .l1_steady import bulk_steady
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
@@ -169,7 +170,7 @@ class FastPath:
         started from the previous one's L1 state translated by a repetition and every
         later next-touch answer is translated too, else while they hit, miss and send home
         outputs after their last touch as it did and evict only what they held at their
-        start (:meth:`L1Residency.bulk`); up to the last either way (the steps whose
+        start (:func:`~metronome.sim.l1_bulk.bulk`); up to the last either way (the steps whose
         evicted outputs differ from its own, and the segment's last step, get their own
         records: :meth:`_bulk_pieces`)."""
         run = self.run
@@ -250,7 +251,7 @@ class FastPath:
                         # differ (its successor is the next segment's), built for it.
                         found = bulk_steady(l1, logged, shift, m, first, times + 1)
                         if found is None:
-                            found = l1.bulk(logged, shift, m, first, times + 1)
+                            found = bulk(l1, logged, shift, m, first, times + 1)
                         applied, *evicted = found
                         if applied:
                             far = reach(l1, logged[5], move)

@@ -34,7 +34,7 @@ fails for that PE. A step over capacity evicts its own elements, the same case.
 
 This is the LRU steady state of a sliding window over an L1 full of an earlier sweep's
 data, at a cost per distinct key of ``L`` (B and the next-touch check: per repetition)
-rather than per touch (:meth:`~metronome.sim.l1.L1Residency.bulk_calm`, still used where
+rather than per touch (:func:`~metronome.sim.l1_bulk.bulk_calm`, still used where
 this does not apply, e.g. hits on old elements). See docs/simulator.md ("What L1 keeps",
 *Stale steady state*).
 """

@@ -1,4 +1,4 @@
-"""The L1s' bulk repetitions (:meth:`metronome.sim.l1.L1Residency.bulk_calm`) against stepping
+"""The L1s' bulk repetitions (:func:`metronome.sim.l1_bulk.bulk_calm`) against stepping
 through every repetition one step at a time: on random periodic touch streams, a bulk
 that applies must leave the same state and must have claimed the hits and leaving outputs
 the steps really had."""
@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from metronome.sim import l1_bulk
 from metronome.sim.l1 import L1Residency, LogBlock, _Keys, flat_log, refreshed_before_eviction
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
@@ -65,7 +66,7 @@ def _check_bulk(
     stream, capacity: int, eviction: str, psum: bool, bulk: Bulk | None = None
 ) -> tuple[int, int, int]:
     """Step the whole stream on one L1 and, on another, step up to the first repetition,
-    bulk the following ones (:meth:`L1Residency.bulk`: as many as agree; or ``bulk``,
+    bulk the following ones (:func:`l1_bulk.bulk`: as many as agree; or ``bulk``,
     ``None`` when it applies none) and step the rest: the same state, and the bulk claimed
     the hits, the outputs leaving after their last touch and the outputs evicted (at their
     steps) that stepping had. Returns the repetitions bulked, the outputs they evicted and
@@ -98,7 +99,7 @@ def _check_bulk(
     ev_keys = ev_steps = np.zeros(0, dtype=np.int64)
     if logged is not None:
         if bulk is None:
-            applied, ev_keys, ev_steps = fast.bulk(logged, shift, m, first, count - 2)
+            applied, ev_keys, ev_steps = l1_bulk.bulk(fast, logged, shift, m, first, count - 2)
         else:
             found = bulk(fast, logged, shift, m, first, count - 2)
             if found is not None:
@@ -305,8 +306,8 @@ def test_step_groups_do_not_need_a_step_sorted_by_pe(steps) -> None:
     delta = np.arange(keys.size, dtype=np.int64) % 3 - 1
     shuffled = np.array([k for s in steps for k in sorted(s, reverse=True)], dtype=np.int64)
     flipped = np.array([d for i, s in enumerate(steps) for d in _own(delta, index, i)[::-1]])
-    got = l1._step_groups(keys, index, delta)
-    again = l1._step_groups(shuffled, index, flipped.astype(np.int64))
+    got = l1_bulk.step_groups(l1, keys, index, delta)
+    again = l1_bulk.step_groups(l1, shuffled, index, flipped.astype(np.int64))
     for a, b in zip(got, again, strict=True):
         assert a.tolist() == b.tolist()
 

@@ -365,9 +365,10 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
     """With the stale-steady-state bulk (:mod:`metronome.sim.l1_steady`) tried first, and
     without it (every bulk through ``bulk_calm``)."""
     from metronome.sim import fast as fast_module
+    from metronome.sim import l1_bulk
     from metronome.sim.l1 import L1Residency
 
-    bulk, replay = L1Residency.bulk_calm, L1Residency.replay
+    bulk, replay = l1_bulk.bulk_calm, L1Residency.replay
     bulk_steady = fast_module.bulk_steady
     evicting, replayed = [], []
 
@@ -385,7 +386,7 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
         replayed.append(1)
         return replay(self, *args)
 
-    monkeypatch.setattr(L1Residency, "bulk_calm", counted)
+    monkeypatch.setattr(l1_bulk, "bulk_calm", counted)
     monkeypatch.setattr(fast_module, "bulk_steady", counted_steady)
     monkeypatch.setattr(L1Residency, "replay", replays)
     fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
