@@ -150,6 +150,8 @@ class _Group:
         self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
         self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
         self.loop_dims = tuple(d for d in layer.loop_dims if d in dims)
+        self.leaf_dims = tuple(dict.fromkeys((*self.loop_dims, *self.held)))
+        """The dimensions whose extents a PE's tile counts read (:meth:`_leaf`)."""
         self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
         for tensor in layer.tensors:
             self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
@@ -211,12 +213,11 @@ class _Group:
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = {d: self._extent(ranges, d) for d in {*self.loop_dims, *self.held}}
-        macs = prod(ext[d] for d in self.loop_dims)
+        ext = {d: self._extent(ranges, d) for d in self.leaf_dims}
         return [
-            macs,
+            prod([ext[d] for d in self.loop_dims]),
             1,
-            *(prod(ext[d] for d in dims) for dims in self.factor_dims[2:]),
+            *[prod([ext[d] for d in dims]) for dims in self.factor_dims[2:]],
         ]
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
