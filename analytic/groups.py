@@ -150,11 +150,15 @@ class _Group:
         self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
         self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
         self.loop_dims = tuple(d for d in layer.loop_dims if d in dims)
+        self.leaf_dims = tuple(dict.fromkeys((*self.loop_dims, *self.held)))
+        """The dimensions whose extents a PE's tile counts read (:meth:`_leaf`)."""
         self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
         for tensor in layer.tensors:
             self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
         self.leaves: dict[Ranges, list[int]] = {}
+        self.unit_macs: dict[Ranges, int] = {}
+        """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
         """Positions of the group's top-level loops."""
         self.top_idle = 0
@@ -209,12 +213,11 @@ class _Group:
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = {d: self._extent(ranges, d) for d in {*self.loop_dims, *self.held}}
-        macs = prod(ext[d] for d in self.loop_dims)
+        ext = {d: self._extent(ranges, d) for d in self.leaf_dims}
         return [
-            macs,
+            prod([ext[d] for d in self.loop_dims]),
             1,
-            *(prod(ext[d] for d in dims) for dims in self.factor_dims[2:]),
+            *[prod([ext[d] for d in dims]) for dims in self.factor_dims[2:]],
         ]
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
@@ -580,9 +583,14 @@ class _Group:
     def _macs_below(self, tile: Ranges) -> int:
         """A top-level unit's MACs of this group given its tile (one level: the PE's;
         else summed over the nest below)."""
-        if len(self.levels) == 1:
-            return self._leaf_of(tile)[0]
-        return self.walk(1, tile).linear[0]
+        macs = self.unit_macs.get(tile)
+        if macs is None:
+            if len(self.levels) == 1:
+                macs = self._leaf_of(tile)[0]
+            else:
+                macs = self.walk(1, tile).linear[0]
+            self.unit_macs[tile] = macs
+        return macs
 
     def mac_positions(self) -> np.ndarray:
         """Over the positions of the group's top-level loops, in the level's order (a
@@ -595,13 +603,18 @@ class _Group:
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
         flat = []
+        macs_of = self._macs_below
         for base, fold in self._positions(whole, plan, spatial, units):
-            tiles = (
-                iter([tuple(base)])
-                if plain
-                else (self._unit_tile(base, plan, spatial, fold * units + u) for u in range(units))
-            )
-            flat.append(any(t is not None and self._macs_below(t) > 0 for t in tiles))
+            if plain:
+                flat.append(macs_of(tuple(base)) > 0)
+                continue
+            has_mac = False
+            for u in range(units):
+                tile = self._unit_tile(base, plan, spatial, fold * units + u)
+                if tile is not None and macs_of(tile) > 0:
+                    has_mac = True
+                    break
+            flat.append(has_mac)
         # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
         # first SpatialMap stands) in the level's order, then the output coordinates'.
         loops = [
@@ -779,14 +792,21 @@ def _idle_runs(
             if not any(a >= i for a in mine):
                 kept *= int(nz.sum())
                 continue
-            old, new = nz, nz
-            for k, a in enumerate(mine):
+            # The positions before and after each carry at ``i``: loop ``i`` at ``p`` and
+            # ``p + 1``, the loops inside it at their last and first positions.
+            before: list[slice] = []
+            after_carry: list[slice] = []
+            for a in mine:
                 if a > i:
-                    old = np.take(old, [-1], axis=k)
-                    new = np.take(new, [0], axis=k)
+                    before.append(slice(-1, None))
+                    after_carry.append(slice(0, 1))
                 elif a == i:
-                    old = np.take(old, range(size - 1), axis=k)
-                    new = np.take(new, range(1, size), axis=k)
+                    before.append(slice(0, size - 1))
+                    after_carry.append(slice(1, size))
+                else:
+                    before.append(slice(None))
+                    after_carry.append(slice(None))
+            old, new = nz[tuple(before)], nz[tuple(after_carry)]
             moved_all *= int(new.sum())
             moved_both *= int((new & old).sum())
         if kept * (moved_all - moved_both):
