@@ -1252,6 +1252,13 @@ def _held_since_sweep(
     return False
 
 
+def _case_flags(states: tuple[State, ...]) -> list[tuple[bool, bool, bool, bool]]:
+    """What the double-buffering tests read of each directive's state: at its edge
+    position, at its edge tile, a partly filled last unit, unrolled (Init and Steady
+    alike), the memo key part of a case."""
+    return [(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states]
+
+
 def _held_over(
     ctx: _Context, machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
 ) -> bool:
@@ -1262,7 +1269,7 @@ def _held_over(
         id(machine),
         id(model),
         changing,
-        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+        *_case_flags(states),
     )
     seen = ctx.shared.get(key)
     if seen is None:
@@ -1306,7 +1313,7 @@ def _pe_held_over(
         id(model),
         changing,
         ctx.innermost_l1,
-        *[(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states],
+        *_case_flags(states),
     )
     seen = ctx.shared.get(key)
     if seen is None:
