@@ -17,8 +17,9 @@ import math
 from metronome.spec.results import SteadyState
 
 from .cases import EDGE, enumerate_cases
+from .context import NocLevel, _case_model, _Context, level_states
 from .deviations import Quirks
-from .engine import NocLevel, _case_model, _compute, _Context, _level_models, level_states
+from .engine import _compute, _level_models
 from .problem import Problem
 from .traffic import changing_directive, mapped_volume, output_traffic, spatial_ingress
 

@@ -29,18 +29,9 @@ from metronome.spec.mapping import Mapping
 from .api import run_problem
 from .assumptions import MAESTRO_ASSUMPTIONS
 from .cases import enumerate_cases
+from .context import Delays, LevelResult, NocLevel, _case_model, _Context, _Totals, level_states
 from .deviations import FIXED
-from .engine import (
-    Delays,
-    LevelResult,
-    NocLevel,
-    _buffer_sizes,
-    _case_model,
-    _Context,
-    _level_models,
-    _Totals,
-    level_states,
-)
+from .engine import _buffer_sizes, _level_models
 from .traffic import changing_directive, output_traffic, spatial_ingress, sub_level_dims
 
 __all__ = ["HardwareArrays", "TopArrays", "VectorModel"]

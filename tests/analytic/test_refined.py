@@ -753,7 +753,7 @@ def test_the_first_fetch_is_the_first_steps_tiles_as_moved() -> None:
 
 
 def test_fill_spread_over_the_phases_the_executed_nest_has() -> None:
-    from metronome.analytic.engine import _fill_share
+    from metronome.analytic.refined_reuse import _fill_share
 
     # p70 of the random small problems (tree, `TemporalMap(2,2) X'` with stride 2): the
     # case enumeration counts 16 steps, 12 of which move tiles, where the nest executes
