@@ -89,6 +89,7 @@ from .traffic import (
     WRAP_LOST,
     LevelModel,
     TensorView,
+    case_codes,
     changing_directive,
     mapped_volume,
     output_traffic,
@@ -363,7 +364,8 @@ def _count_case(
     (refined model) says which wraps keep their data and how much output leaves;
     ``held`` which input tensors the units hold since an earlier step of the level
     above (none of this level's steps receives them)."""
-    egress, psums, case_mac = output_traffic(model, states)
+    codes = case_codes(states)
+    egress, psums, case_mac = output_traffic(model, states, codes)
     if reuse is not None and model.index == 0:
         egress = _on_units(ctx, model, model.output, egress)
     totals.l2_writes[2] += occ * egress
@@ -413,7 +415,7 @@ def _count_case(
     below: list[LevelResult] = []
     inner_held = _held_below(model, changing, volumes) if reuse is not None else frozenset()
     compute, active = _compute(ctx, model, states, psums, dims, below, inner_held)
-    novel = _partly_new(model, states, changing, volumes, inner_held) if reuse else None
+    novel = _partly_new(ctx, model, states, changing, volumes, inner_held, codes) if reuse else None
     if novel is not None:
         # Only the share of the nested steps that walks the new part receives it.
         t, share = novel
@@ -449,11 +451,13 @@ def _count_case(
         in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
         serial = (
             serial_fill
-            or (model.innermost and not _held_over(ctx, ctx.machine, model, states, changing))
+            or (
+                model.innermost and not _held_over(ctx, ctx.machine, model, states, changing, codes)
+            )
             or (
                 model.index == 0
                 and not model.innermost
-                and not _pe_held_over(ctx, model, states, changing)
+                and not _pe_held_over(ctx, model, states, changing, codes)
             )
         )
         out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)

@@ -369,25 +369,18 @@ def _held_since_sweep(
     return False
 
 
-def _case_flags(states: tuple[State, ...]) -> list[tuple[bool, bool, bool, bool]]:
-    """What the double-buffering tests read of each directive's state: at its edge
-    position, at its edge tile, a partly filled last unit, unrolled (Init and Steady
-    alike), the memo key part of a case."""
-    return [(st.position == EDGE, st.is_edge, st.partial_last_unit, st.unrolled) for st in states]
-
-
 def _held_over(
-    ctx: _Context, machine: Machine, model: LevelModel, states: tuple[State, ...], changing: int
+    ctx: _Context,
+    machine: Machine,
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    codes: tuple[int, ...],
 ) -> bool:
-    """:func:`_double_buffered`, memoised per layer by what it reads of the case (as
-    :func:`_pe_held_over`; the analyses with other tensors held ask again too)."""
-    key = (
-        "double_buffered",
-        id(machine),
-        id(model),
-        changing,
-        *_case_flags(states),
-    )
+    """:func:`_double_buffered`, memoised per layer by what it reads of the case, its
+    ``codes`` (:func:`case_codes`; as :func:`_pe_held_over`; the analyses with other
+    tensors held ask again too)."""
+    key = ("double_buffered", id(machine), id(model), changing, codes)
     seen = ctx.shared.get(key)
     if seen is None:
         value = _double_buffered(machine, model, states, changing)
@@ -419,45 +412,51 @@ def _double_buffered(
 
 
 def _pe_held_over(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    codes: tuple[int, ...],
 ) -> bool:
     """:func:`_pe_double_buffered`, memoised per layer by what it reads of the case: the
-    changing loop and each directive's state up to Init or Steady (a loop outside the
-    changing one adds none of its own part, so only its edge tile counts; a loop inside
-    it is at Init, unrolled or not; a term reading more of the case must join the key)."""
-    key = (
-        "pe_double_buffered",
-        id(model),
-        changing,
-        ctx.innermost_l1,
-        *_case_flags(states),
-    )
+    changing loop and each directive's state up to Init or Steady, its ``codes`` (a
+    loop outside the changing one adds none of its own part, so only its edge tile
+    counts; a loop inside it is at Init, unrolled or not; a term reading more of the
+    case must join the key)."""
+    machine, held = ctx.machine, ctx.innermost_l1
+    if machine is None or machine.l1_elems >= UNBOUNDED or held is None:
+        return True
+    if sum(held) <= machine.l1_elems:
+        # Two whole tiles fit: so does the tile with any part of the next.
+        return True
+    key = ("pe_double_buffered", id(model), changing, held, codes)
     seen = ctx.shared.get(key)
     if seen is None:
-        seen = ctx.shared[key] = (model, _pe_double_buffered(ctx, model, states, changing))
+        value = _pe_double_buffered(machine.l1_elems, held, model, states, changing)
+        seen = ctx.shared[key] = (model, value)
     return seen[1]  # type: ignore[return-value]
 
 
 def _pe_double_buffered(
-    ctx: _Context, model: LevelModel, states: tuple[State, ...], changing: int
+    l1_elems: int,
+    innermost_l1: tuple[int, ...],
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
 ) -> bool:
-    """Whether a PE's L1 holds its tiles of a top-level step beside what the next step
-    adds, where levels are nested: a PE holds the innermost level's tile of each tensor
-    (``ctx.innermost_l1``, twice a tile), and of it the share the top level's step adds
-    to its unit's tile is new (:func:`_double_buffered` for one level)."""
-    if ctx.machine is None or ctx.machine.l1_elems >= UNBOUNDED or ctx.innermost_l1 is None:
-        return True
-    if sum(ctx.innermost_l1) <= ctx.machine.l1_elems:
-        # Two whole tiles fit: so does the tile with any part of the next.
-        return True
+    """Whether a PE's L1 (``l1_elems``) holds its tiles of a top-level step beside what
+    the next step adds, where levels are nested and two whole tiles do not fit: a PE
+    holds the innermost level's tile of each tensor (``innermost_l1``, twice a tile),
+    and of it the share the top level's step adds to its unit's tile is new
+    (:func:`_double_buffered` for one level)."""
     tile = new = 0.0
-    for view, held in zip((*model.inputs, model.output), ctx.innermost_l1, strict=True):
+    for view, held in zip((*model.inputs, model.output), innermost_l1, strict=True):
         pe = held / 2
         unit = unit_tile(model, states, view)
         tile += pe
         if unit > 0:
             new += pe * min(unit_new_part(model, states, changing, view) / unit, 1.0)
-    return ctx.machine.l1_elems >= tile + new
+    return l1_elems >= tile + new
 
 
 def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozenset[int]:
@@ -471,11 +470,13 @@ def _held_below(model: LevelModel, changing: int, volumes: list[int]) -> frozens
 
 
 def _partly_new(
+    ctx: _Context,
     model: LevelModel,
     states: tuple[State, ...],
     changing: int,
     volumes: list[int],
     held: frozenset[int],
+    codes: tuple[int, ...],
 ) -> tuple[int, float] | None:
     """The one input tensor a step of ``model`` moves only part of (a sliding window's
     new rows), with that part's share of its tile, or None."""
@@ -485,7 +486,13 @@ def _partly_new(
     for t, (view, volume) in enumerate(zip(model.inputs, volumes, strict=True)):
         if t in held or volume <= 0:
             continue
-        whole = spatial_ingress(model, states, -1, view)
+        # A whole tile reads of the case only its codes (edge tiles, a partly filled
+        # last unit): memoised per layer by them.
+        key = ("whole_tile", id(model), t, codes)
+        seen = ctx.shared.get(key)
+        if seen is None:
+            seen = ctx.shared[key] = (model, spatial_ingress(model, states, -1, view))
+        whole: int = seen[1]  # type: ignore[assignment]
         if 0 < volume < whole:
             partly.append((t, volume / whole))
     return partly[0] if len(partly) == 1 else None

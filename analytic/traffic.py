@@ -39,6 +39,7 @@ __all__ = [
     "WRAP_LOST",
     "LevelModel",
     "TensorView",
+    "case_codes",
     "changing_directive",
     "full_unit_tile",
     "mapped_volume",
@@ -431,19 +432,32 @@ _ingress_seen: dict[tuple[object, ...], tuple[LevelModel, TensorView, tuple[Stat
 states (each entry holds them, so the identities stay theirs)."""
 
 
-def output_traffic(model: LevelModel, states: tuple[State, ...]) -> tuple[int, int, int]:
-    """(egress of all units, MACs of the busiest unit, MACs of all units) of a case.
+def case_codes(states: tuple[State, ...]) -> tuple[int, ...]:
+    """Per directive, what the per-case memos read of its state, as one small integer:
+    at its Edge position, at its edge tile, a partly filled last unit, unrolled (an
+    Init off the edge and a Steady state have the same code)."""
+    return tuple(
+        [
+            (st.position == EDGE) | st.is_edge << 1 | st.partial_last_unit << 2 | st.unrolled << 3
+            for st in states
+        ]
+    )
+
+
+def output_traffic(
+    model: LevelModel, states: tuple[State, ...], codes: tuple[int, ...] | None = None
+) -> tuple[int, int, int]:
+    """(egress of all units, MACs of the busiest unit, MACs of all units) of a case
+    (``codes``: its :func:`case_codes`, where the caller has them).
 
     The busiest unit is the first one (or the lone, partly filled edge unit); its MACs
     set the compute delay. For the MAC total every active unit counts a full tile.
     """
     # Memoised: it reads of each directive's state only whether it is at its edge (at
     # the Edge position, or an Init that overruns) and has a partly filled last unit
-    # (an Init off the edge counts as Steady); a term reading more must join the key.
-    key = (
-        id(model),
-        *[(st.position == EDGE, st.is_edge, st.partial_last_unit) for st in states],
-    )
+    # (an Init off the edge counts as Steady), which its code holds; a term reading
+    # more must join the key.
+    key = (id(model), codes if codes is not None else case_codes(states))
     seen = _traffic_seen.get(key)
     if seen is not None:
         return seen[2]
