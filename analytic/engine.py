@@ -50,6 +50,7 @@ from .groups import ExactCounts
 from .problem import LevelDirective, Problem
 from .refined import (
     LevelReuse,
+    Machine,
     drain_hops,
     level_reuse,
     machine_of,
@@ -425,124 +426,22 @@ def _count_case(
     noc = ctx.nocs[model.index]
     serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
     if reuse is not None and ctx.machine is not None:
-        reuse, split = _split_case(ctx, model, states, reuse)
-        # Where every unit's partial sums travel (no adders in the network), each unit
-        # sends its own once: the groups finishing apart are among those copies.
-        carried = _carried(ctx, ctx.machine, model)
-        sent = tuple(volumes)
-        in_busy, step_in, out_busy, step_out = _refined_delays(
-            ctx, ctx.machine, noc, model, states, sent, egress, reuse
-        )
-        if noc.free and changing < 0:
-            # A nested level's first tiles came with the level above's step (charged
-            # there, and fetched only where L1 lacked them).
-            in_busy = step_in = 0
-        # The part of each phase's busy time that does not grow with its volume (the
-        # route's fill, the adders), which the exact counts spread by phases, not by
-        # volume (:func:`_exact_runtime`).
-        in_bare, out_bare = in_busy, out_busy
-        if model.index == 0 and ctx.exact is not None and ctx.machine.topology in FILLED:
-            bare = ctx.bare
-            if bare is None:
-                bare = ctx.bare = replace(ctx.machine, hop_latency=0, adder_latency=0)
-            in_bare, _, out_bare, _ = _refined_delays(
-                ctx, bare, noc, model, states, sent, egress, reuse
-            )
-        in_fill, out_fill = in_busy - in_bare, out_busy - out_bare
-        serial = (
-            serial_fill
-            or (
-                model.innermost and not _held_over(ctx, ctx.machine, model, states, changing, codes)
-            )
-            or (
-                model.index == 0
-                and not model.innermost
-                and not _pe_held_over(ctx, model, states, changing, codes)
-            )
-        )
-        out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # The nested level's runtime includes what its own collections cost; this
         # level's collections carry the same partial sums, so the slower of the two
-        # bounds paces the step, not their sum (``raw``: the nested runtime without).
-        # (The slowest nested unit's runtime without its collections' cost.)
-        raw = compute if model.innermost else max(r.runtime_base for r in below)
-        if novel is not None and not model.innermost:
-            raw = novel[1] * raw + (1 - novel[1]) * max(r.runtime_base for r in also_below)
-        # Two output buffers: a unit computes once its egress before the latest has
-        # drained, so two egress intervals take the drain plus the unit's computes in
-        # between.
-        arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
-        drains = _drains(ctx, model, dims, states, reuse, arrival)
-        split = split and not model.innermost
-        leaving = reuse.leaving
-        unit_share = reuse.unit_share
-        start_compute = compute
-
-        machine, gathered = ctx.machine, totals.gathered
-        gathering: dict[float, tuple[float, float, float, float]] = {}
-
-        def gather(spread: float) -> tuple[float, float, float, float]:
-            """The step's delays where it gathers ``spread`` of the enumeration's
-            receiving steps: one transfer carries their tiles (``totals.gathered``'s
-            tiers, else each tensor's times ``spread``): the links' serialisation
-            grows, the route's fills, holds and adders stay."""
-            if spread not in gathering:
-                tiers = gathered or [(1.0, tuple(math.ceil(v * spread) for v in volumes))]
-                mixed = [0.0, 0.0, 0.0, 0.0]
-                for share, scaled in tiers:
-                    tier = _refined_delays(ctx, machine, noc, model, states, scaled, egress, reuse)
-                    mixed = [m + share * d for m, d in zip(mixed, tier, strict=True)]
-                gathering[spread] = (mixed[0], mixed[1], mixed[2], mixed[3])
-            return gathering[spread]
-
-        def paced(
-            compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
-        ) -> tuple[float, float]:
-            """(The step's cost, the same without what this level's collections add)
-            given its compute, with its traffic times ``spread`` and each plane's fill
-            times ``fills``, or gathered into one transfer where ``fills`` is None
-            (docs/refined-model.md, "A step" and "Exact counts")."""
-            if fills is None and model.innermost:
-                ib, si, ob, so = gather(spread)
-            else:
-                fill_in, fill_out = fills or (1.0, 1.0)
-                ib = in_bare * spread + in_fill * fill_in
-                ob = out_bare * spread + out_fill * fill_out
-                si, so = step_in - in_busy + ib, step_out - out_busy + ob
-            nested = raw + compute - start_compute
-            if serial:
-                # Where the partial sums leave at a reduction loop's last two positions
-                # (``reuse.split``), this level's cases say which steps send: the nested
-                # runtime's collections, spread over every step, are not a bound.
-                serial_step = max(ib, ob, (nested if split else compute) + si)
-                return serial_step, serial_step
-            # Two buffers per PE: a step's data may arrive (its outputs must have
-            # drained) once the step before the previous one finished, so the delays
-            # and the compute share two steps; each plane carries one phase at a time.
-            # Partial sums leave in a share ``leaving`` of the steps; within those, a
-            # unit sends every ``leaving / unit_share`` steps, so one collection
-            # overlaps that many steps of its compute, and the plane carries every
-            # group's. Extra compute (exact counts) lengthens the nested runtime alike.
-            base = max(ib, nested, (si + nested) / 2)
-            step = base if split else max(ib, compute, (si + compute) / 2)
-            if leaving > 0:
-                per_step = max(
-                    out_share / leaving * ob,
-                    *(unit_share / leaving * (so + d + a * nested) / 2 for d, a in drains),
-                )
-                if per_step > base:
-                    step = max(step, base + leaving * (per_step - base))
-            return step, base
-
-        def step_of(
-            compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
-        ) -> float:
-            """The step's cost given its compute, traffic spread and fills."""
-            return paced(compute, spread, fills)[0]
-
-        step, base = paced(compute)
+        # bounds paces the step, not their sum (``raw``: the slowest nested unit's
+        # runtime without its collections' cost).
+        if model.innermost:
+            raw: float = compute
+        else:
+            raw = below[0].runtime_base if len(below) == 1 else max(r.runtime_base for r in below)
+            if novel is not None:
+                raw = novel[1] * raw + (1 - novel[1]) * max(r.runtime_base for r in also_below)
+        cost = _StepCost(ctx, ctx.machine, noc, model, dims, states, changing, codes, reuse)
+        cost.derive(volumes, egress, totals.gathered, serial_fill, raw, compute)
+        step_in, step_out = cost.step_in, cost.step_out
+        step, base = cost.paced(compute)
         if model.innermost and model.index > 0:
-            totals.slack.append((occ, step - step_of(0.0), compute))
+            totals.slack.append((occ, step - cost.step_of(0.0), compute))
         for result in below:
             totals.received.update(result.received)
         totals.base_runtime += occ * base
@@ -550,7 +449,7 @@ def _count_case(
         totals.global_steps += occ * inner_steps
         totals.compute_total += occ * inner_compute
         if model.index == 0 and ctx.exact is not None:
-            totals.deferred.append((occ, compute, inner_compute, step_of))
+            totals.deferred.append((occ, compute, inner_compute, cost.step_of))
             totals.shrinks.append(_busiest_slack(below))
             totals.carrying.append(0 if changing < 0 else 1 if any(volumes) else 2)
             if changing >= 0:
@@ -593,6 +492,205 @@ def _count_case(
 
 FILLED = ("tree", "mesh")
 """Topologies whose phases hold their plane for a fill beyond their serialisation."""
+
+
+class _StepCost:
+    """A refined step's cost given its compute, with its traffic times a spread and
+    each plane's fill times a factor (docs/refined-model.md, "A step" and "Exact
+    counts"): the case's network delays, reuse shares and drains, taken once per case
+    (the exact counts ask again for every case)."""
+
+    __slots__ = (
+        "changing",
+        "codes",
+        "ctx",
+        "dims",
+        "drains",
+        "egress",
+        "gathered",
+        "gathering",
+        "in_bare",
+        "in_busy",
+        "in_fill",
+        "leaving",
+        "machine",
+        "model",
+        "noc",
+        "out_bare",
+        "out_busy",
+        "out_fill",
+        "out_share",
+        "raw",
+        "reuse",
+        "serial",
+        "split",
+        "start_compute",
+        "states",
+        "step_in",
+        "step_out",
+        "unit_share",
+        "volumes",
+    )
+
+    def __init__(
+        self,
+        ctx: _Context,
+        machine: Machine,
+        noc: NocLevel,
+        model: LevelModel,
+        dims: dict[str, int],
+        states: tuple[State, ...],
+        changing: int,
+        codes: tuple[int, ...],
+        reuse: LevelReuse,
+    ) -> None:
+        self.ctx, self.machine, self.noc, self.model = ctx, machine, noc, model
+        self.dims, self.states, self.changing, self.codes = dims, states, changing, codes
+        self.reuse = reuse
+
+    def derive(
+        self,
+        volumes: list[int],
+        egress: int,
+        gathered: list[tuple[float, tuple[int, ...]]],
+        serial_fill: bool,
+        raw: float,
+        compute: float,
+    ) -> None:
+        """The case's terms: ``volumes`` and ``egress`` its traffic, ``gathered`` the
+        tiers of gathered steps (:attr:`_Totals.gathered`, filled later), ``raw`` the
+        nested runtime without its collections and ``compute`` the case's compute."""
+        ctx, machine, noc, model, states = self.ctx, self.machine, self.noc, self.model, self.states
+        changing = self.changing
+        reuse, split = _split_case(ctx, model, states, self.reuse)
+        self.reuse = reuse
+        # Where every unit's partial sums travel (no adders in the network), each unit
+        # sends its own once: the groups finishing apart are among those copies.
+        carried = _carried(ctx, machine, model)
+        sent = tuple(volumes)
+        in_busy, step_in, out_busy, step_out = _refined_delays(
+            ctx, machine, noc, model, states, sent, egress, reuse
+        )
+        if noc.free and changing < 0:
+            # A nested level's first tiles came with the level above's step (charged
+            # there, and fetched only where L1 lacked them).
+            in_busy = step_in = 0
+        # The part of each phase's busy time that does not grow with its volume (the
+        # route's fill, the adders), which the exact counts spread by phases, not by
+        # volume (:func:`_exact_runtime`).
+        in_bare, out_bare = in_busy, out_busy
+        if model.index == 0 and ctx.exact is not None and machine.topology in FILLED:
+            bare = ctx.bare
+            if bare is None:
+                bare = ctx.bare = replace(machine, hop_latency=0, adder_latency=0)
+            in_bare, _, out_bare, _ = _refined_delays(
+                ctx, bare, noc, model, states, sent, egress, reuse
+            )
+        self.in_busy, self.step_in, self.out_busy, self.step_out = (
+            in_busy,
+            step_in,
+            out_busy,
+            step_out,
+        )
+        self.in_bare, self.out_bare = in_bare, out_bare
+        self.in_fill, self.out_fill = in_busy - in_bare, out_busy - out_bare
+        self.serial = (
+            serial_fill
+            or (
+                model.innermost
+                and not _held_over(ctx, machine, model, states, changing, self.codes)
+            )
+            or (
+                model.index == 0
+                and not model.innermost
+                and not _pe_held_over(ctx, model, states, changing, self.codes)
+            )
+        )
+        self.out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
+        # Two output buffers: a unit computes once its egress before the latest has
+        # drained, so two egress intervals take the drain plus the unit's computes in
+        # between.
+        arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
+        self.drains = _drains(ctx, model, self.dims, states, reuse, arrival)
+        self.split = split and not model.innermost
+        self.leaving = reuse.leaving
+        self.unit_share = reuse.unit_share
+        self.raw, self.start_compute = raw, compute
+        self.volumes, self.egress, self.gathered = volumes, egress, gathered
+        self.gathering: dict[float, tuple[float, float, float, float]] | None = None
+
+    def gather(self, spread: float) -> tuple[float, float, float, float]:
+        """The step's delays where it gathers ``spread`` of the enumeration's receiving
+        steps: one transfer carries their tiles (``totals.gathered``'s tiers, else each
+        tensor's times ``spread``): the links' serialisation grows, the route's fills,
+        holds and adders stay."""
+        gathering = self.gathering
+        if gathering is None:
+            gathering = self.gathering = {}
+        if spread not in gathering:
+            tiers = self.gathered or [(1.0, tuple(math.ceil(v * spread) for v in self.volumes))]
+            mixed = [0.0, 0.0, 0.0, 0.0]
+            for share, scaled in tiers:
+                tier = _refined_delays(
+                    self.ctx,
+                    self.machine,
+                    self.noc,
+                    self.model,
+                    self.states,
+                    scaled,
+                    self.egress,
+                    self.reuse,
+                )
+                mixed = [m + share * d for m, d in zip(mixed, tier, strict=True)]
+            gathering[spread] = (mixed[0], mixed[1], mixed[2], mixed[3])
+        return gathering[spread]
+
+    def paced(
+        self, compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
+    ) -> tuple[float, float]:
+        """(The step's cost, the same without what this level's collections add) given
+        its compute, with its traffic times ``spread`` and each plane's fill times
+        ``fills``, or gathered into one transfer where ``fills`` is None."""
+        if fills is None and self.model.innermost:
+            ib, si, ob, so = self.gather(spread)
+        else:
+            fill_in, fill_out = fills or (1.0, 1.0)
+            ib = self.in_bare * spread + self.in_fill * fill_in
+            ob = self.out_bare * spread + self.out_fill * fill_out
+            si, so = self.step_in - self.in_busy + ib, self.step_out - self.out_busy + ob
+        nested = self.raw + compute - self.start_compute
+        split = self.split
+        if self.serial:
+            # Where the partial sums leave at a reduction loop's last two positions
+            # (``reuse.split``), this level's cases say which steps send: the nested
+            # runtime's collections, spread over every step, are not a bound.
+            serial_step = max(ib, ob, (nested if split else compute) + si)
+            return serial_step, serial_step
+        # Two buffers per PE: a step's data may arrive (its outputs must have drained)
+        # once the step before the previous one finished, so the delays and the
+        # compute share two steps; each plane carries one phase at a time. Partial
+        # sums leave in a share ``leaving`` of the steps; within those, a unit sends
+        # every ``leaving / unit_share`` steps, so one collection overlaps that many
+        # steps of its compute, and the plane carries every group's. Extra compute
+        # (exact counts) lengthens the nested runtime alike.
+        base = max(ib, nested, (si + nested) / 2)
+        step = base if split else max(ib, compute, (si + compute) / 2)
+        leaving = self.leaving
+        if leaving > 0:
+            unit_share = self.unit_share
+            per_step = max(
+                self.out_share / leaving * ob,
+                *(unit_share / leaving * (so + d + a * nested) / 2 for d, a in self.drains),
+            )
+            if per_step > base:
+                step = max(step, base + leaving * (per_step - base))
+        return step, base
+
+    def step_of(
+        self, compute: float, spread: float = 1.0, fills: tuple[float, float] | None = (1.0, 1.0)
+    ) -> float:
+        """The step's cost given its compute, traffic spread and fills."""
+        return self.paced(compute, spread, fills)[0]
 
 
 def _offchip(ctx: _Context, l2_size: list[int], compute: int) -> tuple[int, int]:
