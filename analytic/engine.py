@@ -62,7 +62,6 @@ from .refined_network import (
     _carried,
     _data_pes,
     _drains,
-    _group_arrival,
     _reduced_below,
     _refined_delays,
     _refined_offchip,
@@ -367,7 +366,7 @@ def _count_case(
     above (none of this level's steps receives them)."""
     codes = case_codes(states)
     egress, psums, case_mac = output_traffic(model, states, codes)
-    if reuse is not None and model.index == 0:
+    if reuse is not None and model.index == 0 and ctx.unit_ratio < 1:
         egress = _on_units(ctx, model, model.output, egress)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
@@ -401,7 +400,8 @@ def _count_case(
                 )
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
             if model.index == 0:
-                volume = _on_units(ctx, model, view, volume, t)
+                if ctx.unit_ratio < 1:
+                    volume = _on_units(ctx, model, view, volume, t)
                 if reuse is not None and len(ctx.models) > 1:
                     volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
@@ -433,9 +433,9 @@ def _count_case(
         if model.innermost:
             raw: float = compute
         else:
-            raw = below[0].runtime_base if len(below) == 1 else max(r.runtime_base for r in below)
+            raw = _raw_runtime(below)
             if novel is not None:
-                raw = novel[1] * raw + (1 - novel[1]) * max(r.runtime_base for r in also_below)
+                raw = novel[1] * raw + (1 - novel[1]) * _raw_runtime(also_below)
         cost = _StepCost(ctx, ctx.machine, noc, model, dims, states, changing, codes, reuse)
         cost.derive(volumes, egress, totals.gathered, serial_fill, raw, compute)
         step_in, step_out = cost.step_in, cost.step_out
@@ -482,12 +482,17 @@ def _count_case(
     if reuse is not None and model.index == 0:
         # Partial sums fetched back and written back travel only in steps that update
         # sums L2 had before: a reduction loop has left its first position.
-        updating = any(states[i].position != INIT for i in model.non_output)
+        updating = changing >= 0 and any(states[i].position != INIT for i in model.non_output)
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         if changing < 0:
             totals.first_volumes = tuple(volumes)
         totals.last_egress = egress
     return True
+
+
+def _raw_runtime(below: list[LevelResult]) -> float:
+    """The slowest nested unit's runtime without its collections' cost."""
+    return below[0].runtime_base if len(below) == 1 else max(r.runtime_base for r in below)
 
 
 FILLED = ("tree", "mesh")
@@ -610,8 +615,7 @@ class _StepCost:
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
-        arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
-        self.drains = _drains(ctx, model, self.dims, states, reuse, arrival)
+        self.drains = _drains(ctx, noc, model, self.dims, states, reuse, egress)
         self.split = split and not model.innermost
         self.leaving = reuse.leaving
         self.unit_share = reuse.unit_share

@@ -295,11 +295,12 @@ def _group_arrival(
 
 def _drains(
     ctx: _Context,
+    noc: NocLevel,
     model: LevelModel,
     dims: dict[str, int],
     states: tuple[State, ...],
     reuse: LevelReuse,
-    arrival: Callable[[float], int],
+    egress: int,
 ) -> list[tuple[int, float]]:
     """Per group of units sending apart: (cycles its drain differs from the case's
     collection, steps it computes between two of its egresses). Every unit sends at
@@ -311,7 +312,7 @@ def _drains(
     over ``F`` folds, ``U - last`` copies). Each group paces every step (a unit
     computes once its egress before the latest has drained); on a network without
     adders L2 adds each group's copies, which reach it after their own transfer
-    (``arrival``: a collection of a share of the case's copies, :func:`_group_arrival`)."""
+    (a collection of a share of the case's ``egress`` copies, :func:`_group_arrival`)."""
     if not reuse.leaving:
         return [(0, 1.0)]
     s = reuse.leaving / reuse.unit_share
@@ -319,6 +320,7 @@ def _drains(
     r, p, how = reuse.split
     split = _split_groups(ctx, model, r) if how == "turns" else None
     if split is not None and i not in model.non_output:
+        arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
         return _split_drains(ctx, model, states, r, split, s, (p - 1) / p, arrival)
     last, units = model.edge_units, model.units
     if reuse.output_share <= reuse.unit_share or i not in model.non_output or not 0 < last < units:
@@ -331,6 +333,7 @@ def _drains(
     if machine is None or machine.topology not in ("bus", "crossbar"):
         return [(0, s if states[i].is_edge else idle)]
     others = _reduced_below(ctx, model.index) * _reduced_units(ctx.models[: model.index])
+    arrival = _group_arrival(ctx, noc, model, states, reuse, egress)
     return _group_drains(machine, others, last, units, states[i].is_edge, (s, idle), arrival)
 
 

@@ -90,6 +90,8 @@ def _busiest_slack(below: list[LevelResult]) -> tuple[tuple[int, float, float], 
     """The slack (:attr:`LevelResult.slack`) of the busiest nest of a case's units."""
     if not below:
         return ()
+    if len(below) == 1:
+        return below[0].slack
     return max(below, key=lambda r: r.runtime_exact).slack
 
 
