@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
 from .cases import EDGE, State, directive_states
@@ -16,6 +16,9 @@ from .groups import ExactCounts
 from .problem import Problem
 from .refined import LevelReuse, Machine
 from .traffic import LevelModel
+
+if TYPE_CHECKING:
+    from .engine import _CaseStep
 
 _T = TypeVar("_T")
 
@@ -263,6 +266,10 @@ class _Totals:
     """Innermost nested level: :attr:`LevelResult.slack`."""
     shrinks: list[tuple[tuple[int, float, float], ...]] = field(default_factory=list)
     """Top level, per deferred case: the slack of its busiest unit's nest."""
+    steps: dict[tuple[object, ...], _CaseStep] = field(default_factory=dict)
+    """Refined model: the step of each kind of case counted, by what it reads of the
+    case (``engine._refined_case``; each entry's key holds its level model's identity,
+    which the level analysis keeps alive)."""
 
     def finish(self, quirks: Quirks) -> LevelResult:
         """The level's result once every case is counted."""

@@ -26,6 +26,7 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from math import prod
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
@@ -413,50 +414,51 @@ def _count_case(
         totals.l1_reads[t] += occ * case_mac
     totals.intensity = fdiv(case_mac, ingress)
     totals.ingress_total += occ * ingress
-    below: list[LevelResult] = []
-    inner_held = _held_below(model, changing, volumes) if reuse is not None else frozenset()
-    compute, active = _compute(ctx, model, states, psums, dims, below, inner_held)
-    novel = _partly_new(ctx, model, states, changing, volumes, inner_held, codes) if reuse else None
-    if novel is not None:
-        # Only the share of the nested steps that walks the new part receives it.
-        t, share = novel
-        also_below: list[LevelResult] = []
-        held_too = _compute(ctx, model, states, psums, dims, also_below, inner_held | {t})[0]
-        compute = share * compute + (1 - share) * held_too  # type: ignore[assignment]
-    noc = ctx.nocs[model.index]
-    serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
-    if reuse is not None and ctx.machine is not None:
-        # The nested level's runtime includes what its own collections cost; this
-        # level's collections carry the same partial sums, so the slower of the two
-        # bounds paces the step, not their sum (``raw``: the slowest nested unit's
-        # runtime without its collections' cost).
-        if model.innermost:
-            raw: float = compute
-        else:
-            raw = _raw_runtime(below)
-            if novel is not None:
-                raw = novel[1] * raw + (1 - novel[1]) * _raw_runtime(also_below)
-        cost = _StepCost(ctx, ctx.machine, noc, model, dims, states, changing, codes, reuse)
-        cost.derive(volumes, egress, totals.gathered, serial_fill, raw, compute)
-        step_in, step_out = cost.step_in, cost.step_out
-        step, base = cost.paced(compute)
+    machine = ctx.machine
+    if reuse is not None and machine is not None:
+        # What follows reads of the case only its codes, changing loop and traffic:
+        # cases alike in those share it (memoised per level analysis).
+        sent = tuple(volumes)
+        key = (id(model), codes, changing, sent, egress, psums, ctx.innermost_l1)
+        known = totals.steps.get(key)
+        if known is None:
+            known = totals.steps[key] = _refined_case(
+                ctx,
+                machine,
+                model,
+                dims,
+                states,
+                changing,
+                codes,
+                reuse,
+                psums,
+                volumes,
+                sent,
+                egress,
+                totals.gathered,
+            )
+            for result in known.below:
+                totals.received.update(result.received)
+        compute, active = known.compute, known.active
+        step_in, step_out = known.cost.step_in, known.cost.step_out
+        step = known.step
         if model.innermost and model.index > 0:
-            totals.slack.append((occ, step - cost.step_of(0.0), compute))
-        for result in below:
-            totals.received.update(result.received)
-        totals.base_runtime += occ * base
-        inner_steps, inner_compute = _inner_work(below, compute)
-        totals.global_steps += occ * inner_steps
-        totals.compute_total += occ * inner_compute
+            totals.slack.append((occ, step - known.idle_step, compute))
+        totals.base_runtime += occ * known.base
+        totals.global_steps += occ * known.inner_steps
+        totals.compute_total += occ * known.inner_compute
         if model.index == 0 and ctx.exact is not None:
-            totals.deferred.append((occ, compute, inner_compute, cost.step_of))
-            totals.shrinks.append(_busiest_slack(below))
+            totals.deferred.append((occ, compute, known.inner_compute, known.cost.step_of))
+            totals.shrinks.append(known.shrink)
             totals.carrying.append(0 if changing < 0 else 1 if any(volumes) else 2)
             if changing >= 0:
                 for t, moved in enumerate(volumes):
                     totals.moved[t] += occ * moved
                     totals.moving[t] += occ if moved else 0
     else:
+        compute, active = _compute(ctx, model, states, psums, dims)
+        noc = ctx.nocs[model.index]
+        serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
         step_in, step_out = noc.delay(ingress), noc.delay(egress)
         step = compute + step_in if serial_fill else max(step_out, compute, step_in)
     if model.index == 0:
@@ -490,6 +492,88 @@ def _count_case(
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class _CaseStep:
+    """What a refined case's step comes to, shared by the cases of a level analysis
+    alike in what it reads (:func:`_refined_case`)."""
+
+    compute: int
+    """(A float where only part of the nested steps receive the new tile.)"""
+    active: float
+    below: list[LevelResult]
+    """The analyses of its units' nests."""
+    cost: _StepCost
+    step: float
+    base: float
+    idle_step: float
+    """The step's cost without compute (innermost nested level: its slack)."""
+    inner_steps: int
+    inner_compute: float
+    shrink: tuple[tuple[int, float, float], ...]
+    """The slack of its busiest unit's nest."""
+
+
+def _refined_case(
+    ctx: _Context,
+    machine: Machine,
+    model: LevelModel,
+    dims: dict[str, int],
+    states: tuple[State, ...],
+    changing: int,
+    codes: tuple[int, ...],
+    reuse: LevelReuse,
+    psums: int,
+    volumes: list[int],
+    sent: tuple[int, ...],
+    egress: int,
+    gathered: list[tuple[float, tuple[int, ...]]],
+) -> _CaseStep:
+    """A refined case's compute (its units' nested analyses) and step cost, given its
+    traffic (``volumes``, also as the tuple ``sent``, and ``egress``), its busiest
+    unit's ``psums`` and the level's gathered tiers (:attr:`_Totals.gathered`)."""
+    below: list[LevelResult] = []
+    inner_held = _held_below(model, changing, volumes)
+    compute, active = _compute(ctx, model, states, psums, dims, below, inner_held)
+    novel = _partly_new(ctx, model, states, changing, volumes, inner_held, codes)
+    also_below: list[LevelResult] = []
+    if novel is not None:
+        # Only the share of the nested steps that walks the new part receives it.
+        t, share = novel
+        held_too = _compute(ctx, model, states, psums, dims, also_below, inner_held | {t})[0]
+        compute = share * compute + (1 - share) * held_too  # type: ignore[assignment]
+    noc = ctx.nocs[model.index]
+    serial_fill = changing < 0 and (model.index == 0 or ctx.assumptions.nested_fill_serialised)
+    # The nested level's runtime includes what its own collections cost; this level's
+    # collections carry the same partial sums, so the slower of the two bounds paces
+    # the step, not their sum (``raw``: the slowest nested unit's runtime without its
+    # collections' cost).
+    if model.innermost:
+        raw: float = compute
+    else:
+        raw = _raw_runtime(below)
+        if novel is not None:
+            raw = novel[1] * raw + (1 - novel[1]) * _raw_runtime(also_below)
+    cost = _StepCost(ctx, machine, noc, model, reuse)
+    cost.derive(
+        dims, states, changing, codes, volumes, sent, egress, gathered, serial_fill, raw, compute
+    )
+    step, base = cost.paced(compute)
+    idle_step = cost.step_of(0.0) if model.innermost and model.index > 0 else 0.0
+    inner_steps, inner_compute = _inner_work(below, compute)
+    return _CaseStep(
+        compute,
+        active,
+        below,
+        cost,
+        step,
+        base,
+        idle_step,
+        inner_steps,
+        inner_compute,
+        _busiest_slack(below),
+    )
+
+
 def _raw_runtime(below: list[LevelResult]) -> float:
     """The slowest nested unit's runtime without its collections' cost."""
     return below[0].runtime_base if len(below) == 1 else max(r.runtime_base for r in below)
@@ -506,10 +590,7 @@ class _StepCost:
     (the exact counts ask again for every case)."""
 
     __slots__ = (
-        "changing",
-        "codes",
         "ctx",
-        "dims",
         "drains",
         "egress",
         "gathered",
@@ -538,41 +619,36 @@ class _StepCost:
     )
 
     def __init__(
+        self, ctx: _Context, machine: Machine, noc: NocLevel, model: LevelModel, reuse: LevelReuse
+    ) -> None:
+        self.ctx, self.machine, self.noc, self.model, self.reuse = ctx, machine, noc, model, reuse
+
+    def derive(
         self,
-        ctx: _Context,
-        machine: Machine,
-        noc: NocLevel,
-        model: LevelModel,
         dims: dict[str, int],
         states: tuple[State, ...],
         changing: int,
         codes: tuple[int, ...],
-        reuse: LevelReuse,
-    ) -> None:
-        self.ctx, self.machine, self.noc, self.model = ctx, machine, noc, model
-        self.dims, self.states, self.changing, self.codes = dims, states, changing, codes
-        self.reuse = reuse
-
-    def derive(
-        self,
         volumes: list[int],
+        sent: tuple[int, ...],
         egress: int,
         gathered: list[tuple[float, tuple[int, ...]]],
         serial_fill: bool,
         raw: float,
         compute: float,
     ) -> None:
-        """The case's terms: ``volumes`` and ``egress`` its traffic, ``gathered`` the
-        tiers of gathered steps (:attr:`_Totals.gathered`, filled later), ``raw`` the
-        nested runtime without its collections and ``compute`` the case's compute."""
-        ctx, machine, noc, model, states = self.ctx, self.machine, self.noc, self.model, self.states
-        changing = self.changing
+        """The terms of the case at ``states`` (over the level's ``dims``; its
+        changing loop and codes): ``volumes`` (``sent``: as a tuple) and ``egress`` its
+        traffic, ``gathered`` the tiers of gathered steps (:attr:`_Totals.gathered`,
+        filled later), ``raw`` the nested runtime without its collections and
+        ``compute`` the case's compute."""
+        ctx, machine, noc, model = self.ctx, self.machine, self.noc, self.model
+        self.states = states
         reuse, split = _split_case(ctx, model, states, self.reuse)
         self.reuse = reuse
         # Where every unit's partial sums travel (no adders in the network), each unit
         # sends its own once: the groups finishing apart are among those copies.
         carried = _carried(ctx, machine, model)
-        sent = tuple(volumes)
         in_busy, step_in, out_busy, step_out = _refined_delays(
             ctx, machine, noc, model, states, sent, egress, reuse
         )
@@ -601,21 +677,18 @@ class _StepCost:
         self.in_fill, self.out_fill = in_busy - in_bare, out_busy - out_bare
         self.serial = (
             serial_fill
-            or (
-                model.innermost
-                and not _held_over(ctx, machine, model, states, changing, self.codes)
-            )
+            or (model.innermost and not _held_over(ctx, machine, model, states, changing, codes))
             or (
                 model.index == 0
                 and not model.innermost
-                and not _pe_held_over(ctx, model, states, changing, self.codes)
+                and not _pe_held_over(ctx, model, states, changing, codes)
             )
         )
         self.out_share = reuse.distinct * (reuse.unit_share if carried else reuse.output_share)
         # Two output buffers: a unit computes once its egress before the latest has
         # drained, so two egress intervals take the drain plus the unit's computes in
         # between.
-        self.drains = _drains(ctx, noc, model, self.dims, states, reuse, egress)
+        self.drains = _drains(ctx, noc, model, dims, states, reuse, egress)
         self.split = split and not model.innermost
         self.leaving = reuse.leaving
         self.unit_share = reuse.unit_share
