@@ -59,6 +59,32 @@ def _reduced_below(ctx: _Context, index: int) -> int:
     return cached
 
 
+def _shape(ctx: _Context, model: LevelModel) -> tuple[int, int, bool, bool, int, int]:
+    """What the network terms read of a level that its variants over other dimensions
+    share (memoised per layer by the level's index: every case asks): the PEs under
+    a unit, a bit per input tensor partitioned over the units, whether the level
+    spreads a reduction (or an output) dimension over its units, the reduction flows
+    of a collection per active unit (:func:`_out_flows`) and the units of the levels
+    above holding partial sums of the same outputs."""
+    key = ("shape", model.index)
+    seen = ctx.shared.get(key)
+    if seen is None:
+        directives, index = model.directives, model.index
+        mask = 0
+        for t, view in enumerate(model.inputs):
+            if any(directives[i].spatial for i in view.order):
+                mask |= 1 << t
+        seen = ctx.shared[key] = (
+            prod(ctx.problem.units[index + 1 :]),
+            mask,
+            any(directives[i].spatial for i in model.non_output),
+            any(directives[i].spatial for i in model.output.order),
+            _partitioned_below(ctx, index),
+            _reduced_units(ctx.models[:index]),
+        )
+    return seen  # type: ignore[return-value]
+
+
 def _partitioned_below(ctx: _Context, index: int) -> int:
     """Units of the levels below ``index`` among which the output is split (spatial
     directives on output dimensions there): each holds different outputs."""
@@ -141,58 +167,36 @@ def _refined_delays(
     if seen is not None:
         return seen[4]
     active = _case_active(ctx, model, at_edge)
-    messages = []
-    for view, volume in zip(model.inputs, volumes, strict=True):
-        if volume > 0:
-            partitioned = any(model.directives[i].spatial for i in view.order)
-            messages.append((volume, active if partitioned else 1))
+    below, partitioned, reduced, out_partitioned, flows_below, above = _shape(ctx, model)
+    messages = [
+        (volume, active if partitioned >> t & 1 else 1)
+        for t, volume in enumerate(volumes)
+        if volume > 0
+    ]
     # A nested level's tiles come over the one network within the level above's
     # traffic (charged there): its steps pay only the latency of their transfers.
     bandwidth = UNBOUNDED if noc.free else noc.bandwidth
     in_busy, in_delay = noc_delay(
-        machine,
-        messages,
-        bandwidth,
-        noc.latency,
-        machine.l2_read_bw,
-        noc.free,
-        below=prod(ctx.problem.units[model.index + 1 :]),
+        machine, messages, bandwidth, noc.latency, machine.l2_read_bw, noc.free, below=below
     )
-    out_flows = _out_flows(ctx, model, active)
-    reduced = any(model.directives[i].spatial for i in model.non_output)
+    out_flows = (active if out_partitioned else 1) * flows_below
     copies = _case_copies(ctx, machine, model, states, reuse, active)
     out = [(egress * copies, out_flows * copies)] if egress > 0 else []
-    out_busy, _ = noc_delay(
-        machine,
-        out,
-        bandwidth,
-        noc.latency,
-        machine.l2_write_bw,
-        noc.free,
-        below=prod(ctx.problem.units[model.index + 1 :]),
-        collect=True,
-    )
-    _, out_delay = noc_delay(
-        machine,
-        out,
-        noc.bandwidth,
-        noc.latency,
-        machine.l2_write_bw,
-        noc.free,
-        below=prod(ctx.problem.units[model.index + 1 :]),
-        collect=True,
-    )
+    out_args = (machine, out, bandwidth, noc.latency, machine.l2_write_bw, noc.free, below, True)
+    out_busy, out_delay = noc_delay(*out_args)
+    if bandwidth != noc.bandwidth:
+        # The arrival is the medium's at its own bandwidth.
+        out_delay = noc_delay(machine, out, noc.bandwidth, *out_args[3:])[1]
     if out_delay and machine.topology in ("bus", "crossbar"):
         # L2's adder tree adds every copy of the step's outputs, the clusters' of the
         # levels above included (one global step moves them all).
-        out_delay += reduction_delay(machine, copies * _reduced_units(ctx.models[: model.index]))
+        out_delay += reduction_delay(machine, copies * above)
     elif out_delay:
         # Where the network adds, the partial sums of the units reducing the same
         # outputs meet at adders: this level's and, on the mesh and the tree, the
         # clusters' of the levels above (one global step moves them all).
-        above = 1
-        if machine.topology in ("mesh", "tree"):
-            above = _reduced_units(ctx.models[: model.index])
+        if machine.topology not in ("mesh", "tree"):
+            above = 1
         merged_here = (active if reduced else 1) * above
         if merged_here > 1 and machine.topology == "systolic":
             # The partial sums meet one PE after another along the drain route: each
@@ -217,7 +221,6 @@ def _refined_delays(
         else:
             # The nearest flow reaches the L2 link once its own unit's streams met: a
             # unit's PEs lie in a row, ``below - 1`` hops apart.
-            below = prod(ctx.problem.units[model.index + 1 :])
             near = (below - 1) * machine.hop_latency + reduction_delay(machine, merged)
             out_busy = max(out_busy + near, fill + 1)
     # A distribution holds its plane until its head is on the last link: the next one
@@ -244,8 +247,8 @@ def _case_active(ctx: _Context, model: LevelModel, at_edge: bool) -> int:
 def _out_flows(ctx: _Context, model: LevelModel, active: int) -> int:
     """Reduction flows of a collection: the levels below split each output tile over
     their units, one flow per set of units holding the same outputs."""
-    out_partitioned = any(model.directives[i].spatial for i in model.output.order)
-    return (active if out_partitioned else 1) * _partitioned_below(ctx, model.index)
+    _, _, _, out_partitioned, flows_below, _ = _shape(ctx, model)
+    return (active if out_partitioned else 1) * flows_below
 
 
 def _case_copies(
@@ -260,7 +263,7 @@ def _case_copies(
     crossbar) every unit's partial sums travel to L2, which adds the copies."""
     if machine.topology not in ("bus", "crossbar"):
         return 1
-    reduced = any(model.directives[i].spatial for i in model.non_output)
+    reduced = _shape(ctx, model)[2]
     senders = _senders(model, states, reuse, active) if reduced else 1
     return senders * _split_copies(ctx, model, states, reuse)
 
