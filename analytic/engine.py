@@ -26,8 +26,8 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from math import prod
+from typing import NamedTuple
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -492,8 +492,7 @@ def _count_case(
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class _CaseStep:
+class _CaseStep(NamedTuple):
     """What a refined case's step comes to, shared by the cases of a level analysis
     alike in what it reads (:func:`_refined_case`)."""
 

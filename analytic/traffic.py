@@ -404,32 +404,18 @@ def spatial_ingress(
         # A loop that does not index the tensor advanced: nothing moves unless its
         # inner loops over the tensor wrapped and the units lost their tile.
         return 0
-    # Memoised: it depends on the case only through the states of the tensor's
-    # directives (a term reading more of the case must join the key).
-    key = (id(model), id(view), changing, wrap, kept, *[id(states[i]) for i in view.coupled])
-    seen = _ingress_seen.get(key)
-    if seen is not None:
-        return seen[3]
+    # (Not memoised: a key of the tensor's directive states costs a quarter of the
+    # computation and the cases of a level rarely repeat one.)
     mapped, sp_state, edge = _spatial_info(model, states, view.order)
     if not edge:
         first, others = _pe_ingress_pair(model, states, changing, view, False, wrap, kept)
-        volume = first + (model.units - 1) * others if mapped and model.units > 1 else first
-    else:
-        volume = _over_units(
-            model,
-            sp_state,
-            edge,
-            lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
-        )
-    if len(_ingress_seen) >= 4096:
-        _ingress_seen.clear()
-    _ingress_seen[key] = (model, view, states, volume)
-    return volume
-
-
-_ingress_seen: dict[tuple[object, ...], tuple[LevelModel, TensorView, tuple[State, ...], int]] = {}
-"""Recent ingress volumes by the identity of their level model, tensor and directive
-states (each entry holds them, so the identities stay theirs)."""
+        return first + (model.units - 1) * others if mapped and model.units > 1 else first
+    return _over_units(
+        model,
+        sp_state,
+        edge,
+        lambda first, ee: _pe_ingress(model, states, changing, view, first, ee, wrap, kept),
+    )
 
 
 def case_codes(states: tuple[State, ...]) -> tuple[int, ...]:
