@@ -431,6 +431,12 @@ def _pe_held_over(
     if sum(held) <= machine.l1_elems:
         # Two whole tiles fit: so does the tile with any part of the next.
         return True
+    tile = 0.0
+    for elems in held:
+        tile += elems / 2
+    if machine.l1_elems < tile:
+        # Not even one tile fits, with none of the next (as _pe_double_buffered sums).
+        return False
     key = ("pe_double_buffered", id(model), changing, held, codes)
     seen = ctx.shared.get(key)
     if seen is None:
