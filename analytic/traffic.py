@@ -155,9 +155,12 @@ def tile_refetched(states: tuple[State, ...], changing: int, view: TensorView, w
 def _wrapped(states: tuple[State, ...], changing: int, view: TensorView) -> bool:
     """Whether a loop inside the changing one over the tensor went back to its first
     position (one that covers its dimension does not move)."""
-    return any(
-        states[i].position == INIT and not states[i].unrolled for i in view.coupled if i > changing
-    )
+    for i in view.coupled:
+        if i > changing:
+            state = states[i]
+            if state.position == INIT and not state.unrolled:
+                return True
+    return False
 
 
 def _pe_ingress_pair(
@@ -181,9 +184,7 @@ def _pe_ingress_pair(
                 model, states, view, False, ee
             )
         return 0, 0
-    reset = _wrapped(states, changing, view)
-    if wrap == WRAP_KEPT:
-        reset = False
+    reset = wrap != WRAP_KEPT and _wrapped(states, changing, view)
     t = model.tiles
     mapped, mapped_edge, directives = t.mapped, t.mapped_edge, model.directives
     full_edge_tile = model.quirks.temporal_edge_ingress_full_tile
