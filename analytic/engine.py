@@ -465,7 +465,7 @@ def _count_case(
         if compute == 0:
             raise _no_valid_unit_error(ctx, maestro_crashes=True)
         offchip_step, case_req = _offchip(ctx, totals.l2_size, compute)
-        if ctx.machine is None:
+        if offchip_step is not None:
             step = max(step, offchip_step)
         totals.offchip_req = cdiv(max(totals.offchip_req, case_req), 2)
         totals.offchip_max = max(totals.offchip_max, case_req)
@@ -484,7 +484,12 @@ def _count_case(
     if reuse is not None and model.index == 0:
         # Partial sums fetched back and written back travel only in steps that update
         # sums L2 had before: a reduction loop has left its first position.
-        updating = changing >= 0 and any(states[i].position != INIT for i in model.non_output)
+        updating = False
+        if changing >= 0:
+            for i in model.non_output:
+                if states[i].position != INIT:
+                    updating = True
+                    break
         totals.volumes.append((occ, (*volumes, egress if updating else 0)))
         if changing < 0:
             totals.first_volumes = tuple(volumes)
@@ -769,18 +774,21 @@ class _StepCost:
         return self.paced(compute, spread, fills)[0]
 
 
-def _offchip(ctx: _Context, l2_size: list[int], compute: int) -> tuple[int, int]:
+def _offchip(ctx: _Context, l2_size: list[int], compute: int) -> tuple[int | None, int]:
     """Off-chip side of a top-level step, with L2 requirements in/w/out of the layer.
 
     Refilling L2 while the array computes (double buffering) takes
     ``(L2req_in + L2req_w) / offchip_bw / 2`` and ``L2req_out / offchip_bw / 2`` cycles,
-    a floor under the step; the case needs ``max(L2req_out, L2req_in + L2req_w) /
-    compute`` elements per cycle (C integer divisions).
+    a floor under the step (None in the refined model, whose off-chip terms replace
+    it); the case needs ``max(L2req_out, L2req_in + L2req_w) / compute`` elements per
+    cycle (C integer divisions).
     """
     in_req, out_req = l2_size[0] + l2_size[1], l2_size[-1]
+    need = max(cdiv(out_req, compute), cdiv(in_req, compute))
+    if ctx.machine is not None:
+        return None, need
     bw = ctx.offchip_bw
-    floor = max(cdiv(cdiv(in_req, bw), 2), cdiv(cdiv(out_req, bw), 2))
-    return floor, max(cdiv(out_req, compute), cdiv(in_req, compute))
+    return max(cdiv(cdiv(in_req, bw), 2), cdiv(cdiv(out_req, bw), 2)), need
 
 
 def _buffer_sizes(

@@ -499,10 +499,14 @@ def _channel_cycles(
     egress = sum(occ * volumes[-1] for occ, volumes in top.case_volumes)
     per_egress = psums / egress if egress > 0 else 0.0
     steps = 0
+    transfers: dict[tuple[int, ...], int] = {}
     for occ, volumes in top.case_volumes:
-        misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
-        misses += volumes[-1] * per_egress
-        steps += occ * math.ceil(misses / bw - 1e-9)
+        cycles = transfers.get(volumes)
+        if cycles is None:
+            misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+            misses += volumes[-1] * per_egress
+            cycles = transfers[volumes] = math.ceil(misses / bw - 1e-9)
+        steps += occ * cycles
     return steps + ceil_div(once, bw)
 
 
