@@ -71,12 +71,18 @@ def _exact_runtime(
     # The nested steps' floors hold where the enumeration's global steps are the
     # executed ones (else its extra nested steps' transfers are not the executed ones').
     floors = totals.shrinks if exact.steps == totals.global_steps else [()] * len(weighted)
-    totals.runtime = sum(
-        w * occ * step(c + _shrunk(kappa, k, slack), spread, f)
-        for (occ, c, k, step), (w, spread, f), slack in zip(
-            totals.deferred, weighted, floors, strict=True
-        )
-    )
+    # Cases sharing their step (engine._CaseStep) and kind ask for the same cost.
+    costs: dict[tuple[object, ...], float] = {}
+    terms = []
+    for (occ, c, k, step), (w, spread, f), slack in zip(
+        totals.deferred, weighted, floors, strict=True
+    ):
+        key = (step, c, k, id(slack), spread, f)
+        cost = costs.get(key)
+        if cost is None:
+            cost = costs[key] = step(c + _shrunk(kappa, k, slack), spread, f)
+        terms.append(w * occ * cost)
+    totals.runtime = sum(terms)
     if exact.after_idle > 0:
         totals.runtime = max(totals.runtime, _after_idle_bound(exact, totals))
     if totals.macs > 0:
