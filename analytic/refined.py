@@ -26,7 +26,7 @@ equations and why):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from math import prod
@@ -287,14 +287,15 @@ def evicted_psums(
     per_directive: tuple[tuple[State, ...], ...],
     strides: dict[str, int],
     l2_elems: int,
-    unit_sweeps: tuple[int, ...],
+    unit_sweeps: Callable[[], tuple[int, ...]],
     l1_elems: int,
     counts: tuple[int, int, int, int],
 ) -> int:
     """Read-modify-write reads of partial sums that find them evicted from L2, so that
     each is written back and fetched back from off-chip. ``counts``: (outputs, partial
-    sums written to L2, read-modify-write reads, top-level steps); ``unit_sweeps``: a
-    unit's footprint per directive (its L1 holds ``l1_elems``).
+    sums written to L2, read-modify-write reads, top-level steps); ``unit_sweeps()``: a
+    unit's footprint per directive (its L1 holds ``l1_elems``; asked for only where
+    it matters).
 
     L2 is exact LRU and of one step evicts its inputs and weights before its outputs,
     so a partial sum written ``k`` steps before its next update survives iff L2 exceeds
@@ -322,8 +323,8 @@ def evicted_psums(
         inputs = sum(_extent(model, dims, per_directive, strides, v, r, True) for v in model.inputs)
 
         delta = 0
-        if l1_elems < UNBOUNDED and unit_sweeps[r] > 0:
-            delta = min(n, l1_elems * n // unit_sweeps[r])
+        if l1_elems < UNBOUNDED and unit_sweeps()[r] > 0:
+            delta = min(n, l1_elems * n // unit_sweeps()[r])
         # Outputs with more than one session meet their final update once.
         final = min(rmw, round(outputs * (1 - _idle_share(model, dims, per_directive, r))))
         sweep = inputs + n * w

@@ -520,10 +520,14 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     whole = array_footprints(model, dims, per_directive, ctx.strides)
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
-    footprints = ctx.top_footprints
-    if footprints is None:
-        footprints = array_footprints(model, dims, per_directive, ctx.strides, array=False)
-    held = tuple(l1 >= UNBOUNDED or f <= l1 for f in footprints)
+    unit: list[tuple[int, ...]] = [] if ctx.top_footprints is None else [ctx.top_footprints]
+
+    def unit_sweeps() -> tuple[int, ...]:
+        """A unit's footprint per directive (computed where a term reads it)."""
+        if not unit:
+            unit.append(array_footprints(model, dims, per_directive, ctx.strides, array=False))
+        return unit[0]
+
     l2_writes = list(top.l2_writes)
     l2_reads = list(top.l2_reads)
     reads = 0
@@ -539,7 +543,11 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
             wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
             # Refetched only if the units read it again (their L1s lost it) and L2
             # lost it too.
-            if wraps and not held[c] and whole[c] > machine.l2_elems:
+            if (
+                wraps
+                and not (l1 >= UNBOUNDED or unit_sweeps()[c] <= l1)
+                and whole[c] > machine.l2_elems
+            ):
                 refetch *= p
         l2_writes[t] = size * refetch
         reads += size * refetch
@@ -556,7 +564,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         per_directive,
         ctx.strides,
         machine.l2_elems,
-        footprints,
+        unit_sweeps,
         l1,
         (outputs, l2_writes[2], l2_reads[2], steps),
     )
