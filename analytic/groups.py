@@ -143,6 +143,8 @@ class _Group:
         units: Sequence[int],
         dims: tuple[str, ...],
         owns: Sequence[bool],
+        sizes: dict[str, int],
+        strides: dict[str, int],
     ) -> None:
         self.layer = layer
         self.held = tuple(d for d in dims if d not in INPUT_OF)
@@ -165,8 +167,8 @@ class _Group:
         """Top-level positions at which every unit of the group is idle."""
         self.nested_idle = False
         """Some nested level has a position at which every unit of the group is idle."""
-        self.sizes = dict(layer.sizes)
-        self.strides = {d: layer.stride(d) for d in FILTER_OF}
+        self.sizes = sizes
+        self.strides = strides
         self.slides = tuple(
             (
                 self.index[d],
@@ -602,6 +604,23 @@ class _Group:
         units = self.units[0]
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
+        # first SpatialMap stands) in the level's order, then the output coordinates'.
+        loops = [
+            i
+            for i, p in enumerate(plan)
+            if (i == spatial[0] if p.directive.spatial else p.directive.dim not in INPUT_OF)
+        ]
+        loops += [i for i, p in enumerate(plan) if not p.directive.spatial and i not in loops]
+        shape = [
+            -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
+            for i in loops
+        ]
+        within = all(d.offset <= d.size for level in self.levels for d in level)
+        if self.line and within and whole[0][1] > 0:
+            # One dimension whose tiles never step past its end: every tile at every
+            # level holds rows, so every position has MACs.
+            return np.ones(shape, dtype=bool)
         flat = []
         macs_of = self._macs_below
         for base, fold in self._positions(whole, plan, spatial, units):
@@ -615,18 +634,6 @@ class _Group:
                     has_mac = True
                     break
             flat.append(has_mac)
-        # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
-        # first SpatialMap stands) in the level's order, then the output coordinates'.
-        loops = [
-            i
-            for i, p in enumerate(plan)
-            if (i == spatial[0] if p.directive.spatial else p.directive.dim not in INPUT_OF)
-        ]
-        loops += [i for i, p in enumerate(plan) if not p.directive.spatial and i not in loops]
-        shape = [
-            -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
-            for i in loops
-        ]
         nz = np.array(flat, dtype=bool).reshape(shape)
         return np.transpose(nz, np.argsort(loops))
 
@@ -670,11 +677,13 @@ def exact_counts(
         if len(set(named)) != len(named) or len({d.dim for d in lvl}) != len(lvl):
             return None
     units = mapping.units_per_level(num_pes)
+    sizes = dict(layer.sizes)
+    strides = {d: layer.stride(d) for d in FILTER_OF}
     groups = []
     for dims in _groups(layer, levels):
         owns = [any(d.spatial and d.dim in dims for d in lvl) for lvl in levels]
-        group = _Group(layer, levels, units, dims, owns)
-        whole = tuple((0, layer.size(d)) for d in group.held)
+        group = _Group(layer, levels, units, dims, owns, sizes, strides)
+        whole = tuple((0, sizes[d]) for d in group.held)
         groups.append((group, group.walk(0, whole)))
     unowned = prod(
         u for lvl, u in zip(levels, units, strict=True) if not any(d.spatial for d in lvl)
