@@ -235,7 +235,11 @@ def _analyze_level(
         ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
         if ctx.unit_ratio < 1:
             ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
-    if ctx.machine is not None and reuse is None:
+    if (
+        ctx.machine is not None
+        and reuse is None
+        and not _counts_nothing(ctx, model, dims_key, per_directive)
+    ):
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -299,6 +303,30 @@ def _analyze_level(
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _counts_nothing(
+    ctx: _Context,
+    model: LevelModel,
+    dims_key: tuple[tuple[str, int], ...],
+    per_directive: tuple[tuple[State, ...], ...],
+) -> bool:
+    """Whether a nested level over ``dims_key`` (an edge tile holding no whole window)
+    counts no case and sends no output: its reuse then changes nothing of its result
+    and need not be derived (a level with cases to count never takes this test's
+    enumeration: it runs only where an output coordinate has no extent)."""
+    if model.index == 0 or not any(
+        extent <= 0 for dim, extent in dims_key if dim in _OUTPUT_COORDINATES
+    ):
+        return False
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        egress, psums, _ = output_traffic(_case_model(ctx, model, states), states)
+        if psums > 0 or occ * egress != 0:
+            return False
+    return True
+
+
+_OUTPUT_COORDINATES = frozenset(OUTPUT_OF.values())
 
 
 def _outer_reuse(ctx: _Context, index: int, reuse: LevelReuse) -> LevelReuse:
