@@ -386,9 +386,25 @@ class _Group:
             lo, hi = base[k]
             fixed = list(self._canonical(tuple(base)))
             seen: dict[Ranges, int] = {}
-            for p in range(first, first + active):
-                start = lo + p * planned.offset
-                t = (min(start, hi), min(start + planned.size, hi))
+            size, offset, end = planned.size, planned.offset, first + active
+            # Positions [head, tail) hold whole tiles [a, a + m) with a >= R - 1 and
+            # a + m <= Y' s, which move down to ``R - 1 + (a - R + 1) mod s``: one per
+            # residue is walked, counted for all of its positions (as in
+            # :meth:`_walk_plain`). The runs before, within and after hold different
+            # tiles, so ``seen`` keeps the order of first occurrence.
+            head = tail = end
+            period = 1
+            if not moves_filter and len(rules) == 1:
+                _, f, reach, stride, limit = rules[0]
+                lowest = max(first, -((lo - reach) // offset))
+                highest = min(end - 1, (min(hi, limit) - size - lo) // offset)
+                if fixed[f][1] > fixed[f][0] and lowest <= highest:
+                    head, tail = lowest, highest + 1
+                    period = stride // math.gcd(offset, stride)
+            walked = (*range(first, head), *range(head, min(head + period, tail)))
+            for p in (*walked, *range(tail, end)):
+                start = lo + p * offset
+                t = (min(start, hi), min(start + size, hi))
                 if moves_filter:
                     tile = list(base)
                     tile[k] = t
@@ -401,7 +417,8 @@ class _Group:
                             t = (a - shift, b - shift)
                     fixed[k] = t
                     key = tuple(fixed)
-                seen[key] = seen.get(key, 0) + 1
+                n = (tail - 1 - p) // period + 1 if head <= p < tail else 1
+                seen[key] = seen.get(key, 0) + n
             best, busiest, chosen = self._units_walked(level, seen, last, linear)
             length += best
             _add(hist, chosen if chosen else {busiest: 1})
