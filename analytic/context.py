@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from operator import attrgetter, mul
 from typing import Any, TypeVar
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
@@ -197,7 +197,8 @@ class _Context:
 def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> Delays:
     if total == 0:
         return Delays(LONG_MIN, 0, LONG_MIN) if compat else Delays(0, 0, 0)
-    weighted = sum(v * w for v, w in zip(values, weights, strict=True))
+    # ``values`` and ``weights`` grow together, one entry per case counted.
+    weighted = sum(map(mul, values, weights))
     return Delays(min(values), max(values), cdiv(weighted, total))
 
 
@@ -264,8 +265,9 @@ class _Totals:
     shrinks: list[tuple[tuple[int, float, float], ...]] = field(default_factory=list)
     """Top level, per deferred case: the slack of its busiest unit's nest."""
 
-    def finish(self, quirks: Quirks) -> LevelResult:
-        """The level's result once every case is counted."""
+    def finish(self, quirks: Quirks, last_step: tuple[int, int, int] = (0, 0, 0)) -> LevelResult:
+        """The level's result once every case is counted (``last_step``:
+        :attr:`LevelResult.last_step`)."""
         if not quirks.offchip_req_halved_per_case:
             self.offchip_req = cdiv(self.offchip_max, 2)
         if not quirks.arithmetic_intensity_last_case:
@@ -299,6 +301,7 @@ class _Totals:
             first_volumes=self.first_volumes,
             received=frozenset(self.received),
             slack=tuple(self.slack),
+            last_step=last_step,
         )
 
 

@@ -295,10 +295,10 @@ def _analyze_level(
         if len(ctx.models) == 1:
             carries = _walk_carries(ctx.exact, model, per_directive, reuse)
         _exact_runtime(ctx.exact, totals, carries)
-    result = totals.finish(quirks)
+    last = (0, 0, 0)
     if reuse is not None and totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
-        result = replace(result, last_step=last)
+    result = totals.finish(quirks, last)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
