@@ -611,11 +611,34 @@ class _Group:
             self.unit_macs[tile] = macs
         return macs
 
-    def mac_positions(self) -> np.ndarray:
+    def _residues(self, plan: list[_Planned], base: list[tuple[int, int]]) -> tuple[int, int, int]:
+        """Of a level of temporal tiles alone over the ranges ``base`` (its first
+        position's): where a single directive moves, over a sliding dimension with its
+        filter held, the positions [head, tail) whose tiles are whole interior ones
+        (``a >= R - 1``, ``a + m <= Y' s``) and the period of their canonical ranges
+        (positions one period apart share one walk); else (0, 0, 1)."""
+        moving = [p for p in plan if p.positions > 1]
+        if len(moving) != 1:
+            return 0, 0, 1
+        planned = moving[0]
+        k = self.index[planned.directive.dim]
+        rules = [s for s in self.slides if s[0] == k]
+        if len(rules) != 1 or any(s[1] == k for s in self.slides):
+            return 0, 0, 1
+        _, f, reach, stride, limit = rules[0]
+        lo, hi = planned.first, planned.first + planned.extent
+        size, offset = planned.size, planned.offset
+        lowest = max(0, -((lo - reach) // offset))
+        highest = min(planned.positions - 1, (min(hi, limit) - size - lo) // offset)
+        if base[f][1] <= base[f][0] or highest < lowest:
+            return 0, 0, 1
+        return lowest, highest + 1, stride // math.gcd(offset, stride)
+
+    def mac_positions(self) -> tuple[np.ndarray, bool]:
         """Over the positions of the group's top-level loops, in the level's order (a
         SpatialMap's fold loop where the first SpatialMap stands): does some unit's
         tile hold a MAC (one level: the tile is the PE's; with nested levels some
-        PE's of the unit's nest)."""
+        PE's of the unit's nest); and whether every position does."""
         whole = tuple((0, self.sizes[d]) for d in self.held)
         plan = self._plan(0, whole)
         units = self.units[0]
@@ -637,12 +660,17 @@ class _Group:
         if self.line and within and whole[0][1] > 0:
             # One dimension whose tiles never step past its end: every tile at every
             # level holds rows, so every position has MACs.
-            return np.ones(shape, dtype=bool)
-        flat = []
+            return np.ones(shape, dtype=bool), True
+        flat: list[bool] = []
         macs_of = self._macs_below
-        for base, fold in self._positions(whole, plan, spatial, units):
+        listed = self._positions(whole, plan, spatial, units)
+        head, tail, period = self._residues(plan, listed[0][0]) if plain else (0, 0, 1)
+        for p, (base, fold) in enumerate(listed):
             if plain:
-                flat.append(macs_of(tuple(base)) > 0)
+                if head + period <= p < tail:
+                    flat.append(flat[head + (p - head) % period])
+                else:
+                    flat.append(macs_of(tuple(base)) > 0)
                 continue
             has_mac = False
             for u in range(units):
@@ -652,7 +680,7 @@ class _Group:
                     break
             flat.append(has_mac)
         nz = np.array(flat, dtype=bool).reshape(shape)
-        return np.transpose(nz, np.argsort(loops))
+        return np.transpose(nz, np.argsort(loops)), False
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
@@ -803,20 +831,29 @@ def _idle_runs(
         mine = [a for a, d in enumerate(axes) if d.dim in {e.dim for e in g.levels[0]}]
         if any(d.spatial for d in g.levels[0]):
             mine = sorted({*mine, *(a for a, d in enumerate(axes) if d.spatial)})
-        owned.append((mine, g.mac_positions()))
+        owned.append((mine, *g.mac_positions()))
     sizes = [0] * len(axes)
-    for mine, nz in owned:
+    for mine, nz, _ in owned:
         for a, n in zip(mine, nz.shape, strict=True):
             sizes[a] = n
-    with_mac = prod(int(nz.sum()) for _, nz in owned)
+
+    def count(nz: np.ndarray, full: bool, where: tuple[slice, ...] = ()) -> int:
+        """Positions with a MAC in ``nz[where]`` (of a group with one at every
+        position: the positions the slices take)."""
+        if not full:
+            return int(nz[where].sum())
+        cuts = where or (slice(None),) * nz.ndim
+        return prod(len(range(n)[cut]) for n, cut in zip(nz.shape, cuts, strict=True))
+
+    with_mac = prod(count(nz, full) for _, nz, full in owned)
     after: dict[str, int] = {}
     for i, size in enumerate(sizes):
         if size <= 1:
             continue
         kept, moved_all, moved_both = 1, 1, 1
-        for mine, nz in owned:
+        for mine, nz, full in owned:
             if not any(a >= i for a in mine):
-                kept *= int(nz.sum())
+                kept *= count(nz, full)
                 continue
             # The positions before and after each carry at ``i``: loop ``i`` at ``p`` and
             # ``p + 1``, the loops inside it at their last and first positions.
@@ -832,11 +869,15 @@ def _idle_runs(
                 else:
                     before.append(slice(None))
                     after_carry.append(slice(None))
+            if full:
+                moved_all *= count(nz, full, tuple(after_carry))
+                moved_both *= count(nz, full, tuple(after_carry))
+                continue
             old, new = nz[tuple(before)], nz[tuple(after_carry)]
             moved_all *= int(new.sum())
             moved_both *= int((new & old).sum())
         if kept * (moved_all - moved_both):
             dim = axes[i].dim
             after[dim] = after.get(dim, 0) + kept * (moved_all - moved_both)
-    last = all(bool(nz[(-1,) * nz.ndim]) for _, nz in owned)
+    last = all(full or bool(nz[(-1,) * nz.ndim]) for _, nz, full in owned)
     return prod(sizes) - with_mac, after, not last
