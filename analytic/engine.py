@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from math import prod
+from typing import cast
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -646,13 +647,28 @@ def _buffer_sizes(
     MAESTRO does this while no case has been counted yet, so when the first cases are
     skipped the input requirements are added up again (reproduced in compat mode).
     """
-    for t, view in enumerate(model.inputs):
-        totals.l2_size[t] += 2 * spatial_ingress(model, states, changing, view)
-        totals.l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
-        totals.l1_size[t] += 2 * mapped_volume(model, view)
-    totals.l2_size[2] = 2 * output_traffic(model, states)[0]
-    totals.l2_reads[2] = _output_size(ctx, dims, model.output)
-    totals.l1_size[2] = 2 * mapped_volume(model, model.output)
+    # The level's dimensions follow from its model and the case's states from both:
+    # the analyses of one level with other input tensors held ask again.
+    key = ("buffer_sizes", id(model), id(states))
+    seen = ctx.shared.get(key)
+    if seen is None:
+        sizes = (
+            tuple(2 * spatial_ingress(model, states, changing, view) for view in model.inputs),
+            tuple(prod(dims[d] for d in v.tensor.dims if d in dims) for v in model.inputs),
+            tuple(2 * mapped_volume(model, view) for view in model.inputs),
+            (
+                2 * output_traffic(model, states)[0],
+                _output_size(ctx, dims, model.output),
+                2 * mapped_volume(model, model.output),
+            ),
+        )
+        seen = ctx.shared[key] = (model, states, sizes)
+    l2_sizes, fills, l1_sizes, output = cast(tuple[tuple[int, ...], ...], seen[2])
+    for t in range(len(model.inputs)):
+        totals.l2_size[t] += l2_sizes[t]
+        totals.l2_writes[t] = fills[t]
+        totals.l1_size[t] += l1_sizes[t]
+    totals.l2_size[2], totals.l2_reads[2], totals.l1_size[2] = output
 
 
 def _compute(
