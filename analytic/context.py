@@ -189,6 +189,9 @@ class _Context:
     """Per-layer memo of what the analyses of one level over the same dimensions with
     other input tensors held ask again (:func:`_outer_reuse`, :func:`_held_over`); each
     entry holds the objects whose identities its key takes."""
+    runtimes_only: bool = False
+    """Only the nested levels' runtimes and busy units are read, every network is free
+    and the model is MAESTRO's (the steady-state figures)."""
     read_shares: dict[int, float] = field(default_factory=dict)
     """Per input/weight tensor, the share of a top-level unit's tile its PEs read
     (:func:`_read_share`; refined model, nested levels)."""

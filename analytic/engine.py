@@ -689,24 +689,63 @@ def _compute(
         return math.ceil(psums / ctx.simd_lanes), float(active)
     if not (at_edge and sp_state.partial_last_unit):
         # One nested analysis for all active units (``0 +``: the sum below's start).
-        result = _sub(ctx, model, states, False, held)
-        if below_out is not None:
-            below_out.append(result)
-        busy = 0 + result.avg_active * active
-        value = result.runtime_exact if ctx.machine is not None else result.runtime
+        runtime, exact, avg_active = _nested(ctx, model, states, False, held, below_out)
+        busy = 0 + avg_active * active
+        value = exact if ctx.machine is not None else runtime
         return value, busy if busy != 0 else float(active)  # type: ignore[return-value]
     # A partly filled last unit: its own analysis, and the full ones'.
-    below = [(_sub(ctx, model, states, True, held), 1)]
+    below = [(_nested(ctx, model, states, True, held, below_out), 1)]
     if model.edge_units - 1 > 0:
-        below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
-    busy = sum(r.avg_active * count for r, count in below)
-    if below_out is not None:
-        below_out.extend(r for r, _ in below)
+        below.append((_nested(ctx, model, states, False, held, below_out), model.edge_units - 1))
+    busy = sum(r[2] * count for r, count in below)
     if ctx.machine is not None:
-        exact = max(r.runtime_exact for r, _ in below)
+        exact = max(r[1] for r, _ in below)
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
-    compute = max(r.runtime for r, _ in below)
+    compute = max(r[0] for r, _ in below)
     return compute, busy if busy != 0 else float(active)
+
+
+def _nested(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    partial: bool,
+    held: frozenset[int],
+    below_out: list[LevelResult] | None,
+) -> tuple[int, float, float]:
+    """(Runtime, its unrounded value, average busy units) of a case's nested analysis
+    (:func:`_sub`, appended to ``below_out``); where only those are read and the level
+    below is the innermost, without the rest of its analysis (:func:`_free_runtime`)."""
+    if ctx.runtimes_only and below_out is None and ctx.models[model.index + 1].innermost:
+        return _free_runtime(ctx, model.index + 1, sub_level_dims(model, states, partial))
+    result = _sub(ctx, model, states, partial, held)
+    if below_out is not None:
+        below_out.append(result)
+    return result.runtime, result.runtime_exact, result.avg_active
+
+
+def _free_runtime(
+    ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]
+) -> tuple[int, float, float]:
+    """:func:`_nested` of the innermost level ``index`` over ``dims_key`` where its
+    network is free and the model MAESTRO's (``ctx.runtimes_only``): a counted case's
+    step is then its compute, ``ceil(psums / lanes)`` (:func:`_count_case`)."""
+    model = ctx.models[index]
+    _, per_directive = level_states(model, dims_key, ctx.quirks)
+    runtime = total = 0
+    active_sum = 0.0
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        case_model = _case_model(ctx, model, states)
+        psums = output_traffic(case_model, states)[1]
+        if psums <= 0:
+            continue
+        active = (
+            case_model.edge_units if states[case_model.first_spatial].is_edge else case_model.units
+        )
+        runtime += occ * math.ceil(psums / ctx.simd_lanes)
+        active_sum += float(active) * occ
+        total += occ
+    return runtime, float(runtime), active_sum / total if total else active_sum
 
 
 def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:

@@ -44,6 +44,7 @@ def steady_state(problem: Problem, *, simd_lanes: int, quirks: Quirks) -> Steady
         offchip_bw=1,
         quirks=quirks,
         strides=dict(problem.strides),
+        runtimes_only=True,
     )
     model = ctx.models[0]
     dims, per_directive = level_states(model, problem.level_dims[0], quirks)
