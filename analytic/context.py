@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from operator import attrgetter, mul
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .assumptions import MAESTRO_ASSUMPTIONS, Assumptions
@@ -192,6 +192,9 @@ class _Context:
     """Per-layer memo of what the analyses of one level over the same dimensions with
     other input tensors held ask again (:func:`_outer_reuse`, :func:`_held_over`); each
     entry holds the objects whose identities its key takes."""
+    runtimes_only: bool = False
+    """Only the nested levels' runtimes and busy units are read, every network is free
+    and the model is MAESTRO's (the steady-state figures)."""
     read_shares: dict[int, float] = field(default_factory=dict)
     """Per input/weight tensor, the share of a top-level unit's tile its PEs read
     (:func:`_read_share`; refined model, nested levels)."""
@@ -200,7 +203,8 @@ class _Context:
 def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> Delays:
     if total == 0:
         return Delays(LONG_MIN, 0, LONG_MIN) if compat else Delays(0, 0, 0)
-    weighted = sum(v * w for v, w in zip(values, weights, strict=True))
+    # ``values`` and ``weights`` grow together, one entry per case counted.
+    weighted = sum(map(mul, values, weights))
     return Delays(min(values), max(values), cdiv(weighted, total))
 
 
@@ -271,8 +275,9 @@ class _Totals:
     case (``engine._refined_case``; each entry's key holds its level model's identity,
     which the level analysis keeps alive)."""
 
-    def finish(self, quirks: Quirks) -> LevelResult:
-        """The level's result once every case is counted."""
+    def finish(self, quirks: Quirks, last_step: tuple[int, int, int] = (0, 0, 0)) -> LevelResult:
+        """The level's result once every case is counted (``last_step``:
+        :attr:`LevelResult.last_step`)."""
         if not quirks.offchip_req_halved_per_case:
             self.offchip_req = cdiv(self.offchip_max, 2)
         if not quirks.arithmetic_intensity_last_case:
@@ -306,6 +311,7 @@ class _Totals:
             first_volumes=self.first_volumes,
             received=frozenset(self.received),
             slack=tuple(self.slack),
+            last_step=last_step,
         )
 
 

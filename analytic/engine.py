@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from math import prod
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -237,7 +237,11 @@ def _analyze_level(
         ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
         if ctx.unit_ratio < 1:
             ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
-    if ctx.machine is not None and reuse is None:
+    if (
+        ctx.machine is not None
+        and reuse is None
+        and not _counts_nothing(ctx, model, dims_key, per_directive)
+    ):
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -293,14 +297,38 @@ def _analyze_level(
         if len(ctx.models) == 1:
             carries = _walk_carries(ctx.exact, model, per_directive, reuse)
         _exact_runtime(ctx.exact, totals, carries)
-    result = totals.finish(quirks)
+    last = (0, 0, 0)
     if reuse is not None and totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
-        result = replace(result, last_step=last)
+    result = totals.finish(quirks, last)
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _counts_nothing(
+    ctx: _Context,
+    model: LevelModel,
+    dims_key: tuple[tuple[str, int], ...],
+    per_directive: tuple[tuple[State, ...], ...],
+) -> bool:
+    """Whether a nested level over ``dims_key`` (an edge tile holding no whole window)
+    counts no case and sends no output: its reuse then changes nothing of its result
+    and need not be derived (a level with cases to count never takes this test's
+    enumeration: it runs only where an output coordinate has no extent)."""
+    if model.index == 0 or not any(
+        extent <= 0 for dim, extent in dims_key if dim in _OUTPUT_COORDINATES
+    ):
+        return False
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        egress, psums, _ = output_traffic(_case_model(ctx, model, states), states)
+        if psums > 0 or occ * egress != 0:
+            return False
+    return True
+
+
+_OUTPUT_COORDINATES = frozenset(OUTPUT_OF.values())
 
 
 def _outer_reuse(ctx: _Context, index: int, reuse: LevelReuse) -> LevelReuse:
@@ -804,13 +832,28 @@ def _buffer_sizes(
     MAESTRO does this while no case has been counted yet, so when the first cases are
     skipped the input requirements are added up again (reproduced in compat mode).
     """
-    for t, view in enumerate(model.inputs):
-        totals.l2_size[t] += 2 * spatial_ingress(model, states, changing, view)
-        totals.l2_writes[t] = prod(dims[d] for d in view.tensor.dims if d in dims)
-        totals.l1_size[t] += 2 * mapped_volume(model, view)
-    totals.l2_size[2] = 2 * output_traffic(model, states)[0]
-    totals.l2_reads[2] = _output_size(ctx, dims, model.output)
-    totals.l1_size[2] = 2 * mapped_volume(model, model.output)
+    # The level's dimensions follow from its model and the case's states from both:
+    # the analyses of one level with other input tensors held ask again.
+    key = ("buffer_sizes", id(model), id(states))
+    seen = ctx.shared.get(key)
+    if seen is None:
+        sizes = (
+            tuple(2 * spatial_ingress(model, states, changing, view) for view in model.inputs),
+            tuple(prod(dims[d] for d in v.tensor.dims if d in dims) for v in model.inputs),
+            tuple(2 * mapped_volume(model, view) for view in model.inputs),
+            (
+                2 * output_traffic(model, states)[0],
+                _output_size(ctx, dims, model.output),
+                2 * mapped_volume(model, model.output),
+            ),
+        )
+        seen = ctx.shared[key] = (model, states, sizes)
+    l2_sizes, fills, l1_sizes, output = cast(tuple[tuple[int, ...], ...], seen[2])
+    for t in range(len(model.inputs)):
+        totals.l2_size[t] += l2_sizes[t]
+        totals.l2_writes[t] = fills[t]
+        totals.l1_size[t] += l1_sizes[t]
+    totals.l2_size[2], totals.l2_reads[2], totals.l1_size[2] = output
 
 
 def _compute(
@@ -831,24 +874,63 @@ def _compute(
         return math.ceil(psums / ctx.simd_lanes), float(active)
     if not (at_edge and sp_state.partial_last_unit):
         # One nested analysis for all active units (``0 +``: the sum below's start).
-        result = _sub(ctx, model, states, False, held)
-        if below_out is not None:
-            below_out.append(result)
-        busy = 0 + result.avg_active * active
-        value = result.runtime_exact if ctx.machine is not None else result.runtime
+        runtime, exact, avg_active = _nested(ctx, model, states, False, held, below_out)
+        busy = 0 + avg_active * active
+        value = exact if ctx.machine is not None else runtime
         return value, busy if busy != 0 else float(active)  # type: ignore[return-value]
     # A partly filled last unit: its own analysis, and the full ones'.
-    below = [(_sub(ctx, model, states, True, held), 1)]
+    below = [(_nested(ctx, model, states, True, held, below_out), 1)]
     if model.edge_units - 1 > 0:
-        below.append((_sub(ctx, model, states, False, held), model.edge_units - 1))
-    busy = sum(r.avg_active * count for r, count in below)
-    if below_out is not None:
-        below_out.extend(r for r, _ in below)
+        below.append((_nested(ctx, model, states, False, held, below_out), model.edge_units - 1))
+    busy = sum(r[2] * count for r, count in below)
     if ctx.machine is not None:
-        exact = max(r.runtime_exact for r, _ in below)
+        exact = max(r[1] for r, _ in below)
         return exact, busy if busy != 0 else float(active)  # type: ignore[return-value]
-    compute = max(r.runtime for r, _ in below)
+    compute = max(r[0] for r, _ in below)
     return compute, busy if busy != 0 else float(active)
+
+
+def _nested(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    partial: bool,
+    held: frozenset[int],
+    below_out: list[LevelResult] | None,
+) -> tuple[int, float, float]:
+    """(Runtime, its unrounded value, average busy units) of a case's nested analysis
+    (:func:`_sub`, appended to ``below_out``); where only those are read and the level
+    below is the innermost, without the rest of its analysis (:func:`_free_runtime`)."""
+    if ctx.runtimes_only and below_out is None and ctx.models[model.index + 1].innermost:
+        return _free_runtime(ctx, model.index + 1, sub_level_dims(model, states, partial))
+    result = _sub(ctx, model, states, partial, held)
+    if below_out is not None:
+        below_out.append(result)
+    return result.runtime, result.runtime_exact, result.avg_active
+
+
+def _free_runtime(
+    ctx: _Context, index: int, dims_key: tuple[tuple[str, int], ...]
+) -> tuple[int, float, float]:
+    """:func:`_nested` of the innermost level ``index`` over ``dims_key`` where its
+    network is free and the model MAESTRO's (``ctx.runtimes_only``): a counted case's
+    step is then its compute, ``ceil(psums / lanes)`` (:func:`_count_case`)."""
+    model = ctx.models[index]
+    _, per_directive = level_states(model, dims_key, ctx.quirks)
+    runtime = total = 0
+    active_sum = 0.0
+    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
+        case_model = _case_model(ctx, model, states)
+        psums = output_traffic(case_model, states)[1]
+        if psums <= 0:
+            continue
+        active = (
+            case_model.edge_units if states[case_model.first_spatial].is_edge else case_model.units
+        )
+        runtime += occ * math.ceil(psums / ctx.simd_lanes)
+        active_sum += float(active) * occ
+        total += occ
+    return runtime, float(runtime), active_sum / total if total else active_sum
 
 
 def _pe_shares(ctx: _Context, model: LevelModel) -> dict[str, float]:

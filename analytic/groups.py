@@ -143,6 +143,8 @@ class _Group:
         units: Sequence[int],
         dims: tuple[str, ...],
         owns: Sequence[bool],
+        sizes: dict[str, int],
+        strides: dict[str, int],
     ) -> None:
         self.layer = layer
         self.held = tuple(d for d in dims if d not in INPUT_OF)
@@ -165,8 +167,8 @@ class _Group:
         """Top-level positions at which every unit of the group is idle."""
         self.nested_idle = False
         """Some nested level has a position at which every unit of the group is idle."""
-        self.sizes = dict(layer.sizes)
-        self.strides = {d: layer.stride(d) for d in FILTER_OF}
+        self.sizes = sizes
+        self.strides = strides
         self.slides = tuple(
             (
                 self.index[d],
@@ -384,9 +386,25 @@ class _Group:
             lo, hi = base[k]
             fixed = list(self._canonical(tuple(base)))
             seen: dict[Ranges, int] = {}
-            for p in range(first, first + active):
-                start = lo + p * planned.offset
-                t = (min(start, hi), min(start + planned.size, hi))
+            size, offset, end = planned.size, planned.offset, first + active
+            # Positions [head, tail) hold whole tiles [a, a + m) with a >= R - 1 and
+            # a + m <= Y' s, which move down to ``R - 1 + (a - R + 1) mod s``: one per
+            # residue is walked, counted for all of its positions (as in
+            # :meth:`_walk_plain`). The runs before, within and after hold different
+            # tiles, so ``seen`` keeps the order of first occurrence.
+            head = tail = end
+            period = 1
+            if not moves_filter and len(rules) == 1:
+                _, f, reach, stride, limit = rules[0]
+                lowest = max(first, -((lo - reach) // offset))
+                highest = min(end - 1, (min(hi, limit) - size - lo) // offset)
+                if fixed[f][1] > fixed[f][0] and lowest <= highest:
+                    head, tail = lowest, highest + 1
+                    period = stride // math.gcd(offset, stride)
+            walked = (*range(first, head), *range(head, min(head + period, tail)))
+            for p in (*walked, *range(tail, end)):
+                start = lo + p * offset
+                t = (min(start, hi), min(start + size, hi))
                 if moves_filter:
                     tile = list(base)
                     tile[k] = t
@@ -399,7 +417,8 @@ class _Group:
                             t = (a - shift, b - shift)
                     fixed[k] = t
                     key = tuple(fixed)
-                seen[key] = seen.get(key, 0) + 1
+                n = (tail - 1 - p) // period + 1 if head <= p < tail else 1
+                seen[key] = seen.get(key, 0) + n
             best, busiest, chosen = self._units_walked(level, seen, last, linear)
             length += best
             _add(hist, chosen if chosen else {busiest: 1})
@@ -592,29 +611,39 @@ class _Group:
             self.unit_macs[tile] = macs
         return macs
 
-    def mac_positions(self) -> np.ndarray:
+    def _residues(self, plan: list[_Planned], base: list[tuple[int, int]]) -> tuple[int, int, int]:
+        """Of a level of temporal tiles alone over the ranges ``base`` (its first
+        position's): where a single directive moves, over a sliding dimension with its
+        filter held, the positions [head, tail) whose tiles are whole interior ones
+        (``a >= R - 1``, ``a + m <= Y' s``) and the period of their canonical ranges
+        (positions one period apart share one walk); else (0, 0, 1)."""
+        moving = [p for p in plan if p.positions > 1]
+        if len(moving) != 1:
+            return 0, 0, 1
+        planned = moving[0]
+        k = self.index[planned.directive.dim]
+        rules = [s for s in self.slides if s[0] == k]
+        if len(rules) != 1 or any(s[1] == k for s in self.slides):
+            return 0, 0, 1
+        _, f, reach, stride, limit = rules[0]
+        lo, hi = planned.first, planned.first + planned.extent
+        size, offset = planned.size, planned.offset
+        lowest = max(0, -((lo - reach) // offset))
+        highest = min(planned.positions - 1, (min(hi, limit) - size - lo) // offset)
+        if base[f][1] <= base[f][0] or highest < lowest:
+            return 0, 0, 1
+        return lowest, highest + 1, stride // math.gcd(offset, stride)
+
+    def mac_positions(self) -> tuple[np.ndarray, bool]:
         """Over the positions of the group's top-level loops, in the level's order (a
         SpatialMap's fold loop where the first SpatialMap stands): does some unit's
         tile hold a MAC (one level: the tile is the PE's; with nested levels some
-        PE's of the unit's nest)."""
+        PE's of the unit's nest); and whether every position does."""
         whole = tuple((0, self.sizes[d]) for d in self.held)
         plan = self._plan(0, whole)
         units = self.units[0]
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
-        flat = []
-        macs_of = self._macs_below
-        for base, fold in self._positions(whole, plan, spatial, units):
-            if plain:
-                flat.append(macs_of(tuple(base)) > 0)
-                continue
-            has_mac = False
-            for u in range(units):
-                tile = self._unit_tile(base, plan, spatial, fold * units + u)
-                if tile is not None and macs_of(tile) > 0:
-                    has_mac = True
-                    break
-            flat.append(has_mac)
         # :meth:`_positions` nests the held dimensions' loops (the fold loop where the
         # first SpatialMap stands) in the level's order, then the output coordinates'.
         loops = [
@@ -627,8 +656,31 @@ class _Group:
             -(-plan[i].positions // units) if plan[i].directive.spatial else plan[i].positions
             for i in loops
         ]
+        within = all(d.offset <= d.size for level in self.levels for d in level)
+        if self.line and within and whole[0][1] > 0:
+            # One dimension whose tiles never step past its end: every tile at every
+            # level holds rows, so every position has MACs.
+            return np.ones(shape, dtype=bool), True
+        flat: list[bool] = []
+        macs_of = self._macs_below
+        listed = self._positions(whole, plan, spatial, units)
+        head, tail, period = self._residues(plan, listed[0][0]) if plain else (0, 0, 1)
+        for p, (base, fold) in enumerate(listed):
+            if plain:
+                if head + period <= p < tail:
+                    flat.append(flat[head + (p - head) % period])
+                else:
+                    flat.append(macs_of(tuple(base)) > 0)
+                continue
+            has_mac = False
+            for u in range(units):
+                tile = self._unit_tile(base, plan, spatial, fold * units + u)
+                if tile is not None and macs_of(tile) > 0:
+                    has_mac = True
+                    break
+            flat.append(has_mac)
         nz = np.array(flat, dtype=bool).reshape(shape)
-        return np.transpose(nz, np.argsort(loops))
+        return np.transpose(nz, np.argsort(loops)), False
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
@@ -670,11 +722,13 @@ def exact_counts(
         if len(set(named)) != len(named) or len({d.dim for d in lvl}) != len(lvl):
             return None
     units = mapping.units_per_level(num_pes)
+    sizes = dict(layer.sizes)
+    strides = {d: layer.stride(d) for d in FILTER_OF}
     groups = []
     for dims in _groups(layer, levels):
         owns = [any(d.spatial and d.dim in dims for d in lvl) for lvl in levels]
-        group = _Group(layer, levels, units, dims, owns)
-        whole = tuple((0, layer.size(d)) for d in group.held)
+        group = _Group(layer, levels, units, dims, owns, sizes, strides)
+        whole = tuple((0, sizes[d]) for d in group.held)
         groups.append((group, group.walk(0, whole)))
     unowned = prod(
         u for lvl, u in zip(levels, units, strict=True) if not any(d.spatial for d in lvl)
@@ -777,20 +831,29 @@ def _idle_runs(
         mine = [a for a, d in enumerate(axes) if d.dim in {e.dim for e in g.levels[0]}]
         if any(d.spatial for d in g.levels[0]):
             mine = sorted({*mine, *(a for a, d in enumerate(axes) if d.spatial)})
-        owned.append((mine, g.mac_positions()))
+        owned.append((mine, *g.mac_positions()))
     sizes = [0] * len(axes)
-    for mine, nz in owned:
+    for mine, nz, _ in owned:
         for a, n in zip(mine, nz.shape, strict=True):
             sizes[a] = n
-    with_mac = prod(int(nz.sum()) for _, nz in owned)
+
+    def count(nz: np.ndarray, full: bool, where: tuple[slice, ...] = ()) -> int:
+        """Positions with a MAC in ``nz[where]`` (of a group with one at every
+        position: the positions the slices take)."""
+        if not full:
+            return int(nz[where].sum())
+        cuts = where or (slice(None),) * nz.ndim
+        return prod(len(range(n)[cut]) for n, cut in zip(nz.shape, cuts, strict=True))
+
+    with_mac = prod(count(nz, full) for _, nz, full in owned)
     after: dict[str, int] = {}
     for i, size in enumerate(sizes):
         if size <= 1:
             continue
         kept, moved_all, moved_both = 1, 1, 1
-        for mine, nz in owned:
+        for mine, nz, full in owned:
             if not any(a >= i for a in mine):
-                kept *= int(nz.sum())
+                kept *= count(nz, full)
                 continue
             # The positions before and after each carry at ``i``: loop ``i`` at ``p`` and
             # ``p + 1``, the loops inside it at their last and first positions.
@@ -806,11 +869,15 @@ def _idle_runs(
                 else:
                     before.append(slice(None))
                     after_carry.append(slice(None))
+            if full:
+                moved_all *= count(nz, full, tuple(after_carry))
+                moved_both *= count(nz, full, tuple(after_carry))
+                continue
             old, new = nz[tuple(before)], nz[tuple(after_carry)]
             moved_all *= int(new.sum())
             moved_both *= int((new & old).sum())
         if kept * (moved_all - moved_both):
             dim = axes[i].dim
             after[dim] = after.get(dim, 0) + kept * (moved_all - moved_both)
-    last = all(bool(nz[(-1,) * nz.ndim]) for _, nz in owned)
+    last = all(full or bool(nz[(-1,) * nz.ndim]) for _, nz, full in owned)
     return prod(sizes) - with_mac, after, not last

@@ -384,7 +384,8 @@ def level_reuse(
     the extent its units cover at once)."""
     reduced_below = reduced_below or {}
     n = len(model.directives)
-    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
+    taken = tuple(map(positions, per_directive))
+    reductions = [r for r in model.non_output if taken[r] > 1]
 
     views = (*model.inputs, model.output)
     swept = [_sweeps(model, dims, per_directive, strides, v, per_pe=per_pe) for v in views]
@@ -409,7 +410,7 @@ def level_reuse(
         """The step's own tile of ``view`` within a sweep of the loops inside ``r``
         (none if no loop inside ``r`` over its dimensions iterates: every step of the
         sweep touches the same tile)."""
-        if not any(j > r and positions(per_directive[j]) > 1 for j in view.coupled):
+        if not any(j > r and taken[j] > 1 for j in view.coupled):
             return 0
         return swept[views.index(view)][n]
 
@@ -417,11 +418,11 @@ def level_reuse(
     spread, groups = 1, 1
     split: tuple[int, int, str] = (-1, 0, "")
     for r in model.non_output:
-        p = positions(per_directive[r])
+        p = taken[r]
         if p <= 1:
             continue
         lost = False
-        revisited = any(j > r and positions(per_directive[j]) > 1 for j in output_dirs)
+        revisited = any(j > r and taken[j] > 1 for j in output_dirs)
         if revisited and not fits[r]:
             # LRU evicts the oldest step's elements first, of one step its inputs and
             # weights before its outputs: a step's partial sums survive the other
@@ -485,18 +486,18 @@ def level_reuse(
         distinct_share(model, dims, per_directive, strides, capacity, per_pe),
         first_kept,
         split,
-        _next_loops(per_directive),
+        _next_loops(taken),
     )
 
 
-def _next_loops(per_directive: tuple[tuple[State, ...], ...]) -> tuple[int, ...]:
+def _next_loops(taken: tuple[int, ...]) -> tuple[int, ...]:
     """Per directive, the first directive inside it that takes more than one position
-    (``-1``: none)."""
+    (``-1``: none); ``taken``: each directive's positions."""
     out = []
     following = -1
-    for i in range(len(per_directive) - 1, -1, -1):
+    for i in range(len(taken) - 1, -1, -1):
         out.append(following)
-        if positions(per_directive[i]) > 1:
+        if taken[i] > 1:
             following = i
     return tuple(reversed(out))
 

@@ -44,26 +44,37 @@ def steady_state(problem: Problem, *, simd_lanes: int, quirks: Quirks) -> Steady
         offchip_bw=1,
         quirks=quirks,
         strides=dict(problem.strides),
+        runtimes_only=True,
     )
     model = ctx.models[0]
     dims, per_directive = level_states(model, problem.level_dims[0], quirks)
     pe_tiles = _pe_tiles(ctx)
-    steps = cycles = macs = noc = l1_all = 0
+    # A steady case's directives sit at Init or Steady, and a directive with a Steady
+    # state is neither unrolled past its end nor partly filled at Init, so every steady
+    # case reads the same edge flags: the same output traffic, units and nested
+    # analysis. Only the ingress follows the case's changing loop.
+    steady: tuple[int, int, int, int, float] | None = None
+    steps = ingress = 0
     for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
+        if occ <= 0 or any(s.position == EDGE for s in states):
+            continue
         changing = changing_directive(states)
-        if changing < 0 or any(s.position == EDGE for s in states) or occ <= 0:
+        if changing < 0:
             continue
-        case_model = _case_model(ctx, model, states)
-        egress, psums, case_macs = output_traffic(case_model, states)
-        if psums <= 0:
-            continue
-        ingress = sum(spatial_ingress(case_model, states, changing, v) for v in case_model.inputs)
-        compute, active = _compute(ctx, case_model, states, psums, dims)
+        if steady is None:
+            case_model = _case_model(ctx, model, states)
+            egress, psums, case_macs = output_traffic(case_model, states)
+            if psums <= 0:
+                break
+            compute, active = _compute(ctx, case_model, states, psums, dims)
+            steady = (egress, psums, case_macs, compute, active)
         steps += occ
-        cycles += occ * compute
-        macs += occ * case_macs
-        noc += occ * (ingress + egress)
-        l1_all = max(l1_all, pe_tiles * math.ceil(active))
+        ingress += occ * sum(
+            spatial_ingress(case_model, states, changing, v) for v in case_model.inputs
+        )
+    egress, _, macs, compute, active = steady or (0, 0, 0, 0, 0.0)
+    cycles, macs, noc = steps * compute, steps * macs, ingress + steps * egress
+    l1_all = pe_tiles * math.ceil(active) if steady is not None else 0
     # The closed form reads from L2 exactly what enters the NoC and writes what leaves it.
     return SteadyState(
         steps=steps,
