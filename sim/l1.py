@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geometry import StepTiles
+from .l1_touches import LastTouches, last_output_touches
 
 __all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
@@ -522,7 +523,8 @@ class L1Residency:
         step's geometry key, base, tiles and index; ``repeats``, per run of them, its
         length and how it repeats (``shift`` per tensor, ``m`` steps, ``count`` times).
         Steps sharing a geometry key are one array operation; under ``lru`` each
-        (key, translation) keeps only its last step before its keys are expanded."""
+        (output class, translation) keeps only its last step before its keys are
+        expanded (:func:`~metronome.sim.l1_touches.last_output_touches`)."""
         self._span = span = total + 1
         last = self.eviction == "lru"
         # Per geometry key its steps' bases, indices and runs (compact: many steps).
@@ -546,20 +548,30 @@ class L1Residency:
         run_m = np.array([r[1] for r in runs], dtype=np.int64)
         run_count = np.array([r[2] for r in runs], dtype=np.int64)
 
+        if last:
+            # Outputs only, each (output class, translation) kept at its last step
+            # before its keys are expanded.
+            classes = (
+                (
+                    self._memo[key][1].outputs() - self._shift(self._memo[key][0], {})[2],
+                    self._moves({}, found[0])[:, 2],
+                    np.frombuffer(found[1], dtype=np.int64),
+                    np.frombuffer(found[2], dtype=np.int64),
+                )
+                for key, found in rows.items()
+            )
+            self._store_touches(
+                last_output_touches(classes, (run_shift[:, 2], run_m, run_count), span)
+            )
+            return
+
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
                 wk = self._memo[key][1]
                 b = self._moves(self._memo[key][0], found[0])
-                index = np.frombuffer(found[1], dtype=np.int64).copy()
+                index = np.frombuffer(found[1], dtype=np.int64)
                 run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
-                if last:
-                    # Outputs only; a repetition that does not move them touches them
-                    # again, so only its last counts.
-                    moving = shift[:, 2] != 0
-                    fixed = ~moving
-                    index[fixed] += (count[fixed] - 1) * m[fixed]
-                    count = np.where(moving, count, 1)
                 # Rows in runs of about a million repetitions (less peak memory).
                 ends = np.cumsum(count)
                 start = 0
@@ -582,46 +594,29 @@ class L1Residency:
             r = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
             moved = b[rep] + r[:, None] * shift[rep]
             at = index[rep] + r * m[rep]
-            if last:
-                keys = wk.outputs()
-                # Each translation's last step (keys are then distinct per row).
-                order = np.lexsort((at, moved[:, 2]))
-                end = np.ones(order.size, dtype=bool)
-                end[:-1] = moved[order[1:], 2] != moved[order[:-1], 2]
-                pick = order[end]
-                at, moved = at[pick], moved[pick]
-            else:
-                keys = wk.keys
             # In slices of about a million codes (less peak memory).
-            piece = max(1, (1 << 20) // max(1, keys.size))
+            piece = max(1, (1 << 20) // max(1, wk.keys.size))
             for lo in range(0, at.size, piece):
                 hi = lo + piece
-                by = moved[lo:hi, 2:3] if last else moved[lo:hi][:, wk.tensor]
-                yield ((keys[None, :] + by) * span + at[lo:hi, None]).ravel()
+                yield (
+                    (wk.keys[None, :] + moved[lo:hi][:, wk.tensor]) * span + at[lo:hi, None]
+                ).ravel()
 
         self._store_touches(codes())
 
     def _store_touches(self, codes: Iterable[np.ndarray]) -> None:
         """Keep ``codes`` (``key * span + step``) sorted, under ``lru`` reduced to each
         key's last (in bounded batches)."""
-        span = self._span
-        last = self.eviction == "lru"
-        parts: list[np.ndarray] = []
-        held = kept = 0
-        for part in codes:
-            parts.append(part)
-            held += part.size
-            # Reduced once the new codes outnumber the kept ones (and a few million):
-            # each kept code is sorted again only about as often as a new one.
-            if last and held - kept > max(1 << 22, kept):
-                parts = [_last_touches(np.concatenate(parts), span)]
-                held = kept = parts[0].size
+        if self.eviction == "lru":
+            last = LastTouches(self._span)
+            for part in codes:
+                last.add(part)
+            self._touches = last.result()
+            return
+        parts = list(codes)
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
-        if last:
-            self._touches = _last_touches(self._touches, span)
-        else:
-            self._touches.sort(kind="stable")
+        self._touches.sort(kind="stable")
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
@@ -1108,15 +1103,3 @@ def _sorted_search(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
     at = np.empty(codes.size, dtype=np.int64)
     at[order] = np.searchsorted(table, codes[order], side="right")
     return at
-
-
-def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
-    """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
-    is sorted in place)."""
-    # The codes come as sorted runs (a step's keys), which a merge sort exploits.
-    codes.sort(kind="stable")
-    key = codes // span
-    keep = np.empty(codes.size, dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=keep[:-1])
-    keep[-1:] = True
-    return codes[keep]
