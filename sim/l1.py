@@ -61,22 +61,45 @@ class LogBlock:
     def steps(self) -> int:
         return self.m * self.times
 
+    def sizes(self) -> tuple[int, int]:
+        """How many touches and evicted outputs the repetitions hold."""
+        assert self.flat is not None
+        evicted = self.flat[5].size * self.times if self.evicted is None else self.evicted.size
+        return self.flat[0].size * self.times, evicted
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The repetitions' flat arrays as :meth:`L1Residency.logged` gives them (steps
         counted from the block's first)."""
         assert self.flat is not None
+        cols = _log_columns(*self.sizes())
+        self.fill(cols, 0, 0, 0)
+        return cols
+
+    def fill(self, cols: tuple[np.ndarray, ...], at: int, ev_at: int, step: int) -> None:
+        """Write :meth:`arrays` into ``cols`` from touch ``at`` and evicted output
+        ``ev_at`` on, steps counted from ``step`` (in place: no temporaries the size of
+        the repetitions)."""
+        assert self.flat is not None
         keys, tensor, hit, done, local, out_keys, out_local = self.flat
-        times, m = self.times, self.m
+        times, m, f = self.times, self.m, keys.size
         reps = np.arange(1, times + 1, dtype=np.int64)[:, None]
-        moved = (keys[None, :] + reps * self.shift[tensor][None, :]).ravel()
-        at = (local[None, :] + (reps - 1) * m).ravel()
+        part = slice(at, at + times * f)
+        moved = cols[0][part].reshape(times, f)
+        np.multiply(reps, self.shift[tensor][None, :], out=moved)
+        moved += keys[None, :]
+        for col, src in ((cols[1], tensor), (cols[2], hit), (cols[3], done)):
+            col[part].reshape(times, f)[:] = src[None, :]
+        np.add(local[None, :], (reps - 1) * m + step, out=cols[4][part].reshape(times, f))
         if self.evicted is None:
-            ev_keys = (out_keys[None, :] + reps * self.shift[2]).ravel()
-            ev_at = (out_local[None, :] + (reps - 1) * m).ravel()
+            g = out_keys.size
+            ev = slice(ev_at, ev_at + times * g)
+            np.add(out_keys[None, :], reps * self.shift[2], out=cols[5][ev].reshape(times, g))
+            np.add(out_local[None, :], (reps - 1) * m + step, out=cols[6][ev].reshape(times, g))
         else:
-            ev_keys, ev_at = self.evicted % self.span, self.evicted // self.span - m
-        tile = (np.tile(tensor, times), np.tile(hit, times), np.tile(done, times))
-        return (moved, *tile, at, ev_keys, ev_at)
+            ev = slice(ev_at, ev_at + self.evicted.size)
+            np.remainder(self.evicted, self.span, out=cols[5][ev])
+            np.floor_divide(self.evicted, self.span, out=cols[6][ev])
+            cols[6][ev] += step - m
 
 
 @dataclass(frozen=True, slots=True)
@@ -1040,30 +1063,45 @@ def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] |
     """:meth:`L1Residency.logged` without the key order."""
     if log_steps(log) != m:
         return None
-    parts: list[tuple[np.ndarray, ...]] = []
-    step = 0
+    touches = evicted = 0
     for e in log:
         if isinstance(e, LogBlock):
             if e.flat is None:
                 return None
-            keys, tensor, hit, done, at, ev_keys, ev_at = e.arrays()
-            parts.append((keys, tensor, hit, done, at + step, ev_keys, ev_at + step))
-            step += e.steps
-            continue
-        keys, tensor, hit, done, ev_keys, other = e
-        if other:
+            n, v = e.sizes()
+        elif e[5]:
             return None
-        at = np.full(keys.size + ev_keys.size, step, dtype=np.int64)
-        parts.append((keys, tensor, hit, done, at[: keys.size], ev_keys, at[keys.size :]))
-        step += 1
-    # Column by column, each column's parts dropped once joined (less peak memory).
-    cols = [list(col) for col in zip(*parts, strict=True)]
-    parts.clear()
-    out: list[np.ndarray] = []
-    for col in cols:
-        out.append(np.concatenate(col))
-        col.clear()
-    return tuple(out)
+        else:
+            n, v = e[0].size, e[4].size
+        touches += n
+        evicted += v
+    # Each entry written into its place (no per-entry copies to join: less peak memory).
+    cols = _log_columns(touches, evicted)
+    at = ev_at = step = 0
+    for e in log:
+        if isinstance(e, LogBlock):
+            e.fill(cols, at, ev_at, step)
+            n, v = e.sizes()
+            step += e.steps
+        else:
+            keys, tensor, hit, done, ev_keys, _ = e
+            n, v = keys.size, ev_keys.size
+            for col, src in zip(cols[:4], (keys, tensor, hit, done), strict=True):
+                col[at : at + n] = src
+            cols[4][at : at + n] = step
+            cols[5][ev_at : ev_at + v] = ev_keys
+            cols[6][ev_at : ev_at + v] = step
+            step += 1
+        at += n
+        ev_at += v
+    return cols
+
+
+def _log_columns(touches: int, evicted: int) -> tuple[np.ndarray, ...]:
+    """Empty flat log columns (:meth:`L1Residency.logged`'s first seven; tensors as
+    ``int8``: only compared and used as indices)."""
+    kinds = (np.int64, np.int8, bool, bool, np.int64, np.int64, np.int64)
+    return tuple(np.empty(touches if i < 5 else evicted, dtype=k) for i, k in enumerate(kinds))
 
 
 def _stable_order(keys: np.ndarray) -> np.ndarray:
