@@ -65,6 +65,12 @@ def _follows(a: Step, b: Step, loop: int, reps: int, m: int, delta: dict[str, in
     moved = (*a.positions[:loop], a.positions[loop] + reps, *a.positions[loop + 1 :])
     if b.positions != moved or b.index != a.index + reps * m or b.key[:3] != a.key[:3]:
         return False
+    # Mostly both bases name the same dimensions: one dict comparison.
+    base = dict(a.base)
+    for d, v in delta.items():
+        base[d] = base.get(d, 0) + reps * v
+    if base == b.base:
+        return True
     dims = set(a.base) | set(b.base) | set(delta)
     return all(b.base.get(d, 0) == a.base.get(d, 0) + reps * delta.get(d, 0) for d in dims)
 
