@@ -26,7 +26,16 @@ import numpy as np
 
 from .context import Progress, RunContext
 from .geometry import StepTiles
-from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
+from .keyed import (
+    KeyedSegment,
+    end_steps,
+    evicted_outputs,
+    joined,
+    keyed,
+    moved_base,
+    reach,
+    widened,
+)
 from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
 from .l1_bulk import bulk
 from .l1_steady import bulk_steady
@@ -673,18 +682,33 @@ def _uniform(
     size = hi0 - lo0
     if any(hi - lo != size for lo, hi in groups):
         return False
-    for g, (lo, _) in enumerate(groups):
-        for j in range(size):
-            a, s = steps[lo0 + j], steps[lo + j]
-            moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
-            if s.key != a.key or s.inner != a.inner or s.positions != moved:
-                return False
-            if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
-                return False
-    # Every group's bases are the first group's moved by a constant per group.
-    mine = [steps[j] for lo, hi in groups for j in range(lo, hi)]
-    dims = sorted(set().union(*(s.base for s in mine)))
-    bases = np.array([[s.base.get(d, 0) for d in dims] for s in mine], dtype=np.int64)
+    # Group by group as lists (the first group repeats itself trivially).
+    first = steps[lo0:hi0]
+    keys, inner = [s.key for s in first], [s.inner for s in first]
+    places, sched = [s.positions for s in first], scheds[lo0:hi0]
+    for g, (lo, hi) in enumerate(groups[1:], start=1):
+        mine = steps[lo:hi]
+        if [s.key for s in mine] != keys or [s.inner for s in mine] != inner:
+            return False
+        if [s.positions for s in mine] != [
+            (*p[:loop], p[loop] + g, *p[loop + 1 :]) for p in places
+        ]:
+            return False
+        if not all(x is y or x == y for x, y in zip(scheds[lo:hi], sched, strict=True)):
+            return False
+    # Every group's bases are the first group's moved by a constant per group: mostly
+    # one dict comparison per step, else per dimension.
+    move = _moved(steps[lo0].base, steps[groups[1][0]].base)
+    if all(
+        steps[lo + j].base == moved_base(steps[lo0 + j].base, move, g)
+        for g, (lo, _) in enumerate(groups[1:], start=1)
+        for j in range(size)
+    ):
+        return True
+    every = [steps[j] for lo, hi in groups for j in range(lo, hi)]
+    dims = sorted(set().union(*(s.base for s in every)))
+    n = len(every) * len(dims)
+    bases = np.fromiter((s.base.get(d, 0) for s in every for d in dims), np.int64, n)
     bases = bases.reshape(len(groups), size, len(dims))
     delta = bases[1, 0] - bases[0, 0]
     ranks = np.arange(len(groups), dtype=np.int64)[:, None, None]
