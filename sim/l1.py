@@ -19,14 +19,19 @@ step is a handful of sorted-array operations whatever the number of PEs.
 from __future__ import annotations
 
 import array
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geometry import StepTiles
 from .l1_touches import LastTouches, last_output_touches
+
+if TYPE_CHECKING:
+    from .schedule import Step
 
 __all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
@@ -538,13 +543,15 @@ class L1Residency:
 
     def record_future_steps(
         self,
-        steps: Iterable[tuple[object, dict[str, int], Callable[[], StepTiles], int]],
+        steps: Iterable[tuple[Step, list[object]]],
+        tiles: Callable[[tuple[Step, list[object]]], StepTiles],
         repeats: Iterable[tuple[int, np.ndarray, int, int]],
         total: int,
     ) -> None:
         """:meth:`record_future` from memoised keys (``memo``): ``steps`` gives each
-        step's geometry key, base, tiles and index; ``repeats``, per run of them, its
-        length and how it repeats (``shift`` per tensor, ``m`` steps, ``count`` times).
+        step with its schedules, ``tiles`` the tiles of one (asked once per geometry
+        key); ``repeats``, per run of them, its length and how it repeats (``shift`` per
+        tensor, ``m`` steps, ``count`` times).
         Steps sharing a geometry key are one array operation; under ``lru`` each
         (output class, translation) keeps only its last step before its keys are
         expanded (:func:`~metronome.sim.l1_touches.last_output_touches`)."""
@@ -557,13 +564,14 @@ class L1Residency:
         for n, shift, m, count in repeats:
             run = len(runs)
             runs.append((shift, m, count))
-            for key, base, tiles, index in itertools.islice(it, n):
-                found = rows.get(key)
+            for item in itertools.islice(it, n):
+                step = item[0]
+                found = rows.get(step.key)
                 if found is None:
-                    self._entry(key, base, tiles)
-                    found = rows[key] = ([], array.array("q"), array.array("q"))
-                found[0].append(base)
-                found[1].append(index)
+                    self._entry(step.key, step.base, functools.partial(tiles, item))
+                    found = rows[step.key] = ([], array.array("q"), array.array("q"))
+                found[0].append(step.base)
+                found[1].append(step.index)
                 found[2].append(run)
         # Per run its shift, step count and repetitions; per step its translation from
         # its key's first occurrence (flat, per tensor).
