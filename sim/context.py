@@ -98,10 +98,11 @@ class RunContext:
                 steps = sum(len(seg.steps) * seg.count for seg in self.segments)
                 l1.record_future_steps(
                     (
-                        (s.key, s.base, self._lazy((s, sched)), s.index)
+                        item
                         for seg in self.segments
-                        for s, sched in zip(seg.steps, seg.schedules, strict=True)
+                        for item in zip(seg.steps, seg.schedules, strict=True)
                     ),
+                    self._tiles_of,
                     (
                         (len(seg.steps), l1.shift_of(seg.delta), len(seg.steps), seg.count)
                         for seg in self.segments

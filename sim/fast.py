@@ -20,13 +20,23 @@ NoC and on an instantaneous one (the runtime split).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
 
 from .context import Progress, RunContext
 from .geometry import StepTiles
-from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
+from .keyed import (
+    KeyedSegment,
+    end_steps,
+    evicted_outputs,
+    joined,
+    keyed,
+    moved_base,
+    reach,
+    widened,
+)
 from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
 from .l1_bulk import bulk
 from .l1_steady import bulk_steady
@@ -664,6 +674,17 @@ def _moved(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {d: v for d, v in sorted(out.items()) if v}
 
 
+def _bases_moved(every: list[Step], first: list[Step], move: dict[str, int]) -> bool:
+    """Whether each group of ``every`` (groups the size of ``first``) has ``first``'s
+    bases moved by ``move`` once per group, as the same dicts."""
+    size = len(first)
+    for g in range(1, len(every) // size):
+        for x, y in zip(every[g * size : (g + 1) * size], first, strict=True):
+            if x.base != moved_base(y.base, move, g):
+                return False
+    return True
+
+
 def _uniform(
     steps: list[Step], scheds: list[list[object]], groups: list[tuple[int, int]], loop: int
 ) -> bool:
@@ -673,18 +694,33 @@ def _uniform(
     size = hi0 - lo0
     if any(hi - lo != size for lo, hi in groups):
         return False
-    for g, (lo, _) in enumerate(groups):
-        for j in range(size):
-            a, s = steps[lo0 + j], steps[lo + j]
-            moved = (*a.positions[:loop], a.positions[loop] + g, *a.positions[loop + 1 :])
-            if s.key != a.key or s.inner != a.inner or s.positions != moved:
-                return False
-            if not (scheds[lo + j] is scheds[lo0 + j] or scheds[lo + j] == scheds[lo0 + j]):
-                return False
-    # Every group's bases are the first group's moved by a constant per group.
-    mine = [steps[j] for lo, hi in groups for j in range(lo, hi)]
-    dims = sorted(set().union(*(s.base for s in mine)))
-    bases = np.array([[s.base.get(d, 0) for d in dims] for s in mine], dtype=np.int64)
+    # All groups' steps as lists against the first group's repeated (one comparison
+    # each), the positions one further per group.
+    n = len(groups)
+    if all(y[0] == x[1] for x, y in itertools.pairwise(groups)):
+        every, mine = steps[lo0 : groups[-1][1]], scheds[lo0 : groups[-1][1]]
+    else:
+        every = [steps[j] for lo, hi in groups for j in range(lo, hi)]
+        mine = [scheds[j] for lo, hi in groups for j in range(lo, hi)]
+    first = every[:size]
+    if [s.key for s in every] != [s.key for s in first] * n:
+        return False
+    if [s.inner for s in every] != [s.inner for s in first] * n:
+        return False
+    places = [s.positions for s in first]
+    moved = [(*p[:loop], p[loop] + g, *p[loop + 1 :]) for g in range(n) for p in places]
+    if [s.positions for s in every] != moved:
+        return False
+    if not all(x is y or x == y for x, y in zip(mine, mine[:size] * n, strict=True)):
+        return False
+    # Every group's bases are the first group's moved by a constant per group: mostly
+    # one dict comparison per step, else per dimension.
+    move = _moved(first[0].base, every[size].base)
+    if _bases_moved(every, first, move):
+        return True
+    dims = sorted(set().union(*(s.base for s in every)))
+    values = len(every) * len(dims)
+    bases = np.fromiter((s.base.get(d, 0) for s in every for d in dims), np.int64, values)
     bases = bases.reshape(len(groups), size, len(dims))
     delta = bases[1, 0] - bases[0, 0]
     ranks = np.arange(len(groups), dtype=np.int64)[:, None, None]

@@ -26,6 +26,7 @@ __all__ = [
     "evicted_outputs",
     "joined",
     "keyed",
+    "moved_base",
     "reach",
     "widened",
 ]
@@ -59,12 +60,24 @@ class KeyedSegment(Segment):
         return (self.step_at(b, 0).key, self.step_at(b, len(self.steps) - 1).key)
 
 
+def moved_base(base: dict[str, int], delta: dict[str, int], times: int) -> dict[str, int]:
+    """``base`` moved by ``times`` x ``delta`` (a dimension only ``delta`` names starts
+    at 0)."""
+    out = dict(base)
+    for d, v in delta.items():
+        out[d] = out.get(d, 0) + times * v
+    return out
+
+
 def _follows(a: Step, b: Step, loop: int, reps: int, m: int, delta: dict[str, int]) -> bool:
     """Whether ``b`` is ``a`` ``reps`` repetitions (of ``m`` steps moving ``loop`` by one
     position and the base by ``delta``) later, with the same classes and inner index."""
     moved = (*a.positions[:loop], a.positions[loop] + reps, *a.positions[loop + 1 :])
     if b.positions != moved or b.index != a.index + reps * m or b.key[:3] != a.key[:3]:
         return False
+    # Mostly both bases name the same dimensions: one dict comparison.
+    if moved_base(a.base, delta, reps) == b.base:
+        return True
     dims = set(a.base) | set(b.base) | set(delta)
     return all(b.base.get(d, 0) == a.base.get(d, 0) + reps * delta.get(d, 0) for d in dims)
 

@@ -19,13 +19,19 @@ step is a handful of sorted-array operations whatever the number of PEs.
 from __future__ import annotations
 
 import array
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geometry import StepTiles
+from .l1_touches import LastTouches, last_output_touches
+
+if TYPE_CHECKING:
+    from .schedule import Step
 
 __all__ = ["EVICTIONS", "L1Residency", "LogBlock", "LogEntry", "StepL1"]
 
@@ -60,22 +66,45 @@ class LogBlock:
     def steps(self) -> int:
         return self.m * self.times
 
+    def sizes(self) -> tuple[int, int]:
+        """How many touches and evicted outputs the repetitions hold."""
+        assert self.flat is not None
+        evicted = self.flat[5].size * self.times if self.evicted is None else self.evicted.size
+        return self.flat[0].size * self.times, evicted
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The repetitions' flat arrays as :meth:`L1Residency.logged` gives them (steps
         counted from the block's first)."""
         assert self.flat is not None
+        cols = _log_columns(*self.sizes())
+        self.fill(cols, 0, 0, 0)
+        return cols
+
+    def fill(self, cols: tuple[np.ndarray, ...], at: int, ev_at: int, step: int) -> None:
+        """Write :meth:`arrays` into ``cols`` from touch ``at`` and evicted output
+        ``ev_at`` on, steps counted from ``step`` (in place: no temporaries the size of
+        the repetitions)."""
+        assert self.flat is not None
         keys, tensor, hit, done, local, out_keys, out_local = self.flat
-        times, m = self.times, self.m
+        times, m, f = self.times, self.m, keys.size
         reps = np.arange(1, times + 1, dtype=np.int64)[:, None]
-        moved = (keys[None, :] + reps * self.shift[tensor][None, :]).ravel()
-        at = (local[None, :] + (reps - 1) * m).ravel()
+        part = slice(at, at + times * f)
+        moved = cols[0][part].reshape(times, f)
+        np.multiply(reps, self.shift[tensor][None, :], out=moved)
+        moved += keys[None, :]
+        for col, src in ((cols[1], tensor), (cols[2], hit), (cols[3], done)):
+            col[part].reshape(times, f)[:] = src[None, :]
+        np.add(local[None, :], (reps - 1) * m + step, out=cols[4][part].reshape(times, f))
         if self.evicted is None:
-            ev_keys = (out_keys[None, :] + reps * self.shift[2]).ravel()
-            ev_at = (out_local[None, :] + (reps - 1) * m).ravel()
+            g = out_keys.size
+            ev = slice(ev_at, ev_at + times * g)
+            np.add(out_keys[None, :], reps * self.shift[2], out=cols[5][ev].reshape(times, g))
+            np.add(out_local[None, :], (reps - 1) * m + step, out=cols[6][ev].reshape(times, g))
         else:
-            ev_keys, ev_at = self.evicted % self.span, self.evicted // self.span - m
-        tile = (np.tile(tensor, times), np.tile(hit, times), np.tile(done, times))
-        return (moved, *tile, at, ev_keys, ev_at)
+            ev = slice(ev_at, ev_at + self.evicted.size)
+            np.remainder(self.evicted, self.span, out=cols[5][ev])
+            np.floor_divide(self.evicted, self.span, out=cols[6][ev])
+            cols[6][ev] += step - m
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,15 +543,18 @@ class L1Residency:
 
     def record_future_steps(
         self,
-        steps: Iterable[tuple[object, dict[str, int], Callable[[], StepTiles], int]],
+        steps: Iterable[tuple[Step, list[object]]],
+        tiles: Callable[[tuple[Step, list[object]]], StepTiles],
         repeats: Iterable[tuple[int, np.ndarray, int, int]],
         total: int,
     ) -> None:
         """:meth:`record_future` from memoised keys (``memo``): ``steps`` gives each
-        step's geometry key, base, tiles and index; ``repeats``, per run of them, its
-        length and how it repeats (``shift`` per tensor, ``m`` steps, ``count`` times).
+        step with its schedules, ``tiles`` the tiles of one (asked once per geometry
+        key); ``repeats``, per run of them, its length and how it repeats (``shift`` per
+        tensor, ``m`` steps, ``count`` times).
         Steps sharing a geometry key are one array operation; under ``lru`` each
-        (key, translation) keeps only its last step before its keys are expanded."""
+        (output class, translation) keeps only its last step before its keys are
+        expanded (:func:`~metronome.sim.l1_touches.last_output_touches`)."""
         self._span = span = total + 1
         last = self.eviction == "lru"
         # Per geometry key its steps' bases, indices and runs (compact: many steps).
@@ -532,13 +564,14 @@ class L1Residency:
         for n, shift, m, count in repeats:
             run = len(runs)
             runs.append((shift, m, count))
-            for key, base, tiles, index in itertools.islice(it, n):
-                found = rows.get(key)
+            for item in itertools.islice(it, n):
+                step = item[0]
+                found = rows.get(step.key)
                 if found is None:
-                    self._entry(key, base, tiles)
-                    found = rows[key] = ([], array.array("q"), array.array("q"))
-                found[0].append(base)
-                found[1].append(index)
+                    self._entry(step.key, step.base, functools.partial(tiles, item))
+                    found = rows[step.key] = ([], array.array("q"), array.array("q"))
+                found[0].append(step.base)
+                found[1].append(step.index)
                 found[2].append(run)
         # Per run its shift, step count and repetitions; per step its translation from
         # its key's first occurrence (flat, per tensor).
@@ -546,20 +579,30 @@ class L1Residency:
         run_m = np.array([r[1] for r in runs], dtype=np.int64)
         run_count = np.array([r[2] for r in runs], dtype=np.int64)
 
+        if last:
+            # Outputs only, each (output class, translation) kept at its last step
+            # before its keys are expanded.
+            classes = (
+                (
+                    self._memo[key][1].outputs() - self._shift(self._memo[key][0], {})[2],
+                    self._moves({}, found[0])[:, 2],
+                    np.frombuffer(found[1], dtype=np.int64),
+                    np.frombuffer(found[2], dtype=np.int64),
+                )
+                for key, found in rows.items()
+            )
+            self._store_touches(
+                last_output_touches(classes, (run_shift[:, 2], run_m, run_count), span)
+            )
+            return
+
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
                 wk = self._memo[key][1]
                 b = self._moves(self._memo[key][0], found[0])
-                index = np.frombuffer(found[1], dtype=np.int64).copy()
+                index = np.frombuffer(found[1], dtype=np.int64)
                 run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
-                if last:
-                    # Outputs only; a repetition that does not move them touches them
-                    # again, so only its last counts.
-                    moving = shift[:, 2] != 0
-                    fixed = ~moving
-                    index[fixed] += (count[fixed] - 1) * m[fixed]
-                    count = np.where(moving, count, 1)
                 # Rows in runs of about a million repetitions (less peak memory).
                 ends = np.cumsum(count)
                 start = 0
@@ -582,46 +625,29 @@ class L1Residency:
             r = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
             moved = b[rep] + r[:, None] * shift[rep]
             at = index[rep] + r * m[rep]
-            if last:
-                keys = wk.outputs()
-                # Each translation's last step (keys are then distinct per row).
-                order = np.lexsort((at, moved[:, 2]))
-                end = np.ones(order.size, dtype=bool)
-                end[:-1] = moved[order[1:], 2] != moved[order[:-1], 2]
-                pick = order[end]
-                at, moved = at[pick], moved[pick]
-            else:
-                keys = wk.keys
             # In slices of about a million codes (less peak memory).
-            piece = max(1, (1 << 20) // max(1, keys.size))
+            piece = max(1, (1 << 20) // max(1, wk.keys.size))
             for lo in range(0, at.size, piece):
                 hi = lo + piece
-                by = moved[lo:hi, 2:3] if last else moved[lo:hi][:, wk.tensor]
-                yield ((keys[None, :] + by) * span + at[lo:hi, None]).ravel()
+                yield (
+                    (wk.keys[None, :] + moved[lo:hi][:, wk.tensor]) * span + at[lo:hi, None]
+                ).ravel()
 
         self._store_touches(codes())
 
     def _store_touches(self, codes: Iterable[np.ndarray]) -> None:
         """Keep ``codes`` (``key * span + step``) sorted, under ``lru`` reduced to each
         key's last (in bounded batches)."""
-        span = self._span
-        last = self.eviction == "lru"
-        parts: list[np.ndarray] = []
-        held = kept = 0
-        for part in codes:
-            parts.append(part)
-            held += part.size
-            # Reduced once the new codes outnumber the kept ones (and a few million):
-            # each kept code is sorted again only about as often as a new one.
-            if last and held - kept > max(1 << 22, kept):
-                parts = [_last_touches(np.concatenate(parts), span)]
-                held = kept = parts[0].size
+        if self.eviction == "lru":
+            last = LastTouches(self._span)
+            for part in codes:
+                last.add(part)
+            self._touches = last.result()
+            return
+        parts = list(codes)
         self._touches = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         parts.clear()
-        if last:
-            self._touches = _last_touches(self._touches, span)
-        else:
-            self._touches.sort(kind="stable")
+        self._touches.sort(kind="stable")
 
     def _next(self, keys: np.ndarray, index: int) -> np.ndarray:
         """Each key's next touch after step ``index`` (``_NEVER`` if none recorded)."""
@@ -1045,30 +1071,45 @@ def flat_log(log: list[LogEntry | LogBlock], m: int) -> tuple[np.ndarray, ...] |
     """:meth:`L1Residency.logged` without the key order."""
     if log_steps(log) != m:
         return None
-    parts: list[tuple[np.ndarray, ...]] = []
-    step = 0
+    touches = evicted = 0
     for e in log:
         if isinstance(e, LogBlock):
             if e.flat is None:
                 return None
-            keys, tensor, hit, done, at, ev_keys, ev_at = e.arrays()
-            parts.append((keys, tensor, hit, done, at + step, ev_keys, ev_at + step))
-            step += e.steps
-            continue
-        keys, tensor, hit, done, ev_keys, other = e
-        if other:
+            n, v = e.sizes()
+        elif e[5]:
             return None
-        at = np.full(keys.size + ev_keys.size, step, dtype=np.int64)
-        parts.append((keys, tensor, hit, done, at[: keys.size], ev_keys, at[keys.size :]))
-        step += 1
-    # Column by column, each column's parts dropped once joined (less peak memory).
-    cols = [list(col) for col in zip(*parts, strict=True)]
-    parts.clear()
-    out: list[np.ndarray] = []
-    for col in cols:
-        out.append(np.concatenate(col))
-        col.clear()
-    return tuple(out)
+        else:
+            n, v = e[0].size, e[4].size
+        touches += n
+        evicted += v
+    # Each entry written into its place (no per-entry copies to join: less peak memory).
+    cols = _log_columns(touches, evicted)
+    at = ev_at = step = 0
+    for e in log:
+        if isinstance(e, LogBlock):
+            e.fill(cols, at, ev_at, step)
+            n, v = e.sizes()
+            step += e.steps
+        else:
+            keys, tensor, hit, done, ev_keys, _ = e
+            n, v = keys.size, ev_keys.size
+            for col, src in zip(cols[:4], (keys, tensor, hit, done), strict=True):
+                col[at : at + n] = src
+            cols[4][at : at + n] = step
+            cols[5][ev_at : ev_at + v] = ev_keys
+            cols[6][ev_at : ev_at + v] = step
+            step += 1
+        at += n
+        ev_at += v
+    return cols
+
+
+def _log_columns(touches: int, evicted: int) -> tuple[np.ndarray, ...]:
+    """Empty flat log columns (:meth:`L1Residency.logged`'s first seven; tensors as
+    ``int8``: only compared and used as indices)."""
+    kinds = (np.int64, np.int8, bool, bool, np.int64, np.int64, np.int64)
+    return tuple(np.empty(touches if i < 5 else evicted, dtype=k) for i, k in enumerate(kinds))
 
 
 def _stable_order(keys: np.ndarray) -> np.ndarray:
@@ -1108,15 +1149,3 @@ def _sorted_search(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
     at = np.empty(codes.size, dtype=np.int64)
     at[order] = np.searchsorted(table, codes[order], side="right")
     return at
-
-
-def _last_touches(codes: np.ndarray, span: int) -> np.ndarray:
-    """The ``key * span + step`` codes reduced to each key's last step, sorted (``codes``
-    is sorted in place)."""
-    # The codes come as sorted runs (a step's keys), which a merge sort exploits.
-    codes.sort(kind="stable")
-    key = codes // span
-    keep = np.empty(codes.size, dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=keep[:-1])
-    keep[-1:] = True
-    return codes[keep]

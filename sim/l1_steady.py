@@ -72,29 +72,37 @@ def bulk_steady(
     if not keys.size:
         return None
     total, cap, n = l1.total, l1.capacity, l1.n_pes
-    # Per (PE, step) touches and misses minus leaving outputs; the touches grouped by key
-    # (step order within): where each key's run starts. In chunks (less peak memory).
-    touched = np.zeros(n * m, dtype=np.int64)
+    # Per (PE, step) misses minus leaving outputs (counted from those touches' cells,
+    # gathered until they are as many as the cells or a chunk); the touches grouped by
+    # key (step order within): where each key's run starts. In chunks (less peak memory).
     d = np.zeros(n * m, dtype=np.int64)
+    pending: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    held = 0
     head = np.ones(keys.size, dtype=bool)
     for lo in range(0, keys.size, _CHUNK):
         part = slice(lo, lo + _CHUNK)
-        cell = keys[part] // total * m + local[part]
-        touched += np.bincount(cell, minlength=d.size)
-        d += np.bincount(cell[~hit[part]], minlength=d.size)
-        d -= np.bincount(cell[done[part]], minlength=d.size)
+        for pick, into in ((~hit[part], pending[0]), (done[part], pending[1])):
+            into.append(keys[part][pick] // total * m + local[part][pick])
+            held += into[-1].size
+        if held > max(_CHUNK, d.size) or lo + _CHUNK >= keys.size:
+            d += np.bincount(np.concatenate(pending[0]), minlength=d.size)
+            d -= np.bincount(np.concatenate(pending[1]), minlength=d.size)
+            pending[0].clear()
+            pending[1].clear()
+            held = 0
         run = keys[by_key[max(lo - 1, 0) : lo + _CHUNK]]
         head[max(lo, 1) : lo + _CHUNK] = run[1:] != run[:-1]
-    del cell, run
-    present = np.asarray(touched.reshape(n, m).any(axis=1), dtype=bool)
-    del touched
+    del run
+    heads = np.flatnonzero(head)
+    del head
+    uniq = keys[by_key[heads]]
+    # The PEs touching anything (their keys' PEs).
+    present = np.zeros(n, dtype=bool)
+    present[uniq // total] = True
     pes = np.flatnonzero(present)
     slot = np.full(n, -1, dtype=np.int64)
     slot[pes] = np.arange(pes.size)
     d = d.reshape(n, m)[pes]
-    heads = np.flatnonzero(head)
-    del head
-    uniq = keys[by_key[heads]]
     first_hit = hit[by_key[heads]]
     last = by_key[np.append(heads[1:] - 1, keys.size - 1)]
     del heads

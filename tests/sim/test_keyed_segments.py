@@ -15,7 +15,7 @@ import metronome.sim.fast as fast_module
 from metronome.sim import REALISTIC, SimOptions, simulate
 from metronome.sim.context import RunContext
 from metronome.sim.fast import FastPath
-from metronome.sim.keyed import KeyedSegment, joined, reach
+from metronome.sim.keyed import KeyedSegment, _follows, joined, reach
 from metronome.sim.l1 import L1Residency
 from metronome.sim.schedule import Segment, Step
 from metronome.sim.traffic import RecordBuilder, StepRecord
@@ -269,3 +269,22 @@ def test_twins_differ_where_the_tiles_are_clipped() -> None:
     run = RunContext(layer, mapping, Hardware(num_pes=1), SimOptions(policy=REALISTIC))
     items = list(run.stream)
     assert _twin_key(run, items, 1) != _twin_key(run, items, 2)
+
+
+def test_a_step_follows_only_with_its_base_moved() -> None:
+    # Step 0 at X' position 1, then 2 repetitions of 2 steps later (index 4, position 3),
+    # each repetition moving X by 2: its base must be X 1 + 2 x 2 = 5, K unchanged; a
+    # dimension one base lacks counts as 0.
+    key = ("a", "b", "c", "d")
+    a = Step(0, 0, (0, 1), 0, 1, key, {"X": 1, "K": 2})
+
+    def later(base: dict[str, int]) -> Step:
+        return Step(4, 0, (0, 3), 0, 1, key, base)
+
+    assert _follows(a, later({"X": 5, "K": 2}), 1, 2, 2, {"X": 2})
+    assert not _follows(a, later({"X": 4, "K": 2}), 1, 2, 2, {"X": 2})
+    assert not _follows(a, later({"X": 5, "K": 3}), 1, 2, 2, {"X": 2})
+    assert not _follows(a, later({"X": 5}), 1, 2, 2, {"X": 2})
+    assert _follows(a, later({"X": 5, "K": 2, "C": 0}), 1, 2, 2, {"X": 2})
+    zero = Step(0, 0, (0, 1), 0, 1, key, {"X": 1, "K": 0})
+    assert _follows(zero, later({"X": 5}), 1, 2, 2, {"X": 2, "Y": 0})

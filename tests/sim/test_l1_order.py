@@ -1,6 +1,6 @@
 """The array helpers of the L1's flat logs and next-touch table against their numpy
 definitions: the key order of a repetition's touches (``_stable_order``, a stable argsort,
-also where the sorted codes would overflow), each key's last touch (``_last_touches``) and
+also where the sorted codes would overflow), each key's last touch (``l1_touches.last_touches``) and
 the next-touch table's search (``_sorted_search``)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import _SORTED_SEARCH_MIN, _last_touches, _sorted_search, _stable_order
+from metronome.sim.l1 import _SORTED_SEARCH_MIN, _sorted_search, _stable_order
+from metronome.sim.l1_touches import last_touches as _last_touches
 
 # Small key ranges give equal keys (what stability is about); 2**61 makes key * n overflow
 # int64 for n >= 4, so the argsort fallback runs.
