@@ -33,6 +33,7 @@ from .l1_steady import bulk_steady
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
+from .replays import ReplayMemo
 from .schedule import Segment, Step
 from .timing import IDEAL, Clock, Transition
 from .traffic import StepRecord
@@ -300,6 +301,12 @@ class FastPath:
         if b + applied == seg.count:
             ends = bad.get(applied, [])
             bad[applied] = ends if m - 1 in ends else [*ends, m - 1]
+        memo = None
+        if varied is not None and bad:
+            l1 = self.run.l1
+            assert l1 is not None
+            move = np.array([seg.delta.get(d, 0) for d in l1.dims[2]], dtype=np.int64)
+            memo = ReplayMemo(l1, seg, b - 1, int(varied.shift[2]), move)
         k = 1
         while k <= applied:
             if k not in bad:
@@ -314,7 +321,7 @@ class FastPath:
             r = b + k - 1
             own = self._rekeyed(seg, b - 1, r, recs, done, following, bad[k])
             for j in bad[k]:
-                own[j] = self._replayed(seg, b - 1, r, j, following, varied, done)
+                own[j] = self._replayed(seg, b - 1, r, j, following, varied, done, memo)
             steps = tuple(seg.step_at(r, j) for j in range(m))
             yield Segment(steps, scheds, 1, seg.loop, seg.delta), own
             k += 1
@@ -356,14 +363,25 @@ class FastPath:
         following: tuple[Step, list[object]] | None,
         varied: _Varied | None,
         ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+        memo: ReplayMemo | None = None,
     ) -> StepRecord:
         """The record of step ``j`` of repetition ``r`` of ``seg``, which a bulk applied
         after the logged repetition ``logged``: the L1s hit as the logged step did and sent
         home what ``varied`` says, or (without it, an end step) what the logged step did
-        (``ends``) translated (:meth:`L1Residency.replay`)."""
+        (``ends``) translated (:meth:`L1Residency.replay`); with ``memo`` (and
+        ``varied``), the record of an earlier repetition's step it repeats."""
+        if varied is not None and memo is not None:
+            key = memo.key(r, j, varied.evicted(r - logged, j))
+            found = memo.get(key, r)
+            if found is not None:
+                return found
         item, prev, nxt = _around(seg, r, j, following)
         if varied is not None:
             replayed = varied.step(r - logged, j)
+            if memo is not None:
+                rec = self.run.residency_record(item, prev, nxt, replayed)
+                memo.add(key, r, rec, replayed[1])
+                return rec
         else:
             assert ends is not None
             assert j in (0, len(seg.steps) - 1)
