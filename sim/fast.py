@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .context import Progress, RunContext
+from .continued import ExactTail, continued_records
 from .geometry import StepTiles
 from .keyed import KeyedSegment, end_steps, evicted_outputs, joined, keyed, reach, widened
 from .l1 import L1Residency, LogBlock, LogEntry, flat_log, log_steps
@@ -61,6 +62,7 @@ class FastPath:
         self._same: dict[int, bool] = {}
         self._by_content: dict[tuple[object, ...], StepRecord] = {}
         self._untimed: list[tuple[list[StepRecord], int, int, np.ndarray, np.ndarray]] = []
+        self._tail: ExactTail | None = None
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -112,7 +114,12 @@ class FastPath:
                 pieces = iter([(pending, self._records(pending, before, following))])
             else:
                 after = (following.steps[0], following.schedules[0]) if following else None
-                pieces = self._residency(pending, before, after)
+                tail, self._tail = self._tail, None
+                more = continued_records(run, tail, pending, after) if tail else None
+                if more is not None:
+                    pieces = iter([(pending, more)])
+                else:
+                    pieces = self._residency(pending, before, after)
             for piece, recs in _merged(pieces):
                 self._piece(piece, recs)
             last = pending.steps[-1]
@@ -240,6 +247,12 @@ class FastPath:
                 if exact:
                     l1.advance(shift, m, exact)
                     applied = exact
+                    if not nested and exact == times + 1 and following is not None:
+                        assert start is not None
+                        assert ends is not None
+                        # The next segment may be one more repetition (:mod:`.continued`).
+                        if exact_tail(run, seg, b - 1, following[0], rep_log, start, move):
+                            self._tail = ExactTail(seg, b - 1, recs, ends, shift)
                 else:
                     logged = l1.logged(rep_log, m)
                     if not nested:
@@ -591,6 +604,31 @@ def _exact_reach(
         out = keys[keys % l1.total >= l1.offsets[2]]
     far = reach(l1, out, move)
     return int(far.min()) if far.size else np.iinfo(np.int64).max
+
+
+def exact_tail(
+    run: RunContext,
+    seg: Segment,
+    logged: int,
+    after: Step,
+    log: list[LogEntry | LogBlock],
+    start: tuple[np.ndarray, np.ndarray, np.ndarray],
+    move: np.ndarray,
+) -> bool:
+    """Whether the exact repeat of ``seg`` after its ``logged`` repetition (``log``; L1
+    state at its start ``start``), which reached the segment's end, holds one repetition
+    further, where the step ``after`` it may start that repetition: every next-touch
+    answer translated and every output it evicted still inside the tensor."""
+    l1 = run.l1
+    assert l1 is not None
+    m = len(seg.steps)
+    last = seg.step_at(seg.count - 1, 0)
+    if after.index != last.index + m or len(after.positions) != len(last.positions):
+        return False
+    times = seg.count - logged
+    return _exact_reach(l1, log, start, move) >= times and l1.future_repeats(
+        *run.future_touches(seg, logged), l1.shift_of(seg.delta), m, times
+    )
 
 
 def _around(

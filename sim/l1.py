@@ -784,6 +784,13 @@ class L1Residency:
             sig.append(np.packbits(lacking).tobytes())
         return missing
 
+    def leaving_boxes(
+        self, out_keys: np.ndarray, out_base: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:
+        """The outputs leaving (``out_keys``, sorted) per PE as :class:`StepL1` has them
+        (``out_base``: the step's base in output coordinates)."""
+        return self._egress(out_keys, out_base, [])
+
     def _egress(
         self, out_keys: np.ndarray, out_base: np.ndarray, sig: list[bytes]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:
