@@ -219,7 +219,7 @@ class RunContext:
                 l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
             rec = self._built(item, prev, l1, signature if memo else None)
             if memo and signature not in self._outcomes:
-                self._outcomes[signature] = kept_outcome(self.l1, l1, out_base)
+                self._outcomes[signature] = kept_outcome(l1, out_base)
         return rec
 
     def _built(

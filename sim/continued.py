@@ -63,6 +63,9 @@ def _continues(run: RunContext, tail: ExactTail, seg: Segment) -> bool:
     m = len(prev.steps)
     if seg.count != 1 or len(seg.steps) != m:
         return False
+    # Steps moved by a repetition: their keys' working sets (each the key's first
+    # occurrence translated) compare alike wherever the two keys meet again.
+    alike: dict[tuple[object, object], bool] = {}
     for j in range(m):
         a, b = prev.step_at(prev.count - 1, j), seg.steps[j]
         sa, sb = prev.schedules[j], seg.schedules[j]
@@ -70,12 +73,15 @@ def _continues(run: RunContext, tail: ExactTail, seg: Segment) -> bool:
             return False
         if a.key == b.key:
             continue
-        wa = l1.keys_of(a.key, a.base, run.lazy((a, sa)))
-        wb = l1.keys_of(b.key, b.base, run.lazy((b, sb)))
-        if not (
-            np.array_equal(wa.tensor, wb.tensor)
-            and np.array_equal(wa.keys + tail.shift[wa.tensor], wb.keys)
-        ):
+        same = alike.get((a.key, b.key))
+        if same is None:
+            wa = l1.keys_of(a.key, a.base, run.lazy((a, sa)))
+            wb = l1.keys_of(b.key, b.base, run.lazy((b, sb)))
+            same = alike[a.key, b.key] = bool(
+                np.array_equal(wa.tensor, wb.tensor)
+                and np.array_equal(wa.keys + tail.shift[wa.tensor], wb.keys)
+            )
+        if not same:
             return False
     return True
 

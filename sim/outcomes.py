@@ -5,8 +5,8 @@ its input and weight tiles it lacked (masks over the tiles) and which outputs le
 in absolute coordinates, with masks over them, which can be large). Its signature says
 the same relative to the tiles and to the step's base, so a later step with the same
 signature has the same masks and the same leaving outputs moved by the difference of the
-bases. Kept are the masks and the leaving outputs' keys (few); the boxes are rebuilt from
-the keys moved (:meth:`L1Residency.leaving_boxes`).
+bases. Kept are the masks and the leaving outputs' keys (few, :attr:`StepL1.leaving`);
+the boxes are rebuilt from the keys moved (:meth:`L1Residency.leaving_boxes`).
 """
 
 from __future__ import annotations
@@ -22,31 +22,21 @@ __all__ = ["KeptOutcome", "kept_outcome", "kept_outcome_at"]
 
 @dataclass(frozen=True, slots=True)
 class KeptOutcome:
-    """A step's L1 outcome without its leaving boxes: those as sorted keys instead, and
-    the step's base in output coordinates."""
+    """A step's L1 outcome without its leaving boxes (its leaving keys say them), and the
+    step's base in output coordinates."""
 
     outcome: StepL1
-    leaving: np.ndarray
     out_base: np.ndarray
 
 
-def kept_outcome(l1: L1Residency, s: StepL1, out_base: np.ndarray) -> KeptOutcome:
-    """``s`` (of the simulated PEs, at a step based at ``out_base``) kept compactly."""
-    keys: list[np.ndarray] = []
-    strides = l1.strides[2]
-    for p, e in enumerate(s.egress):
-        if e is None:
-            continue
-        lo, hi, mask = e
-        if mask is None:
-            mask = np.ones(tuple(int(v) for v in hi - lo), dtype=bool)
-        coords = np.array(np.nonzero(mask), dtype=np.int64) + lo[:, None]
-        keys.append(p * l1.total + l1.offsets[2] + strides @ coords)
-    leaving = np.sort(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+def kept_outcome(s: StepL1, out_base: np.ndarray) -> KeptOutcome:
+    """``s`` (of the simulated PEs, at a step based at ``out_base``) kept compactly (own
+    copies: its arrays may be views of large ones)."""
+    leaving = s.leaving.copy()
     missing = ([_copy(m) for m in s.missing[0]], [_copy(m) for m in s.missing[1]])
     empty: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = [None] * len(s.egress)
-    kept = replace(s, missing=missing, egress=empty, working=s.working.copy())
-    return KeptOutcome(kept, leaving, out_base.copy())
+    kept = replace(s, missing=missing, egress=empty, working=s.working.copy(), leaving=leaving)
+    return KeptOutcome(kept, out_base.copy())
 
 
 def kept_outcome_at(l1: L1Residency, kept: KeptOutcome, out_base: np.ndarray) -> StepL1:
@@ -54,8 +44,8 @@ def kept_outcome_at(l1: L1Residency, kept: KeptOutcome, out_base: np.ndarray) ->
     leaving outputs moved with the base (they stay inside the output tensor: the step's
     own outputs, the same relative to its base)."""
     by = int((out_base - kept.out_base) @ l1.strides[2])
-    egress = l1.leaving_boxes(kept.leaving + by, out_base)
-    return replace(kept.outcome, egress=egress)
+    moved = kept.outcome.leaving + by
+    return replace(kept.outcome, egress=l1.leaving_boxes(moved, out_base), leaving=moved)
 
 
 def _copy(a: np.ndarray | None) -> np.ndarray | None:

@@ -10,6 +10,7 @@ import metronome.sim.context as context_module
 import metronome.sim.continued as continued_module
 import metronome.sim.fast as fast_module
 from metronome.sim import REALISTIC, SimOptions, simulate
+from metronome.sim.context import RunContext
 from metronome.sim.fast import FastPath
 from metronome.sim.l1 import L1Residency, StepL1
 from metronome.sim.outcomes import KeptOutcome, kept_outcome_at
@@ -117,11 +118,19 @@ def test_a_kept_outcome_gives_back_its_leaving_boxes_moved(
     seen: list[tuple[object, ...]] = []
     keep = context_module.kept_outcome
 
-    def kept(l1: L1Residency, s: StepL1, out_base: np.ndarray) -> KeptOutcome:
-        out = keep(l1, s, out_base)
-        seen.append((l1, s, out_base, out))
+    def kept(s: StepL1, out_base: np.ndarray) -> KeptOutcome:
+        out = keep(s, out_base)
+        seen.append((runs[0].l1, s, out_base, out))
         return out
 
+    runs: list[RunContext] = []
+    init = RunContext.__init__
+
+    def made(self: RunContext, *args: object) -> None:
+        init(self, *args)  # type: ignore[arg-type]
+        runs.append(self)
+
+    monkeypatch.setattr(RunContext, "__init__", made)
     monkeypatch.setattr(context_module, "kept_outcome", kept)
     _run(ROWS % 10, 1, 30, "bus", monkeypatch)
     moved = 0
