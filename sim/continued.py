@@ -94,7 +94,7 @@ def continued_records(
     does not."""
     l1 = run.l1
     assert l1 is not None
-    if not _continues(run, tail, seg):
+    if len(tail.recs) != len(tail.seg.steps) or not _continues(run, tail, seg):
         return None
     m = len(seg.steps)
     items: list[Item] = [(s, seg.schedules[j]) for j, s in enumerate(seg.steps)]
