@@ -76,6 +76,8 @@ class RunContext:
         self._recent: dict[int, StepTiles] = {}
         self._recent_keys: dict[int, WorkingKeys] = {}
         self._signatures: dict[int, bytes] = {}
+        # Steps the L1s acted on or replayed (:meth:`residency_record`).
+        self.l1_steps = 0
         self._outcomes: dict[bytes, KeptOutcome] = {}
         # The first steps' tiles, kept from the L1 classes to the next-touch table.
         self._firsts: dict[int, StepTiles] = {}
@@ -198,6 +200,7 @@ class RunContext:
         step, its touches hit and the outputs left as this (hits, output keys) says; the
         L1s do not act (:meth:`L1Residency.replay`)."""
         assert self.l1 is not None
+        self.l1_steps += 1
         step = item[0]
         out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
         following = self._keys(nxt) if nxt is not None else None

@@ -43,6 +43,8 @@ __all__ = ["FastPath"]
 
 Outcomes = tuple[PhaseOutcome, PhaseOutcome]
 
+_CONTINUE_RATIO = 10
+
 
 class FastPath:
     """Runs a layer's segments through records, L2 and the three clocks."""
@@ -202,6 +204,7 @@ class FastPath:
             if b + 1 < seg.count:
                 after = (seg.step_at(b + 1, 0), seg.schedules[0])
             start = l1.snapshot() if seg.count - 1 - b > 0 else None
+            acted = run.l1_steps
             mark = len(log)
             recs: list[StepRecord] = []
             subs = _split(seg, b, layout)
@@ -247,7 +250,11 @@ class FastPath:
                 if exact:
                     l1.advance(shift, m, exact)
                     applied = exact
-                    if not nested and exact == times + 1 and following is not None:
+                    # Continuing costs a few microseconds a step; worth it where the
+                    # logged repetition needed the L1s at a tenth of its steps or more
+                    # (each such step about ten times that: measured).
+                    costly = (run.l1_steps - acted) * _CONTINUE_RATIO >= m
+                    if not nested and exact == times + 1 and following is not None and costly:
                         assert start is not None
                         assert ends is not None
                         # The next segment may be one more repetition (:mod:`.continued`).
