@@ -19,6 +19,7 @@ from .l1 import EVICTIONS, L1Residency, StepL1
 from .loopnest import LoopNest
 from .memory import L2Memory, L2Step
 from .options import SimOptions
+from .outcomes import KeptOutcome, kept_outcome, kept_outcome_at
 from .phases import Fabric, PhaseBuilder
 from .schedule import Segment, Step, StepStream
 from .tally import Tally
@@ -74,6 +75,10 @@ class RunContext:
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
         self._recent_keys: dict[int, WorkingKeys] = {}
+        self._signatures: dict[int, bytes] = {}
+        # Steps the L1s acted on or replayed (:meth:`residency_record`).
+        self.l1_steps = 0
+        self._outcomes: dict[bytes, KeptOutcome] = {}
         # The first steps' tiles, kept from the L1 classes to the next-touch table.
         self._firsts: dict[int, StepTiles] = {}
         self.l1: L1Residency | None = None
@@ -157,7 +162,7 @@ class RunContext:
         if hit is None:
             if len(self._recent_keys) > 2:
                 self._recent_keys.clear()
-            hit = self.l1.keys_of(step.key, step.base, self._lazy(item))
+            hit = self.l1.keys_of(step.key, step.base, self.lazy(item))
             self._recent_keys[step.index] = hit
         return hit
 
@@ -165,7 +170,7 @@ class RunContext:
         """The keys of a step the L1s' next-touch queries ask about."""
         assert self.l1 is not None
         step = item[0]
-        return self.l1.future_keys(step.key, step.base, self._lazy(item))
+        return self.l1.future_keys(step.key, step.base, self.lazy(item))
 
     def future_touches(self, seg: Segment, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The keys of repetition ``b`` of ``seg`` the L1s' next-touch queries ask about,
@@ -173,12 +178,13 @@ class RunContext:
         assert self.l1 is not None
         l1 = self.l1
         steps = (
-            (s.key, s.base, self._lazy((s, sched)), s.index)
+            (s.key, s.base, self.lazy((s, sched)), s.index)
             for s, sched in zip(seg.steps, seg.schedules, strict=True)
         )
         return l1.future_touches(steps, b * l1.shift_of(seg.delta), b * len(seg.steps))
 
-    def _lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
+    def lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
+        """The tiles of ``item``, computed when called (the last few remembered)."""
         return lambda: self._tiles_of(item)
 
     def residency_record(
@@ -195,6 +201,7 @@ class RunContext:
         step, its touches hit and the outputs left as this (hits, output keys) says; the
         L1s do not act (:meth:`L1Residency.replay`)."""
         assert self.l1 is not None
+        self.l1_steps += 1
         step = item[0]
         out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
         following = self._keys(nxt) if nxt is not None else None
@@ -209,33 +216,96 @@ class RunContext:
         else:
             l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
             signature = l1.signature
-        key = (step.key, signature)
-        rec = self.records.get(key) if memo else None
-        twin = None
-        if memo and rec is None:
-            before = self._lazy(prev) if prev is not None else None
-            twin = self.twins.key(step.key, signature, self._lazy(item), step.base, before)
-        if twin is not None:
-            rec = self.twins.copy(twin)
-            if rec is not None:
-                self.records[key] = rec
+        rec = self.record_of(item, prev, signature) if memo else None
         if rec is None:
             if l1 is None:
                 assert replayed is not None
                 l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
-            rec = self.builder.build(
-                self._tiles_of(prev) if prev is not None else None,
-                self._tiles_of(item),
-                self._tiles_of(nxt) if nxt is not None else None,
-                step.key[0],
-                step.inner,
-                step.base,
-                self.l1.expand(l1),
-            )
-            if twin is not None:
-                self.records[key] = rec
-                self.twins.add(twin, rec)
+            rec = self._built(item, prev, l1, signature if memo else None)
+            if memo and signature not in self._outcomes:
+                self._outcomes[signature] = kept_outcome(l1, out_base)
         return rec
+
+    def _built(
+        self,
+        item: tuple[Step, list[object]],
+        prev: tuple[Step, list[object]] | None,
+        l1: StepL1,
+        sig: bytes | None,
+    ) -> StepRecord:
+        """Step ``item``'s record (after ``prev``) built from the L1s' outcome ``l1``
+        (of the simulated PEs); with ``sig`` (the fast path), memoised under its key and
+        ``sig`` and kept to copy for its twins."""
+        assert self.l1 is not None
+        step = item[0]
+        # Under residency the builder reads the previous step only where PEs forward
+        # (what a neighbour held) and the next one not at all (the L1s' double-buffering
+        # answer stands for it): their tiles are computed only then.
+        forwards = self.builder.neighbours is not None
+        rec = self.builder.build(
+            self._tiles_of(prev) if prev is not None and forwards else None,
+            self._tiles_of(item),
+            None,
+            step.key[0],
+            step.inner,
+            step.base,
+            self.l1.expand(l1),
+            first=prev is None,
+        )
+        if sig is not None:
+            self.records[step.key, sig] = rec
+            self.twins.add(self._twin(item, prev, sig), rec)
+            self._signatures[rec.rid] = sig
+        return rec
+
+    def record_as(
+        self, item: tuple[Step, list[object]], prev: tuple[Step, list[object]] | None, sig: bytes
+    ) -> StepRecord:
+        """On the fast path, step ``item``'s record (after ``prev``) when the L1s' outcome
+        has signature ``sig``, one a step has had before (:meth:`knows`): memoised, a
+        twin's copy, or built from that step's outcome translated (the signature says
+        what was lacked relative to the tiles and which outputs left relative to the
+        step's base, so only the leaving boxes move)."""
+        rec = self.record_of(item, prev, sig)
+        if rec is not None:
+            return rec
+        assert self.l1 is not None
+        step = item[0]
+        out_base = np.array([step.base.get(d, 0) for d in self.geometry.tensor_dims[2]])
+        l1 = kept_outcome_at(self.l1, self._outcomes[sig], out_base)
+        return self._built(item, prev, l1, sig)
+
+    def knows(self, sig: bytes) -> bool:
+        """Whether a step had L1 outcome ``sig`` on the fast path (:meth:`record_as`)."""
+        return sig in self._outcomes
+
+    def _twin(
+        self, item: tuple[Step, list[object]], prev: tuple[Step, list[object]] | None, sig: bytes
+    ) -> tuple[object, ...]:
+        """The :class:`Twins` key of step ``item`` (after ``prev``) with L1 signature
+        ``sig``."""
+        step = item[0]
+        before = self.lazy(prev) if prev is not None else None
+        return self.twins.key(step.key, sig, self.lazy(item), step.base, before)
+
+    def record_of(
+        self, item: tuple[Step, list[object]], prev: tuple[Step, list[object]] | None, sig: bytes
+    ) -> StepRecord | None:
+        """On the fast path, step ``item``'s record (after ``prev``) when the L1s' outcome
+        has signature ``sig``: the one memoised under its key and ``sig``, or a copy of a
+        twin's; ``None`` when it must be built."""
+        key = (item[0].key, sig)
+        rec = self.records.get(key)
+        if rec is None:
+            rec = self.twins.copy(self._twin(item, prev, sig))
+            if rec is not None:
+                self.records[key] = rec
+                self._signatures[rec.rid] = sig
+        return rec
+
+    def signature_of(self, rec: StepRecord) -> bytes | None:
+        """The L1 signature the fast path memoised ``rec`` under, if it did."""
+        return self._signatures.get(rec.rid)
 
     def feed(self, progress: Progress | None) -> Iterator[tuple[StepRecord, L2Step]]:
         """Records and L2 outcomes of every step, in order."""

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .context import Progress, RunContext
+from .continued import ExactTail, continued_records
 from .geometry import StepTiles
 from .keyed import (
     KeyedSegment,
@@ -43,6 +44,7 @@ from .l1_steady import bulk_steady
 from .memory import OffchipTiming
 from .noc import PhaseOracle, PhaseOutcome
 from .phases import COLLECTION, DISTRIBUTION
+from .replays import ReplayMemo
 from .schedule import Segment, Step
 from .timing import IDEAL, Clock, Transition
 from .traffic import StepRecord
@@ -50,6 +52,8 @@ from .traffic import StepRecord
 __all__ = ["FastPath"]
 
 Outcomes = tuple[PhaseOutcome, PhaseOutcome]
+
+_CONTINUE_RATIO = 10
 
 
 class FastPath:
@@ -70,6 +74,7 @@ class FastPath:
         self._same: dict[int, bool] = {}
         self._by_content: dict[tuple[object, ...], StepRecord] = {}
         self._untimed: list[tuple[list[StepRecord], int, int, np.ndarray, np.ndarray]] = []
+        self._tail: ExactTail | None = None
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -121,7 +126,12 @@ class FastPath:
                 pieces = iter([(pending, self._records(pending, before, following))])
             else:
                 after = (following.steps[0], following.schedules[0]) if following else None
-                pieces = self._residency(pending, before, after)
+                tail, self._tail = self._tail, None
+                more = continued_records(run, tail, pending, after) if tail else None
+                if more is not None:
+                    pieces = iter([(pending, more)])
+                else:
+                    pieces = self._residency(pending, before, after)
             for piece, recs in _merged(pieces):
                 self._piece(piece, recs)
             last = pending.steps[-1]
@@ -204,6 +214,7 @@ class FastPath:
             if b + 1 < seg.count:
                 after = (seg.step_at(b + 1, 0), seg.schedules[0])
             start = l1.snapshot() if seg.count - 1 - b > 0 else None
+            acted = run.l1_steps
             mark = len(log)
             recs: list[StepRecord] = []
             subs = _split(seg, b, layout)
@@ -249,6 +260,16 @@ class FastPath:
                 if exact:
                     l1.advance(shift, m, exact)
                     applied = exact
+                    # Continuing costs a few microseconds a step; worth it where the
+                    # logged repetition needed the L1s at a tenth of its steps or more
+                    # (each such step about ten times that: measured).
+                    costly = (run.l1_steps - acted) * _CONTINUE_RATIO >= m
+                    if not nested and exact == times + 1 and following is not None and costly:
+                        assert start is not None
+                        assert ends is not None
+                        # The next segment may be one more repetition (:mod:`.continued`).
+                        if exact_tail(run, seg, b - 1, following[0], rep_log, start, move):
+                            self._tail = ExactTail(seg, b - 1, recs, ends, shift)
                 else:
                     logged = l1.logged(rep_log, m)
                     if not nested:
@@ -310,6 +331,12 @@ class FastPath:
         if b + applied == seg.count:
             ends = bad.get(applied, [])
             bad[applied] = ends if m - 1 in ends else [*ends, m - 1]
+        memo = None
+        if varied is not None and bad:
+            l1 = self.run.l1
+            assert l1 is not None
+            move = np.array([seg.delta.get(d, 0) for d in l1.dims[2]], dtype=np.int64)
+            memo = ReplayMemo(l1, seg, b - 1, int(varied.shift[2]), move)
         k = 1
         while k <= applied:
             if k not in bad:
@@ -324,7 +351,7 @@ class FastPath:
             r = b + k - 1
             own = self._rekeyed(seg, b - 1, r, recs, done, following, bad[k])
             for j in bad[k]:
-                own[j] = self._replayed(seg, b - 1, r, j, following, varied, done)
+                own[j] = self._replayed(seg, b - 1, r, j, following, varied, done, memo)
             steps = tuple(seg.step_at(r, j) for j in range(m))
             yield Segment(steps, scheds, 1, seg.loop, seg.delta), own
             k += 1
@@ -366,14 +393,25 @@ class FastPath:
         following: tuple[Step, list[object]] | None,
         varied: _Varied | None,
         ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
+        memo: ReplayMemo | None = None,
     ) -> StepRecord:
         """The record of step ``j`` of repetition ``r`` of ``seg``, which a bulk applied
         after the logged repetition ``logged``: the L1s hit as the logged step did and sent
         home what ``varied`` says, or (without it, an end step) what the logged step did
-        (``ends``) translated (:meth:`L1Residency.replay`)."""
+        (``ends``) translated (:meth:`L1Residency.replay`); with ``memo`` (and
+        ``varied``), the record of an earlier repetition's step it repeats."""
+        if varied is not None and memo is not None:
+            key = memo.key(r, j, varied.evicted(r - logged, j))
+            found = memo.get(key, r)
+            if found is not None:
+                return found
         item, prev, nxt = _around(seg, r, j, following)
         if varied is not None:
             replayed = varied.step(r - logged, j)
+            if memo is not None:
+                rec = self.run.residency_record(item, prev, nxt, replayed)
+                memo.add(key, r, rec, replayed[1])
+                return rec
         else:
             assert ends is not None
             assert j in (0, len(seg.steps) - 1)
@@ -583,6 +621,31 @@ def _exact_reach(
         out = keys[keys % l1.total >= l1.offsets[2]]
     far = reach(l1, out, move)
     return int(far.min()) if far.size else np.iinfo(np.int64).max
+
+
+def exact_tail(
+    run: RunContext,
+    seg: Segment,
+    logged: int,
+    after: Step,
+    log: list[LogEntry | LogBlock],
+    start: tuple[np.ndarray, np.ndarray, np.ndarray],
+    move: np.ndarray,
+) -> bool:
+    """Whether the exact repeat of ``seg`` after its ``logged`` repetition (``log``; L1
+    state at its start ``start``), which reached the segment's end, holds one repetition
+    further, where the step ``after`` it may start that repetition: every next-touch
+    answer translated and every output it evicted still inside the tensor."""
+    l1 = run.l1
+    assert l1 is not None
+    m = len(seg.steps)
+    last = seg.step_at(seg.count - 1, 0)
+    if after.index != last.index + m or len(after.positions) != len(last.positions):
+        return False
+    times = seg.count - logged
+    return _exact_reach(l1, log, start, move) >= times and l1.future_repeats(
+        *run.future_touches(seg, logged), l1.shift_of(seg.delta), m, times
+    )
 
 
 def _around(

@@ -113,7 +113,8 @@ class StepL1:
     tile (input, weight) it lacked, ``None`` when it lacked nothing or is idle.
     ``egress[p]``: output elements leaving PE ``p`` after the step as ``(lo, hi, mask)``
     (absolute coordinates; mask ``None``: the whole box), or ``None``. ``signature``
-    identifies all of it relative to the PEs' tiles (translation-invariant)."""
+    identifies all of it relative to the PEs' tiles (translation-invariant). ``leaving``:
+    the leaving outputs' keys, sorted (of the simulated PEs)."""
 
     missing: tuple[list[np.ndarray | None], list[np.ndarray | None]]
     egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]
@@ -121,6 +122,7 @@ class StepL1:
     next_fits: bool
     overflow: bool
     signature: bytes
+    leaving: np.ndarray
 
 
 class _Keys:
@@ -258,7 +260,8 @@ class L1Residency:
             if e is not None:
                 off = self._out_offset[:, q]
                 egress[q] = (e[0] + off, e[1] + off, e[2])
-        return StepL1(missing, egress, s.working[rep_of], s.next_fits, s.overflow, s.signature)
+        working = s.working[rep_of]
+        return StepL1(missing, egress, working, s.next_fits, s.overflow, s.signature, s.leaving)
 
     # -- keys ----------------------------------------------------------------------
     def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -745,13 +748,14 @@ class L1Residency:
         removed = np.concatenate(gone)
         self.count -= np.bincount(self.keys[removed] // self.total, minlength=n_pes)
         leaving = removed[(self.keys[removed] % self.total) >= self.offsets[2]]
-        egress = self._egress(np.sort(self.keys[leaving]), out_base, sig)
+        out_keys = np.sort(self.keys[leaving])
+        egress = self._egress(out_keys, out_base, sig)
         if removed.size:
             self.keys = np.delete(self.keys, removed)
             self.stamp = np.delete(self.stamp, removed)
             if self.track_next:
                 self.next_use = np.delete(self.next_use, removed)
-        return self._ended(wk, nk, sizes, missing, egress, sig)
+        return self._ended(wk, nk, sizes, missing, egress, sig, out_keys)
 
     def replay(
         self,
@@ -768,7 +772,7 @@ class L1Residency:
         missing = self._missing(wk, hit, sig)
         egress = self._egress(out_keys, out_base, sig)
         sizes = np.bincount(wk.keys // self.total, minlength=self.n_pes)
-        return self._ended(wk, nk, sizes, missing, egress, sig)
+        return self._ended(wk, nk, sizes, missing, egress, sig, out_keys)
 
     def replay_signature(
         self,
@@ -809,6 +813,13 @@ class L1Residency:
             sig.append(np.array([t, *shape], dtype=np.int64).tobytes() + ps.tobytes())
             sig.append(np.packbits(lacking).tobytes())
         return missing
+
+    def leaving_boxes(
+        self, out_keys: np.ndarray, out_base: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:
+        """The outputs leaving (``out_keys``, sorted) per PE as :class:`StepL1` has them
+        (``out_base``: the step's base in output coordinates)."""
+        return self._egress(out_keys, out_base, [])
 
     def _egress(
         self, out_keys: np.ndarray, out_base: np.ndarray, sig: list[bytes]
@@ -887,12 +898,13 @@ class L1Residency:
         missing: tuple[list[np.ndarray | None], list[np.ndarray | None]],
         egress: list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None],
         sig: list[bytes],
+        out_keys: np.ndarray,
     ) -> StepL1:
         """The step's outcome, with whether it overflows and whether the next step's
         working sets fit beside it (double buffering)."""
         fits, overflow = self._fit(wk, nk, sizes)
         sig.append(bytes((fits, overflow)))
-        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig))
+        return StepL1(missing, egress, sizes, fits, overflow, b"|".join(sig), out_keys)
 
     def _fit_of(self, wk: _Keys, nk: _Keys | None, sizes: np.ndarray) -> tuple[bool, bool]:
         """:meth:`_fit`, memoised on both steps' geometry keys and the difference of

@@ -25,13 +25,16 @@ import numpy as np
 
 from metronome.spec.hardware import Hardware
 
-from .flows import Flow, demand, merge, reduction_flows, refine
+from .flows import Demand, Flow, demand, merge, reduction_flows, refine
 from .geometry import Geometry, StepTiles
 from .l1 import StepL1
 from .loopnest import LoopNest
 from .options import Policy
 
 __all__ = ["Footprint", "RecordBuilder", "StepRecord"]
+
+_DEMANDS_KEPT = 4096
+"""Most memoised demands under residency (cleared when full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class RecordBuilder:
         self.policy = policy
         self.lanes = hardware.simd_lanes
         self._count = 0
+        self._demands: dict[bytes, tuple[np.ndarray, Demand]] = {}
 
     def copy(self, rec: StepRecord) -> StepRecord:
         """``rec`` with the id the next :meth:`build` would give (a record built from
@@ -122,9 +126,13 @@ class RecordBuilder:
         inner: int,
         base: dict[str, int],
         l1: StepL1 | None = None,
+        *,
+        first: bool | None = None,
     ) -> StepRecord:
         """The record of step ``cur`` between ``prev`` and ``nxt`` (``None`` at the ends);
-        ``l1``: what the L1s lacked and evicted at this step, under residency."""
+        ``l1``: what the L1s lacked and evicted at this step, under residency (then
+        ``prev`` is read only where PEs forward, ``nxt`` not at all: either may be
+        ``None``, with ``first`` saying whether the step is the layer's first)."""
         policy, hw = self.policy, self.hardware
         active = cur.active
         l1_writes = [0, 0, 0]
@@ -140,13 +148,13 @@ class RecordBuilder:
             size = _volume(lo, hi)
             occupancy += np.where(active, size, 0)
             held = prev.tensors[t] if prev is not None else None
-            missing = l1.missing[t] if l1 is not None else None
-            if missing is not None:
-                new = np.array([0 if m is None else int(m.sum()) for m in missing])
+            if l1 is not None:
+                off = np.array([base.get(d, 0) for d in dims[t]], dtype=np.int64)[:, None]
+                new, need = self._lacking(t, lo, hi, active, held, l1.missing[t], off)
             else:
                 new = size - (_intersection(lo, hi, *held) if held is not None else 0)
+                need = demand(lo, hi, active & (new > 0), held, self.neighbours, hw.multicast)
             l1_writes[t] = int(new[active].sum())
-            need = demand(lo, hi, active & (new > 0), held, self.neighbours, hw.multicast, missing)
             if need.canvas is None:
                 forwards.extend(need.forwards)
                 forwarded[t] = need.forwarded
@@ -218,8 +226,58 @@ class RecordBuilder:
             l1_overflow=peak > hw.l1_size_elems if l1 is None else l1.overflow,
             occupancy_total=int(occupancy[active].sum()),
             mac_extents=_mac_extents(cur),
-            first=prev is None,
+            first=prev is None if first is None else first,
         )
+
+    def _lacking(
+        self,
+        t: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        active: np.ndarray,
+        held: tuple[np.ndarray, np.ndarray] | None,
+        missing: list[np.ndarray | None],
+        off: np.ndarray,
+    ) -> tuple[np.ndarray, Demand]:
+        """Under residency, tensor ``t``'s elements each PE lacks (``missing``: masks over
+        its tile ``[lo, hi)``) and their :func:`demand`, memoised on the tiles relative to
+        ``off`` (the step's base), the activity, the masks and, where PEs forward, the
+        previous tiles relative to ``off``: flows and counts are translation-invariant,
+        the canvas's corner is kept relative to ``off``."""
+        key = self._demand_key(t, lo, hi, active, held, missing, off)
+        hit = self._demands.get(key)
+        if hit is None:
+            new = np.array([0 if m is None else int(m.sum()) for m in missing])
+            receivers = active & (new > 0)
+            multicast = self.hardware.multicast
+            need = demand(lo, hi, receivers, held, self.neighbours, multicast, missing)
+            if need.canvas is not None:
+                need = replace(need, canvas=(need.canvas[0] - off[:, 0], need.canvas[1]))
+            if len(self._demands) >= _DEMANDS_KEPT:
+                self._demands.clear()
+            hit = self._demands[key] = (new, need)
+        new, need = hit
+        if need.canvas is not None:
+            need = replace(need, canvas=(need.canvas[0] + off[:, 0], need.canvas[1]))
+        return new, need
+
+    def _demand_key(
+        self,
+        t: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        active: np.ndarray,
+        held: tuple[np.ndarray, np.ndarray] | None,
+        missing: list[np.ndarray | None],
+        off: np.ndarray,
+    ) -> bytes:
+        """What :meth:`_lacking` is memoised on, as bytes."""
+        parts = [bytes((t,)), (lo - off).tobytes(), (hi - off).tobytes(), active.tobytes()]
+        if self.neighbours is not None and held is not None:
+            parts += [(held[0] - off).tobytes(), (held[1] - off).tobytes()]
+        # Mask bytes are 0 or 1: 2 separates PEs, 3 marks a PE lacking nothing.
+        parts.append(b"\x02".join(b"\x03" if m is None else m.tobytes() for m in missing))
+        return b"|".join(parts)
 
 
 def _mac_extents(cur: StepTiles) -> tuple[tuple[int, int], ...]:
