@@ -321,7 +321,7 @@ def level_states(
     """A level's dimension extents over ``dims_key`` and each directive's position states
     (shared with :mod:`metronome.analytic.vectorised`, which must count the same cases)."""
     for seen in _recent_states:
-        if seen[0] is model and seen[1] is dims_key and seen[2] is quirks:
+        if seen[0] is model and seen[2] is quirks and seen[1] == dims_key:
             return seen[3]
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}

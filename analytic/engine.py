@@ -393,46 +393,39 @@ def _count_case(
     (refined model) says which wraps keep their data and how much output leaves;
     ``held`` which input tensors the units hold since an earlier step of the level
     above (none of this level's steps receives them)."""
-    codes = case_codes(states)
-    egress, psums, case_mac = output_traffic(model, states, codes)
-    if reuse is not None and model.index == 0 and ctx.unit_ratio < 1:
-        egress = _on_units(ctx, model, model.output, egress)
+    alike: list[int] | None = None
+    nested_key: tuple[object, ...] = ()
+    if reuse is not None and model.index > 0:
+        # A nested level analysed again with other input tensors held meets the same
+        # cases: their traffic without the held tensors is taken once per layer.
+        nested_key = ("nested_case", id(model), id(states), id(reuse))
+        seen = ctx.shared.get(nested_key)
+        if seen is not None:
+            codes, egress, psums, case_mac, alike = seen[3]  # type: ignore[misc]
+    if alike is None:
+        codes = case_codes(states)
+        egress, psums, case_mac = output_traffic(model, states, codes)
+        if reuse is not None and model.index == 0 and ctx.unit_ratio < 1:
+            egress = _on_units(ctx, model, model.output, egress)
     totals.l2_writes[2] += occ * egress
     totals.l1_writes[2] += occ * case_mac
     totals.l1_reads[2] += occ * case_mac
     if psums <= 0:
+        if nested_key and alike is None:
+            ctx.shared[nested_key] = (model, states, reuse, (codes, egress, psums, case_mac, []))
         return False
-    ingress = 0
-    volumes: list[int] = []
     wrap = 0
-    kept: tuple[bool, ...] | None = None if reuse is not None else ()
     if reuse is not None and changing >= 0:
         wrap = WRAP_KEPT if reuse.fits[changing] else WRAP_LOST
-    for t, view in enumerate(model.inputs):
-        if reuse is not None and (
-            t in held
-            or _held_since_sweep(reuse, view, states, changing)
-            or _first_tile_kept(reuse, view, changing)
-        ):
+    if alike is None:
+        alike = _case_volumes(ctx, model, states, changing, reuse, wrap)
+        if nested_key:
+            ctx.shared[nested_key] = (model, states, reuse, (codes, egress, psums, case_mac, alike))
+    ingress = 0
+    volumes: list[int] = []
+    for t, volume in enumerate(alike):
+        if t in held:
             volume = 0
-        elif (
-            changing >= 0
-            and changing not in view.coupled
-            and not tile_refetched(states, changing, view, wrap)
-        ):
-            volume = 0  # (What spatial_ingress answers, without building its arguments.)
-        else:
-            if kept is None:
-                assert reuse is not None
-                kept = tuple(
-                    [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
-                )
-            volume = spatial_ingress(model, states, changing, view, wrap, kept)
-            if model.index == 0:
-                if ctx.unit_ratio < 1:
-                    volume = _on_units(ctx, model, view, volume, t)
-                if reuse is not None and len(ctx.models) > 1:
-                    volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
         if volume > 0 and changing >= 0:
             totals.received.add(t)
@@ -449,6 +442,18 @@ def _count_case(
         sent = tuple(volumes)
         key = (id(model), codes, changing, sent, egress, psums, ctx.innermost_l1)
         known = totals.steps.get(key)
+        if known is None and nested_key:
+            # (The nested levels' steps read no gathered tiers: the analyses of one
+            # with other tensors held share them too.)
+            steps = ctx.shared.get(("nested_steps", id(reuse), id(dims)))
+            if steps is None:
+                steps = ctx.shared[("nested_steps", id(reuse), id(dims))] = (reuse, dims, {})
+            alike_steps = cast(dict[tuple[object, ...], _CaseStep], steps[2])
+            known = alike_steps.get(key)
+            if known is not None:
+                totals.steps[key] = known
+                for result in known.below:
+                    totals.received.update(result.received)
         if known is None:
             known = totals.steps[key] = _refined_case(
                 ctx,
@@ -467,6 +472,8 @@ def _count_case(
             )
             for result in known.below:
                 totals.received.update(result.received)
+            if nested_key:
+                alike_steps[key] = known
         compute, active = known.compute, known.active
         step_in, step_out = known.cost.step_in, known.cost.step_out
         step = known.step
@@ -523,6 +530,47 @@ def _count_case(
             totals.first_volumes = tuple(volumes)
         totals.last_egress = egress
     return True
+
+
+def _case_volumes(
+    ctx: _Context,
+    model: LevelModel,
+    states: tuple[State, ...],
+    changing: int,
+    reuse: LevelReuse | None,
+    wrap: int,
+) -> list[int]:
+    """Per input tensor, what the case at ``states`` receives where its units hold
+    none of them yet (:func:`_count_case` zeroes the tensors held since the level
+    above's step)."""
+    kept: tuple[bool, ...] | None = None if reuse is not None else ()
+    volumes: list[int] = []
+    for t, view in enumerate(model.inputs):
+        if reuse is not None and (
+            _held_since_sweep(reuse, view, states, changing)
+            or _first_tile_kept(reuse, view, changing)
+        ):
+            volume = 0
+        elif (
+            changing >= 0
+            and changing not in view.coupled
+            and not tile_refetched(states, changing, view, wrap)
+        ):
+            volume = 0  # (What spatial_ingress answers, without building its arguments.)
+        else:
+            if kept is None:
+                assert reuse is not None
+                kept = tuple(
+                    [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
+                )
+            volume = spatial_ingress(model, states, changing, view, wrap, kept)
+            if model.index == 0:
+                if ctx.unit_ratio < 1:
+                    volume = _on_units(ctx, model, view, volume, t)
+                if reuse is not None and len(ctx.models) > 1:
+                    volume = math.ceil(volume * _read_share(ctx, t))
+        volumes.append(volume)
+    return volumes
 
 
 class _CaseStep(NamedTuple):
