@@ -635,7 +635,9 @@ def exact_tail(
     """Whether the exact repeat of ``seg`` after its ``logged`` repetition (``log``; L1
     state at its start ``start``), which reached the segment's end, holds one repetition
     further, where the step ``after`` it may start that repetition: every next-touch
-    answer translated and every output it evicted still inside the tensor."""
+    answer translated and every output it evicted still inside the tensor. The
+    next-touch answers up to the segment's end were checked for that repeat: only the
+    further repetition's are asked."""
     l1 = run.l1
     assert l1 is not None
     m = len(seg.steps)
@@ -644,7 +646,7 @@ def exact_tail(
         return False
     times = seg.count - logged
     return _exact_reach(l1, log, start, move) >= times and l1.future_repeats(
-        *run.future_touches(seg, logged), l1.shift_of(seg.delta), m, times
+        *run.future_touches(seg, logged), l1.shift_of(seg.delta), m, times, times
     )
 
 

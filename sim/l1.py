@@ -441,11 +441,17 @@ class L1Residency:
         return np.array_equal(np.where(nxt == _NEVER, _NEVER, nxt + m), self.next_use)
 
     def future_repeats(
-        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
+        self,
+        keys: np.ndarray,
+        index: np.ndarray,
+        shift: np.ndarray,
+        m: int,
+        times: int,
+        first: int = 1,
     ) -> bool:
         """Whether the next touch of every key in ``keys`` after its step in ``index``,
-        translated by ``k`` repetitions for ``k`` in 1..``times``, is its own translated
-        (under ``lru``: whether one comes; LRU evicts by last touches alone)."""
+        translated by ``k`` repetitions for ``k`` in ``first``..``times``, is its own
+        translated (under ``lru``: whether one comes; LRU evicts by last touches alone)."""
         if not keys.size:
             return True
         # A translation keeps the (key, step) order: asked in that order (faster
@@ -453,12 +459,12 @@ class L1Residency:
         order = np.lexsort((index, keys))
         keys, index = keys[order], index[order]
         if self.eviction == "lru":
-            return self._last_touches_repeat(keys, index, shift, m, times)
+            return self._last_touches_repeat(keys, index, shift, m, times, first)
         own = shift[self._tensor(keys)]
         base = self._next_many(keys, index)
         never = base == _NEVER
         per = max(1, (1 << 20) // keys.size)
-        for lo in range(1, times + 1, per):
+        for lo in range(first, times + 1, per):
             k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
             found = self._next_many((keys + k * own).ravel(), (index + k * m).ravel())
             if not np.array_equal(
@@ -468,7 +474,13 @@ class L1Residency:
         return True
 
     def _last_touches_repeat(
-        self, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
+        self,
+        keys: np.ndarray,
+        index: np.ndarray,
+        shift: np.ndarray,
+        m: int,
+        times: int,
+        first: int,
     ) -> bool:
         """:meth:`future_repeats` under ``lru`` (``keys`` sorted): only each key's last
         touch is recorded, and a touch comes after step ``i`` iff the last is after it, so
@@ -480,7 +492,7 @@ class L1Residency:
         own = shift[self._tensor(uniq)]
         comes = self._last_touch(uniq)[of] > index
         per = max(1, (1 << 20) // keys.size)
-        for lo in range(1, times + 1, per):
+        for lo in range(first, times + 1, per):
             k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
             last = self._last_touch((uniq + k * own).ravel()).reshape(k.size, uniq.size)
             later = last[:, of] > index + k * m

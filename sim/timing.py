@@ -207,6 +207,11 @@ class Transitions:
         self.states: list[tuple[int, ...]] = []
         self._state_ids: dict[tuple[int, ...], int] = {}
         self._memo: dict[_Key, tuple[int, Transition]] = {}
+        # The same transitions keyed by what :func:`step` reads of a record (its kind)
+        # instead of its id: records built or copied alike share them.
+        self._by_kind: dict[_Key, tuple[int, Transition]] = {}
+        self._kinds: dict[tuple[object, ...], int] = {}
+        self._kind_of: dict[int, int] = {}
         self.records: dict[int, StepRecord] = {}
         self.misses_memo = 0
 
@@ -232,16 +237,31 @@ class Transitions:
         down: PhaseOutcome,
         up: PhaseOutcome,
     ) -> tuple[int, Transition]:
-        """Next state id and the transition of ``rec`` from state ``sid``."""
+        """Next state id and the transition of ``rec`` from state ``sid``. Every
+        distinct (record id, costs, state, outcomes) counts as timed in detail
+        (:attr:`distinct`); a record of a kind seen before takes that kind's transition."""
         key = (rec.rid, transfer, sid, down.oid, up.oid)
         hit = self._memo.get(key)
         if hit is None:
             self.misses_memo += 1
-            trans = step(self.states[sid], rec, transfer, self.timing, self.n_pes, down, up)
-            hit = (self.intern(trans.state), trans)
+            kind_key = (self.kind(rec), transfer, sid, down.oid, up.oid)
+            hit = self._by_kind.get(kind_key)
+            if hit is None:
+                trans = step(self.states[sid], rec, transfer, self.timing, self.n_pes, down, up)
+                hit = self._by_kind[kind_key] = (self.intern(trans.state), trans)
             self._memo[key] = hit
             self.records[rec.rid] = rec
         return hit
+
+    def kind(self, rec: StepRecord) -> int:
+        """The id of the fields of ``rec`` that :func:`step` reads: records equal in
+        them make the same transition from the same state, costs and outcomes."""
+        found = self._kind_of.get(rec.rid)
+        if found is None:
+            fields = (rec.involved, rec.compute_cycles, rec.egress, rec.next_fits)
+            found = self._kinds.setdefault(fields, len(self._kinds))
+            self._kind_of[rec.rid] = found
+        return found
 
 
 IDEAL = PhaseOutcome(

@@ -296,7 +296,7 @@ def _count(region: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None) -> i
     if region is None:
         return 0
     lo, hi, mask = region
-    return int(np.prod(hi - lo)) if mask is None else int(mask.sum())
+    return prod((hi - lo).tolist()) if mask is None else int(np.count_nonzero(mask))
 
 
 def _merge_forwards(forwards: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:

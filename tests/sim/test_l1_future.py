@@ -37,13 +37,19 @@ def _l1(eviction: str) -> L1Residency:
 
 
 def _by_definition(
-    l1: L1Residency, keys: np.ndarray, index: np.ndarray, shift: np.ndarray, m: int, times: int
+    l1: L1Residency,
+    keys: np.ndarray,
+    index: np.ndarray,
+    shift: np.ndarray,
+    m: int,
+    times: int,
+    first: int = 1,
 ) -> bool:
-    """Each repetition's translated keys searched on their own: their next touches are
-    the first ones translated (under ``lru``: come or not alike)."""
+    """Each repetition ``first``..``times``'s translated keys searched on their own: their
+    next touches are the first ones translated (under ``lru``: come or not alike)."""
     own = shift[l1._tensor(keys)]
     base = l1._next_many(keys, index)
-    for k in range(1, times + 1):
+    for k in range(first, times + 1):
         found = l1._next_many(keys + k * own, index + k * m)
         if l1.eviction == "lru":
             if not np.array_equal(found == _NEVER, base == _NEVER):
@@ -89,6 +95,25 @@ def test_repetition_check_equals_one_search_per_repetition(touches, eviction) ->
     want = _by_definition(l1, keys, index, shift, m, times)
     event(f"repeats: {want}")
     assert l1.future_repeats(keys, index, shift, m, times) == want
+    # Only the last repetition asked (the others checked before).
+    last = _by_definition(l1, keys, index, shift, m, times, times)
+    event(f"last repeats: {last}, all: {want}")
+    assert l1.future_repeats(keys, index, shift, m, times, times) == last
+
+
+@pytest.mark.parametrize("eviction", ["lru", "optimal"])
+def test_repetition_check_from_a_later_repetition_skips_the_earlier_ones(eviction) -> None:
+    # Output 24 moves by 1 a repetition of one step: asked at step 0, repetition k asks
+    # about output 24 + k after step k. 24 is next touched at step 5, 25 never, 26 at
+    # step 7 = 5 + 2: repetition 1 does not repeat the first, repetition 2 does.
+    l1 = _l1(eviction)
+    none = np.zeros(3, dtype=np.int64)
+    touches = [(5, 24), (7, 26)]
+    l1.record_future(((i, np.array([k], dtype=np.int64), none, 1, 1) for i, k in touches), 20)
+    keys, index = np.array([24], dtype=np.int64), np.array([0], dtype=np.int64)
+    shift = np.array([0, 0, 1], dtype=np.int64)
+    assert not l1.future_repeats(keys, index, shift, 1, 2)
+    assert l1.future_repeats(keys, index, shift, 1, 2, 2)
 
 
 def _same_touches(layer, mapping, hw, eviction: str) -> None:
