@@ -158,7 +158,13 @@ class _Group:
         for tensor in layer.tensors:
             self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
-        self.leaves: dict[Ranges, list[int]] = {}
+        self.leaves: dict[tuple[int, ...], list[int]] = {}
+        self.pairs = tuple(
+            (self.index[d], self.index[f])
+            for d, f in FILTER_OF.items()
+            if d in self.index and f in self.index
+        )
+        """Per sliding pair held (input and filter dimension): their indices."""
         self.unit_macs: dict[Ranges, int] = {}
         """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
@@ -207,11 +213,16 @@ class _Group:
         return hi - lo
 
     def _leaf_of(self, ranges: Ranges) -> list[int]:
-        """:meth:`_leaf`, memoised (interior tiles share one entry)."""
-        key = self._canonical(ranges) if self.slides else ranges
+        """:meth:`_leaf`, memoised by what it reads: each range's extent and, per sliding
+        pair held, the input rows' start less the filter rows' (the windows that fit
+        depend on nothing else), so tiles moved together along a pair share one entry."""
+        key = (
+            *[hi - lo for lo, hi in ranges],
+            *[ranges[k][0] - ranges[f][0] for k, f in self.pairs],
+        )
         cached = self.leaves.get(key)
         if cached is None:
-            cached = self.leaves[key] = self._leaf(key)
+            cached = self.leaves[key] = self._leaf(ranges)
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
@@ -252,6 +263,10 @@ class _Group:
             return result
         if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
             result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
+            self.memo[key] = result
+            return result
+        if last and not plain:
+            result = self._walk_last(level, ranges, plan, spatial, units)
             self.memo[key] = result
             return result
         for base, fold in self._positions(ranges, plan, spatial, units):
@@ -424,6 +439,37 @@ class _Group:
             _add(hist, chosen if chosen else {busiest: 1})
             if top:
                 self.top_positions += 1
+        return _Walk(linear, length, hist)
+
+    def _walk_last(
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+    ) -> _Walk:
+        """:meth:`walk` of the innermost level in general: each position lasts one step
+        (its active units' PE tiles), its busiest unit the one whose leaf has the most
+        MACs; the units' leaves are added as they come (no tile needs grouping)."""
+        linear = [0] * len(self.factor_dims)
+        hist: dict[int, int] = {}
+        top = level == 0
+        leaf_of = self._leaf_of
+        length = 0
+        for base, fold in self._positions(ranges, plan, spatial, units):
+            busiest = 0
+            any_active = False
+            for u in range(units):
+                tile = self._unit_tile(base, plan, spatial, fold * units + u)
+                if tile is None:
+                    continue
+                any_active = True
+                sums = leaf_of(tile)
+                busiest = max(busiest, sums[0])
+                for k, v in enumerate(sums):
+                    linear[k] += v
+            length += 1
+            self.nested_idle = self.nested_idle or (level > 0 and not any_active)
+            hist[busiest] = hist.get(busiest, 0) + 1
+            if top:
+                self.top_positions += 1
+                self.top_idle += 0 if any_active else 1
         return _Walk(linear, length, hist)
 
     def _units_walked(
