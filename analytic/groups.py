@@ -157,6 +157,10 @@ class _Group:
         self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
         for tensor in layer.tensors:
             self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
+        where = {d: i for i, d in enumerate(self.leaf_dims)}
+        self.leaf_factors = [tuple(where[d] for d in dims) for dims in self.factor_dims]
+        """Per factor of :meth:`_leaf`: the positions in :attr:`leaf_dims` it multiplies
+        (the active PE-steps' factor none: 1)."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
         self.leaves: dict[tuple[int, ...], list[int]] = {}
         self.pairs = tuple(
@@ -226,12 +230,12 @@ class _Group:
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = {d: self._extent(ranges, d) for d in self.leaf_dims}
-        return [
-            prod([ext[d] for d in self.loop_dims]),
-            1,
-            *[prod([ext[d] for d in dims]) for dims in self.factor_dims[2:]],
-        ]
+        ext = [self._extent(ranges, d) for d in self.leaf_dims]
+        out = [1] * len(self.leaf_factors)
+        for i, positions in enumerate(self.leaf_factors):
+            for at in positions:
+                out[i] *= ext[at]
+        return out
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
         """The group's sums over one unit's nest from ``level`` on, given its ranges."""
