@@ -253,6 +253,14 @@ class _Group:
             return result
         units = self.units[level]
         last = level == len(self.levels) - 1
+        if last and not self.levels[level]:
+            # No loop of the group here: one position, the unit's own tile.
+            sums = self._leaf_of(ranges)
+            if level == 0:
+                self.top_positions += 1
+            result = _Walk(list(sums), 1, {max(0, sums[0]): 1})
+            self.memo[key] = result
+            return result
         plan = self._plan(level, ranges)
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         linear = [0] * len(self.factor_dims)
