@@ -464,13 +464,30 @@ class _Group:
         top = level == 0
         leaf_of = self._leaf_of
         length = 0
+        # Without output coordinates a unit's tile is its SpatialMaps' tiles over the
+        # base (as :meth:`_unit_tile` gives); units past a map's positions idle, and
+        # so do the units after them.
+        simple = not any(p.directive.dim in INPUT_OF for p in plan)
+        moves = [(self.index[plan[i].directive.dim], plan[i]) for i in spatial] if simple else []
+        limit = min((p.positions for _, p in moves), default=0)
         for base, fold in self._positions(ranges, plan, spatial, units):
             busiest = 0
             any_active = False
             for u in range(units):
-                tile = self._unit_tile(base, plan, spatial, fold * units + u)
+                position = fold * units + u
+                if simple:
+                    if position >= limit:
+                        break
+                    cut = base.copy()
+                    for k, planned in moves:
+                        lo, hi = cut[k]
+                        start = lo + position * planned.offset
+                        cut[k] = (min(start, hi), min(start + planned.size, hi))
+                    tile: Ranges | None = tuple(cut)
+                else:
+                    tile = self._unit_tile(base, plan, spatial, position)
                 if tile is None:
-                    continue
+                    break
                 any_active = True
                 sums = leaf_of(tile)
                 busiest = max(busiest, sums[0])
