@@ -157,8 +157,18 @@ class _Group:
         self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
         for tensor in layer.tensors:
             self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
+        where = {d: i for i, d in enumerate(self.leaf_dims)}
+        self.leaf_factors = [tuple(where[d] for d in dims) for dims in self.factor_dims]
+        """Per factor of :meth:`_leaf`: the positions in :attr:`leaf_dims` it multiplies
+        (the active PE-steps' factor none: 1)."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
-        self.leaves: dict[Ranges, list[int]] = {}
+        self.leaves: dict[tuple[int, ...], list[int]] = {}
+        self.pairs = tuple(
+            (self.index[d], self.index[f])
+            for d, f in FILTER_OF.items()
+            if d in self.index and f in self.index
+        )
+        """Per sliding pair held (input and filter dimension): their indices."""
         self.unit_macs: dict[Ranges, int] = {}
         """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
@@ -207,20 +217,25 @@ class _Group:
         return hi - lo
 
     def _leaf_of(self, ranges: Ranges) -> list[int]:
-        """:meth:`_leaf`, memoised (interior tiles share one entry)."""
-        key = self._canonical(ranges) if self.slides else ranges
+        """:meth:`_leaf`, memoised by what it reads: each range's extent and, per sliding
+        pair held, the input rows' start less the filter rows' (the windows that fit
+        depend on nothing else), so tiles moved together along a pair share one entry."""
+        key = (
+            *[hi - lo for lo, hi in ranges],
+            *[ranges[k][0] - ranges[f][0] for k, f in self.pairs],
+        )
         cached = self.leaves.get(key)
         if cached is None:
-            cached = self.leaves[key] = self._leaf(key)
+            cached = self.leaves[key] = self._leaf(ranges)
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = {d: self._extent(ranges, d) for d in self.leaf_dims}
-        return [
-            prod([ext[d] for d in self.loop_dims]),
-            1,
-            *[prod([ext[d] for d in dims]) for dims in self.factor_dims[2:]],
-        ]
+        ext = [self._extent(ranges, d) for d in self.leaf_dims]
+        out = [1] * len(self.leaf_factors)
+        for i, positions in enumerate(self.leaf_factors):
+            for at in positions:
+                out[i] *= ext[at]
+        return out
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
         """The group's sums over one unit's nest from ``level`` on, given its ranges."""
@@ -238,6 +253,14 @@ class _Group:
             return result
         units = self.units[level]
         last = level == len(self.levels) - 1
+        if last and not self.levels[level]:
+            # No loop of the group here: one position, the unit's own tile.
+            sums = self._leaf_of(ranges)
+            if level == 0:
+                self.top_positions += 1
+            result = _Walk(list(sums), 1, {max(0, sums[0]): 1})
+            self.memo[key] = result
+            return result
         plan = self._plan(level, ranges)
         spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
         linear = [0] * len(self.factor_dims)
@@ -252,6 +275,10 @@ class _Group:
             return result
         if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
             result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
+            self.memo[key] = result
+            return result
+        if last and not plain:
+            result = self._walk_last(level, ranges, plan, spatial, units)
             self.memo[key] = result
             return result
         for base, fold in self._positions(ranges, plan, spatial, units):
@@ -424,6 +451,54 @@ class _Group:
             _add(hist, chosen if chosen else {busiest: 1})
             if top:
                 self.top_positions += 1
+        return _Walk(linear, length, hist)
+
+    def _walk_last(
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+    ) -> _Walk:
+        """:meth:`walk` of the innermost level in general: each position lasts one step
+        (its active units' PE tiles), its busiest unit the one whose leaf has the most
+        MACs; the units' leaves are added as they come (no tile needs grouping)."""
+        linear = [0] * len(self.factor_dims)
+        hist: dict[int, int] = {}
+        top = level == 0
+        leaf_of = self._leaf_of
+        length = 0
+        # Without output coordinates a unit's tile is its SpatialMaps' tiles over the
+        # base (as :meth:`_unit_tile` gives); units past a map's positions idle, and
+        # so do the units after them.
+        simple = not any(p.directive.dim in INPUT_OF for p in plan)
+        moves = [(self.index[plan[i].directive.dim], plan[i]) for i in spatial] if simple else []
+        limit = min((p.positions for _, p in moves), default=0)
+        for base, fold in self._positions(ranges, plan, spatial, units):
+            busiest = 0
+            any_active = False
+            for u in range(units):
+                position = fold * units + u
+                if simple:
+                    if position >= limit:
+                        break
+                    cut = base.copy()
+                    for k, planned in moves:
+                        lo, hi = cut[k]
+                        start = lo + position * planned.offset
+                        cut[k] = (min(start, hi), min(start + planned.size, hi))
+                    tile: Ranges | None = tuple(cut)
+                else:
+                    tile = self._unit_tile(base, plan, spatial, position)
+                if tile is None:
+                    break
+                any_active = True
+                sums = leaf_of(tile)
+                busiest = max(busiest, sums[0])
+                for k, v in enumerate(sums):
+                    linear[k] += v
+            length += 1
+            self.nested_idle = self.nested_idle or (level > 0 and not any_active)
+            hist[busiest] = hist.get(busiest, 0) + 1
+            if top:
+                self.top_positions += 1
+                self.top_idle += 0 if any_active else 1
         return _Walk(linear, length, hist)
 
     def _units_walked(
