@@ -470,11 +470,33 @@ class _Group:
         simple = not any(p.directive.dim in INPUT_OF for p in plan)
         moves = [(self.index[plan[i].directive.dim], plan[i]) for i in spatial] if simple else []
         limit = min((p.positions for _, p in moves), default=0)
+        # Where every sliding pair's two ranges move by the same offset per unit, the
+        # units whose maps cut whole tiles share one leaf key (:meth:`_leaf_of`: the
+        # extents and each pair's start difference stay): one leaf, times their count.
+        step = {k: planned.offset for k, planned in moves}
+        shared = simple and all(step.get(k, 0) == step.get(f, 0) for k, f in self.pairs)
         for base, fold in self._positions(ranges, plan, spatial, units):
             busiest = 0
             any_active = False
-            for u in range(units):
-                position = fold * units + u
+            first = fold * units
+            if shared and first < limit:
+                whole = min(
+                    (base[k][1] - base[k][0] - planned.size) // planned.offset + 1
+                    for k, planned in moves
+                )
+                n = min(first + units, limit, whole) - first
+                if n > 0:
+                    cut = base.copy()
+                    for k, planned in moves:
+                        start = cut[k][0] + first * planned.offset
+                        cut[k] = (start, start + planned.size)
+                    sums = leaf_of(tuple(cut))
+                    any_active = True
+                    busiest = sums[0]
+                    for k, v in enumerate(sums):
+                        linear[k] += n * v
+                    first += n
+            for position in range(first, fold * units + units):
                 if simple:
                     if position >= limit:
                         break
