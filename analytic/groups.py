@@ -475,22 +475,26 @@ class _Group:
         # extents and each pair's start difference stay): one leaf, times their count.
         step = {k: planned.offset for k, planned in moves}
         shared = simple and all(step.get(k, 0) == step.get(f, 0) for k, f in self.pairs)
+        # Per base: the units cutting whole tiles, and their leaf.
+        whole_of: dict[Ranges, tuple[int, list[int]]] = {}
         for base, fold in self._positions(ranges, plan, spatial, units):
             busiest = 0
             any_active = False
             first = fold * units
             if shared and first < limit:
-                whole = min(
-                    (base[k][1] - base[k][0] - planned.size) // planned.offset + 1
-                    for k, planned in moves
-                )
-                n = min(first + units, limit, whole) - first
-                if n > 0:
+                known = whole_of.get(held := tuple(base))
+                if known is None:
+                    whole = min(
+                        (base[k][1] - base[k][0] - planned.size) // planned.offset + 1
+                        for k, planned in moves
+                    )
                     cut = base.copy()
                     for k, planned in moves:
-                        start = cut[k][0] + first * planned.offset
-                        cut[k] = (start, start + planned.size)
-                    sums = leaf_of(tuple(cut))
+                        cut[k] = (cut[k][0], cut[k][0] + planned.size)
+                    known = whole_of[held] = (whole, leaf_of(tuple(cut)) if whole > 0 else [])
+                whole, sums = known
+                n = min(first + units, limit, whole) - first
+                if n > 0:
                     any_active = True
                     busiest = sums[0]
                     for k, v in enumerate(sums):
