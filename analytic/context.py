@@ -18,7 +18,7 @@ from .refined import LevelReuse, Machine
 from .traffic import LevelModel
 
 if TYPE_CHECKING:
-    from .engine import _CaseStep
+    from .refined_step import _CaseStep
 
 _T = TypeVar("_T")
 
