@@ -98,8 +98,8 @@ class ExactCounts:
     """:attr:`after_idle` split by the top-level loop whose carry leads to the step
     (the loop's dimension): which tiles that step receives follows from the loop."""
     working_top_steps: int = 0
-    """Top-level steps in which some PE has a MAC (one level; with nested levels all
-    the top steps)."""
+    """Top-level steps in which some PE has a MAC (one level, or a nested level of one
+    step per top position; otherwise all the top steps)."""
     row_walk: bool = False
     """The top level maps an output coordinate (Y', X') and walks its filter dimension
     (R, S) over more than one position: the case enumeration turns the pair into a
@@ -861,7 +861,7 @@ def exact_counts(
         after_idle=sum(after_by_dim.values()),
         after_idle_by_dim=tuple(sorted(after_by_dim.items())),
         last_idle=last_idle,
-        working_top_steps=top_steps - without_mac if len(levels) == 1 else top_steps,
+        working_top_steps=top_steps - idle,
         row_walk=_row_walk(layer, levels[0]),
     )
 

@@ -49,9 +49,6 @@ def _exact_runtime(
     if 0 < exact.working_top_steps < exact.top_steps:
         # Steps without a MAC take no time and carry the cases' work to the others.
         working = exact.working_top_steps
-    elif 0 < exact.idle_steps < exact.top_steps == exact.steps:
-        # Nested levels of one step per top position: the same.
-        working = exact.top_steps - exact.idle_steps
     scale = working / enumerated
     fills = (
         _fill_share(exact.top_steps, scale, totals.weights, totals.ingress),

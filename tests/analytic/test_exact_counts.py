@@ -130,6 +130,7 @@ def test_counts_match_the_executed_nest(case: tuple[Layer, Mapping, int, int]) -
         # One level, or nested levels of one step per top position: the top level's
         # loops are the steps' odometer.
         assert (got.idle_steps, got.after_idle) == (truth["idle"], truth["after_idle"])
+        assert got.working_top_steps == truth["top_steps"] - truth["idle"]
         assert got.after_idle == sum(n for _, n in got.after_idle_by_dim)
         if got.idle_steps:
             assert got.last_idle == truth["last_idle"]
