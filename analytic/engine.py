@@ -884,4 +884,13 @@ def analyze_problem(
     top = replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
     if ctx.machine is not None:
         top = _refined_offchip(ctx, ctx.machine, top)
+    _release(ctx)
     return top
+
+
+def _release(ctx: _Context) -> None:
+    """Drops the per-layer memo :attr:`_Context.shared` once the analysis is done: the
+    nested steps it holds refer back to the context (:class:`_StepCost`), a cycle that
+    would leave the whole context (hundreds of objects) to the cyclic garbage
+    collector, whose passes then cost the analyses more than freeing it here."""
+    ctx.shared.clear()
