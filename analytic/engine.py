@@ -83,6 +83,7 @@ from .traffic import (
     TensorView,
     case_codes,
     changing_directive,
+    forget_models,
     mapped_volume,
     output_traffic,
     spatial_ingress,
@@ -128,6 +129,9 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
             return last[2]
     built = _build_level_models(problem, quirks)
     _last_models[:] = [(problem, quirks, built)]
+    # The memos keyed by level models (each entry holds its model) hold none of these:
+    # what they hold of the models replaced is never asked for again.
+    forget_models()
     return built
 
 
