@@ -83,6 +83,7 @@ from .traffic import (
     TensorView,
     case_codes,
     changing_directive,
+    forget_models,
     mapped_volume,
     output_traffic,
     spatial_ingress,
@@ -128,6 +129,9 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
             return last[2]
     built = _build_level_models(problem, quirks)
     _last_models[:] = [(problem, quirks, built)]
+    # The memos keyed by level models (each entry holds its model) hold none of these:
+    # what they hold of the models replaced is never asked for again.
+    forget_models()
     return built
 
 
@@ -884,4 +888,13 @@ def analyze_problem(
     top = replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
     if ctx.machine is not None:
         top = _refined_offchip(ctx, ctx.machine, top)
+    _release(ctx)
     return top
+
+
+def _release(ctx: _Context) -> None:
+    """Drops the per-layer memo :attr:`_Context.shared` once the analysis is done: the
+    nested steps it holds refer back to the context (:class:`_StepCost`), a cycle that
+    would leave the whole context (hundreds of objects) to the cyclic garbage
+    collector, whose passes then cost the analyses more than freeing it here."""
+    ctx.shared.clear()

@@ -41,6 +41,7 @@ __all__ = [
     "TensorView",
     "case_codes",
     "changing_directive",
+    "forget_models",
     "full_unit_tile",
     "mapped_volume",
     "output_traffic",
@@ -577,3 +578,12 @@ _IS_EDGE = attrgetter("is_edge")
 _sub_dims_seen: dict[tuple[object, ...], tuple[LevelModel, tuple[tuple[str, int], ...]]] = {}
 """Recent nested levels' dimensions by the identity of their level model and which
 directives take their edge tile (each entry holds the model, so the identity stays its)."""
+
+
+def forget_models() -> None:
+    """Empties the memos keyed by level models (:func:`output_traffic`,
+    :func:`sub_level_dims`) once a layer's models are replaced by another's: no entry
+    of the old ones is asked for again, and holding them keeps the cyclic garbage
+    collector's passes frequent and long."""
+    _traffic_seen.clear()
+    _sub_dims_seen.clear()
