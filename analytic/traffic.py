@@ -423,26 +423,12 @@ def case_codes(states: tuple[State, ...]) -> tuple[int, ...]:
     """Per directive, what the per-case memos read of its state, as one small integer:
     at its Edge position, at its edge tile, a partly filled last unit, unrolled (an
     Init off the edge and a Steady state have the same code)."""
-    # Memoised by the states' identity (each entry holds them): a case's output
-    # traffic, its step and its buffer sizing all ask.
-    seen = _codes_seen.get(id(states))
-    if seen is not None and seen[0] is states:
-        return seen[1]
-    codes = tuple(
+    return tuple(
         [
             (st.position == EDGE) | st.is_edge << 1 | st.partial_last_unit << 2 | st.unrolled << 3
             for st in states
         ]
     )
-    if len(_codes_seen) >= 4096:
-        _codes_seen.clear()
-    _codes_seen[id(states)] = (states, codes)
-    return codes
-
-
-_codes_seen: dict[int, tuple[tuple[State, ...], tuple[int, ...]]] = {}
-"""Recent cases' :func:`case_codes` by the identity of their states (each entry holds
-them, so the identity stays theirs)."""
 
 
 def output_traffic(
