@@ -374,22 +374,27 @@ def _model_over(
     if dims == model.dims:
         return model
     quirks = ctx.quirks
-    tiles = level_tiles(
-        model.directives,
-        dims,
-        clip_oversized=True,
-        no_edge_past_the_end=not quirks.steps_past_the_end,
-        strides=dict(ctx.problem.strides),
-    )
-    clipped = {k: min(v, dims[k]) if k in dims else v for k, v in tiles.mapped.items()}
-    return replace(
-        model,
-        dims=dims,
-        edge_units=_edge_units(
+    if (
+        not quirks.oversized_tile_edge_cut
+        and not quirks.stride_ignored_in_tile_outputs
+        and all(dims[d.dim] == model.dims[d.dim] for d in model.directives)
+    ):
+        # The tiles and edge units read of the dimensions only the directives' extents
+        # (and were built with the same options): the level's own serve.
+        tiles, edge_units = model.tiles, model.edge_units
+    else:
+        tiles = level_tiles(
+            model.directives,
+            dims,
+            clip_oversized=True,
+            no_edge_past_the_end=not quirks.steps_past_the_end,
+            strides=dict(ctx.problem.strides),
+        )
+        edge_units = _edge_units(
             model.directives, model.units, dims, model.first_spatial, quirks.steps_past_the_end
-        ),
-        tiles=replace(tiles, mapped=clipped),
-    )
+        )
+    clipped = {k: min(v, dims[k]) if k in dims else v for k, v in tiles.mapped.items()}
+    return replace(model, dims=dims, edge_units=edge_units, tiles=replace(tiles, mapped=clipped))
 
 
 def _count_case(
