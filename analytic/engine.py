@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from math import prod
-from typing import cast
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -468,7 +467,7 @@ def _count_case(
             steps = ctx.shared.get(("nested_steps", id(reuse), id(dims)))
             if steps is None:
                 steps = ctx.shared[("nested_steps", id(reuse), id(dims))] = (reuse, dims, {})
-            alike_steps = cast(dict[tuple[object, ...], _CaseStep], steps[2])
+            alike_steps: dict[tuple[object, ...], _CaseStep] = steps[2]  # type: ignore[assignment]
             known = alike_steps.get(key)
             if known is not None:
                 totals.steps[key] = known
@@ -700,7 +699,8 @@ def _buffer_sizes(
             ),
         )
         seen = ctx.shared[key] = (model, states, sizes)
-    l2_sizes, fills, l1_sizes, output = cast(tuple[tuple[int, ...], ...], seen[2])
+    known: tuple[tuple[int, ...], ...] = seen[2]  # type: ignore[assignment]
+    l2_sizes, fills, l1_sizes, output = known
     for t in range(len(model.inputs)):
         totals.l2_size[t] += l2_sizes[t]
         totals.l2_writes[t] = fills[t]

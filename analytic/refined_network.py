@@ -473,13 +473,16 @@ def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, ac
 
 def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
     """Per dimension, the rows some innermost tile reads (tiles may leave gaps)."""
+    # Per level, the (size, offset) of its first directive on each dimension.
+    firsts: list[dict[str, tuple[int, int]]] = []
+    for model in ctx.models:
+        first: dict[str, tuple[int, int]] = {}
+        for d in model.directives:
+            first.setdefault(d.dim, (d.size, d.offset))
+        firsts.append(first)
     out: dict[str, int] = {}
     for dim, extent in dims.items():
-        levels: list[tuple[int, int] | None] = []
-        for model in ctx.models:
-            d = next((d for d in model.directives if d.dim == dim), None)
-            levels.append((d.size, d.offset) if d is not None else None)
-        out[dim] = touched_rows(levels, extent)
+        out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
     return out
 
 
@@ -533,14 +536,15 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     reads = 0
     refetched: list[int] = []
     rows = _touched(ctx, dims)
+    taken = [positions(states) for states in per_directive]
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
         refetch = 1
         for c in range(len(model.directives)):
-            p = positions(per_directive[c])
+            p = taken[c]
             if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
                 continue
-            wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
+            wraps = any(j > c and taken[j] > 1 for j in view.coupled)
             # Refetched only if the units read it again (their L1s lost it) and L2
             # lost it too.
             if (
