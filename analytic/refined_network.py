@@ -520,7 +520,14 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     last one (docs/refined-model.md, "Off-chip")."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
-    whole = array_footprints(model, dims, per_directive, ctx.strides)
+    arrays: list[tuple[int, ...]] = []
+
+    def whole() -> tuple[int, ...]:
+        """All units' footprint per directive (computed where a test reads it)."""
+        if not arrays:
+            arrays.append(array_footprints(model, dims, per_directive, ctx.strides))
+        return arrays[0]
+
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
     unit: list[tuple[int, ...]] = [] if ctx.top_footprints is None else [ctx.top_footprints]
@@ -550,7 +557,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
             if (
                 wraps
                 and not (l1 >= UNBOUNDED or unit_sweeps()[c] <= l1)
-                and whole[c] > machine.l2_elems
+                and whole()[c] > machine.l2_elems
             ):
                 refetch *= p
         l2_writes[t] = size * refetch
