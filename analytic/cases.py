@@ -106,10 +106,13 @@ def enumerate_cases(
     MAESTRO multiplies the occurrence counts in a C ``int``; ``int32_occurrences``
     reproduces its wrap-around (only cases with more than 2**31 steps are affected).
     """
-    for seen, wrapped, listed in _recent:
-        # The top level's cases are asked for again by the steady-state figures.
-        if seen is per_directive and wrapped == int32_occurrences:
-            return listed
+    # The top level's cases are asked for again by the steady-state figures, a nested
+    # level's by its analyses over the same extents (its directives' states are
+    # memoised: equal states are the same objects).
+    key = (*map(id, per_directive), int32_occurrences)
+    seen = _recent.get(key)
+    if seen is not None:
+        return seen[1]
     counts = [len(s) for s in per_directive]
     periods = [prod(counts[i + 1 :]) for i in range(len(counts))]
     counters = [0] * len(counts)
@@ -126,9 +129,15 @@ def enumerate_cases(
         if int32_occurrences:
             occurrences = (occurrences + 2**31) % 2**32 - 2**31
         cases.append((tuple(picked), occurrences))
-    _recent[:] = [(per_directive, int32_occurrences, cases), *_recent[:7]]
+    if len(_recent) >= 64:
+        _recent.clear()
+    _recent[key] = (per_directive, cases)
     return cases
 
 
-_recent: list[tuple[tuple[tuple[State, ...], ...], bool, list[tuple[tuple[State, ...], int]]]] = []
-"""The last levels' cases, by the identity of their states."""
+_recent: dict[
+    tuple[int | bool, ...],
+    tuple[tuple[tuple[State, ...], ...], list[tuple[tuple[State, ...], int]]],
+] = {}
+"""Recent levels' cases, by the identities of their directives' states (each entry
+holds them, so the identities stay theirs)."""

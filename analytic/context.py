@@ -13,7 +13,7 @@ from .cases import EDGE, State, directive_states
 from .cint import cdiv, fdiv
 from .deviations import Quirks
 from .groups import ExactCounts
-from .problem import Problem
+from .problem import LevelDirective, Problem
 from .refined import LevelReuse, Machine
 from .traffic import LevelModel
 
@@ -326,18 +326,42 @@ def level_states(
     # A dimension first mapped at this level keeps its static extent (MAESTRO dies).
     dims = {**model.dims, **dict(dims_key)}
     per_directive = tuple(
-        directive_states(
-            d,
-            dims[d.dim],
-            model.units,
-            model.edge_units,
-            init_edge_always_partial=quirks.init_edge_last_unit_partial,
-            steps_past_the_end=quirks.steps_past_the_end,
-        )
-        for d in model.directives
+        [
+            _directive_states(d, dims[d.dim], model.units, model.edge_units, quirks)
+            for d in model.directives
+        ]
     )
     _recent_states[:] = [(model, dims_key, quirks, (dims, per_directive)), *_recent_states[:7]]
     return dims, per_directive
+
+
+def _directive_states(
+    d: LevelDirective, extent: int, units: int, edge_units: int, quirks: Quirks
+) -> tuple[State, ...]:
+    """:func:`directive_states` memoised by what it reads (the directive by identity,
+    each entry holding it): a level's variants over other dimensions share most of
+    their directives' extents."""
+    key = (id(d), extent, units, edge_units, id(quirks))
+    seen = _states_seen.get(key)
+    if seen is not None:
+        return seen[2]
+    states = directive_states(
+        d,
+        extent,
+        units,
+        edge_units,
+        init_edge_always_partial=quirks.init_edge_last_unit_partial,
+        steps_past_the_end=quirks.steps_past_the_end,
+    )
+    if len(_states_seen) >= 4096:
+        _states_seen.clear()
+    _states_seen[key] = (d, quirks, states)
+    return states
+
+
+_states_seen: dict[tuple[int, ...], tuple[LevelDirective, Quirks, tuple[State, ...]]] = {}
+"""Recent directives' states by the identity of the directive (and quirks) and the
+extents and units they read."""
 
 
 _recent_states: list[

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from math import prod
-from typing import cast
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -228,15 +227,21 @@ def _analyze_level(
         model = _model_over(ctx, model, dims_key)
     dims, per_directive = level_states(model, dims_key, quirks)
     totals = _Totals()
+    if (
+        ctx.machine is not None
+        and reuse is None
+        and _counted_nothing(ctx, model, dims_key, dims, per_directive, totals)
+    ):
+        # (No reuse: the level counts no case; its totals hold its buffer sizes.)
+        result = ctx.memo[key] = totals.finish(quirks)
+        if model.innermost and ctx.innermost_l1 is None:
+            ctx.innermost_l1 = result.l1_size_req
+        return result
     if ctx.machine is not None and index == 0 and ctx.exact is not None and len(ctx.models) == 1:
         ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
         if ctx.unit_ratio < 1:
             ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
-    if (
-        ctx.machine is not None
-        and reuse is None
-        and not _counts_nothing(ctx, model, dims_key, per_directive)
-    ):
+    if ctx.machine is not None and reuse is None:
         below = prod(ctx.problem.units[index + 1 :])
         capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
         reduced_below = {
@@ -302,24 +307,42 @@ def _analyze_level(
     return result
 
 
-def _counts_nothing(
+def _counted_nothing(
     ctx: _Context,
     model: LevelModel,
     dims_key: tuple[tuple[str, int], ...],
+    dims: dict[str, int],
     per_directive: tuple[tuple[State, ...], ...],
+    totals: _Totals,
 ) -> bool:
     """Whether a nested level over ``dims_key`` (an edge tile holding no whole window)
-    counts no case and sends no output: its reuse then changes nothing of its result
-    and need not be derived (a level with cases to count never takes this test's
-    enumeration: it runs only where an output coordinate has no extent)."""
+    counts no case and sends no output; if so, ``totals`` holds what its case loop
+    would add (buffer sizes, the MACs of skipped cases) and its reuse, which changes
+    nothing of its result, need not be derived (a level with cases to count never
+    takes this test's enumeration: it runs only where an output coordinate has no
+    extent)."""
     if model.index == 0 or not any(
         extent <= 0 for dim, extent in dims_key if dim in _OUTPUT_COORDINATES
     ):
         return False
-    for states, occ in enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow):
-        egress, psums, _ = output_traffic(_case_model(ctx, model, states), states)
+    cases = enumerate_cases(per_directive, int32_occurrences=ctx.quirks.int32_overflow)
+    traffic = []
+    for states, occ in cases:
+        case_model = _case_model(ctx, model, states)
+        egress, psums, case_mac = output_traffic(case_model, states)
         if psums > 0 or occ * egress != 0:
             return False
+        traffic.append((case_model, states, occ, egress, case_mac))
+    # :func:`_analyze_level`'s case loop where every case is skipped (MAESTRO's
+    # resizing while skipping included).
+    sized = False
+    for case_model, states, occ, egress, case_mac in traffic:
+        if not sized:
+            sized = not ctx.quirks.oversized_tile_edge_cut
+            _buffer_sizes(ctx, case_model, dims, states, changing_directive(states), totals)
+        totals.l2_writes[2] += occ * egress
+        totals.l1_writes[2] += occ * case_mac
+        totals.l1_reads[2] += occ * case_mac
     return True
 
 
@@ -354,22 +377,27 @@ def _model_over(
     if dims == model.dims:
         return model
     quirks = ctx.quirks
-    tiles = level_tiles(
-        model.directives,
-        dims,
-        clip_oversized=True,
-        no_edge_past_the_end=not quirks.steps_past_the_end,
-        strides=dict(ctx.problem.strides),
-    )
-    clipped = {k: min(v, dims[k]) if k in dims else v for k, v in tiles.mapped.items()}
-    return replace(
-        model,
-        dims=dims,
-        edge_units=_edge_units(
+    if (
+        not quirks.oversized_tile_edge_cut
+        and not quirks.stride_ignored_in_tile_outputs
+        and all(dims[d.dim] == model.dims[d.dim] for d in model.directives)
+    ):
+        # The tiles and edge units read of the dimensions only the directives' extents
+        # (and were built with the same options): the level's own serve.
+        tiles, edge_units = model.tiles, model.edge_units
+    else:
+        tiles = level_tiles(
+            model.directives,
+            dims,
+            clip_oversized=True,
+            no_edge_past_the_end=not quirks.steps_past_the_end,
+            strides=dict(ctx.problem.strides),
+        )
+        edge_units = _edge_units(
             model.directives, model.units, dims, model.first_spatial, quirks.steps_past_the_end
-        ),
-        tiles=replace(tiles, mapped=clipped),
-    )
+        )
+    clipped = {k: min(v, dims[k]) if k in dims else v for k, v in tiles.mapped.items()}
+    return replace(model, dims=dims, edge_units=edge_units, tiles=replace(tiles, mapped=clipped))
 
 
 def _count_case(
@@ -443,7 +471,7 @@ def _count_case(
             steps = ctx.shared.get(("nested_steps", id(reuse), id(dims)))
             if steps is None:
                 steps = ctx.shared[("nested_steps", id(reuse), id(dims))] = (reuse, dims, {})
-            alike_steps = cast(dict[tuple[object, ...], _CaseStep], steps[2])
+            alike_steps: dict[tuple[object, ...], _CaseStep] = steps[2]  # type: ignore[assignment]
             known = alike_steps.get(key)
             if known is not None:
                 totals.steps[key] = known
@@ -675,7 +703,8 @@ def _buffer_sizes(
             ),
         )
         seen = ctx.shared[key] = (model, states, sizes)
-    l2_sizes, fills, l1_sizes, output = cast(tuple[tuple[int, ...], ...], seen[2])
+    known: tuple[tuple[int, ...], ...] = seen[2]  # type: ignore[assignment]
+    l2_sizes, fills, l1_sizes, output = known
     for t in range(len(model.inputs)):
         totals.l2_size[t] += l2_sizes[t]
         totals.l2_writes[t] = fills[t]

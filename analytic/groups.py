@@ -147,18 +147,18 @@ class _Group:
         strides: dict[str, int],
     ) -> None:
         self.layer = layer
-        self.held = tuple(d for d in dims if d not in INPUT_OF)
+        self.held = tuple([d for d in dims if d not in INPUT_OF])
         self.index = {d: i for i, d in enumerate(self.held)}
         self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
         self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
-        self.loop_dims = tuple(d for d in layer.loop_dims if d in dims)
+        self.loop_dims = tuple([d for d in layer.loop_dims if d in dims])
         self.leaf_dims = tuple(dict.fromkeys((*self.loop_dims, *self.held)))
         """The dimensions whose extents a PE's tile counts read (:meth:`_leaf`)."""
         self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
         for tensor in layer.tensors:
-            self.factor_dims.append(tuple(d for d in tensor.dims if d in dims))
+            self.factor_dims.append(tuple([d for d in tensor.dims if d in dims]))
         where = {d: i for i, d in enumerate(self.leaf_dims)}
-        self.leaf_factors = [tuple(where[d] for d in dims) for dims in self.factor_dims]
+        self.leaf_factors = [tuple([where[d] for d in dims]) for dims in self.factor_dims]
         """Per factor of :meth:`_leaf`: the positions in :attr:`leaf_dims` it multiplies
         (the active PE-steps' factor none: 1)."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}

@@ -233,6 +233,32 @@ def _sweeps(
     """:func:`_extent` of ``view`` per ``inside`` from 0 to the number of directives
     (the last: no loop inside), each computed once: it depends on ``inside`` only
     through the innermost of ``view``'s directives at or outside it."""
+    # Each of the view's dimensions contributes one factor inside ``inside`` and
+    # another outside it (:func:`_extent`'s, taken once each, multiplied in its order).
+    lowest = 0 if 0 in view.order else -1
+    mapped, directives = model.tiles.mapped, model.directives
+    factors: list[tuple[int, int, int, float | None]] = []
+    for dim, i, counted in view.by_tensor_dim:
+        d = directives[i]
+        tile = mapped[counted] if counted in mapped else dims.get(dim, 1)
+        if tile < 1:
+            tile = 1
+        if array and d.spatial:
+            step = d.offset if counted == dim else d.offset // strides.get(dim, 1)
+            step = max(step, 1)
+            within = min(_whole(dims, strides, dim, counted), tile + (model.units - 1) * step)
+        else:
+            within = tile
+        beyond = 0
+        if i > lowest:
+            # (Asked for only where some sweep has the directive outside.)
+            if d.spatial and not array:
+                beyond = min(
+                    _whole(dims, strides, dim, counted), positions(per_directive[i]) * tile
+                )
+            else:
+                beyond = _whole(dims, strides, dim, counted)
+        factors.append((i, within, beyond, per_pe.get(counted, 1.0) if per_pe else None))
     out: list[int] = []
     known: dict[int, int] = {}
     for inside in range(len(model.directives) + 1):
@@ -242,9 +268,12 @@ def _sweeps(
                 innermost = i
         value = known.get(innermost)
         if value is None:
-            value = known[innermost] = _extent(
-                model, dims, per_directive, strides, view, innermost, array, per_pe
-            )
+            total: float = 1
+            for i, within, beyond, share in factors:
+                total *= within if i <= innermost else beyond
+                if share is not None:
+                    total *= share
+            value = known[innermost] = math.ceil(total)
         out.append(value)
     return out
 
@@ -483,7 +512,7 @@ def level_reuse(
         foot,
         1.0 / kept,
         spread / kept,
-        distinct_share(model, dims, per_directive, strides, capacity, per_pe),
+        distinct_share(model, dims, per_directive, strides, capacity, per_pe, swept),
         first_kept,
         split,
         _next_loops(taken),
@@ -509,6 +538,7 @@ def distinct_share(
     strides: dict[str, int],
     capacity: int,
     per_pe: dict[str, float] | None = None,
+    swept: list[list[int]] | None = None,
 ) -> float:
     """Distinct outputs over the output tiles the cases send: a temporal directive on
     an output dimension (``N`` outputs, output tiles of ``m`` over ``P`` positions, the
@@ -516,7 +546,8 @@ def distinct_share(
     where the unit's ``capacity`` holds the sweep of the loops inside it, its inputs
     and weights and the ``(touched - N) / ((P - 1) m)`` of its outputs the next
     position touches again, an output stays between consecutive positions and leaves
-    once, at its last touch: ``N`` leave."""
+    once, at its last touch: ``N`` leave. ``swept``: the inputs' and the output's
+    :func:`_sweeps` over the same ``per_pe``, where the caller has them."""
     share = 1.0
     for dim, i, counted in model.output.by_tensor_dim:
         d = model.directives[i]
@@ -536,10 +567,17 @@ def distinct_share(
         # Held between two positions: the sweep's inputs and weights and, of the
         # outputs it touches, those the next position touches again.
         again = (touched - whole) / ((p - 1) * tile)
-        held: float = sum(
-            _extent(model, dims, per_directive, strides, v, i, per_pe=per_pe) for v in model.inputs
-        )
-        held += again * _extent(model, dims, per_directive, strides, model.output, i, per_pe=per_pe)
+        if swept is not None:
+            held: float = sum(sweep[i] for sweep in swept[:-1])
+            held += again * swept[-1][i]
+        else:
+            held = sum(
+                _extent(model, dims, per_directive, strides, v, i, per_pe=per_pe)
+                for v in model.inputs
+            )
+            held += again * _extent(
+                model, dims, per_directive, strides, model.output, i, per_pe=per_pe
+            )
         if capacity >= UNBOUNDED or held <= capacity:
             share *= whole / touched
     return share

@@ -473,13 +473,16 @@ def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, ac
 
 def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
     """Per dimension, the rows some innermost tile reads (tiles may leave gaps)."""
+    # Per level, the (size, offset) of its first directive on each dimension.
+    firsts: list[dict[str, tuple[int, int]]] = []
+    for model in ctx.models:
+        first: dict[str, tuple[int, int]] = {}
+        for d in model.directives:
+            first.setdefault(d.dim, (d.size, d.offset))
+        firsts.append(first)
     out: dict[str, int] = {}
     for dim, extent in dims.items():
-        levels: list[tuple[int, int] | None] = []
-        for model in ctx.models:
-            d = next((d for d in model.directives if d.dim == dim), None)
-            levels.append((d.size, d.offset) if d is not None else None)
-        out[dim] = touched_rows(levels, extent)
+        out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
     return out
 
 
@@ -517,7 +520,14 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     last one (docs/refined-model.md, "Off-chip")."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
-    whole = array_footprints(model, dims, per_directive, ctx.strides)
+    arrays: list[tuple[int, ...]] = []
+
+    def whole() -> tuple[int, ...]:
+        """All units' footprint per directive (computed where a test reads it)."""
+        if not arrays:
+            arrays.append(array_footprints(model, dims, per_directive, ctx.strides))
+        return arrays[0]
+
     below = _active_below(ctx, 0)
     l1 = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
     unit: list[tuple[int, ...]] = [] if ctx.top_footprints is None else [ctx.top_footprints]
@@ -533,20 +543,21 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     reads = 0
     refetched: list[int] = []
     rows = _touched(ctx, dims)
+    taken = [positions(states) for states in per_directive]
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
         refetch = 1
         for c in range(len(model.directives)):
-            p = positions(per_directive[c])
+            p = taken[c]
             if c in view.coupled or p <= 1 or machine.l2_elems >= UNBOUNDED:
                 continue
-            wraps = any(j > c and positions(per_directive[j]) > 1 for j in view.coupled)
+            wraps = any(j > c and taken[j] > 1 for j in view.coupled)
             # Refetched only if the units read it again (their L1s lost it) and L2
             # lost it too.
             if (
                 wraps
                 and not (l1 >= UNBOUNDED or unit_sweeps()[c] <= l1)
-                and whole[c] > machine.l2_elems
+                and whole()[c] > machine.l2_elems
             ):
                 refetch *= p
         l2_writes[t] = size * refetch
