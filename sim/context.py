@@ -13,6 +13,7 @@ from metronome.spec.layer import Layer
 from metronome.spec.mapping import Mapping
 
 from .budget import check_budget
+from .flows import disjoint_flows
 from .functional import Functional
 from .geometry import Geometry, StepTiles
 from .l1 import EVICTIONS, L1Residency, StepL1
@@ -242,6 +243,11 @@ class RunContext:
         # (what a neighbour held) and the next one not at all (the L1s' double-buffering
         # answer stands for it): their tiles are computed only then.
         forwards = self.builder.neighbours is not None
+        pes, coords = self.l1.leaving_coords(l1.leaving)
+        flows = disjoint_flows(pes, coords)
+        up = None
+        if flows is not None:
+            up = (np.bincount(pes, minlength=self.l1.n_pes), *flows)
         rec = self.builder.build(
             self._tiles_of(prev) if prev is not None and forwards else None,
             self._tiles_of(item),
@@ -249,8 +255,9 @@ class RunContext:
             step.key[0],
             step.inner,
             step.base,
-            self.l1.expand(l1),
+            self.l1.expand(l1, leaving=up is None),
             first=prev is None,
+            up=up,
         )
         if sig is not None:
             self.records[step.key, sig] = rec
