@@ -13,6 +13,7 @@ from metronome.spec.layer import Layer
 from metronome.spec.mapping import Mapping
 
 from .budget import check_budget
+from .flows import disjoint_flows
 from .functional import Functional
 from .geometry import Geometry, StepTiles
 from .l1 import EVICTIONS, L1Residency, StepL1
@@ -37,6 +38,8 @@ Progress = Callable[[int, int], None]
 
 _FIRSTS_KEPT = 4096
 """Most first steps' tiles kept between the L1 classes and the next-touch table."""
+_KEY_TILES_KEPT = 1024
+"""Most geometry keys whose tiles are kept to build records from (translated)."""
 
 
 class RunContext:
@@ -74,6 +77,7 @@ class RunContext:
         self.tally = Tally(self.nest.num_pes)
         self.functional: Functional | None = None
         self._recent: dict[int, StepTiles] = {}
+        self._key_tiles: dict[object, tuple[dict[str, int], StepTiles]] = {}
         self._recent_keys: dict[int, WorkingKeys] = {}
         self._signatures: dict[int, bytes] = {}
         # Steps the L1s acted on or replayed (:meth:`residency_record`).
@@ -152,6 +156,24 @@ class RunContext:
                 self._recent.clear()
             hit = self._recent[step.index] = self.tiles(*item)
         return hit
+
+    def _record_tiles(self, item: tuple[Step, list[object]]) -> StepTiles:
+        """Tiles of a step to build its record from: on the fast path the first tiles
+        asked for its geometry key, translated (:meth:`Geometry.moved`: equal on the
+        active PEs; the builder reads an idle PE's ranges only as empty)."""
+        step = item[0]
+        hit = self._recent.get(step.index)
+        if hit is not None or not self.options.fast_forward:
+            return hit if hit is not None else self._tiles_of(item)
+        first = self._key_tiles.get(step.key)
+        if first is None:
+            tiles = self._tiles_of(item)
+            if len(self._key_tiles) < _KEY_TILES_KEPT:
+                self._key_tiles[step.key] = (step.base, tiles)
+            return tiles
+        base, tiles = first
+        by = {d: step.base.get(d, 0) - base.get(d, 0) for d in {*step.base, *base}}
+        return self.geometry.moved(tiles, by)
 
     def _keys(self, item: tuple[Step, list[object]]) -> WorkingKeys:
         """The L1 working keys of a step (memoised per geometry key on the fast path)."""
@@ -242,15 +264,21 @@ class RunContext:
         # (what a neighbour held) and the next one not at all (the L1s' double-buffering
         # answer stands for it): their tiles are computed only then.
         forwards = self.builder.neighbours is not None
+        pes, coords = self.l1.leaving_coords(l1.leaving)
+        flows = disjoint_flows(pes, coords)
+        up = None
+        if flows is not None:
+            up = (np.bincount(pes, minlength=self.l1.n_pes), *flows)
         rec = self.builder.build(
-            self._tiles_of(prev) if prev is not None and forwards else None,
-            self._tiles_of(item),
+            self._record_tiles(prev) if prev is not None and forwards else None,
+            self._record_tiles(item),
             None,
             step.key[0],
             step.inner,
             step.base,
-            self.l1.expand(l1),
+            self.l1.expand(l1, leaving=up is None),
             first=prev is None,
+            up=up,
         )
         if sig is not None:
             self.records[step.key, sig] = rec

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Demand", "demand", "reduction_flows", "refine"]
+__all__ = ["Demand", "demand", "disjoint_flows", "reduction_flows", "refine"]
 
 Flow = tuple[tuple[int, ...], int]
 """(PE indices, elements)."""
@@ -82,6 +82,34 @@ def refine(
     flows = [
         (tuple(names[a:b]), n) for a, b, n in zip(ends[:-1], ends[1:], counts.tolist(), strict=True)
     ]
+    return flows, (corner, covered.reshape(shape))
+
+
+def disjoint_flows(
+    pes: np.ndarray, coords: np.ndarray
+) -> tuple[list[Flow], tuple[np.ndarray, np.ndarray] | None] | None:
+    """What :func:`refine` gives for one region per PE, each the tight box of that PE's
+    elements (``pes``, ascending, and ``coords``, shape ``(dims, elements)``) masked to
+    them, when no element is in two regions: one flow per PE, in PE order (a class of one
+    region ``i`` is the bit set ``1 << i``), and the elements' canvas over the boxes'
+    union (the elements' own bounding box: the boxes are tight); ``None`` when regions
+    share an element (then :func:`refine` must class them)."""
+    if not pes.size:
+        return [], None
+    corner = coords.min(axis=1)
+    shape = tuple((coords.max(axis=1) + 1 - corner).tolist())
+    flat = np.ravel_multi_index(tuple(coords - corner[:, None]), shape)
+    covered = np.zeros(int(np.prod(shape)), dtype=bool)
+    covered[flat] = True
+    if int(np.count_nonzero(covered)) != flat.size:
+        return None
+    new = np.empty(pes.size, dtype=bool)
+    new[0] = True
+    np.not_equal(pes[1:], pes[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, pes.size))
+    names = pes[starts].tolist()
+    flows: list[Flow] = [((p,), n) for p, n in zip(names, counts.tolist(), strict=True)]
     return flows, (corner, covered.reshape(shape))
 
 

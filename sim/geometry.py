@@ -58,6 +58,21 @@ class Geometry:
         hi = np.where(ok, np.maximum(first, last + 1), first)
         return first, hi
 
+    def moved(self, tiles: StepTiles, by: dict[str, int]) -> StepTiles:
+        """``tiles`` translated by ``by`` (per dimension; absent ones 0): a step's tiles
+        from those of the first step with its geometry key, which are one translation of
+        each other's on the active PEs (:mod:`metronome.sim.schedule`). An idle PE's
+        ranges are empty either way, but where they sit need not translate (ranges past
+        a layer's edge do, zero ranges do not): they are moved with the rest."""
+        mac = np.array([by.get(d, 0) for d in self.loop_dims], dtype=np.int64)[:, None]
+        tensors = []
+        for (lo, hi), dims in zip(tiles.tensors, self.tensor_dims, strict=True):
+            off = np.array([by.get(d, 0) for d in dims], dtype=np.int64)[:, None]
+            tensors.append((lo + off, hi + off))
+        return StepTiles(
+            tiles.mac_lo + mac, tiles.mac_hi + mac, tiles.macs, tuple(tensors), tiles.active
+        )
+
     def tiles(self, r: PERanges) -> StepTiles:
         """MAC rectangles, MAC counts and tensor tiles of every PE."""
         derived = {d: self._outputs(r, d) for d in _SLIDING if d in self.loop_dims}

@@ -56,8 +56,14 @@ class KeyedSegment(Segment):
         return Step(s.index, s.top, s.positions, s.inner, s.n_inner, key, s.base)
 
     def ends(self, b: int) -> Ends:
-        """The keys of repetition ``b``'s first and last step."""
-        return (self.step_at(b, 0).key, self.step_at(b, len(self.steps) - 1).key)
+        """The keys of repetition ``b``'s first and last step (:meth:`step_at`'s, without
+        building the steps)."""
+        own = None
+        if b > 0:
+            own = self.last if b == self.count - 1 else self.middle
+        if own is None:
+            return (self.steps[0].key, self.steps[-1].key)
+        return (own[0], own[0] if len(self.steps) == 1 else own[1])
 
 
 def moved_base(base: dict[str, int], delta: dict[str, int], times: int) -> dict[str, int]:

@@ -242,9 +242,10 @@ class L1Residency:
         self._memo.clear()
         self._fits.clear()
 
-    def expand(self, s: StepL1) -> StepL1:
+    def expand(self, s: StepL1, leaving: bool = True) -> StepL1:
         """``s`` (computed for each class's first PE) for every PE: a class's PEs lack the
-        same masks over their tiles and send their representative's outputs translated."""
+        same masks over their tiles and send their representative's outputs translated
+        (without ``leaving``, no PE's: the caller reads :meth:`leaving_coords`)."""
         rep_of = self.rep_of
         if rep_of is None:
             return s
@@ -256,12 +257,28 @@ class L1Residency:
         for q, r in enumerate(rep_of.tolist()):
             missing[0][q] = s.missing[0][r]
             missing[1][q] = s.missing[1][r]
-            e = s.egress[r]
+            e = s.egress[r] if leaving else None
             if e is not None:
                 off = self._out_offset[:, q]
                 egress[q] = (e[0] + off, e[1] + off, e[2])
         working = s.working[rep_of]
         return StepL1(missing, egress, working, s.next_fits, s.overflow, s.signature, s.leaving)
+
+    def leaving_coords(self, leaving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every PE's leaving outputs (``leaving``: the simulated PEs' keys, sorted) as
+        their PEs (ascending) and coordinates (shape ``(dims, outputs)``): a class's PEs
+        send their representative's outputs translated, as :meth:`expand` says."""
+        pe = leaving // self.total
+        flat = leaving - pe * self.total - self.offsets[2]
+        coords = flat[None, :] // self.strides[2][:, None] % self._out_shape
+        rep_of = self.rep_of
+        if rep_of is None or not leaving.size:
+            return pe, coords
+        counts = np.bincount(pe, minlength=self.n_pes)
+        per = counts[rep_of]
+        owner = np.repeat(np.arange(self.n_pes, dtype=np.int64), per)
+        at = np.repeat(np.cumsum(counts)[rep_of] - np.cumsum(per), per) + np.arange(owner.size)
+        return owner, coords[:, at] + self._out_offset[:, owner]
 
     # -- keys ----------------------------------------------------------------------
     def _grid(self, t: int, shape: tuple[int, ...]) -> np.ndarray:

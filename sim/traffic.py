@@ -31,7 +31,11 @@ from .l1 import StepL1
 from .loopnest import LoopNest
 from .options import Policy
 
-__all__ = ["Footprint", "RecordBuilder", "StepRecord"]
+__all__ = ["Footprint", "Leaving", "RecordBuilder", "StepRecord"]
+
+Leaving = tuple[np.ndarray, list[Flow], tuple[np.ndarray, np.ndarray] | None]
+"""Partial sums leaving the PEs: how many per PE, their flows and their canvas (what
+:func:`~metronome.sim.flows.refine` gives)."""
 
 _DEMANDS_KEPT = 4096
 """Most memoised demands under residency (cleared when full)."""
@@ -128,11 +132,14 @@ class RecordBuilder:
         l1: StepL1 | None = None,
         *,
         first: bool | None = None,
+        up: Leaving | None = None,
     ) -> StepRecord:
         """The record of step ``cur`` between ``prev`` and ``nxt`` (``None`` at the ends);
         ``l1``: what the L1s lacked and evicted at this step, under residency (then
         ``prev`` is read only where PEs forward, ``nxt`` not at all: either may be
-        ``None``, with ``first`` saying whether the step is the layer's first)."""
+        ``None``, with ``first`` saying whether the step is the layer's first). ``up``:
+        the outputs leaving each PE and their flows and canvas, when known (then
+        ``l1.egress`` is not read)."""
         policy, hw = self.policy, self.hardware
         active = cur.active
         l1_writes = [0, 0, 0]
@@ -170,7 +177,10 @@ class RecordBuilder:
         o_size = _volume(o_lo, o_hi)
         occupancy += o_size
         has_out = active & (o_size > 0)
-        if l1 is not None:
+        if up is not None:
+            sent, up_flows, canvas = up
+            egress = sent > 0
+        elif l1 is not None:
             leaving = l1.egress
             egress = np.array([e is not None for e in leaving], dtype=bool)
             sent = np.array([_count(e) for e in leaving], dtype=np.int64)

@@ -75,6 +75,18 @@ def test_a_keyed_segment_gives_each_repetition_its_own_end_keys() -> None:
     assert seg.ends(3) == (("m", "m"), ("m", "b"))
 
 
+@pytest.mark.parametrize("m", [1, 2, 3])
+@pytest.mark.parametrize("ends", [(None, None), ("mid", None), (None, "last"), ("mid", "last")])
+def test_a_keyed_segments_end_keys_are_its_steps(m: int, ends: tuple[str | None, ...]) -> None:
+    # ``ends`` reads the keys without building the steps: the same as ``step_at``'s,
+    # one-step repetitions (first and last step alike) included.
+    steps = tuple(_step(j, 1, ("m", str(j))) for j in range(m))
+    middle, last = (None if e is None else ((e, "first"), (e, "last")) for e in ends)
+    seg = KeyedSegment(steps, tuple([] for _ in range(m)), 5, 0, {"X": 1}, middle, last)
+    for b in range(5):
+        assert seg.ends(b) == (seg.step_at(b, 0).key, seg.step_at(b, m - 1).key)
+
+
 def test_joined_segments_are_the_stream_step_for_step() -> None:
     layer, mapping = _entry(OS_K6)
     run = RunContext(layer, mapping, Hardware(num_pes=2), SimOptions(policy=REALISTIC))
