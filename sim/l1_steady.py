@@ -286,7 +286,7 @@ def _counts(mask: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 def _ranks(slot: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Each element's rank within its group (``slot``: nondecreasing group numbers;
     ``sizes``: each group's size)."""
-    return np.arange(slot.size) - (np.cumsum(sizes) - sizes)[slot]
+    return np.asarray(np.arange(slot.size) - (np.cumsum(sizes) - sizes)[slot], dtype=np.int64)
 
 
 def _find(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
