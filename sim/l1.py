@@ -232,9 +232,13 @@ class L1Residency:
                 rows.extend((hi - lo, lo - first[t]))
         if first is None:
             return
-        table = np.concatenate(rows, axis=0).T
-        _, reps, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        rep_of = reps[inverse.ravel()].astype(np.int64)
+        # Per PE its row; each PE's class is the first PE with an equal row (rows by
+        # their bytes: sorting thousands of columns as one record is slow).
+        table = np.ascontiguousarray(np.concatenate(rows, axis=0).T)
+        first_of: dict[bytes, int] = {}
+        rep_of = np.array(
+            [first_of.setdefault(row.tobytes(), q) for q, row in enumerate(table)], dtype=np.int64
+        )
         if np.all(rep_of == np.arange(self.n_pes)):
             return
         self.rep_of = rep_of
