@@ -54,6 +54,9 @@ __all__ = ["FastPath"]
 Outcomes = tuple[PhaseOutcome, PhaseOutcome]
 
 _CONTINUE_RATIO = 10
+_JOINED_STEPS = 1 << 14
+"""Most steps of short segments joined in one L2 pass (a segment of more than a quarter
+of that goes alone)."""
 
 
 class FastPath:
@@ -75,6 +78,9 @@ class FastPath:
         self._by_content: dict[tuple[object, ...], StepRecord] = {}
         self._untimed: list[tuple[list[StepRecord], int, int, np.ndarray, np.ndarray]] = []
         self._tail: ExactTail | None = None
+        # Short segments waiting to go through L2 together, and their steps.
+        self._short: list[tuple[Segment, list[StepRecord]]] = []
+        self._short_steps = 0
 
     # -- phase outcomes ----------------------------------------------------------------
     def _actual(self, rec: StepRecord) -> Outcomes:
@@ -146,6 +152,7 @@ class FastPath:
                     progress(done, total)
                     reported = done
             pending = following
+        self._flush()
         # Write-backs are known once L2 has seen every step; then the steps are timed.
         steps = sum(len(recs) * count for recs, _, count, _, _ in self._untimed)
         flushed = run.l2.finish(steps)
@@ -161,21 +168,62 @@ class FastPath:
 
     def _piece(self, piece: Segment, recs: list[StepRecord]) -> None:
         """Count a segment whose repetitions all have the records ``recs``, and keep it
-        for the timing."""
+        for the timing. Short segments wait to go through L2 together (one pass, the
+        same per step)."""
         run = self.run
         if run.functional is not None:
             for step, schedules, rec in zip(piece.steps, piece.schedules, recs, strict=True):
                 run.functional.step(run.tiles(step, schedules), rec)
-        l2 = run.l2.segment(
-            piece.steps[0].index,
-            [rec.footprints for rec in recs],
-            [step.base for step in piece.steps],
-            piece.delta,
-            piece.count,
+        if self._short:
+            last = self._short[-1][0]
+            joins = last.steps[0].index + last.total == piece.steps[0].index
+            if not joins or self._short_steps + piece.total > _JOINED_STEPS:
+                self._flush()
+        if piece.total > _JOINED_STEPS // 4:
+            self._flush()
+            self._l2([(piece, recs)])
+            return
+        self._short.append((piece, recs))
+        self._short_steps += piece.total
+
+    def _flush(self) -> None:
+        """Account the waiting short segments."""
+        if self._short:
+            self._l2(self._short)
+            self._short.clear()
+        self._short_steps = 0
+
+    def _l2(self, pieces: list[tuple[Segment, list[StepRecord]]]) -> None:
+        """Consecutive segments through L2 in one pass; each counted with its own
+        records."""
+        run = self.run
+        l2 = run.l2.blocks(
+            pieces[0][0].steps[0].index,
+            [
+                (
+                    [rec.footprints for rec in recs],
+                    [step.base for step in piece.steps],
+                    piece.delta,
+                    piece.count,
+                )
+                for piece, recs in pieces
+            ],
             run.geometry.tensor_dims,
         )
-        run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
-        self._untimed.append((recs, piece.steps[0].index, piece.count, l2.reads(), l2.rmws))
+        if len(pieces) == 1:
+            piece, recs = pieces[0]
+            run.tally.add_segment(recs, piece.count, int(l2.misses.sum()), l2.rmw, l2.refetch)
+            self._untimed.append((recs, piece.steps[0].index, piece.count, l2.reads(), l2.rmws))
+            return
+        reads = l2.reads()
+        at = 0
+        for piece, recs in pieces:
+            span = slice(at, at + piece.total)
+            misses, refetches = int(l2.misses[span].sum()), int(l2.refetches[span].sum())
+            rmws = l2.rmws[span]
+            run.tally.add_segment(recs, piece.count, misses, int(rmws.sum()), refetches)
+            self._untimed.append((recs, piece.steps[0].index, piece.count, reads[span], rmws))
+            at += piece.total
 
     def _residency(
         self,

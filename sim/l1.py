@@ -232,9 +232,13 @@ class L1Residency:
                 rows.extend((hi - lo, lo - first[t]))
         if first is None:
             return
-        table = np.concatenate(rows, axis=0).T
-        _, reps, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        rep_of = reps[inverse.ravel()].astype(np.int64)
+        # Per PE its row; each PE's class is the first PE with an equal row (rows by
+        # their bytes: sorting thousands of columns as one record is slow).
+        table = np.ascontiguousarray(np.concatenate(rows, axis=0).T)
+        first_of: dict[bytes, int] = {}
+        rep_of = np.array(
+            [first_of.setdefault(row.tobytes(), q) for q, row in enumerate(table)], dtype=np.int64
+        )
         if np.all(rep_of == np.arange(self.n_pes)):
             return
         self.rep_of = rep_of
@@ -501,17 +505,24 @@ class L1Residency:
     ) -> bool:
         """:meth:`future_repeats` under ``lru`` (``keys`` sorted): only each key's last
         touch is recorded, and a touch comes after step ``i`` iff the last is after it, so
-        each distinct key is looked up once per repetition."""
+        each distinct key is looked up once per repetition. Where every key's last touch
+        is its own translated, every answer is too: only other repetitions are compared
+        touch by touch."""
         head = np.ones(keys.size, dtype=bool)
         head[1:] = keys[1:] != keys[:-1]
         uniq = keys[head]
         of = np.cumsum(head) - 1
         own = shift[self._tensor(uniq)]
-        comes = self._last_touch(uniq)[of] > index
+        mine = self._last_touch(uniq)
+        comes = mine[of] > index
         per = max(1, (1 << 20) // keys.size)
         for lo in range(first, times + 1, per):
             k = np.arange(lo, min(times + 1, lo + per), dtype=np.int64)[:, None]
             last = self._last_touch((uniq + k * own).ravel()).reshape(k.size, uniq.size)
+            moved = (last - k * m != mine).any(axis=1)
+            if not moved.any():
+                continue
+            k, last = k[moved], last[moved]
             later = last[:, of] > index + k * m
             if not np.array_equal(later, np.broadcast_to(comes, later.shape)):
                 return False

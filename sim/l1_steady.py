@@ -100,8 +100,6 @@ def bulk_steady(
     present = np.zeros(n, dtype=bool)
     present[uniq // total] = True
     pes = np.flatnonzero(present)
-    slot = np.full(n, -1, dtype=np.int64)
-    slot[pes] = np.arange(pes.size)
     d = d.reshape(n, m)[pes]
     first_hit = hit[by_key[heads]]
     last = by_key[np.append(heads[1:] - 1, keys.size - 1)]
@@ -110,8 +108,6 @@ def bulk_steady(
     out_keys, out_at, out_done = uniq[out], local[last][out], done[last][out]
     del last, out
     state, stamp = l1.keys, l1.stamp
-    state_pe = state // total
-    young = stamp >= first
     # (A) a first touch that hit: one repetition on, its key is young.
     hx = uniq[first_hit]
     if hx.size:
@@ -137,18 +133,26 @@ def bulk_steady(
     del runs
     c0 = l1.count[pes]
     # The old queue: old elements in (last touch, key) order, then the young ones the next
-    # repetition does not touch (A), repeated per repetition.
-    old_pos = np.flatnonzero(~young & present[state_pe])
-    old_pos = old_pos[np.lexsort((state[old_pos], stamp[old_pos], state_pe[old_pos]))]
+    # repetition does not touch (A), repeated per repetition. Every young element is in
+    # a PE the logged repetition touched. Each PE's elements are a slice of the state.
+    bounds = np.searchsorted(state, np.arange(n + 1, dtype=np.int64) * total)
+    state_pe = np.repeat(np.arange(n), np.diff(bounds))
+    low = int(stamp.min()) if stamp.size else 0
+    order_key = state_pe * (int(stamp.max()) - low + 1) + (stamp - low) if stamp.size else stamp
+    young = stamp >= first
+    old = ~young & present[state_pe]
+    old_pos = _queue_order(np.flatnonzero(old), order_key)
     ypos = np.flatnonzero(young)
     yk = state[ypos]
     moved_back = yk - shift[l1._tensor(yk)]
     _, again = _find(uniq, moved_back)
-    a_pos = ypos[~again]
-    a_pos = a_pos[np.lexsort((state[a_pos], stamp[a_pos], state_pe[a_pos]))]
+    in_a = np.zeros(state.size, dtype=bool)
+    in_a[ypos[~again]] = True
+    a_pos = _queue_order(ypos[~again], order_key)
     del ypos, yk, moved_back, again
-    o = np.bincount(slot[state_pe[old_pos]], minlength=pes.size)
-    a = np.bincount(slot[state_pe[a_pos]], minlength=pes.size)
+    o = _counts(old, bounds)[pes]
+    a = _counts(in_a, bounds)[pes]
+    del old, in_a
     ks = np.arange(1, limit + 1, dtype=np.int64)
     ecum = np.maximum(0, (c0 - cap + top)[:, None] + np.maximum(0, (ks - 1)[None, :] * g[:, None]))
     short = ecum > o[:, None] + (ks - 1)[None, :] * a[:, None]
@@ -158,7 +162,7 @@ def bulk_steady(
             return None
     ev = ecum[:, limit - 1]
     return limit, *_apply(
-        l1, shift, m, first, limit, (pes, slot, ev, c0, g, peak, ecum[:, :limit]), old_pos, a_pos
+        l1, shift, m, first, limit, (pes, o, a, ev, c0, g, peak, ecum[:, :limit]), old_pos, a_pos
     )
 
 
@@ -173,23 +177,21 @@ def _apply(
     a_pos: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Set the state after ``times`` repetitions; the outputs evicted (keys, steps).
-    ``per_pe`` (PEs touched, each PE's slot among them, evictions in all, occupancy now,
-    growth per repetition, running maximum of the prefix sums, evictions by the end of
-    each repetition); ``old_pos`` and ``a_pos``: the state positions of the old queue's
-    head and of ``A``, each in (PE, last touch, key) order."""
-    pes, slot, ev, c0, g, peak, ecum = per_pe
+    ``per_pe`` (PEs touched; per PE among them: old elements, elements of ``A``,
+    evictions in all, occupancy now, growth per repetition, running maximum of the
+    prefix sums, evictions by the end of each repetition); ``old_pos`` and ``a_pos``: the
+    state positions of the old queue's head and of ``A``, each in (PE, last touch, key)
+    order."""
+    pes, o, a, ev, c0, g, peak, ecum = per_pe
     state, stamp, total, cap = l1.keys, l1.stamp, l1.total, l1.capacity
     out_lo = l1.offsets[2]
-    state_pe = state // total
     # Old elements: rank within their PE's queue; the first `ev` go.
-    oslot = slot[state_pe[old_pos]]
-    orank = np.arange(old_pos.size) - np.searchsorted(oslot, oslot)
+    oslot = np.repeat(np.arange(pes.size), o)
+    orank = _ranks(oslot, o)
     gone_old = orank < ev[oslot]
     # A's copies: copy j of the element of rank r sits at o + j a + r in the queue.
-    o = np.bincount(oslot, minlength=pes.size)
-    aslot = slot[state_pe[a_pos]]
-    a = np.bincount(aslot, minlength=pes.size)
-    arank = np.arange(a_pos.size) - np.searchsorted(aslot, aslot)
+    aslot = np.repeat(np.arange(pes.size), a)
+    arank = _ranks(aslot, a)
     base = o[aslot] + arank
     width = np.maximum(a[aslot], 1)
     gone_copies = np.clip(-((base - ev[aslot]) // width), 0, times)  # ceil((ev - base) / a)
@@ -197,8 +199,10 @@ def _apply(
     vk: list[np.ndarray] = []
     vq: list[np.ndarray] = []
     vs: list[np.ndarray] = []
-    outs = (state[old_pos] % total >= out_lo) & gone_old
-    vk.append(state[old_pos][outs])
+    gone = np.flatnonzero(gone_old)
+    gone_keys = state[old_pos[gone]]
+    outs = gone[gone_keys % total >= out_lo]
+    vk.append(state[old_pos[outs]])
     vq.append(orank[outs])
     vs.append(oslot[outs])
     aout = (state[a_pos] % total >= out_lo) & (gone_copies > 0)
@@ -224,13 +228,16 @@ def _apply(
     new_young = ykeys + times * shift[l1._tensor(ykeys)]
     keep_old = np.ones(state.size, dtype=bool)
     keep_old[young] = False
-    keep_old[old_pos[gone_old]] = False
+    keep_old[old_pos[gone]] = False
     all_keys = np.concatenate([state[keep_old], kept_a, new_young])
     all_stamp = np.concatenate([stamp[keep_old], kept_a_stamp, stamp[young] + times * m])
     order = np.argsort(all_keys, kind="stable")
     l1.keys = all_keys[order]
     l1.stamp = all_stamp[order]
-    l1.count = np.bincount(l1.keys // total, minlength=l1.n_pes)
+    # Each PE holds what it held, plus what arrived, less the outputs that left and
+    # the victims.
+    l1.count = l1.count.copy()
+    l1.count[pes] = c0 + times * g - ev
     return ev_keys, ev_steps
 
 
@@ -260,6 +267,26 @@ def _victim_steps(
     rows = (peak - lo + np.arange(peak.shape[0])[:, None] * width).ravel()
     u = np.searchsorted(rows, vslot * width + np.clip(need - lo, 0, width - 1)) - vslot * m
     return np.asarray(first + k * m + u, dtype=np.int64)
+
+
+def _queue_order(pos: np.ndarray, order_key: np.ndarray) -> np.ndarray:
+    """State positions ``pos`` (increasing, so in key order) in (PE, last touch, key)
+    order, by ``order_key`` (PE and last touch in one number; a stable sort keeps ties in
+    key order)."""
+    return pos[np.argsort(order_key[pos], kind="stable")]
+
+
+def _counts(mask: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """How many of ``mask`` each PE has (``bounds``: where each PE's slice starts, and
+    the end)."""
+    ends = np.concatenate([[0], np.cumsum(mask)])
+    return np.asarray(ends[bounds[1:]] - ends[bounds[:-1]], dtype=np.int64)
+
+
+def _ranks(slot: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each element's rank within its group (``slot``: nondecreasing group numbers;
+    ``sizes``: each group's size)."""
+    return np.asarray(np.arange(slot.size) - (np.cumsum(sizes) - sizes)[slot], dtype=np.int64)
 
 
 def _find(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -270,13 +270,31 @@ class L2Memory:
         """Account ``count`` repetitions of a block of steps (footprints and bases of
         the first repetition; repetition ``b`` is translated by ``b * delta``) exactly as
         :meth:`step` would one step at a time, in batches between evictions."""
-        m = len(footprints)
-        total = m * count
-        out = SegmentL2(total)
+        return self.blocks(first, [(footprints, bases, delta, count)], dims)
+
+    def blocks(
+        self,
+        first: int,
+        blocks: list[
+            tuple[
+                list[tuple[Footprint | None, Footprint | None, Footprint | None]],
+                list[dict[str, int]],
+                dict[str, int],
+                int,
+            ]
+        ],
+        dims: tuple[tuple[str, ...], ...],
+    ) -> SegmentL2:
+        """:meth:`segment` of consecutive segments (each its block's footprints and
+        bases, move and repetitions) in one pass: the same per step, without a pass per
+        segment."""
         tensors = [
-            _Segmenter(self, t, [fp[t] for fp in footprints], bases, delta, dims[t])
+            _Segmenter(self, t, [([fp[t] for fp in b[0]], *b[1:]) for b in blocks], dims[t])
             for t in range(3)
         ]
+        m = tensors[0].m
+        total = m * (blocks[0][3] if len(blocks) == 1 else 1)
+        out = SegmentL2(total)
         per_step = int(sum(t.per_step.sum() for t in tensors)) / max(1, m)
         s = 0
         while s < total:
@@ -596,52 +614,65 @@ def _flat_cells(fp: Footprint, shape: tuple[int, ...]) -> np.ndarray:
 
 class _Segmenter:
     """Batches of a segment's touches on one tensor. Steps whose footprints share a
-    canvas form a group, handled with a few array operations per batch."""
+    canvas form a group, handled with a few array operations per batch. Several
+    segments (blocks) are laid out step by step as one block done once."""
 
     def __init__(
         self,
         memory: L2Memory,
         t: int,
-        fps: list[Footprint | None],
-        bases: list[dict[str, int]],
-        delta: dict[str, int],
+        blocks: list[tuple[list[Footprint | None], list[dict[str, int]], dict[str, int], int]],
         dims: tuple[str, ...],
     ) -> None:
         shape = memory.shapes[t]
         strides = memory.strides[t]
-        self.m = len(fps)
-        group = np.full(self.m, -1, dtype=np.int64)
         self.cells: list[np.ndarray] = []
         ids: dict[int, int] = {}
-        # A step's corner is its footprint's offset plus its base's, both flat.
-        offsets = np.zeros(self.m, dtype=np.int64)
         seen: dict[int, tuple[int, int]] = {}
-        for j, fp in enumerate(fps):
-            if fp is None:
-                continue
-            hit = seen.get(id(fp))
-            if hit is None:
-                g = ids.get(id(fp.canvas))
-                if g is None:
-                    g = ids[id(fp.canvas)] = len(self.cells)
-                    self.cells.append(memory.cells(fp, shape))
-                off = sum(r * k for r, k in zip(fp.rel_lo, strides, strict=True))
-                hit = seen[id(fp)] = (off, g)
-            offsets[j], group[j] = hit
-        base_off = np.zeros(self.m, dtype=np.int64)
-        for d, k in zip(dims, strides, strict=True):
-            if k:
-                base_off += k * np.fromiter((b.get(d, 0) for b in bases), np.int64, self.m)
-        corner = np.where(group >= 0, offsets + base_off, 0)
+        groups: list[np.ndarray] = []
+        corners: list[np.ndarray] = []
+        self.delta = 0
+        for fps, bases, delta, count in blocks:
+            m = len(fps)
+            group = np.full(m, -1, dtype=np.int64)
+            # A step's corner is its footprint's offset plus its base's, both flat.
+            offsets = np.zeros(m, dtype=np.int64)
+            for j, fp in enumerate(fps):
+                if fp is None:
+                    continue
+                hit = seen.get(id(fp))
+                if hit is None:
+                    g = ids.get(id(fp.canvas))
+                    if g is None:
+                        g = ids[id(fp.canvas)] = len(self.cells)
+                        self.cells.append(memory.cells(fp, shape))
+                    off = sum(r * k for r, k in zip(fp.rel_lo, strides, strict=True))
+                    hit = seen[id(fp)] = (off, g)
+                offsets[j], group[j] = hit
+            base_off = np.zeros(m, dtype=np.int64)
+            for d, k in zip(dims, strides, strict=True):
+                if k:
+                    base_off += k * np.fromiter((b.get(d, 0) for b in bases), np.int64, m)
+            corner = np.where(group >= 0, offsets + base_off, 0)
+            self.delta = sum(delta.get(d, 0) * k for d, k in zip(dims, strides, strict=True))
+            if len(blocks) > 1 and count > 1:
+                # Laid out repetition by repetition.
+                reps = np.arange(count, dtype=np.int64)[:, None] * self.delta
+                corner = np.where(group >= 0, corner[None, :] + reps, 0).ravel()
+                group = np.tile(group, count)
+            groups.append(group)
+            corners.append(corner)
+        if len(blocks) > 1:
+            self.delta = 0
+        self.group = np.concatenate(groups) if len(groups) > 1 else groups[0]
+        self.corner = np.concatenate(corners) if len(corners) > 1 else corners[0]
+        self.m = self.group.size
         sizes = np.zeros(self.m, dtype=np.int64)
         if self.cells:
             counts = np.array([c.size for c in self.cells], dtype=np.int64)
-            sizes = np.where(group >= 0, counts[np.maximum(group, 0)], 0)
+            sizes = np.where(self.group >= 0, counts[np.maximum(self.group, 0)], 0)
         self.scratch = memory.scratch(t)
-        self.corner = corner
-        self.group = group
         self.per_step = sizes
-        self.delta = sum(delta.get(d, 0) * k for d, k in zip(dims, strides, strict=True))
 
     def touches(self, s0: int, s1: int) -> L2Batch | None:
         """Touches of steps ``[s0, s1)`` (segment-relative), or ``None``."""

@@ -450,3 +450,32 @@ def test_replay_signature_is_the_replayed_steps_signature(
     assert len(set(seen)) > 1
     full = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size, fast=False)
     assert stable(fast.to_dict()) == stable(full.to_dict())
+
+
+@pytest.mark.parametrize("joined", [1, 8, 64])
+@pytest.mark.parametrize("text", [MONO, OS_SWEEP % (8, 24)])
+def test_short_segments_through_l2_together_equal_simpy(
+    monkeypatch: pytest.MonkeyPatch, text: str, joined: int
+) -> None:
+    """Short consecutive segments go through L2 in one pass (:meth:`L2Memory.blocks`),
+    longer ones alone, in step order: with the join limit ``joined`` steps (segments of
+    more than a quarter alone), under L1 residency and an L2 small enough to evict, the
+    fast path equals SimPy; some passes joined several segments and some went alone."""
+    from metronome.sim import fast as fast_module
+    from metronome.sim.memory import L2Memory
+
+    blocks = L2Memory.blocks
+    sizes: list[int] = []
+
+    def counted(self, first, parts, dims):  # type: ignore[no-untyped-def]
+        sizes.append(len(parts))
+        return blocks(self, first, parts, dims)
+
+    monkeypatch.setattr(fast_module, "_JOINED_STEPS", joined)
+    monkeypatch.setattr(L2Memory, "blocks", counted)
+    hw = {"num_pes": 2 if text != MONO else 16, "l1_size_elems": 60, "l2_size_elems": 50}
+    fast = _run(text, **hw)
+    assert max(sizes) > 1 or joined == 1
+    assert min(sizes) == 1
+    full = _run(text, fast=False, **hw)
+    assert stable(fast.to_dict()) == stable(full.to_dict())

@@ -98,6 +98,41 @@ def test_segment_equals_step_by_step_with_the_oldest_listed(stream, capacity, ba
         memory._POOL = pool
 
 
+@settings(max_examples=200)
+@given(st.lists(_streams(), min_size=2, max_size=4), st.integers(1, 30), st.integers(1, 64))
+def test_consecutive_segments_in_one_pass_equal_step_by_step(streams, capacity, batch) -> None:
+    """Consecutive segments (each its own block, bases, move and count) through L2 in one
+    pass (:meth:`L2Memory.blocks`): the same per-step traffic and final state as stepping
+    through all of them one step at a time."""
+    shapes = ((_SIZE,), (_SIZE,), (_SIZE,))
+    one = L2Memory(shapes, capacity)
+    expected = []
+    first = 0
+    for block, bases, delta, count in streams:
+        for b in range(count):
+            for j, fps in enumerate(block):
+                index = first + b * len(block) + j
+                step = one.step(index, fps, {"X": bases[j] + b * delta}, _DIMS)
+                expected.append(
+                    (step.misses + step.output_refetches, step.output_refetches, step.rmw_reads)
+                )
+        first += len(block) * count
+    joined = L2Memory(shapes, capacity)
+    joined._batch_steps = batch
+    got = joined.blocks(
+        0,
+        [
+            (list(block), [{"X": b} for b in bases], {"X": delta}, count)
+            for block, bases, delta, count in streams
+        ],
+        _DIMS,
+    )
+    pairs = list(zip(got.reads().tolist(), got.refetches.tolist(), got.rmws.tolist(), strict=True))
+    assert pairs == expected
+    assert (got.rmw, got.refetch) == (int(got.rmws.sum()), int(got.refetches.sum()))
+    assert _state(joined, first) == _state(one, first)
+
+
 @settings(max_examples=300)
 @given(_streams(), st.integers(1, 30), st.integers(1, 8))
 def test_a_larger_l2_holds_a_superset_after_every_step(stream, capacity: int, more: int) -> None:
