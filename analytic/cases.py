@@ -129,7 +129,7 @@ def enumerate_cases(
         if int32_occurrences:
             occurrences = (occurrences + 2**31) % 2**32 - 2**31
         cases.append((tuple(picked), occurrences))
-    if len(_recent) >= 64:
+    if len(_recent) >= 16:
         _recent.clear()
     _recent[key] = (per_directive, cases)
     return cases

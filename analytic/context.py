@@ -353,7 +353,7 @@ def _directive_states(
         init_edge_always_partial=quirks.init_edge_last_unit_partial,
         steps_past_the_end=quirks.steps_past_the_end,
     )
-    if len(_states_seen) >= 4096:
+    if len(_states_seen) >= 64:
         _states_seen.clear()
     _states_seen[key] = (d, quirks, states)
     return states
