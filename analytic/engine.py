@@ -336,8 +336,7 @@ def _one_case_level(
             totals.l1_writes[2] += case_mac
             totals.l1_reads[2] += case_mac
             return totals.finish(quirks)
-    assert ctx.machine is not None
-    reuse = _derive_reuse(ctx, ctx.machine, model, dims, per_directive)[0]
+    reuse = _one_case_reuse(model)
     ctx.levels[(model.index, dims_key)] = (model, reuse)
     reuse = _outer_reuse(ctx, model.index, reuse)
     ctx.outer_share[model.index + 1] = (reuse.output_share, reuse.unit_share, reuse.leaving)
@@ -348,6 +347,15 @@ def _one_case_level(
     if totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
     return totals.finish(quirks, last)
+
+
+def _one_case_reuse(model: LevelModel) -> LevelReuse:
+    """:func:`level_reuse` of a level whose directives each take one position: no
+    reduction loop iterates, so every share is 1 and none splits; no loop wraps or
+    leaves its first position, so what a sweep keeps is never asked (``fits`` all
+    False, as read at the Init positions; no footprints) and its sweeps are not taken."""
+    n = len(model.directives)
+    return LevelReuse((False,) * n, 1.0, (), next_loop=(-1,) * n)
 
 
 def _derive_reuse(
