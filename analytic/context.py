@@ -204,6 +204,9 @@ def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> 
     if total == 0:
         return Delays(LONG_MIN, 0, LONG_MIN) if compat else Delays(0, 0, 0)
     # ``values`` and ``weights`` grow together, one entry per case counted.
+    if len(values) == 1:
+        value = values[0]
+        return Delays(value, value, cdiv(value * weights[0], total))
     weighted = sum(map(mul, values, weights))
     return Delays(min(values), max(values), cdiv(weighted, total))
 
