@@ -343,8 +343,10 @@ def _directive_states(
 ) -> tuple[State, ...]:
     """:func:`directive_states` memoised by what it reads (the directive by identity,
     each entry holding it): a level's variants over other dimensions share most of
-    their directives' extents."""
-    key = (id(d), extent, units, edge_units, id(quirks))
+    their directives' extents; a temporal directive's read neither count of units)."""
+    key = (
+        (id(d), extent, units, edge_units, id(quirks)) if d.spatial else (id(d), extent, id(quirks))
+    )
     seen = _states_seen.get(key)
     if seen is not None:
         return seen[2]
