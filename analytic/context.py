@@ -204,6 +204,9 @@ def _delays(values: list[int], weights: list[int], total: int, compat: bool) -> 
     if total == 0:
         return Delays(LONG_MIN, 0, LONG_MIN) if compat else Delays(0, 0, 0)
     # ``values`` and ``weights`` grow together, one entry per case counted.
+    if len(values) == 1:
+        value = values[0]
+        return Delays(value, value, cdiv(value * weights[0], total))
     weighted = sum(map(mul, values, weights))
     return Delays(min(values), max(values), cdiv(weighted, total))
 
@@ -340,8 +343,10 @@ def _directive_states(
 ) -> tuple[State, ...]:
     """:func:`directive_states` memoised by what it reads (the directive by identity,
     each entry holding it): a level's variants over other dimensions share most of
-    their directives' extents."""
-    key = (id(d), extent, units, edge_units, id(quirks))
+    their directives' extents; a temporal directive's read neither count of units)."""
+    key = (
+        (id(d), extent, units, edge_units, id(quirks)) if d.spatial else (id(d), extent, id(quirks))
+    )
     seen = _states_seen.get(key)
     if seen is not None:
         return seen[2]

@@ -226,6 +226,17 @@ def _analyze_level(
     elif ctx.machine is not None and index > 0:
         model = _model_over(ctx, model, dims_key)
     dims, per_directive = level_states(model, dims_key, quirks)
+    if (
+        ctx.machine is not None
+        and index > 0
+        and not held
+        and shared is None
+        and all(len(states) == 1 for states in per_directive)
+    ):
+        result = ctx.memo[key] = _one_case_level(ctx, model, dims_key, dims, per_directive)
+        if model.innermost and ctx.innermost_l1 is None:
+            ctx.innermost_l1 = result.l1_size_req
+        return result
     totals = _Totals()
     if (
         ctx.machine is not None
@@ -242,23 +253,7 @@ def _analyze_level(
         if ctx.unit_ratio < 1:
             ctx.tile_ratio = _tile_ratios(ctx, ctx.exact, model, per_directive)
     if ctx.machine is not None and reuse is None:
-        below = prod(ctx.problem.units[index + 1 :])
-        capacity = ctx.machine.l1_elems * below if ctx.machine.l1_elems < UNBOUNDED else UNBOUNDED
-        reduced_below = {
-            d.dim: d.size + d.offset * (lower.units - 1)
-            for lower in ctx.models[index + 1 :]
-            for i in lower.spatial
-            if i in lower.non_output
-            for d in [lower.directives[i]]
-            if lower.dims[d.dim] > d.size
-        }
-        per_pe = _pe_shares(ctx, model)
-        if per_pe and capacity < UNBOUNDED:
-            # Each PE's L1 holds its own part: compare one PE's footprint with it.
-            capacity = ctx.machine.l1_elems
-        reuse = level_reuse(
-            model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
-        )
+        reuse, per_pe = _derive_reuse(ctx, ctx.machine, model, dims, per_directive)
         if index == 0 and not per_pe:
             ctx.top_footprints = reuse.footprints
         ctx.levels[(index, dims_key)] = (model, reuse)
@@ -277,21 +272,7 @@ def _analyze_level(
         if _count_case(ctx, case_model, dims, states, changing, occ, totals, reuse, held):
             sized = True
     if reuse is not None:
-        own = reuse.output_share / ctx.outer_share.get(index, (1.0,))[0]
-        # Each output leaves once per session: at most |O| times the reduction loops'
-        # positions times the share (the enumeration's egress also counts the steps
-        # its states add, which touch no new partial sum). Not where units reduce the
-        # same outputs (each sends its copy) or on the systolic array (its partial sums
-        # leave every fold).
-        egress = totals.l2_writes[2] * reuse.distinct
-        spread = _reduced_below(ctx, index) > 1 or any(
-            model.directives[r].spatial for r in model.non_output
-        )
-        if not spread and ctx.machine is not None and ctx.machine.topology != "systolic":
-            sessions = prod(positions(per_directive[r]) for r in model.non_output)
-            outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
-            egress = min(egress, outputs * sessions)
-        totals.l2_writes[2] = round(egress * own)
+        _output_egress(ctx, model, dims, per_directive, reuse, totals)
     if index == 0 and ctx.exact is not None and totals.deferred:
         carries = None
         if len(ctx.models) == 1:
@@ -305,6 +286,105 @@ def _analyze_level(
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
     return result
+
+
+def _output_egress(
+    ctx: _Context,
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+    reuse: LevelReuse,
+    totals: _Totals,
+) -> None:
+    """The output L2 writes of a refined level analysis once its cases are counted."""
+    own = reuse.output_share / ctx.outer_share.get(model.index, (1.0,))[0]
+    # Each output leaves once per session: at most |O| times the reduction loops'
+    # positions times the share (the enumeration's egress also counts the steps
+    # its states add, which touch no new partial sum). Not where units reduce the
+    # same outputs (each sends its copy) or on the systolic array (its partial sums
+    # leave every fold).
+    egress = totals.l2_writes[2] * reuse.distinct
+    spread = _reduced_below(ctx, model.index) > 1 or any(
+        model.directives[r].spatial for r in model.non_output
+    )
+    if not spread and ctx.machine is not None and ctx.machine.topology != "systolic":
+        sessions = prod(positions(per_directive[r]) for r in model.non_output)
+        outputs = output_elems(dims, ctx.strides, model.output.tensor.dims)
+        egress = min(egress, outputs * sessions)
+    totals.l2_writes[2] = round(egress * own)
+
+
+def _one_case_level(
+    ctx: _Context,
+    model: LevelModel,
+    dims_key: tuple[tuple[str, int], ...],
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+) -> LevelResult:
+    """:func:`_analyze_level` of a nested level (refined model, no tensor held, first
+    asked) whose directives each take one state: its only case, every directive at
+    Init, counted directly, without the enumeration and the per-case memos."""
+    quirks = ctx.quirks
+    states = tuple([s[0] for s in per_directive])
+    case_model = _case_model(ctx, model, states)
+    totals = _Totals()
+    if any(extent <= 0 for dim, extent in dims_key if dim in _OUTPUT_COORDINATES):
+        # :func:`_counted_nothing` of the one case.
+        egress, psums, case_mac = output_traffic(case_model, states)
+        if psums <= 0 and egress == 0:
+            _buffer_sizes(ctx, case_model, dims, states, -1, totals)
+            totals.l1_writes[2] += case_mac
+            totals.l1_reads[2] += case_mac
+            return totals.finish(quirks)
+    reuse = _one_case_reuse(model)
+    ctx.levels[(model.index, dims_key)] = (model, reuse)
+    reuse = _outer_reuse(ctx, model.index, reuse)
+    ctx.outer_share[model.index + 1] = (reuse.output_share, reuse.unit_share, reuse.leaving)
+    _buffer_sizes(ctx, case_model, dims, states, -1, totals)
+    _count_case(ctx, case_model, dims, states, -1, 1, totals, reuse)
+    _output_egress(ctx, model, dims, per_directive, reuse, totals)
+    last = (0, 0, 0)
+    if totals.egress:
+        last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
+    return totals.finish(quirks, last)
+
+
+def _one_case_reuse(model: LevelModel) -> LevelReuse:
+    """:func:`level_reuse` of a level whose directives each take one position: no
+    reduction loop iterates, so every share is 1 and none splits; no loop wraps or
+    leaves its first position, so what a sweep keeps is never asked (``fits`` all
+    False, as read at the Init positions; no footprints) and its sweeps are not taken."""
+    n = len(model.directives)
+    return LevelReuse((False,) * n, 1.0, (), next_loop=(-1,) * n)
+
+
+def _derive_reuse(
+    ctx: _Context,
+    machine: Machine,
+    model: LevelModel,
+    dims: dict[str, int],
+    per_directive: tuple[tuple[State, ...], ...],
+) -> tuple[LevelReuse, dict[str, float]]:
+    """The refined reuse of one level analysis (:func:`level_reuse`) over the unit's
+    buffers, and the shares of its tile one PE holds (empty: none split)."""
+    below = prod(ctx.problem.units[model.index + 1 :])
+    capacity = machine.l1_elems * below if machine.l1_elems < UNBOUNDED else UNBOUNDED
+    reduced_below = {
+        d.dim: d.size + d.offset * (lower.units - 1)
+        for lower in ctx.models[model.index + 1 :]
+        for i in lower.spatial
+        if i in lower.non_output
+        for d in [lower.directives[i]]
+        if lower.dims[d.dim] > d.size
+    }
+    per_pe = _pe_shares(ctx, model)
+    if per_pe and capacity < UNBOUNDED:
+        # Each PE's L1 holds its own part: compare one PE's footprint with it.
+        capacity = machine.l1_elems
+    reuse = level_reuse(
+        model, dims, per_directive, ctx.strides, capacity, reduced_below, per_pe or None
+    )
+    return reuse, per_pe
 
 
 def _counted_nothing(
