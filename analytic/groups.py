@@ -43,7 +43,7 @@ from math import prod
 
 import numpy as np
 
-from metronome.spec.layer import Layer
+from metronome.spec.layer import Layer, LayerType
 from metronome.spec.mapping import MapDirective, Mapping
 from metronome.spec.window import (
     FILTER_OF,
@@ -133,6 +133,48 @@ class _Planned:
     extent: int
 
 
+_Shape = tuple[
+    tuple[str, ...],
+    dict[str, int],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, ...], ...],
+    tuple[tuple[int, ...], ...],
+    tuple[tuple[int, int], ...],
+    tuple[tuple[str, int, int], ...],
+    bool,
+]
+_SHAPES: dict[tuple[LayerType, tuple[str, ...]], _Shape] = {}
+
+
+def _shape(layer: Layer, dims: tuple[str, ...]) -> _Shape:
+    """What a group of ``dims`` reads of ``layer``'s type alone (not its sizes), shared
+    by every layer of the type: the held dimensions and their indices,
+    the loop dimensions, the leaf's dimensions, per factor (MACs, active PE-steps, each
+    tensor's tile) its dimensions and their positions among the leaf's, the sliding
+    pairs' indices, per sliding input dimension held with its filter the dimension and
+    both indices, and whether the group is one dimension without a sliding window."""
+    key = (layer.type, dims)
+    known = _SHAPES.get(key)
+    if known is not None:
+        return known
+    held = tuple([d for d in dims if d not in INPUT_OF])
+    index = {d: i for i, d in enumerate(held)}
+    loop_dims = tuple([d for d in layer.loop_dims if d in dims])
+    leaf_dims = tuple(dict.fromkeys((*loop_dims, *held)))
+    factor_dims = (loop_dims, (), *[tuple([d for d in t.dims if d in dims]) for t in layer.tensors])
+    where = {d: i for i, d in enumerate(leaf_dims)}
+    leaf_factors = tuple([tuple([where[d] for d in factor]) for factor in factor_dims])
+    pairs = tuple((index[d], index[f]) for d, f in FILTER_OF.items() if d in index and f in index)
+    sliding = tuple(
+        (d, index[d], index[FILTER_OF[d]]) for d in held if d in FILTER_OF and FILTER_OF[d] in index
+    )
+    line = len(held) == 1 and held[0] not in _GROUP_OF
+    shape = (held, index, loop_dims, leaf_dims, factor_dims, leaf_factors, pairs, sliding, line)
+    _SHAPES[key] = shape
+    return shape
+
+
 class _Group:
     """The directives of one group of coupled dimensions, executed on their own."""
 
@@ -147,28 +189,13 @@ class _Group:
         strides: dict[str, int],
     ) -> None:
         self.layer = layer
-        self.held = tuple([d for d in dims if d not in INPUT_OF])
-        self.index = {d: i for i, d in enumerate(self.held)}
+        shape = _shape(layer, dims)
+        self.held, self.index, self.loop_dims, self.leaf_dims = shape[:4]
+        self.factor_dims, self.leaf_factors, self.pairs, sliding, self.line = shape[4:]
         self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
         self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
-        self.loop_dims = tuple([d for d in layer.loop_dims if d in dims])
-        self.leaf_dims = tuple(dict.fromkeys((*self.loop_dims, *self.held)))
-        """The dimensions whose extents a PE's tile counts read (:meth:`_leaf`)."""
-        self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
-        for tensor in layer.tensors:
-            self.factor_dims.append(tuple([d for d in tensor.dims if d in dims]))
-        where = {d: i for i, d in enumerate(self.leaf_dims)}
-        self.leaf_factors = [tuple([where[d] for d in dims]) for dims in self.factor_dims]
-        """Per factor of :meth:`_leaf`: the positions in :attr:`leaf_dims` it multiplies
-        (the active PE-steps' factor none: 1)."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
         self.leaves: dict[tuple[int, ...], list[int]] = {}
-        self.pairs = tuple(
-            (self.index[d], self.index[f])
-            for d, f in FILTER_OF.items()
-            if d in self.index and f in self.index
-        )
-        """Per sliding pair held (input and filter dimension): their indices."""
         self.unit_macs: dict[Ranges, int] = {}
         """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
@@ -180,21 +207,11 @@ class _Group:
         self.sizes = sizes
         self.strides = strides
         self.slides = tuple(
-            (
-                self.index[d],
-                self.index[FILTER_OF[d]],
-                self.sizes[FILTER_OF[d]] - 1,
-                self.strides[d],
-                self.sizes[OUTPUT_OF[d]] * self.strides[d],
-            )
-            for d in self.held
-            if d in FILTER_OF and FILTER_OF[d] in self.index
+            (k, f, sizes[FILTER_OF[d]] - 1, strides[d], sizes[OUTPUT_OF[d]] * strides[d])
+            for d, k, f in sliding
         )
         """Per sliding input dimension held with its filter: their indices, the
         filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
-        self.line = len(self.held) == 1 and self.held[0] not in _GROUP_OF
-        """One dimension without a sliding window: a tile depends only on its extent,
-        and a directive's tiles are ``P - 1`` full ones and a last one."""
 
     def _outputs(self, ranges: Ranges, out: str) -> tuple[int, int]:
         """First output and count the rows and filter rows of ``ranges`` give."""
