@@ -194,6 +194,9 @@ class _Group:
         self.factor_dims, self.leaf_factors, self.pairs, sliding, self.line = shape[4:]
         self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
         self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
+        self.kinds = [_kind(lvl) for lvl in self.levels]
+        """Per level: its SpatialMaps' indices, whether it has temporal tiles of held
+        dimensions alone, and whether it maps an output coordinate."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
         self.leaves: dict[tuple[int, ...], list[int]] = {}
         self.unit_macs: dict[Ranges, int] = {}
@@ -279,18 +282,16 @@ class _Group:
             self.memo[key] = result
             return result
         plan = self._plan(level, ranges)
-        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
-        linear = [0] * len(self.factor_dims)
-        length = 0
-        top = level == 0
-        hist: dict[int, int] = {}
+        spatial, plain, outputs = self.kinds[level]
         # Temporal tiles alone: every position's tile is its base.
-        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
         if plain and units == 1:
-            result = self._walk_plain(level, ranges, plan, spatial, last)
+            if all(p.positions == 1 for p in plan):
+                result = self._walk_through(level, ranges, plan, last)
+            else:
+                result = self._walk_plain(level, ranges, plan, spatial, last)
             self.memo[key] = result
             return result
-        if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
+        if len(spatial) == 1 and not outputs:
             result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
             self.memo[key] = result
             return result
@@ -298,6 +299,10 @@ class _Group:
             result = self._walk_last(level, ranges, plan, spatial, units)
             self.memo[key] = result
             return result
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        top = level == 0
+        hist: dict[int, int] = {}
         for base, fold in self._positions(ranges, plan, spatial, units):
             held: dict[Ranges, int] = {}
             for u in range(units):
@@ -317,6 +322,25 @@ class _Group:
         result = _Walk(linear, length, hist)
         self.memo[key] = result
         return result
+
+    def _walk_through(self, level: int, ranges: Ranges, plan: list[_Planned], last: bool) -> _Walk:
+        """:meth:`_walk_plain` of a level whose temporal tiles each take one position:
+        the one tile, its walk below (or leaf) as it is."""
+        base = list(ranges)
+        index = self.index
+        for planned in plan:
+            k = index[planned.directive.dim]
+            lo, hi = ranges[k]
+            base[k] = (min(lo, hi), min(lo + planned.size, hi))
+        tile = self._canonical(tuple(base)) if self.slides else tuple(base)
+        if level == 0:
+            self.top_positions += 1
+        if last:
+            sums = self._leaf_of(tile)
+            return _Walk(list(sums), 1, {max(0, sums[0]): 1})
+        w = self.walk(level + 1, tile)
+        busiest = dict(w.busiest) if w.busiest else {w.linear[0]: 1}
+        return _Walk(list(w.linear), max(0, w.length), busiest)
 
     def _walk_plain(
         self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], last: bool
@@ -484,7 +508,7 @@ class _Group:
         # Without output coordinates a unit's tile is its SpatialMaps' tiles over the
         # base (as :meth:`_unit_tile` gives); units past a map's positions idle, and
         # so do the units after them.
-        simple = not any(p.directive.dim in INPUT_OF for p in plan)
+        simple = not self.kinds[level][2]
         moves = [(self.index[plan[i].directive.dim], plan[i]) for i in spatial] if simple else []
         limit = min((p.positions for _, p in moves), default=0)
         # Where every sliding pair's two ranges move by the same offset per unit, the
@@ -799,6 +823,14 @@ class _Group:
             flat.append(has_mac)
         nz = np.array(flat, dtype=bool).reshape(shape)
         return np.transpose(nz, np.argsort(loops)), False
+
+
+def _kind(level: Sequence[MapDirective]) -> tuple[list[int], bool, bool]:
+    """A level's SpatialMaps' indices, whether its directives are all temporal tiles of
+    held dimensions, and whether one maps an output coordinate."""
+    spatial = [i for i, d in enumerate(level) if d.spatial]
+    outputs = any(d.dim in INPUT_OF for d in level)
+    return spatial, not spatial and not outputs, outputs
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
