@@ -215,6 +215,23 @@ class _Group:
         )
         """Per sliding input dimension held with its filter: their indices, the
         filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
+        self.pair = self.pairs[0] if len(self.held) == 2 and len(self.pairs) == 1 else None
+        """The held dimensions are one sliding pair alone: its indices (for
+        :meth:`_leaf_of`'s key)."""
+        self.reads = tuple(
+            (self.index[d], -1, 1, 0)
+            if d not in INPUT_OF
+            else (
+                self.index[INPUT_OF[d]],
+                self.index[FILTER_OF[INPUT_OF[d]]],
+                strides[INPUT_OF[d]],
+                sizes[d],
+            )
+            for d in self.leaf_dims
+        )
+        """Per dimension of :attr:`leaf_dims`, what :meth:`_leaf` reads: a held one's
+        index (and -1); an output coordinate's input and filter indices, stride and
+        size."""
 
     def _outputs(self, ranges: Ranges, out: str) -> tuple[int, int]:
         """First output and count the rows and filter rows of ``ranges`` give."""
@@ -225,36 +242,47 @@ class _Group:
         first, last = max(0, first), min(self.sizes[out] - 1, last)
         return first, max(0, last - first + 1)
 
-    def _extent(self, ranges: Ranges, dim: str) -> int:
-        """One PE's extent of ``dim`` (an output coordinate: the windows that fit)."""
-        if dim in INPUT_OF:
-            in_dim = INPUT_OF[dim]
-            (a, ah), (b, bh) = ranges[self.index[in_dim]], ranges[self.index[FILTER_OF[in_dim]]]
-            if ah <= a or bh <= b:
-                return 0
-            return self._outputs(ranges, dim)[1]
-        lo, hi = ranges[self.index[dim]]
-        return hi - lo
-
     def _leaf_of(self, ranges: Ranges) -> list[int]:
         """:meth:`_leaf`, memoised by what it reads: each range's extent and, per sliding
         pair held, the input rows' start less the filter rows' (the windows that fit
         depend on nothing else), so tiles moved together along a pair share one entry."""
-        key = (
-            *[hi - lo for lo, hi in ranges],
-            *[ranges[k][0] - ranges[f][0] for k, f in self.pairs],
-        )
+        pair = self.pair
+        if pair is not None:
+            (lo, hi), (lo2, hi2) = ranges
+            key: tuple[int, ...] = (hi - lo, hi2 - lo2, ranges[pair[0]][0] - ranges[pair[1]][0])
+        else:
+            parts = [hi - lo for lo, hi in ranges]
+            for k, f in self.pairs:
+                parts.append(ranges[k][0] - ranges[f][0])
+            key = tuple(parts)
         cached = self.leaves.get(key)
         if cached is None:
             cached = self.leaves[key] = self._leaf(ranges)
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = [self._extent(ranges, d) for d in self.leaf_dims]
-        out = [1] * len(self.leaf_factors)
-        for i, positions in enumerate(self.leaf_factors):
+        # One PE's extent per leaf dimension: a held one's rows; an output
+        # coordinate's windows that fit in its input and filter rows (as
+        # :meth:`_outputs` counts them; none where either holds no row).
+        ext = []
+        for k, f, stride, top in self.reads:
+            a, ah = ranges[k]
+            if f < 0:
+                ext.append(ah - a)
+                continue
+            b, bh = ranges[f]
+            if ah <= a or bh <= b:
+                ext.append(0)
+                continue
+            # :func:`outputs_within`'s first and last output, clamped to the layer.
+            first, last = max(0, -((b - a) // stride)), min(top - 1, (ah - bh) // stride)
+            ext.append(max(0, last - first + 1))
+        out = []
+        for positions in self.leaf_factors:
+            value = 1
             for at in positions:
-                out[i] *= ext[at]
+                value *= ext[at]
+            out.append(value)
         return out
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
