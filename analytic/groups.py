@@ -544,6 +544,29 @@ class _Group:
         # extents and each pair's start difference stay): one leaf, times their count.
         step = {k: planned.offset for k, planned in moves}
         shared = simple and all(step.get(k, 0) == step.get(f, 0) for k, f in self.pairs)
+        if shared and len(spatial) == len(plan):
+            # No temporal tile: every fold holds the level's ranges. Where every active
+            # unit's maps cut whole tiles, they all share one leaf: the first
+            # ``ceil(limit / U)`` folds are active, the rest idle.
+            whole = min(
+                (ranges[k][1] - ranges[k][0] - planned.size) // planned.offset + 1
+                for k, planned in moves
+            )
+            if whole >= limit:
+                cut = list(ranges)
+                for k, planned in moves:
+                    cut[k] = (cut[k][0], cut[k][0] + planned.size)
+                sums = leaf_of(tuple(cut))
+                folds = -(-plan[spatial[0]].positions // units)
+                idle = folds - -(-limit // units)
+                hist[sums[0]] = folds - idle
+                if idle:
+                    hist[0] = hist.get(0, 0) + idle
+                    self.nested_idle = self.nested_idle or level > 0
+                if top:
+                    self.top_positions += folds
+                    self.top_idle += idle
+                return _Walk([limit * v for v in sums], folds, hist)
         # Per base: the units cutting whole tiles, and their leaf.
         whole_of: dict[Ranges, tuple[int, list[int]]] = {}
         for base, fold in self._positions(ranges, plan, spatial, units):
