@@ -309,14 +309,15 @@ class _Group:
             result = _Walk(list(sums), 1, {max(0, sums[0]): 1})
             self.memo[key] = result
             return result
-        plan = self._plan(level, ranges)
         spatial, plain, outputs = self.kinds[level]
         # Temporal tiles alone: every position's tile is its base.
+        if plain and units == 1 and self._in_one(level, ranges):
+            result = self._walk_through(level, ranges, last)
+            self.memo[key] = result
+            return result
+        plan = self._plan(level, ranges)
         if plain and units == 1:
-            if all(p.positions == 1 for p in plan):
-                result = self._walk_through(level, ranges, plan, last)
-            else:
-                result = self._walk_plain(level, ranges, plan, spatial, last)
+            result = self._walk_plain(level, ranges, plan, spatial, last)
             self.memo[key] = result
             return result
         if len(spatial) == 1 and not outputs:
@@ -351,16 +352,20 @@ class _Group:
         self.memo[key] = result
         return result
 
-    def _walk_through(self, level: int, ranges: Ranges, plan: list[_Planned], last: bool) -> _Walk:
-        """:meth:`_walk_plain` of a level whose temporal tiles each take one position:
-        the one tile, its walk below (or leaf) as it is."""
-        base = list(ranges)
+    def _in_one(self, level: int, ranges: Ranges) -> bool:
+        """Whether every directive of a level of temporal tiles takes one position over
+        ``ranges`` (its tile holds all of its rows), so its one tile is ``ranges``."""
         index = self.index
-        for planned in plan:
-            k = index[planned.directive.dim]
-            lo, hi = ranges[k]
-            base[k] = (min(lo, hi), min(lo + planned.size, hi))
-        tile = self._canonical(tuple(base)) if self.slides else tuple(base)
+        for d in self.levels[level]:
+            lo, hi = ranges[index[d.dim]]
+            if lo > hi or hi - lo > self._tile_size(d, ranges)[0]:
+                return False
+        return True
+
+    def _walk_through(self, level: int, ranges: Ranges, last: bool) -> _Walk:
+        """:meth:`_walk_plain` of a level whose temporal tiles each take one position
+        (:meth:`_in_one`): the one tile, its walk below (or leaf) as it is."""
+        tile = self._canonical(ranges) if self.slides else ranges
         if level == 0:
             self.top_positions += 1
         if last:
@@ -777,12 +782,7 @@ class _Group:
         """The level's directives of this group over ``ranges``, in the level's order."""
         plan: list[_Planned] = []
         for d in self.levels[level]:
-            size, offset = d.size, d.offset
-            if d.dim in FILTER_OF:
-                stride = self.strides[d.dim]
-                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
-                if stride > 1 and size >= hi_r - lo_r:
-                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+            size, offset = self._tile_size(d, ranges)
             if d.dim in INPUT_OF:
                 first, extent = self._outputs(ranges, d.dim)
             else:
@@ -791,6 +791,17 @@ class _Group:
             positions = 1 + -(-max(0, extent - size) // offset)
             plan.append(_Planned(d, size, offset, positions, first, extent))
         return plan
+
+    def _tile_size(self, d: MapDirective, ranges: Ranges) -> tuple[int, int]:
+        """Size and offset of ``d``'s tiles over ``ranges``: a strided input tile that
+        holds a whole window of the filter rows is cut to whole windows."""
+        size, offset = d.size, d.offset
+        if d.dim in FILTER_OF:
+            stride = self.strides[d.dim]
+            lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
+            if stride > 1 and size >= hi_r - lo_r:
+                size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+        return size, offset
 
     def _macs_below(self, tile: Ranges) -> int:
         """A top-level unit's MACs of this group given its tile (one level: the PE's;
