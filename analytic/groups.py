@@ -413,9 +413,9 @@ class _Group:
                 for p in range(first, min(first + period, last_full + 1)):
                     a = reach + (lo + p * offset - reach) % stride
                     own[(a, a + size)] = (last_full - p) // period + 1
-            for p in range(planned.positions):
-                if first <= p <= last_full:
-                    continue
+            # The edge positions, before and after the whole ones [first, last_full].
+            whole = (first, last_full + 1) if first <= last_full else (0, 0)
+            for p in (*range(whole[0]), *range(whole[1], planned.positions)):
                 a = lo + p * offset
                 t = (min(a, hi), min(a + size, hi))
                 for _, f, reach, stride, limit in rules:
