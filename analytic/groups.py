@@ -181,20 +181,21 @@ class _Group:
     def __init__(
         self,
         layer: Layer,
-        levels: Sequence[Sequence[MapDirective]],
-        units: Sequence[int],
+        levels: list[list[MapDirective]],
+        units: list[int],
         dims: tuple[str, ...],
-        owns: Sequence[bool],
         sizes: dict[str, int],
         strides: dict[str, int],
     ) -> None:
+        """``levels``: per level, its directives of ``dims`` in order; ``units``: per
+        level, its units where the group has a SpatialMap there, else 1."""
         self.layer = layer
         shape = _shape(layer, dims)
         self.held, self.index, self.loop_dims, self.leaf_dims = shape[:4]
         self.factor_dims, self.leaf_factors, self.pairs, sliding, self.line = shape[4:]
-        self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
-        self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
-        self.kinds = [_kind(lvl) for lvl in self.levels]
+        self.levels = levels
+        self.units = units
+        self.kinds = [_kind(lvl) if lvl else _NO_LOOP for lvl in self.levels]
         """Per level: its SpatialMaps' indices, whether it has temporal tiles of held
         dimensions alone, and whether it maps an output coordinate."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
@@ -210,24 +211,29 @@ class _Group:
         self.sizes = sizes
         self.strides = strides
         self.slides = tuple(
-            (k, f, sizes[FILTER_OF[d]] - 1, strides[d], sizes[OUTPUT_OF[d]] * strides[d])
-            for d, k, f in sliding
+            [
+                (k, f, sizes[FILTER_OF[d]] - 1, strides[d], sizes[OUTPUT_OF[d]] * strides[d])
+                for d, k, f in sliding
+            ]
         )
         """Per sliding input dimension held with its filter: their indices, the
         filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
         self.pair = self.pairs[0] if len(self.held) == 2 and len(self.pairs) == 1 else None
         """The held dimensions are one sliding pair alone: its indices (for
         :meth:`_leaf_of`'s key)."""
+        index = self.index
         self.reads = tuple(
-            (self.index[d], -1, 1, 0)
-            if d not in INPUT_OF
-            else (
-                self.index[INPUT_OF[d]],
-                self.index[FILTER_OF[INPUT_OF[d]]],
-                strides[INPUT_OF[d]],
-                sizes[d],
-            )
-            for d in self.leaf_dims
+            [
+                (index[d], -1, 1, 0)
+                if d not in INPUT_OF
+                else (
+                    index[INPUT_OF[d]],
+                    index[FILTER_OF[INPUT_OF[d]]],
+                    strides[INPUT_OF[d]],
+                    sizes[d],
+                )
+                for d in self.leaf_dims
+            ]
         )
         """Per dimension of :attr:`leaf_dims`, what :meth:`_leaf` reads: a held one's
         index (and -1); an output coordinate's input and filter indices, stride and
@@ -376,7 +382,7 @@ class _Group:
         return _Walk(list(w.linear), max(0, w.length), busiest)
 
     def _walk_plain(
-        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], last: bool
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], last: bool
     ) -> _Walk:
         """:meth:`walk` of a level whose directives are all temporal tiles of held
         dimensions: one unit, every position's tile its base. Positions whose tiles
@@ -528,7 +534,7 @@ class _Group:
         return _Walk(linear, length, hist)
 
     def _walk_last(
-        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], units: int
     ) -> _Walk:
         """:meth:`walk` of the innermost level in general: each position lasts one step
         (its active units' PE tiles), its busiest unit the one whose leaf has the most
@@ -706,7 +712,7 @@ class _Group:
         return _Walk(linear, length, hist)
 
     def _positions(
-        self, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+        self, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], units: int
     ) -> list[tuple[list[tuple[int, int]], int]]:
         """Per position of the level's loops: the ranges with every temporal
         directive's tile applied, and the fold of the SpatialMaps (whose loop takes
@@ -744,7 +750,11 @@ class _Group:
         return out
 
     def _unit_tile(
-        self, base: list[tuple[int, int]], plan: list[_Planned], spatial: list[int], position: int
+        self,
+        base: list[tuple[int, int]],
+        plan: list[_Planned],
+        spatial: Sequence[int],
+        position: int,
     ) -> Ranges | None:
         """A unit's ranges at SpatialMap position ``position`` given the temporal tiles
         ``base`` (followed by the output-coordinate loops' positions); None: idle."""
@@ -887,12 +897,16 @@ class _Group:
         return np.transpose(nz, np.argsort(loops)), False
 
 
-def _kind(level: Sequence[MapDirective]) -> tuple[list[int], bool, bool]:
+def _kind(level: Sequence[MapDirective]) -> tuple[tuple[int, ...], bool, bool]:
     """A level's SpatialMaps' indices, whether its directives are all temporal tiles of
     held dimensions, and whether one maps an output coordinate."""
-    spatial = [i for i, d in enumerate(level) if d.spatial]
+    spatial = tuple([i for i, d in enumerate(level) if d.spatial])
     outputs = any(d.dim in INPUT_OF for d in level)
     return spatial, not spatial and not outputs, outputs
+
+
+_NO_LOOP: tuple[tuple[int, ...], bool, bool] = ((), True, False)
+""":func:`_kind` of a level without a directive of the group."""
 
 
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
@@ -901,8 +915,23 @@ def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
         into[value] = into.get(value, 0) + count * times
 
 
-def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tuple[str, ...]]:
-    """The groups of coupled dimensions (sliding pairs; SpatialMaps sharing a level)."""
+_GROUPINGS: dict[tuple[LayerType, tuple[tuple[str, ...], ...]], tuple[tuple[str, ...], ...]] = {}
+
+
+def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> tuple[tuple[str, ...], ...]:
+    """The groups of coupled dimensions (sliding pairs; SpatialMaps sharing a level),
+    which depend only on the layer's type and each level's SpatialMaps' dimensions (so
+    are kept per those)."""
+    maps = tuple([tuple([d.dim for d in lvl if d.spatial]) for lvl in levels])
+    key = (layer.type, maps)
+    known = _GROUPINGS.get(key)
+    if known is None:
+        known = _GROUPINGS[key] = _grouping(layer, maps)
+    return known
+
+
+def _grouping(layer: Layer, maps: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """:func:`_groups` given each level's SpatialMaps' dimensions."""
     dims = [*dict.fromkeys((*layer.mappable_dims, *layer.loop_dims))]
     parent = {d: _GROUP_OF.get(d, d) if _GROUP_OF.get(d, d) in dims else d for d in dims}
 
@@ -911,8 +940,8 @@ def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tupl
             d = parent[d]
         return d
 
-    for lvl in levels:
-        spatial = [find(d.dim) for d in lvl if d.spatial]
+    for lvl in maps:
+        spatial = [find(d) for d in lvl]
         for other in spatial[1:]:
             root, new = find(spatial[0]), find(other)
             if root != new:
@@ -920,7 +949,7 @@ def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tupl
     out: dict[str, list[str]] = {}
     for d in dims:
         out.setdefault(find(d), []).append(d)
-    return [tuple(v) for _, v in sorted(out.items())]
+    return tuple([tuple(v) for _, v in sorted(out.items())])
 
 
 def exact_counts(
@@ -936,10 +965,21 @@ def exact_counts(
     units = mapping.units_per_level(num_pes)
     sizes = dict(layer.sizes)
     strides = {d: layer.stride(d) for d in FILTER_OF}
+    grouping = _groups(layer, levels)
+    # Each group's directives and units per level, in one pass over the directives.
+    of = {d: g for g, dims in enumerate(grouping) for d in dims}
+    split: list[list[list[MapDirective]]] = [[[] for _ in levels] for _ in grouping]
+    owned = [[1] * len(levels) for _ in grouping]
+    for i, lvl in enumerate(levels):
+        for d in lvl:
+            g = of.get(d.dim)
+            if g is not None:
+                split[g][i].append(d)
+                if d.spatial:
+                    owned[g][i] = units[i]
     groups = []
-    for dims in _groups(layer, levels):
-        owns = [any(d.spatial and d.dim in dims for d in lvl) for lvl in levels]
-        group = _Group(layer, levels, units, dims, owns, sizes, strides)
+    for dims, own, held_units in zip(grouping, split, owned, strict=True):
+        group = _Group(layer, own, held_units, dims, sizes, strides)
         whole = tuple((0, sizes[d]) for d in group.held)
         groups.append((group, group.walk(0, whole)))
     unowned = prod(
