@@ -186,9 +186,11 @@ class _Group:
         dims: tuple[str, ...],
         sizes: dict[str, int],
         strides: dict[str, int],
+        leaves: dict[tuple[object, ...], dict[tuple[int, ...], list[int]]],
     ) -> None:
         """``levels``: per level, its directives of ``dims`` in order; ``units``: per
-        level, its units where the group has a SpatialMap there, else 1."""
+        level, its units where the group has a SpatialMap there, else 1; ``leaves``:
+        the leaf memos of the layer's groups so far, by what a leaf reads."""
         self.layer = layer
         shape = _shape(layer, dims)
         self.held, self.index, self.loop_dims, self.leaf_dims = shape[:4]
@@ -199,7 +201,6 @@ class _Group:
         """Per level: its SpatialMaps' indices, whether it has temporal tiles of held
         dimensions alone, and whether it maps an output coordinate."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
-        self.leaves: dict[tuple[int, ...], list[int]] = {}
         self.unit_macs: dict[Ranges, int] = {}
         """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
@@ -238,6 +239,9 @@ class _Group:
         """Per dimension of :attr:`leaf_dims`, what :meth:`_leaf` reads: a held one's
         index (and -1); an output coordinate's input and filter indices, stride and
         size."""
+        self.leaves = leaves.setdefault((self.reads, self.leaf_factors), {})
+        """:meth:`_leaf_of`'s memo, shared with the layer's groups that read the same
+        (``Y``/``R``/``Y'`` and ``X``/``S``/``X'`` of equal sizes and strides)."""
 
     def _outputs(self, ranges: Ranges, out: str) -> tuple[int, int]:
         """First output and count the rows and filter rows of ``ranges`` give."""
@@ -978,8 +982,9 @@ def exact_counts(
                 if d.spatial:
                     owned[g][i] = units[i]
     groups = []
+    leaves: dict[tuple[object, ...], dict[tuple[int, ...], list[int]]] = {}
     for dims, own, held_units in zip(grouping, split, owned, strict=True):
-        group = _Group(layer, own, held_units, dims, sizes, strides)
+        group = _Group(layer, own, held_units, dims, sizes, strides, leaves)
         whole = tuple((0, sizes[d]) for d in group.held)
         groups.append((group, group.walk(0, whole)))
     unowned = prod(
