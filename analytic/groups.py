@@ -43,7 +43,7 @@ from math import prod
 
 import numpy as np
 
-from metronome.spec.layer import Layer
+from metronome.spec.layer import Layer, LayerType
 from metronome.spec.mapping import MapDirective, Mapping
 from metronome.spec.window import (
     FILTER_OF,
@@ -133,42 +133,74 @@ class _Planned:
     extent: int
 
 
+_Shape = tuple[
+    tuple[str, ...],
+    dict[str, int],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, ...], ...],
+    tuple[tuple[int, ...], ...],
+    tuple[tuple[int, int], ...],
+    tuple[tuple[str, int, int], ...],
+    bool,
+]
+_SHAPES: dict[tuple[LayerType, tuple[str, ...]], _Shape] = {}
+
+
+def _shape(layer: Layer, dims: tuple[str, ...]) -> _Shape:
+    """What a group of ``dims`` reads of ``layer``'s type alone (not its sizes), shared
+    by every layer of the type: the held dimensions and their indices,
+    the loop dimensions, the leaf's dimensions, per factor (MACs, active PE-steps, each
+    tensor's tile) its dimensions and their positions among the leaf's, the sliding
+    pairs' indices, per sliding input dimension held with its filter the dimension and
+    both indices, and whether the group is one dimension without a sliding window."""
+    key = (layer.type, dims)
+    known = _SHAPES.get(key)
+    if known is not None:
+        return known
+    held = tuple([d for d in dims if d not in INPUT_OF])
+    index = {d: i for i, d in enumerate(held)}
+    loop_dims = tuple([d for d in layer.loop_dims if d in dims])
+    leaf_dims = tuple(dict.fromkeys((*loop_dims, *held)))
+    factor_dims = (loop_dims, (), *[tuple([d for d in t.dims if d in dims]) for t in layer.tensors])
+    where = {d: i for i, d in enumerate(leaf_dims)}
+    leaf_factors = tuple([tuple([where[d] for d in factor]) for factor in factor_dims])
+    pairs = tuple((index[d], index[f]) for d, f in FILTER_OF.items() if d in index and f in index)
+    sliding = tuple(
+        (d, index[d], index[FILTER_OF[d]]) for d in held if d in FILTER_OF and FILTER_OF[d] in index
+    )
+    line = len(held) == 1 and held[0] not in _GROUP_OF
+    shape = (held, index, loop_dims, leaf_dims, factor_dims, leaf_factors, pairs, sliding, line)
+    _SHAPES[key] = shape
+    return shape
+
+
 class _Group:
     """The directives of one group of coupled dimensions, executed on their own."""
 
     def __init__(
         self,
         layer: Layer,
-        levels: Sequence[Sequence[MapDirective]],
-        units: Sequence[int],
+        levels: list[list[MapDirective]],
+        units: list[int],
         dims: tuple[str, ...],
-        owns: Sequence[bool],
         sizes: dict[str, int],
         strides: dict[str, int],
+        leaves: dict[tuple[object, ...], dict[tuple[int, ...], list[int]]],
     ) -> None:
+        """``levels``: per level, its directives of ``dims`` in order; ``units``: per
+        level, its units where the group has a SpatialMap there, else 1; ``leaves``:
+        the leaf memos of the layer's groups so far, by what a leaf reads."""
         self.layer = layer
-        self.held = tuple([d for d in dims if d not in INPUT_OF])
-        self.index = {d: i for i, d in enumerate(self.held)}
-        self.levels = [[d for d in lvl if d.dim in dims] for lvl in levels]
-        self.units = [u if own else 1 for u, own in zip(units, owns, strict=True)]
-        self.loop_dims = tuple([d for d in layer.loop_dims if d in dims])
-        self.leaf_dims = tuple(dict.fromkeys((*self.loop_dims, *self.held)))
-        """The dimensions whose extents a PE's tile counts read (:meth:`_leaf`)."""
-        self.factor_dims: list[tuple[str, ...]] = [self.loop_dims, ()]
-        for tensor in layer.tensors:
-            self.factor_dims.append(tuple([d for d in tensor.dims if d in dims]))
-        where = {d: i for i, d in enumerate(self.leaf_dims)}
-        self.leaf_factors = [tuple([where[d] for d in dims]) for dims in self.factor_dims]
-        """Per factor of :meth:`_leaf`: the positions in :attr:`leaf_dims` it multiplies
-        (the active PE-steps' factor none: 1)."""
+        shape = _shape(layer, dims)
+        self.held, self.index, self.loop_dims, self.leaf_dims = shape[:4]
+        self.factor_dims, self.leaf_factors, self.pairs, sliding, self.line = shape[4:]
+        self.levels = levels
+        self.units = units
+        self.kinds = [_kind(lvl) if lvl else _NO_LOOP for lvl in self.levels]
+        """Per level: its SpatialMaps' indices, whether it has temporal tiles of held
+        dimensions alone, and whether it maps an output coordinate."""
         self.memo: dict[tuple[int, Ranges], _Walk] = {}
-        self.leaves: dict[tuple[int, ...], list[int]] = {}
-        self.pairs = tuple(
-            (self.index[d], self.index[f])
-            for d, f in FILTER_OF.items()
-            if d in self.index and f in self.index
-        )
-        """Per sliding pair held (input and filter dimension): their indices."""
         self.unit_macs: dict[Ranges, int] = {}
         """:meth:`_macs_below` per tile asked."""
         self.top_positions = 0
@@ -180,21 +212,36 @@ class _Group:
         self.sizes = sizes
         self.strides = strides
         self.slides = tuple(
-            (
-                self.index[d],
-                self.index[FILTER_OF[d]],
-                self.sizes[FILTER_OF[d]] - 1,
-                self.strides[d],
-                self.sizes[OUTPUT_OF[d]] * self.strides[d],
-            )
-            for d in self.held
-            if d in FILTER_OF and FILTER_OF[d] in self.index
+            [
+                (k, f, sizes[FILTER_OF[d]] - 1, strides[d], sizes[OUTPUT_OF[d]] * strides[d])
+                for d, k, f in sliding
+            ]
         )
         """Per sliding input dimension held with its filter: their indices, the
         filter's reach ``R - 1``, the stride and ``Y' s`` (see :meth:`_canonical`)."""
-        self.line = len(self.held) == 1 and self.held[0] not in _GROUP_OF
-        """One dimension without a sliding window: a tile depends only on its extent,
-        and a directive's tiles are ``P - 1`` full ones and a last one."""
+        self.pair = self.pairs[0] if len(self.held) == 2 and len(self.pairs) == 1 else None
+        """The held dimensions are one sliding pair alone: its indices (for
+        :meth:`_leaf_of`'s key)."""
+        index = self.index
+        self.reads = tuple(
+            [
+                (index[d], -1, 1, 0)
+                if d not in INPUT_OF
+                else (
+                    index[INPUT_OF[d]],
+                    index[FILTER_OF[INPUT_OF[d]]],
+                    strides[INPUT_OF[d]],
+                    sizes[d],
+                )
+                for d in self.leaf_dims
+            ]
+        )
+        """Per dimension of :attr:`leaf_dims`, what :meth:`_leaf` reads: a held one's
+        index (and -1); an output coordinate's input and filter indices, stride and
+        size."""
+        self.leaves = leaves.setdefault((self.reads, self.leaf_factors), {})
+        """:meth:`_leaf_of`'s memo, shared with the layer's groups that read the same
+        (``Y``/``R``/``Y'`` and ``X``/``S``/``X'`` of equal sizes and strides)."""
 
     def _outputs(self, ranges: Ranges, out: str) -> tuple[int, int]:
         """First output and count the rows and filter rows of ``ranges`` give."""
@@ -205,36 +252,47 @@ class _Group:
         first, last = max(0, first), min(self.sizes[out] - 1, last)
         return first, max(0, last - first + 1)
 
-    def _extent(self, ranges: Ranges, dim: str) -> int:
-        """One PE's extent of ``dim`` (an output coordinate: the windows that fit)."""
-        if dim in INPUT_OF:
-            in_dim = INPUT_OF[dim]
-            (a, ah), (b, bh) = ranges[self.index[in_dim]], ranges[self.index[FILTER_OF[in_dim]]]
-            if ah <= a or bh <= b:
-                return 0
-            return self._outputs(ranges, dim)[1]
-        lo, hi = ranges[self.index[dim]]
-        return hi - lo
-
     def _leaf_of(self, ranges: Ranges) -> list[int]:
         """:meth:`_leaf`, memoised by what it reads: each range's extent and, per sliding
         pair held, the input rows' start less the filter rows' (the windows that fit
         depend on nothing else), so tiles moved together along a pair share one entry."""
-        key = (
-            *[hi - lo for lo, hi in ranges],
-            *[ranges[k][0] - ranges[f][0] for k, f in self.pairs],
-        )
+        pair = self.pair
+        if pair is not None:
+            (lo, hi), (lo2, hi2) = ranges
+            key: tuple[int, ...] = (hi - lo, hi2 - lo2, ranges[pair[0]][0] - ranges[pair[1]][0])
+        else:
+            parts = [hi - lo for lo, hi in ranges]
+            for k, f in self.pairs:
+                parts.append(ranges[k][0] - ranges[f][0])
+            key = tuple(parts)
         cached = self.leaves.get(key)
         if cached is None:
             cached = self.leaves[key] = self._leaf(ranges)
         return cached
 
     def _leaf(self, ranges: Ranges) -> list[int]:
-        ext = [self._extent(ranges, d) for d in self.leaf_dims]
-        out = [1] * len(self.leaf_factors)
-        for i, positions in enumerate(self.leaf_factors):
+        # One PE's extent per leaf dimension: a held one's rows; an output
+        # coordinate's windows that fit in its input and filter rows (as
+        # :meth:`_outputs` counts them; none where either holds no row).
+        ext = []
+        for k, f, stride, top in self.reads:
+            a, ah = ranges[k]
+            if f < 0:
+                ext.append(ah - a)
+                continue
+            b, bh = ranges[f]
+            if ah <= a or bh <= b:
+                ext.append(0)
+                continue
+            # :func:`outputs_within`'s first and last output, clamped to the layer.
+            first, last = max(0, -((b - a) // stride)), min(top - 1, (ah - bh) // stride)
+            ext.append(max(0, last - first + 1))
+        out = []
+        for positions in self.leaf_factors:
+            value = 1
             for at in positions:
-                out[i] *= ext[at]
+                value *= ext[at]
+            out.append(value)
         return out
 
     def walk(self, level: int, ranges: Ranges) -> _Walk:
@@ -261,19 +319,18 @@ class _Group:
             result = _Walk(list(sums), 1, {max(0, sums[0]): 1})
             self.memo[key] = result
             return result
-        plan = self._plan(level, ranges)
-        spatial = [i for i, p in enumerate(plan) if p.directive.spatial]
-        linear = [0] * len(self.factor_dims)
-        length = 0
-        top = level == 0
-        hist: dict[int, int] = {}
+        spatial, plain, outputs = self.kinds[level]
         # Temporal tiles alone: every position's tile is its base.
-        plain = not any(p.directive.spatial or p.directive.dim in INPUT_OF for p in plan)
+        if plain and units == 1 and self._in_one(level, ranges):
+            result = self._walk_through(level, ranges, last)
+            self.memo[key] = result
+            return result
+        plan = self._plan(level, ranges)
         if plain and units == 1:
             result = self._walk_plain(level, ranges, plan, spatial, last)
             self.memo[key] = result
             return result
-        if len(spatial) == 1 and not any(p.directive.dim in INPUT_OF for p in plan):
+        if len(spatial) == 1 and not outputs:
             result = self._walk_folds(level, ranges, plan, spatial[0], units, last)
             self.memo[key] = result
             return result
@@ -281,6 +338,10 @@ class _Group:
             result = self._walk_last(level, ranges, plan, spatial, units)
             self.memo[key] = result
             return result
+        linear = [0] * len(self.factor_dims)
+        length = 0
+        top = level == 0
+        hist: dict[int, int] = {}
         for base, fold in self._positions(ranges, plan, spatial, units):
             held: dict[Ranges, int] = {}
             for u in range(units):
@@ -301,8 +362,31 @@ class _Group:
         self.memo[key] = result
         return result
 
+    def _in_one(self, level: int, ranges: Ranges) -> bool:
+        """Whether every directive of a level of temporal tiles takes one position over
+        ``ranges`` (its tile holds all of its rows), so its one tile is ``ranges``."""
+        index = self.index
+        for d in self.levels[level]:
+            lo, hi = ranges[index[d.dim]]
+            if lo > hi or hi - lo > self._tile_size(d, ranges)[0]:
+                return False
+        return True
+
+    def _walk_through(self, level: int, ranges: Ranges, last: bool) -> _Walk:
+        """:meth:`_walk_plain` of a level whose temporal tiles each take one position
+        (:meth:`_in_one`): the one tile, its walk below (or leaf) as it is."""
+        tile = self._canonical(ranges) if self.slides else ranges
+        if level == 0:
+            self.top_positions += 1
+        if last:
+            sums = self._leaf_of(tile)
+            return _Walk(list(sums), 1, {max(0, sums[0]): 1})
+        w = self.walk(level + 1, tile)
+        busiest = dict(w.busiest) if w.busiest else {w.linear[0]: 1}
+        return _Walk(list(w.linear), max(0, w.length), busiest)
+
     def _walk_plain(
-        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], last: bool
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], last: bool
     ) -> _Walk:
         """:meth:`walk` of a level whose directives are all temporal tiles of held
         dimensions: one unit, every position's tile its base. Positions whose tiles
@@ -339,9 +423,9 @@ class _Group:
                 for p in range(first, min(first + period, last_full + 1)):
                     a = reach + (lo + p * offset - reach) % stride
                     own[(a, a + size)] = (last_full - p) // period + 1
-            for p in range(planned.positions):
-                if first <= p <= last_full:
-                    continue
+            # The edge positions, before and after the whole ones [first, last_full].
+            whole = (first, last_full + 1) if first <= last_full else (0, 0)
+            for p in (*range(whole[0]), *range(whole[1], planned.positions)):
                 a = lo + p * offset
                 t = (min(a, hi), min(a + size, hi))
                 for _, f, reach, stride, limit in rules:
@@ -454,7 +538,7 @@ class _Group:
         return _Walk(linear, length, hist)
 
     def _walk_last(
-        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+        self, level: int, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], units: int
     ) -> _Walk:
         """:meth:`walk` of the innermost level in general: each position lasts one step
         (its active units' PE tiles), its busiest unit the one whose leaf has the most
@@ -467,7 +551,7 @@ class _Group:
         # Without output coordinates a unit's tile is its SpatialMaps' tiles over the
         # base (as :meth:`_unit_tile` gives); units past a map's positions idle, and
         # so do the units after them.
-        simple = not any(p.directive.dim in INPUT_OF for p in plan)
+        simple = not self.kinds[level][2]
         moves = [(self.index[plan[i].directive.dim], plan[i]) for i in spatial] if simple else []
         limit = min((p.positions for _, p in moves), default=0)
         # Where every sliding pair's two ranges move by the same offset per unit, the
@@ -475,6 +559,29 @@ class _Group:
         # extents and each pair's start difference stay): one leaf, times their count.
         step = {k: planned.offset for k, planned in moves}
         shared = simple and all(step.get(k, 0) == step.get(f, 0) for k, f in self.pairs)
+        if shared and len(spatial) == len(plan):
+            # No temporal tile: every fold holds the level's ranges. Where every active
+            # unit's maps cut whole tiles, they all share one leaf: the first
+            # ``ceil(limit / U)`` folds are active, the rest idle.
+            whole = min(
+                (ranges[k][1] - ranges[k][0] - planned.size) // planned.offset + 1
+                for k, planned in moves
+            )
+            if whole >= limit:
+                cut = list(ranges)
+                for k, planned in moves:
+                    cut[k] = (cut[k][0], cut[k][0] + planned.size)
+                sums = leaf_of(tuple(cut))
+                folds = -(-plan[spatial[0]].positions // units)
+                idle = folds - -(-limit // units)
+                hist[sums[0]] = folds - idle
+                if idle:
+                    hist[0] = hist.get(0, 0) + idle
+                    self.nested_idle = self.nested_idle or level > 0
+                if top:
+                    self.top_positions += folds
+                    self.top_idle += idle
+                return _Walk([limit * v for v in sums], folds, hist)
         # Per base: the units cutting whole tiles, and their leaf.
         whole_of: dict[Ranges, tuple[int, list[int]]] = {}
         for base, fold in self._positions(ranges, plan, spatial, units):
@@ -609,7 +716,7 @@ class _Group:
         return _Walk(linear, length, hist)
 
     def _positions(
-        self, ranges: Ranges, plan: list[_Planned], spatial: list[int], units: int
+        self, ranges: Ranges, plan: list[_Planned], spatial: Sequence[int], units: int
     ) -> list[tuple[list[tuple[int, int]], int]]:
         """Per position of the level's loops: the ranges with every temporal
         directive's tile applied, and the fold of the SpatialMaps (whose loop takes
@@ -647,7 +754,11 @@ class _Group:
         return out
 
     def _unit_tile(
-        self, base: list[tuple[int, int]], plan: list[_Planned], spatial: list[int], position: int
+        self,
+        base: list[tuple[int, int]],
+        plan: list[_Planned],
+        spatial: Sequence[int],
+        position: int,
     ) -> Ranges | None:
         """A unit's ranges at SpatialMap position ``position`` given the temporal tiles
         ``base`` (followed by the output-coordinate loops' positions); None: idle."""
@@ -685,12 +796,7 @@ class _Group:
         """The level's directives of this group over ``ranges``, in the level's order."""
         plan: list[_Planned] = []
         for d in self.levels[level]:
-            size, offset = d.size, d.offset
-            if d.dim in FILTER_OF:
-                stride = self.strides[d.dim]
-                lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
-                if stride > 1 and size >= hi_r - lo_r:
-                    size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+            size, offset = self._tile_size(d, ranges)
             if d.dim in INPUT_OF:
                 first, extent = self._outputs(ranges, d.dim)
             else:
@@ -699,6 +805,17 @@ class _Group:
             positions = 1 + -(-max(0, extent - size) // offset)
             plan.append(_Planned(d, size, offset, positions, first, extent))
         return plan
+
+    def _tile_size(self, d: MapDirective, ranges: Ranges) -> tuple[int, int]:
+        """Size and offset of ``d``'s tiles over ``ranges``: a strided input tile that
+        holds a whole window of the filter rows is cut to whole windows."""
+        size, offset = d.size, d.offset
+        if d.dim in FILTER_OF:
+            stride = self.strides[d.dim]
+            lo_r, hi_r = ranges[self.index[FILTER_OF[d.dim]]]
+            if stride > 1 and size >= hi_r - lo_r:
+                size, offset = whole_windows_tile(size, hi_r - lo_r, stride)
+        return size, offset
 
     def _macs_below(self, tile: Ranges) -> int:
         """A top-level unit's MACs of this group given its tile (one level: the PE's;
@@ -784,14 +901,41 @@ class _Group:
         return np.transpose(nz, np.argsort(loops)), False
 
 
+def _kind(level: Sequence[MapDirective]) -> tuple[tuple[int, ...], bool, bool]:
+    """A level's SpatialMaps' indices, whether its directives are all temporal tiles of
+    held dimensions, and whether one maps an output coordinate."""
+    spatial = tuple([i for i, d in enumerate(level) if d.spatial])
+    outputs = any(d.dim in INPUT_OF for d in level)
+    return spatial, not spatial and not outputs, outputs
+
+
+_NO_LOOP: tuple[tuple[int, ...], bool, bool] = ((), True, False)
+""":func:`_kind` of a level without a directive of the group."""
+
+
 def _add(into: dict[int, int], hist: dict[int, int], times: int = 1) -> None:
     """Adds ``times`` x ``hist`` to the histogram ``into``."""
     for value, count in hist.items():
         into[value] = into.get(value, 0) + count * times
 
 
-def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tuple[str, ...]]:
-    """The groups of coupled dimensions (sliding pairs; SpatialMaps sharing a level)."""
+_GROUPINGS: dict[tuple[LayerType, tuple[tuple[str, ...], ...]], tuple[tuple[str, ...], ...]] = {}
+
+
+def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> tuple[tuple[str, ...], ...]:
+    """The groups of coupled dimensions (sliding pairs; SpatialMaps sharing a level),
+    which depend only on the layer's type and each level's SpatialMaps' dimensions (so
+    are kept per those)."""
+    maps = tuple([tuple([d.dim for d in lvl if d.spatial]) for lvl in levels])
+    key = (layer.type, maps)
+    known = _GROUPINGS.get(key)
+    if known is None:
+        known = _GROUPINGS[key] = _grouping(layer, maps)
+    return known
+
+
+def _grouping(layer: Layer, maps: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """:func:`_groups` given each level's SpatialMaps' dimensions."""
     dims = [*dict.fromkeys((*layer.mappable_dims, *layer.loop_dims))]
     parent = {d: _GROUP_OF.get(d, d) if _GROUP_OF.get(d, d) in dims else d for d in dims}
 
@@ -800,8 +944,8 @@ def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tupl
             d = parent[d]
         return d
 
-    for lvl in levels:
-        spatial = [find(d.dim) for d in lvl if d.spatial]
+    for lvl in maps:
+        spatial = [find(d) for d in lvl]
         for other in spatial[1:]:
             root, new = find(spatial[0]), find(other)
             if root != new:
@@ -809,7 +953,7 @@ def _groups(layer: Layer, levels: Sequence[Sequence[MapDirective]]) -> list[tupl
     out: dict[str, list[str]] = {}
     for d in dims:
         out.setdefault(find(d), []).append(d)
-    return [tuple(v) for _, v in sorted(out.items())]
+    return tuple([tuple(v) for _, v in sorted(out.items())])
 
 
 def exact_counts(
@@ -825,10 +969,22 @@ def exact_counts(
     units = mapping.units_per_level(num_pes)
     sizes = dict(layer.sizes)
     strides = {d: layer.stride(d) for d in FILTER_OF}
+    grouping = _groups(layer, levels)
+    # Each group's directives and units per level, in one pass over the directives.
+    of = {d: g for g, dims in enumerate(grouping) for d in dims}
+    split: list[list[list[MapDirective]]] = [[[] for _ in levels] for _ in grouping]
+    owned = [[1] * len(levels) for _ in grouping]
+    for i, lvl in enumerate(levels):
+        for d in lvl:
+            g = of.get(d.dim)
+            if g is not None:
+                split[g][i].append(d)
+                if d.spatial:
+                    owned[g][i] = units[i]
     groups = []
-    for dims in _groups(layer, levels):
-        owns = [any(d.spatial and d.dim in dims for d in lvl) for lvl in levels]
-        group = _Group(layer, levels, units, dims, owns, sizes, strides)
+    leaves: dict[tuple[object, ...], dict[tuple[int, ...], list[int]]] = {}
+    for dims, own, held_units in zip(grouping, split, owned, strict=True):
+        group = _Group(layer, own, held_units, dims, sizes, strides, leaves)
         whole = tuple((0, sizes[d]) for d in group.held)
         groups.append((group, group.walk(0, whole)))
     unowned = prod(
