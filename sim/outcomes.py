@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .l1 import L1Residency, StepL1
+from .l1 import L1Residency
+from .l1_outcome import StepL1
 
 __all__ = ["KeptOutcome", "kept_outcome", "kept_outcome_at"]
 
@@ -43,7 +44,7 @@ def kept_outcome_at(l1: L1Residency, kept: KeptOutcome, out_base: np.ndarray) ->
     """The outcome ``kept`` at a step based at ``out_base`` with the same signature: its
     leaving outputs moved with the base (they stay inside the output tensor: the step's
     own outputs, the same relative to its base)."""
-    by = int((out_base - kept.out_base) @ l1.strides[2])
+    by = int((out_base - kept.out_base) @ l1.space.strides[2])
     moved = kept.outcome.leaving + by
     return replace(kept.outcome, egress=l1.leaving_boxes(moved, out_base), leaving=moved)
 

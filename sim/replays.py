@@ -43,8 +43,8 @@ class ReplayMemo:
         self.move = move
         self.total = l1.total
         self.offset = l1.offsets[2]
-        self.strides = l1.strides[2][:, None]
-        self.shape = np.array(l1.shapes[2], dtype=np.int64)
+        self.strides = l1.space.strides[2][:, None]
+        self.shape = np.array(l1.space.shapes[2], dtype=np.int64)
         self._found: dict[_Key, tuple[StepRecord, int, np.ndarray, np.ndarray]] = {}
 
     def _variant(self, r: int) -> int:

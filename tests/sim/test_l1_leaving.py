@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import L1Residency, _Keys
+from metronome.sim.l1 import L1Residency
+from metronome.sim.l1_keys import WorkingKeys
 
 OUT = (4, 5)  # output tensor shape: flat strides (5, 1)
 
@@ -82,9 +83,13 @@ def test_memoised_signatures_equal_fresh_ones(calls) -> None:
         assert l1._leaving_head(keys, out_base) == l1._leaving(keys, out_base)[-1]
 
 
-def _translated(l1: L1Residency, key: object, flat: list[int], by: tuple[int, int, int]) -> _Keys:
+def _translated(
+    l1: L1Residency, key: object, flat: list[int], by: tuple[int, int, int]
+) -> WorkingKeys:
     """Keys ``flat`` (PE 0, before translation) of geometry ``key``, translated by ``by``."""
-    keys = _Keys(np.array(flat, dtype=np.int64), l1._tensor(np.array(flat)), [], np.zeros(0))
+    keys = WorkingKeys(
+        np.array(flat, dtype=np.int64), l1.space.tensor(np.array(flat)), [], np.zeros(0)
+    )
     keys.origin = (key, np.zeros(3, dtype=np.int64))
     return keys.shifted(np.array(by, dtype=np.int64))
 

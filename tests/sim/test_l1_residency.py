@@ -403,11 +403,11 @@ def _same_next_touches(layer, mapping, hw, eviction: str) -> None:
     grouped (``record_future_steps``), equals the same table fed step by step."""
     run = RunContext(layer, mapping, hw, SimOptions(policy=REALISTIC, l1_eviction=eviction))
     assert run.l1 is not None
-    grouped = run.l1._touches.copy()
+    grouped = run.l1.touches.table.copy()
     none = np.zeros(3, dtype=np.int64)
     blocks = [(s.index, run.future_keys((s, sch)), none, 1, 1) for s, sch in run.stream]
-    run.l1.record_future(blocks, len(blocks))
-    assert np.array_equal(grouped, run.l1._touches)
+    run.l1.touches.record_future(blocks, len(blocks))
+    assert np.array_equal(grouped, run.l1.touches.table)
 
 
 @pytest.mark.parametrize("eviction", ["lru", "optimal"])
