@@ -224,7 +224,7 @@ class RunContext:
         copied from an earlier one built alike (:class:`Twins`: the same tiles relative
         to the base, the same L1 outcome). ``replayed``: a bulk repetition applied the
         step, its touches hit and the outputs left as this (hits, output keys) says; the
-        L1s do not act (:meth:`L1Residency.replay`)."""
+        L1s do not act (:meth:`StepOutcomes.replay`)."""
         assert self.l1 is not None
         self.l1_steps += 1
         step = item[0]
@@ -237,15 +237,17 @@ class RunContext:
             signature = l1.signature
         elif memo:
             # Most replayed steps' records exist: their signature alone finds them.
-            signature = self.l1.replay_signature(self._keys(item), following, *replayed, out_base)
+            signature = self.l1.outcomes.replay_signature(
+                self._keys(item), following, *replayed, out_base
+            )
         else:
-            l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
+            l1 = self.l1.outcomes.replay(self._keys(item), following, *replayed, out_base)
             signature = l1.signature
         rec = self.record_of(item, prev, signature) if memo else None
         if rec is None:
             if l1 is None:
                 assert replayed is not None
-                l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
+                l1 = self.l1.outcomes.replay(self._keys(item), following, *replayed, out_base)
             rec = self._built(item, prev, l1, signature if memo else None)
             if memo and signature not in self._outcomes:
                 self._outcomes[signature] = kept_outcome(l1, out_base)

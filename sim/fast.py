@@ -448,7 +448,7 @@ class FastPath:
         """The record of step ``j`` of repetition ``r`` of ``seg``, which a bulk applied
         after the logged repetition ``logged``: the L1s hit as the logged step did and sent
         home what ``varied`` says, or (without it, an end step) what the logged step did
-        (``ends``) translated (:meth:`L1Residency.replay`); with ``memo`` (and
+        (``ends``) translated (:meth:`StepOutcomes.replay`); with ``memo`` (and
         ``varied``), the record of an earlier repetition's step it repeats."""
         if varied is not None and memo is not None:
             key = memo.key(r, j, varied.evicted(r - logged, j))

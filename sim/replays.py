@@ -2,7 +2,7 @@
 
 A bulk applies repetitions of a segment after a logged one; a step whose evicted outputs
 are not the logged step's translated gets its record from what it hit (the logged step's
-hits) and sent home (:meth:`L1Residency.replay_signature`). Within one bulk two such
+hits) and sent home (:meth:`StepOutcomes.replay_signature`). Within one bulk two such
 steps at the same place ``j`` of repetitions ``r0`` and ``r`` get the same record when
 they have the same geometry keys around them and sent home the same outputs relative to
 their repetitions: their working sets, their successors' and the outputs leaving are

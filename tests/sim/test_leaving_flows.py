@@ -97,7 +97,7 @@ def test_leaving_coords_are_the_expanded_boxes_elements() -> None:
     base = np.zeros(2, dtype=np.int64)
     s = StepL1(
         ([None] * 3, [None] * 3),
-        l1.leaving_boxes(keys, base),
+        l1.outcomes.leaving_boxes(keys, base),
         np.zeros(3, dtype=np.int64),
         True,
         False,
