@@ -251,4 +251,5 @@ class KeySpace:
         return self.shift(delta, {})
 
     def tensor(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's tensor (0 input, 1 weight, 2 output)."""
         return np.searchsorted(np.array(self.offsets[1:]), keys % self.total, side="right")

@@ -344,7 +344,7 @@ class NextTouches:
         tensor, ``m`` steps, ``count`` times).
         Steps sharing a geometry key are one array operation; under ``lru`` each
         (output class, translation) keeps only its last step before its keys are
-        expanded (:func:`~metronome.sim.l1_touches.last_output_touches`)."""
+        expanded (:func:`last_output_touches`)."""
         self._span = span = total + 1
         last = self.eviction == "lru"
         # Per geometry key its steps' bases, indices and runs (compact: many steps).
@@ -372,23 +372,23 @@ class NextTouches:
         if last:
             # Outputs only, each (output class, translation) kept at its last step
             # before its keys are expanded.
-            classes = (
-                (
-                    self.space.memoised(key)[1].outputs()
-                    - self.space.shift(self.space.memoised(key)[0], {})[2],
-                    self._moves({}, found[0])[:, 2],
-                    np.frombuffer(found[1], dtype=np.int64),
-                    np.frombuffer(found[2], dtype=np.int64),
-                )
-                for key, found in rows.items()
-            )
-            self._store(last_output_touches(classes, (run_shift[:, 2], run_m, run_count), span))
+            def classes() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+                for key, found in rows.items():
+                    first, wk = self.space.memoised(key)
+                    yield (
+                        wk.outputs() - self.space.shift(first, {})[2],
+                        self._moves({}, found[0])[:, 2],
+                        np.frombuffer(found[1], dtype=np.int64),
+                        np.frombuffer(found[2], dtype=np.int64),
+                    )
+
+            self._store(last_output_touches(classes(), (run_shift[:, 2], run_m, run_count), span))
             return
 
         def codes() -> Iterator[np.ndarray]:
             for key, found in rows.items():
-                wk = self.space.memoised(key)[1]
-                b = self._moves(self.space.memoised(key)[0], found[0])
+                first, wk = self.space.memoised(key)
+                b = self._moves(first, found[0])
                 index = np.frombuffer(found[1], dtype=np.int64)
                 run = np.frombuffer(found[2], dtype=np.int64)
                 shift, m, count = run_shift[run], run_m[run], run_count[run]
