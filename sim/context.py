@@ -16,7 +16,8 @@ from .budget import check_budget
 from .flows import disjoint_flows
 from .functional import Functional
 from .geometry import Geometry, StepTiles
-from .l1 import EVICTIONS, L1Residency, StepL1
+from .l1 import EVICTIONS, L1Residency
+from .l1_outcome import StepL1
 from .loopnest import LoopNest
 from .memory import L2Memory, L2Step
 from .options import SimOptions
@@ -29,7 +30,7 @@ from .traffic import RecordBuilder, StepRecord
 from .twins import Twins
 
 if TYPE_CHECKING:
-    from .l1 import _Keys as WorkingKeys
+    from .l1_keys import WorkingKeys
 
 __all__ = ["Progress", "RunContext"]
 
@@ -105,7 +106,7 @@ class RunContext:
                 self.segments = list(self.stream.segments())
                 l1.classify(self._first_tiles(self.segments))
                 steps = sum(len(seg.steps) * seg.count for seg in self.segments)
-                l1.record_future_steps(
+                l1.touches.record_future_steps(
                     (
                         item
                         for seg in self.segments
@@ -113,7 +114,7 @@ class RunContext:
                     ),
                     self._tiles_of,
                     (
-                        (len(seg.steps), l1.shift_of(seg.delta), len(seg.steps), seg.count)
+                        (len(seg.steps), l1.space.shift_of(seg.delta), len(seg.steps), seg.count)
                         for seg in self.segments
                     ),
                     steps,
@@ -125,7 +126,7 @@ class RunContext:
                     (step.index, self.future_keys((step, sched)), none, 1, 1)
                     for step, sched in self.stream
                 ]
-                l1.record_future(blocks, blocks[-1][0] + 1 if blocks else 0)
+                l1.touches.record_future(blocks, blocks[-1][0] + 1 if blocks else 0)
 
     def tiles(self, step: Step, schedules: list[object]) -> StepTiles:
         """The tiles of every PE at ``step``."""
@@ -184,7 +185,7 @@ class RunContext:
         if hit is None:
             if len(self._recent_keys) > 2:
                 self._recent_keys.clear()
-            hit = self.l1.keys_of(step.key, step.base, self.lazy(item))
+            hit = self.l1.space.keys_of(step.key, step.base, self.lazy(item))
             self._recent_keys[step.index] = hit
         return hit
 
@@ -192,7 +193,7 @@ class RunContext:
         """The keys of a step the L1s' next-touch queries ask about."""
         assert self.l1 is not None
         step = item[0]
-        return self.l1.future_keys(step.key, step.base, self.lazy(item))
+        return self.l1.touches.future_keys(step.key, step.base, self.lazy(item))
 
     def future_touches(self, seg: Segment, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The keys of repetition ``b`` of ``seg`` the L1s' next-touch queries ask about,
@@ -203,7 +204,9 @@ class RunContext:
             (s.key, s.base, self.lazy((s, sched)), s.index)
             for s, sched in zip(seg.steps, seg.schedules, strict=True)
         )
-        return l1.future_touches(steps, b * l1.shift_of(seg.delta), b * len(seg.steps))
+        return l1.touches.future_touches(
+            steps, b * l1.space.shift_of(seg.delta), b * len(seg.steps)
+        )
 
     def lazy(self, item: tuple[Step, list[object]]) -> Callable[[], StepTiles]:
         """The tiles of ``item``, computed when called (the last few remembered)."""
@@ -221,7 +224,7 @@ class RunContext:
         copied from an earlier one built alike (:class:`Twins`: the same tiles relative
         to the base, the same L1 outcome). ``replayed``: a bulk repetition applied the
         step, its touches hit and the outputs left as this (hits, output keys) says; the
-        L1s do not act (:meth:`L1Residency.replay`)."""
+        L1s do not act (:meth:`StepOutcomes.replay`)."""
         assert self.l1 is not None
         self.l1_steps += 1
         step = item[0]
@@ -234,15 +237,17 @@ class RunContext:
             signature = l1.signature
         elif memo:
             # Most replayed steps' records exist: their signature alone finds them.
-            signature = self.l1.replay_signature(self._keys(item), following, *replayed, out_base)
+            signature = self.l1.outcomes.replay_signature(
+                self._keys(item), following, *replayed, out_base
+            )
         else:
-            l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
+            l1 = self.l1.outcomes.replay(self._keys(item), following, *replayed, out_base)
             signature = l1.signature
         rec = self.record_of(item, prev, signature) if memo else None
         if rec is None:
             if l1 is None:
                 assert replayed is not None
-                l1 = self.l1.replay(self._keys(item), following, *replayed, out_base)
+                l1 = self.l1.outcomes.replay(self._keys(item), following, *replayed, out_base)
             rec = self._built(item, prev, l1, signature if memo else None)
             if memo and signature not in self._outcomes:
                 self._outcomes[signature] = kept_outcome(l1, out_base)
@@ -264,7 +269,7 @@ class RunContext:
         # (what a neighbour held) and the next one not at all (the L1s' double-buffering
         # answer stands for it): their tiles are computed only then.
         forwards = self.builder.neighbours is not None
-        pes, coords = self.l1.leaving_coords(l1.leaving)
+        pes, coords = self.l1.space.leaving_coords(l1.leaving)
         flows = disjoint_flows(pes, coords)
         up = None
         if flows is not None:
@@ -276,7 +281,7 @@ class RunContext:
             step.key[0],
             step.inner,
             step.base,
-            self.l1.expand(l1, leaving=up is None),
+            self.l1.space.expand(l1, leaving=up is None),
             first=prev is None,
             up=up,
         )

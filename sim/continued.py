@@ -75,8 +75,8 @@ def _continues(run: RunContext, tail: ExactTail, seg: Segment) -> bool:
             continue
         same = alike.get((a.key, b.key))
         if same is None:
-            wa = l1.keys_of(a.key, a.base, run.lazy((a, sa)))
-            wb = l1.keys_of(b.key, b.base, run.lazy((b, sb)))
+            wa = l1.space.keys_of(a.key, a.base, run.lazy((a, sa)))
+            wb = l1.space.keys_of(b.key, b.base, run.lazy((b, sb)))
             same = alike[a.key, b.key] = bool(
                 np.array_equal(wa.tensor, wb.tensor)
                 and np.array_equal(wa.keys + tail.shift[wa.tensor], wb.keys)

@@ -245,8 +245,8 @@ class FastPath:
         l1 = run.l1
         assert l1 is not None
         m = len(seg.steps)
-        shift = l1.shift_of(seg.delta)
-        move = np.array([seg.delta.get(d, 0) for d in l1.dims[2]], dtype=np.int64)
+        shift = l1.space.shift_of(seg.delta)
+        move = np.array([seg.delta.get(d, 0) for d in l1.space.dims[2]], dtype=np.int64)
         prev = before
         if l1.log is None:
             l1.log = []
@@ -301,7 +301,9 @@ class FastPath:
                 if (
                     start is not None
                     and l1.repeats(start, shift, m)
-                    and l1.future_repeats(*run.future_touches(seg, b - 1), shift, m, times + 1)
+                    and l1.touches.future_repeats(
+                        *run.future_touches(seg, b - 1), shift, m, times + 1
+                    )
                 ):
                     # The last repetition too: only its last step's record can differ.
                     exact = min(times + 1, _exact_reach(l1, rep_log, start, move))
@@ -335,7 +337,7 @@ class FastPath:
                         if applied:
                             far = reach(l1, logged[5], move)
                             varied = _Varied(
-                                logged, shift, m, first, applied, evicted, l1.span, far
+                                logged, shift, m, first, applied, evicted, l1.space.span, far
                             )
                             flat = logged[:7] if nested else None
                         del evicted
@@ -350,7 +352,7 @@ class FastPath:
                 if flat is None:
                     flat = flat_log(rep_log, m)
                 got = varied.within(applied) if varied is not None else None
-                log.append(LogBlock(flat, shift, m, applied, got, l1.span))
+                log.append(LogBlock(flat, shift, m, applied, got, l1.space.span))
         if not nested:
             l1.log = None
 
@@ -383,7 +385,7 @@ class FastPath:
         if varied is not None and bad:
             l1 = self.run.l1
             assert l1 is not None
-            move = np.array([seg.delta.get(d, 0) for d in l1.dims[2]], dtype=np.int64)
+            move = np.array([seg.delta.get(d, 0) for d in l1.space.dims[2]], dtype=np.int64)
             memo = ReplayMemo(l1, seg, b - 1, int(varied.shift[2]), move)
         k = 1
         while k <= applied:
@@ -446,7 +448,7 @@ class FastPath:
         """The record of step ``j`` of repetition ``r`` of ``seg``, which a bulk applied
         after the logged repetition ``logged``: the L1s hit as the logged step did and sent
         home what ``varied`` says, or (without it, an end step) what the logged step did
-        (``ends``) translated (:meth:`L1Residency.replay`); with ``memo`` (and
+        (``ends``) translated (:meth:`StepOutcomes.replay`); with ``memo`` (and
         ``varied``), the record of an earlier repetition's step it repeats."""
         if varied is not None and memo is not None:
             key = memo.key(r, j, varied.evicted(r - logged, j))
@@ -693,8 +695,8 @@ def exact_tail(
     if after.index != last.index + m or len(after.positions) != len(last.positions):
         return False
     times = seg.count - logged
-    return _exact_reach(l1, log, start, move) >= times and l1.future_repeats(
-        *run.future_touches(seg, logged), l1.shift_of(seg.delta), m, times, times
+    return _exact_reach(l1, log, start, move) >= times and l1.touches.future_repeats(
+        *run.future_touches(seg, logged), l1.space.shift_of(seg.delta), m, times, times
     )
 
 

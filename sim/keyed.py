@@ -199,8 +199,8 @@ def reach(l1: L1Residency, keys: np.ndarray, move: np.ndarray) -> np.ndarray:
     another element, e.g. the next row's first, and the records differ)."""
     if not keys.size:
         return np.zeros(0, dtype=np.int64)
-    shape = np.array(l1.shapes[2], dtype=np.int64)
-    coords = np.array(np.unravel_index(keys % l1.total - l1.offsets[2], l1.shapes[2]))
+    shape = np.array(l1.space.shapes[2], dtype=np.int64)
+    coords = np.array(np.unravel_index(keys % l1.total - l1.offsets[2], l1.space.shapes[2]))
     room = np.full(coords.shape, np.iinfo(np.int64).max, dtype=np.int64)
     up, down = move > 0, move < 0
     room[up] = (shape[up, None] - 1 - coords[up]) // move[up, None]

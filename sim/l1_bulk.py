@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .l1 import _NEVER, L1Residency, _first_row, _oldest_in, refreshed_before_eviction
+from .l1 import L1Residency, _first_row, _oldest_in, refreshed_before_eviction
+from .l1_touches import NEVER
 
 __all__ = ["bulk", "bulk_calm", "step_groups"]
 
@@ -102,12 +103,12 @@ def bulk_calm(
     del ok
     touched_at = at_u[held_u]
     want_hit = np.tile(ref_hit, times)
-    nxt = np.full(keys.size, _NEVER, dtype=np.int64)
+    nxt = np.full(keys.size, NEVER, dtype=np.int64)
     asked = np.ones(keys.size, dtype=bool) if l1.eviction == "optimal" else outs
     # Asked in key order (then step: ascending codes), which searches faster.
     ask = by_key[asked[by_key]]
-    nxt[ask] = l1._next_many(keys[ask], index[ask])
-    done = outs if l1.psum_every_step else outs & (nxt == _NEVER)
+    nxt[ask] = l1.touches.next_many(keys[ask], index[ask])
+    done = outs if l1.psum_every_step else outs & (nxt == NEVER)
     # Each check finds the first repetition that differs from the log; the state
     # evolves causally, so the ones before it are exact.
     agreed = _first_row(done != np.tile(ref_done, times), times)
@@ -128,7 +129,7 @@ def bulk_calm(
     if agreed < times:
         return 0, agreed, nothing
     ev_keys = l1.keys[evicted]
-    ev_out = l1._tensor(ev_keys) == 2
+    ev_out = l1.space.tensor(ev_keys) == 2
     # The state after them: last touches' stamps and next touches, minus what left.
     last = by_key[tail]
     new_keys = keys[last]

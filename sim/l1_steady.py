@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .l1 import _NEVER, L1Residency
+from .l1 import L1Residency
+from .l1_touches import NEVER
 
 __all__ = ["bulk_steady"]
 
@@ -111,7 +112,7 @@ def bulk_steady(
     # (A) a first touch that hit: one repetition on, its key is young.
     hx = uniq[first_hit]
     if hx.size:
-        at, found = _find(state, hx + shift[l1._tensor(hx)])
+        at, found = _find(state, hx + shift[l1.space.tensor(hx)])
         if not np.all(found & (stamp[at] >= first)):
             return None
     # (B) a first touch that missed: its key, translated by 1..k repetitions, is not held.
@@ -144,7 +145,7 @@ def bulk_steady(
     old_pos = _queue_order(np.flatnonzero(old), order_key)
     ypos = np.flatnonzero(young)
     yk = state[ypos]
-    moved_back = yk - shift[l1._tensor(yk)]
+    moved_back = yk - shift[l1.space.tensor(yk)]
     _, again = _find(uniq, moved_back)
     in_a = np.zeros(state.size, dtype=bool)
     in_a[ypos[~again]] = True
@@ -219,13 +220,13 @@ def _apply(
     j = np.arange(int(n_keep.sum())) - np.repeat(np.cumsum(n_keep) - n_keep, n_keep)
     j += np.repeat(gone_copies, n_keep)
     akeys = state[a_pos]
-    a_shift = shift[l1._tensor(akeys)]
+    a_shift = shift[l1.space.tensor(akeys)]
     kept_a = np.repeat(akeys, n_keep) + j * np.repeat(a_shift, n_keep)
     kept_a_stamp = np.repeat(stamp[a_pos], n_keep) + j * m
     # The young part, translated by every repetition; the old queue's survivors.
     young = stamp >= first
     ykeys = state[young]
-    new_young = ykeys + times * shift[l1._tensor(ykeys)]
+    new_young = ykeys + times * shift[l1.space.tensor(ykeys)]
     keep_old = np.ones(state.size, dtype=bool)
     keep_old[young] = False
     keep_old[old_pos[gone]] = False
@@ -307,7 +308,7 @@ def _first_meet(
         return times + 1
     back = held.size < src.size
     moving, target = (held, src) if back else (src, held)
-    step = shift[l1._tensor(moving)]
+    step = shift[l1.space.tensor(moving)]
     if back:
         step = -step
     rows = max(1, _CHUNK // moving.size)
@@ -338,10 +339,10 @@ def _done_agree(
     rows = max(1, _CHUNK // out_keys.size)
     for lo in range(1, times + 1, rows):
         k = np.arange(lo, min(times, lo + rows - 1) + 1, dtype=np.int64)[:, None]
-        nxt = l1._next_many(
+        nxt = l1.touches.next_many(
             (out_keys[None, :] + k * by).ravel(), (first + out_at[None, :] + k * m).ravel()
         )
-        bad = ((nxt == _NEVER).reshape(k.size, -1) != out_done[None, :]).any(axis=1)
+        bad = ((nxt == NEVER).reshape(k.size, -1) != out_done[None, :]).any(axis=1)
         if bad.any():
             return int(k[np.argmax(bad), 0]) - 1
     return times

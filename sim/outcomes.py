@@ -6,7 +6,7 @@ in absolute coordinates, with masks over them, which can be large). Its signatur
 the same relative to the tiles and to the step's base, so a later step with the same
 signature has the same masks and the same leaving outputs moved by the difference of the
 bases. Kept are the masks and the leaving outputs' keys (few, :attr:`StepL1.leaving`);
-the boxes are rebuilt from the keys moved (:meth:`L1Residency.leaving_boxes`).
+the boxes are rebuilt from the keys moved (:meth:`StepOutcomes.leaving_boxes`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .l1 import L1Residency, StepL1
+from .l1 import L1Residency
+from .l1_outcome import StepL1
 
 __all__ = ["KeptOutcome", "kept_outcome", "kept_outcome_at"]
 
@@ -43,9 +44,9 @@ def kept_outcome_at(l1: L1Residency, kept: KeptOutcome, out_base: np.ndarray) ->
     """The outcome ``kept`` at a step based at ``out_base`` with the same signature: its
     leaving outputs moved with the base (they stay inside the output tensor: the step's
     own outputs, the same relative to its base)."""
-    by = int((out_base - kept.out_base) @ l1.strides[2])
+    by = int((out_base - kept.out_base) @ l1.space.strides[2])
     moved = kept.outcome.leaving + by
-    return replace(kept.outcome, egress=l1.leaving_boxes(moved, out_base), leaving=moved)
+    return replace(kept.outcome, egress=l1.outcomes.leaving_boxes(moved, out_base), leaving=moved)
 
 
 def _copy(a: np.ndarray | None) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 A bulk applies repetitions of a segment after a logged one; a step whose evicted outputs
 are not the logged step's translated gets its record from what it hit (the logged step's
-hits) and sent home (:meth:`L1Residency.replay_signature`). Within one bulk two such
+hits) and sent home (:meth:`StepOutcomes.replay_signature`). Within one bulk two such
 steps at the same place ``j`` of repetitions ``r0`` and ``r`` get the same record when
 they have the same geometry keys around them and sent home the same outputs relative to
 their repetitions: their working sets, their successors' and the outputs leaving are
@@ -43,8 +43,8 @@ class ReplayMemo:
         self.move = move
         self.total = l1.total
         self.offset = l1.offsets[2]
-        self.strides = l1.strides[2][:, None]
-        self.shape = np.array(l1.shapes[2], dtype=np.int64)
+        self.strides = l1.space.strides[2][:, None]
+        self.shape = np.array(l1.space.shapes[2], dtype=np.int64)
         self._found: dict[_Key, tuple[StepRecord, int, np.ndarray, np.ndarray]] = {}
 
     def _variant(self, r: int) -> int:

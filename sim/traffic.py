@@ -27,7 +27,7 @@ from metronome.spec.hardware import Hardware
 
 from .flows import Demand, Flow, demand, merge, reduction_flows, refine
 from .geometry import Geometry, StepTiles
-from .l1 import StepL1
+from .l1_outcome import StepL1
 from .loopnest import LoopNest
 from .options import Policy
 

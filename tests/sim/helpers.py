@@ -6,10 +6,16 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from metronome.sim import REALISTIC, SimOptions, simulate
+from metronome.sim.fast import FastPath
+from metronome.sim.schedule import Segment
+from metronome.sim.traffic import StepRecord
 from metronome.spec.hardware import Hardware
 from metronome.spec.layer import Layer, LayerType, make_layer
 from metronome.spec.loader import load_network
+from metronome.spec.maestro import parse_mapping_text
 from metronome.spec.mapping import ClusterDirective, MapDirective, Mapping
 from metronome.spec.window import (
     SLIDING_PAIRS,
@@ -189,3 +195,28 @@ def covers_every_mac(layer: Layer, mapping: Mapping) -> bool:
 
     visit(0, dict.fromkeys(held, 0), {d: layer.size(d) for d in held})
     return bool(painted.all())
+
+
+def fast_run_records(
+    text: str, hw: Hardware, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, object], list[int]]:
+    """Simulate the one layer of mapping ``text`` on ``hw`` (realistic policy), capturing
+    the fast path's pieces (:meth:`FastPath._piece`): the result and each step's record
+    id in step order (a piece's records once per repetition). Tests compare these between
+    a mechanism and the stepping it stands for."""
+    pieces: list[tuple[int, int, list[StepRecord]]] = []
+    piece = FastPath._piece
+
+    def logged(self: FastPath, seg: Segment, recs: list[StepRecord]) -> None:
+        pieces.append((seg.steps[0].index, seg.count, list(recs)))
+        piece(self, seg, recs)
+
+    monkeypatch.setattr(FastPath, "_piece", logged)
+    entry = parse_mapping_text(text).layers[0]
+    assert entry.mapping is not None
+    result = simulate(entry.layer, entry.mapping, hw, SimOptions(policy=REALISTIC))
+    monkeypatch.setattr(FastPath, "_piece", piece)
+    rids: list[int] = []
+    for _first, count, recs in sorted(pieces, key=lambda p: p[0]):
+        rids.extend([r.rid for r in recs] * count)
+    return result.layer.to_dict(), rids

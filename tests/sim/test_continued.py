@@ -9,16 +9,14 @@ import pytest
 import metronome.sim.context as context_module
 import metronome.sim.continued as continued_module
 import metronome.sim.fast as fast_module
-from metronome.sim import REALISTIC, SimOptions, simulate
 from metronome.sim.context import RunContext
-from metronome.sim.fast import FastPath
-from metronome.sim.l1 import L1Residency, StepL1
+from metronome.sim.l1 import L1Residency
+from metronome.sim.l1_outcome import StepL1
 from metronome.sim.outcomes import KeptOutcome, kept_outcome_at
-from metronome.sim.schedule import Segment
 from metronome.sim.traffic import StepRecord
 from metronome.spec.hardware import Hardware
-from metronome.spec.maestro import parse_mapping_text
 
+from .helpers import fast_run_records
 from .test_keyed_segments import OS_K6, ROWS
 
 # OS_K6 with K in tiles of 4 outputs over 10: the last position holds 2 (its tiles are
@@ -31,31 +29,19 @@ def _run(
 ) -> tuple[dict[str, object], list[int], int]:
     """The fast run's result, each step's record id and how many segments continued an
     exact repeat."""
-    pieces: list[tuple[int, int, list[StepRecord]]] = []
     taken: list[int] = []
-    piece, records = FastPath._piece, fast_module.continued_records
-
-    def logged(self: FastPath, seg: Segment, recs: list[StepRecord]) -> None:
-        pieces.append((seg.steps[0].index, seg.count, list(recs)))
-        piece(self, seg, recs)
+    records = fast_module.continued_records
 
     def counted(*args: object) -> list[StepRecord] | None:
         found = records(*args)  # type: ignore[arg-type]
         taken.extend([1] if found is not None else [])
         return found
 
-    monkeypatch.setattr(FastPath, "_piece", logged)
     monkeypatch.setattr(fast_module, "continued_records", counted)
-    entry = parse_mapping_text(text).layers[0]
-    assert entry.mapping is not None
     hw = Hardware(num_pes=pes, l1_size_elems=l1, topology=topology)
-    result = simulate(entry.layer, entry.mapping, hw, SimOptions(policy=REALISTIC))
-    monkeypatch.setattr(FastPath, "_piece", piece)
+    result, rids = fast_run_records(text, hw, monkeypatch)
     monkeypatch.setattr(fast_module, "continued_records", records)
-    rids: list[int] = []
-    for _first, count, recs in sorted(pieces, key=lambda p: p[0]):
-        rids.extend([r.rid for r in recs] * count)
-    return result.layer.to_dict(), rids, len(taken)
+    return result, rids, len(taken)
 
 
 @pytest.mark.parametrize(
@@ -139,7 +125,7 @@ def test_a_kept_outcome_gives_back_its_leaving_boxes_moved(
         assert isinstance(s, StepL1)
         assert isinstance(base, np.ndarray)
         assert isinstance(out, KeptOutcome)
-        shape = np.array(l1.shapes[2])
+        shape = np.array(l1.space.shapes[2])
         for by in (np.zeros_like(base), np.eye(base.size, dtype=np.int64)[-1]):
             boxes = [e for e in s.egress if e is not None]
             if any((e[1] + by > shape).any() for e in boxes):

@@ -12,7 +12,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from metronome.sim import l1_bulk
-from metronome.sim.l1 import L1Residency, LogBlock, _Keys, flat_log, refreshed_before_eviction
+from metronome.sim.l1 import L1Residency, LogBlock, flat_log, refreshed_before_eviction
+from metronome.sim.l1_keys import WorkingKeys
 
 SIZES = (40, 40, 40)  # flat input, weight and output tensors
 
@@ -34,7 +35,7 @@ def _l1(capacity: int, eviction: str, psum: bool) -> L1Residency:
     )
 
 
-def _keys(l1: L1Residency, sets: list[list[list[int]]]) -> _Keys:
+def _keys(l1: L1Residency, sets: list[list[list[int]]]) -> WorkingKeys:
     """Working keys of one step: ``sets[p][t]`` the flat indices PE ``p`` touches."""
     keys = [
         p * l1.total + l1.offsets[t] + i
@@ -43,8 +44,8 @@ def _keys(l1: L1Residency, sets: list[list[list[int]]]) -> _Keys:
         for i in sorted(set(idx))
     ]
     flat = np.array(sorted(keys), dtype=np.int64)
-    tensor = l1._tensor(flat) if flat.size else flat
-    return _Keys(flat, tensor, [], np.zeros(0, dtype=np.int64))
+    tensor = l1.space.tensor(flat) if flat.size else flat
+    return WorkingKeys(flat, tensor, [], np.zeros(0, dtype=np.int64))
 
 
 @st.composite
@@ -83,7 +84,7 @@ def _check_bulk(
     none = np.zeros(3, dtype=np.int64)
     for l1 in (ref, fast):
         touches = ((i, _keys(l1, s).keys, none, 1, 1) for i, (_, s) in enumerate(plan))
-        l1.record_future(touches, len(plan))
+        l1.touches.record_future(touches, len(plan))
     out = np.zeros(1, dtype=np.int64)
     ref.log = []
     for i, (_, s) in enumerate(plan):
@@ -144,10 +145,10 @@ def _check_block(
     ones flatten (:func:`flat_log`) to what the stepping L1 logged step by step: with the
     evicted outputs given, and (when they are the logged ones translated) without."""
     want = flat_log(ref.log[first : first + (applied + 1) * m], (applied + 1) * m)
-    codes = np.sort((evicted[1] - first) * fast.span + evicted[0])
-    blocks = [LogBlock(logged[:7], shift, m, applied, codes, fast.span)]
+    codes = np.sort((evicted[1] - first) * fast.space.span + evicted[0])
+    blocks = [LogBlock(logged[:7], shift, m, applied, codes, fast.space.span)]
     if not unlike:
-        blocks.append(LogBlock(logged[:7], shift, m, applied, None, fast.span))
+        blocks.append(LogBlock(logged[:7], shift, m, applied, None, fast.space.span))
     for block in blocks:
         got = flat_log([*fast.log[:m], block], (applied + 1) * m)
         assert (got is None) == (want is None)
@@ -158,7 +159,7 @@ def _check_block(
     # A block missing a step, or one whose logged repetition a bulk cannot repeat, flattens
     # to nothing.
     assert flat_log([*fast.log[:m], blocks[0]], (applied + 1) * m + 1) is None
-    bad = LogBlock(None, shift, m, applied, None, fast.span)
+    bad = LogBlock(None, shift, m, applied, None, fast.space.span)
     assert flat_log([*fast.log[:m], bad], (applied + 1) * m) is None
 
 

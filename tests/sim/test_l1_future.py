@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from metronome.sim import REALISTIC, SimOptions
 from metronome.sim.context import RunContext
-from metronome.sim.l1 import _NEVER, L1Residency, _oldest_in
+from metronome.sim.l1 import L1Residency, _oldest_in
+from metronome.sim.l1_touches import NEVER
 from metronome.spec.hardware import Hardware
 from metronome.spec.maestro import parse_mapping_text
 
@@ -47,14 +48,14 @@ def _by_definition(
 ) -> bool:
     """Each repetition ``first``..``times``'s translated keys searched on their own: their
     next touches are the first ones translated (under ``lru``: come or not alike)."""
-    own = shift[l1._tensor(keys)]
-    base = l1._next_many(keys, index)
+    own = shift[l1.space.tensor(keys)]
+    base = l1.touches.next_many(keys, index)
     for k in range(first, times + 1):
-        found = l1._next_many(keys + k * own, index + k * m)
+        found = l1.touches.next_many(keys + k * own, index + k * m)
         if l1.eviction == "lru":
-            if not np.array_equal(found == _NEVER, base == _NEVER):
+            if not np.array_equal(found == NEVER, base == NEVER):
                 return False
-        elif not np.array_equal(found, np.where(base == _NEVER, _NEVER, base + k * m)):
+        elif not np.array_equal(found, np.where(base == NEVER, NEVER, base + k * m)):
             return False
     return True
 
@@ -87,18 +88,18 @@ def test_repetition_check_equals_one_search_per_repetition(touches, eviction) ->
     l1 = _l1(eviction)
     steps = max(i for i, _ in recorded) + 1 + (times + 1) * m
     none = np.zeros(3, dtype=np.int64)
-    l1.record_future(
+    l1.touches.record_future(
         ((i, np.array([key], dtype=np.int64), none, 1, 1) for i, key in recorded), steps
     )
     keys = np.array([key for _, key in asked], dtype=np.int64)
     index = np.array([i for i, _ in asked], dtype=np.int64)
     want = _by_definition(l1, keys, index, shift, m, times)
     event(f"repeats: {want}")
-    assert l1.future_repeats(keys, index, shift, m, times) == want
+    assert l1.touches.future_repeats(keys, index, shift, m, times) == want
     # Only the last repetition asked (the others checked before).
     last = _by_definition(l1, keys, index, shift, m, times, times)
     event(f"last repeats: {last}, all: {want}")
-    assert l1.future_repeats(keys, index, shift, m, times, times) == last
+    assert l1.touches.future_repeats(keys, index, shift, m, times, times) == last
 
 
 @pytest.mark.parametrize("eviction", ["lru", "optimal"])
@@ -109,11 +110,13 @@ def test_repetition_check_from_a_later_repetition_skips_the_earlier_ones(evictio
     l1 = _l1(eviction)
     none = np.zeros(3, dtype=np.int64)
     touches = [(5, 24), (7, 26)]
-    l1.record_future(((i, np.array([k], dtype=np.int64), none, 1, 1) for i, k in touches), 20)
+    l1.touches.record_future(
+        ((i, np.array([k], dtype=np.int64), none, 1, 1) for i, k in touches), 20
+    )
     keys, index = np.array([24], dtype=np.int64), np.array([0], dtype=np.int64)
     shift = np.array([0, 0, 1], dtype=np.int64)
-    assert not l1.future_repeats(keys, index, shift, 1, 2)
-    assert l1.future_repeats(keys, index, shift, 1, 2, 2)
+    assert not l1.touches.future_repeats(keys, index, shift, 1, 2)
+    assert l1.touches.future_repeats(keys, index, shift, 1, 2, 2)
 
 
 def _same_touches(layer, mapping, hw, eviction: str) -> None:

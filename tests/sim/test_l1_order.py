@@ -1,7 +1,7 @@
 """The array helpers of the L1's flat logs and next-touch table against their numpy
 definitions: the key order of a repetition's touches (``_stable_order``, a stable argsort,
 also where the sorted codes would overflow), each key's last touch (``l1_touches.last_touches``) and
-the next-touch table's search (``_sorted_search``)."""
+the next-touch table's search (``sorted_search``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metronome.sim.l1 import _SORTED_SEARCH_MIN, _sorted_search, _stable_order
+from metronome.sim.l1 import _stable_order
+from metronome.sim.l1_touches import SORTED_SEARCH_MIN, sorted_search
 from metronome.sim.l1_touches import last_touches as _last_touches
 
 # Small key ranges give equal keys (what stability is about); 2**61 makes key * n overflow
@@ -45,8 +46,8 @@ def test_sorted_search_equals_searchsorted(seed: int, rows: int, shuffled: bool)
     # shuffled), enough of them for the sorting path; a table with repeated values.
     rng = np.random.default_rng(seed)
     table = np.sort(rng.integers(0, 5000, 3000))
-    width = -(-_SORTED_SEARCH_MIN // rows) + 1
+    width = -(-SORTED_SEARCH_MIN // rows) + 1
     codes = np.sort(rng.integers(-10, 5010, (rows, width)), axis=1).ravel()
     if shuffled:
         rng.shuffle(codes)
-    assert np.array_equal(_sorted_search(table, codes), np.searchsorted(table, codes, side="right"))
+    assert np.array_equal(sorted_search(table, codes), np.searchsorted(table, codes, side="right"))

@@ -366,9 +366,9 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
     without it (every bulk through ``bulk_calm``)."""
     from metronome.sim import fast as fast_module
     from metronome.sim import l1_bulk
-    from metronome.sim.l1 import L1Residency
+    from metronome.sim.l1_outcome import StepOutcomes
 
-    bulk, replay = l1_bulk.bulk_calm, L1Residency.replay
+    bulk, replay = l1_bulk.bulk_calm, StepOutcomes.replay
     bulk_steady = fast_module.bulk_steady
     evicting, replayed = [], []
 
@@ -388,7 +388,7 @@ def test_fast_path_equals_simpy_with_bulk_repetitions_evicting_partial_sums(
 
     monkeypatch.setattr(l1_bulk, "bulk_calm", counted)
     monkeypatch.setattr(fast_module, "bulk_steady", counted_steady)
-    monkeypatch.setattr(L1Residency, "replay", replays)
+    monkeypatch.setattr(StepOutcomes, "replay", replays)
     fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
     # The cases this checks: repetitions that evict partial sums went in bulk, some
     # evicting other outputs than the logged repetition's translated (own records).
@@ -403,11 +403,11 @@ def _same_next_touches(layer, mapping, hw, eviction: str) -> None:
     grouped (``record_future_steps``), equals the same table fed step by step."""
     run = RunContext(layer, mapping, hw, SimOptions(policy=REALISTIC, l1_eviction=eviction))
     assert run.l1 is not None
-    grouped = run.l1._touches.copy()
+    grouped = run.l1.touches.table.copy()
     none = np.zeros(3, dtype=np.int64)
     blocks = [(s.index, run.future_keys((s, sch)), none, 1, 1) for s, sch in run.stream]
-    run.l1.record_future(blocks, len(blocks))
-    assert np.array_equal(grouped, run.l1._touches)
+    run.l1.touches.record_future(blocks, len(blocks))
+    assert np.array_equal(grouped, run.l1.touches.table)
 
 
 @pytest.mark.parametrize("eviction", ["lru", "optimal"])
@@ -430,21 +430,21 @@ def test_next_touches_from_memoised_keys_equal_step_by_step(problem, l1, evictio
 def test_replay_signature_is_the_replayed_steps_signature(
     monkeypatch: pytest.MonkeyPatch, y: int, x: int, size: int
 ) -> None:
-    """A replayed step's record is looked up by :meth:`L1Residency.replay_signature`,
-    built from :meth:`L1Residency.replay`: both must give the same signature, and steps
+    """A replayed step's record is looked up by :meth:`StepOutcomes.replay_signature`,
+    built from :meth:`StepOutcomes.replay`: both must give the same signature, and steps
     sending home different outputs different ones."""
-    from metronome.sim.l1 import L1Residency
+    from metronome.sim.l1_outcome import StepOutcomes
 
-    signature = L1Residency.replay_signature
+    signature = StepOutcomes.replay_signature
     seen: list[bytes] = []
 
     def checked(self, wk, nk, hit, out_keys, out_base):  # type: ignore[no-untyped-def]
         sig = signature(self, wk, nk, hit, out_keys, out_base)
-        assert sig == L1Residency.replay(self, wk, nk, hit, out_keys, out_base).signature
+        assert sig == StepOutcomes.replay(self, wk, nk, hit, out_keys, out_base).signature
         seen.append(sig)
         return sig
 
-    monkeypatch.setattr(L1Residency, "replay_signature", checked)
+    monkeypatch.setattr(StepOutcomes, "replay_signature", checked)
     fast = _run(OS_SWEEP % (y, x), num_pes=2, l1_size_elems=size)
     # Steps were replayed, with different outcomes.
     assert len(set(seen)) > 1

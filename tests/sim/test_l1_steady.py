@@ -92,7 +92,9 @@ def test_stale_inputs_go_oldest_first_and_a_stale_partial_sum_leaves() -> None:
     l1 = _l1(4, "lru", False)
     plan = [*prefix, *([[[4 + k], [0], []], idle] for k in range(6)), *late]
     none = np.zeros(3, dtype=np.int64)
-    l1.record_future(((i, _keys(l1, s).keys, none, 1, 1) for i, s in enumerate(plan)), len(plan))
+    l1.touches.record_future(
+        ((i, _keys(l1, s).keys, none, 1, 1) for i, s in enumerate(plan)), len(plan)
+    )
     out = np.zeros(1, dtype=np.int64)
     for i in range(2):
         l1.step(i, _keys(l1, plan[i]), None, out)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import metronome.sim.context as context_module
 from metronome.sim import REALISTIC, SimOptions, simulate
 from metronome.sim.flows import disjoint_flows, refine
-from metronome.sim.l1 import L1Residency, StepL1
+from metronome.sim.l1 import L1Residency
+from metronome.sim.l1_outcome import StepL1
 from metronome.spec.hardware import Hardware
 from metronome.spec.maestro import parse_mapping_text
 
@@ -88,25 +89,27 @@ def test_leaving_coords_are_the_expanded_boxes_elements() -> None:
         dims=(("A",), ("B",), ("Y", "X")),
         memo=True,
     )
-    l1.rep_of = np.array([0, 0, 2], dtype=np.int64)
-    l1._out_offset = np.array([[0, 1, 0], [0, 0, 0]], dtype=np.int64)
+    l1.space.rep_of = np.array([0, 0, 2], dtype=np.int64)
+    l1.space.out_offset = np.array([[0, 1, 0], [0, 0, 0]], dtype=np.int64)
     out = l1.offsets[2]
     # PE 0 sends (0, 1) and (1, 3) (flat 1, 8); PE 2 sends (2, 0) (flat 10).
     keys = np.array([out + 1, out + 8, 2 * l1.total + out + 10], dtype=np.int64)
     base = np.zeros(2, dtype=np.int64)
     s = StepL1(
         ([None] * 3, [None] * 3),
-        l1.leaving_boxes(keys, base),
+        l1.outcomes.leaving_boxes(keys, base),
         np.zeros(3, dtype=np.int64),
         True,
         False,
         b"",
         keys,
     )
-    pes, coords = l1.leaving_coords(keys)
+    pes, coords = l1.space.leaving_coords(keys)
     assert pes.tolist() == [0, 0, 1, 1, 2]
     assert coords.T.tolist() == [[0, 1], [1, 3], [1, 1], [2, 3], [2, 0]]
-    for p, lo, hi, mask in ((p, *e) for p, e in enumerate(l1.expand(s).egress) if e is not None):
+    for p, lo, hi, mask in (
+        (p, *e) for p, e in enumerate(l1.space.expand(s).egress) if e is not None
+    ):
         box = np.ones(tuple((hi - lo).tolist()), dtype=bool) if mask is None else mask
         want = sorted((np.argwhere(box) + lo).tolist())
         assert sorted(coords[:, pes == p].T.tolist()) == want

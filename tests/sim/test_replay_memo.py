@@ -6,14 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metronome.sim import REALISTIC, SimOptions, simulate
-from metronome.sim.fast import FastPath
 from metronome.sim.replays import ReplayMemo
-from metronome.sim.schedule import Segment
 from metronome.sim.traffic import StepRecord
 from metronome.spec.hardware import Hardware
-from metronome.spec.maestro import parse_mapping_text
 
+from .helpers import fast_run_records
 from .test_keyed_segments import OS_K6, ROWS
 
 
@@ -22,31 +19,18 @@ def _run(
 ) -> tuple[dict[str, object], list[int], int]:
     """The fast run's result, each step's record id and how many replayed steps the
     memo answered."""
-    pieces: list[tuple[int, int, list[StepRecord]]] = []
     hits: list[int] = []
-    piece, get = FastPath._piece, ReplayMemo.get
-
-    def logged(self: FastPath, seg: Segment, recs: list[StepRecord]) -> None:
-        pieces.append((seg.steps[0].index, seg.count, list(recs)))
-        piece(self, seg, recs)
+    get = ReplayMemo.get
 
     def counted(self: ReplayMemo, key: object, r: int) -> StepRecord | None:
         found = get(self, key, r)  # type: ignore[arg-type]
         hits.extend([1] if found is not None else [])
         return found
 
-    monkeypatch.setattr(FastPath, "_piece", logged)
     monkeypatch.setattr(ReplayMemo, "get", counted)
-    entry = parse_mapping_text(text).layers[0]
-    assert entry.mapping is not None
-    hw = Hardware(num_pes=pes, l1_size_elems=l1)
-    result = simulate(entry.layer, entry.mapping, hw, SimOptions(policy=REALISTIC))
-    monkeypatch.setattr(FastPath, "_piece", piece)
+    result, rids = fast_run_records(text, Hardware(num_pes=pes, l1_size_elems=l1), monkeypatch)
     monkeypatch.setattr(ReplayMemo, "get", get)
-    rids: list[int] = []
-    for _first, count, recs in sorted(pieces, key=lambda p: p[0]):
-        rids.extend([r.rid for r in recs] * count)
-    return result.layer.to_dict(), rids, len(hits)
+    return result, rids, len(hits)
 
 
 @pytest.mark.parametrize(("text", "pes", "l1"), [(OS_K6, 2, 40), (ROWS % 10, 1, 40)])
