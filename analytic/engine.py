@@ -994,9 +994,11 @@ def analyze_problem(
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
         raise _no_valid_unit_error(ctx, maestro_crashes=False)
     innermost = ctx.innermost_l1 if ctx.innermost_l1 is not None else top.l1_size_req
-    top = replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
+    done = {"innermost_l1_size_req": innermost, "levels_analyzed": ctx.analyses}
     if ctx.machine is not None:
-        top = _refined_offchip(ctx, ctx.machine, top)
+        top = _refined_offchip(ctx, ctx.machine, top, done)
+    else:
+        top = replace(top, **done)
     _release(ctx)
     return top
 

@@ -259,22 +259,23 @@ def _sweeps(
             else:
                 beyond = _whole(dims, strides, dim, counted)
         factors.append((i, within, beyond, per_pe.get(counted, 1.0) if per_pe else None))
+    # The innermost of the view's directives at or outside ``inside`` changes only at
+    # its directives: one value per run of ``inside`` between two of them.
     out: list[int] = []
-    known: dict[int, int] = {}
-    for inside in range(len(model.directives) + 1):
-        innermost = -1
-        for i in view.order:
-            if innermost < i <= inside:
-                innermost = i
-        value = known.get(innermost)
-        if value is None:
-            total: float = 1
-            for i, within, beyond, share in factors:
-                total *= within if i <= innermost else beyond
-                if share is not None:
-                    total *= share
-            value = known[innermost] = math.ceil(total)
-        out.append(value)
+    marks = sorted(set(view.order))
+    ends = [*marks[1:], len(model.directives) + 1] if marks else []
+    if not marks or marks[0] > 0:
+        ends.insert(0, marks[0] if marks else len(model.directives) + 1)
+        marks.insert(0, -1)
+    start = 0
+    for innermost, end in zip(marks, ends, strict=True):
+        total: float = 1
+        for i, within, beyond, share in factors:
+            total *= within if i <= innermost else beyond
+            if share is not None:
+                total *= share
+        out += [math.ceil(total)] * (end - start)
+        start = end
     return out
 
 

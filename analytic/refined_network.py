@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from math import prod
+from typing import Any
 
 from metronome.spec.hardware import UNBOUNDED
 from metronome.spec.window import FILTER_OF
@@ -513,11 +514,14 @@ def _channel_cycles(
     return steps + ceil_div(once, bw)
 
 
-def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
+def _refined_offchip(
+    ctx: _Context, machine: Machine, top: LevelResult, done: dict[str, Any]
+) -> LevelResult:
     """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
     reads of partial sums, and the runtime with the off-chip channel as a floor: the
     first step's data arrive before it starts and the outputs go off-chip after the
-    last one (docs/refined-model.md, "Off-chip")."""
+    last one (docs/refined-model.md, "Off-chip"); ``done``: the other fields of ``top``
+    the analysis completes (one copy of the result)."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
     arrays: list[tuple[int, ...]] = []
@@ -606,4 +610,5 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         l1_writes=(l2_reads[0], l2_reads[1], top.l1_writes[2]),
         offchip_reads=reads,
         offchip_writes=outputs + evicted,
+        **done,
     )
