@@ -49,6 +49,7 @@ from .deviations import Quirks
 from .groups import ExactCounts
 from .problem import LevelDirective, Problem
 from .refined import (
+    PES_READ,
     LevelReuse,
     Machine,
     drain_hops,
@@ -984,7 +985,7 @@ def analyze_problem(
             # nested levels' transfer terms were derived with them.
             ctx.machine = replace(ctx.machine, reach_hops=reach_hops(ctx.machine, ()))
         else:
-            pes = _data_pes(ctx)
+            pes = _data_pes(ctx) if ctx.machine.topology in PES_READ else []
             ctx.machine = replace(
                 ctx.machine,
                 reach_hops=reach_hops(ctx.machine, pes),

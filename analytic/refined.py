@@ -38,6 +38,7 @@ from .cases import EDGE, State
 from .traffic import LevelModel, TensorView
 
 __all__ = [
+    "PES_READ",
     "LevelReuse",
     "Machine",
     "array_footprints",
@@ -101,6 +102,11 @@ def machine_of(hardware: Hardware) -> Machine:
         l2_write_bw=hardware.l2_write_bw_elems_per_cycle,
         mesh_l2_corner=hardware.mesh_l2_position == "corner",
     )
+
+
+PES_READ = frozenset({"mesh", "systolic"})
+"""The topologies whose :func:`reach_hops` and :func:`drain_hops` read the PEs that
+hold data (elsewhere every PE is as far)."""
 
 
 def reach_hops(machine: Machine, pes: Iterable[int]) -> int:
@@ -300,15 +306,15 @@ def array_footprints(
     the units of its current fold (``array=False``: what one unit touches, the
     footprints of :func:`level_reuse` without a per-PE split)."""
     n = len(model.directives)
-    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
-    out = []
-    inputs = [_sweeps(model, dims, per_directive, strides, v, array) for v in model.inputs]
+    # Outputs are revisited inside ``c`` from the outermost reduction loop that iterates.
+    revisited = min([r for r in model.non_output if positions(per_directive[r]) > 1], default=n)
+    totals = [0] * n
+    for v in model.inputs:
+        sweep = _sweeps(model, dims, per_directive, strides, v, array)
+        for c in range(n):
+            totals[c] += sweep[c]
     output = _sweeps(model, dims, per_directive, strides, model.output, array)
-    for c in range(n):
-        total = sum([sweep[c] for sweep in inputs])
-        revisited = any(r <= c for r in reductions)
-        out.append(total + output[c if revisited else n])
-    return tuple(out)
+    return tuple([total + output[c if c >= revisited else n] for c, total in enumerate(totals)])
 
 
 def evicted_psums(

@@ -500,17 +500,17 @@ def _channel_cycles(
     if not refetched and not psums:
         return ceil_div(once, bw)
     share = {t: fetched[t] / top.l2_reads[t] for t in refetched if top.l2_reads[t] > 0}
-    egress = sum(occ * volumes[-1] for occ, volumes in top.case_volumes)
+    # The steps moving each set of volumes (cases repeat a few).
+    steps_of: dict[tuple[int, ...], int] = {}
+    for occ, volumes in top.case_volumes:
+        steps_of[volumes] = steps_of.get(volumes, 0) + occ
+    egress = sum([occ * volumes[-1] for volumes, occ in steps_of.items()])
     per_egress = psums / egress if egress > 0 else 0.0
     steps = 0
-    transfers: dict[tuple[int, ...], int] = {}
-    for occ, volumes in top.case_volumes:
-        cycles = transfers.get(volumes)
-        if cycles is None:
-            misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
-            misses += volumes[-1] * per_egress
-            cycles = transfers[volumes] = math.ceil(misses / bw - 1e-9)
-        steps += occ * cycles
+    for volumes, occ in steps_of.items():
+        misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+        misses += volumes[-1] * per_egress
+        steps += occ * math.ceil(misses / bw - 1e-9)
     return steps + ceil_div(once, bw)
 
 
