@@ -138,25 +138,26 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
 def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
     models = []
     last = len(problem.levels) - 1
+    strides = None if quirks.stride_ignored_in_tile_outputs else dict(problem.strides)
     for index, directives in enumerate(problem.levels):
         dims = dict(problem.level_dims[index])
+        names = [d.dim for d in directives]
         first_index: dict[str, int] = {}
-        for i, d in enumerate(directives):
-            first_index.setdefault(d.dim, i)
+        for i, dim in enumerate(names):
+            first_index.setdefault(dim, i)
         views = []
         for tensor in problem.tensors:
-            coupled = tuple(i for i, d in enumerate(directives) if d.dim in tensor.dims)
+            coupled = tuple([i for i, dim in enumerate(names) if dim in tensor.dims])
+            renamed = tensor.is_output and problem.conv
             by_dim = tuple(
-                (
-                    dim,
-                    first_index[dim],
-                    OUTPUT_OF.get(dim, dim) if tensor.is_output and problem.conv else dim,
-                )
-                for dim in tensor.dims
-                if dim in first_index
+                [
+                    (dim, first_index[dim], OUTPUT_OF.get(dim, dim) if renamed else dim)
+                    for dim in tensor.dims
+                    if dim in first_index
+                ]
             )
-            views.append(TensorView(tensor, coupled, by_dim, tuple(i for _, i, _ in by_dim)))
-        spatial = tuple(i for i, d in enumerate(directives) if d.spatial)
+            views.append(TensorView(tensor, coupled, by_dim, tuple([i for _, i, _ in by_dim])))
+        spatial = tuple([i for i, d in enumerate(directives) if d.spatial])
         output = next(v for v in views if v.tensor.is_output)
         units = problem.units[index]
         models.append(
@@ -173,16 +174,14 @@ def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, .
                     dims,
                     clip_oversized=not quirks.oversized_tile_edge_cut,
                     no_edge_past_the_end=not quirks.steps_past_the_end,
-                    strides=None
-                    if quirks.stride_ignored_in_tile_outputs
-                    else dict(problem.strides),
+                    strides=strides,
                 ),
-                inputs=tuple(v for v in views if not v.tensor.is_output),
+                inputs=tuple([v for v in views if not v.tensor.is_output]),
                 output=output,
                 first_spatial=spatial[0],
                 spatial=spatial,
                 non_output=tuple(
-                    i for i, d in enumerate(directives) if d.dim not in output.tensor.dims
+                    [i for i, dim in enumerate(names) if dim not in output.tensor.dims]
                 ),
                 innermost=index == last,
                 quirks=quirks,
