@@ -248,12 +248,16 @@ def layer_result(
         metrics[f"{name}_l1_size_req_elems"] = top.innermost_l1_size_req[t]
     metrics.update(extra_metrics)
     notes: list[str] = []
-    finite: list[tuple[str, int | float]] = []
-    for key, value in sorted(metrics.items()):
-        if isinstance(value, float) and not math.isfinite(value):
-            notes.append(f"undefined: {key} = {_nonfinite_text(value)}")
-        else:
-            finite.append((key, value))
+    finite = sorted(metrics.items())
+    # A sum of the floats is finite only if each is (one that overflows takes the
+    # long way too).
+    if not math.isfinite(sum([v for v in metrics.values() if isinstance(v, float)])):
+        finite = []
+        for key, value in sorted(metrics.items()):
+            if isinstance(value, float) and not math.isfinite(value):
+                notes.append(f"undefined: {key} = {_nonfinite_text(value)}")
+            else:
+                finite.append((key, value))
     tensors = make_tensors(
         {
             name: TensorCounts(
