@@ -472,8 +472,9 @@ def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, ac
     return max(active - model.edge_units, 1) if 0 < model.edge_units < active else active
 
 
-def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
-    """Per dimension, the rows some innermost tile reads (tiles may leave gaps)."""
+def _touched(ctx: _Context, dims: dict[str, int], wanted: set[str]) -> dict[str, int]:
+    """Per dimension of ``wanted``, the rows some innermost tile reads (tiles may leave
+    gaps)."""
     # Per level, the (size, offset) of its first directive on each dimension.
     firsts: list[dict[str, tuple[int, int]]] = []
     for model in ctx.models:
@@ -483,7 +484,8 @@ def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
         firsts.append(first)
     out: dict[str, int] = {}
     for dim, extent in dims.items():
-        out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
+        if dim in wanted:
+            out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
     return out
 
 
@@ -546,7 +548,7 @@ def _refined_offchip(
     l2_reads = list(top.l2_reads)
     reads = 0
     refetched: list[int] = []
-    rows = _touched(ctx, dims)
+    rows = _touched(ctx, dims, {d for view in model.inputs for d in view.tensor.dims})
     taken = [positions(states) for states in per_directive]
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
