@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from math import prod
 
 from metronome.spec.energy import energy_table
@@ -158,16 +158,12 @@ def analyze_layer(
         energy_l1_counts=energy_l1,
         table=table,
         int32_sizes=quirks.int32_overflow,
+        # The ``steady_*`` metrics of :mod:`metronome.analytic.steady`.
+        extra_metrics=steady_state(
+            problem, simd_lanes=hardware.simd_lanes, quirks=quirks
+        ).metrics(),
     )
-    return _with_steady_state(result, problem, hardware, quirks), own_l1
-
-
-def _with_steady_state(
-    result: LayerResult, problem: Problem, hardware: Hardware, quirks: Quirks
-) -> LayerResult:
-    """``result`` with the ``steady_*`` metrics of :mod:`metronome.analytic.steady` added."""
-    steady = steady_state(problem, simd_lanes=hardware.simd_lanes, quirks=quirks)
-    return replace(result, metrics=tuple(sorted((*result.metrics, *steady.metrics()))))
+    return result, own_l1
 
 
 def analyze(

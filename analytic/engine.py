@@ -49,6 +49,7 @@ from .deviations import Quirks
 from .groups import ExactCounts
 from .problem import LevelDirective, Problem
 from .refined import (
+    PES_READ,
     LevelReuse,
     Machine,
     drain_hops,
@@ -137,25 +138,26 @@ def _level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
 def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, ...]:
     models = []
     last = len(problem.levels) - 1
+    strides = None if quirks.stride_ignored_in_tile_outputs else dict(problem.strides)
     for index, directives in enumerate(problem.levels):
         dims = dict(problem.level_dims[index])
+        names = [d.dim for d in directives]
         first_index: dict[str, int] = {}
-        for i, d in enumerate(directives):
-            first_index.setdefault(d.dim, i)
+        for i, dim in enumerate(names):
+            first_index.setdefault(dim, i)
         views = []
         for tensor in problem.tensors:
-            coupled = tuple(i for i, d in enumerate(directives) if d.dim in tensor.dims)
+            coupled = tuple([i for i, dim in enumerate(names) if dim in tensor.dims])
+            renamed = tensor.is_output and problem.conv
             by_dim = tuple(
-                (
-                    dim,
-                    first_index[dim],
-                    OUTPUT_OF.get(dim, dim) if tensor.is_output and problem.conv else dim,
-                )
-                for dim in tensor.dims
-                if dim in first_index
+                [
+                    (dim, first_index[dim], OUTPUT_OF.get(dim, dim) if renamed else dim)
+                    for dim in tensor.dims
+                    if dim in first_index
+                ]
             )
-            views.append(TensorView(tensor, coupled, by_dim, tuple(i for _, i, _ in by_dim)))
-        spatial = tuple(i for i, d in enumerate(directives) if d.spatial)
+            views.append(TensorView(tensor, coupled, by_dim, tuple([i for _, i, _ in by_dim])))
+        spatial = tuple([i for i, d in enumerate(directives) if d.spatial])
         output = next(v for v in views if v.tensor.is_output)
         units = problem.units[index]
         models.append(
@@ -172,16 +174,14 @@ def _build_level_models(problem: Problem, quirks: Quirks) -> tuple[LevelModel, .
                     dims,
                     clip_oversized=not quirks.oversized_tile_edge_cut,
                     no_edge_past_the_end=not quirks.steps_past_the_end,
-                    strides=None
-                    if quirks.stride_ignored_in_tile_outputs
-                    else dict(problem.strides),
+                    strides=strides,
                 ),
-                inputs=tuple(v for v in views if not v.tensor.is_output),
+                inputs=tuple([v for v in views if not v.tensor.is_output]),
                 output=output,
                 first_spatial=spatial[0],
                 spatial=spatial,
                 non_output=tuple(
-                    i for i, d in enumerate(directives) if d.dim not in output.tensor.dims
+                    [i for i, dim in enumerate(names) if dim not in output.tensor.dims]
                 ),
                 innermost=index == last,
                 quirks=quirks,
@@ -984,7 +984,7 @@ def analyze_problem(
             # nested levels' transfer terms were derived with them.
             ctx.machine = replace(ctx.machine, reach_hops=reach_hops(ctx.machine, ()))
         else:
-            pes = _data_pes(ctx)
+            pes = _data_pes(ctx) if ctx.machine.topology in PES_READ else []
             ctx.machine = replace(
                 ctx.machine,
                 reach_hops=reach_hops(ctx.machine, pes),
@@ -994,9 +994,11 @@ def analyze_problem(
     if top.occurrences == 0 and not quirks.oversized_tile_edge_cut:
         raise _no_valid_unit_error(ctx, maestro_crashes=False)
     innermost = ctx.innermost_l1 if ctx.innermost_l1 is not None else top.l1_size_req
-    top = replace(top, innermost_l1_size_req=innermost, levels_analyzed=ctx.analyses)
+    done = {"innermost_l1_size_req": innermost, "levels_analyzed": ctx.analyses}
     if ctx.machine is not None:
-        top = _refined_offchip(ctx, ctx.machine, top)
+        top = _refined_offchip(ctx, ctx.machine, top, done)
+    else:
+        top = replace(top, **done)
     _release(ctx)
     return top
 

@@ -38,6 +38,7 @@ from .cases import EDGE, State
 from .traffic import LevelModel, TensorView
 
 __all__ = [
+    "PES_READ",
     "LevelReuse",
     "Machine",
     "array_footprints",
@@ -101,6 +102,11 @@ def machine_of(hardware: Hardware) -> Machine:
         l2_write_bw=hardware.l2_write_bw_elems_per_cycle,
         mesh_l2_corner=hardware.mesh_l2_position == "corner",
     )
+
+
+PES_READ = frozenset({"mesh", "systolic"})
+"""The topologies whose :func:`reach_hops` and :func:`drain_hops` read the PEs that
+hold data (elsewhere every PE is as far)."""
 
 
 def reach_hops(machine: Machine, pes: Iterable[int]) -> int:
@@ -259,22 +265,23 @@ def _sweeps(
             else:
                 beyond = _whole(dims, strides, dim, counted)
         factors.append((i, within, beyond, per_pe.get(counted, 1.0) if per_pe else None))
+    # The innermost of the view's directives at or outside ``inside`` changes only at
+    # its directives: one value per run of ``inside`` between two of them.
     out: list[int] = []
-    known: dict[int, int] = {}
-    for inside in range(len(model.directives) + 1):
-        innermost = -1
-        for i in view.order:
-            if innermost < i <= inside:
-                innermost = i
-        value = known.get(innermost)
-        if value is None:
-            total: float = 1
-            for i, within, beyond, share in factors:
-                total *= within if i <= innermost else beyond
-                if share is not None:
-                    total *= share
-            value = known[innermost] = math.ceil(total)
-        out.append(value)
+    marks = sorted(set(view.order))
+    ends = [*marks[1:], len(model.directives) + 1] if marks else []
+    if not marks or marks[0] > 0:
+        ends.insert(0, marks[0] if marks else len(model.directives) + 1)
+        marks.insert(0, -1)
+    start = 0
+    for innermost, end in zip(marks, ends, strict=True):
+        total: float = 1
+        for i, within, beyond, share in factors:
+            total *= within if i <= innermost else beyond
+            if share is not None:
+                total *= share
+        out += [math.ceil(total)] * (end - start)
+        start = end
     return out
 
 
@@ -299,15 +306,15 @@ def array_footprints(
     the units of its current fold (``array=False``: what one unit touches, the
     footprints of :func:`level_reuse` without a per-PE split)."""
     n = len(model.directives)
-    reductions = [r for r in model.non_output if positions(per_directive[r]) > 1]
-    out = []
-    inputs = [_sweeps(model, dims, per_directive, strides, v, array) for v in model.inputs]
+    # Outputs are revisited inside ``c`` from the outermost reduction loop that iterates.
+    revisited = min([r for r in model.non_output if positions(per_directive[r]) > 1], default=n)
+    totals = [0] * n
+    for v in model.inputs:
+        sweep = _sweeps(model, dims, per_directive, strides, v, array)
+        for c in range(n):
+            totals[c] += sweep[c]
     output = _sweeps(model, dims, per_directive, strides, model.output, array)
-    for c in range(n):
-        total = sum([sweep[c] for sweep in inputs])
-        revisited = any(r <= c for r in reductions)
-        out.append(total + output[c if revisited else n])
-    return tuple(out)
+    return tuple([total + output[c if c >= revisited else n] for c, total in enumerate(totals)])
 
 
 def evicted_psums(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from math import prod
+from typing import Any
 
 from metronome.spec.hardware import UNBOUNDED
 from metronome.spec.window import FILTER_OF
@@ -471,8 +472,9 @@ def _senders(model: LevelModel, states: tuple[State, ...], reuse: LevelReuse, ac
     return max(active - model.edge_units, 1) if 0 < model.edge_units < active else active
 
 
-def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
-    """Per dimension, the rows some innermost tile reads (tiles may leave gaps)."""
+def _touched(ctx: _Context, dims: dict[str, int], wanted: set[str]) -> dict[str, int]:
+    """Per dimension of ``wanted``, the rows some innermost tile reads (tiles may leave
+    gaps)."""
     # Per level, the (size, offset) of its first directive on each dimension.
     firsts: list[dict[str, tuple[int, int]]] = []
     for model in ctx.models:
@@ -482,7 +484,8 @@ def _touched(ctx: _Context, dims: dict[str, int]) -> dict[str, int]:
         firsts.append(first)
     out: dict[str, int] = {}
     for dim, extent in dims.items():
-        out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
+        if dim in wanted:
+            out[dim] = touched_rows([first.get(dim) for first in firsts], extent)
     return out
 
 
@@ -499,25 +502,28 @@ def _channel_cycles(
     if not refetched and not psums:
         return ceil_div(once, bw)
     share = {t: fetched[t] / top.l2_reads[t] for t in refetched if top.l2_reads[t] > 0}
-    egress = sum(occ * volumes[-1] for occ, volumes in top.case_volumes)
+    # The steps moving each set of volumes (cases repeat a few).
+    steps_of: dict[tuple[int, ...], int] = {}
+    for occ, volumes in top.case_volumes:
+        steps_of[volumes] = steps_of.get(volumes, 0) + occ
+    egress = sum([occ * volumes[-1] for volumes, occ in steps_of.items()])
     per_egress = psums / egress if egress > 0 else 0.0
     steps = 0
-    transfers: dict[tuple[int, ...], int] = {}
-    for occ, volumes in top.case_volumes:
-        cycles = transfers.get(volumes)
-        if cycles is None:
-            misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
-            misses += volumes[-1] * per_egress
-            cycles = transfers[volumes] = math.ceil(misses / bw - 1e-9)
-        steps += occ * cycles
+    for volumes, occ in steps_of.items():
+        misses = sum(volumes[t] * share.get(t, 0.0) for t in refetched)
+        misses += volumes[-1] * per_egress
+        steps += occ * math.ceil(misses / bw - 1e-9)
     return steps + ceil_div(once, bw)
 
 
-def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> LevelResult:
+def _refined_offchip(
+    ctx: _Context, machine: Machine, top: LevelResult, done: dict[str, Any]
+) -> LevelResult:
     """Off-chip reads (each element once while L2 holds it), L2 fills, read-modify-write
     reads of partial sums, and the runtime with the off-chip channel as a floor: the
     first step's data arrive before it starts and the outputs go off-chip after the
-    last one (docs/refined-model.md, "Off-chip")."""
+    last one (docs/refined-model.md, "Off-chip"); ``done``: the other fields of ``top``
+    the analysis completes (one copy of the result)."""
     model = ctx.models[0]
     dims, per_directive = level_states(model, ctx.problem.level_dims[0], ctx.quirks)
     arrays: list[tuple[int, ...]] = []
@@ -542,7 +548,7 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
     l2_reads = list(top.l2_reads)
     reads = 0
     refetched: list[int] = []
-    rows = _touched(ctx, dims)
+    rows = _touched(ctx, dims, {d for view in model.inputs for d in view.tensor.dims})
     taken = [positions(states) for states in per_directive]
     for t, view in enumerate(model.inputs):
         size = tensor_elems(dims, view.tensor.dims, rows)
@@ -606,4 +612,5 @@ def _refined_offchip(ctx: _Context, machine: Machine, top: LevelResult) -> Level
         l1_writes=(l2_reads[0], l2_reads[1], top.l1_writes[2]),
         offchip_reads=reads,
         offchip_writes=outputs + evicted,
+        **done,
     )

@@ -174,8 +174,10 @@ def layer_result(
     energy_l1_counts: tuple[int, ...],
     table: EnergyTable,
     int32_sizes: bool,
+    extra_metrics: tuple[tuple[str, int | float], ...] = (),
 ) -> LayerResult:
-    """The result schema entry of one layer (every MAESTRO column is a metric)."""
+    """The result schema entry of one layer (every MAESTRO column is a metric, and
+    each of ``extra_metrics``)."""
     runtime, macs = top.runtime, top.macs
     l2_total = sum(top.l2_size_req)
     l1_total = sum(top.innermost_l1_size_req)
@@ -184,6 +186,9 @@ def layer_result(
     noc_bw = min(hardware.noc_bw_elems_per_cycle, 2**31 - 1)
     cost = hardware_cost(hardware.num_pes, hardware.simd_lanes, noc_bw, l1_total, l2_total)
     energy_csv = csv_energy_nj(top, energy_l1_counts, multilevel)
+    l1_accesses = l1_read_access_count(top, hardware.l1_read_width_elems)
+    elem_hops = noc_elem_hops(top, hardware.noc_hops)
+    offchip = offchip_counts(top, output_elems)
     throughput = fdiv(macs, runtime)
     perf_per_energy = fdiv(fdiv(macs, runtime), energy_csv) * 1e9
     ops_per_j = fdiv(macs, energy_csv) * 1e9
@@ -200,10 +205,10 @@ def layer_result(
         "energy_nj": table.energy_nj(
             access_counts(top, hardware.noc_hops, output_elems, hardware.l1_read_width_elems)
         ),
-        "l1_read_accesses": l1_read_access_count(top, hardware.l1_read_width_elems),
-        "noc_traversals_elem_hops": noc_elem_hops(top, hardware.noc_hops),
-        "offchip_reads_elems": offchip_counts(top, output_elems)[0],
-        "offchip_writes_elems": offchip_counts(top, output_elems)[1],
+        "l1_read_accesses": l1_accesses,
+        "noc_traversals_elem_hops": elem_hops,
+        "offchip_reads_elems": offchip[0],
+        "offchip_writes_elems": offchip[1],
         "avg_active_pes": top.avg_active,
         "utilization": fdiv(macs, capacity),
         "num_pes": hardware.num_pes,
@@ -241,13 +246,18 @@ def layer_result(
         metrics[f"{name}_reuse_factor_ratio"] = reuse[t]
         metrics[f"{name}_l2_size_req_elems"] = top.l2_size_req[t]
         metrics[f"{name}_l1_size_req_elems"] = top.innermost_l1_size_req[t]
+    metrics.update(extra_metrics)
     notes: list[str] = []
-    finite: list[tuple[str, int | float]] = []
-    for key, value in sorted(metrics.items()):
-        if isinstance(value, float) and not math.isfinite(value):
-            notes.append(f"undefined: {key} = {_nonfinite_text(value)}")
-        else:
-            finite.append((key, value))
+    finite = sorted(metrics.items())
+    # A sum of the floats is finite only if each is (one that overflows takes the
+    # long way too).
+    if not math.isfinite(sum([v for v in metrics.values() if isinstance(v, float)])):
+        finite = []
+        for key, value in sorted(metrics.items()):
+            if isinstance(value, float) and not math.isfinite(value):
+                notes.append(f"undefined: {key} = {_nonfinite_text(value)}")
+            else:
+                finite.append((key, value))
     tensors = make_tensors(
         {
             name: TensorCounts(

@@ -55,8 +55,16 @@ def steady_state(problem: Problem, *, simd_lanes: int, quirks: Quirks) -> Steady
     # analysis. Only the ingress follows the case's changing loop.
     steady: tuple[int, int, int, int, float] | None = None
     steps = ingress = 0
+    # The states at an Edge position, by directive: a case is at one where it picked
+    # that very state (the cases are tuples of ``per_directive``'s states).
+    edges = [(i, s) for i, states in enumerate(per_directive) for s in states if s.position == EDGE]
     for states, occ in enumerate_cases(per_directive, int32_occurrences=quirks.int32_overflow):
-        if occ <= 0 or any(s.position == EDGE for s in states):
+        at_edge = occ <= 0
+        for i, edge in edges:
+            if states[i] is edge:
+                at_edge = True
+                break
+        if at_edge:
             continue
         changing = changing_directive(states)
         if changing < 0:
@@ -69,9 +77,8 @@ def steady_state(problem: Problem, *, simd_lanes: int, quirks: Quirks) -> Steady
             compute, active = _compute(ctx, case_model, states, psums, dims)
             steady = (egress, psums, case_macs, compute, active)
         steps += occ
-        ingress += occ * sum(
-            spatial_ingress(case_model, states, changing, v) for v in case_model.inputs
-        )
+        for v in case_model.inputs:
+            ingress += occ * spatial_ingress(case_model, states, changing, v)
     egress, _, macs, compute, active = steady or (0, 0, 0, 0, 0.0)
     cycles, macs, noc = steps * compute, steps * macs, ingress + steps * egress
     l1_all = pe_tiles * math.ceil(active) if steady is not None else 0
