@@ -26,10 +26,7 @@ A case whose busiest unit has no MAC is skipped (its output traffic is already c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from math import prod
-from operator import itemgetter
-from typing import NamedTuple
 
 from metronome.spec.hardware import UNBOUNDED, Hardware
 from metronome.spec.source import SpecError
@@ -651,9 +648,6 @@ def _case_volumes(
     volumes: list[int] = []
     on_units = model.index == 0 and ctx.unit_ratio < 1
     read_share = model.index == 0 and reuse is not None and len(ctx.models) > 1
-    memo: _IngressMemo | None = None
-    if reuse is not None and model.index == 0:
-        memo = _ingress_memo(ctx, model, reuse)
     for t, view in enumerate(model.inputs):
         if reuse is not None and (
             _held_since_sweep(reuse, view, states, changing)
@@ -667,57 +661,18 @@ def _case_volumes(
         ):
             volume = 0  # (What spatial_ingress answers, without building its arguments.)
         else:
-            key: tuple[int, ...] = ()
-            known = None
-            if memo is not None:
-                # The ingress reads of the case only the changing loop (the wrap and
-                # what the units keep follow from it) and the states of the directives
-                # over the tensor (equal states are one object).
-                key = (t, changing, *map(id, memo.over[t](states)))
-                known = memo.seen.get(key)
-            if known is not None:
-                volume = known[0]
-            else:
-                if kept is None:
-                    assert reuse is not None
-                    kept = tuple(
-                        [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
-                    )
-                volume = spatial_ingress(model, states, changing, view, wrap, kept)
-                if on_units:
-                    volume = _on_units(ctx, model, view, volume, t)
-                if read_share:
-                    volume = math.ceil(volume * _read_share(ctx, t))
-                if memo is not None:
-                    # (The entry holds the states: their identities stay theirs.)
-                    memo.seen[key] = (volume, states)
+            if kept is None:
+                assert reuse is not None
+                kept = tuple(
+                    [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
+                )
+            volume = spatial_ingress(model, states, changing, view, wrap, kept)
+            if on_units:
+                volume = _on_units(ctx, model, view, volume, t)
+            if read_share:
+                volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
     return volumes
-
-
-class _IngressMemo(NamedTuple):
-    """The top level's ingress per tensor and case (:func:`_case_volumes`), for its
-    model and reuse: cases told apart only by loops outside a tensor receive alike."""
-
-    model: LevelModel
-    reuse: LevelReuse
-    over: tuple[Callable[[tuple[State, ...]], tuple[State, ...]], ...]
-    """Per input tensor, the states of the directives over its dimensions."""
-    seen: dict[tuple[int, ...], tuple[int, tuple[State, ...]]]
-
-
-def _ingress_memo(ctx: _Context, model: LevelModel, reuse: LevelReuse) -> _IngressMemo:
-    """The :class:`_IngressMemo` of a level analysis (one per layer and reuse)."""
-    key = ("ingress_memo", id(model), id(reuse))
-    memo = ctx.shared.get(key)
-    if memo is None:
-        over = []
-        for view in model.inputs:
-            indices = sorted({*view.coupled, *view.order})
-            getter = itemgetter(*indices, *indices) if len(indices) == 1 else itemgetter(*indices)
-            over.append(getter)
-        memo = ctx.shared[key] = _IngressMemo(model, reuse, tuple(over), {})
-    return memo  # type: ignore[return-value]
 
 
 def _refined_case(
