@@ -525,17 +525,15 @@ def _count_case(
         if nested_key:
             ctx.shared[nested_key] = (model, states, reuse, (codes, egress, psums, case_mac, alike))
     ingress = 0
-    volumes: list[int] = []
-    for t, volume in enumerate(alike):
-        if t in held:
-            volume = 0
-        volumes.append(volume)
+    volumes: list[int] = alike if not held else [0 if t in held else v for t, v in enumerate(alike)]
+    l2_reads, l1_writes, l1_reads = totals.l2_reads, totals.l1_writes, totals.l1_reads
+    for t, volume in enumerate(volumes):
         if volume > 0 and changing >= 0:
             totals.received.add(t)
         ingress += volume
-        totals.l2_reads[t] += occ * volume
-        totals.l1_writes[t] = totals.l2_reads[t]
-        totals.l1_reads[t] += occ * case_mac
+        l2_reads[t] += occ * volume
+        l1_writes[t] = l2_reads[t]
+        l1_reads[t] += occ * case_mac
     totals.intensity = fdiv(case_mac, ingress)
     totals.ingress_total += occ * ingress
     machine = ctx.machine
@@ -648,6 +646,8 @@ def _case_volumes(
     above's step)."""
     kept: tuple[bool, ...] | None = None if reuse is not None else ()
     volumes: list[int] = []
+    on_units = model.index == 0 and ctx.unit_ratio < 1
+    read_share = model.index == 0 and reuse is not None and len(ctx.models) > 1
     for t, view in enumerate(model.inputs):
         if reuse is not None and (
             _held_since_sweep(reuse, view, states, changing)
@@ -667,11 +667,10 @@ def _case_volumes(
                     [f and s.position != INIT for f, s in zip(reuse.fits, states, strict=True)]
                 )
             volume = spatial_ingress(model, states, changing, view, wrap, kept)
-            if model.index == 0:
-                if ctx.unit_ratio < 1:
-                    volume = _on_units(ctx, model, view, volume, t)
-                if reuse is not None and len(ctx.models) > 1:
-                    volume = math.ceil(volume * _read_share(ctx, t))
+            if on_units:
+                volume = _on_units(ctx, model, view, volume, t)
+            if read_share:
+                volume = math.ceil(volume * _read_share(ctx, t))
         volumes.append(volume)
     return volumes
 
