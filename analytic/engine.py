@@ -233,10 +233,9 @@ def _analyze_level(
         and shared is None
         and all(len(states) == 1 for states in per_directive)
     ):
-        result = ctx.memo[key] = _one_case_level(ctx, model, dims_key, dims, per_directive)
-        if model.innermost and ctx.innermost_l1 is None:
-            ctx.innermost_l1 = result.l1_size_req
-        return result
+        return _remember(
+            ctx, key, model, _one_case_level(ctx, model, dims_key, dims, per_directive)
+        )
     totals = _Totals()
     if (
         ctx.machine is not None
@@ -244,10 +243,7 @@ def _analyze_level(
         and _counted_nothing(ctx, model, dims_key, dims, per_directive, totals)
     ):
         # (No reuse: the level counts no case; its totals hold its buffer sizes.)
-        result = ctx.memo[key] = totals.finish(quirks)
-        if model.innermost and ctx.innermost_l1 is None:
-            ctx.innermost_l1 = result.l1_size_req
-        return result
+        return _remember(ctx, key, model, totals.finish(quirks))
     if ctx.machine is not None and index == 0 and ctx.exact is not None and len(ctx.models) == 1:
         ctx.unit_ratio = _unit_ratio(ctx.exact, model, per_directive, quirks)
         if ctx.unit_ratio < 1:
@@ -281,7 +277,17 @@ def _analyze_level(
     last = (0, 0, 0)
     if reuse is not None and totals.egress:
         last = (totals.compute[-1], totals.egress[-1], totals.ingress[-1])
-    result = totals.finish(quirks, last)
+    return _remember(ctx, key, model, totals.finish(quirks, last))
+
+
+def _remember(
+    ctx: _Context,
+    key: tuple[int, tuple[tuple[str, int], ...], frozenset[int]],
+    model: LevelModel,
+    result: LevelResult,
+) -> LevelResult:
+    """``result`` memoised under ``key``; the innermost level's first result also
+    gives the layer's L1 size requirement."""
     if model.innermost and ctx.innermost_l1 is None:
         ctx.innermost_l1 = result.l1_size_req
     ctx.memo[key] = result
